@@ -1,0 +1,58 @@
+# The verbs people type. Everything expensive is cached under ~/.cache/modelops.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+CLUSTER ?= modelops
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: venv
+venv: ## create or reuse the Python environment (.venv -> ~/.cache/modelops/venv/...)
+	@hack/venv.sh
+
+.PHONY: controlplane
+controlplane: ## build (or reuse) etcd, kube-*, kubectl, kwok from upstream Go modules
+	@hack/controlplane/build.sh >/dev/null
+
+.PHONY: dev
+dev: venv controlplane ## start the local cluster, the operator and the sample
+	@hack/dev.sh $(CLUSTER)
+
+.PHONY: cluster-up
+cluster-up: controlplane ## start (or reuse) the local cluster
+	@hack/cluster/cluster.sh up $(CLUSTER) >/dev/null
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster and delete its state
+	@hack/cluster/cluster.sh down $(CLUSTER)
+
+.PHONY: lint
+lint: venv ## ruff and the import-layering contracts
+	$(VENV)/bin/ruff check operator tests e2e bench
+	$(VENV)/bin/ruff format --check operator tests e2e bench
+	$(VENV)/bin/lint-imports
+
+.PHONY: unit
+unit: venv ## unit tests only (no cluster, no Triton)
+	$(PY) -m pytest tests/unit
+
+.PHONY: test
+test: venv controlplane lint ## every test: unit, integration (real API server, Triton, torch) and e2e
+	$(PY) -m pytest tests e2e
+
+.PHONY: e2e
+e2e: venv controlplane ## end-to-end scenarios; MODELOPS_KUBECONFIG=... to use another cluster
+	$(PY) -m pytest e2e
+
+.PHONY: bench
+bench: venv controlplane ## benchmarks; each prints its figures and the command that made them
+	@hack/bench.sh
+
+.PHONY: crds
+crds: venv ## regenerate crds/ from the pydantic API models
+	$(PY) -m modelops.cli crds --output-dir crds --docs docs/api.md
+	$(PY) -m modelops.render.adapter_rules manifests/prometheus-adapter-rules.yaml

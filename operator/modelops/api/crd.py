@@ -1,0 +1,208 @@
+"""CustomResourceDefinitions generated from the API models.
+
+`crds()` is what `modelops crds` writes to crds/ and what the freshness test
+compares with the checked-in YAML; nothing else defines the schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from . import constants as c
+from .modeldeployment import ROOT_VALIDATIONS, ModelDeploymentSpec, ModelDeploymentStatus
+from .structural import model_schema
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """Everything about one kind that the CRD needs beyond its schema."""
+
+    kind: str
+    plural: str
+    singular: str
+    description: str
+    spec_model: type[BaseModel]
+    status_model: type[BaseModel]
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = c.CATEGORIES
+    printer_columns: tuple[dict[str, Any], ...] = ()
+    scale: dict[str, str] | None = None
+    root_validations: tuple[dict[str, str], ...] = ()
+    extra_names: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{c.GROUP}"
+
+    @property
+    def file_name(self) -> str:
+        # kubebuilder's convention, so the files look familiar: <group>_<plural>.yaml
+        return f"{c.GROUP}_{self.plural}.yaml"
+
+
+def _condition_column(name: str, ctype: str, attr: str, description: str, **kw: Any) -> dict:
+    return {
+        "name": name,
+        "type": "string",
+        "jsonPath": f'.status.conditions[?(@.type=="{ctype}")].{attr}',
+        "description": description,
+        **kw,
+    }
+
+
+MODEL_DEPLOYMENT = KindSpec(
+    kind=c.MD_KIND,
+    plural=c.MD_PLURAL,
+    singular=c.MD_SINGULAR,
+    short_names=c.MD_SHORT_NAMES,
+    description=(
+        "ModelDeployment serves one model on NVIDIA Triton Inference Server: a GPU-scheduled "
+        "Deployment, a Service, an optional autoscaler and an optional drift-monitor sidecar "
+        "that can trigger retraining. status reports readiness (kstatus conditions Ready, "
+        "Reconciling, Stalled), the served model version and the endpoints."
+    ),
+    spec_model=ModelDeploymentSpec,
+    status_model=ModelDeploymentStatus,
+    printer_columns=(
+        _condition_column("Ready", "Ready", "status", "Whether the model serves requests."),
+        {
+            "name": "Replicas",
+            "type": "integer",
+            "jsonPath": ".status.readyReplicas",
+            "description": "Ready Triton replicas.",
+        },
+        {
+            "name": "GPUs",
+            "type": "integer",
+            "jsonPath": ".status.gpus",
+            "description": "GPUs requested by all Triton pods.",
+        },
+        {
+            "name": "Version",
+            "type": "string",
+            "jsonPath": ".status.servedVersion",
+            "description": "Model version(s) being served.",
+        },
+        _condition_column("Reason", "Ready", "reason", "Reason of the Ready condition."),
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {
+            "name": "Model",
+            "type": "string",
+            "jsonPath": ".spec.model.storageUri",
+            "description": "Where the model is stored.",
+            "priority": 1,
+        },
+        _condition_column(
+            "Drifted", "Drifted", "status", "Whether input drift is detected.", priority=1
+        ),
+        _condition_column(
+            "Message", "Ready", "message", "Message of the Ready condition.", priority=1
+        ),
+    ),
+    scale={
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    },
+    root_validations=tuple(ROOT_VALIDATIONS),
+)
+
+KINDS: tuple[KindSpec, ...] = (MODEL_DEPLOYMENT,)
+
+
+def root_schema(kind: KindSpec) -> dict[str, Any]:
+    """The openAPIV3Schema of a kind: apiVersion/kind/metadata plus spec and status."""
+    spec = model_schema(kind.spec_model)
+    status = model_schema(kind.status_model)
+    schema: dict[str, Any] = {
+        "description": kind.description,
+        "type": "object",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {
+                "description": "APIVersion of this object: " + c.API_VERSION + ".",
+                "type": "string",
+            },
+            "kind": {"description": f"Kind of this object: {kind.kind}.", "type": "string"},
+            # The apiserver forbids anything but restrictions on name/generateName here.
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+    if kind.root_validations:
+        schema["x-kubernetes-validations"] = list(kind.root_validations)
+    return schema
+
+
+def build_crd(kind: KindSpec) -> dict[str, Any]:
+    """The apiextensions.k8s.io/v1 CustomResourceDefinition of a kind."""
+    names: dict[str, Any] = {
+        "kind": kind.kind,
+        "listKind": f"{kind.kind}List",
+        "plural": kind.plural,
+        "singular": kind.singular,
+    }
+    if kind.short_names:
+        names["shortNames"] = list(kind.short_names)
+    if kind.categories:
+        names["categories"] = list(kind.categories)
+    subresources: dict[str, Any] = {"status": {}}
+    if kind.scale:
+        subresources["scale"] = dict(kind.scale)
+    version: dict[str, Any] = {
+        "name": c.VERSION,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": root_schema(kind)},
+        "subresources": subresources,
+    }
+    if kind.printer_columns:
+        version["additionalPrinterColumns"] = [dict(col) for col in kind.printer_columns]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": kind.crd_name,
+            "labels": {"app.kubernetes.io/part-of": "modelops"},
+        },
+        "spec": {
+            "group": c.GROUP,
+            "names": names,
+            "scope": "Namespaced",
+            "versions": [version],
+        },
+    }
+
+
+def crds() -> list[dict[str, Any]]:
+    """Every CRD of the project, in a fixed order."""
+    return [build_crd(kind) for kind in KINDS]
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style YAML with multi-line strings kept readable."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    if "\n" in data:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def to_yaml(obj: dict[str, Any]) -> str:
+    """Deterministic YAML: insertion order (the generator's), wide lines, a header."""
+    body = yaml.dump(obj, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+    return "# Generated by `modelops crds` from operator/modelops/api; do not edit.\n---\n" + body
+
+
+def crd_files() -> dict[str, str]:
+    """File name -> YAML text of every CRD, as written to crds/."""
+    return {kind.file_name: to_yaml(build_crd(kind)) for kind in KINDS}

@@ -1,0 +1,694 @@
+"""ModelDeployment (modelops.io/v1alpha1): serve one model on NVIDIA Triton.
+
+These models are the single source of truth for the CRD schema (including
+defaults and CEL rules), for `docs/api.md`, and for the parsed spec the
+renderers read. Descriptions are what `kubectl explain` shows; every field
+has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import constants as c
+from .base import (
+    DNS1035_LABEL,
+    DNS1123_SUBDOMAIN,
+    GO_DURATION,
+    LABEL_VALUE,
+    PRESERVE_UNKNOWN,
+    QUALIFIED_NAME,
+    STORAGE_URI,
+    ApiModel,
+    IntOrPercent,
+    Quantity,
+    cel,
+    cel_regex,
+    map_list,
+    sub_object,
+    validations,
+)
+from .types import Condition, EnvVar, SecretReference, Toleration
+
+# --- spec.model ---------------------------------------------------------------
+
+ModelFormat = Literal["torchscript", "onnx", "tensorrt", "python", "triton"]
+
+_PVC_URI_RULE = cel(
+    "!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$')",
+    "a pvc:// URI must be pvc://<claim-name>/<path> with a DNS-1123 claim name",
+)
+
+
+class ModelSource(ApiModel):
+    """Where the model lives and which version to serve."""
+
+    storage_uri: str = Field(
+        max_length=2048,
+        pattern=STORAGE_URI,
+        json_schema_extra=validations(_PVC_URI_RULE),
+        description="Location of the model repository: s3://bucket/prefix, gs://bucket/prefix, "
+        "https://host/path, pvc://<claim>/<path> (a PersistentVolumeClaim in this namespace, "
+        "mounted read-only) or file:///path (a path inside the pod). Below it, each model "
+        "version lives in a numbered directory, as in a Triton model repository.",
+    )
+    format: ModelFormat = Field(
+        default="triton",
+        description="Format of the stored model. triton: already a Triton model directory "
+        "with config.pbtxt (served as is). torchscript, onnx, tensorrt, python: a bare "
+        "artifact for which the operator writes the Triton configuration.",
+    )
+    version: str = Field(
+        default="latest",
+        max_length=10,
+        pattern=r"^(latest|[1-9][0-9]{0,8})$",
+        description='Model version to serve: "latest" follows the highest version found '
+        "under storageUri (a retrained model rolls out without a Git commit), or a positive "
+        'integer as a string (quote it: "3") to pin one. The resolved version is reported '
+        "in status.servedVersion.",
+    )
+    name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$",
+        description="Model name inside Triton (the path segment in /v2/models/<name>). "
+        "Defaults to metadata.name.",
+    )
+    credentials_secret_ref: SecretReference | None = Field(
+        default=None,
+        description="Secret whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_ENDPOINT_URL, AWS_REGION, ...) become environment variables of the init "
+        "containers that download from storageUri and driftMonitor.reference.uri; never of "
+        "Triton or the drift monitor, which handle requests.",
+    )
+    verify_checksums: bool = Field(
+        default=True,
+        description="Serve only versions that carry a SHA256SUMS manifest (modelops writes one "
+        "when it publishes a version, e.g. from a TrainingJob) and check every file against "
+        "it. Set false to also serve versions uploaded by other tools, without a manifest.",
+    )
+
+
+# --- spec.runtime ---------------------------------------------------------------
+
+
+class DynamicBatching(ApiModel):
+    """Triton dynamic batching: groups requests that arrive close together."""
+
+    max_queue_delay_microseconds: int = Field(
+        default=0,
+        ge=0,
+        le=10_000_000,
+        description="Longest time a request waits in the queue for others to batch with, "
+        "in microseconds.",
+    )
+
+
+_FLAG_ALTERNATIVES = "|".join(c.RESERVED_TRITON_FLAGS)
+
+
+class Runtime(ApiModel):
+    """Triton Inference Server settings; all optional with defaults that work."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.dynamicBatching) || !has(self.maxBatchSize) || self.maxBatchSize > 0",
+                "dynamicBatching needs maxBatchSize greater than 0",
+                field_path=".dynamicBatching",
+            ),
+        )
+    )
+
+    image: str = Field(
+        default=c.DEFAULT_TRITON_IMAGE,
+        min_length=1,
+        max_length=512,
+        description="Triton Inference Server image. The default is a pinned NGC release.",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None,
+        description="Pull policy of the Triton image; Kubernetes' default applies when unset.",
+    )
+    max_batch_size: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_048_576,
+        description="max_batch_size of the Triton model configuration; 0 disables batching. "
+        "Unset keeps the value of a triton-format model's own config.pbtxt (0 for "
+        "generated configurations).",
+    )
+    dynamic_batching: DynamicBatching | None = Field(
+        default=None,
+        description="Enables Triton's dynamic batcher when present; needs maxBatchSize > 0.",
+    )
+    instances_per_gpu: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Model instances Triton runs on each GPU (on the CPU when "
+        "resources.gpu.count is 0); more instances overlap requests on one GPU.",
+    )
+    args: list[Annotated[str, Field(max_length=1024, description="One argument.")]] | None = Field(
+        default=None,
+        max_length=32,
+        json_schema_extra=validations(
+            cel(
+                f"self.all(a, !a.matches('^--({_FLAG_ALTERNATIVES})(=|$)'))",
+                "args may not set --model-repository, --model-store, --model-control-mode, "
+                "--http-port, --grpc-port or --metrics-port: the operator sets them",
+            ),
+        ),
+        description="Extra tritonserver command-line arguments, e.g. --log-verbose=1.",
+    )
+    env: list[EnvVar] | None = Field(
+        default=None,
+        max_length=64,
+        json_schema_extra=map_list(
+            "name",
+            **validations(
+                cel(
+                    f"self.all(e, !e.name.startsWith('{c.RESERVED_ENV_PREFIX}') && "
+                    + " && ".join(f"e.name != '{n}'" for n in c.RESERVED_ENV_NAMES)
+                    + ")",
+                    f"env names starting with {c.RESERVED_ENV_PREFIX} and "
+                    + ", ".join(c.RESERVED_ENV_NAMES)
+                    + " are reserved by the operator",
+                ),
+            ),
+        ),
+        description="Extra environment variables of the Triton container. Names starting "
+        f"with {c.RESERVED_ENV_PREFIX} and " + ", ".join(c.RESERVED_ENV_NAMES) + " are reserved.",
+    )
+
+
+# --- spec.resources -------------------------------------------------------------
+
+
+class GpuResources(ApiModel):
+    """GPUs per replica."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.product) || self.count > 0",
+                "product needs count greater than 0",
+                field_path=".product",
+            ),
+        )
+    )
+
+    count: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="nvidia.com/gpu devices per replica (container limit). 0 runs on CPU only.",
+    )
+    product: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=LABEL_VALUE,
+        description="GPU model the pods must land on, as the nvidia.com/gpu.product node label "
+        "spells it (e.g. NVIDIA-H100-80GB-HBM3); becomes a node selector.",
+    )
+
+
+class Resources(ApiModel):
+    """Compute resources of each Triton replica."""
+
+    gpu: GpuResources = sub_object(GpuResources, "GPUs per replica.")
+    cpu: Quantity = Field(
+        default=c.DEFAULT_CPU,
+        description="CPU of the Triton container, request and limit (Guaranteed QoS), e.g. 4 or "
+        '"500m" (fractions must be quoted strings).',
+    )
+    memory: Quantity = Field(
+        default=c.DEFAULT_MEMORY,
+        description="Memory of the Triton container, request and limit, e.g. 16Gi. The model, "
+        "Triton's pinned host buffers and /dev/shm (Python backend) all count against it.",
+    )
+
+
+# --- spec.autoscaling -----------------------------------------------------------
+
+MetricType = Literal["cpu", "queue-time", "concurrency", "gpu-utilization"]
+
+
+class AutoscalingMetric(ApiModel):
+    """The signal the autoscaler follows and its per-replica target."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!(self.type in ['cpu', 'gpu-utilization']) || self.target <= 100",
+                "target is a percentage (1-100) for the cpu and gpu-utilization metrics",
+                field_path=".target",
+            ),
+        )
+    )
+
+    type: MetricType = Field(
+        description="cpu: CPU utilisation of the Triton container. queue-time: time requests "
+        "wait in Triton's scheduler queue. concurrency: requests in flight per replica. "
+        "gpu-utilization: GPU utilisation from the NVIDIA DCGM exporter. queue-time and "
+        "concurrency need prometheus-adapter (engine hpa, see "
+        "manifests/prometheus-adapter-rules.yaml) or KEDA; gpu-utilization needs "
+        "dcgm-exporter as well.",
+    )
+    target: int = Field(
+        ge=1,
+        le=100_000_000,
+        description="Per-replica target; the unit depends on type. cpu: average utilisation in "
+        "percent of the CPU request (1-100). queue-time: average microseconds of queue time per "
+        "request, rate(nv_inference_queue_duration_us) / rate(nv_inference_request_success). "
+        "concurrency: average in-flight requests per replica, rate(nv_inference_request_"
+        "duration_us) / 1e6 (Little's law). gpu-utilization: average percent of "
+        "DCGM_FI_DEV_GPU_UTIL (1-100).",
+    )
+
+
+class Autoscaling(ApiModel):
+    """Horizontal autoscaling of the Triton replicas; spec.replicas is ignored when set."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.minReplicas <= self.maxReplicas",
+                "minReplicas must not exceed maxReplicas",
+                field_path=".minReplicas",
+            ),
+            cel(
+                "self.minReplicas > 0 || self.engine == 'keda'",
+                "minReplicas 0 (scale to zero) needs engine keda",
+                field_path=".minReplicas",
+            ),
+            cel(
+                "self.minReplicas > 0 || self.metric.type != 'cpu'",
+                "minReplicas 0 cannot wake up on the cpu metric: with no pods there is no CPU "
+                "to measure",
+                field_path=".minReplicas",
+            ),
+        )
+    )
+
+    min_replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Fewest replicas. 0 (scale to zero) needs engine keda; note that Triton's "
+        "own metrics vanish with the last pod, so scaling up from zero needs traffic seen "
+        "elsewhere.",
+    )
+    max_replicas: int = Field(
+        ge=1,
+        le=1000,
+        description="Most replicas; bounds the GPUs this model can take.",
+    )
+    engine: Literal["hpa", "keda"] = Field(
+        default="hpa",
+        description="hpa: a HorizontalPodAutoscaler (autoscaling/v2) on the Triton Deployment. "
+        "keda: a KEDA ScaledObject with a Prometheus trigger (KEDA must be installed; "
+        "status condition AutoscalerReady says KEDANotInstalled otherwise).",
+    )
+    metric: AutoscalingMetric = Field(description="Metric to scale on and its target.")
+
+
+# --- spec.rollout ---------------------------------------------------------------
+
+
+class Rollout(ApiModel):
+    """How a new version or configuration replaces the running pods."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                # has() guards: the apiserver checks the CRD default `{}` against
+                # this rule before nested defaults are filled in.
+                "!has(self.maxSurge) || !has(self.maxUnavailable) || "
+                "!((type(self.maxSurge) == int ? self.maxSurge == 0 : self.maxSurge == '0%') && "
+                "(type(self.maxUnavailable) == int ? self.maxUnavailable == 0 "
+                ": self.maxUnavailable == '0%'))",
+                "maxSurge and maxUnavailable may not both be 0",
+                field_path=".maxUnavailable",
+            ),
+        )
+    )
+
+    max_surge: IntOrPercent = Field(
+        default=1,
+        description='Extra pods (count or percentage like "25%") a rolling update may create '
+        "above the desired replicas. Each surge pod needs free GPUs; see surgeTimeoutSeconds.",
+    )
+    max_unavailable: IntOrPercent = Field(
+        default=0,
+        description="Pods (count or percentage) that may be unavailable during a rolling "
+        "update. The default 0 keeps full serving capacity while the new version loads.",
+    )
+    surge_timeout_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=86_400,
+        description="When a surge pod stays unschedulable (e.g. Insufficient nvidia.com/gpu) "
+        "for longer than this, the operator finishes this rollout replacing pods in place "
+        "(maxSurge 0, maxUnavailable 1) instead of waiting for a GPU that never frees up; "
+        "status.rollout says so. 0 switches as soon as a surge pod is unschedulable.",
+    )
+
+
+# --- spec.scheduling ------------------------------------------------------------
+
+
+_LABEL_VALUE_FIELD = Field(max_length=63, pattern=LABEL_VALUE, description="A node label value.")
+
+
+class Scheduling(ApiModel):
+    """Where the pods may run, on top of what resources.gpu implies.
+
+    Affinity is deliberately not offered yet: nodeSelector plus gpu.product
+    covers GPU placement, and a typed affinity schema is large; ask if needed.
+    """
+
+    node_selector: dict[str, Annotated[str, _LABEL_VALUE_FIELD]] | None = Field(
+        default=None,
+        max_length=32,
+        json_schema_extra=validations(
+            cel(
+                f"self.all(k, k.size() <= 317 && k.matches('{cel_regex(QUALIFIED_NAME)}'))",
+                "node selector keys must be label keys such as example.com/pool",
+            ),
+        ),
+        description="Node labels the pods require, added to the nvidia.com/gpu.product "
+        "selector that resources.gpu.product implies.",
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None,
+        max_length=32,
+        description="Tolerations added to the nvidia.com/gpu:NoSchedule toleration the "
+        "operator sets when GPUs are requested.",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="PriorityClass of the pods, e.g. to let serving preempt batch training.",
+    )
+
+
+# --- spec.driftMonitor ----------------------------------------------------------
+
+
+class DriftReference(ApiModel):
+    """Reference data the live inputs are compared with."""
+
+    uri: str = Field(
+        max_length=2048,
+        pattern=STORAGE_URI,
+        json_schema_extra=validations(_PVC_URI_RULE),
+        description="Location of the reference statistics or sample (e.g. "
+        "s3://models/fraud/reference.npz, built by `modelops drift-reference`); same schemes "
+        "and credentials as model.storageUri.",
+    )
+
+
+class Retrain(ApiModel):
+    """Closes the loop: drift starts a TrainingJob whose output is served next."""
+
+    training_job_template: dict[str, Any] = Field(
+        json_schema_extra=PRESERVE_UNKNOWN,
+        description="Spec of the TrainingJob (modelops.io/v1alpha1) created when drift is "
+        "detected; its output.storageUri should be this model's storageUri so that version "
+        '"latest" picks the result up.',
+    )
+    cooldown: str = Field(
+        default="6h",
+        max_length=32,
+        pattern=GO_DURATION,
+        description="Least time between two retrainings started by drift, as a Go duration "
+        "(e.g. 30m, 6h, 1h30m).",
+    )
+
+
+class DriftMonitor(ApiModel):
+    """A sidecar in front of Triton that compares live inputs with reference data."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!self.enabled || has(self.reference)",
+                "reference is required when the drift monitor is enabled",
+                field_path=".reference",
+            ),
+            cel(
+                "!has(self.threshold) || self.method == 'psi' || self.threshold <= 1.0",
+                "for js (a divergence in [0, 1]) and ks (a false-alarm probability) the "
+                "threshold must be at most 1",
+                field_path=".threshold",
+            ),
+            cel(
+                "!has(self.retrain) || self.enabled",
+                "retrain needs the drift monitor enabled",
+                field_path=".retrain",
+            ),
+        )
+    )
+
+    enabled: bool = Field(
+        default=False,
+        description="Run the drift-monitor sidecar. HTTP inference traffic (the Service's "
+        "http port) then passes through it; gRPC goes to Triton directly and is not observed.",
+    )
+    reference: DriftReference | None = Field(
+        default=None,
+        description="Reference data; required when enabled.",
+    )
+    method: Literal["psi", "js", "ks"] = Field(
+        default="psi",
+        description="Test per input feature: psi (population stability index), js "
+        "(Jensen-Shannon divergence, base 2) or ks (two-sample Kolmogorov-Smirnov test).",
+    )
+    threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="For psi and js: a feature drifts when its score exceeds this. For ks: "
+        "the family-wise false-alarm probability per window (alpha). Unset uses the "
+        "method's default: psi 0.2, js 0.04, ks 0.001.",
+    )
+    window: int = Field(
+        default=1000,
+        ge=100,
+        le=1_000_000,
+        description="Requests per evaluation window.",
+    )
+    retrain: Retrain | None = Field(
+        default=None,
+        description="Retrain automatically when drift is detected.",
+    )
+
+
+# --- spec -----------------------------------------------------------------------
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a ModelDeployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.resources) || !has(self.resources.gpu) "
+                "|| !has(self.resources.gpu.product) || !has(self.scheduling) "
+                "|| !has(self.scheduling.nodeSelector) "
+                "|| !('nvidia.com/gpu.product' in self.scheduling.nodeSelector)",
+                "set the GPU product in resources.gpu.product, not in nodeSelector",
+                field_path=".scheduling.nodeSelector",
+            ),
+        )
+    )
+
+    model: ModelSource = Field(description="The model to serve.")
+    runtime: Runtime = sub_object(Runtime, "Triton Inference Server settings.")
+    resources: Resources = sub_object(Resources, "Compute resources of each replica.")
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Number of Triton replicas. Ignored when autoscaling is set (the "
+        "autoscaler owns the count then).",
+    )
+    autoscaling: Autoscaling | None = Field(
+        default=None,
+        description="Scale replicas on a metric; replaces spec.replicas.",
+    )
+    rollout: Rollout = sub_object(Rollout, "Rolling-update settings.")
+    scheduling: Scheduling | None = Field(
+        default=None, description="Node selection, tolerations and priority."
+    )
+    service_account_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="ServiceAccount of the pods (e.g. for cloud workload identity to reach "
+        "storage). Its API token is not mounted: Triton does not talk to the API server.",
+    )
+    drift_monitor: DriftMonitor | None = Field(
+        default=None, description="Input-drift monitoring and automatic retraining."
+    )
+
+
+# --- status ---------------------------------------------------------------------
+
+
+class Endpoints(ApiModel):
+    """In-cluster addresses of the model's Service."""
+
+    http: str | None = Field(
+        default=None, description="KServe v2 / Triton HTTP base URL, e.g. http://name.ns.svc:8000."
+    )
+    grpc: str | None = Field(
+        default=None, description="Triton gRPC address (host:port), e.g. name.ns.svc:8001."
+    )
+    metrics: str | None = Field(
+        default=None,
+        description="Prometheus metrics URL of Triton, e.g. http://name.ns.svc:8002/metrics.",
+    )
+
+
+class FeatureDrift(ApiModel):
+    """Drift score of one input feature."""
+
+    name: str = Field(max_length=256, description="Feature (input tensor or column) name.")
+    score: float = Field(description="Drift score of this feature.")
+
+
+class DriftStatus(ApiModel):
+    """Result of the latest drift evaluation."""
+
+    score: float | None = Field(default=None, description="Highest feature score in the window.")
+    drifted: bool | None = Field(default=None, description="Whether score exceeds the threshold.")
+    since: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description="When drift was first detected (unset while not drifted).",
+    )
+    features: list[FeatureDrift] | None = Field(
+        default=None,
+        max_length=32,
+        description="Scores of the most drifted features, highest first (at most 32).",
+    )
+
+
+class RolloutStatus(ApiModel):
+    """The operator's rollout decisions."""
+
+    replace_in_place: bool | None = Field(
+        default=None,
+        description="True while the current rollout replaces pods in place because a surge "
+        "pod could not get a GPU (see spec.rollout.surgeTimeoutSeconds).",
+    )
+    reason: str | None = Field(
+        default=None, max_length=4096, description="Why the rollout replaces pods in place."
+    )
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state of a ModelDeployment, written by the operator only."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the status was computed for."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=16,
+        json_schema_extra=map_list("type"),
+        description="Ready, Reconciling, Stalled (kstatus), and Scheduled, ModelLoaded, "
+        "AutoscalerReady, Drifted.",
+    )
+    replicas: int | None = Field(default=None, description="Triton pods (all versions).")
+    ready_replicas: int | None = Field(default=None, description="Triton pods ready to serve.")
+    updated_replicas: int | None = Field(
+        default=None, description="Triton pods running the current pod template."
+    )
+    selector: str | None = Field(
+        default=None, description="Label selector of the pods (for the scale subresource)."
+    )
+    gpus: int | None = Field(default=None, description="GPUs requested by all Triton pods.")
+    served_version: str | None = Field(
+        default=None,
+        description="Model version(s) the ready pods serve; comma-separated while several do.",
+    )
+    desired_version: str | None = Field(
+        default=None,
+        description="Model version being rolled out (the resolved spec.model.version).",
+    )
+    endpoints: Endpoints | None = Field(default=None, description="Where to send requests.")
+    drift: DriftStatus | None = Field(default=None, description="Latest drift evaluation.")
+    rollout: RolloutStatus | None = Field(default=None, description="Rollout decisions.")
+    kopf: dict[str, Any] | None = Field(
+        default=None,
+        json_schema_extra=PRESERVE_UNKNOWN,
+        description="Progress records of the operator framework (kopf); not for users.",
+    )
+
+
+# --- the object -----------------------------------------------------------------
+
+
+class ObjectMeta(BaseModel):
+    """The metadata fields the renderers need."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    namespace: str
+    uid: str = ""
+    generation: int = 1
+
+
+class ModelDeployment(BaseModel):
+    """A parsed ModelDeployment: metadata the renderers need plus the typed spec."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    metadata: ObjectMeta
+    spec: ModelDeploymentSpec
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ModelDeployment:
+        """Parse an object as the API server (or kopf's `body`) returns it."""
+        plain = _plain(body)
+        return cls.model_validate({"metadata": plain["metadata"], "spec": plain.get("spec") or {}})
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def model_name(self) -> str:
+        """The model's name inside Triton."""
+        return self.spec.model.name or self.metadata.name
+
+
+def _plain(value: Any) -> Any:
+    # kopf hands out read-only mapping views; pydantic wants plain containers.
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# The root-level rule may only read metadata.name (CEL's view of metadata).
+ROOT_VALIDATIONS = [
+    cel(
+        f"self.metadata.name.size() <= 63 && self.metadata.name.matches('{DNS1035_LABEL}')",
+        "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting "
+        "with a letter, at most 63 characters): it names the Service and the pods' labels",
+    ),
+]

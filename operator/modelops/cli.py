@@ -1,0 +1,48 @@
+"""The `modelops` command: one entry point for every process the project runs.
+
+Each subcommand lives beside the code it drives and is imported only when it
+is chosen, so `modelops run` (the operator) never imports torch, and the
+sidecar never imports kopf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module providing `add_arguments(parser)` and `run(args) -> int`, help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("modelops.controllers.cli", "run the operator against the current kubeconfig"),
+    "crds": ("modelops.api.cli", "print the CustomResourceDefinitions generated from the API"),
+    "pull-model": ("modelops.storage.cli", "fetch a model version into a Triton model repository"),
+    "package-model": ("modelops.triton.cli", "write a TorchScript/ONNX model as a Triton model"),
+    "drift-monitor": ("modelops.drift.cli", "run the drift-monitor sidecar in front of Triton"),
+    "drift-reference": ("modelops.drift.reference_cli", "build drift reference statistics"),
+    "train": ("modelops.trainer.cli", "run a training entrypoint under torchrun"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelops", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] not in SUBCOMMANDS:
+        parser.parse_args(argv)  # prints usage / the error and exits
+        return 2
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    sub_parser = argparse.ArgumentParser(prog=f"modelops {name}", description=SUBCOMMANDS[name][1])
+    module.add_arguments(sub_parser)
+    return int(module.run(sub_parser.parse_args(rest)) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

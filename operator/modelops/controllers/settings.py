@@ -1,0 +1,45 @@
+"""kopf settings shared by every controller, applied once at operator start."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+# kopf keeps its own bookkeeping (handler progress, the last-handled spec) in
+# this subtree of status, which the CRD declares x-kubernetes-preserve-unknown-
+# fields. Keeping it out of metadata.annotations means a GitOps tool that
+# diffs the object never sees a field it did not write.
+KOPF_STATUS_FIELD = "status.kopf"
+
+# Threads for the synchronous kubernetes client: each reconcile holds one
+# while it talks to the API server. Bounded on purpose so a burst of objects
+# queues instead of opening hundreds of connections.
+DEFAULT_WORKERS = 8
+
+
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(
+        field=f"{KOPF_STATUS_FIELD}.progress"
+    )
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+        field=f"{KOPF_STATUS_FIELD}.diffbase"
+    )
+    settings.persistence.finalizer = "modelops.io/finalizer"
+    # Events are written by the controllers themselves for the transitions
+    # an SRE cares about; kopf's per-handler chatter would drown them.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = int(os.environ.get("MODELOPS_WORKERS", DEFAULT_WORKERS))
+    # A watch that goes silent (a dropped connection through a proxy) is
+    # re-established instead of hanging forever.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.inactivity_timeout = 600
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    # Peering: with two replicas the one of higher priority works, the other
+    # waits; a replica that stops refreshing its record is gone after this.
+    settings.peering.lifetime = 30
+    settings.peering.mandatory = False

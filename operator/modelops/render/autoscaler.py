@@ -1,0 +1,110 @@
+"""The autoscaler of the Triton Deployment: an HPA or a KEDA ScaledObject.
+
+Both target the Deployment (not the ModelDeployment's scale subresource): the
+autoscaler then writes the Deployment's replicas, and the user's spec, which
+GitOps owns, is never changed behind Git's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelops.api.modeldeployment import Autoscaling, ModelDeployment
+
+from .deployment import TRITON_CONTAINER
+from .meta import as_md, child_metadata
+from .metrics import METRICS, keda_query
+
+# Where KEDA's Prometheus trigger sends its queries unless the operator is
+# configured otherwise (the prometheus-operator's default Service name).
+DEFAULT_PROMETHEUS_ADDRESS = "http://prometheus-operated.monitoring.svc:9090"
+
+
+def render_autoscaler(
+    md: ModelDeployment | Mapping[str, Any],
+    *,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+) -> dict[str, Any] | None:
+    """HorizontalPodAutoscaler or ScaledObject `<name>`, or None without autoscaling."""
+    md = as_md(md)
+    scaling = md.spec.autoscaling
+    if scaling is None:
+        return None
+    if scaling.engine == "keda":
+        return _scaled_object(md, scaling, prometheus_address)
+    return _hpa(md, scaling)
+
+
+def _target_ref(md: ModelDeployment) -> dict[str, str]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": md.name}
+
+
+def _hpa(md: ModelDeployment, scaling: Autoscaling) -> dict[str, Any]:
+    metric = METRICS[scaling.metric.type]
+    target = scaling.metric.target
+    if metric.pod_metric is None:
+        # The Triton container's CPU only: the sidecar's CPU would dilute it.
+        hpa_metric: dict[str, Any] = {
+            "type": "ContainerResource",
+            "containerResource": {
+                "name": "cpu",
+                "container": TRITON_CONTAINER,
+                "target": {"type": "Utilization", "averageUtilization": target},
+            },
+        }
+    else:
+        # Pods metrics come from prometheus-adapter (see metrics.py); the HPA
+        # averages them over the pods and compares with the target.
+        hpa_metric = {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": metric.pod_metric},
+                "target": {"type": "AverageValue", "averageValue": str(target)},
+            },
+        }
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": child_metadata(md),
+        "spec": {
+            "scaleTargetRef": _target_ref(md),
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [hpa_metric],
+        },
+    }
+
+
+def _scaled_object(
+    md: ModelDeployment, scaling: Autoscaling, prometheus_address: str
+) -> dict[str, Any]:
+    metric = METRICS[scaling.metric.type]
+    target = str(scaling.metric.target)
+    if metric.keda_query is None:
+        trigger: dict[str, Any] = {
+            "type": "cpu",
+            "metricType": "Utilization",
+            "metadata": {"value": target, "containerName": TRITON_CONTAINER},
+        }
+    else:
+        trigger = {
+            "type": "prometheus",
+            "metricType": metric.keda_metric_type,
+            "metadata": {
+                "serverAddress": prometheus_address,
+                "query": keda_query(metric, md.namespace, md.name),
+                "threshold": target,
+            },
+        }
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": child_metadata(md),
+        "spec": {
+            "scaleTargetRef": _target_ref(md),
+            "minReplicaCount": scaling.min_replicas,
+            "maxReplicaCount": scaling.max_replicas,
+            "triggers": [trigger],
+        },
+    }

@@ -1,0 +1,60 @@
+"""Pieces every container of the serving pod shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelops.api.modeldeployment import ModelDeployment
+
+# The NGC tritonserver image ships user `triton-server` with uid/gid 1000; the
+# operator image must run as a non-root uid as well (any uid works for it).
+RUN_AS_USER = 1000
+
+# Where a container writes its outcome for the kubelet to put into
+# status.containerStatuses[].lastState.terminated.message; the operator
+# copies it into the ModelDeployment's conditions.
+TERMINATION_LOG = "/dev/termination-log"
+
+
+def security_context() -> dict[str, Any]:
+    """Pod Security "restricted", stated per container so each one passes on its own."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def fixed_resources(cpu: str, memory: str) -> dict[str, Any]:
+    # Requests equal limits so that the pod keeps Guaranteed QoS (least likely
+    # to be evicted, eligible for exclusive CPUs under the static CPU manager).
+    amounts = {"cpu": cpu, "memory": memory}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def credentials(md: ModelDeployment) -> list[dict[str, Any]] | None:
+    """envFrom of the storage credentials Secret, for download containers only."""
+    ref = md.spec.model.credentials_secret_ref
+    return [{"secretRef": {"name": ref.name}}] if ref else None
+
+
+def http_probe(path: str, port: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 5,
+    }

@@ -1,0 +1,276 @@
+"""The Triton Deployment of a ModelDeployment.
+
+Pod shape: an init container (`modelops pull-model`) writes the requested
+model version into an emptyDir Triton model repository at /models; Triton
+serves it; optionally the drift-monitor sidecar proxies HTTP inference in
+front of Triton (see drift_sidecar.py). Every container passes the Pod
+Security "restricted" profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelops.api import constants as c
+from modelops.api.modeldeployment import ModelDeployment
+
+from .containers import (
+    TERMINATION_LOG,
+    credentials,
+    fixed_resources,
+    http_probe,
+    pod_security_context,
+    security_context,
+)
+from .drift_sidecar import drift_parts
+from .meta import as_md, child_metadata, labels, selector_labels
+from .sources import PodSource, pod_source
+
+MODEL_REPOSITORY = "/models"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+TRITON_CONTAINER = "triton"
+PULL_CONTAINER = "pull-model"
+
+# Big models take minutes to download and load, and Triton opens its ports
+# only after loading. The startup probe allows 30 minutes before liveness
+# starts counting; the progress deadline matches it so that a slow load is
+# not reported as a stalled rollout.
+STARTUP_PROBE_PERIOD = 10
+STARTUP_PROBE_FAILURES = 180
+PROGRESS_DEADLINE_SECONDS = STARTUP_PROBE_PERIOD * STARTUP_PROBE_FAILURES
+
+
+def render_deployment(
+    md: ModelDeployment | Mapping[str, Any],
+    *,
+    operator_image: str,
+    model_version: str,
+    replace_in_place: bool = False,
+    replicas: int | None = None,
+) -> dict[str, Any]:
+    """The apps/v1 Deployment serving the model.
+
+    model_version: the resolved version to serve (e.g. "7"); it is passed to
+      the pull container and recorded as a pod-template annotation, so a new
+      version rolls the pods even when nothing else changes.
+    replace_in_place: roll out with maxSurge 0 / maxUnavailable 1 (set by the
+      controller when a surge pod cannot get a GPU, see decide_rollout).
+    replicas: explicit replica count. By default spec.replicas, or no
+      `replicas` field at all under autoscaling: the field must be left to the
+      HPA/KEDA, or every apply would reset the autoscaler's decision. The
+      controller may pass the live count once when autoscaling is switched
+      on, so that dropping the field does not fall back to the default of 1.
+    """
+    md = as_md(md)
+    spec: dict[str, Any] = {}
+    count = replicas
+    if count is None and md.spec.autoscaling is None:
+        count = md.spec.replicas
+    if count is not None:
+        spec["replicas"] = count
+    spec.update(
+        {
+            "selector": {"matchLabels": selector_labels(md)},
+            "strategy": _strategy(md, replace_in_place),
+            "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
+            "template": {
+                "metadata": {
+                    "labels": labels(md),
+                    "annotations": {
+                        c.ANNOTATION_MODEL_VERSION: model_version,
+                        "kubectl.kubernetes.io/default-container": TRITON_CONTAINER,
+                    },
+                },
+                "spec": _pod_spec(md, operator_image, model_version),
+            },
+        }
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": child_metadata(md),
+        "spec": spec,
+    }
+
+
+def _strategy(md: ModelDeployment, replace_in_place: bool) -> dict[str, Any]:
+    rollout = md.spec.rollout
+    if replace_in_place:
+        surge, unavailable = 0, 1
+    else:
+        surge, unavailable = rollout.max_surge, rollout.max_unavailable
+    return {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable},
+    }
+
+
+def _pod_spec(md: ModelDeployment, operator_image: str, model_version: str) -> dict[str, Any]:
+    source = pod_source(
+        md.spec.model.storage_uri, volume_name="model-source", mount_path="/mnt/model"
+    )
+    drift = drift_parts(md, operator_image)
+    volumes: list[dict[str, Any]] = [
+        {"name": "models", "emptyDir": {}},
+        # Triton's Python backend exchanges tensors through /dev/shm; the
+        # runtime's default 64Mi is far too small. Memory-backed, so it counts
+        # against the container memory limit.
+        {"name": "shm", "emptyDir": {"medium": "Memory"}},
+    ]
+    if source.volume:
+        volumes.append(source.volume)
+    volumes += drift.volumes
+
+    pod: dict[str, Any] = {
+        # Triton never calls the API server; no token in the pod.
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "initContainers": [
+            _pull_container(md, operator_image, model_version, source),
+            *drift.init_containers,
+        ],
+        "containers": [_triton_container(md), *drift.containers],
+        "volumes": volumes,
+    }
+    if md.spec.service_account_name:
+        pod["serviceAccountName"] = md.spec.service_account_name
+    scheduling = md.spec.scheduling
+    if scheduling is not None and scheduling.priority_class_name:
+        pod["priorityClassName"] = scheduling.priority_class_name
+    node_selector = _node_selector(md)
+    if node_selector:
+        pod["nodeSelector"] = node_selector
+    tolerations = _tolerations(md)
+    if tolerations:
+        pod["tolerations"] = tolerations
+    return pod
+
+
+def _node_selector(md: ModelDeployment) -> dict[str, str]:
+    selector: dict[str, str] = {}
+    if md.spec.scheduling is not None and md.spec.scheduling.node_selector:
+        selector.update(md.spec.scheduling.node_selector)
+    gpu = md.spec.resources.gpu
+    if gpu.product and gpu.count > 0:
+        selector[GPU_PRODUCT_LABEL] = gpu.product
+    return dict(sorted(selector.items()))
+
+
+def _tolerations(md: ModelDeployment) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if md.spec.resources.gpu.count > 0:
+        # GPU nodes are commonly tainted nvidia.com/gpu:NoSchedule to keep
+        # CPU-only pods off them (the GPU operator and cloud GPU pools do this).
+        out.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    if md.spec.scheduling is not None:
+        out += [t.to_dict() for t in md.spec.scheduling.tolerations or []]
+    return out
+
+
+def _pull_container(
+    md: ModelDeployment, operator_image: str, model_version: str, source: PodSource
+) -> dict[str, Any]:
+    runtime = md.spec.runtime
+    args = [
+        "pull-model",
+        "--uri",
+        source.uri,
+        "--version",
+        model_version,
+        "--model-name",
+        md.model_name,
+        "--format",
+        md.spec.model.format,
+        "--repository",
+        MODEL_REPOSITORY,
+        # The outcome (resolved version, or the error) lands in the pod status.
+        "--termination-log",
+        TERMINATION_LOG,
+        # The pull step patches config.pbtxt, so the Triton settings that
+        # live in the model configuration travel with it.
+        "--instances-per-gpu",
+        str(runtime.instances_per_gpu),
+        "--gpus",
+        str(md.spec.resources.gpu.count),
+    ]
+    if runtime.max_batch_size is not None:
+        args += ["--max-batch-size", str(runtime.max_batch_size)]
+    if runtime.dynamic_batching is not None:
+        args += [
+            "--dynamic-batching-delay-us",
+            str(runtime.dynamic_batching.max_queue_delay_microseconds),
+        ]
+    if not md.spec.model.verify_checksums:
+        args.append("--allow-unverified")
+    mounts = [{"name": "models", "mountPath": MODEL_REPOSITORY}]
+    if source.mount:
+        mounts.append(source.mount)
+    container: dict[str, Any] = {
+        "name": PULL_CONTAINER,
+        "image": operator_image,
+        "command": ["modelops"],
+        "args": args,
+        "resources": fixed_resources("1", "1Gi"),
+        "volumeMounts": mounts,
+        # On a crash without a termination log, the last log lines land in the
+        # pod status instead, so a wrong bucket or key still reaches the
+        # ModelDeployment's conditions.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": security_context(),
+    }
+    env_from = credentials(md)
+    if env_from:
+        container["envFrom"] = env_from
+    return container
+
+
+def _triton_container(md: ModelDeployment) -> dict[str, Any]:
+    runtime = md.spec.runtime
+    resources = md.spec.resources
+    requests = {"cpu": str(resources.cpu), "memory": str(resources.memory)}
+    limits = dict(requests)
+    if resources.gpu.count > 0:
+        # Extended resources are requested through limits; the API server
+        # copies the value into requests.
+        limits[GPU_RESOURCE] = str(resources.gpu.count)
+    args = [
+        f"--model-repository={MODEL_REPOSITORY}",
+        "--model-control-mode=none",
+        f"--http-port={c.TRITON_HTTP_PORT}",
+        f"--grpc-port={c.TRITON_GRPC_PORT}",
+        f"--metrics-port={c.TRITON_METRICS_PORT}",
+        *(runtime.args or []),
+    ]
+    container: dict[str, Any] = {
+        "name": TRITON_CONTAINER,
+        "image": runtime.image,
+        "command": ["tritonserver"],
+        "args": args,
+        "ports": [
+            {"name": "http", "containerPort": c.TRITON_HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": c.TRITON_GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": c.TRITON_METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": {"requests": requests, "limits": limits},
+        "startupProbe": http_probe(
+            "/v2/health/live", "http", period=STARTUP_PROBE_PERIOD, failures=STARTUP_PROBE_FAILURES
+        ),
+        "livenessProbe": http_probe("/v2/health/live", "http", period=10, failures=3),
+        # Ready only when every model in the repository is loaded
+        # (Triton's --strict-readiness default): ready pod == model loaded.
+        "readinessProbe": http_probe("/v2/health/ready", "http", period=5, failures=3),
+        "volumeMounts": [
+            {"name": "models", "mountPath": MODEL_REPOSITORY, "readOnly": True},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": security_context(),
+    }
+    if runtime.image_pull_policy:
+        container["imagePullPolicy"] = runtime.image_pull_policy
+    if runtime.env:
+        container["env"] = [e.to_dict() for e in runtime.env]
+    return container

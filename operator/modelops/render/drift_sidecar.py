@@ -1,0 +1,136 @@
+"""The drift-monitor sidecar and what it needs in the pod.
+
+The sidecar handles inference traffic, so it gets no storage credentials.
+It reads its reference from a local path or an http(s) URL; a reference in an
+object store (s3://, gs://) is first copied into an emptyDir by a
+`fetch-reference` init container that does hold the credentials, and a
+pvc:// reference is mounted read-only.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelops.api import constants as c
+from modelops.api.modeldeployment import ModelDeployment
+
+from .containers import (
+    TERMINATION_LOG,
+    credentials,
+    fixed_resources,
+    http_probe,
+    security_context,
+)
+from .sources import pod_source
+
+DRIFT_CONTAINER = "drift-monitor"
+FETCH_CONTAINER = "fetch-reference"
+REFERENCE_DIR = "/reference"
+OBJECT_STORE_SCHEMES = ("s3://", "gs://")
+
+
+@dataclass(frozen=True)
+class DriftParts:
+    """What the drift monitor adds to the pod spec."""
+
+    init_containers: list[dict[str, Any]] = field(default_factory=list)
+    containers: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def drift_enabled(md: ModelDeployment) -> bool:
+    drift = md.spec.drift_monitor
+    return drift is not None and drift.enabled and drift.reference is not None
+
+
+def drift_parts(md: ModelDeployment, operator_image: str) -> DriftParts:
+    """Containers and volumes of the drift monitor (empty when it is disabled)."""
+    if not drift_enabled(md):
+        return DriftParts()
+    assert md.spec.drift_monitor is not None and md.spec.drift_monitor.reference is not None
+    uri = md.spec.drift_monitor.reference.uri
+    if uri.startswith(OBJECT_STORE_SCHEMES):
+        local = posixpath.join(REFERENCE_DIR, posixpath.basename(uri.rstrip("/")) or "reference")
+        volume = {"name": "drift-reference", "emptyDir": {}}
+        fetch = _fetch_container(md, operator_image, uri, local)
+        mount = {"name": "drift-reference", "mountPath": REFERENCE_DIR, "readOnly": True}
+        return DriftParts([fetch], [_sidecar(md, operator_image, local, mount)], [volume])
+    source = pod_source(uri, volume_name="drift-reference", mount_path="/mnt/reference")
+    sidecar = _sidecar(md, operator_image, source.uri, source.mount)
+    return DriftParts([], [sidecar], [source.volume] if source.volume else [])
+
+
+def _fetch_container(
+    md: ModelDeployment, operator_image: str, uri: str, local: str
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": FETCH_CONTAINER,
+        "image": operator_image,
+        "command": ["modelops"],
+        "args": [
+            "pull-file",
+            "--uri",
+            uri,
+            "--output",
+            local,
+            "--termination-log",
+            TERMINATION_LOG,
+        ],
+        "resources": fixed_resources("500m", "512Mi"),
+        "volumeMounts": [{"name": "drift-reference", "mountPath": REFERENCE_DIR}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": security_context(),
+    }
+    env_from = credentials(md)
+    if env_from:
+        container["envFrom"] = env_from
+    return container
+
+
+def _sidecar(
+    md: ModelDeployment, operator_image: str, reference: str, mount: dict[str, Any] | None
+) -> dict[str, Any]:
+    drift = md.spec.drift_monitor
+    assert drift is not None
+    args = [
+        "drift-monitor",
+        "--port",
+        str(c.DRIFT_PROXY_PORT),
+        "--admin-port",
+        str(c.DRIFT_ADMIN_PORT),
+        "--upstream",
+        f"http://127.0.0.1:{c.TRITON_HTTP_PORT}",
+        "--reference",
+        reference,
+        "--model",
+        md.model_name,
+        "--method",
+        drift.method,
+        "--window",
+        str(drift.window),
+    ]
+    if drift.threshold is not None:
+        # Unset leaves the sidecar's per-method default in force.
+        args += ["--threshold", repr(drift.threshold)]
+    container: dict[str, Any] = {
+        "name": DRIFT_CONTAINER,
+        "image": operator_image,
+        "command": ["modelops"],
+        "args": args,
+        "ports": [
+            {"name": "http-proxy", "containerPort": c.DRIFT_PROXY_PORT, "protocol": "TCP"},
+            {"name": "drift-metrics", "containerPort": c.DRIFT_ADMIN_PORT, "protocol": "TCP"},
+        ],
+        "resources": fixed_resources("1", "512Mi"),
+        # Through the proxy to Triton: ready when the whole request path is. No
+        # liveness probe: loading a large reference takes a while, and the
+        # sidecar exits on fatal errors by itself.
+        "readinessProbe": http_probe("/v2/health/ready", "http-proxy", period=5, failures=3),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": security_context(),
+    }
+    if mount:
+        container["volumeMounts"] = [mount]
+    return container

@@ -1,0 +1,77 @@
+"""Names, labels and owner references shared by every child of a ModelDeployment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelops.api import constants as c
+from modelops.api.modeldeployment import ModelDeployment
+
+
+def as_md(md: ModelDeployment | Mapping[str, Any]) -> ModelDeployment:
+    """Accept either a parsed ModelDeployment or the raw object (e.g. kopf's body)."""
+    return md if isinstance(md, ModelDeployment) else ModelDeployment.from_body(md)
+
+
+def selector_labels(md: ModelDeployment) -> dict[str, str]:
+    """The pod selector. Deployment selectors are immutable, so this must never change;
+    one label unique to modelops keeps foreign pods out of the Service."""
+    return {c.LABEL_MODEL_DEPLOYMENT: md.name}
+
+
+def selector_string(md: ModelDeployment) -> str:
+    """The selector as status.selector carries it for the scale subresource."""
+    return ",".join(f"{k}={v}" for k, v in selector_labels(md).items())
+
+
+def labels(md: ModelDeployment) -> dict[str, str]:
+    """Labels of every child and of the pods.
+
+    The ModelDeployment's own labels are not copied: GitOps tools track their
+    objects by label or annotation, and children carrying the parent's
+    tracking label would show up as extraneous resources of the application.
+    """
+    return {
+        c.LABEL_NAME: "triton",
+        c.LABEL_INSTANCE: md.name,
+        c.LABEL_MANAGED_BY: c.MANAGED_BY,
+        c.LABEL_MODEL_DEPLOYMENT: md.name,
+    }
+
+
+def owner_reference(md: ModelDeployment) -> dict[str, Any]:
+    """Controller reference: deleting the ModelDeployment garbage-collects the child."""
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.MD_KIND,
+        "name": md.name,
+        "uid": md.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_metadata(md: ModelDeployment, name: str | None = None) -> dict[str, Any]:
+    """metadata of a namespaced child named after the ModelDeployment."""
+    return {
+        "name": name or md.name,
+        "namespace": md.namespace,
+        "labels": labels(md),
+        "ownerReferences": [owner_reference(md)],
+    }
+
+
+def service_host(md: ModelDeployment) -> str:
+    # `.svc` without the cluster domain resolves in every cluster, whatever its domain.
+    return f"{md.name}.{md.namespace}.svc"
+
+
+def endpoints(md: ModelDeployment) -> dict[str, str]:
+    """status.endpoints: in-cluster addresses of the Service."""
+    host = service_host(md)
+    return {
+        "http": f"http://{host}:{c.TRITON_HTTP_PORT}",
+        "grpc": f"{host}:{c.TRITON_GRPC_PORT}",
+        "metrics": f"http://{host}:{c.TRITON_METRICS_PORT}/metrics",
+    }

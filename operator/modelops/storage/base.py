@@ -1,0 +1,78 @@
+"""The interface every model store implements, and helpers shared by them."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from modelops.triton.layout import MANIFEST_NAME
+
+
+class MissingObjectError(LookupError):
+    """The store has no object at that relative path (callers turn this into a reason)."""
+
+
+@dataclass(frozen=True)
+class VersionListing:
+    complete: list[int]  # versions with a manifest: the only ones a pull may select
+    all: list[int]  # every numbered version, including ones still being written
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    sha256: str
+    size: int
+
+
+class ModelStore(Protocol):
+    """A model directory in some storage; paths are relative to it, POSIX style."""
+
+    def describe(self) -> str:
+        """The location, for messages."""
+        ...
+
+    def list_versions(self) -> VersionListing: ...
+
+    def read_bytes(self, relative: str) -> bytes:
+        """Small files (manifests, configs); raises MissingObjectError."""
+        ...
+
+    def download(self, relative: str, dest: Path) -> Downloaded:
+        """Stream one object to ``dest``; raises MissingObjectError or StorageError."""
+        ...
+
+    def list_files(self, version: int) -> list[str]:
+        """Files of a version without a manifest (unverified pulls); may be unsupported."""
+        ...
+
+    def publish_version(self, version_dir: Path, version: int | None) -> int:
+        """Store a sealed local version directory as ``version`` (None: next); returns it."""
+        ...
+
+
+def read_chunks(stream: IO[bytes], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Blocks of ``stream`` until it is exhausted."""
+    while block := stream.read(chunk):
+        yield block
+
+
+def copy_hashing(chunks: Iterable[bytes], dest: Path) -> Downloaded:
+    """Write ``chunks`` to ``dest`` while hashing them."""
+    digest = hashlib.sha256()
+    size = 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") as out:
+        for block in chunks:
+            digest.update(block)
+            size += len(block)
+            out.write(block)
+    return Downloaded(sha256=digest.hexdigest(), size=size)
+
+
+def manifest_last(files: Iterable[str]) -> list[str]:
+    """Upload order for a version: every file, then the manifest that marks it complete."""
+    ordered = sorted(f for f in files if f != MANIFEST_NAME)
+    return [*ordered, MANIFEST_NAME]

@@ -1,0 +1,82 @@
+"""A model directory on a mounted filesystem: ``file://`` and ``pvc://`` locations."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from modelops.storage.base import (
+    Downloaded,
+    MissingObjectError,
+    VersionListing,
+    copy_hashing,
+    read_chunks,
+)
+from modelops.storage.errors import StorageError
+from modelops.triton.layout import check_relative_path
+from modelops.triton.repository import (
+    VersionExistsError,
+    commit_version_dir,
+    fsync_tree,
+    new_staging_dir,
+    refresh_model_files,
+    version_numbers,
+)
+
+
+class LocalStore:
+    """Reads with plain file I/O; publishes with the repository's atomic rename."""
+
+    def __init__(self, root: Path, uri: str | None = None) -> None:
+        self.root = Path(root)
+        self._uri = uri or f"file://{self.root}"
+
+    def describe(self) -> str:
+        return self._uri
+
+    def _path(self, relative: str) -> Path:
+        return self.root / check_relative_path(relative)
+
+    def list_versions(self) -> VersionListing:
+        if not self.root.is_dir():
+            raise StorageError("ModelNotFound", f"{self._uri}: no such directory")
+        return VersionListing(
+            complete=version_numbers(self.root),
+            all=version_numbers(self.root, complete_only=False),
+        )
+
+    def read_bytes(self, relative: str) -> bytes:
+        try:
+            return self._path(relative).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise MissingObjectError(relative) from None
+
+    def download(self, relative: str, dest: Path) -> Downloaded:
+        try:
+            with open(self._path(relative), "rb") as source:
+                return copy_hashing(read_chunks(source), dest)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise MissingObjectError(relative) from None
+
+    def list_files(self, version: int) -> list[str]:
+        version_dir = self.root / str(version)
+        return sorted(
+            p.relative_to(version_dir).as_posix() for p in version_dir.rglob("*") if p.is_file()
+        )
+
+    def publish_version(self, version_dir: Path, version: int | None) -> int:
+        # Copy into a staging directory on the destination filesystem, then
+        # rename: the same guarantee as packaging into a local repository.
+        staging = new_staging_dir(self.root)
+        try:
+            shutil.copytree(version_dir, staging, dirs_exist_ok=True)
+            fsync_tree(staging)
+            number = commit_version_dir(staging, self.root, version)
+        except VersionExistsError as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StorageError("VersionExists", str(err)) from None
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        refresh_model_files(self.root)
+        return number

@@ -1,0 +1,267 @@
+"""ModelDeployments the API server must refuse, and where it must say the error is.
+
+Each case is `(case_id, patch, expected)`: `patch` is a JSON merge patch
+(RFC 7386: nested dicts merge, None deletes, lists replace) applied to VALID
+by `manifest(case)`, and `expected` is a substring of the API server's error,
+normally the field path it reports (e.g. `spec.autoscaling.minReplicas`).
+Every case breaks exactly one rule, so a case that is accepted points at one
+missing check.
+
+Cases in STRICT_ONLY are unknown fields: the API server silently prunes them
+unless the request asks for strict field validation (`kubectl apply` and
+`kubectl create` do by default; the Python client needs
+`field_validation="Strict"`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+VALID: dict[str, Any] = {
+    "apiVersion": "modelops.io/v1alpha1",
+    "kind": "ModelDeployment",
+    "metadata": {"name": "invalid-case"},
+    "spec": {
+        "model": {"storageUri": "s3://models/fraud", "format": "torchscript", "version": "latest"},
+        "resources": {"gpu": {"count": 1}},
+    },
+}
+
+_AUTOSCALING = {"minReplicas": 1, "maxReplicas": 4, "metric": {"type": "queue-time", "target": 500}}
+_DRIFT = {"enabled": True, "reference": {"uri": "s3://models/fraud/reference.npz"}}
+_TEMPLATE = {"entrypoint": "modelops.trainer.examples.tabular", "output": {"storageUri": "s3://m"}}
+
+
+def _autoscaling(**fields: Any) -> dict[str, Any]:
+    return {"spec": {"autoscaling": {**_AUTOSCALING, **fields}}}
+
+
+def _drift(**fields: Any) -> dict[str, Any]:
+    return {"spec": {"driftMonitor": {**_DRIFT, **fields}}}
+
+
+def _spec(**fields: Any) -> dict[str, Any]:
+    return {"spec": fields}
+
+
+def _tol(**fields: Any) -> dict[str, Any]:
+    return _spec(scheduling={"tolerations": [fields]})
+
+
+CASES: list[tuple[str, dict[str, Any], str]] = [
+    # --- metadata / top level
+    ("name-starts-with-digit", {"metadata": {"name": "1fraud"}}, "metadata.name"),
+    ("name-with-dot", {"metadata": {"name": "fraud.v2"}}, "metadata.name"),
+    ("name-longer-than-63", {"metadata": {"name": "m" * 64}}, "metadata.name"),
+    ("spec-missing", {"spec": None}, "spec: Required value"),
+    # --- spec.model
+    ("storage-uri-missing", _spec(model={"storageUri": None}), "spec.model.storageUri"),
+    ("storage-uri-ftp", _spec(model={"storageUri": "ftp://models/fraud"}), "spec.model.storageUri"),
+    ("storage-uri-no-scheme", _spec(model={"storageUri": "models/fraud"}), "spec.model.storageUri"),
+    (
+        "storage-uri-space",
+        _spec(model={"storageUri": "s3://models/my model"}),
+        "spec.model.storageUri",
+    ),
+    (
+        "storage-uri-pvc-bad-claim",
+        _spec(model={"storageUri": "pvc://Claim_1/m"}),
+        "spec.model.storageUri",
+    ),
+    ("format-unknown", _spec(model={"format": "pytorch"}), "spec.model.format"),
+    ("version-word", _spec(model={"version": "abc"}), "spec.model.version"),
+    ("version-zero", _spec(model={"version": "0"}), "spec.model.version"),
+    ("version-unquoted-integer", _spec(model={"version": 3}), "spec.model.version"),
+    ("model-name-with-space", _spec(model={"name": "fraud model"}), "spec.model.name"),
+    (
+        "credentials-secret-bad-name",
+        _spec(model={"credentialsSecretRef": {"name": "S3_Creds"}}),
+        "spec.model.credentialsSecretRef.name",
+    ),
+    # --- spec.runtime
+    (
+        "pull-policy-unknown",
+        _spec(runtime={"imagePullPolicy": "Sometimes"}),
+        "spec.runtime.imagePullPolicy",
+    ),
+    (
+        "instances-per-gpu-zero",
+        _spec(runtime={"instancesPerGpu": 0}),
+        "spec.runtime.instancesPerGpu",
+    ),
+    (
+        "instances-per-gpu-17",
+        _spec(runtime={"instancesPerGpu": 17}),
+        "spec.runtime.instancesPerGpu",
+    ),
+    ("max-batch-size-negative", _spec(runtime={"maxBatchSize": -1}), "spec.runtime.maxBatchSize"),
+    (
+        "dynamic-batching-without-batching",
+        _spec(runtime={"maxBatchSize": 0, "dynamicBatching": {"maxQueueDelayMicroseconds": 100}}),
+        "spec.runtime.dynamicBatching",
+    ),
+    (
+        "env-reserved-prefix",
+        _spec(runtime={"env": [{"name": "MODELOPS_MODEL", "value": "x"}]}),
+        "spec.runtime.env",
+    ),
+    (
+        "env-overrides-visible-devices",
+        _spec(runtime={"env": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]}),
+        "spec.runtime.env",
+    ),
+    (
+        "env-duplicate-name",
+        _spec(runtime={"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}),
+        "spec.runtime.env",
+    ),
+    ("args-set-http-port", _spec(runtime={"args": ["--http-port=9000"]}), "spec.runtime.args"),
+    # --- spec.resources
+    ("gpu-count-negative", _spec(resources={"gpu": {"count": -1}}), "spec.resources.gpu.count"),
+    ("gpu-count-17", _spec(resources={"gpu": {"count": 17}}), "spec.resources.gpu.count"),
+    (
+        "gpu-product-without-gpu",
+        _spec(resources={"gpu": {"count": 0, "product": "NVIDIA-H100-80GB-HBM3"}}),
+        "spec.resources.gpu.product",
+    ),
+    ("memory-not-a-quantity", _spec(resources={"memory": "16 GB"}), "spec.resources.memory"),
+    ("cpu-negative", _spec(resources={"cpu": -2}), "spec.resources.cpu"),
+    ("cpu-unquoted-fraction", _spec(resources={"cpu": 0.5}), "spec.resources.cpu"),
+    # --- spec.replicas / spec.autoscaling
+    ("replicas-negative", _spec(replicas=-1), "spec.replicas"),
+    (
+        "autoscaling-min-above-max",
+        _autoscaling(minReplicas=5, maxReplicas=2),
+        "spec.autoscaling.minReplicas",
+    ),
+    ("autoscaling-zero-with-hpa", _autoscaling(minReplicas=0), "spec.autoscaling.minReplicas"),
+    (
+        "autoscaling-zero-on-cpu",
+        _autoscaling(minReplicas=0, engine="keda", metric={"type": "cpu", "target": 70}),
+        "spec.autoscaling.minReplicas",
+    ),
+    ("autoscaling-max-missing", _autoscaling(maxReplicas=None), "spec.autoscaling.maxReplicas"),
+    (
+        "autoscaling-max-zero",
+        _autoscaling(minReplicas=1, maxReplicas=0),
+        "spec.autoscaling.maxReplicas",
+    ),
+    ("autoscaling-engine-unknown", _autoscaling(engine="knative"), "spec.autoscaling.engine"),
+    (
+        "autoscaling-metric-unknown",
+        _autoscaling(metric={"type": "latency", "target": 100}),
+        "spec.autoscaling.metric.type",
+    ),
+    (
+        "autoscaling-cpu-target-over-100",
+        _autoscaling(metric={"type": "cpu", "target": 150}),
+        "spec.autoscaling.metric.target",
+    ),
+    (
+        "autoscaling-target-zero",
+        _autoscaling(metric={"type": "concurrency", "target": 0}),
+        "spec.autoscaling.metric.target",
+    ),
+    # --- spec.rollout
+    (
+        "rollout-no-surge-no-unavailable",
+        _spec(rollout={"maxSurge": 0, "maxUnavailable": 0}),
+        "spec.rollout.maxUnavailable",
+    ),
+    ("rollout-surge-150-percent", _spec(rollout={"maxSurge": "150%"}), "spec.rollout.maxSurge"),
+    ("rollout-surge-negative", _spec(rollout={"maxSurge": -1}), "spec.rollout.maxSurge"),
+    (
+        "rollout-surge-timeout-negative",
+        _spec(rollout={"surgeTimeoutSeconds": -5}),
+        "spec.rollout.surgeTimeoutSeconds",
+    ),
+    # --- spec.scheduling / serviceAccountName
+    (
+        "toleration-operator-unknown",
+        _tol(key="pool", operator="In", value="a"),
+        "spec.scheduling.tolerations[0].operator",
+    ),
+    (
+        "toleration-exists-with-value",
+        _tol(key="pool", operator="Exists", value="a"),
+        "spec.scheduling.tolerations[0].value",
+    ),
+    (
+        "toleration-seconds-without-noexecute",
+        _tol(key="pool", operator="Exists", effect="NoSchedule", tolerationSeconds=30),
+        "spec.scheduling.tolerations[0].tolerationSeconds",
+    ),
+    (
+        "node-selector-repeats-gpu-product",
+        _spec(
+            resources={"gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}},
+            scheduling={"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}},
+        ),
+        "spec.scheduling.nodeSelector",
+    ),
+    (
+        "node-selector-bad-key",
+        _spec(scheduling={"nodeSelector": {"bad key!": "x"}}),
+        "spec.scheduling.nodeSelector",
+    ),
+    (
+        "priority-class-bad-name",
+        _spec(scheduling={"priorityClassName": "High Priority"}),
+        "spec.scheduling.priorityClassName",
+    ),
+    ("service-account-bad-name", _spec(serviceAccountName="Triton_SA"), "spec.serviceAccountName"),
+    # --- spec.driftMonitor
+    ("drift-enabled-without-reference", _drift(reference=None), "spec.driftMonitor.reference"),
+    (
+        "drift-reference-bad-uri",
+        _drift(reference={"uri": "ref.npz"}),
+        "spec.driftMonitor.reference.uri",
+    ),
+    ("drift-method-unknown", _drift(method="kl"), "spec.driftMonitor.method"),
+    ("drift-threshold-zero", _drift(threshold=0), "spec.driftMonitor.threshold"),
+    ("drift-ks-threshold-above-1", _drift(method="ks", threshold=2), "spec.driftMonitor.threshold"),
+    ("drift-window-too-small", _drift(window=10), "spec.driftMonitor.window"),
+    (
+        "retrain-cooldown-in-words",
+        _drift(retrain={"trainingJobTemplate": _TEMPLATE, "cooldown": "6 hours"}),
+        "spec.driftMonitor.retrain.cooldown",
+    ),
+    (
+        "retrain-without-template",
+        _drift(retrain={"cooldown": "6h"}),
+        "spec.driftMonitor.retrain.trainingJobTemplate",
+    ),
+    (
+        "retrain-with-monitor-disabled",
+        _spec(driftMonitor={"enabled": False, "retrain": {"trainingJobTemplate": _TEMPLATE}}),
+        "spec.driftMonitor.retrain",
+    ),
+    # --- unknown fields (strict field validation)
+    (
+        "unknown-field-storageURI-typo",
+        _spec(model={"storageURI": "s3://x"}),
+        "spec.model.storageURI",
+    ),
+    ("unknown-field-in-spec", _spec(gpus=2), "spec.gpus"),
+]
+
+STRICT_ONLY = frozenset({"unknown-field-storageURI-typo", "unknown-field-in-spec"})
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def manifest(patch: dict[str, Any]) -> dict[str, Any]:
+    """VALID with one case's patch applied."""
+    return merge_patch(VALID, patch)

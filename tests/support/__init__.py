@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: real Triton, a local S3 (moto), tiny models."""

@@ -1,0 +1,128 @@
+"""render_autoscaler: HPA and KEDA ScaledObject for each metric type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelops.render.autoscaler import render_autoscaler
+from tests.unit.test_render_fixtures import md_body
+
+PROM = "http://prometheus.monitoring.svc:9090"
+
+
+def scaled(metric: str, target: int, engine: str = "hpa", min_replicas: int = 1) -> dict[str, Any]:
+    body = md_body(
+        autoscaling={
+            "minReplicas": min_replicas,
+            "maxReplicas": 6,
+            "engine": engine,
+            "metric": {"type": metric, "target": target},
+        }
+    )
+    out = render_autoscaler(body, prometheus_address=PROM)
+    assert out is not None
+    return out
+
+
+def test_no_autoscaler_without_autoscaling():
+    assert render_autoscaler(md_body()) is None
+
+
+def test_hpa_shape():
+    hpa = scaled("cpu", 70)
+    assert hpa["apiVersion"] == "autoscaling/v2" and hpa["kind"] == "HorizontalPodAutoscaler"
+    assert hpa["metadata"]["name"] == "fraud"
+    assert hpa["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "fraud",
+    }
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 6)
+
+
+def test_hpa_cpu_measures_the_triton_container_only():
+    assert scaled("cpu", 70)["spec"]["metrics"] == [
+        {
+            "type": "ContainerResource",
+            "containerResource": {
+                "name": "cpu",
+                "container": "triton",
+                "target": {"type": "Utilization", "averageUtilization": 70},
+            },
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("metric", "name"),
+    [
+        ("queue-time", "triton_queue_time_per_request_us"),
+        ("concurrency", "triton_inflight_requests"),
+        ("gpu-utilization", "DCGM_FI_DEV_GPU_UTIL"),
+    ],
+)
+def test_hpa_pods_metrics(metric, name):
+    assert scaled(metric, 80)["spec"]["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": name},
+                "target": {"type": "AverageValue", "averageValue": "80"},
+            },
+        }
+    ]
+
+
+def trigger(obj: dict[str, Any]) -> dict[str, Any]:
+    assert obj["apiVersion"] == "keda.sh/v1alpha1" and obj["kind"] == "ScaledObject"
+    [only] = obj["spec"]["triggers"]
+    return only
+
+
+def test_keda_shape_allows_scale_to_zero():
+    so = scaled("queue-time", 2000, engine="keda", min_replicas=0)
+    assert so["metadata"]["name"] == "fraud"
+    assert so["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "fraud",
+    }
+    assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]) == (0, 6)
+
+
+def test_keda_queue_time_query():
+    t = trigger(scaled("queue-time", 2000, engine="keda"))
+    assert t["type"] == "prometheus" and t["metricType"] == "Value"
+    meta = t["metadata"]
+    assert meta["serverAddress"] == PROM
+    assert meta["threshold"] == "2000"
+    sel = 'namespace="ml",pod=~"fraud-[a-z0-9]+-[a-z0-9]+"'
+    assert meta["query"] == (
+        f"sum(rate(nv_inference_queue_duration_us{{{sel}}}[1m])) / "
+        f"clamp_min(sum(rate(nv_inference_request_success{{{sel}}}[1m])), 0.001)"
+    )
+
+
+def test_keda_concurrency_is_a_total_divided_per_replica():
+    t = trigger(scaled("concurrency", 4, engine="keda"))
+    assert t["metricType"] == "AverageValue"
+    assert t["metadata"]["query"].startswith("sum(rate(nv_inference_request_duration_us{")
+    assert t["metadata"]["query"].endswith("[1m])) / 1e6")
+
+
+def test_keda_gpu_utilization():
+    t = trigger(scaled("gpu-utilization", 80, engine="keda"))
+    assert t["metricType"] == "Value"
+    assert t["metadata"]["query"].startswith('avg(DCGM_FI_DEV_GPU_UTIL{namespace="ml"')
+
+
+def test_keda_cpu_uses_the_cpu_scaler():
+    assert trigger(scaled("cpu", 60, engine="keda")) == {
+        "type": "cpu",
+        "metricType": "Utilization",
+        "metadata": {"value": "60", "containerName": "triton"},
+    }
