@@ -74,8 +74,10 @@ def test_pod_needing_more_gpus_than_any_node_stays_pending(cluster: Cluster, nam
 def test_gpu_pod_fits_and_runs(cluster: Cluster, namespace: str):
     cluster.apply(pod("fits", gpus=8, tolerate_gpu=True), namespace)
     live = wait_for(
-        lambda: (p := cluster.core.read_namespaced_pod("fits", namespace)).status.phase
-        == "Running" and p,
+        lambda: (
+            (p := cluster.core.read_namespaced_pod("fits", namespace)).status.phase == "Running"
+            and p
+        ),
         what="the 8-GPU pod to run",
     )
     node = cluster.core.read_node(live.spec.node_name)
@@ -138,10 +140,13 @@ def test_restricted_pod_security_refuses_a_violating_pod(cluster: Cluster):
 
         compliant = pod("compliant")
         compliant["spec"]["securityContext"] = {
-            "runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"},
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
         }
         compliant["spec"]["containers"][0]["securityContext"] = {
-            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
         }
         cluster.core.create_namespaced_pod(ns, compliant)
 

@@ -71,8 +71,12 @@ class Cluster:
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this cluster; returns the completed process."""
         proc = subprocess.run(
-            ["kubectl", *args], input=input, capture_output=True, text=True,
-            env=self.env, timeout=120,
+            ["kubectl", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
@@ -89,7 +93,9 @@ def start_cluster() -> Cluster:
     if external:
         return Cluster(kubeconfig=Path(external), bin_dir=_bin_dir_if_built())
     proc = subprocess.run(
-        [str(CLUSTER_SCRIPT), "up", TEST_CLUSTER_NAME], capture_output=True, text=True,
+        [str(CLUSTER_SCRIPT), "up", TEST_CLUSTER_NAME],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"could not start the local cluster:\n{proc.stderr}")
@@ -107,7 +113,9 @@ def stop_cluster(cluster: Cluster) -> None:
 
 def _bin_dir_if_built() -> Path | None:
     proc = subprocess.run(
-        [str(REPO / "hack" / "controlplane" / "build.sh")], capture_output=True, text=True,
+        [str(REPO / "hack" / "controlplane" / "build.sh")],
+        capture_output=True,
+        text=True,
     )
     return Path(proc.stdout.strip()) if proc.returncode == 0 else None
 

@@ -44,9 +44,11 @@ def _normalise(path: str) -> str:
     return re.sub(r"\[\d+\]", "[]", path.removesuffix(": Required value"))
 
 
-def _schema_errors(obj: dict[str, Any]) -> set[str]:
+def _schema_errors(
+    obj: dict[str, Any], validator: jsonschema.Draft4Validator = VALIDATOR
+) -> set[str]:
     paths = set()
-    for error in VALIDATOR.iter_errors(obj):
+    for error in validator.iter_errors(obj):
         parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path]
         path = "".join(parts).lstrip(".").replace(".[", "[")
         if error.validator == "required":

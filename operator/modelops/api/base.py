@@ -8,7 +8,9 @@ generator only has to translate, never to know about individual fields.
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
@@ -86,12 +88,40 @@ def cel_regex(pattern: str) -> str:
     return pattern.replace("\\.", "[.]")
 
 
+# STORAGE_URI lets any pvc:// text through; the claim name must be a DNS-1123 label.
+PVC_URI_RULE = cel(
+    "!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$')",
+    "a pvc:// URI must be pvc://<claim-name>/<path> with a DNS-1123 claim name",
+)
+
+
 def validations(*rules: dict[str, str], **extra: Any) -> dict[str, Any]:
     """`json_schema_extra` carrying CEL rules (plus any other x- keys)."""
     out: dict[str, Any] = dict(extra)
     if rules:
         out["x-kubernetes-validations"] = list(rules)
     return out
+
+
+def reworded(base: type[BaseModel], **descriptions: str) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` of a subclass that only rewords its base's field descriptions.
+
+    Lets a second kind reuse a type (its validation, defaults and CEL rules)
+    while `kubectl explain` describes the field in that kind's own terms.
+    The base's own `json_schema_extra` (e.g. its CEL rules) is kept, since a
+    subclass's setting would otherwise replace it.
+    """
+    inherited = base.model_config.get("json_schema_extra")
+
+    def apply(schema: dict[str, Any]) -> None:
+        if isinstance(inherited, Mapping):
+            schema.update(copy.deepcopy(dict(inherited)))
+        elif inherited is not None:
+            raise TypeError(f"{base.__name__}: cannot reword a callable json_schema_extra")
+        for field, text in descriptions.items():
+            schema["properties"][to_camel(field)]["description"] = text
+
+    return apply
 
 
 def map_list(*keys: str, **extra: Any) -> dict[str, Any]:
@@ -164,6 +194,15 @@ IntOrPercent = Annotated[
     WithJsonSchema(_int_or_string_schema(PERCENT)),
 ]
 """A non-negative count or a percentage string such as "25%"."""
+
+
+def plain(value: Any) -> Any:
+    """Plain dicts and lists from kopf's read-only mapping views (pydantic wants them)."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 # `json_schema_extra` of a free-form object the apiserver stores as given.

@@ -114,3 +114,146 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
 
 # Reasons derive_status copies from other controllers' conditions.
 PASSTHROUGH = frozenset({"AutoscalerReady"})
+
+# kubectl wait / GitOps guidance printed above each kind's table in docs/api.md.
+MD_CONDITIONS_INTRO = (
+    "`kubectl wait --for=condition=Ready md/<name>` waits for serving. Argo CD and Flux "
+    "read Ready, Reconciling and Stalled (kstatus)."
+)
+
+TJ_CONDITIONS_INTRO = (
+    "For a batch job Ready means *finished successfully*: `kubectl wait "
+    "--for=condition=Ready tj/<name>` waits for the trained model (or use "
+    "`--for=condition=Succeeded`, and `--for=condition=Failed` for the other outcome). "
+    "Reconciling is True while the job is pending or running, Stalled when it failed for good "
+    "or cannot start without intervention. status.phase summarises them for kubectl get."
+)
+
+_STALLED_TOO = "Same as Stalled."
+# Failures `modelops train` reports for mistakes every attempt would repeat: the
+# TrainingJob fails at once with the trainer's reason instead of restarting.
+_PERMANENT = {
+    "InvalidArgument": "True: `modelops train` refused its arguments (spec.args, output or "
+    "model name); not restarted.",
+    "InvalidTrainingModule": "True: spec.entrypoint does not satisfy the training-module "
+    "contract (build(), load_dataset()); not restarted.",
+    "InvalidHyperparameter": "True: a hyperparameter cannot be parsed or converted; not restarted.",
+    "CheckpointMismatch": "True: spec.checkpoints holds another training module's "
+    "checkpoints; not restarted.",
+}
+_FAILED_TOO = "Same as Failed."
+
+TRAINING_JOB_CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "Ready": (
+        "True once training succeeded and the model was published; False before, with the "
+        "reason of the current state.",
+        {
+            "Succeeded": "True: the Job completed; the message names the output version.",
+            "Creating": "The Job of the current attempt does not exist yet.",
+            "WaitingForNodes": "Pods wait for the scheduler; the message quotes it, e.g. "
+            "0/6 nodes are available: 4 Insufficient nvidia.com/gpu.",
+            "Starting": "Every pod has a node; containers are starting (image pull).",
+            "Running": "Training runs on every node.",
+            "NodeFailed": "A node's pod failed; the attempt is ending.",
+            "Restarting": "An attempt failed; all nodes start again as a new attempt.",
+            "Suspending": "spec.suspend is set; the pods are stopping.",
+            "Suspended": "Same as Suspended.",
+            "WaitingForAdmission": "Same as Suspended.",
+            "ImagePullBackOff": _STALLED_TOO,
+            "CreateContainerConfigError": _STALLED_TOO,
+            "CreateContainerError": _STALLED_TOO,
+            "RunContainerError": _STALLED_TOO,
+            "FailedCreate": _STALLED_TOO,
+            "BackoffLimitExceeded": _FAILED_TOO,
+            "DeadlineExceeded": _FAILED_TOO,
+            **{reason: _FAILED_TOO for reason in _PERMANENT},
+        },
+    ),
+    "Reconciling": (
+        "kstatus abnormal-true condition: True while the job is pending, running or restarting.",
+        {
+            "Creating": "True: the Job is being created.",
+            "WaitingForNodes": "True: pods wait for the scheduler.",
+            "Starting": "True: containers are starting.",
+            "Running": "True: training runs on every node.",
+            "NodeFailed": "True: a node's pod failed; the attempt is ending.",
+            "Restarting": "True: a new attempt is starting.",
+            "Suspending": "True: the pods are stopping for spec.suspend.",
+            "Suspended": "False: nothing runs until the job is resumed or admitted.",
+            "Finished": "False: the job succeeded or failed for good.",
+            "Stalled": "False: no progress is possible; see Stalled.",
+        },
+    ),
+    "Stalled": (
+        "kstatus abnormal-true condition: True when the job failed for good or cannot start "
+        "without intervention. Waiting for GPUs is not a stall (use Kueue to queue).",
+        {
+            "AsExpected": "False: nothing blocks progress.",
+            "BackoffLimitExceeded": "The last allowed attempt failed; the message names the "
+            "failed rank, its exit reason and code, and the last lines of its log.",
+            "DeadlineExceeded": "spec.activeDeadlineSeconds passed.",
+            "ImagePullBackOff": "The trainer image cannot be pulled (wrong tag, missing pull "
+            "secret).",
+            "CreateContainerConfigError": "The trainer cannot be configured, e.g. the "
+            "credentials Secret does not exist.",
+            "CreateContainerError": "The container runtime cannot create the trainer.",
+            "RunContainerError": "The container runtime cannot start the trainer.",
+            "FailedCreate": "The Job cannot create pods: quota, Pod Security, missing "
+            "ServiceAccount or PriorityClass.",
+            **{reason: f"Same as Failed ({reason})." for reason in _PERMANENT},
+        },
+    ),
+    "Created": (
+        "The Job of the current attempt exists.",
+        {
+            "JobCreated": "True: the message names the Job and the attempt.",
+            "JobMissing": "False: the Job is being created.",
+            "JobDeleted": "False: the finished Job was deleted (spec.ttlSecondsAfterFinished); "
+            "the outcome stays in status.",
+        },
+    ),
+    "Running": (
+        "True only while every node's pod runs: a partly scheduled job is not running.",
+        {
+            "AllNodesRunning": "True: the message gives nodes and processes.",
+            "NotStarted": "False: the Job does not exist yet.",
+            "WaitingForNodes": "False: some pods wait for the scheduler.",
+            "Starting": "False: some containers are still starting.",
+            "NodeFailed": "False: a node's pod failed.",
+            "Restarting": "False: between attempts.",
+            "Suspended": "False: the job is suspended.",
+            "Completed": "False: training finished.",
+            "Failed": "False: the job failed.",
+        },
+    ),
+    "Succeeded": (
+        "Training finished and the model was published.",
+        {
+            "Completed": "True: every node exited 0.",
+            "NotFinished": "False: the job has not finished.",
+            "Failed": "False: the job failed.",
+        },
+    ),
+    "Failed": (
+        "The job failed for good and will not be restarted.",
+        {
+            "NoFailure": "False: no attempt failed.",
+            "Restarting": "False: an attempt failed and the job restarts; the message says "
+            "why (restarts are counted against spec.backoffLimit).",
+            "NodeFailed": "False: a node's pod failed; a restart or the final failure follows.",
+            "BackoffLimitExceeded": "True: spec.backoffLimit restarts were used up.",
+            "DeadlineExceeded": "True: spec.activeDeadlineSeconds passed.",
+            **_PERMANENT,
+        },
+    ),
+    "Suspended": (
+        "No pod runs because the job is suspended.",
+        {
+            "Suspended": "True: spec.suspend is set.",
+            "WaitingForAdmission": "True: Kueue has not admitted the job from spec.queueName "
+            "yet (quota, or Kueue is not installed).",
+            "Suspending": "False: the pods are stopping.",
+            "NotSuspended": "False.",
+        },
+    ),
+}

@@ -54,3 +54,62 @@ TRITON_METRICS_PORT = 8002
 DRIFT_PROXY_PORT = 8080
 # The sidecar's admin port: /metrics, /drift (the summary the operator reads), /healthz.
 DRIFT_ADMIN_PORT = 8090
+
+# --- TrainingJob -------------------------------------------------------------
+
+TJ_KIND = "TrainingJob"
+TJ_PLURAL = "trainingjobs"
+TJ_SINGULAR = "trainingjob"
+TJ_SHORT_NAMES = ("tj",)
+
+# The modelops image built with the `train` extra (PyTorch; the operator image
+# has none, see Dockerfile). Pinned like the Triton image: it is the CRD default
+# of spec.image, so a TrainingJob keeps the trainer it was created with across
+# restarts and operator upgrades (its checkpoints must stay readable), and a
+# new release changes this constant, the CRD and the `modelops train` flags
+# the renderer writes together.
+DEFAULT_TRAINER_IMAGE = "ghcr.io/modelops/modelops-train:0.1.0"
+DEFAULT_TRAINING_ENTRYPOINT = "modelops.trainer.examples.tabular"
+
+LABEL_TRAINING_JOB = f"{GROUP}/training-job"
+# The attempt a Job runs (0 for the first, +1 per whole-group restart).
+ANNOTATION_ATTEMPT = f"{GROUP}/attempt"
+# Kueue admits Jobs carrying this label through the named LocalQueue.
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+# Set by the Job controller on every pod of an Indexed Job (label and annotation).
+ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
+
+# torchrun's c10d rendezvous port on node rank 0 (torchrun's own default).
+RENDEZVOUS_PORT = 29500
+
+# Environment the operator or torchrun set in a trainer container; users may not.
+RESERVED_TRAINING_ENV_NAMES = (
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "NNODES",
+    "NPROC_PER_NODE",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "GROUP_WORLD_SIZE",
+    "ROLE_RANK",
+    "ROLE_WORLD_SIZE",
+    "NVIDIA_VISIBLE_DEVICES",
+)
+RESERVED_TRAINING_ENV_PREFIXES = ("TORCHELASTIC_", RESERVED_ENV_PREFIX)
+
+# `modelops train` flags the operator derives from the spec; spec.args may not set them.
+RESERVED_TRAINER_FLAGS = (
+    "entrypoint",
+    "dataset",
+    "output",
+    "model-name",
+    "checkpoint-dir",
+    "hp",
+    "nproc-per-node",
+    "termination-log",
+)

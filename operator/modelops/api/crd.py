@@ -6,6 +6,7 @@ compares with the checked-in YAML; nothing else defines the schema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,13 @@ import yaml
 from pydantic import BaseModel
 
 from . import constants as c
+from . import trainingjob as tj
+from .conditions import (
+    CONDITIONS,
+    MD_CONDITIONS_INTRO,
+    TJ_CONDITIONS_INTRO,
+    TRAINING_JOB_CONDITIONS,
+)
 from .modeldeployment import ROOT_VALIDATIONS, ModelDeploymentSpec, ModelDeploymentStatus
 from .structural import model_schema
 
@@ -33,6 +41,9 @@ class KindSpec:
     scale: dict[str, str] | None = None
     root_validations: tuple[dict[str, str], ...] = ()
     extra_names: dict[str, Any] = field(default_factory=dict)
+    # status.conditions: type -> (meaning, reason -> meaning), for docs/api.md.
+    conditions: Mapping[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
+    conditions_intro: str = ""
 
     @property
     def crd_name(self) -> str:
@@ -109,9 +120,79 @@ MODEL_DEPLOYMENT = KindSpec(
         "labelSelectorPath": ".status.selector",
     },
     root_validations=tuple(ROOT_VALIDATIONS),
+    conditions=CONDITIONS,
+    conditions_intro=MD_CONDITIONS_INTRO,
 )
 
-KINDS: tuple[KindSpec, ...] = (MODEL_DEPLOYMENT,)
+TRAINING_JOB = KindSpec(
+    kind=c.TJ_KIND,
+    plural=c.TJ_PLURAL,
+    singular=c.TJ_SINGULAR,
+    short_names=c.TJ_SHORT_NAMES,
+    description=(
+        "TrainingJob trains a model with distributed PyTorch: an Indexed Job runs one pod per "
+        "node under torchrun (completion index = node rank) with a headless Service for the "
+        "rendezvous, and rank 0 publishes the result as the next version of a Triton model "
+        "repository, which a ModelDeployment following version latest rolls out. A failed "
+        "node fails the attempt, and the operator restarts all nodes (spec.backoffLimit). "
+        "status reports the phase, kstatus conditions (Ready means succeeded), the failed "
+        "ranks and the published version."
+    ),
+    spec_model=tj.TrainingJobSpec,
+    status_model=tj.TrainingJobStatus,
+    printer_columns=(
+        {
+            "name": "Status",
+            "type": "string",
+            "jsonPath": ".status.phase",
+            "description": "Pending, Suspended, Running, Succeeded or Failed.",
+        },
+        {
+            "name": "Nodes",
+            "type": "integer",
+            "jsonPath": ".spec.nodes",
+            "description": "Nodes (pods) that train together.",
+        },
+        {
+            "name": "GPUs",
+            "type": "integer",
+            "jsonPath": ".status.gpus",
+            "description": "GPUs held by the running attempt.",
+        },
+        {
+            "name": "Output",
+            "type": "string",
+            "jsonPath": ".status.outputVersion",
+            "description": "Model version the training published.",
+        },
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {
+            "name": "Active",
+            "type": "integer",
+            "jsonPath": ".status.activeNodes",
+            "description": "Pods of the current attempt that run.",
+            "priority": 1,
+        },
+        {
+            "name": "Restarts",
+            "type": "integer",
+            "jsonPath": ".status.restarts",
+            "description": "Whole-group restarts so far.",
+            "priority": 1,
+        },
+        _condition_column(
+            "Reason", "Ready", "reason", "Reason of the Ready condition.", priority=1
+        ),
+        _condition_column(
+            "Message", "Ready", "message", "Message of the Ready condition.", priority=1
+        ),
+    ),
+    root_validations=tuple(tj.ROOT_VALIDATIONS),
+    conditions=TRAINING_JOB_CONDITIONS,
+    conditions_intro=TJ_CONDITIONS_INTRO,
+)
+
+KINDS: tuple[KindSpec, ...] = (MODEL_DEPLOYMENT, TRAINING_JOB)
 
 
 def root_schema(kind: KindSpec) -> dict[str, Any]:

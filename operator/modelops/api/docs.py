@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import constants as c
-from .conditions import CONDITIONS
 from .crd import KINDS, KindSpec, root_schema
 
 HEADER = """\
@@ -153,18 +152,17 @@ def kind_reference(kind: KindSpec) -> str:
     return "\n".join(parts)
 
 
-def conditions_reference() -> str:
-    """The ModelDeployment's conditions and what each reason means."""
+def conditions_reference(kind: KindSpec) -> str:
+    """A kind's conditions and what each reason means."""
     lines = [
         "### status.conditions",
         "",
-        "`kubectl wait --for=condition=Ready md/<name>` waits for serving. Argo CD and Flux "
-        "read Ready, Reconciling and Stalled (kstatus).",
+        kind.conditions_intro,
         "",
         "| Type | Reason | Meaning |",
         "| --- | --- | --- |",
     ]
-    for ctype, (meaning, reasons) in CONDITIONS.items():
+    for ctype, (meaning, reasons) in kind.conditions.items():
         lines.append(f"| **{ctype}** | | {_md(meaning)} |")
         lines += [f"| | `{reason}` | {_md(text)} |" for reason, text in reasons.items()]
     return "\n".join(lines) + "\n"
@@ -174,5 +172,5 @@ def api_reference() -> str:
     """docs/api.md: every kind, every field."""
     first = KINDS[0]
     head = HEADER.format(api_version=c.API_VERSION, example=f"{first.singular}.spec.model")
-    body = "\n".join(kind_reference(kind) for kind in KINDS)
-    return head + "\n" + body + "\n" + conditions_reference()
+    body = "\n".join(kind_reference(kind) + "\n" + conditions_reference(kind) for kind in KINDS)
+    return head + "\n" + body

@@ -20,6 +20,7 @@ from .base import (
     GO_DURATION,
     LABEL_VALUE,
     PRESERVE_UNKNOWN,
+    PVC_URI_RULE,
     QUALIFIED_NAME,
     STORAGE_URI,
     ApiModel,
@@ -28,6 +29,7 @@ from .base import (
     cel,
     cel_regex,
     map_list,
+    plain,
     sub_object,
     validations,
 )
@@ -37,11 +39,6 @@ from .types import Condition, EnvVar, SecretReference, Toleration
 
 ModelFormat = Literal["torchscript", "onnx", "tensorrt", "python", "triton"]
 
-_PVC_URI_RULE = cel(
-    "!self.startsWith('pvc://') || self.matches('^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$')",
-    "a pvc:// URI must be pvc://<claim-name>/<path> with a DNS-1123 claim name",
-)
-
 
 class ModelSource(ApiModel):
     """Where the model lives and which version to serve."""
@@ -49,7 +46,7 @@ class ModelSource(ApiModel):
     storage_uri: str = Field(
         max_length=2048,
         pattern=STORAGE_URI,
-        json_schema_extra=validations(_PVC_URI_RULE),
+        json_schema_extra=validations(PVC_URI_RULE),
         description="Location of the model repository: s3://bucket/prefix, gs://bucket/prefix, "
         "https://host/path, pvc://<claim>/<path> (a PersistentVolumeClaim in this namespace, "
         "mounted read-only) or file:///path (a path inside the pod). Below it, each model "
@@ -406,7 +403,7 @@ class DriftReference(ApiModel):
     uri: str = Field(
         max_length=2048,
         pattern=STORAGE_URI,
-        json_schema_extra=validations(_PVC_URI_RULE),
+        json_schema_extra=validations(PVC_URI_RULE),
         description="Location of the reference statistics or sample (e.g. "
         "s3://models/fraud/reference.npz, built by `modelops drift-reference`); same schemes "
         "and credentials as model.storageUri.",
@@ -491,22 +488,22 @@ class DriftMonitor(ApiModel):
 
 # --- spec -----------------------------------------------------------------------
 
+# On a spec with `resources` and `scheduling` (every kind that runs GPU pods):
+# the product is one field, so two sources cannot disagree.
+GPU_PRODUCT_NOT_IN_NODE_SELECTOR = cel(
+    "!has(self.resources) || !has(self.resources.gpu) "
+    "|| !has(self.resources.gpu.product) || !has(self.scheduling) "
+    "|| !has(self.scheduling.nodeSelector) "
+    "|| !('nvidia.com/gpu.product' in self.scheduling.nodeSelector)",
+    "set the GPU product in resources.gpu.product, not in nodeSelector",
+    field_path=".scheduling.nodeSelector",
+)
+
 
 class ModelDeploymentSpec(ApiModel):
     """Desired state of a ModelDeployment."""
 
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            cel(
-                "!has(self.resources) || !has(self.resources.gpu) "
-                "|| !has(self.resources.gpu.product) || !has(self.scheduling) "
-                "|| !has(self.scheduling.nodeSelector) "
-                "|| !('nvidia.com/gpu.product' in self.scheduling.nodeSelector)",
-                "set the GPU product in resources.gpu.product, not in nodeSelector",
-                field_path=".scheduling.nodeSelector",
-            ),
-        )
-    )
+    model_config = ConfigDict(json_schema_extra=validations(GPU_PRODUCT_NOT_IN_NODE_SELECTOR))
 
     model: ModelSource = Field(description="The model to serve.")
     runtime: Runtime = sub_object(Runtime, "Triton Inference Server settings.")
@@ -658,8 +655,10 @@ class ModelDeployment(BaseModel):
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ModelDeployment:
         """Parse an object as the API server (or kopf's `body`) returns it."""
-        plain = _plain(body)
-        return cls.model_validate({"metadata": plain["metadata"], "spec": plain.get("spec") or {}})
+        plain_body = plain(body)
+        return cls.model_validate(
+            {"metadata": plain_body["metadata"], "spec": plain_body.get("spec") or {}}
+        )
 
     @property
     def name(self) -> str:
@@ -673,15 +672,6 @@ class ModelDeployment(BaseModel):
     def model_name(self) -> str:
         """The model's name inside Triton."""
         return self.spec.model.name or self.metadata.name
-
-
-def _plain(value: Any) -> Any:
-    # kopf hands out read-only mapping views; pydantic wants plain containers.
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 # The root-level rule may only read metadata.name (CEL's view of metadata).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelops.api.modeldeployment import ModelDeployment
+from modelops.api.types import SecretReference
 
 # The NGC tritonserver image ships user `triton-server` with uid/gid 1000; the
 # operator image must run as a non-root uid as well (any uid works for it).
@@ -45,10 +46,14 @@ def fixed_resources(cpu: str, memory: str) -> dict[str, Any]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+def secret_env(ref: SecretReference | None) -> list[dict[str, Any]] | None:
+    """envFrom of a storage credentials Secret: its keys become environment variables."""
+    return [{"secretRef": {"name": ref.name}}] if ref else None
+
+
 def credentials(md: ModelDeployment) -> list[dict[str, Any]] | None:
     """envFrom of the storage credentials Secret, for download containers only."""
-    ref = md.spec.model.credentials_secret_ref
-    return [{"secretRef": {"name": ref.name}}] if ref else None
+    return secret_env(md.spec.model.credentials_secret_ref)
 
 
 def http_probe(path: str, port: str, *, period: int, failures: int) -> dict[str, Any]:

@@ -25,12 +25,10 @@ from .containers import (
 )
 from .drift_sidecar import drift_parts
 from .meta import as_md, child_metadata, labels, selector_labels
+from .placement import container_resources, node_selector, tolerations
 from .sources import PodSource, pod_source
 
 MODEL_REPOSITORY = "/models"
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-
 TRITON_CONTAINER = "triton"
 PULL_CONTAINER = "pull-model"
 
@@ -140,34 +138,13 @@ def _pod_spec(md: ModelDeployment, operator_image: str, model_version: str) -> d
     scheduling = md.spec.scheduling
     if scheduling is not None and scheduling.priority_class_name:
         pod["priorityClassName"] = scheduling.priority_class_name
-    node_selector = _node_selector(md)
-    if node_selector:
-        pod["nodeSelector"] = node_selector
-    tolerations = _tolerations(md)
-    if tolerations:
-        pod["tolerations"] = tolerations
+    selector = node_selector(md.spec.resources, scheduling)
+    if selector:
+        pod["nodeSelector"] = selector
+    tolerated = tolerations(md.spec.resources, scheduling)
+    if tolerated:
+        pod["tolerations"] = tolerated
     return pod
-
-
-def _node_selector(md: ModelDeployment) -> dict[str, str]:
-    selector: dict[str, str] = {}
-    if md.spec.scheduling is not None and md.spec.scheduling.node_selector:
-        selector.update(md.spec.scheduling.node_selector)
-    gpu = md.spec.resources.gpu
-    if gpu.product and gpu.count > 0:
-        selector[GPU_PRODUCT_LABEL] = gpu.product
-    return dict(sorted(selector.items()))
-
-
-def _tolerations(md: ModelDeployment) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if md.spec.resources.gpu.count > 0:
-        # GPU nodes are commonly tainted nvidia.com/gpu:NoSchedule to keep
-        # CPU-only pods off them (the GPU operator and cloud GPU pools do this).
-        out.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
-    if md.spec.scheduling is not None:
-        out += [t.to_dict() for t in md.spec.scheduling.tolerations or []]
-    return out
 
 
 def _pull_container(
@@ -229,13 +206,6 @@ def _pull_container(
 
 def _triton_container(md: ModelDeployment) -> dict[str, Any]:
     runtime = md.spec.runtime
-    resources = md.spec.resources
-    requests = {"cpu": str(resources.cpu), "memory": str(resources.memory)}
-    limits = dict(requests)
-    if resources.gpu.count > 0:
-        # Extended resources are requested through limits; the API server
-        # copies the value into requests.
-        limits[GPU_RESOURCE] = str(resources.gpu.count)
     args = [
         f"--model-repository={MODEL_REPOSITORY}",
         "--model-control-mode=none",
@@ -254,7 +224,7 @@ def _triton_container(md: ModelDeployment) -> dict[str, Any]:
             {"name": "grpc", "containerPort": c.TRITON_GRPC_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": c.TRITON_METRICS_PORT, "protocol": "TCP"},
         ],
-        "resources": {"requests": requests, "limits": limits},
+        "resources": container_resources(md.spec.resources),
         "startupProbe": http_probe(
             "/v2/health/live", "http", period=STARTUP_PROBE_PERIOD, failures=STARTUP_PROBE_FAILURES
         ),

@@ -40,16 +40,21 @@ def labels(md: ModelDeployment) -> dict[str, str]:
     }
 
 
-def owner_reference(md: ModelDeployment) -> dict[str, Any]:
-    """Controller reference: deleting the ModelDeployment garbage-collects the child."""
+def controller_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    """Controller reference to a modelops object: deleting it garbage-collects the child."""
     return {
         "apiVersion": c.API_VERSION,
-        "kind": c.MD_KIND,
-        "name": md.name,
-        "uid": md.metadata.uid,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def owner_reference(md: ModelDeployment) -> dict[str, Any]:
+    """Controller reference: deleting the ModelDeployment garbage-collects the child."""
+    return controller_reference(c.MD_KIND, md.name, md.metadata.uid)
 
 
 def child_metadata(md: ModelDeployment, name: str | None = None) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from typing import Any
 
 from modelops.api.modeldeployment import ModelDeployment
 
+from .conditions import new_condition as _cond
+from .conditions import stamp_conditions
 from .deployment import TRITON_CONTAINER
 from .meta import as_md, endpoints, selector_string
 from .observed import DeploymentView
@@ -96,7 +98,9 @@ def derive_status(
     drift_enabled = md.spec.drift_monitor is not None and md.spec.drift_monitor.enabled
     if drift_enabled:
         conditions.append(_drifted(md, drift))
-    stamped = _stamp(conditions, previous_conditions, md.metadata.generation, now)
+    stamped = stamp_conditions(
+        conditions, previous_conditions, md.metadata.generation, now, order=CONDITION_ORDER
+    )
 
     status: dict[str, Any] = {
         "observedGeneration": md.metadata.generation,
@@ -123,42 +127,6 @@ def derive_status(
 
 
 # --- conditions -----------------------------------------------------------------
-
-
-def _cond(ctype: str, status: bool | None, reason: str, message: str) -> dict[str, Any]:
-    value = "Unknown" if status is None else ("True" if status else "False")
-    return {"type": ctype, "status": value, "reason": reason, "message": truncate(message)}
-
-
-def _stamp(
-    conditions: list[dict[str, Any]],
-    previous: Sequence[Mapping[str, Any]] | None,
-    generation: int,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """Add observedGeneration and lastTransitionTime, keeping the old time when the
-    status did not change (meta/v1 Condition semantics)."""
-    before = {c.get("type"): c for c in previous or []}
-    out = []
-    for cond in sorted(conditions, key=lambda c: CONDITION_ORDER.index(c["type"])):
-        old = before.get(cond["type"])
-        moved = old is None or old.get("status") != cond["status"]
-        when = (
-            format_time(now)
-            if moved or not old.get("lastTransitionTime")
-            else old["lastTransitionTime"]
-        )
-        out.append(
-            {
-                "type": cond["type"],
-                "status": cond["status"],
-                "observedGeneration": generation,
-                "lastTransitionTime": when,
-                "reason": cond["reason"],
-                "message": cond["message"],
-            }
-        )
-    return out
 
 
 class _Context:

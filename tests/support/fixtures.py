@@ -1,5 +1,5 @@
-"""Shared fixtures: the local cluster (session-wide), a namespace per test,
-and the Triton / S3 fixtures from tests/support."""
+"""Cluster fixtures shared by tests/ and e2e/: one cluster per session, a
+fresh namespace per test."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.cluster import Cluster, fresh_namespace, start_cluster, stop_cluster
-
-pytest_plugins = ["tests.support.triton", "tests.support.s3"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,3 @@
+"""Fixtures for every test directory (tests/ and e2e/) live in tests/support."""
+
+pytest_plugins = ["tests.support.fixtures", "tests.support.triton", "tests.support.s3"]

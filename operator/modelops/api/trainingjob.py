@@ -1,0 +1,470 @@
+"""TrainingJob (modelops.io/v1alpha1): train a model with distributed PyTorch.
+
+One pod per node runs `modelops train`, which starts torchrun with the
+entrypoint module; rank 0 writes the trained model as version N+1 of a
+Triton model repository (spec.output), where a ModelDeployment following
+version "latest" picks it up. The types shared with ModelDeployment
+(resources, scheduling, env, tolerations) are reused, not redefined, so a
+field means the same in both kinds.
+
+As for ModelDeployment, these models are the single source of truth for the
+CRD schema, docs/api.md and the parsed spec the renderers read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import constants as c
+from .base import (
+    DNS1035_LABEL,
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    PRESERVE_UNKNOWN,
+    PVC_URI_RULE,
+    STORAGE_URI,
+    ApiModel,
+    cel,
+    map_list,
+    plain,
+    reworded,
+    sub_object,
+    validations,
+)
+from .modeldeployment import (
+    GPU_PRODUCT_NOT_IN_NODE_SELECTOR,
+    GpuResources,
+    ObjectMeta,
+    Resources,
+    Scheduling,
+)
+from .types import Condition, EnvVar, SecretReference
+
+# The Job of attempt N is `<name>-a<N>` and its pods' hostnames `<name>-a<N>-<rank>`,
+# which must fit a DNS label (63): 55 + len("-a100") + len("-63") == 63.
+MAX_NAME_LENGTH = 55
+MAX_NODES = 64
+MAX_PROCS_PER_NODE = 16
+MAX_BACKOFF_LIMIT = 100
+MAX_HYPERPARAMETERS = 64
+MAX_FAILED_PODS = 16
+MAX_METRICS = 32
+
+PYTHON_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+# A hyperparameter travels as `--hp key=value`: no '=' (nor spaces) in the key.
+HYPERPARAMETER_KEY = r"^[A-Za-z_][-A-Za-z0-9_.]*$"
+TRITON_MODEL_NAME = r"^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$"
+
+_FLAG_ALTERNATIVES = "|".join(c.RESERVED_TRAINER_FLAGS)
+_RESERVED_FLAGS_TEXT = ", ".join(f"--{f}" for f in c.RESERVED_TRAINER_FLAGS)
+_RESERVED_ENV_TEXT = (
+    ", ".join(c.RESERVED_TRAINING_ENV_NAMES)
+    + " and names starting with "
+    + " or ".join(c.RESERVED_TRAINING_ENV_PREFIXES)
+)
+
+# --- spec.resources ---------------------------------------------------------------
+
+
+class TrainerGpuResources(GpuResources):
+    """GPUs per node (each node is one pod)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=reworded(
+            GpuResources,
+            count="nvidia.com/gpu devices per node (container limit), usually equal to "
+            "procsPerNode. 0 trains on CPU only.",
+            product="GPU model the pods must land on, as the nvidia.com/gpu.product node "
+            "label spells it (e.g. NVIDIA-H100-80GB-HBM3); becomes a node selector.",
+        )
+    )
+
+
+class TrainerResources(Resources):
+    """Compute resources of each node's pod (the trainer container)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=reworded(
+            Resources,
+            cpu="CPU of the trainer container, request and limit (Guaranteed QoS), e.g. 16 or "
+            '"500m" (fractions must be quoted strings). Data-loader workers run on it.',
+            memory="Memory of the trainer container, request and limit, e.g. 64Gi. /dev/shm "
+            "(shared memory of data-loader workers and NCCL) counts against it.",
+        )
+    )
+
+    gpu: TrainerGpuResources = sub_object(TrainerGpuResources, "GPUs per node.")
+
+
+# --- spec.dataset / spec.output / spec.checkpoints -----------------------------------
+
+
+class Dataset(ApiModel):
+    """Training data."""
+
+    uri: str = Field(
+        max_length=2048,
+        pattern=STORAGE_URI,
+        json_schema_extra=validations(PVC_URI_RULE),
+        description="Location of the training data, passed to the entrypoint as --dataset: "
+        "s3://bucket/prefix, gs://bucket/prefix, https://host/path, pvc://<claim>/<path> (a "
+        "PersistentVolumeClaim in this namespace, mounted read-only on every node; with more "
+        "than one node it must be ReadOnlyMany or ReadWriteMany) or file:///path.",
+    )
+
+
+class Output(ApiModel):
+    """Where the trained model is published."""
+
+    storage_uri: str = Field(
+        max_length=2048,
+        pattern=STORAGE_URI,
+        json_schema_extra=validations(
+            PVC_URI_RULE,
+            cel(
+                "!self.startsWith('https://')",
+                "https:// is read-only: write the model to s3://, gs://, pvc:// or file://",
+            ),
+        ),
+        description="Model repository the trained model is written to as the next version "
+        "(the highest numbered directory plus one), with a SHA256SUMS manifest. Point it at "
+        "a ModelDeployment's spec.model.storageUri: with version latest that deployment rolls "
+        "the new version out. s3://, gs://, pvc://<claim>/<path> (mounted read-write on every "
+        "node; with more than one node it must be ReadWriteMany) or file:///path.",
+    )
+    model_name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=TRITON_MODEL_NAME,
+        description="Model name written into the Triton configuration (config.pbtxt). "
+        "Defaults to modelDeploymentRef.name, else metadata.name; set it to the "
+        "ModelDeployment's spec.model.name when that one is set.",
+    )
+
+
+class Checkpoints(ApiModel):
+    """Persistent checkpoint storage shared by the attempts."""
+
+    storage_uri: str = Field(
+        max_length=2048,
+        pattern=r"^pvc://[^\s]+$",
+        json_schema_extra=validations(PVC_URI_RULE),
+        description="pvc://<claim>/<path>: a PersistentVolumeClaim mounted read-write at "
+        "/checkpoints on every node (ReadWriteMany with more than one node); the trainer gets "
+        "--checkpoint-dir /checkpoints/<path>.",
+    )
+
+
+# --- spec ---------------------------------------------------------------------------
+
+
+class ModelDeploymentReference(ApiModel):
+    """A ModelDeployment in the same namespace."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS1035_LABEL,
+        description="Name of the ModelDeployment.",
+    )
+
+
+_ENV_RULE = cel(
+    "self.all(e, "
+    + " && ".join(f"!e.name.startsWith('{p}')" for p in c.RESERVED_TRAINING_ENV_PREFIXES)
+    + " && "
+    + " && ".join(f"e.name != '{n}'" for n in c.RESERVED_TRAINING_ENV_NAMES)
+    + ")",
+    f"spec.env may not set {_RESERVED_ENV_TEXT}: the operator and torchrun set the "
+    "distributed-training environment",
+)
+
+
+class TrainingJobSpec(ApiModel):
+    """Desired state of a TrainingJob.
+
+    The run is fixed when an attempt starts: changes to a running TrainingJob
+    apply from the next attempt (a restart) on, and a finished one does not run
+    again; create a new TrainingJob to retrain. Only suspend acts at once.
+    """
+
+    model_config = ConfigDict(json_schema_extra=validations(GPU_PRODUCT_NOT_IN_NODE_SELECTOR))
+
+    image: str = Field(
+        default=c.DEFAULT_TRAINER_IMAGE,
+        min_length=1,
+        max_length=512,
+        description="Trainer image: it runs `modelops train`, so it must contain the modelops "
+        "package with PyTorch. The default is the modelops trainer image of this release; "
+        "build custom images FROM it or with `pip install modelops[train]` plus your "
+        "training module.",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None,
+        description="Pull policy of the trainer image; Kubernetes' default applies when unset.",
+    )
+    entrypoint: str = Field(
+        default=c.DEFAULT_TRAINING_ENTRYPOINT,
+        max_length=256,
+        pattern=PYTHON_MODULE,
+        description="Training module, imported by every torchrun process: it defines "
+        "build() and load_dataset() (the contract of `modelops train`, see "
+        "modelops.trainer.contract), e.g. modelops.trainer.examples.tabular or mypkg.train.",
+    )
+    args: list[Annotated[str, Field(max_length=1024, description="One argument.")]] | None = Field(
+        default=None,
+        max_length=32,
+        json_schema_extra=validations(
+            cel(
+                f"self.all(a, !a.matches('^--({_FLAG_ALTERNATIVES})(=|$)'))",
+                f"args may not set {_RESERVED_FLAGS_TEXT}: the operator sets them from "
+                "the other fields",
+            ),
+        ),
+        description="Extra arguments of `modelops train`, e.g. --target=libtorch, "
+        "--instance-kind=cpu or --keep-checkpoints=5. The flags the operator derives from "
+        f"other fields ({_RESERVED_FLAGS_TEXT}) are refused, and follow these args so "
+        "they win anyway.",
+    )
+    nodes: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_NODES,
+        description="Pods (one per node) that train together; each is one torchrun node, "
+        "its node rank being the pod's Job completion index.",
+    )
+    procs_per_node: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PROCS_PER_NODE,
+        description="Processes torchrun starts in each pod (--nproc-per-node), usually one "
+        "per GPU. The world size is nodes * procsPerNode.",
+    )
+    resources: TrainerResources = sub_object(
+        TrainerResources, "Compute resources of each node's pod."
+    )
+    dataset: Dataset = Field(description="The training data.")
+    output: Output = Field(description="Where the trained model is published.")
+    checkpoints: Checkpoints | None = Field(
+        default=None,
+        description="Persistent checkpoints. Without it /checkpoints is an emptyDir: it "
+        "lives as long as the pod, so a restart (a new attempt) starts from scratch.",
+    )
+    credentials_secret_ref: SecretReference | None = Field(
+        default=None,
+        description="Secret whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_ENDPOINT_URL, AWS_REGION, ...) become environment variables of the trainer, "
+        "to read the dataset and write the output. Without it the pods' ambient "
+        "credentials apply (IRSA, workload identity).",
+    )
+    hyperparameters: (
+        dict[str, Annotated[str, Field(max_length=1024, description="A value.")]] | None
+    ) = Field(
+        default=None,
+        max_length=MAX_HYPERPARAMETERS,
+        json_schema_extra=validations(
+            cel(
+                f"self.all(k, k.size() <= 63 && k.matches('{HYPERPARAMETER_KEY}'))",
+                "hyperparameter names must start with a letter or '_' and contain only "
+                "letters, digits, '_', '-' and '.' (at most 63 characters)",
+            ),
+        ),
+        description='Hyperparameters as strings (quote numbers: epochs: "5"), passed to '
+        "`modelops train` as --hp=name=value in name order. The runner reads epochs, "
+        "batch_size, seed and val_fraction; the training module the rest.",
+    )
+    backoff_limit: int = Field(
+        default=3,
+        ge=0,
+        le=MAX_BACKOFF_LIMIT,
+        description="Whole-group restarts after a failed attempt before the TrainingJob "
+        "fails. torchrun cannot take one node back into a running rendezvous, so any "
+        "failed pod fails the attempt and the operator starts all nodes again as a new "
+        "Job (<name>-a<attempt>); status.restarts counts them.",
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Longest time the TrainingJob may run, all attempts together, counted "
+        "from status.startTime; then it fails with reason DeadlineExceeded and is not "
+        "restarted.",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds after an attempt's Job finishes before Kubernetes deletes it "
+        "and its pods (logs included). The TrainingJob and its status stay, so GitOps "
+        "tools do not recreate it. Unset keeps the Jobs until the TrainingJob is deleted.",
+    )
+    suspend: bool = Field(
+        default=False,
+        description="Keep the TrainingJob from running; setting it on a running one stops "
+        "its pods (the attempt starts over on resume, from its checkpoints). With "
+        "queueName the Job is also created suspended and Kueue admits it.",
+    )
+    queue_name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=DNS1123_LABEL,
+        description="Kueue LocalQueue that admits the Job (label kueue.x-k8s.io/queue-name). "
+        "Kueue admits all nodes at once (gang admission), and quota decides when it runs.",
+    )
+    env: list[EnvVar] | None = Field(
+        default=None,
+        max_length=64,
+        json_schema_extra=map_list("name", **validations(_ENV_RULE)),
+        description=f"Extra environment variables of the trainer. {_RESERVED_ENV_TEXT} are "
+        "reserved.",
+    )
+    scheduling: Scheduling | None = Field(
+        default=None, description="Node selection, tolerations and priority."
+    )
+    service_account_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="ServiceAccount of the pods (e.g. for cloud workload identity to reach "
+        "storage). Its API token is not mounted: the trainer does not talk to the API server.",
+    )
+    model_deployment_ref: ModelDeploymentReference | None = Field(
+        default=None,
+        description="The ModelDeployment this job retrains (informational, and the default "
+        "output.modelName). The new version rolls out because that deployment follows "
+        "version latest on the same storage, not through this reference.",
+    )
+
+
+# --- status -------------------------------------------------------------------------
+
+Phase = Literal["Pending", "Suspended", "Running", "Succeeded", "Failed"]
+
+
+class FailedPod(ApiModel):
+    """A node's pod that failed, and why."""
+
+    rank: int | None = Field(default=None, description="Node rank (the Job completion index).")
+    pod: str = Field(description="Name of the pod.")
+    attempt: int = Field(description="Attempt the pod belonged to (0 for the first).")
+    reason: str = Field(
+        description="Why it failed: the container's exit reason (Error, OOMKilled, ...) or "
+        "the pod's (Evicted, DeadlineExceeded, ...)."
+    )
+    exit_code: int | None = Field(
+        default=None, description="Exit code of the trainer container, when it exited."
+    )
+    message: str | None = Field(
+        default=None,
+        description="The trainer's termination message, or the last lines of its log.",
+    )
+
+
+class TrainingJobStatus(ApiModel):
+    """Observed state of a TrainingJob, written by the operator only."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the status was computed for."
+    )
+    phase: Phase | None = Field(
+        default=None,
+        description="Summary for kubectl get: Pending (creating, waiting for nodes or "
+        "restarting), Suspended, Running (every node's pod runs), Succeeded or Failed.",
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=16,
+        json_schema_extra=map_list("type"),
+        description="Ready, Reconciling, Stalled (kstatus), and Created, Running, Succeeded, "
+        "Failed, Suspended. For a batch job Ready means finished successfully.",
+    )
+    job_name: str | None = Field(
+        default=None, description="Name of the current attempt's Job (<name>-a<attempt>)."
+    )
+    start_time: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description="When the first attempt's Job started.",
+    )
+    completion_time: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description="When the TrainingJob succeeded or failed for good.",
+    )
+    active_nodes: int | None = Field(
+        default=None, description="Pods of the current attempt that are running."
+    )
+    gpus: int | None = Field(
+        default=None, description="GPUs held by the current attempt's pods that have not ended."
+    )
+    restarts: int | None = Field(
+        default=None,
+        description="Whole-group restarts so far (the current attempt's number).",
+    )
+    failed_pods: list[FailedPod] | None = Field(
+        default=None,
+        max_length=MAX_FAILED_PODS,
+        description="Pods of the latest failed attempt, first failure first (at most "
+        f"{MAX_FAILED_PODS}).",
+    )
+    output_version: str | None = Field(
+        default=None, description="Model version the training published under output.storageUri."
+    )
+    metrics: dict[str, Annotated[float, Field(description="A metric's value.")]] | None = Field(
+        default=None,
+        max_length=MAX_METRICS,
+        description="Final metrics the trainer reported, e.g. loss (at most "
+        f"{MAX_METRICS}, rounded to 6 significant digits).",
+    )
+    kopf: dict[str, Any] | None = Field(
+        default=None,
+        json_schema_extra=PRESERVE_UNKNOWN,
+        description="Progress records of the operator framework (kopf); not for users.",
+    )
+
+
+# --- the object -----------------------------------------------------------------------
+
+
+class TrainingJob(BaseModel):
+    """A parsed TrainingJob: metadata the renderers need plus the typed spec."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    metadata: ObjectMeta
+    spec: TrainingJobSpec
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> TrainingJob:
+        """Parse an object as the API server (or kopf's `body`) returns it."""
+        data = plain(body)
+        return cls.model_validate({"metadata": data["metadata"], "spec": data.get("spec") or {}})
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def model_name(self) -> str:
+        """The model's name in the Triton configuration the trainer writes."""
+        if self.spec.output.model_name:
+            return self.spec.output.model_name
+        ref = self.spec.model_deployment_ref
+        return ref.name if ref else self.metadata.name
+
+
+# The root-level rule may only read metadata.name (CEL's view of metadata).
+ROOT_VALIDATIONS = [
+    cel(
+        f"self.metadata.name.size() <= {MAX_NAME_LENGTH} "
+        f"&& self.metadata.name.matches('{DNS1035_LABEL}')",
+        "metadata.name must be a DNS-1035 label of at most "
+        f"{MAX_NAME_LENGTH} characters (lower-case letters, digits and '-', starting with a "
+        "letter): the pods' hostnames <name>-a<attempt>-<rank> must fit 63 characters",
+    ),
+]

@@ -1,0 +1,59 @@
+"""`modelops run`: the operator process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    parser.add_argument(
+        "--peering",
+        default=os.environ.get("MODELOPS_PEERING", "modelops"),
+        help="kopf peering name shared by the replicas of one operator (default: modelops)",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=int(os.environ.get("MODELOPS_PRIORITY", "0")),
+        help="peering priority: of two running replicas the higher one works",
+    )
+    parser.add_argument("--standalone", action="store_true", help="no peering (one replica)")
+    parser.add_argument(
+        "--liveness",
+        default=os.environ.get("MODELOPS_LIVENESS", "http://0.0.0.0:8081/healthz"),
+        help="kopf liveness endpoint for the pod's probe ('' to disable)",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+
+    # Importing registers the handlers on kopf's default registry.
+    from modelops.controllers import operator  # noqa: F401
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=args.standalone,
+            peering_name=None if args.standalone else args.peering,
+            priority=args.priority,
+            liveness_endpoint=args.liveness or None,
+        )
+    )
+    return 0

@@ -1,0 +1,106 @@
+"""Process-wide state of a running operator: the API client, the reconcilers,
+kopf's indexes (captured at startup) and a small requeue scheduler.
+
+kopf calls handlers when something changes; some decisions also depend on
+time passing (a surge pod unschedulable for longer than its timeout, drift
+polled from the sidecars). Those reconciles are requeued here, in memory,
+rather than through kopf timers, which would put a finalizer on every
+ModelDeployment and block its deletion whenever the operator is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelops.controllers import metrics
+from modelops.kube import Kube
+
+log = logging.getLogger("modelops.runtime")
+
+Key = tuple[str, str]
+REQUEUE_AFTER_FAILURE_S = 30.0
+
+
+@dataclass
+class Runtime:
+    kube: Kube = field(default=None)  # type: ignore[assignment]
+    md: Any = None  # ModelDeploymentReconciler, set at startup
+    indices: Mapping[str, Any] = field(default_factory=dict)
+    _due: dict[tuple[str, Key], float] = field(default_factory=dict)
+    _due_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- index reads -------------------------------------------------------------
+
+    def _one(self, index: str, key: Key) -> Mapping[str, Any] | None:
+        store = self.indices.get(index, {}).get(key)
+        return next(iter(store), None) if store else None
+
+    def _all(self, index: str, key: Key) -> list[Mapping[str, Any]]:
+        store = self.indices.get(index, {}).get(key)
+        return list(store) if store else []
+
+    def md_keys(self) -> list[Key]:
+        return list(self.indices.get("md_index", {}).keys())
+
+    # -- reconcile entry points ------------------------------------------------------
+
+    def reconcile_md(self, key: Key) -> None:
+        body = self._one("md_index", key)
+        if body is None or self.md is None:
+            return  # deleted meanwhile, or a child whose owner is not (yet) known
+        try:
+            outcome = self.md.reconcile(
+                body,
+                deployment=self._one("md_deployments", key),
+                pods=self._all("md_pods", key),
+                autoscaler=self._one("md_hpas", key),
+                post_event=lambda type_, reason, message: self.kube.post_event(
+                    body, type_, reason, message
+                ),
+            )
+        except Exception as err:
+            # Never let one object's failure escape into kopf (which would only
+            # log it for event handlers): count it and try again later.
+            metrics.RECONCILE_ERRORS.labels("ModelDeployment", type(err).__name__).inc()
+            log.exception("reconcile of ModelDeployment %s/%s failed", *key)
+            self.requeue("md", key, REQUEUE_AFTER_FAILURE_S)
+            return
+        if outcome.requeue_after is not None:
+            self.requeue("md", key, outcome.requeue_after)
+
+    # -- requeue -------------------------------------------------------------------
+
+    def requeue(self, kind: str, key: Key, after: float) -> None:
+        due = time.monotonic() + after
+        with self._due_lock:
+            current = self._due.get((kind, key))
+            if current is None or due < current:
+                self._due[(kind, key)] = due
+
+    async def run_requeues(self, tick: float = 1.0) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            with self._due_lock:
+                ready = [k for k, due in self._due.items() if due <= now]
+                for k in ready:
+                    del self._due[k]
+            for kind, key in ready:
+                handler = {"md": self.reconcile_md}.get(kind)
+                if handler is None:
+                    continue
+                try:
+                    await loop.run_in_executor(None, handler, key)
+                except Exception:  # a failed requeue must not stop the scheduler
+                    log.exception("requeued reconcile of %s %s/%s failed", kind, *key)
+                    self.requeue(kind, key, REQUEUE_AFTER_FAILURE_S)
+
+
+RUNTIME = Runtime()

@@ -1,0 +1,27 @@
+"""modelops.drift: the drift-monitor sidecar that sits in front of Triton.
+
+Pure (no I/O, numpy only):
+
+- :mod:`~modelops.drift.reference` -- reference statistics (quantile bins with
+  open tails, counts, mean, variance) and their versioned JSON file format;
+- :mod:`~modelops.drift.detectors` -- PSI, Jensen-Shannon, binned KS with its
+  asymptotic p-value, and the per-feature / per-model decision;
+- :mod:`~modelops.drift.window` -- streaming per-feature histograms of a window;
+- :mod:`~modelops.drift.monitor` -- windows in, evaluations and drift state out,
+  and the ``/drift`` summary document;
+- :mod:`~modelops.drift.payload` -- KServe v2 request bodies (JSON and Triton's
+  binary tensors) to feature rows;
+- :mod:`~modelops.drift.http1` -- HTTP/1.1 message framing for the proxy.
+
+I/O:
+
+- :mod:`~modelops.drift.proxy` -- the asyncio HTTP proxy and the admin endpoints;
+- :mod:`~modelops.drift.feeder` -- the bounded queue between proxy and monitor;
+- :mod:`~modelops.drift.metrics` -- Prometheus metrics in their own registry;
+- :mod:`~modelops.drift.sample`, :mod:`~modelops.drift.source` -- reading samples
+  and references from files and URIs;
+- :mod:`~modelops.drift.cli` (``modelops drift-monitor``, with the ``/drift``
+  schema) and :mod:`~modelops.drift.reference_cli` (``modelops drift-reference``).
+
+Nothing here imports torch or kopf.
+"""

@@ -1,0 +1,404 @@
+"""`modelops drift-monitor`: the drift-monitor sidecar in front of Triton.
+
+It proxies Triton's HTTP/REST (KServe v2) API unchanged on ``--port`` and
+serves its own endpoints on ``--admin-port``:
+
+- ``GET /metrics``: Prometheus text format (``modelops_drift_*``,
+  ``modelops_proxy_*``; see :mod:`modelops.drift.metrics`);
+- ``GET /healthz``: ``{"status": "ok", "features": N}`` while the process serves;
+- ``GET /drift``: the drift summary below. The operator copies ``score``,
+  ``drifted`` and ``since`` into ``ModelDeployment.status.drift``; the document
+  only ever gains keys within one ``schema`` version.
+
+``/drift`` schema ``modelops.drift.summary/v1`` (numbers that are NaN or
+infinite are ``null``; times are RFC 3339 UTC)::
+
+    {
+      "schema": "modelops.drift.summary/v1",
+      "model": "fraud",                 # --model, "" when every model is watched
+      "method": "psi",                  # psi | ks | js
+      "threshold": 0.2,                 # PSI/JS threshold, or the KS family-wise alpha
+      "score": 0.31,                    # max per-feature score of `method` in the last
+                                        # window (KS: the statistic D); null before the first
+      "drifted": true,                  # model-level decision (after --confirm-windows)
+      "since": "2026-01-01T10:00:00.000000Z",  # when the current drifted streak began; null
+      "drifted_features": ["f3"],       # features that failed in the last window
+      "drifted_features_ratio": 0.05,
+      "window": {
+        "size": 1000, "seconds": 0.0,   # configured window (rows / seconds, 0 = off)
+        "samples": 1000,                # rows in the last evaluated window
+        "current_samples": 12,          # rows in the window being filled
+        "evaluations": 17,              # windows evaluated since start
+        "evaluated_at": "...",          # null before the first evaluation
+        "consecutive_drifted": 1,
+        "confirm_windows": 1
+      },
+      "samples": {"total": 17012, "dropped": 0, "skipped": 0, "queued": 0},
+      "features": [                     # reference order, empty before the first window
+        {"name": "f3", "score": 0.31, "drifted": true, "psi": 0.31, "js": 0.05,
+         "ks": 0.2, "ks_pvalue": 1e-30, "mean_shift": 0.52, "variance_ratio": 1.01,
+         "n": 1000}
+      ]
+    }
+
+Every flag can also be set with an environment variable ``MODELOPS_DRIFT_<FLAG>``
+(``--window-seconds`` -> ``MODELOPS_DRIFT_WINDOW_SECONDS``); a flag on the command
+line wins over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import prometheus_client
+
+from modelops.drift.detectors import (
+    DEFAULT_JS_THRESHOLD,
+    DEFAULT_KS_ALPHA,
+    DEFAULT_PSI_THRESHOLD,
+    METHODS,
+    DetectorConfig,
+)
+from modelops.drift.metrics import DriftMetrics
+from modelops.drift.monitor import DriftMonitor, WindowConfig
+from modelops.drift.proxy import DriftProxy, ProxyConfig
+from modelops.drift.reference import DEFAULT_BINS, Reference, ReferenceError
+from modelops.drift.source import load_reference
+
+log = logging.getLogger("modelops.drift")
+ENV_PREFIX = "MODELOPS_DRIFT_"
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def _add(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    *,
+    type: Callable[[str], Any] = str,
+    default: Any = None,
+    help: str,
+    **kw: Any,
+) -> None:
+    env = _env_name(flag)
+    # argparse runs `type` on string defaults, so env values are validated too.
+    default = os.environ.get(env, default)
+    parser.add_argument(
+        flag, type=type, default=default, help=f"{help} [env {env}; default: %(default)s]", **kw
+    )
+
+
+def _positive_int(v: str) -> int:
+    i = int(v)
+    if i < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return i
+
+
+def _non_negative_int(v: str) -> int:
+    i = int(v)
+    if i < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return i
+
+
+def _non_negative_float(v: str) -> float:
+    f = float(v)
+    if not f >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return f
+
+
+def _fraction(v: str) -> float:
+    f = float(v)
+    if not 0 < f <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {v}")
+    return f
+
+
+def _csv_list(v: str) -> list[str]:
+    return [s.strip() for s in v.split(",") if s.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("reference and inputs")
+    _add(
+        g,
+        "--reference",
+        help="reference statistics (.json from `modelops drift-reference`) "
+        "or a raw sample (.npy/.npz/.csv); local path, file:// or http(s)://",
+    )
+    _add(
+        g,
+        "--bins",
+        type=_positive_int,
+        default=DEFAULT_BINS,
+        help="bins per feature when --reference is a raw sample",
+    )
+    _add(g, "--features", type=_csv_list, help="comma-separated subset of reference features")
+    _add(
+        g,
+        "--model",
+        help="watch only this model's infer requests; also the `model` "
+        "metric label (default: all models, label '')",
+    )
+    _add(
+        g,
+        "--input",
+        help="input tensor holding the features along its last axis "
+        "(default: inputs named like the features, else the first input whose last "
+        "dimension equals the number of features)",
+    )
+
+    g = parser.add_argument_group("detection")
+    _add(g, "--method", choices=METHODS, default="psi", help="test that decides drift")
+    _add(
+        g,
+        "--threshold",
+        type=float,
+        help="threshold of the chosen method: PSI or JS value, "
+        "or the family-wise alpha for ks (overrides the method-specific flag)",
+    )
+    _add(
+        g,
+        "--psi-threshold",
+        type=float,
+        default=DEFAULT_PSI_THRESHOLD,
+        help="a feature drifts when its PSI exceeds this",
+    )
+    _add(
+        g,
+        "--js-threshold",
+        type=float,
+        default=DEFAULT_JS_THRESHOLD,
+        help="a feature drifts when its Jensen-Shannon divergence (base 2) exceeds this",
+    )
+    _add(
+        g,
+        "--ks-alpha",
+        type=float,
+        default=DEFAULT_KS_ALPHA,
+        help="family-wise false-alarm probability per window for ks (Bonferroni over features)",
+    )
+    _add(
+        g,
+        "--min-drifted-features",
+        type=_positive_int,
+        default=1,
+        help="the model drifts when at least this many features drift",
+    )
+    _add(
+        g,
+        "--window",
+        type=_non_negative_int,
+        default=1000,
+        help="rows per evaluation window (0: time-based only)",
+    )
+    _add(
+        g,
+        "--window-seconds",
+        type=_non_negative_float,
+        default=0.0,
+        help="also evaluate every T seconds (0: count-based only)",
+    )
+    _add(
+        g,
+        "--min-samples",
+        type=_positive_int,
+        default=100,
+        help="a time-based window with fewer rows is not evaluated yet",
+    )
+    _add(
+        g,
+        "--confirm-windows",
+        type=_positive_int,
+        default=1,
+        help="consecutive drifted windows before the model counts as drifted",
+    )
+
+    g = parser.add_argument_group("proxy")
+    _add(g, "--upstream", default="http://127.0.0.1:8000", help="Triton's HTTP endpoint")
+    _add(g, "--host", default="0.0.0.0", help="proxy listen address")
+    _add(g, "--port", type=_non_negative_int, default=8080, help="proxy listen port")
+    _add(g, "--admin-host", help="address of /metrics, /drift, /healthz (default: --host)")
+    _add(
+        g,
+        "--admin-port",
+        type=_non_negative_int,
+        default=8090,
+        help="port of /metrics, /drift, /healthz",
+    )
+    _add(
+        g,
+        "--max-body-bytes",
+        type=_positive_int,
+        default=64 * 1024 * 1024,
+        help="larger request bodies get 413 from the proxy",
+    )
+    _add(
+        g,
+        "--upstream-timeout",
+        type=float,
+        default=300.0,
+        help="seconds without a byte from Triton before answering 504",
+    )
+    _add(
+        g,
+        "--max-connections",
+        type=_positive_int,
+        default=256,
+        help="pooled keep-alive connections to Triton",
+    )
+    _add(
+        g,
+        "--queue-size",
+        type=_positive_int,
+        default=1024,
+        help="requests waiting for drift statistics before new ones are dropped",
+    )
+    _add(
+        g,
+        "--sample-rate",
+        type=_fraction,
+        default=1.0,
+        help="fraction of successful infer requests inspected",
+    )
+    _add(g, "--log-level", default="INFO", help="logging level")
+
+
+def detector_config(args: argparse.Namespace) -> DetectorConfig:
+    psi_t, js_t, alpha = args.psi_threshold, args.js_threshold, args.ks_alpha
+    if args.threshold is not None:
+        if args.method == "psi":
+            psi_t = args.threshold
+        elif args.method == "js":
+            js_t = args.threshold
+        else:
+            alpha = args.threshold
+    return DetectorConfig(
+        method=args.method,
+        psi_threshold=psi_t,
+        js_threshold=js_t,
+        ks_alpha=alpha,
+        min_drifted_features=args.min_drifted_features,
+    )
+
+
+def _warn_if_noisy(ref: Reference, det: DetectorConfig, window: int) -> None:
+    """PSI and JS grow with sampling noise: warn when the window is too small for the threshold.
+
+    Under no drift, PSI is about chi2(bins-1) * (1/n_ref + 1/n_window), so its
+    mean is roughly (bins-1) * (1/n_ref + 1/n_window).
+    """
+    if det.method == "ks" or window <= 0:
+        return
+    bins = max(f.n_bins for f in ref.features)
+    expected_psi = (bins - 1) * (1 / ref.n_samples + 1 / window)
+    expected = expected_psi if det.method == "psi" else expected_psi / 5.5  # JS bits ~ PSI/(8 ln 2)
+    if expected > det.threshold / 3:
+        log.warning(
+            "window of %d rows is small for %s threshold %.3g: stationary traffic already "
+            "scores about %.3g; expect false alarms (use a larger --window or the ks method)",
+            window,
+            det.method,
+            det.threshold,
+            expected,
+        )
+
+
+def build_proxy(args: argparse.Namespace) -> DriftProxy:
+    """Reference, detector, monitor, metrics and proxy from parsed flags (nothing started)."""
+    reference = load_reference(args.reference, bins=args.bins, features=args.features)
+    det = detector_config(args)
+    win = WindowConfig(
+        size=args.window,
+        seconds=args.window_seconds,
+        min_samples=args.min_samples,
+        confirm_windows=args.confirm_windows,
+    )
+    _warn_if_noisy(reference, det, args.window)
+    metrics = DriftMetrics(args.model or "", reference.names)
+    monitor = DriftMonitor(reference, det, win, on_evaluation=metrics.observe_evaluation)
+    return DriftProxy(
+        ProxyConfig(
+            upstream=args.upstream,
+            model=args.model,
+            input_name=args.input,
+            max_body_bytes=args.max_body_bytes,
+            upstream_timeout=args.upstream_timeout,
+            max_connections=args.max_connections,
+            queue_size=args.queue_size,
+            sample_rate=args.sample_rate,
+        ),
+        monitor,
+        metrics,
+    )
+
+
+async def serve(args: argparse.Namespace) -> int:
+    # `*_created` series double the exposition for no use here (process-wide
+    # switch; this process is the sidecar and nothing else).
+    prometheus_client.disable_created_metrics()
+    proxy = build_proxy(args)
+    reference, det, win = proxy.monitor.reference, proxy.monitor.detector, proxy.monitor.window
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    port, admin_port = await proxy.start(args.host, args.port, args.admin_host, args.admin_port)
+    log.info(
+        "drift-monitor: proxy on %s:%d -> %s, admin on %s:%d; %d features, method %s "
+        "threshold %g, window %d rows / %gs",
+        args.host,
+        port,
+        args.upstream,
+        args.admin_host or args.host,
+        admin_port,
+        reference.n_features,
+        det.method,
+        det.threshold,
+        win.size,
+        win.seconds,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("drift-monitor: shutting down")
+        await proxy.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=str(args.log_level).upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.reference:
+        log.error("--reference (or %s) is required", _env_name("--reference"))
+        return 2
+    try:
+        import uvloop  # optional: a faster event loop, same semantics
+    except ImportError:
+        uvloop = None
+    try:
+        if uvloop is not None:
+            return uvloop.run(serve(args))
+        return asyncio.run(serve(args))
+    except (ReferenceError, ValueError) as exc:
+        log.error("drift-monitor: %s", exc)
+        return 2
+    except OSError as exc:  # e.g. port in use
+        log.error("drift-monitor: %s", exc)
+        return 1

@@ -1,0 +1,170 @@
+"""KServe v2 / Triton inference request bodies -> feature rows. Pure, no I/O.
+
+Bodies come in two shapes:
+
+- plain JSON: ``{"inputs": [{"name", "shape", "datatype", "data"}, ...]}``
+  with ``data`` flat or nested in row-major order;
+- Triton's binary tensor extension: the request carries an
+  ``Inference-Header-Content-Length: H`` header, the first ``H`` bytes are
+  the JSON header, and every input whose ``parameters.binary_data_size`` is
+  set has its raw little-endian bytes appended in input order. This is what
+  ``tritonclient.http`` sends by default, so it is read here too (for numeric
+  types numpy can view without copying).
+
+Anything unreadable raises :class:`SkipSample` with a short, fixed reason
+(it becomes a metric label, so the set must stay small); the proxy has
+already answered the client by then, so a skip only costs statistics.
+
+Rows are mapped onto the reference's features in one of two ways:
+
+- one tensor holds all features along its last axis (``[batch, F]`` or
+  ``[F]``): chosen with ``input_name``, or the first numeric input whose last
+  dimension equals the number of features;
+- one input per feature, named like the features (``[batch]`` or
+  ``[batch, 1]`` each), used when every feature name is an input name.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# Triton datatypes numpy reads directly. BF16 and BYTES are not features.
+_DTYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype("?"),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
+
+SKIP_REASONS = ("decode", "encoding", "unmapped", "shape")
+
+
+class SkipSample(Exception):
+    """Not an error: this request's inputs are not usable as features."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        assert reason in SKIP_REASONS, reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def decode_body(body: bytes, content_encoding: str | None) -> bytes:
+    """Undo the request compression tritonclient can apply (gzip / deflate)."""
+    enc = (content_encoding or "").strip().lower()
+    if enc in ("", "identity"):
+        return body
+    try:
+        if enc == "gzip":
+            return zlib.decompress(body, wbits=16 + zlib.MAX_WBITS)
+        if enc == "deflate":
+            return zlib.decompress(body)
+    except zlib.error as exc:
+        raise SkipSample("encoding", str(exc)) from exc
+    raise SkipSample("encoding", enc)
+
+
+def parse_infer_request(body: bytes, header_length: int | None) -> dict[str, np.ndarray]:
+    """Numeric input tensors of one request, by name, shaped as declared."""
+    if header_length is not None:
+        if not 0 <= header_length <= len(body):
+            raise SkipSample("decode", "bad Inference-Header-Content-Length")
+        header_bytes, binary = body[:header_length], memoryview(body)[header_length:]
+    else:
+        header_bytes, binary = body, memoryview(b"")
+    try:
+        doc = json.loads(header_bytes)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SkipSample("decode", "invalid JSON") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
+        raise SkipSample("decode", "no inputs")
+
+    out: dict[str, np.ndarray] = {}
+    offset = 0
+    for inp in doc["inputs"]:
+        if not isinstance(inp, dict):
+            raise SkipSample("decode", "input is not an object")
+        name, dtype_name, shape = inp.get("name"), inp.get("datatype"), inp.get("shape")
+        params = inp.get("parameters") or {}
+        if not isinstance(params, dict):
+            params = {}
+        size = params.get("binary_data_size")
+        raw: memoryview | None = None
+        if size is not None:
+            # Consume the bytes even for a type we skip: later inputs follow it.
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise SkipSample("decode", "binary_data_size beyond body")
+            raw = binary[offset : offset + size]
+            offset += size
+        dtype = _DTYPES.get(dtype_name) if isinstance(dtype_name, str) else None
+        if dtype is None or not isinstance(name, str):
+            continue
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise SkipSample("shape", f"{name}: bad shape")
+        try:
+            if raw is not None:
+                arr = np.frombuffer(raw, dtype=dtype)
+            elif "data" in inp:
+                arr = np.asarray(inp["data"], dtype=dtype).reshape(-1)
+            else:
+                continue  # shared-memory input: no bytes to look at
+            arr = arr.reshape(shape)
+        except (ValueError, TypeError) as exc:
+            raise SkipSample("shape", f"{name}: {exc}") from exc
+        out[name] = arr
+    return out
+
+
+class FeatureMapper:
+    """Turns the tensors of one request into a [rows, features] float64 array."""
+
+    def __init__(self, feature_names: Sequence[str], input_name: str | None = None) -> None:
+        self.names = list(feature_names)
+        self.input_name = input_name
+
+    def rows(self, tensors: dict[str, np.ndarray]) -> np.ndarray:
+        nf = len(self.names)
+        if self.input_name is not None:
+            arr = tensors.get(self.input_name)
+            if arr is None:
+                raise SkipSample("unmapped", f"no numeric input {self.input_name!r}")
+            return self._from_tensor(arr)
+        if all(n in tensors for n in self.names):
+            return self._from_inputs(tensors)
+        for arr in tensors.values():
+            if arr.ndim >= 1 and arr.shape[-1] == nf:
+                return self._from_tensor(arr)
+        raise SkipSample("unmapped", "no input matches the reference features")
+
+    def _from_tensor(self, arr: np.ndarray) -> np.ndarray:
+        nf = len(self.names)
+        if arr.ndim == 0 or arr.shape[-1] != nf:
+            raise SkipSample("shape", f"last dimension {arr.shape} != {nf} features")
+        return arr.reshape(-1, nf).astype(np.float64, copy=False)
+
+    def _from_inputs(self, tensors: dict[str, np.ndarray]) -> np.ndarray:
+        cols = []
+        for n in self.names:
+            a = tensors[n]
+            if a.ndim == 2 and a.shape[1] == 1:
+                a = a[:, 0]
+            elif a.ndim == 0:
+                a = a.reshape(1)
+            if a.ndim != 1:
+                raise SkipSample("shape", f"{n}: per-feature input must be [batch] or [batch, 1]")
+            cols.append(a)
+        if len({c.shape[0] for c in cols}) != 1:
+            raise SkipSample("shape", "per-feature inputs differ in batch size")
+        return np.stack(cols, axis=1).astype(np.float64, copy=False)

@@ -1,0 +1,273 @@
+"""The Indexed Job of one TrainingJob attempt.
+
+Shape: `completionMode: Indexed` with completions = parallelism = nodes, so
+there is exactly one pod per node and the completion index is the node rank.
+Each pod runs `modelops train`, which starts torchrun from the environment
+set here (NNODES, NPROC_PER_NODE, NODE_RANK, MASTER_ADDR, MASTER_PORT).
+
+Restarts (see restart.py): torchrun's rendezvous cannot take one node back
+into a running group, so the Job never replaces a pod. backoffLimit 0 plus a
+podFailurePolicy that fails the Job on any non-zero exit or disruption ends
+the whole attempt at the first failure; the operator then creates the next
+attempt's Job (`<name>-a<N+1>`) while status.restarts < spec.backoffLimit.
+
+The controller creates each attempt's Job once and does not re-apply it: a
+running Job's pod template is immutable, Kueue edits the template and
+`suspend` of the Jobs it admits, and activeDeadlineSeconds is computed at
+creation. The one live change is suspend (`suspend_patch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelops.api import constants as c
+from modelops.api.trainingjob import TrainingJob
+
+from ..containers import pod_security_context, secret_env, security_context
+from ..placement import container_resources, node_selector, tolerations
+from ..pods import get
+from ..sources import PodSource, pod_source
+from .names import as_tj, child_metadata, job_name, labels, master_addr, service_name
+
+TRAINER_CONTAINER = "trainer"
+CHECKPOINT_DIR = "/checkpoints"
+DATASET_MOUNT = "/mnt/dataset"
+OUTPUT_MOUNT = "/mnt/output"
+
+# podFailurePolicy: end the attempt at the first failed pod, whatever failed it.
+POD_FAILURE_POLICY: dict[str, Any] = {
+    "rules": [
+        {
+            "action": "FailJob",
+            "onExitCodes": {
+                "containerName": TRAINER_CONTAINER,
+                "operator": "NotIn",
+                "values": [0],
+            },
+        },
+        # Preemption, eviction, node drain: the rest of the group cannot go on
+        # without this node either.
+        {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]
+}
+
+
+def render_job(
+    tj: TrainingJob | Mapping[str, Any],
+    *,
+    attempt: int = 0,
+    elapsed_seconds: int = 0,
+) -> dict[str, Any]:
+    """The batch/v1 Job of attempt `attempt` (0 for the first, status.restarts later).
+
+    elapsed_seconds: how long the TrainingJob has run so far (now - status.startTime,
+      see `elapsed_seconds`); subtracted from spec.activeDeadlineSeconds so that the
+      deadline bounds all attempts together, as a Job's deadline bounds its retries.
+    """
+    tj = as_tj(tj)
+    spec = tj.spec
+    name = job_name(tj, attempt)
+    metadata = child_metadata(tj, name)
+    metadata["annotations"] = {c.ANNOTATION_ATTEMPT: str(attempt)}
+    if spec.queue_name:
+        metadata["labels"][c.LABEL_KUEUE_QUEUE] = spec.queue_name
+    job_spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": spec.nodes,
+        "parallelism": spec.nodes,
+        "backoffLimit": 0,
+        "podFailurePolicy": POD_FAILURE_POLICY,
+        # Kueue admits a Job by un-suspending it, so a queued Job starts suspended.
+        "suspend": spec.suspend or spec.queue_name is not None,
+    }
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = max(1, spec.active_deadline_seconds - elapsed_seconds)
+    if spec.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+    job_spec["template"] = {
+        "metadata": {
+            "labels": labels(tj),
+            "annotations": {
+                c.ANNOTATION_ATTEMPT: str(attempt),
+                "kubectl.kubernetes.io/default-container": TRAINER_CONTAINER,
+            },
+        },
+        "spec": _pod_spec(tj, attempt),
+    }
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
+
+
+def suspend_patch(
+    tj: TrainingJob | Mapping[str, Any], job: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Merge patch that makes a live Job follow spec.suspend, or None if it does.
+
+    With a queueName the operator only ever suspends: un-suspending is Kueue's
+    admission decision, and re-asserting suspend over it would fight Kueue.
+    """
+    tj = as_tj(tj)
+    live = bool(get(job, "spec", "suspend"))
+    if tj.spec.suspend and not live:
+        return {"spec": {"suspend": True}}
+    if not tj.spec.suspend and live and tj.spec.queue_name is None:
+        return {"spec": {"suspend": False}}
+    return None
+
+
+# --- the pod ---------------------------------------------------------------------------
+
+
+def _pod_spec(tj: TrainingJob, attempt: int) -> dict[str, Any]:
+    spec = tj.spec
+    dataset = pod_source(spec.dataset.uri, volume_name="dataset", mount_path=DATASET_MOUNT)
+    output = pod_source(
+        spec.output.storage_uri, volume_name="output", mount_path=OUTPUT_MOUNT, read_only=False
+    )
+    checkpoints = _checkpoints(tj)
+    volumes, mounts = _claims([checkpoints, dataset, output])
+    volumes.append(
+        # NCCL and data-loader workers exchange tensors through /dev/shm; the
+        # runtime's default 64Mi is far too small. Memory-backed, so it counts
+        # against the container memory limit.
+        {"name": "shm", "emptyDir": {"medium": "Memory"}}
+    )
+    mounts.append({"name": "shm", "mountPath": "/dev/shm"})
+    if checkpoints.volume is None:
+        volumes.insert(0, {"name": "checkpoints", "emptyDir": {}})
+        mounts.insert(0, {"name": "checkpoints", "mountPath": CHECKPOINT_DIR})
+
+    pod: dict[str, Any] = {
+        # One failed node ends the attempt (see module docstring); never restart in place.
+        "restartPolicy": "Never",
+        # With the headless Service of this name, `<hostname>.<subdomain>` resolves.
+        "subdomain": service_name(tj),
+        # The trainer never calls the API server; no token in the pod.
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "containers": [_trainer(tj, attempt, dataset, output, checkpoints, mounts)],
+        "volumes": volumes,
+    }
+    if spec.service_account_name:
+        pod["serviceAccountName"] = spec.service_account_name
+    scheduling = spec.scheduling
+    if scheduling is not None and scheduling.priority_class_name:
+        pod["priorityClassName"] = scheduling.priority_class_name
+    selector = node_selector(spec.resources, scheduling)
+    if selector:
+        pod["nodeSelector"] = selector
+    tolerated = tolerations(spec.resources, scheduling)
+    if tolerated:
+        pod["tolerations"] = tolerated
+    return pod
+
+
+def _checkpoints(tj: TrainingJob) -> PodSource:
+    """/checkpoints: a PVC when spec.checkpoints is set (it outlives the attempt),
+    else an emptyDir added by the caller (it lives as long as the pod)."""
+    if tj.spec.checkpoints is None:
+        return PodSource(uri=f"file://{CHECKPOINT_DIR}")
+    return pod_source(
+        tj.spec.checkpoints.storage_uri,
+        volume_name="checkpoints",
+        mount_path=CHECKPOINT_DIR,
+        read_only=False,
+    )
+
+
+def _claims(sources: list[PodSource]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes and mounts of the pvc:// sources, one volume per claim.
+
+    Dataset, output and checkpoints often live on one claim (pvc://shared/data,
+    pvc://shared/models); the claim becomes one volume, read-write when any
+    source writes to it, and each source keeps its own mount and mode.
+    """
+    volumes: dict[str, dict[str, Any]] = {}
+    mounts: list[dict[str, Any]] = []
+    for source in sources:
+        if source.volume is None or source.mount is None:
+            continue
+        claim = source.volume["persistentVolumeClaim"]["claimName"]
+        volume = volumes.setdefault(claim, source.volume)
+        if not source.mount["readOnly"]:
+            volume["persistentVolumeClaim"]["readOnly"] = False
+        mounts.append({**source.mount, "name": volume["name"]})
+    return list(volumes.values()), mounts
+
+
+def _trainer(
+    tj: TrainingJob,
+    attempt: int,
+    dataset: PodSource,
+    output: PodSource,
+    checkpoints: PodSource,
+    mounts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    spec = tj.spec
+    # The user's args first: argparse keeps the last value of a flag, so the
+    # operator's flags win even over an abbreviation the CRD cannot foresee.
+    args = [
+        "train",
+        *(spec.args or []),
+        "--entrypoint",
+        spec.entrypoint,
+        "--dataset",
+        dataset.uri,
+        "--output",
+        output.uri,
+        "--model-name",
+        tj.model_name,
+        "--checkpoint-dir",
+        checkpoints.uri.removeprefix("file://"),
+    ]
+    for key, value in sorted((spec.hyperparameters or {}).items()):
+        # One token: a value starting with "-" must not read as a flag.
+        args.append(f"--hp={key}={value}")
+    container: dict[str, Any] = {
+        "name": TRAINER_CONTAINER,
+        "image": spec.image,
+        "command": ["modelops"],
+        "args": args,
+        "env": _env(tj, attempt),
+        "ports": [{"name": "rendezvous", "containerPort": c.RENDEZVOUS_PORT, "protocol": "TCP"}],
+        "resources": container_resources(spec.resources),
+        "volumeMounts": mounts,
+        # A crash without a termination message puts the last log lines into the
+        # pod status, from where they reach status.failedPods and the conditions.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": security_context(),
+    }
+    if spec.image_pull_policy:
+        container["imagePullPolicy"] = spec.image_pull_policy
+    env_from = secret_env(spec.credentials_secret_ref)
+    if env_from:
+        container["envFrom"] = env_from
+    return container
+
+
+def _env(tj: TrainingJob, attempt: int) -> list[dict[str, Any]]:
+    """torchrun's rendezvous settings, then the user's variables (whose names the
+    CRD keeps clear of the reserved ones)."""
+    spec = tj.spec
+    env: list[dict[str, Any]] = [
+        {"name": "NNODES", "value": str(spec.nodes)},
+        {"name": "NPROC_PER_NODE", "value": str(spec.procs_per_node)},
+        {
+            "name": "NODE_RANK",
+            "valueFrom": {
+                "fieldRef": {
+                    "fieldPath": f"metadata.annotations['{c.ANNOTATION_COMPLETION_INDEX}']"
+                }
+            },
+        },
+        {"name": "MASTER_ADDR", "value": master_addr(tj, attempt)},
+        {"name": "MASTER_PORT", "value": str(c.RENDEZVOUS_PORT)},
+        {"name": "MODELOPS_TRAINING_JOB", "value": tj.name},
+        {"name": "MODELOPS_ATTEMPT", "value": str(attempt)},
+    ]
+    user = [e.to_dict() for e in spec.env or []]
+    if not any(e["name"] == "PYTHONUNBUFFERED" for e in user):
+        # Unbuffered output keeps the log tail (FallbackToLogsOnError) current.
+        env.append({"name": "PYTHONUNBUFFERED", "value": "1"})
+    return env + user

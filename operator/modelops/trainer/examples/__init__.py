@@ -1,0 +1,1 @@
+"""Built-in training modules, e.g. ``--entrypoint modelops.trainer.examples.tabular``."""

@@ -1,0 +1,168 @@
+"""The modelops operator as a local process, run with the RBAC of manifests/.
+
+The operator authenticates with a token of the `modelops-operator`
+ServiceAccount (TokenRequest API), so every test that uses it also proves the
+ClusterRole in manifests/install/rbac.yaml is enough.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.support.cluster import REPO, Cluster, wait_for
+
+INSTALL = REPO / "manifests" / "install"
+CRDS = REPO / "crds"
+SERVICE_ACCOUNT = ("modelops-system", "modelops-operator")
+
+
+def install(cluster: Cluster) -> None:
+    """CRDs, namespace, RBAC and the peering record (not the operator Deployment)."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "--all",
+    )
+    for name in ("namespace.yaml", "rbac.yaml", "peering.yaml"):
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(INSTALL / name))
+
+
+def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
+    """A kubeconfig that authenticates as the operator's ServiceAccount."""
+    namespace, name = SERVICE_ACCOUNT
+    token = cluster.kubectl(
+        "create", "token", name, "-n", namespace, "--duration=6h"
+    ).stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster_entry = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster_entry],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": cluster_entry["name"], "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class OperatorProcess:
+    kubeconfig: Path
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    metrics_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        env = dict(
+            os.environ,
+            KUBECONFIG=str(self.kubeconfig),
+            MODELOPS_METRICS_PORT=str(self.metrics_port),
+            **self.extra_env,
+        )
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelops.cli", "run", "--standalone", "--liveness", ""],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(self._serving_metrics, timeout=60, what="the operator's metrics endpoint")
+        return self
+
+    def _serving_metrics(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise AssertionError(f"operator exited; log:\n{self.log_tail()}")
+        try:
+            self.metrics()
+        except OSError:
+            return False
+        return True
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels``."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            head, value = line.rsplit(" ", 1)
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case, no graceful shutdown."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_ready(cluster: Cluster, namespace: str, name: str, timeout: float = 90) -> dict:
+    def ready() -> dict | None:
+        md = get_md(cluster, namespace, name)
+        conds = {c["type"]: c for c in (md.get("status") or {}).get("conditions", [])}
+        ok = conds.get("Ready", {}).get("status") == "True"
+        current = (md.get("status") or {}).get("observedGeneration") == md["metadata"]["generation"]
+        return md if ok and current else None
+
+    try:
+        return wait_for(ready, timeout=timeout, what=f"ModelDeployment {namespace}/{name} Ready")
+    except AssertionError as err:
+        status = yaml.safe_dump(get_md(cluster, namespace, name).get("status"))
+        raise AssertionError(f"{err}\nlast status:\n{status}") from None
+
+
+def get_md(cluster: Cluster, namespace: str, name: str) -> dict:
+    return cluster.custom.get_namespaced_custom_object(
+        "modelops.io", "v1alpha1", namespace, "modeldeployments", name
+    )
+
+
+def condition(md: dict, ctype: str) -> dict:
+    return next(
+        (c for c in (md.get("status") or {}).get("conditions", []) if c["type"] == ctype), {}
+    )
+
+
+def now() -> float:
+    return time.monotonic()

@@ -1,0 +1,1 @@
+"""Integration tests of `modelops train`: real torchrun, gloo, Triton, moto S3."""
