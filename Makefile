@@ -30,10 +30,15 @@ cluster-up: controlplane ## start (or reuse) the local cluster
 cluster-down: ## stop the local cluster and delete its state
 	@hack/cluster/cluster.sh down $(CLUSTER)
 
+.PHONY: tools
+tools: ## install/build the test tools: promtool and prometheus (Debian), helm (Go module)
+	@hack/install-prometheus.sh
+	@if [ -x hack/helm/build.sh ]; then hack/helm/build.sh >/dev/null; fi
+
 .PHONY: lint
 lint: venv ## ruff and the import-layering contracts
-	$(VENV)/bin/ruff check operator tests e2e bench
-	$(VENV)/bin/ruff format --check operator tests e2e bench
+	$(VENV)/bin/ruff check operator tests e2e bench deploy
+	$(VENV)/bin/ruff format --check operator tests e2e bench deploy
 	$(VENV)/bin/lint-imports
 
 .PHONY: unit
@@ -41,7 +46,7 @@ unit: venv ## unit tests only (no cluster, no Triton)
 	$(PY) -m pytest tests/unit
 
 .PHONY: test
-test: venv controlplane lint ## every test: unit, integration (real API server, Triton, torch) and e2e
+test: venv controlplane tools lint ## every test: unit, integration (real API server, Triton, torch) and e2e
 	$(PY) -m pytest tests e2e
 
 .PHONY: e2e

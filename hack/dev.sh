@@ -1,15 +1,56 @@
 #!/usr/bin/env bash
-# `make dev`: the local cluster with simulated GPU nodes.
+# `make dev`: the local cluster, the CRDs and least-privilege RBAC, the
+# operator (a local process authenticating as its ServiceAccount), and the
+# sample ModelDeployment, waited on until Ready.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-modelops}
+CACHE=${MODELOPS_CACHE:-$HOME/.cache/modelops}
+state="$CACHE/dev/$name"
+mkdir -p "$state"
+
 kubeconfig=$(hack/cluster/cluster.sh up "$name")
 bin=$(hack/controlplane/build.sh)
 export KUBECONFIG=$kubeconfig PATH=$bin:$PATH
+
+kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
+kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+for f in namespace rbac peering; do
+  kubectl apply --server-side --force-conflicts -f "manifests/install/$f.yaml" >/dev/null
+done
+
+# The operator runs with the ServiceAccount's token, so the dev loop exercises
+# exactly the RBAC that manifests/install/rbac.yaml grants.
+token=$(kubectl create token modelops-operator -n modelops-system --duration=24h)
+server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' \
+  | base64 -d > "$state/ca.crt"
+op_kubeconfig="$state/operator.kubeconfig"
+KUBECONFIG=$op_kubeconfig kubectl config set-cluster local --server="$server" \
+  --certificate-authority="$state/ca.crt" --embed-certs >/dev/null
+KUBECONFIG=$op_kubeconfig kubectl config set-credentials operator --token="$token" >/dev/null
+KUBECONFIG=$op_kubeconfig kubectl config set-context operator --cluster=local --user=operator >/dev/null
+KUBECONFIG=$op_kubeconfig kubectl config use-context operator >/dev/null
+
+if [ -f "$state/operator.pid" ] && kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
+  kill "$(cat "$state/operator.pid")" && sleep 1
+fi
+KUBECONFIG=$op_kubeconfig MODELOPS_METRICS_PORT=${MODELOPS_METRICS_PORT:-18080} \
+  nohup .venv/bin/modelops run --standalone --liveness "" > "$state/operator.log" 2>&1 &
+echo $! > "$state/operator.pid"
+
+kubectl create namespace modelops-demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl apply --server-side -n modelops-demo -f manifests/samples/modeldeployment.yaml >/dev/null
+kubectl wait -n modelops-demo --for=condition=Ready md/fraud-detector --timeout=120s
 kubectl get nodes -L nvidia.com/gpu.product -L nvidia.com/gpu.count
+echo
+kubectl get -n modelops-demo md,deployments,pods,services,hpa -o wide
 cat <<MSG
 
-The cluster is up. To use it from this shell:
+modelops is running (log: $state/operator.log, metrics: http://127.0.0.1:${MODELOPS_METRICS_PORT:-18080}/metrics).
+Use the cluster from this shell:
   export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH
-Stop it with: make cluster-down
+  kubectl get md -A -w
+  kubectl describe md -n modelops-demo fraud-detector
+Stop everything with: make cluster-down
 MSG

@@ -32,7 +32,7 @@ end
 -- The conditions decide; status.phase only when there are none. (Phase
 -- Suspended also covers Suspending, while the pods still stop.)
 local function state(status, ctype, phase)
-  if status.conditions ~= nil then
+  if status.conditions ~= nil and status.conditions[1] ~= nil then
     return is_true(status, ctype)
   end
   return status.phase == phase

@@ -54,6 +54,12 @@ up() {
 }
 
 down() {
+  # The dev operator (hack/dev.sh) goes with its cluster.
+  pidfile="$CACHE/dev/$name/operator.pid"
+  if [ -f "$pidfile" ]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  fi
   kwokctl delete cluster --name "$name" >&2 || true
 }
 

@@ -567,6 +567,11 @@ TJ_CORNERS: dict[str, tuple[dict[str, Any], str, str]] = {
         "training succeeded (output version 8)",
     ),
     "phase only: Failed": (_tj_status("Failed", {}), "Degraded", "training failed"),
+    "phase and an empty condition list": (
+        {**tj_body(), "status": {"observedGeneration": 2, "phase": "Failed", "conditions": []}},
+        "Degraded",
+        "training failed",
+    ),
     "failure message without the rank: from failedPods": (
         _tj_status(
             "Failed",

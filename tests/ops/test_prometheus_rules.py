@@ -301,6 +301,15 @@ def test_monitors_select_the_rendered_pods_and_ports():
     assert endpoint["port"] == "metrics" and endpoint["honorLabels"] is True
     for doc in docs:
         assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    # ... and the operator's Service in the plain install manifests.
+    install = yaml.safe_load_all((REPO / "manifests" / "install" / "operator.yaml").read_text())
+    (service,) = [d for d in install if d and d["kind"] == "Service"]
+    assert service["metadata"]["namespace"] == operator["metadata"]["namespace"]
+    assert (
+        operator["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert "metrics" in {p["name"] for p in service["spec"]["ports"]}
+    assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "modelops-operator"
 
 
 # --- a real Prometheus scraping the real drift sidecar --------------------------------

@@ -129,10 +129,10 @@ def test_killed_run_resumes_from_its_checkpoint_and_publishes_version_2(
     first_run, output, tmp_path
 ):
     ckpt = tmp_path / "ckpt"
-    epochs = 10
+    epochs = 8
     argv = train_argv(
         tmp_path,
-        dataset="synthetic://tabular?rows=8000&seed=2",
+        dataset="synthetic://tabular?rows=4000&seed=2",
         output=f"file://{output}",
         checkpoint_dir=ckpt,
         hparams={"epochs": str(epochs), "seed": "3"},

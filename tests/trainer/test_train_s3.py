@@ -42,19 +42,3 @@ def test_s3_dataset_in_s3_model_out(s3_server, tmp_path):
     assert pulled.verified and pulled.version == 1
     version = tmp_path / "repo" / "fraud" / "1"
     assert (version / "reference.json").is_file() and (version / "metrics.json").is_file()
-
-
-def test_missing_s3_dataset_fails_with_a_reason(s3_server, tmp_path):
-    s3_server.client().create_bucket(Bucket="empty")
-    argv = train_argv(
-        tmp_path,
-        dataset="s3://empty/nothing.npz",
-        output="s3://empty/model",
-        checkpoint_dir=tmp_path / "ckpt",
-        nproc=1,
-    )
-    run = run_train(tmp_path, argv, env=s3_server.env())
-    assert run.returncode != 0
-    error = json.loads(run.termination_log.read_text())["error"]
-    assert error["reason"] == "DatasetNotFound"
-    assert "s3://empty/nothing.npz" in error["message"]

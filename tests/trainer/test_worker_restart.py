@@ -71,3 +71,14 @@ def test_a_module_without_the_contract_is_named(single_rank, tmp_path):
     error = json.loads((tmp_path / "termination-log").read_text())["error"]
     assert error["reason"] == "InvalidTrainingModule"
     assert "must define build and load_dataset" in error["message"]
+
+
+def test_a_missing_dataset_file_is_reported_as_such(single_rank, tmp_path):
+    args = worker_args(tmp_path)
+    args.dataset = f"file://{tmp_path}/absent.npz"
+    assert run_worker(args) == 1
+    error = json.loads((tmp_path / "termination-log").read_text())["error"]
+    assert error == {
+        "reason": "DatasetNotFound",
+        "message": f"DataFileNotFoundError: file://{tmp_path}/absent.npz: no such file",
+    }

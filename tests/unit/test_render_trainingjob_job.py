@@ -333,6 +333,10 @@ def test_run_policy_fields():
     assert "activeDeadlineSeconds" not in plain and "ttlSecondsAfterFinished" not in plain
 
 
+def test_job_ttl_leaves_the_operator_time_to_see_the_outcome():
+    assert render_job(tj_body(ttlSecondsAfterFinished=0))["spec"]["ttlSecondsAfterFinished"] == 300
+
+
 def test_deadline_covers_all_attempts():
     body = tj_body(activeDeadlineSeconds=7200)
     assert render_job(body, attempt=1, elapsed_seconds=7000)["spec"]["activeDeadlineSeconds"] == 200

@@ -165,6 +165,12 @@ def test_pods_that_cannot_be_created_are_stalled():
     )
 
 
+def test_the_running_attempt_keeps_its_node_count_when_the_spec_changes():
+    s = derive(tj_body(nodes=4), live_job=job(), pods=running_pods())
+    assert s["phase"] == "Running"
+    assert cond(s, "Running")["message"].startswith("training on 2 nodes")
+
+
 def test_pods_of_other_attempts_are_ignored():
     old = [pod(0, attempt=0, exit_code=1), pod(1, attempt=0, exit_code=1)]
     s = derive(live_job=job(1), pods=old + running_pods(attempt=1), restarts=1)
@@ -277,6 +283,13 @@ def test_the_restart_chain_keeps_the_failed_attempt_s_pods_in_status():
     assert restarted["restarts"] == 1 and restarted["jobName"] == "fraud-retrain-a1"
     assert restarted["failedPods"] == failed["failedPods"]
     assert restarted["failedPods"][0]["attempt"] == 0
+    done = derive(
+        live_job=job(1, state="succeeded"),
+        pods=[pod(0, attempt=1, exit_code=0), pod(1, attempt=1, exit_code=0)],
+        previous=restarted,
+        restarts=1,
+    )
+    assert cond(done, "Ready")["message"] == "training finished after 1 restart"
     second = job(1)
     second["status"]["startTime"] = ts(1)
     running = derive(live_job=second, pods=running_pods(1), previous=restarted, restarts=1)

@@ -296,8 +296,9 @@ class TrainingJobSpec(ApiModel):
         default=None,
         ge=0,
         description="Seconds after an attempt's Job finishes before Kubernetes deletes it "
-        "and its pods (logs included). The TrainingJob and its status stay, so GitOps "
-        "tools do not recreate it. Unset keeps the Jobs until the TrainingJob is deleted.",
+        "and its pods (logs included); at least 300, so that the operator always sees how "
+        "an attempt ended. The TrainingJob and its status stay, so GitOps tools do not "
+        "recreate it. Unset keeps the Jobs until the TrainingJob is deleted.",
     )
     suspend: bool = Field(
         default=False,

@@ -12,6 +12,9 @@ Dicts (or a parsed ModelDeployment) in, dicts out; no cluster I/O, no kopf
                            keda_missing=..., drift=..., now=..., previous_conditions=...,
                            rollout=rollout)
     patch = status_patch(live_status, status)   # {} -> write nothing
+
+TrainingJob: see modelops.render.training (render_job, render_headless_service,
+decide_restart, derive_trainingjob_status; status_patch applies to it too).
 """
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS, render_autoscaler

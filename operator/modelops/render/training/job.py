@@ -19,6 +19,7 @@ creation. The one live change is suspend (`suspend_patch`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,11 @@ from ..sources import PodSource, pod_source
 from .names import as_tj, child_metadata, job_name, labels, master_addr, service_name
 
 TRAINER_CONTAINER = "trainer"
+# Floor of a Job's ttlSecondsAfterFinished: the operator must see how an attempt
+# ended (failed: restart it; succeeded: done) before Kubernetes deletes the Job,
+# or it would find no Job and run the attempt again. Finished pods hold no
+# resources, so keeping them a few minutes costs only their API objects.
+MIN_JOB_TTL_SECONDS = 300
 CHECKPOINT_DIR = "/checkpoints"
 DATASET_MOUNT = "/mnt/dataset"
 OUTPUT_MOUNT = "/mnt/output"
@@ -78,14 +84,16 @@ def render_job(
         "completions": spec.nodes,
         "parallelism": spec.nodes,
         "backoffLimit": 0,
-        "podFailurePolicy": POD_FAILURE_POLICY,
+        "podFailurePolicy": copy.deepcopy(POD_FAILURE_POLICY),
         # Kueue admits a Job by un-suspending it, so a queued Job starts suspended.
         "suspend": spec.suspend or spec.queue_name is not None,
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = max(1, spec.active_deadline_seconds - elapsed_seconds)
     if spec.ttl_seconds_after_finished is not None:
-        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+        job_spec["ttlSecondsAfterFinished"] = max(
+            spec.ttl_seconds_after_finished, MIN_JOB_TTL_SECONDS
+        )
     job_spec["template"] = {
         "metadata": {
             "labels": labels(tj),

@@ -31,6 +31,9 @@ class JobView:
 
     exists: bool = False
     name: str = ""
+    # Nodes the attempt runs with: a Job's template is fixed, so a later spec.nodes
+    # applies from the next attempt on.
+    nodes: int = 0
     suspended: bool = False
     succeeded: bool = False
     # Failed, or FailureTarget (Kubernetes 1.31+ sets it first, while pods still stop).
@@ -52,6 +55,7 @@ class JobView:
         return cls(
             exists=True,
             name=get(job, "metadata", "name", default=""),
+            nodes=get(job, "spec", "completions", default=0) or 0,
             suspended=bool(get(job, "spec", "suspend")),
             succeeded=_true(job, "Complete") is not None
             or _true(job, "SuccessCriteriaMet") is not None,

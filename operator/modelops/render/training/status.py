@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +46,7 @@ from .observed import (
     trainer_result,
 )
 from .restart import DEADLINE_REASON, may_restart, permanent_failure
+from .situations import Situation, conditions_of
 
 CONDITION_ORDER = (
     "Ready",
@@ -61,162 +61,6 @@ CONDITION_ORDER = (
 # FailedCreate events older than this are taken as resolved (the Job controller
 # retries with back-off and emits a fresh event while creation keeps failing).
 FAILED_CREATE_WINDOW_S = 600
-
-
-@dataclass(frozen=True)
-class _Situation:
-    """Where the TrainingJob stands: one of the rows of _CONDITIONS."""
-
-    kind: str
-    message: str
-    reason: str = ""  # for kinds whose reason varies (Failed, Stalled, Suspended)
-
-
-# The situation's own reason or message, in the table below.
-_OWN = "*"
-_STALLED_NO = (False, "AsExpected", "no blocking problem")
-_NOT_FINISHED = (False, "NotFinished", "the job has not finished")
-_NOT_FAILED = (False, "NoFailure", "the job has not failed")
-_NOT_SUSPENDED = (False, "NotSuspended", "the job is not suspended")
-
-Row = tuple[bool, str, str]
-# situation kind -> (phase, rows of Ready, Reconciling, Stalled, Running, Succeeded,
-# Failed, Suspended as (status, reason, message)).
-_CONDITIONS: dict[str, tuple[str, tuple[Row, ...]]] = {
-    "Succeeded": (
-        "Succeeded",
-        (
-            (True, "Succeeded", _OWN),
-            (False, "Finished", _OWN),
-            _STALLED_NO,
-            (False, "Completed", _OWN),
-            (True, "Completed", _OWN),
-            _NOT_FAILED,
-            _NOT_SUSPENDED,
-        ),
-    ),
-    "Failed": (
-        "Failed",
-        (
-            (False, _OWN, _OWN),
-            (False, "Finished", _OWN),
-            (True, _OWN, _OWN),
-            (False, "Failed", _OWN),
-            (False, "Failed", _OWN),
-            (True, _OWN, _OWN),
-            _NOT_SUSPENDED,
-        ),
-    ),
-    "Restarting": (
-        "Pending",
-        (
-            (False, "Restarting", _OWN),
-            (True, "Restarting", _OWN),
-            _STALLED_NO,
-            (False, "Restarting", _OWN),
-            _NOT_FINISHED,
-            (False, "Restarting", _OWN),
-            _NOT_SUSPENDED,
-        ),
-    ),
-    "NodeFailed": (
-        "Pending",
-        (
-            (False, "NodeFailed", _OWN),
-            (True, "NodeFailed", _OWN),
-            _STALLED_NO,
-            (False, "NodeFailed", _OWN),
-            _NOT_FINISHED,
-            (False, "NodeFailed", _OWN),
-            _NOT_SUSPENDED,
-        ),
-    ),
-    "Creating": (
-        "Pending",
-        (
-            (False, "Creating", _OWN),
-            (True, "Creating", _OWN),
-            _STALLED_NO,
-            (False, "NotStarted", _OWN),
-            _NOT_FINISHED,
-            _NOT_FAILED,
-            _NOT_SUSPENDED,
-        ),
-    ),
-    "Suspended": (
-        "Suspended",
-        (
-            (False, _OWN, _OWN),
-            (False, "Suspended", _OWN),
-            _STALLED_NO,
-            (False, "Suspended", _OWN),
-            _NOT_FINISHED,
-            _NOT_FAILED,
-            (True, _OWN, _OWN),
-        ),
-    ),
-    "Suspending": (
-        "Suspended",
-        (
-            (False, "Suspending", _OWN),
-            (True, "Suspending", _OWN),
-            _STALLED_NO,
-            (False, "Suspended", _OWN),
-            _NOT_FINISHED,
-            _NOT_FAILED,
-            (False, "Suspending", _OWN),
-        ),
-    ),
-    "Stalled": (
-        "Pending",
-        (
-            (False, _OWN, _OWN),
-            (False, "Stalled", "no progress is possible: see Stalled"),
-            (True, _OWN, _OWN),
-            (False, "Starting", _OWN),
-            _NOT_FINISHED,
-            _NOT_FAILED,
-            _NOT_SUSPENDED,
-        ),
-    ),
-    "WaitingForNodes": (
-        "Pending",
-        (
-            (False, "WaitingForNodes", _OWN),
-            (True, "WaitingForNodes", _OWN),
-            _STALLED_NO,
-            (False, "WaitingForNodes", _OWN),
-            _NOT_FINISHED,
-            _NOT_FAILED,
-            _NOT_SUSPENDED,
-        ),
-    ),
-    "Starting": (
-        "Pending",
-        (
-            (False, "Starting", _OWN),
-            (True, "Starting", _OWN),
-            _STALLED_NO,
-            (False, "Starting", _OWN),
-            _NOT_FINISHED,
-            _NOT_FAILED,
-            _NOT_SUSPENDED,
-        ),
-    ),
-    "Running": (
-        "Running",
-        (
-            (False, "Running", _OWN),
-            (True, "Running", _OWN),
-            _STALLED_NO,
-            (True, "AllNodesRunning", _OWN),
-            _NOT_FINISHED,
-            _NOT_FAILED,
-            _NOT_SUSPENDED,
-        ),
-    ),
-}
-_TYPES = ("Ready", "Reconciling", "Stalled", "Running", "Succeeded", "Failed", "Suspended")
 
 
 def derive_trainingjob_status(
@@ -251,18 +95,8 @@ def derive_trainingjob_status(
     reported, metrics = _with_result(pods, output_version, metrics)
     version = reported or prev.get("outputVersion")
     situation = _situation(tj, view, pods, failures, prev, restarts, version, events, now)
-    phase, table = _CONDITIONS[situation.kind]
-
-    conditions = [_created(tj, view, restarts, situation)]
-    for ctype, (status, reason, message) in zip(_TYPES, table, strict=True):
-        conditions.append(
-            new_condition(
-                ctype,
-                status,
-                situation.reason if reason == _OWN else reason,
-                situation.message if message == _OWN else message,
-            )
-        )
+    phase, conditions = conditions_of(situation)
+    conditions.append(_created(tj, view, restarts, situation))
     generation = tj.metadata.generation
     out: dict[str, Any] = {
         "observedGeneration": generation,
@@ -319,17 +153,17 @@ def _situation(
     version: str | None,
     events: Sequence[Mapping[str, Any]],
     now: datetime,
-) -> _Situation:
+) -> Situation:
     final = _final_outcome(prev)
     if final is not None:
         return final
-    nodes = tj.spec.nodes
+    nodes = view.nodes or tj.spec.nodes
     if view.succeeded:
-        return _Situation("Succeeded", _success_message(tj, version, restarts))
+        return Situation("Succeeded", _success_message(tj, version, restarts))
     if view.failing:
         why = describe_failure(failures[0]) if failures else view.failure_message
         if may_restart(tj, view, restarts, failures):
-            return _Situation(
+            return Situation(
                 "Restarting",
                 f"attempt {restarts} failed: {why}; restarting all {nodes} nodes "
                 f"(restart {restarts + 1} of {tj.spec.backoff_limit})",
@@ -337,44 +171,44 @@ def _situation(
         if view.failure_reason == DEADLINE_REASON:
             deadline = tj.spec.active_deadline_seconds
             text = f"spec.activeDeadlineSeconds ({deadline}s) passed"
-            return _Situation("Failed", text + (f"; {why}" if failures else ""), DEADLINE_REASON)
+            return Situation("Failed", text + (f"; {why}" if failures else ""), DEADLINE_REASON)
         permanent = permanent_failure(failures)
         if permanent is not None:
-            return _Situation("Failed", f"{why}; not restarted: retrying cannot help", permanent)
-        return _Situation(
+            return Situation("Failed", f"{why}; not restarted: retrying cannot help", permanent)
+        return Situation(
             "Failed",
             f"attempt {restarts} failed and all {tj.spec.backoff_limit} restarts of "
             f"spec.backoffLimit are used: {why}",
             "BackoffLimitExceeded",
         )
     if not view.exists:
-        return _Situation("Creating", f"creating Job {job_name(tj, restarts)}")
+        return Situation("Creating", f"creating Job {job_name(tj, restarts)}")
 
     live = [p for p in pods if not is_terminal(p)]
     if view.suspended:
         if live:
-            return _Situation("Suspending", f"spec.suspend is set: stopping {len(live)} pods")
+            return Situation("Suspending", f"spec.suspend is set: stopping {len(live)} pods")
         if not tj.spec.suspend and tj.spec.queue_name:
-            return _Situation(
+            return Situation(
                 "Suspended",
                 f"waiting for Kueue to admit the Job from queue {tj.spec.queue_name}",
                 "WaitingForAdmission",
             )
-        return _Situation("Suspended", "spec.suspend is set", "Suspended")
+        return Situation("Suspended", "spec.suspend is set", "Suspended")
     if failures:
-        return _Situation("NodeFailed", f"{describe_failure(failures[0])}; ending attempt")
+        return Situation("NodeFailed", f"{describe_failure(failures[0])}; ending attempt")
     for pod in live:
         problem = container_problem(pod, events)
         if problem is not None:
-            return _Situation("Stalled", f"pod {problem.pod}: {problem.message}", problem.reason)
+            return Situation("Stalled", f"pod {problem.pod}: {problem.message}", problem.reason)
     failed_create = _failed_create(view.name, events, now)
     if failed_create and len(live) < nodes:
-        return _Situation("Stalled", failed_create, "FailedCreate")
+        return Situation("Stalled", failed_create, "FailedCreate")
 
     running = sum(1 for p in live if is_running(p))
     if running == nodes:
         world = nodes * tj.spec.procs_per_node
-        return _Situation(
+        return Situation(
             "Running",
             f"training on {nodes} nodes x {tj.spec.procs_per_node} processes "
             f"(world size {world}), attempt {restarts}",
@@ -382,28 +216,28 @@ def _situation(
     progress = f"{running}/{nodes} nodes running"
     waiting = [w for w in (unschedulable(p) for p in live) if w is not None]
     if waiting:
-        return _Situation("WaitingForNodes", f"{progress}; waiting for a node: {waiting[0][0]}")
+        return Situation("WaitingForNodes", f"{progress}; waiting for a node: {waiting[0][0]}")
     if len(live) < nodes or not all(is_scheduled(p) for p in live):
-        return _Situation("WaitingForNodes", f"{progress}; waiting for the scheduler")
-    return _Situation("Starting", f"{progress}; starting containers")
+        return Situation("WaitingForNodes", f"{progress}; waiting for the scheduler")
+    return Situation("Starting", f"{progress}; starting containers")
 
 
-def _final_outcome(prev: Mapping[str, Any]) -> _Situation | None:
+def _final_outcome(prev: Mapping[str, Any]) -> Situation | None:
     """A finished TrainingJob stays finished, with the words it finished with."""
     by_type = {c.get("type"): c for c in prev.get("conditions") or []}
     done = by_type.get("Succeeded")
     if done and done.get("status") == "True":
-        return _Situation("Succeeded", by_type.get("Ready", done).get("message", ""))
+        return Situation("Succeeded", by_type.get("Ready", done).get("message", ""))
     failed = by_type.get("Failed")
     if failed and failed.get("status") == "True":
-        return _Situation("Failed", failed.get("message", ""), failed.get("reason") or "Failed")
+        return Situation("Failed", failed.get("message", ""), failed.get("reason") or "Failed")
     return None
 
 
 def _success_message(tj: TrainingJob, version: str | None, restarts: int) -> str:
     text = "training finished"
     if restarts:
-        text += f" after {restarts} restarts"
+        text += f" after {restarts} restart{'s' if restarts > 1 else ''}"
     # Final once written (see _final_outcome), even if the version arrives later.
     return text + (f"; published model {tj.model_name} version {version}" if version else "")
 
@@ -427,7 +261,7 @@ def _failed_create(job: str, events: Sequence[Mapping[str, Any]], now: datetime)
 # --- the other fields ---------------------------------------------------------------------
 
 
-def _created(tj: TrainingJob, view: JobView, restarts: int, s: _Situation) -> dict[str, Any]:
+def _created(tj: TrainingJob, view: JobView, restarts: int, s: Situation) -> dict[str, Any]:
     name = job_name(tj, restarts)
     if view.exists:
         return new_condition("Created", True, "JobCreated", f"Job {name} (attempt {restarts})")
@@ -437,7 +271,7 @@ def _created(tj: TrainingJob, view: JobView, restarts: int, s: _Situation) -> di
 
 
 def _completion_time(
-    s: _Situation, view: JobView, prev: Mapping[str, Any], now: datetime
+    s: Situation, view: JobView, prev: Mapping[str, Any], now: datetime
 ) -> str | None:
     if s.kind == "Succeeded":
         return prev.get("completionTime") or view.completion_time or format_time(now)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Copies what the chart ships verbatim from the rest of the repository into
+# charts/modelops, because Helm can only read files inside the chart:
+#
+#   crds/*.yaml                 -> charts/modelops/crds/
+#   deploy/monitoring/*.yaml|json -> charts/modelops/files/monitoring/
+#   deploy/argocd/argocd-cm.yaml  -> charts/modelops/files/argocd/
+#
+# tests/chart/test_chart_render.py fails when a copy differs from its source,
+# so run this after `make crds` or an edit under deploy/. `--check` only
+# reports (exit 1) instead of copying.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+chart="$repo/charts/modelops"
+check=${1:-}
+
+pairs=()
+for f in "$repo"/crds/*.yaml; do pairs+=("$f" "$chart/crds/$(basename "$f")"); done
+for f in servicemonitors.yaml prometheusrule.yaml grafana-dashboard.json; do
+  [ -e "$repo/deploy/monitoring/$f" ] && pairs+=("$repo/deploy/monitoring/$f" "$chart/files/monitoring/$f")
+done
+[ -e "$repo/deploy/argocd/argocd-cm.yaml" ] && pairs+=("$repo/deploy/argocd/argocd-cm.yaml" "$chart/files/argocd/argocd-cm.yaml")
+
+stale=0
+for ((i = 0; i < ${#pairs[@]}; i += 2)); do
+  src=${pairs[i]} dst=${pairs[i+1]}
+  cmp -s "$src" "$dst" && continue
+  if [ "$check" = --check ]; then
+    echo "out of date: ${dst#"$repo"/} (source ${src#"$repo"/})" >&2
+    stale=1
+  else
+    mkdir -p "$(dirname "$dst")"
+    cp "$src" "$dst"
+    echo "synced ${dst#"$repo"/}" >&2
+  fi
+done
+# A CRD removed from crds/ must leave the chart too.
+for dst in "$chart"/crds/*.yaml; do
+  [ -e "$dst" ] || continue
+  [ -e "$repo/crds/$(basename "$dst")" ] && continue
+  if [ "$check" = --check ]; then
+    echo "not in crds/: ${dst#"$repo"/}" >&2
+    stale=1
+  else
+    rm "$dst"
+    echo "removed ${dst#"$repo"/}" >&2
+  fi
+done
+exit $stale
