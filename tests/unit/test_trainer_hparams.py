@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelops.trainer.hparams import HParamError, HParams, parse_hparams
+from modelops.trainer.settings import LoopSettings
 
 
 def test_parse_keeps_everything_after_the_first_equals_sign():
@@ -63,3 +64,12 @@ def test_unread_lists_keys_nobody_asked_for():
     assert hp.unread() == ["learning_rate"]
     assert hp.as_dict() == {"epochs": "2", "learning_rate": "0.1", "seed": "1"}
     assert hp.unread() == ["learning_rate"]  # as_dict does not count as reading
+
+
+def test_runner_settings_defaults_and_validation():
+    assert LoopSettings.from_hparams(HParams()) == LoopSettings(5, 64, 0, 0.1)
+    hp = HParams({"epochs": "3", "batch_size": "128", "seed": "9", "val_fraction": "0"})
+    assert LoopSettings.from_hparams(hp) == LoopSettings(3, 128, 9, 0.0)
+    for bad in ({"epochs": "0"}, {"batch_size": "-1"}, {"val_fraction": "1"}, {"seed": "x"}):
+        with pytest.raises(HParamError):
+            LoopSettings.from_hparams(HParams(bad))

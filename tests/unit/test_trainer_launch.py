@@ -104,6 +104,7 @@ def test_worker_argv_reproduces_the_arguments():
 def test_check_arguments_catches_mistakes_before_starting_torch():
     assert cli.check_arguments(parse(BASE)) is None
     assert "not KEY=VALUE" in cli.check_arguments(parse([*BASE, "--hp", "epochs"]))
+    assert "not an integer" in cli.check_arguments(parse([*BASE, "--hp", "epochs=many"]))
     bad_output = parse([*BASE, "--output", "ftp://x/y"])
     assert "not supported" in cli.check_arguments(bad_output)
     assert "invalid model name" in cli.check_arguments(parse([*BASE, "--model-name", ".x"]))

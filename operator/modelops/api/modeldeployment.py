@@ -590,6 +590,21 @@ class RolloutStatus(ApiModel):
     )
 
 
+class RetrainStatus(ApiModel):
+    """The drift -> retrain loop's last action."""
+
+    training_job: str | None = Field(
+        default=None, max_length=253, description="The TrainingJob drift started last."
+    )
+    last_triggered_time: str | None = Field(
+        default=None,
+        max_length=64,
+        description="When drift last started a TrainingJob (RFC 3339); the cooldown counts "
+        "from here.",
+    )
+    count: int | None = Field(default=None, description="TrainingJobs started by drift so far.")
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state of a ModelDeployment, written by the operator only."""
 
@@ -623,6 +638,9 @@ class ModelDeploymentStatus(ApiModel):
     endpoints: Endpoints | None = Field(default=None, description="Where to send requests.")
     drift: DriftStatus | None = Field(default=None, description="Latest drift evaluation.")
     rollout: RolloutStatus | None = Field(default=None, description="Rollout decisions.")
+    retrain: RetrainStatus | None = Field(
+        default=None, description="Retraining started by drift (spec.driftMonitor.retrain)."
+    )
     kopf: dict[str, Any] | None = Field(
         default=None,
         json_schema_extra=PRESERVE_UNKNOWN,

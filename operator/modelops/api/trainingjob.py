@@ -161,6 +161,17 @@ class Checkpoints(ApiModel):
 # --- spec ---------------------------------------------------------------------------
 
 
+class PodMetadata(ApiModel):
+    """Labels and annotations copied onto every worker pod."""
+
+    labels: dict[str, Annotated[str, Field(max_length=63, description="A label value.")]] | None = (
+        Field(default=None, max_length=32, description="Labels added to the worker pods.")
+    )
+    annotations: (
+        dict[str, Annotated[str, Field(max_length=4096, description="An annotation value.")]] | None
+    ) = Field(default=None, max_length=32, description="Annotations added to the worker pods.")
+
+
 class ModelDeploymentReference(ApiModel):
     """A ModelDeployment in the same namespace."""
 
@@ -322,6 +333,11 @@ class TrainingJobSpec(ApiModel):
     )
     scheduling: Scheduling | None = Field(
         default=None, description="Node selection, tolerations and priority."
+    )
+    pod_metadata: PodMetadata | None = Field(
+        default=None,
+        description="Extra labels and annotations for the worker pods (e.g. cost allocation, "
+        "sidecar injection opt-outs). The operator's own keys win on a clash.",
     )
     service_account_name: str | None = Field(
         default=None,

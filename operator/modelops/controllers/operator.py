@@ -10,7 +10,10 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from modelops.controllers import modeldeployment  # noqa: F401  (registers the handlers)
+from modelops.controllers import (
+    modeldeployment,  # noqa: F401  (registers the handlers)
+    trainingjob,
+)
 from modelops.controllers.drift_reader import DriftReader
 from modelops.controllers.reconciler import ModelDeploymentReconciler
 from modelops.controllers.runtime import RUNTIME
@@ -27,7 +30,18 @@ async def startup(settings: kopf.OperatorSettings, logger: Any, **kwargs: Any) -
     configure(settings)
     # kopf hands every index to start-up handlers; they are live views, kept
     # here so that requeued reconciles read the same snapshots handlers do.
-    RUNTIME.indices = {k: kwargs[k] for k in ("md_index", "md_deployments", "md_pods", "md_hpas")}
+    RUNTIME.indices = {
+        k: kwargs[k]
+        for k in (
+            "md_index",
+            "md_deployments",
+            "md_pods",
+            "md_hpas",
+            "tj_index",
+            "tj_jobs",
+            "tj_pods",
+        )
+    }
     RUNTIME.kube = Kube()
     RUNTIME.md = ModelDeploymentReconciler(
         RUNTIME.kube,
@@ -37,6 +51,7 @@ async def startup(settings: kopf.OperatorSettings, logger: Any, **kwargs: Any) -
         ),
         drift_reader=DriftReader.from_environment(),
     )
+    RUNTIME.tj = trainingjob.TrainingJobReconciler(RUNTIME.kube)
     port = int(os.environ.get("MODELOPS_METRICS_PORT", "8080"))
     if port:
         start_http_server(port)

@@ -41,6 +41,7 @@ from modelops.render import (
 )
 from modelops.render.observed import DeploymentView
 from modelops.render.pdb import baseline_replicas
+from modelops.render.retrain import plan_retrain, resolve_model_version
 
 KIND = c.MD_KIND
 Key = tuple[str, str]
@@ -110,10 +111,12 @@ class ModelDeploymentReconciler:
         pods: Sequence[Mapping[str, Any]],
         autoscaler: Mapping[str, Any] | None,
         post_event: PostEvent,
+        trainings: Sequence[Mapping[str, Any]] = (),
     ) -> Outcome:
+        """trainings: the TrainingJobs naming this ModelDeployment in modelDeploymentRef."""
         key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
         with self.lock(key), metrics.RECONCILE_DURATION.labels(KIND).time():
-            return self._reconcile(key, body, deployment, pods, autoscaler, post_event)
+            return self._reconcile(key, body, deployment, pods, autoscaler, post_event, trainings)
 
     def _reconcile(
         self,
@@ -123,6 +126,7 @@ class ModelDeploymentReconciler:
         pods: Sequence[Mapping[str, Any]],
         autoscaler: Mapping[str, Any] | None,
         post_event: PostEvent,
+        trainings: Sequence[Mapping[str, Any]],
     ) -> Outcome:
         previous = _plain(body.get("status") or {})
         try:
@@ -140,7 +144,7 @@ class ModelDeploymentReconciler:
         children = render_children(
             md,
             operator_image=self.operator_image,
-            model_version=md.spec.model.version,
+            model_version=resolve_model_version(md, trainings),
             replace_in_place=rollout["replaceInPlace"],
             prometheus_address=self.prometheus_address,
         )
@@ -176,6 +180,7 @@ class ModelDeploymentReconciler:
             status["conditions"] = _with_apply_error(
                 status["conditions"], previous.get("conditions"), *apply_error, now
             )
+        self._retrain_if_drifted(md, previous, status, trainings, now, post_event)
         self._write_status(md, previous, status, post_event, body)
 
         if apply_error:
@@ -290,6 +295,46 @@ class ModelDeploymentReconciler:
         ):
             return None
         return self.drift_reader(md, pods)
+
+    def _retrain_if_drifted(
+        self,
+        md: ModelDeployment,
+        previous: Mapping[str, Any],
+        status: dict[str, Any],
+        trainings: Sequence[Mapping[str, Any]],
+        now: datetime,
+        post_event: PostEvent,
+    ) -> None:
+        """Close the loop: a Drifted model with a retrain template gets a TrainingJob."""
+        retrain = previous.get("retrain")
+        if retrain:
+            status["retrain"] = retrain
+        plan = plan_retrain(
+            md,
+            drifted=_condition(status, "Drifted") == "True",
+            previous=retrain,
+            trainings=trainings,
+            now=now,
+        )
+        if plan is None:
+            return
+        try:
+            self.kube.create(plan)
+        except kubernetes.client.ApiException as err:
+            if err.status != 409:  # 409: this attempt's TrainingJob exists already
+                metrics.RECONCILE_ERRORS.labels(KIND, _api_reason(err)).inc()
+                post_event("Warning", "RetrainFailed", _api_message(err))
+                return
+        status["retrain"] = {
+            "trainingJob": plan["metadata"]["name"],
+            "lastTriggeredTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "count": int((retrain or {}).get("count") or 0) + 1,
+        }
+        post_event(
+            "Normal",
+            "RetrainStarted",
+            f"drift detected; started TrainingJob {plan['metadata']['name']}",
+        )
 
     # -- status ----------------------------------------------------------------
 

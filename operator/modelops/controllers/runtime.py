@@ -31,6 +31,7 @@ REQUEUE_AFTER_FAILURE_S = 30.0
 class Runtime:
     kube: Kube = field(default=None)  # type: ignore[assignment]
     md: Any = None  # ModelDeploymentReconciler, set at startup
+    tj: Any = None  # TrainingJobReconciler, set at startup
     indices: Mapping[str, Any] = field(default_factory=dict)
     _due: dict[tuple[str, Key], float] = field(default_factory=dict)
     _due_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,6 +61,7 @@ class Runtime:
                 deployment=self._one("md_deployments", key),
                 pods=self._all("md_pods", key),
                 autoscaler=self._one("md_hpas", key),
+                trainings=self.training_jobs_for(*key),
                 post_event=lambda type_, reason, message: self.kube.post_event(
                     body, type_, reason, message
                 ),
@@ -73,6 +75,46 @@ class Runtime:
             return
         if outcome.requeue_after is not None:
             self.requeue("md", key, outcome.requeue_after)
+
+    def training_jobs_for(self, namespace: str, md_name: str) -> list[Mapping[str, Any]]:
+        """TrainingJobs of a namespace that name this ModelDeployment in modelDeploymentRef."""
+        out = []
+        for (ns, _), store in list(self.indices.get("tj_index", {}).items()):
+            if ns != namespace:
+                continue
+            for body in store:
+                ref = (body.get("spec") or {}).get("modelDeploymentRef") or {}
+                if ref.get("name") == md_name:
+                    out.append(body)
+        return out
+
+    def reconcile_tj(self, key: Key) -> None:
+        body = self._one("tj_index", key)
+        if body is None or self.tj is None:
+            return
+        try:
+            after = self.tj.reconcile(
+                body,
+                jobs=self._all("tj_jobs", key),
+                pods=self._all("tj_pods", key),
+                post_event=lambda type_, reason, message: self.kube.post_event(
+                    body, type_, reason, message
+                ),
+            )
+        except Exception as err:
+            metrics.RECONCILE_ERRORS.labels("TrainingJob", type(err).__name__).inc()
+            log.exception("reconcile of TrainingJob %s/%s failed", *key)
+            self.requeue("tj", key, REQUEUE_AFTER_FAILURE_S)
+            return
+        if after is not None:
+            self.requeue("tj", key, after)
+
+    def trainingjob_changed(self, key: Key) -> None:
+        """A TrainingJob's result may be the version its ModelDeployment follows."""
+        body = self._one("tj_index", key)
+        ref = ((body or {}).get("spec") or {}).get("modelDeploymentRef") or {}
+        if ref.get("name"):
+            self.reconcile_md((key[0], ref["name"]))
 
     # -- requeue -------------------------------------------------------------------
 
@@ -93,7 +135,7 @@ class Runtime:
                 for k in ready:
                     del self._due[k]
             for kind, key in ready:
-                handler = {"md": self.reconcile_md}.get(kind)
+                handler = {"md": self.reconcile_md, "tj": self.reconcile_tj}.get(kind)
                 if handler is None:
                     continue
                 try:

@@ -93,6 +93,27 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create ``obj``; raises ApiException 409 when it exists already."""
+        meta = obj["metadata"]
+        API_REQUESTS.labels("create").inc()
+        path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), "")
+        return self._request(
+            "POST", path.rstrip("/"), query=[("fieldManager", FIELD_MANAGER)], body=obj
+        )
+
+    def merge_patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict
+    ) -> dict[str, Any]:
+        API_REQUESTS.labels("patch").inc()
+        return self._request(
+            "PATCH",
+            object_path(api_version, kind, namespace, name),
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
         API_REQUESTS.labels("get").inc()
         try:

@@ -4,6 +4,7 @@
 - ``launch``: the torchrun command from the pod's environment (no torch import)
 - ``contract``: what a training module provides (``build``, ``load_dataset``, ``TrainingSpec``)
 - ``hparams``: ``--hp key=value`` parsing and typed access
+- ``settings``: the runner's hyperparameters (epochs, batch_size, seed, val_fraction)
 - ``worker``: one rank: resume, train, and on rank 0 export and publish
 - ``distributed``: process group (gloo on CPU, NCCL on GPU) and collectives
 - ``dataset`` / ``fetch``: train/validation split, sharded loaders; dataset files from storage

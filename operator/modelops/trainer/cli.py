@@ -123,10 +123,11 @@ def check_arguments(args: argparse.Namespace) -> str | None:
     """What is wrong with ``args`` (checked before any process starts), or None."""
     from modelops.storage.errors import StorageError
     from modelops.storage.uri import default_model_name, parse_storage_uri
-    from modelops.trainer.hparams import HParamError, parse_hparams
+    from modelops.trainer.hparams import HParamError, HParams, parse_hparams
+    from modelops.trainer.settings import LoopSettings
 
     try:
-        parse_hparams(args.hp)
+        LoopSettings.from_hparams(HParams(parse_hparams(args.hp)))
         name = args.model_name or default_model_name(parse_storage_uri(args.output))
     except (HParamError, StorageError) as err:
         return str(err)

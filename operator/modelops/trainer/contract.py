@@ -73,7 +73,7 @@ def load_training_module(name: str) -> TrainingModule:
     try:
         module: ModuleType = importlib.import_module(name)
     except ModuleNotFoundError as err:
-        if err.name and name.startswith(err.name):
+        if err.name is not None and (err.name == name or name.startswith(f"{err.name}.")):
             raise ContractError(f"training module {name!r} is not importable: {err}") from None
         raise  # the module exists but one of *its* imports is missing: show the real error
     missing = [f for f in (BUILD, LOAD_DATASET) if not callable(getattr(module, f, None))]

@@ -15,10 +15,31 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import Dataset
+
 from modelops.storage.errors import StorageError
-from modelops.trainer.contract import ContractError, check_spec, load_training_module
+from modelops.storage.publish import publish_version
+from modelops.storage.uri import default_model_name, parse_storage_uri
+from modelops.trainer.checkpoint import load_latest, remove_temporaries, save_checkpoint
+from modelops.trainer.contract import (
+    ContractError,
+    TrainingSpec,
+    check_spec,
+    load_training_module,
+)
+from modelops.trainer.dataset import as_dataset, feature_sample, first_features, split_dataset
+from modelops.trainer.distributed import (
+    DistContext,
+    broadcast_from_main,
+    init_distributed,
+    shutdown,
+)
+from modelops.trainer.export import MODEL_FILE, build_version, trace_for_serving
 from modelops.trainer.fetch import DataFileNotFoundError
 from modelops.trainer.hparams import HParamError, HParams, parse_hparams
+from modelops.trainer.loop import EpochRecord, Trainer, seed_everything
+from modelops.trainer.metrics import METRICS_NAME, metrics_document, summary
+from modelops.trainer.reference import REFERENCE_NAME, reference_bytes
 from modelops.trainer.result import (
     error_document,
     read_result,
@@ -27,6 +48,8 @@ from modelops.trainer.result import (
     success_document,
     write_termination_log,
 )
+from modelops.trainer.settings import LoopSettings
+from modelops.triton.config import RuntimeSettings, Target
 
 log = logging.getLogger("modelops.trainer")
 
@@ -61,8 +84,6 @@ def _setup_logging(rank: int) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     _setup_logging(int(os.environ.get("RANK", "0")))
-    from modelops.trainer.distributed import init_distributed, shutdown
-
     try:
         context = init_distributed()
         try:
@@ -84,12 +105,7 @@ def _emit(args: argparse.Namespace, document: dict[str, Any]) -> None:
     write_termination_log(args.termination_log, message)
 
 
-def _train(args: argparse.Namespace, context: Any) -> None:
-    from modelops.trainer.checkpoint import load_latest, remove_temporaries, save_checkpoint
-    from modelops.trainer.dataset import as_dataset, split_dataset
-    from modelops.trainer.distributed import broadcast_from_main
-    from modelops.trainer.loop import EpochRecord, LoopSettings, Trainer, seed_everything
-
+def _train(args: argparse.Namespace, context: DistContext) -> None:
     hparams = HParams(parse_hparams(args.hp))
     settings = LoopSettings.from_hparams(hparams)
     checkpoint_dir = Path(args.checkpoint_dir)
@@ -124,7 +140,7 @@ def _train(args: argparse.Namespace, context: Any) -> None:
             args.dataset,
             len(train_set),
             len(val_set) if val_set is not None else 0,
-        )  # type: ignore[arg-type]
+        )
         if checkpoint is not None:
             log.info("resuming from the checkpoint after epoch %d", checkpoint["epoch"])
     # From here every rank draws its own random stream (dropout, augmentation).
@@ -150,22 +166,14 @@ def _train(args: argparse.Namespace, context: Any) -> None:
 
 def _export_and_publish(
     args: argparse.Namespace,
-    context: Any,
-    spec: Any,
-    trainer: Any,
-    train_set: Any,
-    history: list[Any],
+    context: DistContext,
+    spec: TrainingSpec,
+    trainer: Trainer,
+    train_set: Dataset,
+    history: list[EpochRecord],
     hparams: HParams,
 ) -> dict[str, Any]:
     """Rank 0: the trained model as a new version in ``--output``; returns the result document."""
-    from modelops.storage.publish import publish_version
-    from modelops.storage.uri import default_model_name, parse_storage_uri
-    from modelops.trainer.dataset import feature_sample, first_features
-    from modelops.trainer.export import MODEL_FILE, build_version, trace_for_serving
-    from modelops.trainer.metrics import METRICS_NAME, metrics_document, summary
-    from modelops.trainer.reference import REFERENCE_NAME, reference_bytes
-    from modelops.triton.config import RuntimeSettings, Target
-
     name = args.model_name or default_model_name(parse_storage_uri(args.output))
     start = trainer.start_epoch
     metrics = summary(history, start, trainer.settings.epochs, context.world_size)

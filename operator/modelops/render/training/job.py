@@ -94,10 +94,13 @@ def render_job(
         job_spec["ttlSecondsAfterFinished"] = max(
             spec.ttl_seconds_after_finished, MIN_JOB_TTL_SECONDS
         )
+    extra = spec.pod_metadata
     job_spec["template"] = {
         "metadata": {
-            "labels": labels(tj),
+            # The user's keys first, so the operator's selectors and markers win.
+            "labels": {**((extra and extra.labels) or {}), **labels(tj)},
             "annotations": {
+                **((extra and extra.annotations) or {}),
                 c.ANNOTATION_ATTEMPT: str(attempt),
                 "kubectl.kubernetes.io/default-container": TRAINER_CONTAINER,
             },

@@ -1,0 +1,213 @@
+"""How the operator scales: N ModelDeployments applied at once onto simulated nodes.
+
+For N = 100 and 1,000 (override with --sizes) it reports, from one run on one
+cluster:
+  * the time until every ModelDeployment is Ready;
+  * the floor: the time the API server, controllers and KWOK alone need to
+    create the same children (rendered by the same code, applied directly)
+    until their pods are Ready;
+  * the operator's CPU seconds and peak RSS;
+  * API requests the operator sent per ModelDeployment.
+
+Run: .venv/bin/python bench/operator/scale.py [--sizes 100,1000]
+It starts its own cluster (`modelops-bench`) and deletes it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.support.cluster import CLUSTER_SCRIPT, Cluster, _bin_dir_if_built  # noqa: E402
+from tests.support.operator import OperatorProcess, install  # noqa: E402
+
+from modelops.render import render_children  # noqa: E402
+
+CLUSTER_NAME = "modelops-bench"
+# Simulated CPU nodes with room for thousands of pods (the GPU pools would cap
+# the run at 36 replicas).
+BENCH_NODES = 10
+
+
+def md(name: str) -> dict:
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"storageUri": f"file:///models/{name}", "version": "1"},
+            "resources": {"gpu": {"count": 0}, "cpu": "10m", "memory": "16Mi"},
+        },
+    }
+
+
+def add_nodes(cluster: Cluster) -> None:
+    for i in range(BENCH_NODES):
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": f"bench-{i}",
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"type": "kwok", "kubernetes.io/hostname": f"bench-{i}"},
+            },
+            "status": {
+                "allocatable": {"cpu": "1000", "memory": "4Ti", "pods": "1000"},
+                "capacity": {"cpu": "1000", "memory": "4Ti", "pods": "1000"},
+            },
+        }
+        cluster.apply(node)
+
+
+def create_all(cluster: Cluster, namespace: str, bodies: list[dict], plural: str) -> None:
+    def create(body: dict) -> None:
+        group, version = body["apiVersion"].split("/")
+        cluster.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, bodies))
+
+
+def apply_children(cluster: Cluster, namespace: str, n: int) -> None:
+    """The floor: the same children the operator would render, applied directly."""
+    from modelops.kube import Kube
+
+    kube = Kube(cluster.api_client)
+    docs = []
+    for i in range(n):
+        body = md(f"floor-{i}")
+        body["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), generation=1)
+        for child in render_children(body, operator_image="bench", model_version="1"):
+            child["metadata"].pop("ownerReferences", None)  # no owner exists in this run
+            docs.append(child)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(kube.apply, docs))
+
+
+def ready_deployments(cluster: Cluster, namespace: str) -> int:
+    items = cluster.apps.list_namespaced_deployment(namespace).items
+    return sum(1 for d in items if (d.status.ready_replicas or 0) >= 1)
+
+
+def ready_mds(cluster: Cluster, namespace: str) -> int:
+    items = cluster.custom.list_namespaced_custom_object(
+        "modelops.io", "v1alpha1", namespace, "modeldeployments"
+    )["items"]
+    return sum(
+        1
+        for m in items
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (m.get("status") or {}).get("conditions", [])
+        )
+    )
+
+
+def wait_count(probe: Callable[[], int], n: int, timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if probe() >= n:
+            return time.monotonic() - start
+        time.sleep(0.5)
+    raise TimeoutError(f"only {probe()}/{n} ready after {timeout}s")
+
+
+def proc_usage(pid: int) -> tuple[float, int]:
+    """(CPU seconds, peak RSS bytes) of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    hwm = next(
+        int(line.split()[1]) * 1024
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmHWM:")
+    )
+    return cpu, hwm
+
+
+def run_size(cluster: Cluster, n: int, workdir: Path) -> dict[str, float]:
+    floor_ns, md_ns = f"floor-{n}", f"md-{n}"
+    for ns in (floor_ns, md_ns):
+        cluster.kubectl("create", "namespace", ns)
+
+    start = time.monotonic()
+    apply_children(cluster, floor_ns, n)
+    wait_count(lambda: ready_deployments(cluster, floor_ns), n, timeout=1800)
+    floor = time.monotonic() - start
+
+    op = OperatorProcess(kubeconfig=cluster.kubeconfig, log_path=workdir / f"operator-{n}.log")
+    op.start()
+    assert op.proc is not None
+    cpu0, _ = proc_usage(op.proc.pid)
+    requests0 = op.metric("modelops_api_requests_total")
+    start = time.monotonic()
+    create_all(cluster, md_ns, [md(f"m-{i}") for i in range(n)], "modeldeployments")
+    wait_count(lambda: ready_mds(cluster, md_ns), n, timeout=3600)
+    elapsed = time.monotonic() - start
+    cpu1, peak = proc_usage(op.proc.pid)
+    requests = op.metric("modelops_api_requests_total") - requests0
+    op.stop()
+    for ns in (floor_ns, md_ns):
+        cluster.kubectl("delete", "namespace", ns, "--wait=false")
+    return {
+        "n": n,
+        "all_ready_s": elapsed,
+        "floor_s": floor,
+        "ratio": elapsed / floor,
+        "cpu_s": cpu1 - cpu0,
+        "peak_rss_mib": peak / 2**20,
+        "requests_per_md": requests / n,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000")
+    parser.add_argument("--keep-cluster", action="store_true")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    up = subprocess.run(
+        [str(CLUSTER_SCRIPT), "up", CLUSTER_NAME], capture_output=True, text=True, check=True
+    )
+    cluster = Cluster(
+        kubeconfig=Path(up.stdout.strip().splitlines()[-1]), bin_dir=_bin_dir_if_built()
+    )
+    os.environ["PATH"] = f"{cluster.bin_dir}{os.pathsep}{os.environ['PATH']}"
+    try:
+        install(cluster)
+        add_nodes(cluster)
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in sizes:
+                rows.append(run_size(cluster, n, Path(tmp)))
+    finally:
+        if not args.keep_cluster:
+            subprocess.run([str(CLUSTER_SCRIPT), "down", CLUSTER_NAME], capture_output=True)
+
+    print(f"command: .venv/bin/python bench/operator/scale.py --sizes {args.sizes}")
+    print(
+        f"{'N':>6} {'all Ready s':>12} {'floor s':>9} {'ratio':>6} {'op CPU s':>9} "
+        f"{'peak RSS MiB':>13} {'API req/MD':>11}"
+    )
+    for r in rows:
+        print(
+            f"{r['n']:>6} {r['all_ready_s']:>12.1f} {r['floor_s']:>9.1f} {r['ratio']:>6.2f} "
+            f"{r['cpu_s']:>9.1f} {r['peak_rss_mib']:>13.0f} {r['requests_per_md']:>11.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""The Helm chart on the real control plane: install into a namespace that
+enforces Pod Security "restricted", run the operator with the chart's
+ServiceAccount until the sample is Ready, run the two HA Deployments' command
+lines to see the standby pause and take over, upgrade, uninstall.
+
+The tests of this module run in order on one release; each name of it is
+random (namespace `modelops-helm-<hex>`, release of the same name), so the
+install never meets the modelops-system install of e2e/ or another run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+import tests.support.operator as operator_support
+from tests.chart.helm import CHART, Helm
+from tests.support.cluster import REPO, Cluster, fresh_namespace, wait_for
+from tests.support.operator import (
+    OperatorProcess,
+    free_port,
+    service_account_kubeconfig,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.cluster
+
+SAMPLE = REPO / "manifests" / "samples" / "modeldeployment.yaml"
+CLUSTER_KINDS = ("clusterroles", "clusterrolebindings", "clusterkopfpeerings")
+NAMESPACED_KINDS = (
+    "deployments",
+    "replicasets",
+    "services",
+    "serviceaccounts",
+    "poddisruptionbudgets",
+    "configmaps",
+)
+
+
+@dataclass
+class Release:
+    name: str
+    namespace: str
+    helm: Helm
+    cluster: Cluster
+
+    @property
+    def operator(self) -> str:
+        return f"{self.name}-operator"
+
+    @property
+    def selector(self) -> str:
+        return f"app.kubernetes.io/instance={self.name}"
+
+    def deployment(self, name: str) -> Any:
+        return self.cluster.apps.read_namespaced_deployment(name, self.namespace)
+
+    def pods(self) -> list[Any]:
+        return self.cluster.core.list_namespaced_pod(
+            self.namespace, label_selector=self.selector
+        ).items
+
+    def leftovers(self) -> list[str]:
+        """Objects of the release still in the cluster (CRDs are never the release's)."""
+        found = []
+        for kind in (*CLUSTER_KINDS, *NAMESPACED_KINDS):
+            proc = self.cluster.kubectl(
+                "get", kind, "-A", "-l", self.selector, "-o", "name", check=False
+            )
+            found += proc.stdout.split()
+        return found
+
+
+@pytest.fixture(scope="module")
+def release(
+    cluster: Cluster, helm: Helm, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
+    name = f"modelops-helm-{uuid.uuid4().hex[:8]}"
+    chart_helm = Helm(binary=helm.binary, home=helm.home, kubeconfig=cluster.kubeconfig)
+    rel = Release(name=name, namespace=name, helm=chart_helm, cluster=cluster)
+    cluster.core.create_namespace(
+        kubernetes.client.V1Namespace(
+            metadata=kubernetes.client.V1ObjectMeta(
+                name=name,
+                labels={
+                    "modelops.io/test": "true",
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            )
+        )
+    )
+    try:
+        chart_helm.run(
+            "install", name, str(CHART), "--namespace", name,
+            "--set", "ha.enabled=true", "--wait", "--timeout", "90s",
+        )  # fmt: skip
+        yield rel
+    finally:
+        # Whatever a failed test left: the release, then anything cluster-scoped
+        # it owned (other test sessions share this cluster), then the namespace.
+        chart_helm.run("uninstall", name, "--namespace", name, "--wait", check=False)
+        for kind in CLUSTER_KINDS:
+            cluster.kubectl("delete", kind, "-l", rel.selector, "--ignore-not-found", check=False)
+        cluster.core.delete_namespace(name, propagation_policy="Background")
+
+
+def test_install_runs_the_operator_pods_under_restricted_pod_security(release: Release):
+    # The namespace really enforces "restricted": a pod that violates it is refused...
+    refused = release.cluster.kubectl(
+        "run", "privileged", "-n", release.namespace, "--image=busybox",
+        "--dry-run=server", "--overrides",
+        '{"spec": {"containers": [{"name": "privileged", "image": "busybox",'
+        ' "securityContext": {"privileged": true}}]}}',
+        check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "restricted" in refused.stderr, refused.stderr
+    # ...and both operator pods were admitted and run.
+    for name in (release.operator, f"{release.operator}-standby"):
+        status = release.deployment(name).status
+        assert status.ready_replicas == 1, (name, status)
+    pods = release.pods()
+    assert len(pods) == 2 and all(p.status.phase == "Running" for p in pods)
+    assert {p.spec.service_account_name for p in pods} == {release.operator}
+    nodes = {p.spec.node_name for p in pods}
+    assert len(nodes) == 2, f"primary and standby share node {nodes}"
+    # Cluster-scoped objects carry the release's name.
+    release.cluster.kubectl("get", "clusterrole", release.operator)
+    release.cluster.kubectl("get", "clusterrolebinding", release.operator)
+    release.cluster.kubectl("get", "clusterkopfpeering", release.name)
+
+
+def test_operator_with_the_charts_service_account_makes_the_sample_ready(
+    release: Release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # service_account_kubeconfig takes the account from this module constant.
+    monkeypatch.setattr(operator_support, "SERVICE_ACCOUNT", (release.namespace, release.operator))
+    kubeconfig = service_account_kubeconfig(release.cluster, tmp_path / "kubeconfig")
+    op = OperatorProcess(kubeconfig=kubeconfig, log_path=tmp_path / "operator.log").start()
+    sample = yaml.safe_load(SAMPLE.read_text())
+    try:
+        with contextlib.closing(fresh_namespace(release.cluster)) as namespaces:
+            namespace = next(namespaces)
+            release.cluster.apply(sample, namespace)
+            try:
+                live = wait_ready(release.cluster, namespace, sample["metadata"]["name"])
+            except AssertionError as err:
+                raise AssertionError(f"{err}\noperator log:\n{op.log_tail()}") from None
+            assert live["status"]["readyReplicas"] >= 1
+            # Deleting while the operator still runs, so nothing waits on it.
+            release.cluster.kubectl(
+                "delete", "md", sample["metadata"]["name"], "-n", namespace, "--wait=true"
+            )
+    finally:
+        op.stop()
+    assert not rbac_denials(tmp_path / "operator.log")
+
+
+def rbac_denials(log: Path) -> list[str]:
+    """Requests the chart's RBAC refused, from an operator log. (Other 403s,
+    such as writes into a terminating namespace, are not about permissions.)"""
+    pattern = re.compile(r'User \\?"system:serviceaccount:[^"\\]+\\?" cannot [^"]+')
+    return sorted(set(pattern.findall(log.read_text(errors="replace"))))
+
+
+class PodProcess:
+    """An operator pod's container command line (args + env), run locally."""
+
+    def __init__(self, deployment: Any, kubeconfig: Path, log: Path) -> None:
+        (container,) = deployment.spec.template.spec.containers
+        self.args = list(container.args)
+        self.env = {e.name: e.value for e in container.env if e.value is not None}
+        self.liveness = free_port()
+        self.log = log
+        env = dict(
+            os.environ,
+            **self.env,
+            KUBECONFIG=str(kubeconfig),
+            MODELOPS_METRICS_PORT=str(free_port()),
+            MODELOPS_LIVENESS=f"http://127.0.0.1:{self.liveness}/healthz",
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelops.cli", *self.args],
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def logged(self, text: str) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.args} exited:\n{self.tail()}")
+        return text in self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness}/healthz", timeout=3) as r:
+            return r.status == 200
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+
+
+def peers(release: Release) -> dict[str, Any]:
+    """Live entries of the release's peering record: identity -> {priority, ...}."""
+    record = release.cluster.custom.get_cluster_custom_object(
+        "kopf.dev", "v1", "clusterkopfpeerings", release.name
+    )
+    return record.get("status") or {}
+
+
+def test_ha_deployments_command_lines_give_a_working_primary_and_a_paused_standby(
+    release: Release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(operator_support, "SERVICE_ACCOUNT", (release.namespace, release.operator))
+    kubeconfig = service_account_kubeconfig(release.cluster, tmp_path / "kubeconfig")
+    processes: list[PodProcess] = []
+    try:
+        primary = PodProcess(release.deployment(release.operator), kubeconfig, tmp_path / "p.log")
+        processes.append(primary)
+        wait_for(lambda: len(peers(release)) == 1, timeout=60, what="the primary's peering entry")
+        standby = PodProcess(
+            release.deployment(f"{release.operator}-standby"), kubeconfig, tmp_path / "s.log"
+        )
+        processes.append(standby)
+        live = wait_for(
+            lambda: len(p := peers(release)) == 2 and p, timeout=60, what="both peering entries"
+        )
+        # Distinct priorities, as the Deployments set them: never a tie, in
+        # which kopf would pause both.
+        assert sorted(int(p["priority"]) for p in live.values()) == sorted(
+            int(proc.env["MODELOPS_PRIORITY"]) for proc in processes
+        )
+        assert int(primary.env["MODELOPS_PRIORITY"]) > int(standby.env["MODELOPS_PRIORITY"])
+        wait_for(
+            lambda: standby.logged("Pausing operations in favour of"),
+            timeout=60,
+            what="the standby to pause",
+        )
+        assert standby.alive(), "a paused standby must still pass its liveness probe"
+        assert not primary.logged("Pausing operations"), primary.tail()
+
+        # The primary goes away (removing its entry); the standby takes over.
+        primary.stop()
+        wait_for(
+            lambda: standby.logged("Resuming operations"),
+            timeout=60,
+            what="the standby to resume",
+        )
+        assert [int(p["priority"]) for p in peers(release).values()] == [
+            int(standby.env["MODELOPS_PRIORITY"])
+        ]
+    except AssertionError as err:
+        logs = "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in processes)
+        raise AssertionError(f"{err}\n{logs}") from None
+    finally:
+        for process in processes:
+            process.stop()
+    for process in processes:
+        assert not rbac_denials(process.log)
+
+
+def template_hash(release: Release, name: str) -> tuple[str, int]:
+    deployment = release.deployment(name)
+    sets = release.cluster.apps.list_namespaced_replica_set(
+        release.namespace, label_selector=release.selector
+    ).items
+    current = [
+        rs
+        for rs in sets
+        if any(o.name == name for o in rs.metadata.owner_references or [])
+        and rs.spec.replicas
+        and int(rs.metadata.annotations["deployment.kubernetes.io/revision"])
+        == int(deployment.metadata.annotations["deployment.kubernetes.io/revision"])
+    ]
+    assert len(current) == 1, [rs.metadata.name for rs in current]
+    return current[0].metadata.labels["pod-template-hash"], deployment.metadata.generation
+
+
+def test_upgrade_with_new_resources_rolls_the_operator(release: Release):
+    before = {
+        n: template_hash(release, n) for n in (release.operator, f"{release.operator}-standby")
+    }
+    release.helm.run(
+        "upgrade", release.name, str(CHART), "--namespace", release.namespace,
+        "--reuse-values", "--set", "resources.limits.memory=768Mi",
+        "--wait", "--timeout", "90s",
+    )  # fmt: skip
+    for name, (old_hash, old_generation) in before.items():
+        new_hash, generation = template_hash(release, name)
+        assert new_hash != old_hash and generation > old_generation, name
+    pods = wait_for(
+        lambda: (
+            (ps := [p for p in release.pods() if not p.metadata.deletion_timestamp])
+            and all(p.status.phase == "Running" for p in ps)
+            and len(ps) == 2
+            and ps
+        ),
+        timeout=60,
+        what="the new operator pods",
+    )
+    for pod in pods:
+        assert pod.spec.containers[0].resources.limits["memory"] == "768Mi"
+    history = release.helm.run("history", release.name, "-n", release.namespace, "-o", "yaml")
+    assert [h["status"] for h in yaml.safe_load(history.stdout)] == ["superseded", "deployed"]
+
+
+def test_uninstall_leaves_no_operator_objects_but_keeps_the_crds(release: Release):
+    release.helm.run("uninstall", release.name, "--namespace", release.namespace, "--wait")
+    # Helm's --wait covers the objects it deleted; pods and ReplicaSets go by
+    # garbage collection right after.
+    deadline = time.monotonic() + 60
+    while (leftovers := release.leftovers()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not leftovers, f"left behind by helm uninstall: {leftovers}"
+    for name in (release.operator, f"{release.operator}-standby"):
+        proc = release.cluster.kubectl(
+            "get", "deployment", name, "-n", release.namespace, check=False
+        )
+        assert proc.returncode != 0 and "NotFound" in proc.stderr
+    for kind, name in (
+        ("clusterrole", release.operator),
+        ("clusterrolebinding", release.operator),
+        ("clusterkopfpeering", release.name),
+        ("serviceaccount", release.operator),
+    ):
+        ns = ["-n", release.namespace] if kind == "serviceaccount" else []
+        proc = release.cluster.kubectl("get", kind, name, *ns, check=False)
+        assert proc.returncode != 0 and "NotFound" in proc.stderr, (kind, name)
+    crds = release.cluster.kubectl("get", "crd", "-o", "name").stdout.split()
+    for crd in (
+        "modeldeployments.modelops.io",
+        "trainingjobs.modelops.io",
+        "clusterkopfpeerings.kopf.dev",
+    ):
+        assert f"customresourcedefinition.apiextensions.k8s.io/{crd}" in crds
+    # Helm's own release records are gone too.
+    assert not release.helm.run("list", "-n", release.namespace, "-q").stdout.strip()

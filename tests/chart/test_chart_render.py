@@ -1,0 +1,612 @@
+"""The Helm chart without a cluster: lint, rendered output for the default and
+non-default values, schema rejections, and the guards that keep the chart and
+the rest of the repository (manifests/install, crds/, deploy/) from drifting
+apart."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.helm import CHART, Helm, find, objname, of_kind
+from tests.support.cluster import REPO
+
+INSTALL = REPO / "manifests" / "install"
+MONITORING = REPO / "deploy" / "monitoring"
+ARGOCD_CM = REPO / "deploy" / "argocd" / "argocd-cm.yaml"
+
+# Release `modelops` in modelops-system: the layout of manifests/install.
+DEFAULT_RELEASE = "modelops"
+DEFAULT_NAMESPACE = "modelops-system"
+
+
+def manifests() -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted(INSTALL.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (only,) = deployment["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def env(deployment: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(deployment)["env"]}
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.fixture(scope="module")
+def default(helm: Helm) -> list[dict[str, Any]]:
+    return helm.template()
+
+
+# --- lint ----------------------------------------------------------------------------
+
+LINT_SETS = {
+    "default": [],
+    "ha": ["ha.enabled=true"],
+    "everything": [
+        "ha.enabled=true",
+        "monitoring.enabled=true",
+        "monitoring.labels.release=kube-prometheus-stack",
+        "grafanaDashboard.enabled=true",
+        "argocd.healthChecks.enabled=true",
+        "namespace.create=true",
+        "namespace.name=modelops-system",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", LINT_SETS)
+def test_lint_is_clean_even_strict(helm: Helm, name: str):
+    sets = [a for s in LINT_SETS[name] for a in ("--set", s)]
+    for strict in ([], ["--strict"]):
+        proc = helm.run("lint", *strict, str(CHART), *sets, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        # helm lint exits 0 on warnings without --strict; no warning is allowed either way.
+        assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout, proc.stdout
+
+
+# --- the chart and the plain manifests -----------------------------------------------
+
+
+def test_default_install_has_exactly_the_objects_of_the_plain_manifests(default):
+    # The Namespace is --create-namespace's job (namespace.create is off by default).
+    expected = sorted(objname(d) for d in manifests() if d["kind"] != "Namespace")
+    assert sorted(objname(d) for d in default) == expected
+
+
+def test_cluster_role_has_exactly_the_rules_of_manifests_rbac(default):
+    plain = find(manifests(), "ClusterRole")
+    chart = find(default, "ClusterRole")
+    assert chart["rules"] == plain["rules"]
+
+
+def test_binding_and_service_account_match_the_plain_manifests(default):
+    plain = find(manifests(), "ClusterRoleBinding")
+    chart = find(default, "ClusterRoleBinding")
+    assert chart["roleRef"] == plain["roleRef"]
+    assert chart["subjects"] == plain["subjects"]
+    sa = find(default, "ServiceAccount")
+    assert (sa["metadata"]["namespace"], sa["metadata"]["name"]) == (
+        plain["subjects"][0]["namespace"],
+        plain["subjects"][0]["name"],
+    )
+
+
+# What has to be the same in the two operator pods; labels, annotations and
+# imagePullPolicy (explicit in the chart, defaulted in the manifest) may differ.
+POD_FIELDS = ("serviceAccountName", "securityContext")
+CONTAINER_FIELDS = (
+    "name",
+    "image",
+    "args",
+    "env",
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "resources",
+    "securityContext",
+)
+
+
+def test_operator_deployment_matches_the_plain_manifest(default):
+    plain = find(manifests(), "Deployment")
+    chart = find(default, "Deployment")
+    assert chart["metadata"]["name"] == plain["metadata"]["name"]
+    for key in ("replicas", "strategy"):
+        assert chart["spec"].get(key) == plain["spec"].get(key), key
+    plain_pod, chart_pod = plain["spec"]["template"]["spec"], chart["spec"]["template"]["spec"]
+    for key in POD_FIELDS:
+        assert chart_pod.get(key) == plain_pod.get(key), key
+    for key in CONTAINER_FIELDS:
+        assert container(chart).get(key) == container(plain).get(key), key
+    # Whatever selects the manifests' operator pod selects the chart's too.
+    pod_labels = chart["spec"]["template"]["metadata"]["labels"]
+    assert matches(plain["spec"]["selector"]["matchLabels"], pod_labels)
+    assert matches(chart["spec"]["selector"]["matchLabels"], pod_labels)
+
+
+def test_metrics_service_matches_the_plain_manifest(default):
+    plain = find(manifests(), "Service")
+    chart = find(default, "Service")
+    assert chart["metadata"]["name"] == plain["metadata"]["name"]
+    assert chart["spec"]["ports"] == plain["spec"]["ports"]
+    pod_labels = find(default, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert matches(chart["spec"]["selector"], pod_labels)
+    # The ServiceMonitor of deploy/monitoring selects the Service by these labels.
+    assert matches(plain["metadata"]["labels"], chart["metadata"]["labels"])
+
+
+def test_peering_record_is_the_one_the_operator_is_told_to_use(default):
+    peering = find(default, "ClusterKopfPeering")
+    assert (
+        peering["metadata"]["name"] == find(manifests(), "ClusterKopfPeering")["metadata"]["name"]
+    )
+    args = container(find(default, "Deployment"))["args"]
+    assert args[args.index("--peering") + 1] == peering["metadata"]["name"]
+
+
+def test_every_namespaced_object_goes_to_the_release_namespace(helm: Helm):
+    docs = helm.template("ha.enabled=true", release="r1", namespace="ops")
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "Namespace"}
+    for doc in docs:
+        if doc["kind"] in cluster_scoped:
+            assert "namespace" not in doc["metadata"], objname(doc)
+        else:
+            assert doc["metadata"].get("namespace") == "ops", objname(doc)
+
+
+def test_cluster_scoped_names_carry_the_release(helm: Helm):
+    # Two releases in one cluster must not share (and on uninstall delete) a
+    # ClusterRole, binding or peering record.
+    one = helm.template(release="team-a", namespace="a")
+    two = helm.template(release="team-b", namespace="b")
+    for kind in ("ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"):
+        a, b = find(one, kind)["metadata"]["name"], find(two, kind)["metadata"]["name"]
+        assert a != b and "team-a" in a and "team-b" in b, (kind, a, b)
+    binding = find(one, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "team-a-modelops-operator", "namespace": "a"}
+    ]
+    assert binding["roleRef"]["name"] == find(one, "ClusterRole")["metadata"]["name"]
+
+
+def test_default_pod_meets_pod_security_restricted(default):
+    pod = find(default, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    sc = container(find(default, "Deployment"))["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert not of_kind(default, "Namespace")
+    for kind in (
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "ConfigMap",
+        "PodDisruptionBudget",
+    ):
+        assert not of_kind(default, kind), f"{kind} rendered with default values"
+
+
+# --- non-default values --------------------------------------------------------------
+
+
+def test_ha_gives_two_pods_distinct_peering_priorities(helm: Helm):
+    docs = helm.template("ha.enabled=true", release="prod", namespace="ops")
+    deployments = of_kind(docs, "Deployment")
+    assert len(deployments) == 2
+    primary = find(docs, "Deployment", "prod-modelops-operator")
+    standby = find(docs, "Deployment", "prod-modelops-operator-standby")
+    # One pod per Deployment, replaced only after the old one is gone: each
+    # priority belongs to one live pod at a time.
+    for d in (primary, standby):
+        assert d["spec"]["replicas"] == 1
+        assert d["spec"]["strategy"] == {"type": "Recreate"}
+    assert (env(primary)["MODELOPS_PRIORITY"], env(standby)["MODELOPS_PRIORITY"]) == ("100", "50")
+    peering = find(docs, "ClusterKopfPeering")["metadata"]["name"]
+    for d in (primary, standby):
+        args = container(d)["args"]
+        assert args[args.index("--peering") + 1] == peering
+    # Neither Deployment claims the other's pod.
+    labels = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in deployments
+    }
+    assert not matches(
+        primary["spec"]["selector"]["matchLabels"], labels[standby["metadata"]["name"]]
+    )
+    assert not matches(
+        standby["spec"]["selector"]["matchLabels"], labels[primary["metadata"]["name"]]
+    )
+    # The metrics Service and the disruption budget cover both.
+    service, pdb = find(docs, "Service"), find(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    for pod_labels in labels.values():
+        assert matches(service["spec"]["selector"], pod_labels)
+        assert matches(pdb["spec"]["selector"]["matchLabels"], pod_labels)
+    # Spread over nodes, so one node failure does not take both.
+    term = standby["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ][0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    for pod_labels in labels.values():
+        assert matches(term["labelSelector"]["matchLabels"], pod_labels)
+
+
+def test_ha_priorities_are_configurable_and_must_differ(helm: Helm):
+    docs = helm.template("ha.enabled=true", "peering.priority=10", "ha.standbyPriority=3")
+    prios = sorted(env(d)["MODELOPS_PRIORITY"] for d in of_kind(docs, "Deployment"))
+    assert prios == ["10", "3"]
+    err = helm.template_error("ha.enabled=true", "ha.standbyPriority=100")
+    assert "ha.standbyPriority (100) must be lower than peering.priority (100)" in err
+
+
+def test_primary_selector_does_not_change_with_ha(helm: Helm):
+    # Deployment selectors are immutable: turning ha on by `helm upgrade` must
+    # not need a different one for the primary.
+    off = find(helm.template(), "Deployment")
+    on = find(helm.template("ha.enabled=true"), "Deployment", "modelops-operator")
+    assert off["spec"]["selector"] == on["spec"]["selector"]
+
+
+def test_custom_image_resources_and_operator_settings(helm: Helm, tmp_path: Path):
+    values = {
+        "image": {
+            "repository": "registry.example/ml/modelops",
+            "tag": "0.2.0-rc1",
+            "pullPolicy": "Always",
+        },
+        "imagePullSecrets": [{"name": "regcred"}],
+        # null removes a default (Helm merges maps): no CPU limit.
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "300Mi"},
+            "limits": {"cpu": None, "memory": "1Gi"},
+        },
+        "operator": {
+            "childImage": "registry.example/ml/modelops-runtime:0.2.0",
+            "prometheusAddress": "http://prometheus.mon.svc:9090",
+            "workers": 4,
+            "verbose": True,
+            "env": [{"name": "TZ", "value": "UTC"}],
+        },
+        "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "system-cluster-critical",
+        "serviceAccount": {"annotations": {"iam.example/role": "modelops"}},
+        "podAnnotations": {"example/scrape": "yes"},
+    }
+    docs = helm.template(values=values, tmp=tmp_path)
+    deployment = find(docs, "Deployment")
+    c, pod = container(deployment), deployment["spec"]["template"]["spec"]
+    assert c["image"] == "registry.example/ml/modelops:0.2.0-rc1"
+    assert c["imagePullPolicy"] == "Always"
+    assert c["resources"] == {
+        "requests": {"cpu": "250m", "memory": "300Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    assert c["args"] == ["run", "--peering", "modelops", "--verbose"]
+    assert env(deployment) == {
+        "MODELOPS_IMAGE": "registry.example/ml/modelops-runtime:0.2.0",
+        "MODELOPS_PRIORITY": "100",
+        "MODELOPS_PROMETHEUS_ADDRESS": "http://prometheus.mon.svc:9090",
+        "MODELOPS_WORKERS": "4",
+        "TZ": "UTC",
+    }
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["nodeSelector"] == values["nodeSelector"]
+    assert pod["tolerations"] == values["tolerations"]
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == values["podAnnotations"]
+    assert find(docs, "ServiceAccount")["metadata"]["annotations"] == {
+        "iam.example/role": "modelops"
+    }
+
+
+def test_image_digest_pins_the_operator_and_child_image(helm: Helm):
+    digest = "sha256:" + "ab" * 32
+    deployment = find(helm.template(f"image.digest={digest}"), "Deployment")
+    assert container(deployment)["image"] == f"ghcr.io/modelops/modelops:0.1.0@{digest}"
+    assert env(deployment)["MODELOPS_IMAGE"] == container(deployment)["image"]
+
+
+def test_existing_service_account(helm: Helm):
+    docs = helm.template("serviceAccount.create=false", "serviceAccount.name=ops-sa")
+    assert not of_kind(docs, "ServiceAccount")
+    assert find(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops-sa"
+    assert find(docs, "ClusterRoleBinding")["subjects"][0]["name"] == "ops-sa"
+    err = helm.template_error("serviceAccount.create=false")
+    assert "serviceAccount.name is required" in err
+
+
+def test_namespace_created_by_the_chart_enforces_pod_security(helm: Helm):
+    docs = helm.template(
+        "namespace.create=true", "namespace.name=modelops-system", namespace="default"
+    )
+    ns = find(docs, "Namespace")
+    assert ns["metadata"]["name"] == "modelops-system"
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for doc in docs:
+        if "namespace" in doc["metadata"]:
+            assert doc["metadata"]["namespace"] == "modelops-system", objname(doc)
+    # The release namespace has to exist before the chart does: refused.
+    err = helm.template_error(
+        "namespace.create=true", "namespace.name=modelops-system", namespace="modelops-system"
+    )
+    assert "release namespace" in err
+
+
+# --- monitoring, dashboards, Argo CD -------------------------------------------------
+
+
+def source_monitors() -> dict[str, dict[str, Any]]:
+    docs = yaml.safe_load_all((MONITORING / "servicemonitors.yaml").read_text())
+    return {d["metadata"]["name"]: d for d in docs if d}
+
+
+def source_rule() -> dict[str, Any]:
+    return yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+
+
+def test_monitoring_with_labels_follows_deploy_monitoring(helm: Helm):
+    docs = helm.template(
+        "monitoring.enabled=true",
+        "monitoring.labels.release=prom-stack",
+        release="prod",
+        namespace="ops",
+    )
+    monitors = of_kind(docs, "ServiceMonitor") + of_kind(docs, "PodMonitor")
+    rule = find(docs, "PrometheusRule")
+    sources = source_monitors()
+    assert len(monitors) == len(sources)
+    for obj in [*monitors, rule]:
+        labels = obj["metadata"]["labels"]
+        # The user's Prometheus selector replaces deploy/monitoring's example one.
+        assert labels["release"] == "prom-stack", objname(obj)
+        assert labels["app.kubernetes.io/instance"] == "prod"
+        assert obj["metadata"]["namespace"] == "ops"
+        assert obj["metadata"]["name"].startswith("prod-modelops")
+    # Everything but the release-specific selector is deploy/monitoring's spec.
+    for obj in monitors:
+        source = sources["modelops" + obj["metadata"]["name"].removeprefix("prod-modelops")]
+        assert obj["kind"] == source["kind"]
+        spec, expected = dict(obj["spec"]), dict(source["spec"])
+        if obj["kind"] == "ServiceMonitor":
+            service = find(docs, "Service")
+            assert spec.pop("selector") == {"matchLabels": service["spec"]["selector"]}
+            assert matches(
+                spec_selector := service["spec"]["selector"], service["metadata"]["labels"]
+            )
+            assert spec_selector["app.kubernetes.io/instance"] == "prod"
+            expected.pop("selector")
+            # jobLabel -> job="modelops-operator", which OperatorDown matches.
+            assert service["metadata"]["labels"][spec["jobLabel"]] == "modelops-operator"
+        assert spec == expected
+    assert rule["spec"] == source_rule()["spec"]
+
+
+def test_prometheus_rule_tunables(helm: Helm, tmp_path: Path):
+    values = {
+        "monitoring": {
+            "enabled": True,
+            "serviceMonitor": {"interval": "15s"},
+            "podMonitors": {"enabled": False},
+            "prometheusRule": {
+                "runbookBaseURL": "https://runbooks.example/ml/",
+                "queueTimeThresholdMicroseconds": 20000,
+                "reconcileErrorsPerMinute": 0.5,
+                "alerts": {
+                    "ModelDriftDetected": {"for": "30m", "severity": "info"},
+                    "TrainingJobFailed": {"enabled": False},
+                },
+                "additionalAlertLabels": {"team": "ml-platform"},
+            },
+        }
+    }
+    docs = helm.template(values=values, tmp=tmp_path)
+    assert not of_kind(docs, "PodMonitor")
+    for endpoint in find(docs, "ServiceMonitor")["spec"]["endpoints"]:
+        assert endpoint["interval"] == "15s"
+    rules = [r for g in find(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+    alerts = {r["alert"]: r for r in rules if "alert" in r}
+    expected_alerts = {
+        r["alert"] for g in source_rule()["spec"]["groups"] for r in g["rules"] if "alert" in r
+    }
+    assert set(alerts) == expected_alerts - {"TrainingJobFailed"}
+    drift = alerts["ModelDriftDetected"]
+    assert (drift["for"], drift["labels"]["severity"]) == ("30m", "info")
+    for alert in alerts.values():
+        assert alert["labels"]["team"] == "ml-platform"
+        assert alert["annotations"]["runbook_url"].startswith("https://runbooks.example/ml#")
+    queue = alerts["TritonQueueTimeHigh"]
+    assert (
+        re.search(r"> 20000\s*$", queue["expr"])
+        and "threshold 20000" in queue["annotations"]["description"]
+    )
+    assert re.search(r"> 0\.5\s*$", alerts["OperatorReconcileErrorsRising"]["expr"])
+    # Recording rules are untouched.
+    assert [r for r in rules if "record" in r] == [
+        r for g in source_rule()["spec"]["groups"] for r in g["rules"] if "record" in r
+    ]
+
+
+def test_misspelt_alert_override_is_refused(helm: Helm):
+    err = helm.template_error(
+        "monitoring.enabled=true", "monitoring.prometheusRule.alerts.OperatorDwn.for=1m"
+    )
+    assert "monitoring.prometheusRule.alerts.OperatorDwn: no such alert" in err
+
+
+def test_grafana_dashboard_configmap(helm: Helm):
+    docs = helm.template(
+        "grafanaDashboard.enabled=true",
+        "grafanaDashboard.namespace=monitoring",
+        "grafanaDashboard.annotations.grafana_folder=ML",
+    )
+    cm = find(docs, "ConfigMap")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "ML"}
+    (text,) = cm["data"].values()
+    assert json.loads(text) == json.loads((MONITORING / "grafana-dashboard.json").read_text())
+
+
+def test_argocd_health_configmap_carries_the_argocd_cm_keys(helm: Helm):
+    cm = find(helm.template("argocd.healthChecks.enabled=true"), "ConfigMap")
+    assert cm["metadata"]["name"] == "modelops-argocd-health"
+    assert cm["data"] == yaml.safe_load(ARGOCD_CM.read_text())["data"]
+    assert set(cm["data"]) == {
+        "resource.customizations.health.modelops.io_ModelDeployment",
+        "resource.customizations.health.modelops.io_TrainingJob",
+    }
+
+
+# --- values.schema.json --------------------------------------------------------------
+
+REJECTIONS = [
+    (["replicaCount=two"], "/replicaCount", "want integer"),
+    (["replicaCount=2"], "/replicaCount", "maximum"),
+    (["nonsense=1"], "'nonsense' not allowed", "additional properties"),
+    (["image.pullPolicy=Sometimes"], "/image/pullPolicy", "IfNotPresent"),
+    (["image.repository="], "/image/repository", "minLength"),
+    (["image.tag=2"], "/image/tag", "want string"),
+    (["image.digest=latest"], "/image/digest", "does not match pattern"),
+    (["ha.enabled=yes"], "/ha/enabled", "want boolean"),
+    (["ha.standbyPriority=low"], "/ha/standbyPriority", "want integer"),
+    (["operator.workers=0"], "/operator/workers", "minimum"),
+    (["resources.limits.memory=true"], "/resources/limits/memory", "want"),
+    (["metrics.service.port=70000"], "/metrics/service/port", "maximum"),
+    (["namespace.podSecurity=strict"], "/namespace/podSecurity", "restricted"),
+    (["monitoring.labels.release=1"], "/monitoring/labels/release", "want string"),
+    (
+        ["monitoring.prometheusRule.alerts.OperatorDown.for=soon"],
+        "/alerts/OperatorDown/for",
+        "pattern",
+    ),
+    (
+        ["monitoring.prometheusRule.alerts.OperatorDown.silence=true"],
+        "'silence' not allowed",
+        "additional",
+    ),
+    (["monitoring.serviceMonitor.interval=often"], "/monitoring/serviceMonitor/interval", ""),
+    (["argocd.healthChecks=true"], "/argocd/healthChecks", "want object"),
+]
+
+
+@pytest.mark.parametrize(("sets", "field", "why"), REJECTIONS, ids=[r[0][0] for r in REJECTIONS])
+def test_schema_rejects_wrong_values_naming_the_field(helm: Helm, sets, field, why):
+    err = helm.template_error(*sets)
+    assert "values don't meet the specifications of the schema" in err, err
+    assert field in err and why in err, err
+
+
+def test_schema_accepts_the_documented_examples(helm: Helm):
+    # The examples in values.yaml comments must pass the schema.
+    helm.template(
+        "replicaCount=0",
+        "operator.workers=null",
+        "image.digest=sha256:" + "0" * 64,
+        "monitoring.prometheusRule.alerts.ModelDriftDetected.for=30m",
+        "monitoring.prometheusRule.alerts.ModelDriftDetected.severity=info",
+        "monitoring.prometheusRule.alerts.OperatorDown.enabled=false",
+        "monitoring.serviceMonitor.interval=1m30s",
+    )
+
+
+# --- documentation and copies --------------------------------------------------------
+
+
+def chart_values(schema: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of the chart's values as values.schema.json declares them:
+    a property with a description is a chart value; one whose properties have
+    none (resources, securityContext: Kubernetes structures passed through) is
+    documented as a whole."""
+    out = []
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        children = {k: v for k, v in sub.get("properties", {}).items() if "description" in v}
+        if children:
+            out += chart_values({"properties": children}, path + ".")
+        else:
+            out.append(path)
+    return out
+
+
+def values_paths(values: dict[str, Any], declared: set[str], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if path not in declared and isinstance(value, dict) and value:
+            out += values_paths(value, declared, path + ".")
+        else:
+            out.append(path)
+    return out
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Dotted path of every mapping key in a YAML file written with two-space
+    indents (values.yaml) -> its line number."""
+    stack: list[str] = []
+    out = {}
+    for number, line in enumerate(text.splitlines()):
+        m = re.match(r"^( *)([A-Za-z_][\w]*):", line)
+        if not m:
+            continue
+        depth = len(m.group(1)) // 2
+        del stack[depth:]
+        stack.append(m.group(2))
+        out[".".join(stack)] = number
+    return out
+
+
+def test_every_value_is_commented_documented_and_in_the_schema():
+    text = (CHART / "values.yaml").read_text()
+    values = yaml.safe_load(text)
+    readme = (CHART / "README.md").read_text()
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    lines, where = text.splitlines(), key_lines(text)
+    declared = chart_values(schema)
+    paths = values_paths(values, set(declared))
+    assert sorted(paths) == sorted(declared), "values.yaml and values.schema.json disagree"
+    undocumented = [p for p in paths if f"`{p}`" not in readme]
+    uncommented = [p for p in paths if not lines[where[p] - 1].lstrip().startswith("#")]
+    assert not undocumented, f"values missing from charts/modelops/README.md: {undocumented}"
+    assert not uncommented, (
+        f"values without a comment right above them in values.yaml: {uncommented}"
+    )
+
+
+def test_chart_copies_are_identical_to_their_sources():
+    pairs = [(p, CHART / "crds" / p.name) for p in sorted((REPO / "crds").glob("*.yaml"))]
+    pairs += [
+        (MONITORING / name, CHART / "files" / "monitoring" / name)
+        for name in ("servicemonitors.yaml", "prometheusrule.yaml", "grafana-dashboard.json")
+    ]
+    pairs.append((ARGOCD_CM, CHART / "files" / "argocd" / "argocd-cm.yaml"))
+    stale = [
+        str(copy.relative_to(REPO))
+        for source, copy in pairs
+        if not copy.exists() or copy.read_bytes() != source.read_bytes()
+    ]
+    extra = sorted(
+        p.name for p in (CHART / "crds").glob("*") if not (REPO / "crds" / p.name).exists()
+    )
+    assert not stale and not extra, (
+        f"stale copies {stale}, CRDs not in crds/ {extra}: run hack/helm/sync.sh"
+    )
+    # The script agrees (it is what the message above tells people to run).
+    proc = subprocess.run(
+        [str(REPO / "hack" / "helm" / "sync.sh"), "--check"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
