@@ -8,8 +8,10 @@ status. Simulated: only the pod that would host them (KWOK).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +139,152 @@ def test_drift_seen_by_the_sidecar_becomes_a_drifted_condition(
         namespace, field_selector="involvedObject.name=watched,reason=DriftDetected"
     ).items
     assert events
+
+
+def _act_as_kubelet_finishing(cluster: Cluster, namespace: str, pod, message: str) -> None:
+    """Mark a simulated trainer pod Succeeded with the real trainer's result as
+    its termination message, as the kubelet would after the container exits."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    container = pod.spec.containers[0]
+    cluster.core.patch_namespaced_pod_status(
+        pod.metadata.name,
+        namespace,
+        {
+            "status": {
+                "phase": "Succeeded",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "PodCompleted"},
+                    {"type": "ContainersReady", "status": "False", "reason": "PodCompleted"},
+                ],
+                "containerStatuses": [
+                    {
+                        "name": container.name,
+                        "image": container.image,
+                        "imageID": "",
+                        "ready": False,
+                        "started": False,
+                        "restartCount": 0,
+                        "state": {
+                            "terminated": {
+                                "exitCode": 0,
+                                "reason": "Completed",
+                                "message": message,
+                                "startedAt": now,
+                                "finishedAt": now,
+                            }
+                        },
+                    }
+                ],
+            }
+        },
+    )
+
+
+@pytest.mark.torch
+def test_drift_retrains_and_rolls_out_the_new_version(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    sidecar: str,
+    reference: Path,
+    tmp_path: Path,
+):
+    """serve -> drift -> retrain (real trainer) -> the new version rolls out -> Ready."""
+    store = tmp_path / "models" / "loop"
+    store.mkdir(parents=True)
+    template = {
+        "entrypoint": "modelops.trainer.examples.tabular",
+        "nodes": 1,
+        "resources": {"gpu": {"count": 1}, "cpu": "1", "memory": "2Gi"},
+        "dataset": {"uri": "synthetic://tabular?rows=4000&seed=3"},
+        "output": {"storageUri": f"file://{store}", "modelName": MODEL},
+        "hyperparameters": {"epochs": "2"},
+        # The simulated pod keeps running until this test finishes it.
+        "podMetadata": {"annotations": {"sim.modelops.io/result": "Hold"}},
+    }
+    body = {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "loop"},
+        "spec": {
+            "model": {"storageUri": f"file://{store}", "version": "latest", "name": MODEL},
+            "resources": {"gpu": {"count": 1}, "cpu": "1", "memory": "2Gi"},
+            "driftMonitor": {
+                "enabled": True,
+                "reference": {"uri": f"file://{reference}"},
+                "method": "psi",
+                "window": WINDOW,
+                "retrain": {"trainingJobTemplate": template, "cooldown": "1h"},
+            },
+        },
+    }
+    cluster.apply(body, namespace)
+    wait_ready(cluster, namespace, "loop")
+    detected_at = time.monotonic()
+    send(httpclient.InferenceServerClient(sidecar), np.random.default_rng(5), 2 * WINDOW, 1.0)
+
+    def retraining() -> dict | None:
+        live = get_md(cluster, namespace, "loop")
+        return live if (live.get("status") or {}).get("retrain") else None
+
+    live = wait_for(retraining, timeout=90, what="drift to start a TrainingJob")
+    tj_name = live["status"]["retrain"]["trainingJob"]
+    tjs = cluster.custom.list_namespaced_custom_object(
+        "modelops.io", "v1alpha1", namespace, "trainingjobs"
+    )["items"]
+    assert [t["metadata"]["name"] for t in tjs] == [tj_name], "exactly one retraining"
+    pod = wait_for(
+        lambda: next(
+            (
+                p
+                for p in cluster.core.list_namespaced_pod(
+                    namespace, label_selector=f"modelops.io/training-job={tj_name}"
+                ).items
+                if p.status.phase == "Running"
+            ),
+            None,
+        ),
+        timeout=60,
+        what="the training pod to run",
+    )
+
+    # The step the pod would run, run for real: it publishes version 1.
+    termination = tmp_path / "termination-log"
+    trained = subprocess.run(
+        [
+            sys.executable, "-m", "modelops.cli", "train",
+            "--entrypoint", template["entrypoint"],
+            "--dataset", template["dataset"]["uri"],
+            "--output", f"file://{store}",
+            "--model-name", MODEL,
+            "--checkpoint-dir", str(tmp_path / "ckpt"),
+            "--nproc-per-node", "1",
+            "--hp=epochs=2",
+            "--termination-log", str(termination),
+            "--instance-kind", "cpu",
+        ],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert (store / "1" / "SHA256SUMS").exists()
+    _act_as_kubelet_finishing(cluster, namespace, pod, termination.read_text().strip())
+
+    def rolled_out() -> dict | None:
+        md = get_md(cluster, namespace, "loop")
+        status = md.get("status") or {}
+        ready = condition(md, "Ready").get("status") == "True"
+        return md if ready and status.get("servedVersion") == "1" else None
+
+    rolled = wait_for(rolled_out, timeout=120, what="version 1 served after retraining")
+    print(f"drift detected -> new version Ready: {time.monotonic() - detected_at:.1f}s")
+    tj = cluster.custom.get_namespaced_custom_object(
+        "modelops.io", "v1alpha1", namespace, "trainingjobs", tj_name
+    )
+    assert tj["status"]["outputVersion"] == "1"
+    assert "loss" in tj["status"].get("metrics", {})
+    assert rolled["spec"]["model"]["version"] == "latest", "the operator never writes spec"
+    template_version = cluster.apps.read_namespaced_deployment(
+        "loop", namespace
+    ).spec.template.metadata.annotations["modelops.io/model-version"]
+    assert template_version == "1"

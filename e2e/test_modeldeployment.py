@@ -277,6 +277,7 @@ def test_keda_crd_installed_after_start_is_picked_up_without_restart(
     )
     crd = copy.deepcopy(KEDA_CRD)
     cluster.apply(crd)
+    cluster.kubectl("wait", "--for=condition=Established", "crd/scaledobjects.keda.sh")
     try:
         wait_for(
             lambda: cluster.custom.list_namespaced_custom_object(

@@ -172,10 +172,14 @@ def test_operator_with_the_charts_service_account_makes_the_sample_ready(
 
 
 def rbac_denials(log: Path) -> list[str]:
-    """Requests the chart's RBAC refused, from an operator log. (Other 403s,
-    such as writes into a terminating namespace, are not about permissions.)"""
-    pattern = re.compile(r'User \\?"system:serviceaccount:[^"\\]+\\?" cannot [^"]+')
-    return sorted(set(pattern.findall(log.read_text(errors="replace"))))
+    """Requests the chart's RBAC refused, from an operator log, as "verb resource".
+    (Other 403s, such as writes into a terminating namespace, are not about
+    permissions.) The message may be JSON-escaped inside a response body."""
+    pattern = re.compile(
+        r'User \\?"system:serviceaccount:[^"\\]+\\?" cannot ([\w-]+) resource \\?"([^"\\]+)'
+    )
+    text = log.read_text(errors="replace")
+    return sorted({f"{verb} {resource}" for verb, resource in pattern.findall(text)})
 
 
 class PodProcess:

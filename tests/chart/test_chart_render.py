@@ -183,6 +183,18 @@ def test_cluster_scoped_names_carry_the_release(helm: Helm):
     assert binding["roleRef"]["name"] == find(one, "ClusterRole")["metadata"]["name"]
 
 
+def test_name_overrides_rename_objects_but_keep_the_app_label(helm: Helm):
+    docs = helm.template("nameOverride=mlops", release="prod")
+    assert find(docs, "Deployment")["metadata"]["name"] == "prod-mlops-operator"
+    docs = helm.template("fullnameOverride=platform-ml", release="prod")
+    assert find(docs, "ClusterRole")["metadata"]["name"] == "platform-ml-operator"
+    assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "platform-ml"
+    # The ServiceMonitor's job name (and so OperatorDown) comes from this label.
+    assert find(docs, "Service")["metadata"]["labels"]["app.kubernetes.io/name"] == (
+        "modelops-operator"
+    )
+
+
 def test_default_pod_meets_pod_security_restricted(default):
     pod = find(default, "Deployment")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -480,6 +492,8 @@ REJECTIONS = [
     (["nonsense=1"], "'nonsense' not allowed", "additional properties"),
     (["image.pullPolicy=Sometimes"], "/image/pullPolicy", "IfNotPresent"),
     (["image.repository="], "/image/repository", "minLength"),
+    (["image.repository=null"], "/image", "missing property 'repository'"),
+    (["operator.env[0].value=x"], "/operator/env/0", "missing property 'name'"),
     (["image.tag=2"], "/image/tag", "want string"),
     (["image.digest=latest"], "/image/digest", "does not match pattern"),
     (["ha.enabled=yes"], "/ha/enabled", "want boolean"),

@@ -14,7 +14,7 @@ Kubernetes names are at most 63 characters; the longest suffix added below is
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 46 | trimSuffix "-" -}}
 {{- else -}}
-{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- $name := include "modelops.name" . -}}
 {{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 46 | trimSuffix "-" -}}
 {{- else -}}
@@ -55,12 +55,13 @@ Kubernetes names are at most 63 characters; the longest suffix added below is
 {{- end -}}
 
 {{/*
-Labels. app.kubernetes.io/name is `<name>-operator` as in the plain manifests:
-the ServiceMonitor's jobLabel turns it into job="modelops-operator", which the
-OperatorDown alert matches.
+Labels. app.kubernetes.io/name is `modelops-operator` as in the plain
+manifests, whatever the release or nameOverride: the ServiceMonitor's jobLabel
+turns it into job="modelops-operator", which the OperatorDown alert matches,
+and app.kubernetes.io/instance tells releases apart.
 */}}
 {{- define "modelops.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "modelops.name" . }}-operator
+app.kubernetes.io/name: modelops-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 

@@ -102,17 +102,23 @@ class TrainerResources(Resources):
 # --- spec.dataset / spec.output / spec.checkpoints -----------------------------------
 
 
+# Besides storage URIs, the trainer generates example data itself
+# (synthetic://tabular?rows=N&seed=S&shift=X, see modelops.trainer.examples).
+DATASET_URI = r"^((s3|gs|https|pvc|file)://[^\s]+|synthetic://[a-z][a-z0-9-]*(\?[^\s]*)?)$"
+
+
 class Dataset(ApiModel):
     """Training data."""
 
     uri: str = Field(
         max_length=2048,
-        pattern=STORAGE_URI,
+        pattern=DATASET_URI,
         json_schema_extra=validations(PVC_URI_RULE),
         description="Location of the training data, passed to the entrypoint as --dataset: "
         "s3://bucket/prefix, gs://bucket/prefix, https://host/path, pvc://<claim>/<path> (a "
         "PersistentVolumeClaim in this namespace, mounted read-only on every node; with more "
-        "than one node it must be ReadOnlyMany or ReadWriteMany) or file:///path.",
+        "than one node it must be ReadOnlyMany or ReadWriteMany), file:///path, or "
+        "synthetic://<example>?rows=N&seed=S for data the example entrypoints generate.",
     )
 
 
