@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
-# Runs every benchmark under bench/ in turn. Benchmarks print their own
-# figures and the command that reproduces them.
-set -euo pipefail
+# `make bench`: every benchmark in turn. Each prints its figures and the
+# command that reproduces them. BENCH_QUICK=1 runs smaller sizes.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+py=.venv/bin/python
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  runs=(
+    "bench/operator/scale.py --sizes 50"
+    "bench/drift/overhead.py --seconds 2 --rounds 1"
+    "bench/drift/detection.py"
+    "bench/trainer/throughput.py"
+    "bench/loop/drift_to_ready.py --runs 1"
+  )
+else
+  runs=(
+    "bench/operator/scale.py --sizes 100,1000"
+    "bench/drift/overhead.py"
+    "bench/drift/detection.py"
+    "bench/trainer/throughput.py"
+    "bench/loop/drift_to_ready.py --runs 3"
+  )
+fi
 status=0
-for b in $(find bench -name '*.py' -not -name '_*' | sort); do
-  echo "== $b"
-  .venv/bin/python "$b" || status=1
+for run in "${runs[@]}"; do
+  echo "== $run"
+  # shellcheck disable=SC2086
+  $py $run || status=1
 done
 exit $status

@@ -41,6 +41,8 @@ up() {
       --kube-scheduler-binary "$bin/kube-scheduler" \
       --kwok-controller-binary "$bin/kwok" \
       --kube-authorization=true --kube-admission=true \
+      --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 \
+      --extra-args kwok-controller=cidr=10.244.0.1/16 \
       --config "$here/stages.yaml" \
       --wait 2m >&2
     kwokctl get kubeconfig --name "$name" > "$kubeconfig.tmp"

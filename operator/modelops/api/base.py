@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -207,3 +207,37 @@ def plain(value: Any) -> Any:
 
 # `json_schema_extra` of a free-form object the apiserver stores as given.
 PRESERVE_UNKNOWN: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+class ObjectMeta(BaseModel):
+    """The metadata fields the renderers need."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    namespace: str
+    uid: str = ""
+    generation: int = 1
+
+
+class ParsedObject(BaseModel):
+    """A custom resource as the renderers see it: the metadata they need plus
+    the typed spec (subclasses declare ``spec``)."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    metadata: ObjectMeta
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Self:
+        """Parse an object as the API server (or kopf's `body`) returns it."""
+        data = plain(body)
+        return cls.model_validate({"metadata": data["metadata"], "spec": data.get("spec") or {}})
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace

@@ -8,10 +8,9 @@ has one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from . import constants as c
 from .base import (
@@ -25,11 +24,11 @@ from .base import (
     STORAGE_URI,
     ApiModel,
     IntOrPercent,
+    ParsedObject,
     Quantity,
     cel,
     cel_regex,
     map_list,
-    plain,
     sub_object,
     validations,
 )
@@ -651,40 +650,10 @@ class ModelDeploymentStatus(ApiModel):
 # --- the object -----------------------------------------------------------------
 
 
-class ObjectMeta(BaseModel):
-    """The metadata fields the renderers need."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: str
-    namespace: str
-    uid: str = ""
-    generation: int = 1
-
-
-class ModelDeployment(BaseModel):
+class ModelDeployment(ParsedObject):
     """A parsed ModelDeployment: metadata the renderers need plus the typed spec."""
 
-    model_config = ConfigDict(extra="ignore", protected_namespaces=())
-
-    metadata: ObjectMeta
     spec: ModelDeploymentSpec
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> ModelDeployment:
-        """Parse an object as the API server (or kopf's `body`) returns it."""
-        plain_body = plain(body)
-        return cls.model_validate(
-            {"metadata": plain_body["metadata"], "spec": plain_body.get("spec") or {}}
-        )
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
 
     @property
     def model_name(self) -> str:

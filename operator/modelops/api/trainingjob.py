@@ -13,10 +13,9 @@ CRD schema, docs/api.md and the parsed spec the renderers read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from . import constants as c
 from .base import (
@@ -27,9 +26,9 @@ from .base import (
     PVC_URI_RULE,
     STORAGE_URI,
     ApiModel,
+    ParsedObject,
     cel,
     map_list,
-    plain,
     reworded,
     sub_object,
     validations,
@@ -37,7 +36,6 @@ from .base import (
 from .modeldeployment import (
     GPU_PRODUCT_NOT_IN_NODE_SELECTOR,
     GpuResources,
-    ObjectMeta,
     Resources,
     Scheduling,
 )
@@ -450,27 +448,10 @@ class TrainingJobStatus(ApiModel):
 # --- the object -----------------------------------------------------------------------
 
 
-class TrainingJob(BaseModel):
+class TrainingJob(ParsedObject):
     """A parsed TrainingJob: metadata the renderers need plus the typed spec."""
 
-    model_config = ConfigDict(extra="ignore", protected_namespaces=())
-
-    metadata: ObjectMeta
     spec: TrainingJobSpec
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> TrainingJob:
-        """Parse an object as the API server (or kopf's `body`) returns it."""
-        data = plain(body)
-        return cls.model_validate({"metadata": data["metadata"], "spec": data.get("spec") or {}})
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
 
     @property
     def model_name(self) -> str:

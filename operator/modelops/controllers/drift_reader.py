@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelops.api import constants as c
@@ -35,12 +36,29 @@ DEFAULT_URL = "http://{ip}:{port}/drift"
 class DriftReader:
     url_template: str = DEFAULT_URL
     timeout_s: float = 2.0
+    # Pod events arrive far more often than drift windows close; polling each
+    # ModelDeployment's sidecars at most this often keeps reconciles cheap.
+    min_interval_s: float = 10.0
+    _cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def from_environment(cls) -> DriftReader:
         return cls(url_template=os.environ.get("MODELOPS_DRIFT_URL", DEFAULT_URL))
 
     def __call__(
+        self, md: ModelDeployment, pods: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any] | None:
+        key = (md.namespace, md.name)
+        cached = self._cache.get(key)
+        if cached and time.monotonic() - cached[0] < self.min_interval_s:
+            return cached[1]
+        result = self._read(md, pods)
+        self._cache[key] = (time.monotonic(), result)
+        return result
+
+    def _read(
         self, md: ModelDeployment, pods: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any] | None:
         summaries = []

@@ -28,6 +28,7 @@ import kubernetes
 import pydantic
 
 from modelops.api import constants as c
+from modelops.api.base import plain
 from modelops.api.modeldeployment import ModelDeployment
 from modelops.controllers import metrics
 from modelops.kube import Kube
@@ -128,7 +129,7 @@ class ModelDeploymentReconciler:
         post_event: PostEvent,
         trainings: Sequence[Mapping[str, Any]],
     ) -> Outcome:
-        previous = _plain(body.get("status") or {})
+        previous = plain(body.get("status") or {})
         try:
             md = ModelDeployment.from_body(body)
         except pydantic.ValidationError as err:
@@ -483,11 +484,3 @@ def _first_error(err: pydantic.ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     return f"spec.{where}: {first['msg']}"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

@@ -19,6 +19,7 @@ import kopf
 import kubernetes
 
 from modelops.api import constants as c
+from modelops.api.base import plain
 from modelops.api.trainingjob import TrainingJob
 from modelops.controllers import metrics
 from modelops.controllers.reconciler import PostEvent, transition_events
@@ -80,7 +81,7 @@ class TrainingJobReconciler:
         post_event: PostEvent,
     ) -> float | None:
         tj = TrainingJob.from_body(body)
-        status = _plain(body.get("status") or {})
+        status = plain(body.get("status") or {})
         previous = {k: v for k, v in status.items() if k != "kopf"}
         restarts = int(status.get("restarts") or 0)
         now = datetime.now(UTC)
@@ -132,14 +133,6 @@ class TrainingJobReconciler:
 
 def _job_of(pod: Mapping[str, Any]) -> str | None:
     return ((pod.get("metadata") or {}).get("labels") or {}).get(c.LABEL_JOB_NAME)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 # -- kopf wiring ------------------------------------------------------------------
