@@ -49,6 +49,10 @@ unit: venv ## unit tests only (no cluster, no Triton)
 test: venv controlplane tools lint ## every test: unit, integration (real API server, Triton, torch) and e2e
 	$(PY) -m pytest tests e2e
 
+.PHONY: kind-up
+kind-up: controlplane ## a kind cluster with fake GPU nodes (needs a Docker engine; skipped with a reason otherwise)
+	@hack/kind.sh $(CLUSTER)
+
 .PHONY: e2e
 e2e: venv controlplane ## end-to-end scenarios; MODELOPS_KUBECONFIG=... to use another cluster
 	$(PY) -m pytest e2e

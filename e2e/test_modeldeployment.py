@@ -311,3 +311,20 @@ spec:
         x-kubernetes-preserve-unknown-fields: true
 """
 )
+
+
+def test_gitops_diff_of_the_applied_manifest_is_empty_after_reconcile(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, tmp_path
+):
+    """What Argo CD / kubectl diff see: the operator wrote nothing the user owns."""
+    sample = yaml.safe_load(SAMPLE.read_text())
+    path = tmp_path / "md.yaml"
+    path.write_text(yaml.safe_dump(sample))
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(path))
+    wait_ready(cluster, namespace, sample["metadata"]["name"])
+    diff = cluster.kubectl("diff", "--server-side", "-n", namespace, "-f", str(path), check=False)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert diff.stdout == ""
+    live = get_md(cluster, namespace, sample["metadata"]["name"])
+    managers = {m["manager"]: m.get("subresource") for m in live["metadata"]["managedFields"]}
+    assert managers.get("modelops") == "status", f"the operator wrote outside status: {managers}"
