@@ -33,7 +33,7 @@ cluster-down: ## stop the local cluster and delete its state
 .PHONY: tools
 tools: ## install/build the test tools: promtool and prometheus (Debian), helm (Go module)
 	@hack/install-prometheus.sh
-	@if [ -x hack/helm/build.sh ]; then hack/helm/build.sh >/dev/null; fi
+	@hack/helm/build.sh >/dev/null
 
 .PHONY: lint
 lint: venv ## ruff and the import-layering contracts
@@ -53,6 +53,15 @@ test: venv controlplane tools lint ## every test: unit, integration (real API se
 kind-up: controlplane ## a kind cluster with fake GPU nodes (needs a Docker engine; skipped with a reason otherwise)
 	@hack/kind.sh $(CLUSTER)
 
+.PHONY: helm
+helm: ## build (or reuse) helm from its Go module
+	@hack/helm/build.sh >/dev/null
+
+.PHONY: chart
+chart: venv helm ## sync the chart's copies, lint and test it (install/upgrade/uninstall on the test cluster)
+	@hack/helm/sync.sh
+	$(PY) -m pytest tests/chart
+
 .PHONY: e2e
 e2e: venv controlplane ## end-to-end scenarios; MODELOPS_KUBECONFIG=... to use another cluster
 	$(PY) -m pytest e2e
@@ -65,3 +74,4 @@ bench: venv controlplane ## benchmarks; each prints its figures and the command 
 crds: venv ## regenerate crds/ from the pydantic API models
 	$(PY) -m modelops.cli crds --output-dir crds --docs docs/api.md
 	$(PY) -m modelops.render.adapter_rules manifests/prometheus-adapter-rules.yaml
+	@hack/helm/sync.sh
