@@ -39,9 +39,7 @@ class DriftReader:
     # Pod events arrive far more often than drift windows close; polling each
     # ModelDeployment's sidecars at most this often keeps reconciles cheap.
     min_interval_s: float = 10.0
-    _cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = field(
-        default_factory=dict
-    )
+    _cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
 
     @classmethod
     def from_environment(cls) -> DriftReader:

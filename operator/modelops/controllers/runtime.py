@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,8 @@ class Runtime:
     indices: Mapping[str, Any] = field(default_factory=dict)
     _due: dict[tuple[str, Key], float] = field(default_factory=dict)
     _due_lock: threading.Lock = field(default_factory=threading.Lock)
+    _running: set[tuple[str, Key]] = field(default_factory=set)
+    _dirty: set[tuple[str, Key]] = field(default_factory=set)
 
     # -- index reads -------------------------------------------------------------
 
@@ -51,7 +53,38 @@ class Runtime:
 
     # -- reconcile entry points ------------------------------------------------------
 
+    def coalesced(self, kind: str, key: Key, reconcile: Callable[[Key], None]) -> None:
+        """Run ``reconcile(key)`` unless one is already running for this key.
+
+        A burst of child events (every pod and Deployment status change of a
+        rollout) would otherwise queue one full reconcile each behind the
+        per-object lock. Instead the running reconcile is marked dirty and
+        runs once more with the newest snapshot when it finishes.
+        """
+        with self._due_lock:
+            if (kind, key) in self._running:
+                self._dirty.add((kind, key))
+                return
+            self._running.add((kind, key))
+        try:
+            while True:
+                reconcile(key)
+                with self._due_lock:
+                    if (kind, key) not in self._dirty:
+                        return
+                    self._dirty.discard((kind, key))
+        finally:
+            with self._due_lock:
+                self._running.discard((kind, key))
+                self._dirty.discard((kind, key))
+
     def reconcile_md(self, key: Key) -> None:
+        self.coalesced("md", key, self._reconcile_md)
+
+    def reconcile_tj(self, key: Key) -> None:
+        self.coalesced("tj", key, self._reconcile_tj)
+
+    def _reconcile_md(self, key: Key) -> None:
         body = self._one("md_index", key)
         if body is None or self.md is None:
             return  # deleted meanwhile, or a child whose owner is not (yet) known
@@ -88,7 +121,7 @@ class Runtime:
                     out.append(body)
         return out
 
-    def reconcile_tj(self, key: Key) -> None:
+    def _reconcile_tj(self, key: Key) -> None:
         body = self._one("tj_index", key)
         if body is None or self.tj is None:
             return
