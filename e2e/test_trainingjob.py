@@ -21,7 +21,12 @@ def tj(name: str, *, result: str | None = None, **spec: Any) -> dict[str, Any]:
         "spec": {
             "nodes": 2,
             "procsPerNode": 1,
-            "resources": {"gpu": {"count": 1}, "cpu": "1", "memory": "2Gi"},
+            # Kept off the small L4 pool, which the full-pool rollout test fills.
+            "resources": {
+                "gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"},
+                "cpu": "1",
+                "memory": "2Gi",
+            },
             "dataset": {"uri": "file:///data/tabular.npz"},
             "output": {"storageUri": "file:///models/tabular"},
             "backoffLimit": 1,

@@ -40,8 +40,6 @@ from modelops.render import (
     stale_children,
     status_patch,
 )
-from modelops.render.observed import DeploymentView
-from modelops.render.pdb import baseline_replicas
 from modelops.render.retrain import plan_retrain, resolve_model_version
 
 KIND = c.MD_KIND
@@ -63,6 +61,7 @@ class _Applied:
 
     digest: str
     generations: dict[str, int] = field(default_factory=dict)  # child kind -> generation
+    kinds: frozenset[str] = frozenset()  # kinds applied (so only those can become stale)
 
 
 @dataclass
@@ -162,8 +161,7 @@ class ModelDeploymentReconciler:
                 self._applied.pop(key, None)
                 self.log.warning("applying children of %s/%s failed: %s", *key, apply_error[1])
 
-        view = DeploymentView.of(deployment, baseline_replicas(md))
-        events = [] if view.complete else self._warning_events(md)
+        events = self._warning_events(md) if _pods_cannot_be_created(deployment, pods) else []
         drift = self._read_drift(md, pods)
         status = derive_status(
             md,
@@ -230,12 +228,21 @@ class ModelDeploymentReconciler:
                 kind = "autoscaler"
             if kind in ("Deployment", "autoscaler"):
                 generations[kind] = live["metadata"].get("generation")
+        # Without a record (first pass since the operator started) any kind may
+        # be left over from an earlier spec; afterwards only kinds applied before.
+        before = self._applied.get(key)
         for stale in stale_children(md, children):
             if keda_missing and (stale.api_version, stale.kind) == SCALED_OBJECT:
                 continue
+            if before is not None and stale.kind not in before.kinds:
+                continue
             if self.kube.delete(stale.api_version, stale.kind, stale.name, stale.namespace):
                 self.log.info("deleted %s %s/%s (no longer wanted)", stale.kind, *key)
-        self._applied[key] = _Applied(digest=_digest(children), generations=generations)
+        self._applied[key] = _Applied(
+            digest=_digest(children),
+            generations=generations,
+            kinds=frozenset(child["kind"] for child in children),
+        )
 
     def _hand_replicas_to_autoscaler(self, deployment: Mapping[str, Any]) -> None:
         """Keep the replica count when autoscaling is switched on.
@@ -456,6 +463,29 @@ def _with_apply_error(
             }
         )
     return out
+
+
+def _pods_cannot_be_created(
+    deployment: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Whether Warning events may explain what the objects' status cannot.
+
+    Pods that exist carry their own reasons (scheduling, image pulls,
+    crashes). Events are needed only when the ReplicaSet fails to create pods
+    at all (admission, quota), which the Deployment reports as ReplicaFailure
+    or as wanting replicas while none exist. Listing events on every
+    reconcile of a rollout would cost one namespace-wide list each.
+    """
+    if deployment is None:
+        return False
+    status = deployment.get("status") or {}
+    if any(
+        c.get("type") == "ReplicaFailure" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    ):
+        return True
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    return bool(wanted) and not pods
 
 
 def _condition(status: Mapping[str, Any], ctype: str) -> str | None:
