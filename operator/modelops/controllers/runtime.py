@@ -167,15 +167,21 @@ class Runtime:
                 ready = [k for k, due in self._due.items() if due <= now]
                 for k in ready:
                     del self._due[k]
-            for kind, key in ready:
-                handler = {"md": self.reconcile_md, "tj": self.reconcile_tj}.get(kind)
-                if handler is None:
-                    continue
-                try:
-                    await loop.run_in_executor(None, handler, key)
-                except Exception:  # a failed requeue must not stop the scheduler
-                    log.exception("requeued reconcile of %s %s/%s failed", kind, *key)
-                    self.requeue(kind, key, REQUEUE_AFTER_FAILURE_S)
+            # Due reconciles run side by side on kopf's executor (its size bounds
+            # the concurrency); one slow object must not hold up the others.
+            await asyncio.gather(
+                *(loop.run_in_executor(None, self._run_requeued, kind, key) for kind, key in ready)
+            )
+
+    def _run_requeued(self, kind: str, key: Key) -> None:
+        handler = {"md": self.reconcile_md, "tj": self.reconcile_tj}.get(kind)
+        if handler is None:
+            return
+        try:
+            handler(key)
+        except Exception:  # a failed requeue must not stop the scheduler
+            log.exception("requeued reconcile of %s %s/%s failed", kind, *key)
+            self.requeue(kind, key, REQUEUE_AFTER_FAILURE_S)
 
 
 RUNTIME = Runtime()
