@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,33 +30,45 @@ MANAGED_RESOURCES = Gauge(
     ["kind", "ready"],
 )
 
-# What each (kind, namespace, name) last exported, so stale series are removed.
+# What each (kind, namespace, name) last exported, so stale series are removed,
+# and how many resources of each kind have each Ready status. Reconciles run
+# on several threads, hence the lock; counts are kept incrementally so one
+# export costs the same with 10 or 10,000 resources.
 _exported: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+_ready_counts: dict[tuple[str, str], int] = {}
+_lock = threading.Lock()
 
 
 def export_conditions(
     kind: str, namespace: str, name: str, conditions: Iterable[Mapping[str, Any]]
 ) -> None:
     """Publish one resource's conditions, replacing what it published before."""
-    forget(kind, namespace, name)
     series = [(str(c["type"]), str(c["status"])) for c in conditions]
-    for ctype, status in series:
-        RESOURCE_CONDITION.labels(kind, namespace, name, ctype, status).set(1)
-    _exported[(kind, namespace, name)] = series
-    _recount(kind)
+    with _lock:
+        _drop(kind, namespace, name)
+        for ctype, status in series:
+            RESOURCE_CONDITION.labels(kind, namespace, name, ctype, status).set(1)
+        _exported[(kind, namespace, name)] = series
+        _count(kind, series, +1)
 
 
 def forget(kind: str, namespace: str, name: str) -> None:
-    for ctype, status in _exported.pop((kind, namespace, name), []):
+    with _lock:
+        _drop(kind, namespace, name)
+
+
+def _drop(kind: str, namespace: str, name: str) -> None:
+    series = _exported.pop((kind, namespace, name), None)
+    if series is None:
+        return
+    for ctype, status in series:
         RESOURCE_CONDITION.remove(kind, namespace, name, ctype, status)
-    _recount(kind)
+    _count(kind, series, -1)
 
 
-def _recount(kind: str) -> None:
-    counts = {"True": 0, "False": 0, "Unknown": 0}
-    for (k, _, _), series in _exported.items():
-        if k == kind:
-            ready = next((s for t, s in series if t == "Ready"), "Unknown")
-            counts[ready] = counts.get(ready, 0) + 1
-    for ready, count in counts.items():
-        MANAGED_RESOURCES.labels(kind, ready).set(count)
+def _count(kind: str, series: list[tuple[str, str]], delta: int) -> None:
+    ready = next((s for t, s in series if t == "Ready"), "Unknown")
+    key = (kind, ready)
+    _ready_counts[key] = _ready_counts.get(key, 0) + delta
+    for status in ("True", "False", "Unknown"):
+        MANAGED_RESOURCES.labels(kind, status).set(_ready_counts.get((kind, status), 0))
