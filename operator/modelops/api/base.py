@@ -209,6 +209,14 @@ def plain(value: Any) -> Any:
 PRESERVE_UNKNOWN: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
+# status.kopf: where kopf may keep bookkeeping; the same on every kind.
+KOPF_STATUS_FIELD: Any = Field(
+    default=None,
+    json_schema_extra=PRESERVE_UNKNOWN,
+    description="Progress records of the operator framework (kopf); not for users.",
+)
+
+
 class ObjectMeta(BaseModel):
     """The metadata fields the renderers need."""
 

@@ -17,6 +17,7 @@ from .base import (
     DNS1035_LABEL,
     DNS1123_SUBDOMAIN,
     GO_DURATION,
+    KOPF_STATUS_FIELD,
     LABEL_VALUE,
     PRESERVE_UNKNOWN,
     PVC_URI_RULE,
@@ -640,11 +641,7 @@ class ModelDeploymentStatus(ApiModel):
     retrain: RetrainStatus | None = Field(
         default=None, description="Retraining started by drift (spec.driftMonitor.retrain)."
     )
-    kopf: dict[str, Any] | None = Field(
-        default=None,
-        json_schema_extra=PRESERVE_UNKNOWN,
-        description="Progress records of the operator framework (kopf); not for users.",
-    )
+    kopf: dict[str, Any] | None = KOPF_STATUS_FIELD
 
 
 # --- the object -----------------------------------------------------------------

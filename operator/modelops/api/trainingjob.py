@@ -22,7 +22,7 @@ from .base import (
     DNS1035_LABEL,
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
-    PRESERVE_UNKNOWN,
+    KOPF_STATUS_FIELD,
     PVC_URI_RULE,
     STORAGE_URI,
     ApiModel,
@@ -438,11 +438,7 @@ class TrainingJobStatus(ApiModel):
         description="Final metrics the trainer reported, e.g. loss (at most "
         f"{MAX_METRICS}, rounded to 6 significant digits).",
     )
-    kopf: dict[str, Any] | None = Field(
-        default=None,
-        json_schema_extra=PRESERVE_UNKNOWN,
-        description="Progress records of the operator framework (kopf); not for users.",
-    )
+    kopf: dict[str, Any] | None = KOPF_STATUS_FIELD
 
 
 # --- the object -----------------------------------------------------------------------
