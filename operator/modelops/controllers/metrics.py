@@ -24,6 +24,13 @@ RESOURCE_CONDITION = Gauge(
     "1 when the managed resource's condition has this status, else absent.",
     ["kind", "namespace", "name", "type", "status"],
 )
+STATUS_LAG = Histogram(
+    "modelops_status_lag_seconds",
+    "Time from a watched change (the object or one of its children) until the owner's "
+    "reconcile has written the status that reflects it.",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
 MANAGED_RESOURCES = Gauge(
     "modelops_managed_resources",
     "Managed resources by kind and by the status of their Ready condition.",

@@ -20,6 +20,11 @@ KOPF_STATUS_FIELD = "status.kopf"
 DEFAULT_WORKERS = 8
 
 
+def workers() -> int:
+    """Reconciles that may run at once (each holds a thread while it waits on the API)."""
+    return int(os.environ.get("MODELOPS_WORKERS", DEFAULT_WORKERS))
+
+
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.StatusProgressStorage(
         field=f"{KOPF_STATUS_FIELD}.progress"
@@ -31,7 +36,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events are written by the controllers themselves for the transitions
     # an SRE cares about; kopf's per-handler chatter would drown them.
     settings.posting.level = logging.WARNING
-    settings.execution.max_workers = int(os.environ.get("MODELOPS_WORKERS", DEFAULT_WORKERS))
+    # Reconciles run on the operator's own work queue (controllers.operator);
+    # kopf's own handlers are async and only queue keys.
+    settings.execution.max_workers = 1
     # A watch that goes silent (a dropped connection through a proxy) is
     # re-established instead of hanging forever.
     settings.watching.server_timeout = 300
