@@ -67,15 +67,23 @@ class Actuator:
         if plan.status_patch:
             try:
                 live = self.kube.patch_status(
-                    owner["apiVersion"], owner["kind"], meta["namespace"], meta["name"],
+                    owner["apiVersion"],
+                    owner["kind"],
+                    meta["namespace"],
+                    meta["name"],
                     plan.status_patch,
                 )
                 out.status_resource_version = (live.get("metadata") or {}).get("resourceVersion")
             except KubeError as err:
                 # Not fatal: the next reconcile derives the same status again.
                 metrics.RECONCILE_ERRORS.labels(self.kind, err.reason).inc()
-                log.warning("status of %s %s/%s not written: %s", self.kind, meta["namespace"],
-                            meta["name"], err.message)
+                log.warning(
+                    "status of %s %s/%s not written: %s",
+                    self.kind,
+                    meta["namespace"],
+                    meta["name"],
+                    err.message,
+                )
                 out.failures.append(_failure(self.kind, err))
                 return
         for type_, reason, message in plan.events:
@@ -126,17 +134,21 @@ class Actuator:
         obj = action.obj
         meta = obj["metadata"]
         try:
-            live = self.kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+            live = self.kube.get(
+                obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")
+            )
             if live is None:  # gone meanwhile: create it
                 return self.kube.apply(
-                    dict(obj), uid_precondition=str(uuid.uuid4()),
+                    dict(obj),
+                    uid_precondition=str(uuid.uuid4()),
                     field_manager=action.field_manager,
                 )
             if controller_uid(live) != owner["metadata"]["uid"]:
                 out.failures.append(foreign(action.kind, live))
                 return None
             return self.kube.apply(
-                dict(obj), uid_precondition=live["metadata"]["uid"],
+                dict(obj),
+                uid_precondition=live["metadata"]["uid"],
                 field_manager=action.field_manager,
             )
         except KubeError as err:

@@ -64,9 +64,7 @@ def md_hpas(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any
 
 
 @kopf.index(*_group_version(SCALED_OBJECT.api_version), SCALED_OBJECT.plural, labels=MANAGED)
-def md_scaledobjects(
-    namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any
-) -> dict:
+def md_scaledobjects(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
     return {_md_key(namespace, labels): p.project_autoscaler(body)}
 
 
@@ -194,4 +192,6 @@ class Indexes:
         return self.all("tj_pods", key)
 
     def tj_service(self, key: Key, name: str) -> Mapping[str, Any] | None:
-        return next((x for x in self.all("tj_services", key) if x["metadata"]["name"] == name), None)
+        return next(
+            (x for x in self.all("tj_services", key) if x["metadata"]["name"] == name), None
+        )

@@ -51,9 +51,7 @@ class ModelDeploymentController:
     drift_reader: DriftReader | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _applied: dict[Key, Applied] = field(default_factory=dict)
-    _parsed: dict[Key, tuple[tuple[Any, Any], ModelDeployment | str]] = field(
-        default_factory=dict
-    )
+    _parsed: dict[Key, tuple[tuple[Any, Any], ModelDeployment | str]] = field(default_factory=dict)
     _own_status: dict[Key, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -71,7 +69,7 @@ class ModelDeploymentController:
         """Whether this version of the object is the one our last status patch made."""
         return resource_version is not None and self._own_status.get(key) == resource_version
 
-    def keys(self) -> list[Key]:
+    def known_keys(self) -> list[Key]:
         return self.indexes.keys("md_index")
 
     # -- the reconcile --

@@ -73,7 +73,7 @@ class Operator:
 
     def keda_changed(self) -> None:
         self.md.kube.forget_api_cache()
-        for key in self.md.keys():
+        for key in self.md.known_keys():
             self.enqueue_md(key)
 
     def _enqueue(self, key: QueueKey, child: bool) -> None:
