@@ -8,6 +8,7 @@ import pytest
 
 from modelops.render import md_planner
 from modelops.render.children import render_children
+from modelops.render.outcome import digest
 from modelops.render.ownership import Applied, fingerprint
 from modelops.render.plan import REPLICAS_MANAGER, Failure
 from modelops.render.projections import (
@@ -57,16 +58,14 @@ def cluster(body: dict[str, Any], **overrides: Any) -> dict[str, Any]:
             **children["Deployment"]["spec"],
             **project_deployment(status_source)["spec"],
         }
-        children["Deployment"]["metadata"]["generation"] = status_source["metadata"][
-            "generation"
-        ]
+        children["Deployment"]["metadata"]["generation"] = status_source["metadata"]["generation"]
     children.update(overrides)
     return children
 
 
 def record(children: dict[str, Any], body: dict[str, Any]) -> Applied:
     return Applied(
-        md_planner.digest(rendered(body)),
+        digest(rendered(body)),
         {k: fingerprint(v) for k, v in children.items() if v is not None},
     )
 
@@ -287,7 +286,7 @@ def test_refused_apply_becomes_a_stall_with_the_api_servers_words():
     body = md_body()
     obs = observed(body, {}, [])
     done = md_planner.plan(obs, md_planner.parse(body), None, SETTINGS)
-    failure = Failure("Service", "Invalid", 'Service: spec.ports[0].port: Invalid value: 0')
+    failure = Failure("Service", "Invalid", "Service: spec.ports[0].port: Invalid value: 0")
     p = md_planner.revise(obs, done, [failure])
     assert reason(p.status, "Stalled") == ("True", "Invalid")
     assert p.failed
