@@ -2,23 +2,25 @@
 
 This is the only place where a plan meets the API server. It decides
 nothing: every choice is in the plan. What it adds is the ownership check
-that needs the server's answer: a child the plan expects to be absent is
-applied with a uid that no object has, so the API server refuses it when an
-object of that name exists (no extra read on the happy path); only then is
-the object read, and it is updated only if its controller reference names
-the owner.
+that needs the server's answer. A child the plan saw is applied with its uid
+as a precondition (the API server refuses the apply if the name now belongs
+to another object). A child the plan did not see (nothing labelled as ours
+has its name) is read first: an object of that name that the owner does not
+control, made by hand or by someone else, is reported and left alone; only
+an absent name is created. That read happens only when a child is created or
+re-created, never at steady state.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelops.api.kinds import kind_of, kind_of_object
 from modelops.controllers import metrics
-from modelops.kube import Kube
+from modelops.kube import KubeApi
 from modelops.kube.errors import AlreadyExists, KubeError, PreconditionFailed
 from modelops.render.ownership import Fingerprint, fingerprint, foreign
 from modelops.render.plan import Apply, Failure, Plan
@@ -39,7 +41,7 @@ class Outcome:
 
 @dataclass
 class Actuator:
-    kube: Kube
+    kube: KubeApi
     kind: str  # of the owner, for metrics and logs
 
     def act(self, plan: Plan, owner: Mapping[str, Any]) -> Outcome:
@@ -50,7 +52,10 @@ class Actuator:
         for delete in plan.deletes:
             try:
                 self.kube.delete(
-                    delete.api_version, delete.kind, delete.name, delete.namespace, uid=delete.uid
+                    kind_of(delete.api_version, delete.kind),
+                    delete.namespace,
+                    delete.name,
+                    uid=delete.uid,
                 )
             except PreconditionFailed:
                 pass  # replaced by someone else meanwhile: not ours to delete
@@ -104,56 +109,43 @@ class Actuator:
         for patch in plan.patches:
             try:
                 self.kube.merge_patch(
-                    patch.api_version, patch.kind, patch.name, patch.namespace, dict(patch.patch)
+                    kind_of(patch.api_version, patch.kind), patch.namespace, patch.name, patch.patch
                 )
             except KubeError as err:
                 out.failures.append(_failure(patch.kind, err))
 
     def _apply(self, action: Apply, owner: Mapping[str, Any], out: Outcome) -> None:
-        # No uid expected: the object must not exist, and no object has a fresh uuid.
-        expect = action.expect_uid or str(uuid.uuid4())
         try:
+            expect = action.expect_uid or self._uid_if_ours(action, owner, out)
+            if expect is False:
+                return  # the name belongs to someone else: reported, left alone
             live = self.kube.apply(
-                dict(action.obj), uid_precondition=expect, field_manager=action.field_manager
+                action.obj, uid_precondition=expect or None, field_manager=action.field_manager
             )
         except PreconditionFailed:
-            live = self._apply_if_ours(action, owner, out)
-            if live is None:
-                return
+            # The object the plan saw was replaced meanwhile; the next reconcile
+            # (its watch event is on the way) sees the new one.
+            out.failures.append(
+                Failure(action.kind, "Conflict", f"{action.kind} {action.name} was replaced")
+            )
+            return
         except KubeError as err:
             out.failures.append(_failure(action.kind, err))
             return
         # The last apply of a kind leaves the generation the next plan compares with.
         out.fingerprints[action.kind] = fingerprint(live) or ()
 
-    def _apply_if_ours(
-        self, action: Apply, owner: Mapping[str, Any], out: Outcome
-    ) -> dict[str, Any] | None:
-        """The object exists with another uid than expected: apply only if the owner
-        controls it (e.g. it was re-created by its owner's own earlier reconcile)."""
-        obj = action.obj
-        meta = obj["metadata"]
-        try:
-            live = self.kube.get(
-                obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")
-            )
-            if live is None:  # gone meanwhile: create it
-                return self.kube.apply(
-                    dict(obj),
-                    uid_precondition=str(uuid.uuid4()),
-                    field_manager=action.field_manager,
-                )
-            if controller_uid(live) != owner["metadata"]["uid"]:
-                out.failures.append(foreign(action.kind, live))
-                return None
-            return self.kube.apply(
-                dict(obj),
-                uid_precondition=live["metadata"]["uid"],
-                field_manager=action.field_manager,
-            )
-        except KubeError as err:
-            out.failures.append(_failure(action.kind, err))
-            return None
+    def _uid_if_ours(self, action: Apply, owner: Mapping[str, Any], out: Outcome) -> str | bool:
+        """For a child the plan did not see: "" when the name is free (create it),
+        the uid when the owner controls the object, False when someone else does."""
+        meta = action.obj["metadata"]
+        live = self.kube.get(kind_of_object(action.obj), meta.get("namespace"), meta["name"])
+        if live is None:
+            return ""
+        if controller_uid(live) == owner["metadata"].get("uid"):
+            return str(live["metadata"]["uid"])
+        out.failures.append(foreign(action.kind, live))
+        return False
 
 
 def _failure(kind: str, err: KubeError) -> Failure:
