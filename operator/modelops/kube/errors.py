@@ -105,7 +105,9 @@ _PRECONDITION_MARKERS = ("Precondition failed", "uid mismatch")
 _RETRYABLE_STATUSES = frozenset({429, 503, 504})
 
 
-def from_status(status: int, body: bytes | str | Mapping[str, Any] | None, *, http_reason: str = "") -> KubeError:
+def from_status(
+    status: int, body: bytes | str | Mapping[str, Any] | None, *, http_reason: str = ""
+) -> KubeError:
     """The error for an HTTP ``status`` answered with ``body`` (ideally a metav1.Status)."""
     doc = _status_document(body)
     reason = str(doc.get("reason") or http_reason or f"HTTP{status}")

@@ -20,7 +20,6 @@ from .meta import as_md
 from .pdb import render_pdb
 from .service import render_service
 
-
 # The kinds come from the one registry in modelops.api.kinds (kube/ takes its
 # REST plurals from the same place); ChildKind is kept as a name for callers.
 ChildKind = Kind
