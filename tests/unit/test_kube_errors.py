@@ -128,6 +128,12 @@ def test_an_unreachable_server_is_unavailable():
     assert refused.value.reason == "Unreachable"
     with pytest.raises(errors.Unavailable):
         kube.list_events("ns", "type=Warning")
+    with pytest.raises(errors.Unavailable):
+        kube.apply(
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "md", "namespace": "ns"}}
+        )
+    with pytest.raises(errors.Unavailable):
+        kube.api_available(SERVICE)
     kube.post_event(  # never raises
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "md", "namespace": "ns"}},
         "Warning",
