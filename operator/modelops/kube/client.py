@@ -112,8 +112,9 @@ class Kube:
         """
         kind = kind_of_object(obj)
         meta = obj["metadata"]
+        body = dict(obj)  # a copy: the caller's object is left as it was
         if uid_precondition is not None:
-            obj = {**obj, "metadata": {**meta, "uid": uid_precondition}}
+            body["metadata"] = {**meta, "uid": uid_precondition}
         API_REQUESTS.labels("apply").inc()
         # Sent as a JSON string: JSON is YAML, and a string body skips the
         # client's recursive sanitising of the whole manifest.
@@ -121,7 +122,7 @@ class Kube:
             "PATCH",
             object_path(kind, meta.get("namespace"), meta["name"]),
             query=[("fieldManager", field_manager), ("force", "true" if force else "false")],
-            body=json.dumps(obj),
+            body=json.dumps(body),
             content_type=_APPLY,
         )
 
@@ -133,7 +134,7 @@ class Kube:
             "POST",
             object_path(kind, obj["metadata"].get("namespace")),
             query=[("fieldManager", FIELD_MANAGER)],
-            body=obj,
+            body=dict(obj),  # the client serialises dicts, not other mappings
         )
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
