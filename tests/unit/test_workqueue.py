@@ -252,6 +252,18 @@ def test_a_removed_key_added_again_is_handed_out_once():
     assert drain(q) == [A]
 
 
+def test_a_stale_entry_of_a_removed_key_never_hands_it_out_while_processing():
+    q = queue()
+    q.add(A)
+    q.remove(A)
+    q.add(A)  # the first entry is stale now
+    assert q.get_nowait() == A
+    q.add(A)  # added while processing
+    assert q.get_nowait() is None
+    q.done(A)
+    assert drain(q) == [A]
+
+
 # -- async get ------------------------------------------------------------------
 
 

@@ -79,7 +79,7 @@ _BY_TYPE = {(k.api_version, k.kind): k for k in KINDS}
 
 
 def kind_of(api_version: str, kind: str) -> Kind:
-    """The registry entry for ``apiVersion``/``kind``; UnknownKind if modelops does not manage it."""
+    """The registry entry for ``apiVersion``/``kind``; UnknownKind if modelops lacks it."""
     try:
         return _BY_TYPE[(api_version, kind)]
     except KeyError:
