@@ -116,6 +116,7 @@ class FakeKube:
         *,
         uid_precondition: str | None = None,
         force: bool = True,
+        field_manager: str = "modelops",
     ) -> dict[str, Any]:
         kind = kind_of_object(obj)
         meta = obj["metadata"]

@@ -72,11 +72,7 @@ class Actuator:
         if plan.status_patch:
             try:
                 live = self.kube.patch_status(
-                    owner["apiVersion"],
-                    owner["kind"],
-                    meta["namespace"],
-                    meta["name"],
-                    plan.status_patch,
+                    kind_of_object(owner), meta["namespace"], meta["name"], plan.status_patch
                 )
                 out.status_resource_version = (live.get("metadata") or {}).get("resourceVersion")
             except KubeError as err:

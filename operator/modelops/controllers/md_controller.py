@@ -22,7 +22,7 @@ from modelops.api.modeldeployment import ModelDeployment
 from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator, Outcome
 from modelops.controllers.indexes import Indexes, Key
-from modelops.kube import Kube
+from modelops.kube import KubeApi
 from modelops.render import md_planner
 from modelops.render.children import DEPLOYMENT, SCALED_OBJECT
 from modelops.render.ownership import Applied
@@ -45,7 +45,7 @@ class Result:
 
 @dataclass
 class ModelDeploymentController:
-    kube: Kube
+    kube: KubeApi
     indexes: Indexes
     settings: md_planner.Settings
     drift_reader: DriftReader | None = None
@@ -103,7 +103,7 @@ class ModelDeploymentController:
         if isinstance(md, ModelDeployment):
             scaling = md.spec.autoscaling
             if scaling is not None and scaling.engine == "keda":
-                keda = self.kube.api_available(SCALED_OBJECT.api_version, SCALED_OBJECT.kind)
+                keda = self.kube.api_available(SCALED_OBJECT)
             if md_planner.wants_events(children.get(DEPLOYMENT.kind), pods):
                 listed = self.kube.list_events(key[0], field_selector="type=Warning")
                 events = md_planner.events_about(key[1], listed)

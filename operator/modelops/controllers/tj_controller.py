@@ -17,7 +17,7 @@ from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator
 from modelops.controllers.indexes import Indexes, Key
 from modelops.controllers.md_controller import Result
-from modelops.kube import Kube
+from modelops.kube import KubeApi
 from modelops.render.ownership import Applied
 from modelops.render.training import planner
 from modelops.render.training.names import SERVICE_SUFFIX
@@ -28,7 +28,7 @@ log = logging.getLogger("modelops.trainingjob")
 
 @dataclass
 class TrainingJobController:
-    kube: Kube
+    kube: KubeApi
     indexes: Indexes
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _applied: dict[Key, Applied] = field(default_factory=dict)

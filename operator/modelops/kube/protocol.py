@@ -25,6 +25,7 @@ class KubeApi(Protocol):
         *,
         uid_precondition: str | None = None,
         force: bool = True,
+        field_manager: str = "modelops",
     ) -> dict[str, Any]:
         """Server-side apply; with ``uid_precondition`` only onto the object with that uid
         (PreconditionFailed otherwise, including when none exists)."""
