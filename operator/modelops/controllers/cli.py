@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    trace_path = os.environ.get("MODELOPS_TRACEMALLOC")
+    if trace_path:
+        _trace_memory_to(trace_path)
     if not args.verbose:
         # kopf logs every handler call at INFO: thousands of lines a minute while
         # a large fleet rolls out. The operator logs what matters itself.
@@ -61,3 +64,22 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _trace_memory_to(path: str) -> None:
+    """Benchmark aid: trace allocations; on SIGUSR2 write the top sites to ``path``."""
+    import signal
+    import tracemalloc
+
+    tracemalloc.start()
+
+    def dump(*_: object) -> None:
+        snapshot = tracemalloc.take_snapshot()
+        total = sum(stat.size for stat in snapshot.statistics("filename"))
+        lines = [f"traced: {total / 2**20:.1f} MiB"]
+        for stat in snapshot.statistics("filename")[:20]:
+            lines.append(f"{stat.size / 2**20:8.1f} MiB  {stat.count:>8} blocks  {stat.traceback}")
+        with open(path, "w") as out:
+            out.write("\n".join(lines) + "\n")
+
+    signal.signal(signal.SIGUSR2, dump)

@@ -52,6 +52,8 @@ def export_conditions(
     """Publish one resource's conditions, replacing what it published before."""
     series = [(str(c["type"]), str(c["status"])) for c in conditions]
     with _lock:
+        if _exported.get((kind, namespace, name)) == series:
+            return  # most reconciles change nothing: no label churn
         _drop(kind, namespace, name)
         for ctype, status in series:
             RESOURCE_CONDITION.labels(kind, namespace, name, ctype, status).set(1)
