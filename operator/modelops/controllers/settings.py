@@ -8,11 +8,28 @@ from typing import Any
 
 import kopf
 
+from modelops.api import constants as c
+from modelops.api import kinds
+
 # kopf keeps its own bookkeeping (handler progress, the last-handled spec) in
 # this subtree of status, which the CRD declares x-kubernetes-preserve-unknown-
 # fields. Keeping it out of metadata.annotations means a GitOps tool that
 # diffs the object never sees a field it did not write.
 KOPF_STATUS_FIELD = "status.kopf"
+
+MANAGED_SELECTOR = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+WATCHED_CHILDREN = tuple(
+    (kind.group, kind.version, kind.plural)
+    for kind in (
+        kinds.DEPLOYMENT,
+        kinds.SERVICE,
+        kinds.HPA,
+        kinds.SCALED_OBJECT,
+        kinds.PDB,
+        kinds.JOB,
+        kinds.POD,
+    )
+)
 
 # Threads for the synchronous kubernetes client: each reconcile holds one
 # while it talks to the API server. Bounded on purpose so a burst of objects
@@ -44,6 +61,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.inactivity_timeout = 600
+    # Server-side filtering: only the operator's own children and pods are
+    # listed and streamed, not every pod and Service of the cluster (the
+    # handlers' `labels=` filters alone would be applied after the fact).
+    for group, version, plural in WATCHED_CHILDREN:
+        settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     # Peering: with two replicas the one of higher priority works, the other
