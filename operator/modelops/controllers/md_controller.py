@@ -53,6 +53,9 @@ class ModelDeploymentController:
     _applied: dict[Key, Applied] = field(default_factory=dict)
     _parsed: dict[Key, tuple[tuple[Any, Any], ModelDeployment | str]] = field(default_factory=dict)
     _own_status: dict[Key, str] = field(default_factory=dict)
+    # Per ModelDeployment: rendered children by their inputs (only one worker
+    # handles a key at a time, so no lock is needed).
+    _renders: dict[Key, dict[Any, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.actuator = Actuator(self.kube, KIND)
@@ -63,6 +66,7 @@ class ModelDeploymentController:
         self._applied.pop(key, None)
         self._parsed.pop(key, None)
         self._own_status.pop(key, None)
+        self._renders.pop(key, None)
         metrics.forget(KIND, *key)
 
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
@@ -82,7 +86,8 @@ class ModelDeploymentController:
         with metrics.RECONCILE_DURATION.labels(KIND).time():
             md = self._parse(key, body)
             obs = self.observe(body, md)
-            plan = md_planner.plan(obs, md, self._applied.get(key), self.settings)
+            memo = self._renders.setdefault(key, {})
+            plan = md_planner.plan(obs, md, self._applied.get(key), self.settings, memo)
             outcome = self.actuator.act(plan, body)
             if outcome.failures:
                 plan = md_planner.revise(obs, plan, outcome.failures)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from typing import Any
 
@@ -93,8 +94,9 @@ class Observed:
     def uid(self) -> str:
         return str(self.body["metadata"].get("uid") or "")
 
-    @property
+    @cached_property
     def previous(self) -> dict[str, Any]:
+        """The status as last written (kopf's own subtree left out)."""
         status = plain(self.body.get("status") or {})
         return {k: v for k, v in status.items() if k != "kopf"}
 
@@ -143,9 +145,18 @@ def events_about(name: str, events: Sequence[Mapping[str, Any]]) -> list[Mapping
 
 
 def plan(
-    obs: Observed, md: ModelDeployment | str, applied: Applied | None, settings: Settings
+    obs: Observed,
+    md: ModelDeployment | str,
+    applied: Applied | None,
+    settings: Settings,
+    memo: dict[Any, Any] | None = None,
 ) -> Plan:
-    """Everything this reconcile should do. ``md`` is ``parse(obs.body)``."""
+    """Everything this reconcile should do. ``md`` is ``parse(obs.body)``.
+
+    memo: a dict the caller keeps between calls; rendered children are reused
+    from it while their inputs (spec generation, version, rollout mode) are
+    the same, since rendering and hashing them is most of a plan's cost.
+    """
     previous = obs.previous
     if isinstance(md, str):
         # The CRD schema should have refused this; say so instead of rendering.
@@ -157,20 +168,13 @@ def plan(
     rollout = decide_rollout(
         md, deployment=deployment, pods=obs.pods, now=obs.now, previous=previous.get("rollout")
     )
-    rendered = render_children(
-        md,
-        operator_image=settings.operator_image,
-        model_version=resolve_model_version(md, obs.trainings),
-        replace_in_place=rollout["replaceInPlace"],
-        prometheus_address=settings.prometheus_address,
-    )
     keda_missing = bool(
         md.spec.autoscaling and md.spec.autoscaling.engine == "keda" and not obs.keda
     )
-    if keda_missing:
-        rendered = [ch for ch in rendered if ch["kind"] != SCALED_OBJECT.kind]
-
-    out = Plan(digest=digest(rendered))
+    rendered, rendered_digest = _render(
+        md, resolve_model_version(md, obs.trainings), rollout, keda_missing, settings, memo
+    )
+    out = Plan(digest=rendered_digest)
     applies, problems = apply_actions(
         rendered, obs.children, owner_uid=obs.uid, applied=applied, digest=out.digest
     )
@@ -258,6 +262,46 @@ def revise(obs: Observed, done: Plan, failures: Sequence[Failure]) -> Plan:
 
 
 # -- helpers -------------------------------------------------------------------------
+
+
+# Renders kept per ModelDeployment (the current one and a few recent inputs).
+RENDER_MEMO_LIMIT = 4
+
+
+def _render(
+    md: ModelDeployment,
+    version: str,
+    rollout: Mapping[str, Any],
+    keda_missing: bool,
+    settings: Settings,
+    memo: dict[Any, Any] | None,
+) -> tuple[list[dict[str, Any]], str]:
+    """The children to apply and their digest (from ``memo`` when the inputs match)."""
+    key = (
+        md.metadata.uid,
+        md.metadata.generation,
+        version,
+        rollout["replaceInPlace"],
+        keda_missing,
+        settings,
+    )
+    if memo is not None and key in memo:
+        return memo[key]
+    rendered = render_children(
+        md,
+        operator_image=settings.operator_image,
+        model_version=version,
+        replace_in_place=rollout["replaceInPlace"],
+        prometheus_address=settings.prometheus_address,
+    )
+    if keda_missing:
+        rendered = [ch for ch in rendered if ch["kind"] != SCALED_OBJECT.kind]
+    result = (rendered, digest(rendered))
+    if memo is not None:
+        if len(memo) >= RENDER_MEMO_LIMIT:
+            memo.pop(next(iter(memo)))  # oldest first: dicts keep insertion order
+        memo[key] = result
+    return result
 
 
 def _scale_body(deployment: Mapping[str, Any], replicas: int) -> dict[str, Any]:
