@@ -41,7 +41,10 @@ MD_CASES = {
     ),
     "unschedulable": (deployment(ready=0), [pod(ready=False, unschedulable=GPU_MESSAGE)]),
     "pulling": (deployment(ready=0), [pod(ready=False, pulling=True)]),
-    "crash": (deployment(ready=0), [pod(ready=False, triton=crash("OOMKilled", code=137, message="killed"))]),
+    "crash": (
+        deployment(ready=0),
+        [pod(ready=False, triton=crash("OOMKilled", code=137, message="killed"))],
+    ),
     "image": (deployment(ready=0), [pod(ready=False, triton=waiting("ImagePullBackOff", "x"))]),
     "deadline": (
         deployment(ready=0, conditions=[progressing("False", "ProgressDeadlineExceeded", "x")]),

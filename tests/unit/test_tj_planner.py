@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelops.render.outcome import digest
 from modelops.render.ownership import Applied, fingerprint
 from modelops.render.plan import Failure
 from modelops.render.projections import project_job, project_owned, project_pod
-from modelops.render.outcome import digest
 from modelops.render.training import planner, render_headless_service
 from tests.unit.test_render_trainingjob_fixtures import NOW, job, pod, tj_body
 
