@@ -16,9 +16,8 @@ from e2e.test_modeldeployment import md
 
 pytestmark = pytest.mark.cluster
 
-# The operator reacts to the watch event of the edit; a few seconds leaves room
-# for a busy 2-core machine. (How fast it heals is measured, not timed, here:
-# the figure is printed; bench/operator/heal.py reports it properly.)
+# The operator reacts to the watch event of the edit, typically within a second;
+# the limit leaves room for a busy 2-core machine. Each test prints its figure.
 HEAL_LIMIT_S = 20.0
 AUTOSCALED = {"minReplicas": 2, "maxReplicas": 4, "metric": {"type": "cpu", "target": 80}}
 
