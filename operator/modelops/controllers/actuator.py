@@ -21,7 +21,7 @@ from typing import Any
 from modelops.api.kinds import kind_of, kind_of_object
 from modelops.controllers import metrics
 from modelops.kube import KubeApi
-from modelops.kube.errors import AlreadyExists, KubeError, PreconditionFailed
+from modelops.kube.errors import AlreadyExists, Invalid, KubeError, PreconditionFailed
 from modelops.render.ownership import Fingerprint, fingerprint, foreign
 from modelops.render.plan import Apply, Failure, Plan
 from modelops.render.projections import controller_uid
@@ -125,11 +125,37 @@ class Actuator:
                 Failure(action.kind, "Conflict", f"{action.kind} {action.name} was replaced")
             )
             return
+        except Invalid as err:
+            live = self._repair(action, err, out)
+            if live is None:
+                return
         except KubeError as err:
             out.failures.append(_failure(action.kind, err))
             return
         # The last apply of a kind leaves the generation the next plan compares with.
         out.fingerprints[action.kind] = fingerprint(live) or ()
+
+    def _repair(self, action: Apply, err: KubeError, out: Outcome) -> dict[str, Any] | None:
+        """An edit made behind our back can make the apply itself invalid: a Service
+        port changed by `kubectl patch` is a new entry of the ports list (keyed by
+        port), so merging ours back in duplicates the port's name. Such an object
+        is repaired by a merge patch that replaces the spec's lists with ours
+        (lists are replaced whole by a merge patch), then applied again."""
+        if action.expect_uid is None or "spec" not in action.obj:
+            out.failures.append(_failure(action.kind, err))
+            return None
+        meta = action.obj["metadata"]
+        kind = kind_of_object(action.obj)
+        try:
+            self.kube.merge_patch(
+                kind, meta.get("namespace"), meta["name"], {"spec": action.obj["spec"]}
+            )
+            return self.kube.apply(
+                action.obj, uid_precondition=action.expect_uid, field_manager=action.field_manager
+            )
+        except KubeError as again:
+            out.failures.append(_failure(action.kind, again))
+            return None
 
     def _uid_if_ours(self, action: Apply, owner: Mapping[str, Any], out: Outcome) -> str | bool:
         """For a child the plan did not see: "" when the name is free (create it),
