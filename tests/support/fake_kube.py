@@ -121,6 +121,7 @@ class FakeKube:
         uid_precondition: str | None = None,
         create_only: bool = False,
         force: bool = True,
+        field_manager: str = "modelops",
     ) -> dict[str, Any]:
         if uid_precondition is not None and create_only:
             raise ValueError("an object cannot both exist with a uid and not exist")

@@ -26,10 +26,12 @@ class KubeApi(Protocol):
         uid_precondition: str | None = None,
         create_only: bool = False,
         force: bool = True,
+        field_manager: str = "modelops",
     ) -> dict[str, Any]:
         """Server-side apply. ``uid_precondition``: only onto the object with that uid
         (PreconditionFailed otherwise, including when none exists). ``create_only``:
-        only if the name is free (AlreadyExists otherwise)."""
+        only if the name is free (AlreadyExists otherwise). ``field_manager``: whose
+        fields these are (a second manager owns e.g. fields another actor may change)."""
         ...
 
     def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
