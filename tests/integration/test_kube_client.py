@@ -1,23 +1,31 @@
 """modelops.kube against the real API server: what each call does, and how it fails.
 
-The behaviours the controllers build on, documented by these tests:
+What the controllers build on, as kube-apiserver 1.36 answers (these tests
+fail if a future version answers otherwise):
 
-- apply with ``uid_precondition`` (sent as metadata.uid):
-  * onto an object with that uid: applied as usual;
-  * onto an object with another uid: 409 Conflict, PreconditionFailed,
-    "Precondition failed: UID in precondition: <ours>, UID in object meta:
-    <theirs>"; nothing changes;
-  * onto a name where nothing exists: 409 Conflict, PreconditionFailed,
-    "uid mismatch: the provided object specified uid <ours>, and no existing
-    object was found"; nothing is created.
-  So an apply carrying a uid never creates: "create only if absent" is
-  `create` (AlreadyExists when the name is taken), and "update only what is
-  mine" is apply with the uid the index shows.
-- delete with preconditions.uid: 404 -> False; another uid -> PreconditionFailed.
+- apply with ``uid_precondition`` (sent as metadata.uid) -- one request:
+  * onto the object with that uid: applied as usual (metadata.uid is not
+    recorded as a field the operator owns);
+  * onto an object with another uid: 422 Invalid, cause metadata.uid "field is
+    immutable" -> PreconditionFailed; nothing changes;
+  * where nothing exists: 409 Conflict "uid mismatch: the provided object
+    specified uid <ours>, and no existing object was found" ->
+    PreconditionFailed; nothing is created.
+  So an apply carrying a (random) uid never creates: it is not "create if absent".
+- apply with ``create_only`` (sent as metadata.resourceVersion = 2**64-1) --
+  one request: creates the object when absent (fields owned as applied);
+  409 Conflict "the object has been modified" when present -> AlreadyExists.
+  This is "create only if absent" with no extra request.
+- `create` (POST) also refuses a taken name (409 AlreadyExists), but records
+  the fields under an *update*: a later apply that drops one leaves it there.
+- delete with preconditions.uid: 404 -> False; another uid -> 409 Conflict "the
+  UID in the precondition (..) does not match the UID in record (..)" ->
+  PreconditionFailed.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import uuid
 from pathlib import Path
 
@@ -56,9 +64,7 @@ def test_kube_behaves_as_the_scenarios_say(kube: Kube, namespace: str, name: str
 # -- what only the real API server shows -----------------------------------------------
 
 
-def test_apply_with_a_uid_precondition_creates_nothing_and_keeps_no_uid(
-    kube: Kube, cluster: Cluster, namespace: str
-):
+def test_apply_with_a_uid_precondition_never_creates(kube: Kube, cluster: Cluster, namespace: str):
     ours = str(uuid.uuid4())
     with pytest.raises(errors.PreconditionFailed) as refused:
         kube.apply(deployment(namespace), uid_precondition=ours)
@@ -78,6 +84,26 @@ def test_applying_with_the_live_uid_leaves_the_uid_unowned(kube: Kube, namespace
     ours = next(m for m in live["metadata"]["managedFields"] if m["manager"] == "modelops")
     assert "f:uid" not in ours["fieldsV1"]["f:metadata"]
     assert live["metadata"]["labels"] == {"team": "a"}
+
+
+def test_create_only_apply_owns_its_fields_as_applied(kube: Kube, namespace: str):
+    live = kube.apply(service(namespace, team="a"), create_only=True)
+    managers = {(m["manager"], m["operation"]) for m in live["metadata"]["managedFields"]}
+    assert managers == {("modelops", "Apply")}
+    assert live["metadata"]["resourceVersion"] != str(2**64 - 1)
+
+
+def test_of_two_racing_create_only_applies_exactly_one_creates(kube: Kube, namespace: str):
+    def attempt(team: str) -> str:
+        try:
+            kube.apply(service(namespace, team=team), create_only=True)
+        except errors.AlreadyExists:
+            return "refused"
+        return "created"
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(attempt, ["a", "b"]))
+    assert outcomes == ["created", "refused"]
 
 
 def test_an_invalid_object_names_its_fields(kube: Kube, namespace: str):

@@ -64,6 +64,8 @@ class FakeKube:
         self.served: set[Kind] = set(KINDS) - {SCALED_OBJECT} if served is None else served
         self._discovered: dict[Kind, bool] = {}
         self._faults: list[_Fault] = []
+        # The last configuration `apply` sent per object: the fields it owns.
+        self._applied_configs: dict[tuple[Kind, str | None, str], dict[str, Any]] = {}
         self._rv = itertools.count(1)
 
     # -- test helpers (not recorded) ------------------------------------------------
@@ -77,7 +79,9 @@ class FakeKube:
         meta.setdefault("generation", 1)
         meta.setdefault("creationTimestamp", _now())
         meta["resourceVersion"] = str(next(self._rv))
-        self.objects[(kind, meta.get("namespace"), meta["name"])] = live
+        key = (kind, meta.get("namespace"), meta["name"])
+        self.objects[key] = live
+        self._applied_configs.pop(key, None)
         return copy.deepcopy(live)
 
     def live(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -115,9 +119,12 @@ class FakeKube:
         obj: Mapping[str, Any],
         *,
         uid_precondition: str | None = None,
+        create_only: bool = False,
         force: bool = True,
         field_manager: str = "modelops",
     ) -> dict[str, Any]:
+        if uid_precondition is not None and create_only:
+            raise ValueError("an object cannot both exist with a uid and not exist")
         kind = kind_of_object(obj)
         meta = obj["metadata"]
         namespace, name = meta.get("namespace"), meta["name"]
@@ -125,6 +132,11 @@ class FakeKube:
         self._require_served(kind)
         key = (kind, namespace, name)
         live = self.objects.get(key)
+        config = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
+        if create_only and live is not None:
+            raise errors.AlreadyExists(
+                "AlreadyExists", f'{_resource(kind)} "{name}" already exists', 409
+            )
         if uid_precondition is not None:
             if live is None:
                 # The API server's own answer: it never creates an object for
@@ -139,10 +151,24 @@ class FakeKube:
                     ),
                     409,
                 )
-            _check_uid(kind, name, uid_precondition, live["metadata"]["uid"])
+            if live["metadata"]["uid"] != uid_precondition:
+                # Answered as an attempt to change an immutable field (422),
+                # which Kube.apply reports as PreconditionFailed.
+                detail = f'Invalid value: "{uid_precondition}": field is immutable'
+                raise errors.PreconditionFailed(
+                    "Invalid",
+                    f'{_qualified_kind(kind)} "{name}" is invalid: metadata.uid: {detail}',
+                    422,
+                    (errors.Cause("metadata.uid", "FieldValueInvalid", detail),),
+                )
+        # Like server-side apply for a single field manager: what the previous
+        # apply set and this one leaves out is removed; what `create` or others
+        # set stays (create's fields are owned by an update, as on the server).
+        previous = self._applied_configs.get(key, {})
+        self._applied_configs[key] = config
         if live is None:
-            return self._store_new(kind, obj)
-        merged = _merge(live, {k: v for k, v in obj.items() if k != "status"})
+            return self._store_new(kind, config)
+        merged = _merge(_prune(live, previous, config), config)
         return self._store_update(key, live, merged)
 
     def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,6 +182,7 @@ class FakeKube:
             raise errors.AlreadyExists(
                 "AlreadyExists", f'{_resource(kind)} "{name}" already exists', 409
             )
+        self._applied_configs.pop((kind, namespace, name), None)
         return self._store_new(kind, {**obj, "metadata": {**meta, "name": name}})
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -176,8 +203,17 @@ class FakeKube:
         live = self.objects.get(key)
         if live is None or kind not in self.served:
             return False
-        _check_uid(kind, name, uid, live["metadata"]["uid"])
+        if live["metadata"]["uid"] != uid:
+            raise errors.PreconditionFailed(
+                "Conflict",
+                f'Operation cannot be fulfilled on {_qualified_kind(kind)} "{name}": the UID in '
+                f"the precondition ({uid}) does not match the UID in record "
+                f"({live['metadata']['uid']}). The object might have been deleted and then "
+                "recreated",
+                409,
+            )
         del self.objects[key]
+        self._applied_configs.pop(key, None)
         return True
 
     def patch_status(
@@ -294,25 +330,31 @@ class FakeKube:
 _EVENT_KIND = "Event"
 
 
-def _check_uid(kind: Kind, name: str, wanted: str, actual: str) -> None:
-    if wanted != actual:
-        raise errors.PreconditionFailed(
-            "Conflict",
-            _conflict_message(
-                kind,
-                name,
-                f"Precondition failed: UID in precondition: {wanted}, UID in object meta: {actual}",
-            ),
-            409,
-        )
-
-
 def _conflict_message(kind: Kind, name: str, detail: str) -> str:
     return f'Operation cannot be fulfilled on {_resource(kind)} "{name}": {detail}'
 
 
 def _resource(kind: Kind) -> str:
+    """As the API server names a resource in messages: "services", "deployments.apps"."""
     return kind.plural if not kind.group else f"{kind.plural}.{kind.group}"
+
+
+def _qualified_kind(kind: Kind) -> str:
+    """As the API server names a kind in messages: "Service", "Deployment.apps"."""
+    return kind.kind if not kind.group else f"{kind.kind}.{kind.group}"
+
+
+def _prune(
+    live: Mapping[str, Any], previous: Mapping[str, Any], current: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``live`` without the fields ``previous`` set and ``current`` no longer does."""
+    out = copy.deepcopy(dict(live))
+    for key, before in previous.items():
+        if key not in current:
+            out.pop(key, None)
+        elif all(isinstance(v, Mapping) for v in (before, current[key], out.get(key))):
+            out[key] = _prune(out[key], before, current[key])
+    return out
 
 
 def _merge(

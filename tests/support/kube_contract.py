@@ -107,15 +107,48 @@ def apply_with_another_uid_is_refused_and_changes_nothing(kube: KubeApi, ns: str
     with pytest.raises(errors.PreconditionFailed) as refused:
         kube.apply(deployment(ns, replicas=3), uid_precondition=other)
     err = refused.value
-    assert (err.status, err.reason) == (409, "Conflict")
-    assert (
-        f"Precondition failed: UID in precondition: {other}, "
-        f"UID in object meta: {live['metadata']['uid']}"
-    ) in err.message
+    # The API server words it as a change of an immutable field (422 Invalid).
+    assert (err.status, err.reason) == (422, "Invalid")
+    assert err.precondition_failed
+    assert err.fields[0] == "metadata.uid"
+    assert err.message == (
+        f'Deployment.apps "dep" is invalid: metadata.uid: Invalid value: "{other}": '
+        "field is immutable"
+    )
     after = kube.get(DEPLOYMENT, ns, "dep")
     assert after is not None
     assert after["spec"]["replicas"] == 1
-    assert after["metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]
+    # (resourceVersion moves anyway: the Deployment controller writes status.)
+    assert after["metadata"]["generation"] == live["metadata"]["generation"] == 1
+
+
+@scenario
+def create_only_apply_creates_once(kube: KubeApi, ns: str) -> None:
+    live = kube.apply(service(ns, team="a"), create_only=True)
+    assert live["metadata"]["uid"]
+    with pytest.raises(errors.AlreadyExists) as refused:
+        kube.apply(service(ns, team="b"), create_only=True)
+    assert refused.value.status == 409
+    assert refused.value.message == 'services "svc" already exists'
+    after = kube.get(SERVICE, ns, "svc")
+    assert after is not None
+    assert after["metadata"]["labels"] == {"team": "a"}
+
+
+@scenario
+def fields_a_later_apply_drops_are_removed_after_a_create_only_apply(kube: KubeApi, ns: str):
+    kube.apply(service(ns, team="a", tier="x"), create_only=True)
+    live = kube.apply(service(ns, team="a"))
+    assert live["metadata"]["labels"] == {"team": "a"}
+
+
+@scenario
+def fields_set_by_create_survive_a_later_apply_that_drops_them(kube: KubeApi, ns: str):
+    # `create` records its fields under an update, not an apply: the trap that
+    # apply(create_only=True) avoids.
+    kube.create(service(ns, team="a", tier="x"))
+    live = kube.apply(service(ns, team="a"))
+    assert live["metadata"]["labels"] == {"team": "a", "tier": "x"}
 
 
 @scenario
@@ -172,8 +205,12 @@ def delete_needs_the_live_uid(kube: KubeApi, ns: str) -> None:
     other = str(uuid.uuid4())
     with pytest.raises(errors.PreconditionFailed) as refused:
         kube.delete(SERVICE, ns, "svc", uid=other)
-    assert refused.value.status == 409
-    assert f"UID in precondition: {other}, UID in object meta: {uid}" in refused.value.message
+    assert (refused.value.status, refused.value.reason) == (409, "Conflict")
+    assert refused.value.message == (
+        f'Operation cannot be fulfilled on Service "svc": the UID in the precondition ({other}) '
+        f"does not match the UID in record ({uid}). The object might have been deleted and "
+        "then recreated"
+    )
     assert kube.get(SERVICE, ns, "svc") is not None
     assert kube.delete(SERVICE, ns, "svc", uid=uid) is True
     assert kube.delete(SERVICE, ns, "svc", uid=uid) is False

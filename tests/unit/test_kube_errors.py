@@ -53,6 +53,14 @@ def status(code: int, reason: str, message: str, causes: list | None = None) -> 
         (
             409,
             "Conflict",
+            'Operation cannot be fulfilled on Service "md": the UID in the precondition (a) '
+            "does not match the UID in record (b). The object might have been deleted and "
+            "then recreated",
+            errors.PreconditionFailed,
+        ),
+        (
+            409,
+            "Conflict",
             'Operation cannot be fulfilled on deployments.apps "md": the object has been '
             "modified; please apply your changes to the latest version and try again",
             errors.Conflict,

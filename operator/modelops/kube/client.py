@@ -55,6 +55,9 @@ API_REQUESTS = Counter(
 DISCOVERY_TTL_SECONDS = 30.0
 REQUEST_TIMEOUT_S = 60.0
 
+# An apply with this resourceVersion only ever creates (see Kube.apply).
+NEVER_A_RESOURCE_VERSION = str(2**64 - 1)
+
 _JSON = "application/json"
 _APPLY = "application/apply-patch+yaml"
 _MERGE = "application/merge-patch+json"
@@ -70,6 +73,11 @@ def object_path(kind: Kind, namespace: str | None, name: str | None = None) -> s
     scope = f"/namespaces/{namespace}" if namespace else ""
     suffix = f"/{name}" if name else ""
     return f"{prefix}{scope}/{kind.plural}{suffix}"
+
+
+def _resource(kind: Kind) -> str:
+    """How the API server names a resource in messages: "services", "deployments.apps"."""
+    return f"{kind.plural}.{kind.group}" if kind.group else kind.plural
 
 
 class Kube:
@@ -98,36 +106,70 @@ class Kube:
         obj: Mapping[str, Any],
         *,
         uid_precondition: str | None = None,
+        create_only: bool = False,
         force: bool = True,
         field_manager: str = FIELD_MANAGER,
     ) -> dict[str, Any]:
-        """Server-side apply ``obj``; returns the live object.
+        """Server-side apply ``obj``; returns the live object. One request in every case.
 
-        ``uid_precondition``: apply only to the object with this uid. It is sent
-        as ``metadata.uid``; the API server refuses (PreconditionFailed) when the
-        live object has another uid, and also when no object exists (it never
-        creates one then; create the object with `create` instead).
+        ``uid_precondition``: apply only onto the object with this uid (the one
+        the index shows as ours). Sent as metadata.uid; PreconditionFailed when
+        the live object has another uid, and also when none exists (the API
+        server never creates an object for an apply that names a uid).
+        ``create_only``: create the object, AlreadyExists when the name is
+        taken (by anyone); unlike `create`, the fields are owned as applied
+        fields, so a later apply that drops one removes it.
         ``force``: take over fields another field manager set (False: Conflict
-        whose causes name the fields).
+        whose causes name the contested fields).
         """
+        if uid_precondition is not None and create_only:
+            raise ValueError("an object cannot both exist with a uid and not exist")
         kind = kind_of_object(obj)
         meta = obj["metadata"]
         body = dict(obj)  # a copy: the caller's object is left as it was
         if uid_precondition is not None:
             body["metadata"] = {**meta, "uid": uid_precondition}
+        elif create_only:
+            # An apply carrying a resourceVersion creates the object when it
+            # is absent and is refused (409, "the object has been modified")
+            # unless the live object has exactly that version; etcd revisions
+            # are int64, so this one never matches. See test_kube_client.py.
+            body["metadata"] = {**meta, "resourceVersion": NEVER_A_RESOURCE_VERSION}
         API_REQUESTS.labels("apply").inc()
-        # Sent as a JSON string: JSON is YAML, and a string body skips the
-        # client's recursive sanitising of the whole manifest.
-        return self._request(
-            "PATCH",
-            object_path(kind, meta.get("namespace"), meta["name"]),
-            query=[("fieldManager", field_manager), ("force", "true" if force else "false")],
-            body=json.dumps(body),
-            content_type=_APPLY,
-        )
+        try:
+            # Sent as a JSON string: JSON is YAML, and a string body skips the
+            # client's recursive sanitising of the whole manifest.
+            return self._request(
+                "PATCH",
+                object_path(kind, meta.get("namespace"), meta["name"]),
+                query=[("fieldManager", field_manager), ("force", "true" if force else "false")],
+                body=json.dumps(body),
+                content_type=_APPLY,
+            )
+        except errors.Invalid as err:
+            if uid_precondition is not None and "metadata.uid" in err.fields:
+                # Another object lives under this name: the API server words it
+                # as an attempt to change an immutable field.
+                raise errors.PreconditionFailed(
+                    err.reason, err.message, err.status, err.causes
+                ) from err
+            raise
+        except errors.Conflict as err:
+            if create_only and not err.precondition_failed:
+                raise errors.AlreadyExists(
+                    "AlreadyExists",
+                    f'{_resource(kind)} "{meta["name"]}" already exists',
+                    err.status,
+                ) from err
+            raise
 
     def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """Create ``obj``; AlreadyExists when its name is taken. Returns the live object."""
+        """Create ``obj``; AlreadyExists when its name is taken. Returns the live object.
+
+        The API server records its fields as set by an update, not an apply: a
+        later apply that drops one of them leaves it in place. For an object the
+        operator goes on applying, use ``apply(obj, create_only=True)``.
+        """
         kind = kind_of_object(obj)
         API_REQUESTS.labels("create").inc()
         return self._request(

@@ -9,8 +9,8 @@ as "AlreadyExists", "Invalid", "Conflict"), its human `message` and the HTTP
     KubeError                 anything the API server (or the way to it) refused
     ├── NotFound              404: the object, or the whole kind (CRD absent)
     ├── Conflict              409
-    │   ├── AlreadyExists     create of a name that exists
-    │   └── PreconditionFailed  uid/resourceVersion precondition did not hold
+    │   ├── AlreadyExists     create (or create-only apply) of a name that exists
+    │   └── PreconditionFailed  a uid precondition did not hold: the name is another object's
     ├── Forbidden             403 (RBAC, admission webhooks, quota)
     ├── Invalid               422: schema / CEL / immutable field; `causes` name the fields
     └── ServerError           5xx
@@ -74,11 +74,13 @@ class AlreadyExists(Conflict):
 
 
 class PreconditionFailed(Conflict):
-    """409: the live object is not the one the request named (another uid, or none).
+    """The live object is not the one the request named (another uid, or none).
 
     Raised for a delete whose preconditions.uid differs from the live object's
-    uid, and for an apply whose metadata.uid differs (or that names a uid
-    while no object exists): the name belongs to some other object.
+    uid (409), for an apply naming a uid where no object exists (409), and for
+    an apply naming a uid other than the live object's: the API server answers
+    that one with 422 Invalid "metadata.uid: ... field is immutable", which
+    `Kube.apply` reports as this class (status and reason stay the server's).
     """
 
 
@@ -101,7 +103,11 @@ class Unavailable(ServerError):
 # Texts the API server puts in a 409's message when a precondition does not
 # hold; the reason of those 409s is the generic "Conflict", so the message is
 # the only thing that tells them apart from an optimistic-concurrency conflict.
-_PRECONDITION_MARKERS = ("Precondition failed", "uid mismatch")
+# (kube-apiserver 1.36: "uid mismatch: the provided object specified uid ..."
+# for an apply naming a uid where no object exists; "the UID in the
+# precondition (...) does not match the UID in record (...)" for a delete;
+# "Precondition failed: UID in precondition: ..." from the storage layer.)
+_PRECONDITION_MARKERS = ("Precondition failed", "uid mismatch", "in the precondition")
 _RETRYABLE_STATUSES = frozenset({429, 503, 504})
 
 

@@ -24,15 +24,20 @@ class KubeApi(Protocol):
         obj: Mapping[str, Any],
         *,
         uid_precondition: str | None = None,
+        create_only: bool = False,
         force: bool = True,
         field_manager: str = "modelops",
     ) -> dict[str, Any]:
-        """Server-side apply; with ``uid_precondition`` only onto the object with that uid
-        (PreconditionFailed otherwise, including when none exists)."""
+        """Server-side apply. ``uid_precondition``: only onto the object with that uid
+        (PreconditionFailed otherwise, including when none exists). ``create_only``:
+        only if the name is free (AlreadyExists otherwise). ``field_manager``: whose
+        fields these are (a second manager owns e.g. fields another actor may change)."""
         ...
 
     def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """Create; AlreadyExists when the name is taken."""
+        """Create; AlreadyExists when the name is taken. Its fields are owned by an
+        update, which a later apply never removes: for objects the operator keeps
+        applying, use apply(create_only=True)."""
         ...
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
