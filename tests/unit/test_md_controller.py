@@ -118,9 +118,8 @@ def test_from_apply_to_ready_within_the_api_budget():
     h = Harness(md_body(model={"storageUri": "s3://models/fraud", "version": "3"}))
     h.reconcile()
     first = h.kube.count()
-    # Deployment and Service: one read (is the name free?) and one apply each,
-    # then one status patch.
-    assert h.kube.count("get") == 2 and h.kube.count("apply") == 2
+    # Deployment and Service: one create-only apply each, then one status patch.
+    assert h.kube.count("get") == 0 and h.kube.count("apply") == 2
     assert h.kube.count("patch_status") == 1
     assert h.ready() == ("False", "ModelLoading") or h.ready()[0] == "False"
     h.serve()

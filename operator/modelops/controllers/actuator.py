@@ -5,10 +5,10 @@ nothing: every choice is in the plan. What it adds is the ownership check
 that needs the server's answer. A child the plan saw is applied with its uid
 as a precondition (the API server refuses the apply if the name now belongs
 to another object). A child the plan did not see (nothing labelled as ours
-has its name) is read first: an object of that name that the owner does not
-control, made by hand or by someone else, is reported and left alone; only
-an absent name is created. That read happens only when a child is created or
-re-created, never at steady state.
+has its name) is applied "create only": the API server creates it if the
+name is free and refuses otherwise, in one request. Only then is the object
+read: one that the owner does not control, made by hand or by someone else,
+is reported and left alone.
 """
 
 from __future__ import annotations
@@ -112,12 +112,16 @@ class Actuator:
 
     def _apply(self, action: Apply, owner: Mapping[str, Any], out: Outcome) -> None:
         try:
-            expect = action.expect_uid or self._uid_if_ours(action, owner, out)
-            if expect is False:
-                return  # the name belongs to someone else: reported, left alone
-            live = self.kube.apply(
-                action.obj, uid_precondition=expect or None, field_manager=action.field_manager
-            )
+            if action.expect_uid is None:
+                live = self._create(action, owner, out)
+                if live is None:
+                    return
+            else:
+                live = self.kube.apply(
+                    action.obj,
+                    uid_precondition=action.expect_uid,
+                    field_manager=action.field_manager,
+                )
         except PreconditionFailed:
             # The object the plan saw was replaced meanwhile; the next reconcile
             # (its watch event is on the way) sees the new one.
@@ -134,6 +138,30 @@ class Actuator:
             return
         # The last apply of a kind leaves the generation the next plan compares with.
         out.fingerprints[action.kind] = fingerprint(live) or ()
+
+    def _create(
+        self, action: Apply, owner: Mapping[str, Any], out: Outcome
+    ) -> dict[str, Any] | None:
+        """A child the plan did not see: create it if the name is free (one request).
+        If it is taken, read who holds it: the owner (its index lagged behind) gets
+        the apply; anyone else's object is reported and left alone."""
+        try:
+            return self.kube.apply(action.obj, create_only=True, field_manager=action.field_manager)
+        except AlreadyExists:
+            pass
+        meta = action.obj["metadata"]
+        live = self.kube.get(kind_of_object(action.obj), meta.get("namespace"), meta["name"])
+        if live is None:  # gone again meanwhile: the next reconcile creates it
+            out.failures.append(
+                Failure(action.kind, "Conflict", f"{action.kind} {action.name} was deleted")
+            )
+            return None
+        if controller_uid(live) != owner["metadata"].get("uid"):
+            out.failures.append(foreign(action.kind, live))
+            return None
+        return self.kube.apply(
+            action.obj, uid_precondition=live["metadata"]["uid"], field_manager=action.field_manager
+        )
 
     def _repair(self, action: Apply, err: KubeError, out: Outcome) -> dict[str, Any] | None:
         """An edit made behind our back can make the apply itself invalid: a Service
@@ -156,18 +184,6 @@ class Actuator:
         except KubeError as again:
             out.failures.append(_failure(action.kind, again))
             return None
-
-    def _uid_if_ours(self, action: Apply, owner: Mapping[str, Any], out: Outcome) -> str | bool:
-        """For a child the plan did not see: "" when the name is free (create it),
-        the uid when the owner controls the object, False when someone else does."""
-        meta = action.obj["metadata"]
-        live = self.kube.get(kind_of_object(action.obj), meta.get("namespace"), meta["name"])
-        if live is None:
-            return ""
-        if controller_uid(live) == owner["metadata"].get("uid"):
-            return str(live["metadata"]["uid"])
-        out.failures.append(foreign(action.kind, live))
-        return False
 
 
 def _failure(kind: str, err: KubeError) -> Failure:
