@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import astuple
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
+from modelops.api.images import ImageDefaults
 from modelops.controllers import (
     modeldeployment,  # noqa: F401  (registers the handlers)
     trainingjob,
@@ -22,6 +24,8 @@ from modelops.kube import Kube
 from modelops.render import DEFAULT_PROMETHEUS_ADDRESS
 
 DEFAULT_OPERATOR_IMAGE = "ghcr.io/modelops/modelops:0.1.0"
+# The default Triton and trainer images (`modelops run` sets them from its flags).
+IMAGE_DEFAULTS = ImageDefaults.from_environ()
 _tasks: list[asyncio.Task[None]] = []
 
 
@@ -50,8 +54,12 @@ async def startup(settings: kopf.OperatorSettings, logger: Any, **kwargs: Any) -
             "MODELOPS_PROMETHEUS_ADDRESS", DEFAULT_PROMETHEUS_ADDRESS
         ),
         drift_reader=DriftReader.from_environment(),
+        triton_image=IMAGE_DEFAULTS.triton,
     )
-    RUNTIME.tj = trainingjob.TrainingJobReconciler(RUNTIME.kube)
+    RUNTIME.tj = trainingjob.TrainingJobReconciler(
+        RUNTIME.kube, trainer_image=IMAGE_DEFAULTS.trainer
+    )
+    logger.info("default images: triton %s, trainer %s", *astuple(IMAGE_DEFAULTS))
     port = int(os.environ.get("MODELOPS_METRICS_PORT", "8080"))
     if port:
         start_http_server(port)

@@ -79,9 +79,12 @@ class ModelDeploymentReconciler:
         drift_reader: Callable[[ModelDeployment, Sequence[Mapping[str, Any]]], dict | None]
         | None = None,
         logger: logging.Logger | None = None,
+        triton_image: str = c.DEFAULT_TRITON_IMAGE,
     ) -> None:
         self.kube = kube
         self.operator_image = operator_image
+        # The default for spec.runtime.image (an operator setting, api/images.py).
+        self.triton_image = triton_image
         self.prometheus_address = prometheus_address
         self.drift_reader = drift_reader
         self.log = logger or logging.getLogger("modelops.modeldeployment")
@@ -147,6 +150,7 @@ class ModelDeploymentReconciler:
             model_version=resolve_model_version(md, trainings),
             replace_in_place=rollout["replaceInPlace"],
             prometheus_address=self.prometheus_address,
+            triton_image=self.triton_image,
         )
         if keda_missing:
             children = [ch for ch in children if (ch["apiVersion"], ch["kind"]) != SCALED_OBJECT]

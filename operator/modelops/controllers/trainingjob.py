@@ -44,8 +44,10 @@ log = logging.getLogger("modelops.trainingjob")
 
 
 class TrainingJobReconciler:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, *, trainer_image: str = c.DEFAULT_TRAINER_IMAGE) -> None:
         self.kube = kube
+        # The default for spec.image (an operator setting, api/images.py).
+        self.trainer_image = trainer_image
         self._locks: dict[Key, threading.Lock] = {}
         self._guard = threading.Lock()
         self._service_applied: set[tuple[Key, int]] = set()
@@ -121,7 +123,13 @@ class TrainingJobReconciler:
         if job is None and not is_finished(new):
             try:
                 self.kube.create(
-                    render_job(tj, attempt=restarts, elapsed_seconds=elapsed_seconds(new, now))
+                    render_job(
+                        tj,
+                        attempt=restarts,
+                        elapsed_seconds=elapsed_seconds(new, now),
+                        image=self.trainer_image,
+                        earlier_jobs=jobs,
+                    )
                 )
             except kubernetes.client.ApiException as err:
                 if err.status != 409:  # 409: created by an earlier reconcile already
