@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--standalone", action="store_true", help="no peering (one replica)")
     parser.add_argument(
+        "--create-peering",
+        action="store_true",
+        default=os.environ.get("MODELOPS_CREATE_PEERING", "") == "true",
+        help="create the ClusterKopfPeering record named by --peering when it is missing "
+        "(the plain manifests rely on it; the Helm chart ships the record itself)",
+    )
+    parser.add_argument(
         "--liveness",
         default=os.environ.get("MODELOPS_LIVENESS", "http://0.0.0.0:8081/healthz"),
         help="kopf liveness endpoint for the pod's probe ('' to disable)",
@@ -67,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
         # kopf logs every handler call at INFO: thousands of lines a minute while
         # a large fleet rolls out. The operator logs what matters itself.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if args.create_peering and not args.standalone and not args.namespace:
+        # Before kopf starts, so that its first keep-alive finds the record.
+        from modelops.kube import Kube
+        from modelops.kube.peering import ensure_cluster_peering
+
+        ensure_cluster_peering(Kube(), args.peering)
     asyncio.run(
         kopf.operator(
             clusterwide=not args.namespace,
