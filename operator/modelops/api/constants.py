@@ -71,7 +71,7 @@ TJ_SHORT_NAMES = ("tj",)
 # setting (--trainer-image, MODELOPS_TRAINER_IMAGE, defaultImages.trainer).
 # Pinned like the Triton image; a new release changes it together with the
 # `modelops train` flags the renderer writes. A TrainingJob keeps the image of
-# its first attempt for its restarts (render/images.py), so its checkpoints
+# its first attempt for its restarts (render/training/job.py), so its checkpoints
 # stay readable across an operator upgrade.
 DEFAULT_TRAINER_IMAGE = "ghcr.io/modelops/modelops-train:0.1.0"
 

@@ -56,7 +56,9 @@ def is_unset(requested: str | None, former_defaults: Collection[str]) -> bool:
 
 def resolve_image(requested: str | None, default: str, former_defaults: Collection[str]) -> str:
     """`requested`, unless it counts as unset (`is_unset`): then `default`."""
-    return default if is_unset(requested, former_defaults) else requested  # type: ignore[return-value]
+    if requested is None or is_unset(requested, former_defaults):
+        return default
+    return requested
 
 
 def triton_image(requested: str | None, default: str) -> str:
