@@ -26,8 +26,14 @@ SAMPLE_TJ = REPO / "manifests" / "samples" / "trainingjob.yaml"
 
 
 @pytest.fixture(scope="module")
-def namespaces(cluster: Cluster) -> Iterator[tuple[str, str]]:
+def installed(cluster: Cluster) -> Cluster:
     install(cluster)  # CRDs, RBAC and the tenant roles of manifests/install
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def namespaces(installed: Cluster) -> Iterator[tuple[str, str]]:
+    cluster = installed
     with (
         contextlib.closing(fresh_namespace(cluster)) as one,
         contextlib.closing(fresh_namespace(cluster)) as two,
@@ -48,8 +54,10 @@ def as_user(cluster: Cluster, user: str, group: str, *args: str, input: str | No
     return cluster.kubectl("--as", user, "--as-group", group, *args, input=input, check=False)
 
 
-def can(cluster: Cluster, user: str, group: str, verb: str, resource: str, ns: str) -> bool:
-    proc = as_user(cluster, user, group, "auth", "can-i", verb, resource, "-n", ns)
+def can(
+    cluster: Cluster, user: str, group: str, verb: str, resource: str, ns: str, *extra: str
+) -> bool:
+    proc = as_user(cluster, user, group, "auth", "can-i", verb, resource, "-n", ns, *extra)
     return proc.stdout.strip() == "yes"
 
 
@@ -59,7 +67,9 @@ def manifest(path, name: str) -> str:
     return yaml.safe_dump(body)
 
 
-def test_the_tenant_roles_carry_the_aggregation_labels(cluster: Cluster):
+def test_the_tenant_roles_carry_the_aggregation_labels(installed: Cluster):
+    cluster = installed
+
     edit = yaml.safe_load(
         cluster.kubectl("get", "clusterrole", "modelops-edit", "-o", "yaml").stdout
     )
@@ -87,7 +97,13 @@ def test_an_edit_user_creates_in_its_namespace_only(cluster: Cluster, namespaces
             assert can(cluster, user, group, verb, resource, mine), (verb, resource)
         assert not can(cluster, user, group, "create", resource, other), resource
     # Status is the operator's.
-    assert not can(cluster, user, group, "patch", "modeldeployments.modelops.io/status", mine)
+    for verb in ("patch", "update"):
+        assert not can(
+            cluster, user, group, verb, "modeldeployments.modelops.io", mine, "--subresource=status"
+        )
+    assert can(
+        cluster, user, group, "get", "modeldeployments.modelops.io", mine, "--subresource=status"
+    )
 
     # Real writes, as the user: admitted where bound, refused elsewhere.
     md, tj = manifest(SAMPLE_MD, "tenant-md"), manifest(SAMPLE_TJ, "tenant-tj")
