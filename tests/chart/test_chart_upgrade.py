@@ -67,7 +67,8 @@ def release_the_crds(cluster: Cluster) -> None:
         cluster.kubectl("annotate", "crd", crd, *(f"{k}-" for k in HELM_OWNERSHIP), check=False)
         cluster.kubectl(
             "label", "crd", crd, "app.kubernetes.io/managed-by-",
-            "app.kubernetes.io/instance-", "helm.sh/chart-", check=False,
+            "app.kubernetes.io/instance-", "app.kubernetes.io/version-", "helm.sh/chart-",
+            check=False,
         )  # fmt: skip
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
 
