@@ -3,7 +3,7 @@
 The docs once sent people to `metrics.serviceMonitor` and `metrics.prometheusRule`,
 values that never existed (Helm ignores an unknown `--set` path only when no
 schema refuses it, and the reader of a README gets no error at all). This test
-reads README.md, docs/*.md and the chart's README and checks each value path
+reads README.md, CHANGELOG.md, docs/*.md and the chart's README and checks each value path
 named there: every `--set path=...` and every backticked dotted name that can
 only be a chart value.
 """
@@ -21,7 +21,9 @@ import yaml
 from tests.chart.helm import CHART
 from tests.support.cluster import REPO
 
-DOCS = sorted([REPO / "README.md", CHART / "README.md", *(REPO / "docs").glob("*.md")])
+DOCS = sorted(
+    [REPO / "README.md", REPO / "CHANGELOG.md", CHART / "README.md", *(REPO / "docs").glob("*.md")]
+)
 SET_FLAG = re.compile(r"--set(?:-string|-json)?[ =]([A-Za-z][\w.<>\[\]-]*)=")
 BACKTICKED = re.compile(r"`([A-Za-z]\w*(?:\.[\w<>*-]+)+)(?:=[^`\s]*)?`")
 # `metrics.json`, `result.json`: file names, not values.
@@ -57,6 +59,8 @@ def declared(path: str) -> bool:
     value: Any = values()
     for segment in re.sub(r"\[\d+\]", "", path).split("."):
         properties = node.get("properties") or {}
+        if segment == "*":  # `monitoring.*`: the prefix is a group of values
+            return bool(properties)
         if segment in properties:
             node = properties[segment]
             if value is not None:  # not yet inside a free-form map: values.yaml has it
@@ -123,4 +127,5 @@ def test_paths_below_free_form_maps_are_accepted():
     assert declared("monitoring.labels.release")
     assert declared("monitoring.prometheusRule.alerts.ModelDriftDetected.for")
     assert declared("podAnnotations.example")
+    assert declared("monitoring.*") and not declared("replicaCount.*")
     assert not declared("monitoring.prometheusRule.alerts.ModelDriftDetected.silence")
