@@ -7,6 +7,9 @@ import asyncio
 import logging
 import os
 
+from modelops.api import constants as c
+from modelops.api.images import TRAINER_IMAGE_ENV, TRITON_IMAGE_ENV, ImageDefaults
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -29,9 +32,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--standalone", action="store_true", help="no peering (one replica)")
     parser.add_argument(
+        "--create-peering",
+        action="store_true",
+        default=os.environ.get("MODELOPS_CREATE_PEERING", "") == "true",
+        help="create the ClusterKopfPeering record named by --peering when it is missing "
+        "(the plain manifests rely on it; the Helm chart ships the record itself)",
+    )
+    parser.add_argument(
         "--liveness",
         default=os.environ.get("MODELOPS_LIVENESS", "http://0.0.0.0:8081/healthz"),
         help="kopf liveness endpoint for the pod's probe ('' to disable)",
+    )
+    parser.add_argument(
+        "--triton-image",
+        default=os.environ.get(TRITON_IMAGE_ENV) or c.DEFAULT_TRITON_IMAGE,
+        help="Triton image of every ModelDeployment whose spec.runtime.image is unset "
+        f"(env {TRITON_IMAGE_ENV}; default %(default)s)",
+    )
+    parser.add_argument(
+        "--trainer-image",
+        default=os.environ.get(TRAINER_IMAGE_ENV) or c.DEFAULT_TRAINER_IMAGE,
+        help="trainer image of every TrainingJob whose spec.image is unset "
+        f"(env {TRAINER_IMAGE_ENV}; default %(default)s)",
     )
     parser.add_argument("--verbose", "-v", action="store_true")
 
@@ -40,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     # Importing registers the handlers on kopf's default registry.
-    from modelops.controllers import operator  # noqa: F401
+    from modelops.controllers import operator
+
+    operator.IMAGE_DEFAULTS = ImageDefaults(triton=args.triton_image, trainer=args.trainer_image)
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -53,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
         # kopf logs every handler call at INFO: thousands of lines a minute while
         # a large fleet rolls out. The operator logs what matters itself.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if args.create_peering and not args.standalone and not args.namespace:
+        # Before kopf starts, so that its first keep-alive finds the record.
+        from modelops.kube import Kube
+        from modelops.kube.peering import ensure_cluster_peering
+
+        ensure_cluster_peering(Kube(), args.peering)
     asyncio.run(
         kopf.operator(
             clusterwide=not args.namespace,

@@ -15,13 +15,13 @@ import concurrent.futures
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
+from modelops.api.images import ImageDefaults
 from modelops.controllers import (
     indexes,  # noqa: F401  (registers the indexes)
     metrics,
@@ -129,20 +129,24 @@ def _kind(key: QueueKey) -> str:
     return "ModelDeployment" if key[0] == "md" else "TrainingJob"
 
 
-def build(kube: Kube, views: Any, clock: Callable[[], float] | None = None) -> Operator:
-    """The operator's parts, configured from the environment."""
+def build(kube: Kube, views: Any) -> Operator:
+    """The operator's parts, configured from the environment (`modelops run` sets
+    the image defaults from its flags)."""
     idx = Indexes(views)
+    images = ImageDefaults.from_environ()
     settings = Settings(
         operator_image=os.environ.get("MODELOPS_IMAGE", DEFAULT_OPERATOR_IMAGE),
         prometheus_address=os.environ.get(
             "MODELOPS_PROMETHEUS_ADDRESS", DEFAULT_PROMETHEUS_ADDRESS
         ),
+        triton_image=images.triton,
     )
+    log.info("default images: triton %s, trainer %s", images.triton, images.trainer)
     return Operator(
         md=ModelDeploymentController(
             kube, idx, settings, drift_reader=DriftReader.from_environment()
         ),
-        tj=TrainingJobController(kube, idx),
+        tj=TrainingJobController(kube, idx, trainer_image=images.trainer),
         queue=WorkQueue(MonotonicClock()),
         concurrency=workers(),
     )

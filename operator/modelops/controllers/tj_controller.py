@@ -30,6 +30,7 @@ log = logging.getLogger("modelops.trainingjob")
 class TrainingJobController:
     kube: KubeApi
     indexes: Indexes
+    trainer_image: str = c.DEFAULT_TRAINER_IMAGE
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _applied: dict[Key, Applied] = field(default_factory=dict)
     _own_status: dict[Key, str] = field(default_factory=dict)
@@ -65,7 +66,7 @@ class TrainingJobController:
                 service=self.indexes.tj_service(key, f"{key[1]}{SERVICE_SUFFIX}"),
                 now=self.clock(),
             )
-            plan = planner.plan(obs, tj, self._applied.get(key))
+            plan = planner.plan(obs, tj, self._applied.get(key), self.trainer_image)
             outcome = self.actuator.act(plan, body)
             if outcome.failures:
                 plan = planner.revise(obs, plan, outcome.failures)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from modelops.api import constants as c
 from modelops.api.kinds import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE, Kind
 from modelops.api.modeldeployment import ModelDeployment
 
@@ -49,8 +50,12 @@ def render_children(
     replace_in_place: bool = False,
     replicas: int | None = None,
     prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+    triton_image: str = c.DEFAULT_TRITON_IMAGE,
 ) -> list[dict[str, Any]]:
-    """The desired children, in apply order (Deployment first, autoscaler after it)."""
+    """The desired children, in apply order (Deployment first, autoscaler after it).
+
+    triton_image: the operator's default Triton image (spec.runtime.image overrides it).
+    """
     md = as_md(md)
     out = [
         render_deployment(
@@ -59,6 +64,7 @@ def render_children(
             model_version=model_version,
             replace_in_place=replace_in_place,
             replicas=replicas,
+            triton_image=triton_image,
         ),
         render_service(md),
     ]

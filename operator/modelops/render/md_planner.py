@@ -62,6 +62,8 @@ class Settings:
 
     operator_image: str
     prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS
+    # The default Triton image (spec.runtime.image overrides it; api/images.py).
+    triton_image: str = c.DEFAULT_TRITON_IMAGE
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,7 @@ def _render(
         model_version=version,
         replace_in_place=rollout["replaceInPlace"],
         prometheus_address=settings.prometheus_address,
+        triton_image=settings.triton_image,
     )
     if keda_missing:
         rendered = [ch for ch in rendered if ch["kind"] != SCALED_OBJECT.kind]

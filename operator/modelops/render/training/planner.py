@@ -66,7 +66,14 @@ def parse(body: Mapping[str, Any]) -> TrainingJob | str:
         return ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
 
 
-def plan(obs: Observed, tj: TrainingJob | str, applied: Applied | None) -> Plan:
+def plan(
+    obs: Observed,
+    tj: TrainingJob | str,
+    applied: Applied | None,
+    trainer_image: str = c.DEFAULT_TRAINER_IMAGE,
+) -> Plan:
+    """Everything this reconcile should do. trainer_image: the operator's default
+    image for spec.image (a restart keeps the image of the earlier attempts)."""
     previous = obs.previous
     if isinstance(tj, str):
         status = {"observedGeneration": obs.body["metadata"].get("generation")}
@@ -107,7 +114,14 @@ def plan(obs: Observed, tj: TrainingJob | str, applied: Applied | None) -> Plan:
         )
     if job is None and not is_finished(status):
         elapsed = elapsed_seconds(status, obs.now)
-        out.creates.append(Create(render_job(tj, attempt=restarts, elapsed_seconds=elapsed)))
+        job_body = render_job(
+            tj,
+            attempt=restarts,
+            elapsed_seconds=elapsed,
+            image=trainer_image,
+            earlier_jobs=obs.jobs,
+        )
+        out.creates.append(Create(job_body))
     elif job is not None and (suspend := suspend_patch(tj, job)):
         meta = job["metadata"]
         out.patches.append(Patch("batch/v1", "Job", meta["namespace"], meta["name"], suspend))
