@@ -31,6 +31,12 @@ STATUS_LAG = Histogram(
     ["kind"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+WORKQUEUE_KEYS = Gauge(
+    "modelops_workqueue_keys",
+    "Keys in the operator's work queue: ready to run, waiting for a delay or back-off, "
+    "being reconciled.",
+    ["state"],
+)
 MANAGED_RESOURCES = Gauge(
     "modelops_managed_resources",
     "Managed resources by kind and by the status of their Ready condition.",

@@ -101,6 +101,7 @@ class Operator:
             except ShutDown:
                 return
             since = self._since.pop(key, None)
+            log.debug("reconciling %s %s/%s", *key)
             try:
                 result = await loop.run_in_executor(pool, self._reconcile, key)
             except Exception as err:
@@ -118,6 +119,12 @@ class Operator:
                         self.queue.add_after(key, result.requeue_after)
             finally:
                 self.queue.done(key)
+                self._export_depth()
+
+    def _export_depth(self) -> None:
+        metrics.WORKQUEUE_KEYS.labels("ready").set(len(self.queue))
+        metrics.WORKQUEUE_KEYS.labels("waiting").set(self.queue.pending)
+        metrics.WORKQUEUE_KEYS.labels("processing").set(self.queue.processing)
 
     def _reconcile(self, key: QueueKey) -> Result:
         kind, namespace, name = key
