@@ -42,6 +42,10 @@ DEFAULT_OPERATOR_IMAGE = "ghcr.io/modelops/modelops:0.1.0"
 # A child's events come in bursts (a pod: scheduled, started, ready); its
 # owner is reconciled this long after the first one, once, with all of them.
 CHILD_EVENT_DELAY_S = 0.2
+# Every object is reconciled at least this often even without events: a safety
+# net against a missed watch event (as controller-runtime's resync period). At
+# steady state such a reconcile sends no request, so it costs only CPU.
+RESYNC_S = 300.0
 log = logging.getLogger("modelops.operator")
 
 QueueKey = tuple[str, str, str]  # ("md" | "tj", namespace, name)
@@ -90,7 +94,16 @@ class Operator:
         with concurrent.futures.ThreadPoolExecutor(
             self.concurrency, thread_name_prefix="reconcile"
         ) as pool:
-            await asyncio.gather(*(self._worker(loop, pool) for _ in range(self.concurrency)))
+            workers = [self._worker(loop, pool) for _ in range(self.concurrency)]
+            await asyncio.gather(self._resync(), *workers)
+
+    async def _resync(self) -> None:
+        while not self.queue.is_shut_down:
+            await asyncio.sleep(RESYNC_S)
+            for namespace, name in self.md.known_keys():
+                self.queue.add(("md", namespace, name))
+            for namespace, name in self.tj.known_keys():
+                self.queue.add(("tj", namespace, name))
 
     async def _worker(
         self, loop: asyncio.AbstractEventLoop, pool: concurrent.futures.Executor

@@ -43,6 +43,9 @@ class TrainingJobController:
         self._own_status.pop(key, None)
         metrics.forget(KIND, *key)
 
+    def known_keys(self) -> list[Key]:
+        return self.indexes.keys("tj_index")
+
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
         return resource_version is not None and self._own_status.get(key) == resource_version
 
