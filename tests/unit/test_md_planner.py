@@ -44,7 +44,12 @@ def live(child: dict[str, Any], *, owner: str | None = UID, generation: int = 1)
 def rendered(body: dict[str, Any]) -> list[dict[str, Any]]:
     md = md_planner.parse(body)
     assert not isinstance(md, str)
-    return render_children(md, operator_image=SETTINGS.operator_image, model_version="latest")
+    return render_children(
+        md,
+        operator_image=SETTINGS.operator_image,
+        model_version="latest",
+        triton_image=SETTINGS.triton_image,
+    )
 
 
 def cluster(body: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -303,3 +308,17 @@ def test_status_patch_only_holds_what_changed():
     bigger["status"] = {**bigger["status"], "readyReplicas": 2, "replicas": 2}
     p = plan(body, {**children, "Deployment": bigger}, applied, pods=two)
     assert set(p.status_patch) <= {"conditions", "replicas", "readyReplicas", "gpus"}
+
+
+def test_keda_steady_state_makes_no_write():
+    """The old controller compared an applied ScaledObject's generation with the HPA
+    index (ScaledObjects were not indexed) and re-applied on every reconcile; every
+    kind now has its own index entry and fingerprint."""
+    body = md_body(autoscaling={**AUTOSCALING, "engine": "keda"})
+    children = cluster(body)
+    assert "ScaledObject" in children and "HorizontalPodAutoscaler" not in children
+    applied = record(children, body)
+    first = plan(body, children, applied, keda=True)
+    assert first.applies == []
+    body = {**body, "status": first.status}
+    assert plan(body, children, applied, keda=True).writes == 0
