@@ -16,8 +16,8 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "Serving": "True: ready pods serve; the message names the version(s) and any "
             "rollout or scaling under way.",
             "ScaledToZero": "True: zero replicas were asked for (spec.replicas 0), or KEDA scaled "
-            "an idle model to zero (engine keda, minReplicas 0): nothing serves, by design; the "
-            "first request wakes it. Distinct from InsufficientReplicas, which is never intended.",
+            "an idle model to zero (engine keda, minReplicas 0): nothing serves, by design, until "
+            "KEDA's trigger fires again. Distinct from InsufficientReplicas, never intended.",
             "DeploymentMissing": "The Triton Deployment has not been created yet.",
             "WaitingForNode": "Pods wait for a node (within spec.rollout.surgeTimeoutSeconds).",
             "PullingModel": "The pull-model init container is downloading the model.",
