@@ -13,13 +13,14 @@ taken at the start of a reconcile.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from modelops.api import constants as c
+from modelops.api.kinds import Kind
 from modelops.render import projections as p
 from modelops.render.children import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE
 
@@ -48,29 +49,24 @@ def md_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
     return {(namespace, name): p.project_custom_object(body)}
 
 
-@kopf.index(*_group_version(DEPLOYMENT.api_version), DEPLOYMENT.plural, labels=MANAGED)
-def md_deployments(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {_md_key(namespace, labels): p.project_deployment(body)}
+def _child_index(
+    name: str, kind: Kind, project: Callable[[Mapping[str, Any]], dict]
+) -> Callable[..., dict]:
+    """An index of one child kind: (namespace, owner name) -> projection."""
+
+    def index(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
+        return {_md_key(namespace, labels): project(body)}
+
+    index.__name__ = name
+    group, version = _group_version(kind.api_version)
+    return kopf.index(group, version, kind.plural, labels=MANAGED, id=name)(index)
 
 
-@kopf.index(*_group_version(SERVICE.api_version), SERVICE.plural, labels=MANAGED)
-def md_services(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {_md_key(namespace, labels): p.project_owned(body)}
-
-
-@kopf.index(*_group_version(HPA.api_version), HPA.plural, labels=MANAGED)
-def md_hpas(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {_md_key(namespace, labels): p.project_autoscaler(body)}
-
-
-@kopf.index(*_group_version(SCALED_OBJECT.api_version), SCALED_OBJECT.plural, labels=MANAGED)
-def md_scaledobjects(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {_md_key(namespace, labels): p.project_autoscaler(body)}
-
-
-@kopf.index(*_group_version(PDB.api_version), PDB.plural, labels=MANAGED)
-def md_pdbs(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {_md_key(namespace, labels): p.project_owned(body)}
+md_deployments = _child_index("md_deployments", DEPLOYMENT, p.project_deployment)
+md_services = _child_index("md_services", SERVICE, p.project_owned)
+md_hpas = _child_index("md_hpas", HPA, p.project_autoscaler)
+md_scaledobjects = _child_index("md_scaledobjects", SCALED_OBJECT, p.project_autoscaler)
+md_pdbs = _child_index("md_pdbs", PDB, p.project_owned)
 
 
 @kopf.index("", "v1", "pods", labels=OWNED_BY_MD)
