@@ -217,7 +217,12 @@ def run_size(
     # The floor's objects carry the children's labels; an operator started beside
     # them would index (and reconcile owners for) 3 x N objects that are not its
     # business. They go before the operator starts.
-    cluster.kubectl("delete", "namespace", floor_ns, "--wait=true", "--timeout=600s")
+    cluster.kubectl("delete", "namespace", floor_ns, "--wait=false")
+    wait_count(
+        lambda: int(cluster.kubectl("get", "namespace", floor_ns, check=False).returncode != 0),
+        1,
+        timeout=1800,
+    )
 
     env = {"MODELOPS_TRACEMALLOC": str(workdir / f"memory-{n}.txt")} if memory_breakdown else {}
     op = OperatorProcess(
