@@ -24,6 +24,8 @@ infinite are ``null``; times are RFC 3339 UTC)::
       "since": "2026-01-01T10:00:00.000000Z",  # when the current drifted streak began; null
       "drifted_features": ["f3"],       # features that failed in the last window
       "drifted_features_ratio": 0.05,
+      "conclusive": true,               # false: some feature had fewer than --min-finite
+                                        # finite values; such a window cannot clear drift
       "window": {
         "size": 1000, "seconds": 0.0,   # configured window (rows / seconds, 0 = off)
         "samples": 1000,                # rows in the last evaluated window
@@ -37,7 +39,7 @@ infinite are ``null``; times are RFC 3339 UTC)::
       "features": [                     # reference order, empty before the first window
         {"name": "f3", "score": 0.31, "drifted": true, "psi": 0.31, "js": 0.05,
          "ks": 0.2, "ks_pvalue": 1e-30, "mean_shift": 0.52, "variance_ratio": 1.01,
-         "n": 1000}
+         "n": 1000, "nonfinite": 0}    # n: finite values; nonfinite: NaN/inf values
       ]
     }
 
@@ -63,6 +65,8 @@ import prometheus_client
 from modelops.drift.detectors import (
     DEFAULT_JS_THRESHOLD,
     DEFAULT_KS_ALPHA,
+    DEFAULT_MAX_NONFINITE_FRACTION,
+    DEFAULT_MIN_FINITE,
     DEFAULT_PSI_THRESHOLD,
     METHODS,
     DetectorConfig,
@@ -128,6 +132,13 @@ def _fraction(v: str) -> float:
     f = float(v)
     if not 0 < f <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {v}")
+    return f
+
+
+def _unit_interval(v: str) -> float:
+    f = float(v)
+    if not 0 <= f < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {v}")
     return f
 
 
@@ -201,6 +212,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=1,
         help="the model drifts when at least this many features drift",
+    )
+    _add(
+        g,
+        "--min-finite",
+        type=_positive_int,
+        default=DEFAULT_MIN_FINITE,
+        help="finite values every feature needs in a window before the window can count as "
+        "clean (capped at --window)",
+    )
+    _add(
+        g,
+        "--max-nonfinite-fraction",
+        type=_unit_interval,
+        default=DEFAULT_MAX_NONFINITE_FRACTION,
+        help="a feature with a larger share of NaN/inf values in a window drifts",
     )
     _add(
         g,
@@ -312,6 +338,8 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
         js_threshold=js_t,
         ks_alpha=alpha,
         min_drifted_features=args.min_drifted_features,
+        min_finite=args.min_finite,
+        max_nonfinite_fraction=args.max_nonfinite_fraction,
     )
 
 

@@ -122,6 +122,26 @@ class DriftMetrics:
             ["model", "reason"],
             registry=r,
         )
+        self.nonfinite = Counter(
+            "modelops_drift_nonfinite_values",
+            "NaN or infinite feature values seen in evaluated windows (in no histogram).",
+            ["model", "feature"],
+            registry=r,
+        )
+        self.nonfinite_ratio = Gauge(
+            "modelops_drift_feature_nonfinite_ratio",
+            "Share of NaN/inf values of one feature in the last evaluated window; above "
+            "--max-nonfinite-fraction the feature counts as drifted.",
+            ["model", "feature"],
+            registry=r,
+        )
+        self.conclusive = Gauge(
+            "modelops_drift_window_conclusive",
+            "1 when every feature had at least --min-finite finite values in the last "
+            "evaluated window; an inconclusive window cannot clear a drifted state.",
+            ["model"],
+            registry=r,
+        )
         self.evaluations = Counter(
             "modelops_drift_evaluations",
             "Completed window evaluations.",
@@ -168,6 +188,8 @@ class DriftMetrics:
             for meth in METHODS:
                 self.feature_score.labels(m, feat, meth)
             self.feature_drifted.labels(m, feat)
+            self.nonfinite.labels(m, feat)
+            self.nonfinite_ratio.labels(m, feat)
         for reason in SKIP_REASONS:
             self.skipped.labels(m, reason)
         self.detected_m = self.detected.labels(m)
@@ -195,6 +217,10 @@ class DriftMetrics:
             for meth in METHODS:
                 self.feature_score.labels(m, f.name, meth).set(f.score(meth))
             self.feature_drifted.labels(m, f.name).set(1 if f.drifted else 0)
+            self.nonfinite_ratio.labels(m, f.name).set(f.nonfinite_fraction)
+            if f.nonfinite:
+                self.nonfinite.labels(m, f.name).inc(f.nonfinite)
+        self.conclusive.labels(m).set(1 if ev.conclusive else 0)
         self.detected_m.set(1 if state.drifted else 0)
         self.score_m.set(ev.score)
         self.ratio_m.set(ev.drifted_ratio)
