@@ -173,6 +173,27 @@ class DriftMetrics:
             ["code", "endpoint"],
             registry=r,
         )
+        self.rejected = Counter(
+            "modelops_proxy_rejected",
+            "Requests or connections refused with 503 at a capacity limit "
+            "(reason: connections, buffered_bytes).",
+            ["reason"],
+            registry=r,
+        )
+        self.timeouts = Counter(
+            "modelops_proxy_timeouts",
+            "Client connections closed for a timeout (reason: header, body, idle, client_read).",
+            ["reason"],
+            registry=r,
+        )
+        self.connections = Gauge(
+            "modelops_proxy_connections", "Open client connections.", registry=r
+        )
+        self.buffered_bytes = Gauge(
+            "modelops_proxy_buffered_bytes",
+            "Request body bytes held in memory, all connections together.",
+            registry=r,
+        )
         self.request_duration = Histogram(
             "modelops_proxy_request_duration_seconds",
             "Time from receiving a request to having Triton's full response, by endpoint kind.",
@@ -202,6 +223,10 @@ class DriftMetrics:
         self.last_eval_m = self.last_eval.labels(m)
         self.queue_depth_m = self.queue_depth.labels(m)
         self._duration = {e: self.request_duration.labels(e) for e in ENDPOINTS}
+        for reason in ("connections", "buffered_bytes"):
+            self.rejected.labels(reason)
+        for reason in ("header", "body", "idle", "client_read"):
+            self.timeouts.labels(reason)
         self._requests: dict[tuple[int, str], Counter] = {}
 
     def observe_request(self, code: int, endpoint: str, seconds: float) -> None:
