@@ -128,6 +128,13 @@ def _non_negative_float(v: str) -> float:
     return f
 
 
+def _positive_float(v: str) -> float:
+    f = float(v)
+    if not f > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+    return f
+
+
 def _fraction(v: str) -> float:
     f = float(v)
     if not 0 < f <= 1:
@@ -288,7 +295,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-connections",
         type=_positive_int,
         default=256,
-        help="pooled keep-alive connections to Triton",
+        help="connections to Triton (requests past it wait for one)",
+    )
+    _add(
+        g,
+        "--max-clients",
+        type=_positive_int,
+        default=256,
+        help="open client connections; one more gets 503 with Retry-After",
+    )
+    _add(
+        g,
+        "--max-buffered-bytes",
+        type=_positive_int,
+        default=64 * 1024 * 1024,
+        help="request body bytes held in memory, all connections together; a request that "
+        "would pass it gets 503 with Retry-After (bodies above --stats-max-bytes are "
+        "streamed, not held)",
+    )
+    _add(
+        g,
+        "--header-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds a client may take to send a request head (then 408 and close)",
+    )
+    _add(
+        g,
+        "--body-timeout",
+        type=_positive_float,
+        default=30.0,
+        help="seconds a request body may stall, or a client may not read its response "
+        "(then 408 and close)",
+    )
+    _add(
+        g,
+        "--idle-timeout",
+        type=_positive_float,
+        default=60.0,
+        help="seconds a keep-alive connection may stay idle (then 408 and close)",
     )
     _add(
         g,
@@ -386,6 +431,11 @@ def build_proxy(args: argparse.Namespace) -> DriftProxy:
             max_body_bytes=args.max_body_bytes,
             upstream_timeout=args.upstream_timeout,
             max_connections=args.max_connections,
+            max_clients=args.max_clients,
+            max_buffered_bytes=args.max_buffered_bytes,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            idle_timeout=args.idle_timeout,
             stats_queue_bytes=args.stats_queue_bytes,
             stats_max_bytes=args.stats_max_bytes,
             stats_cpu_share=args.stats_cpu,

@@ -778,10 +778,16 @@ class _Downstream(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         cfg = self.cfg
+        if self.phase == _CLOSED:
+            return
         blocked = self.write_blocked_at
         if blocked is not None and now - blocked > cfg.body_timeout:
             self.proxy.timed_out("client_read")
-            self.close()  # connection_lost releases the upstream, not for reuse
+            # abort, not close: close would wait for the client to read what is buffered.
+            # connection_lost then releases the upstream connection (not for reuse).
+            self.phase = _CLOSED
+            if self.transport is not None:
+                self.transport.abort()
             return
         phase = self.phase
         if phase == _IDLE:
