@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -134,10 +135,8 @@ def pin(pid: int, cpus: set[int]) -> None:
         except OSError:
             continue
         for tid in tids:
-            try:
+            with contextlib.suppress(OSError):  # a thread that just exited
                 os.sched_setaffinity(tid, cpus)
-            except OSError:
-                pass  # a thread that just exited
 
 
 def _pooled(results: list[LoadResult]) -> LoadResult:
