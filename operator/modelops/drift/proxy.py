@@ -101,7 +101,7 @@ from modelops.drift.http1 import (
     find_bare_line_break,
     keep_alive,
     parse_head,
-    parse_request_line,
+    parse_request,
     parse_status_line,
     request_framing,
     response_framing,
@@ -538,8 +538,7 @@ class _Downstream(asyncio.Protocol):
             if find_bare_line_break(buf):
                 raise ProtocolError(400, "bare CR or LF in the request head")
             return False
-        head = parse_head(bytes(buf[:i]))
-        line = parse_request_line(head.start)
+        line, head = parse_request(bytes(buf[: i + 4]))
         self.endpoint = classify_endpoint(line.path)
         check_request_head(line, head)
         del buf[: i + 4]
