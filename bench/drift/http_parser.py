@@ -36,6 +36,7 @@ from modelops.drift.http1 import (
     ChunkedDecoder,
     Head,
     ProtocolError,
+    RequestHead,
     RequestLine,
     check_request_head,
     find_bare_line_break,
@@ -96,7 +97,7 @@ MALFORMED: list[tuple[str, bytes]] = [
 # -- the sidecar's parser -------------------------------------------------------------------
 
 
-def _rest(data: bytes, i: int, line: RequestLine, head: Head) -> bytes:
+def _rest(data: bytes, i: int, line: RequestLine, head: Head | RequestHead) -> bytes:
     check_request_head(line, head)
     framing, length = request_framing(head)
     keep_alive(line.version, head)

@@ -237,23 +237,79 @@ def parse_request_line(start: bytes) -> RequestLine:
     return RequestLine(method.decode("ascii"), target.decode("ascii"), version)
 
 
-class _HeadDone:
-    """llhttp callbacks: only the URL and the end of the head are needed."""
+class RequestHead:
+    """A request head as llhttp delivered it: the start line and (name, value) pairs.
 
-    __slots__ = ("done", "url")
+    Same lookups as :class:`Head`; the head sent upstream is rebuilt from the
+    pairs (``Name: value``, one space), without the hop-by-hop fields.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_tokens", "done", "fields", "pairs", "start", "url")
+
+    def __init__(self, start: bytes) -> None:
+        self.start = start
         self.url = b""
+        self.pairs: list[tuple[bytes, bytes]] = []
+        self.fields: dict[bytes, list[bytes]] = {}  # lower-case name -> stripped values
         self.done = False
+        self._tokens: frozenset[bytes] | None = None
 
+    # llhttp callbacks
     def on_url(self, url: bytes) -> None:
         self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.pairs.append((name, value))
+        key = name.lower()
+        found = self.fields.get(key)
+        if found is None:
+            self.fields[key] = [value.strip(b" \t")]
+        else:
+            found.append(value.strip(b" \t"))
 
     def on_headers_complete(self) -> None:
         self.done = True
 
+    # the Head interface
+    def get_all(self, name: bytes) -> list[bytes]:
+        return self.fields.get(name, [])
 
-def parse_request(data: bytes) -> tuple[RequestLine, Head]:
+    def get(self, name: bytes) -> bytes | None:
+        found = self.fields.get(name)
+        return found[0] if found else None
+
+    def connection_tokens(self) -> frozenset[bytes]:
+        tokens = self._tokens
+        if tokens is None:
+            values = self.fields.get(b"connection")
+            if not values:
+                tokens = _NO_TOKENS
+            elif len(values) == 1 and values[0] in _COMMON_TOKENS:
+                tokens = _COMMON_TOKENS[values[0]]
+            else:
+                tokens = frozenset(t.strip().lower() for v in values for t in v.split(b","))
+            self._tokens = tokens
+        return tokens
+
+    def hop_fields(self) -> frozenset[bytes]:
+        tokens = self.connection_tokens()
+        if not tokens or tokens <= _KEEP_CLOSE:
+            return _NO_TOKENS
+        return tokens - _KEEP_CLOSE - PROTECTED_FIELDS
+
+    def without_names(self, names: frozenset[bytes]) -> bytes:
+        """The start line and every field not named in ``names`` (lower-case)."""
+        parts = [self.start]
+        for n, v in self.pairs:
+            if n.lower() not in names:
+                parts.append(n + b": " + v)
+        return b"\r\n".join(parts)
+
+
+_REQUEST_HOP = frozenset((*_HOP_NAMES, b"content-length", b"expect"))
+
+
+def parse_request(data: bytes) -> tuple[RequestLine, RequestHead]:
     """Request line and head of ``data``, a complete request head with its blank line.
 
     llhttp (``httptools``) validates the syntax: it is faster than the
@@ -269,7 +325,7 @@ def parse_request(data: bytes) -> tuple[RequestLine, Head]:
         raise ProtocolError(400, "malformed request line")
     if data.count(b"\r\n") > MAX_HEADERS + 1:
         raise ProtocolError(431, "too many header fields")
-    cb = _HeadDone()
+    cb = RequestHead(start)
     parser = httptools.HttpRequestParser(cb)
     try:
         parser.feed_data(data)
@@ -286,17 +342,17 @@ def parse_request(data: bytes) -> tuple[RequestLine, Head]:
         raise ProtocolError(400, "control or non-ASCII character in the request target")
     method = start[: start.find(b" ")]
     line = RequestLine(method.decode("ascii"), target.decode("ascii"), start[-8:])
-    return line, Head(data[:-4])
+    return line, cb
 
 
-def check_request_head(line: RequestLine, head: Head) -> None:
+def check_request_head(line: RequestLine, head: Head | RequestHead) -> None:
     """Fields two HTTP parsers could read differently (RFC 9112 3.2, 6.1)."""
-    hosts = head.lower.count(b"\r\nhost:")
+    hosts = len(head.get_all(b"host"))
     if hosts > 1:
         raise ProtocolError(400, "more than one Host field")
     if hosts == 0 and line.version == b"HTTP/1.1":
         raise ProtocolError(400, "HTTP/1.1 request without a Host field")
-    if line.version == b"HTTP/1.0" and b"\r\ntransfer-encoding:" in head.lower:
+    if line.version == b"HTTP/1.0" and head.get_all(b"transfer-encoding"):
         raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
 
 
@@ -310,7 +366,7 @@ def parse_status_line(start: bytes) -> int:
         raise ProtocolError(502, "malformed status code from upstream") from None
 
 
-def _content_length(head: Head, status_if_bad: int) -> int | None:
+def _content_length(head: Head | RequestHead, status_if_bad: int) -> int | None:
     found = head.get_all(b"content-length")
     if not found:
         return None
@@ -335,23 +391,13 @@ def _is_chunked(head: Head, status_if_bad: int) -> bool | None:
     return bool(codings) and codings[-1] == b"chunked"
 
 
-def request_framing(head: Head) -> tuple[str, int]:
+def request_framing(head: Head | RequestHead) -> tuple[str, int]:
     """("length", n) or ("chunked", 0) for a request body.
 
     Only ``Transfer-Encoding: chunked`` alone is accepted: the body is
     de-chunked and sent on with a Content-Length, so any other coding
     (``gzip, chunked``) would reach Triton undone and unannounced.
     """
-    lower = head.lower
-    if b"\r\ntransfer-encoding:" not in lower:
-        i = lower.find(b"\r\ncontent-length:")
-        if i < 0:
-            return "length", 0
-        j = lower.find(b"\r\n", i + 17)
-        v = lower[i + 17 : j if j >= 0 else len(lower)].strip(b" \t")
-        if j < 0 or lower.find(b"\r\ncontent-length:", j) < 0:
-            if v.isdigit() and len(v) <= 18:
-                return "length", int(v)  # the usual case: one plain Content-Length
     te = head.get_all(b"transfer-encoding")
     length = _content_length(head, 400)
     if te:
@@ -448,13 +494,17 @@ class ChunkedDecoder:
         return pos
 
 
-def upstream_request_head(line: RequestLine, head: Head, body_length: int) -> bytes:
+def upstream_request_head(line: RequestLine, head: Head | RequestHead, body_length: int) -> bytes:
     """The request head to send upstream: as received, minus hop-by-hop fields.
 
     The body is always sent with a Content-Length (a chunked request body has
     been decoded by then); ``Expect`` is answered by the proxy itself.
     """
-    out = head.without(_REQUEST_DROP_RE, head.hop_fields())
+    if isinstance(head, RequestHead):
+        extra = head.hop_fields()
+        out = head.without_names(_REQUEST_HOP | extra if extra else _REQUEST_HOP)
+    else:
+        out = head.without(_REQUEST_DROP_RE, head.hop_fields())
     if body_length or line.method in ("POST", "PUT", "PATCH"):
         return out + b"\r\nContent-Length: %d\r\n\r\n" % body_length
     return out + b"\r\n\r\n"
@@ -496,7 +546,7 @@ def simple_response(
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-def keep_alive(version: bytes, head: Head) -> bool:
+def keep_alive(version: bytes, head: Head | RequestHead) -> bool:
     """Whether the connection stays open after this message (RFC 9112 9.3)."""
     tokens = head.connection_tokens()
     if b"close" in tokens:

@@ -95,6 +95,7 @@ from modelops.drift.http1 import (
     ChunkedDecoder,
     Head,
     ProtocolError,
+    RequestHead,
     RequestLine,
     check_request_head,
     client_response_head,
@@ -415,7 +416,7 @@ class _Downstream(asyncio.Protocol):
         self.response_started = False
         # the request being read / proxied
         self.line: RequestLine | None = None
-        self.head: Head | None = None
+        self.head: RequestHead | None = None
         self.framing = "length"
         self.remaining = 0  # body bytes still to come (length framing)
         self.decoder: ChunkedDecoder | None = None
@@ -927,7 +928,7 @@ class DriftProxy:
     def timed_out(self, reason: str) -> None:
         self.metrics.timeouts.labels(reason).inc()
 
-    def sample(self, line: RequestLine, head: Head, body: bytes, streamed: bool) -> None:
+    def sample(self, line: RequestLine, head: RequestHead, body: bytes, streamed: bool) -> None:
         m = _INFER_PATH.match(line.path)
         if m is None:
             return
