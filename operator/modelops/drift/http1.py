@@ -22,10 +22,24 @@ refused (400/501) instead of guessed at:
 - ``Connection`` naming ``Host``, a framing field or ``Content-Encoding``:
   those fields are kept, never dropped as hop-by-hop.
 
-Why hand-written rather than ``httptools`` (llhttp, uvicorn's parser): see
-``bench/drift/http_parser.py``; measured on this repository's 2-core
-machine, parsing plus checking one tritonclient request head:
-HAND_WRITTEN_FIGURES
+Request heads are parsed by llhttp (``httptools``, uvicorn's parser), with
+the checks above that llhttp leaves to the application done on the fields it
+delivers (:func:`parse_request`, :class:`RequestHead`); Triton's response
+heads and chunked bodies in both directions use the Python code here.
+``bench/drift/http_parser.py`` decided it: the proxy's whole job on a
+tritonclient infer request head (syntax, framing, Host and
+Transfer-Encoding checks, the fields it reads, the head it sends upstream),
+best of 5 x 50,000 on a 2-core machine shared with other work (load 7-9),
+three runs::
+
+    hand-written checks        41.96  31.23  19.92 us per head
+    llhttp + checks (now)      21.04  22.67  14.20 us per head
+    httptools, pairs joined    14.71  12.85  17.44 us per head (uvicorn style)
+
+and on the 26-case smuggling suite (the malformed requests of
+``tests/unit/test_drift_proxy_protocol.py``) all three refuse 26/26; llhttp
+alone refuses 22 (it lets a missing or a second Host, ``gzip, chunked`` and
+``Transfer-Encoding`` on HTTP/1.0 through).
 """
 
 from __future__ import annotations
