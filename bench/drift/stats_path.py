@@ -136,6 +136,7 @@ def main() -> int:
     ap.add_argument("--body-kib", type=int, default=1000, help="body size (under the 1 MiB cap)")
     ap.add_argument("--kind", choices=("json", "binary"), default="json")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--stats-cpu", default="0.5", help="the sidecar's --stats-cpu")
     args = ap.parse_args()
     print("command: python bench/drift/stats_path.py " + shlex.join(sys.argv[1:]))
     print(f"machine: {machine()}")
@@ -148,7 +149,8 @@ def main() -> int:
         ref = Path(tmp) / "ref.json"
         build_reference(np.random.default_rng(1).normal(size=(5000, N_FEAT))).save(ref)
         upstream = f"http://127.0.0.1:{up_port}"
-        with sidecar_process(upstream, ref, port, admin, "--model", "watched"):
+        extra_args = ("--model", "watched", "--stats-cpu", args.stats_cpu)
+        with sidecar_process(upstream, ref, port, admin, *extra_args):
             times: dict[str, list[float]] = {"unwatched": [], "watched": []}
             for _ in range(args.rounds):
                 for model in ("unwatched", "watched"):
