@@ -339,3 +339,42 @@ def test_bad_upstream_url_is_refused():
         with pytest.raises(ValueError, match="upstream"):
             ProxyConfig(upstream=bad).upstream_address()
     assert ProxyConfig(upstream="http://triton:8000/").upstream_address() == ("triton", 8000)
+
+
+def test_requests_wait_for_a_connection_when_the_upstream_pool_is_full():
+    async def scenario(port, proxy, log):
+        async def one(i: int) -> int:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(f"GET /stream?{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head = await r.readuntil(b"\r\n\r\n")
+            await r.readuntil(b"0\r\n\r\n")  # the whole chunked response
+            w.close()
+            return int(head[9:12])
+
+        # Three clients, one connection to the upstream: they take turns.
+        assert await asyncio.gather(*(one(i) for i in range(3))) == [200, 200, 200]
+        assert proxy._pool.active == 0 and len(proxy._pool.idle) == 1
+
+    _run(scenario, max_connections=1)
+
+
+def test_large_length_framed_bodies_are_streamed_and_small_ones_buffered():
+    async def scenario(port, proxy, log):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        big = b"b" * 5000
+        w.write(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + big[:100])
+        await asyncio.sleep(0.1)
+        assert proxy.buffered == 0  # above stats_max_bytes: streamed, nothing held
+        w.write(big[100:])
+        status, _, body = await _read_response(r)
+        assert status == 200 and json.loads(body)["len"] == 5000
+        w.write(b"POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n" + b"s" * 10)
+        await asyncio.sleep(0.1)
+        assert proxy.buffered == 500  # reserved for the statistics
+        w.write(b"s" * 490)
+        status, _, body = await _read_response(r)
+        assert status == 200 and json.loads(body)["len"] == 500 and proxy.buffered == 0
+        assert [(p, len(b)) for p, b, _ in log] == [("/big", 5000), ("/small", 500)]
+        w.close()
+
+    _run(scenario, stats_max_bytes=1000)

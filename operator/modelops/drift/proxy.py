@@ -362,11 +362,15 @@ class _Pool:
                 return conn
         return None
 
-    def can_connect(self) -> bool:
-        return self.active < self.limit
+    def reserve(self) -> bool:
+        """Take a slot for a new connection; False when all ``limit`` are in use."""
+        if self.active + len(self.idle) >= self.limit:
+            return False
+        self.active += 1
+        return True
 
     async def connect(self) -> _Upstream:
-        self.active += 1
+        """A new connection, in a slot taken with ``reserve``."""
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
@@ -374,6 +378,7 @@ class _Pool:
             )
         except BaseException:
             self.active -= 1
+            self._wake()
             raise
         conn.reused = False
         return conn
@@ -385,7 +390,11 @@ class _Pool:
             self.idle.append(conn)
         else:
             conn.close()
-        while self.waiters and (self.idle or self.active < self.limit):
+        self._wake()
+
+    def _wake(self) -> None:
+        """Give a freed connection or slot to the first client still waiting."""
+        while self.waiters and (self.idle or self.active + len(self.idle) < self.limit):
             waiter = self.waiters.popleft()
             if waiter.phase == _WAIT and waiter.up is None:
                 waiter.start_upstream()
@@ -652,7 +661,7 @@ class _Downstream(asyncio.Protocol):
             return
         if self.streaming_body:
             self.pause_client_reading()  # until the connection is there
-        if not pool.can_connect():
+        if not pool.reserve():
             pool.waiters.append(self)
             return
         task = asyncio.get_running_loop().create_task(self._connect())
