@@ -96,3 +96,50 @@ def test_small_windows_warn_for_psi(tmp_path, caplog):
         cli._warn_if_noisy(ref, cli.detector_config(_parse([])), 1000)
         cli._warn_if_noisy(ref, cli.detector_config(_parse(["--method", "ks"])), 50)
         assert caplog.text == ""
+
+
+def test_limits_and_detection_guards_reach_the_proxy_and_detector(tmp_path, monkeypatch):
+    # Defaults: the documented bound of 256 MiB is computed from these.
+    d = _parse([])
+    assert (d.max_clients, d.max_buffered_bytes, d.stats_queue_bytes, d.stats_max_bytes) == (
+        256,
+        64 << 20,
+        16 << 20,
+        1 << 20,
+    )
+    ref = tmp_path / "ref.json"
+    build_reference(np.random.default_rng(0).normal(size=(500, 3))).save(ref)
+    env = {"MODELOPS_DRIFT_MAX_CLIENTS": "12", "MODELOPS_DRIFT_IDLE_TIMEOUT": "7.5"}
+    a = _parse(
+        [
+            "--reference", str(ref), "--max-buffered-bytes", "1000000",
+            "--header-timeout", "2", "--body-timeout", "3", "--stats-max-bytes", "4096",
+            "--stats-queue-bytes", "65536", "--stats-cpu", "0.2",
+            "--min-finite", "50", "--max-nonfinite-fraction", "0.3",
+        ],
+        monkeypatch,
+        env,
+    )  # fmt: skip
+    proxy = cli.build_proxy(a)
+    c = proxy.config
+    assert (c.max_clients, c.max_buffered_bytes, c.idle_timeout) == (12, 1_000_000, 7.5)
+    assert (c.header_timeout, c.body_timeout) == (2.0, 3.0)
+    f = proxy.feeder
+    assert (f.max_payload_bytes, f.max_queue_bytes, f.cpu_share) == (4096, 65536, 0.2)
+    det = proxy.monitor.detector
+    assert (det.min_finite, det.max_nonfinite_fraction) == (50, 0.3)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--max-clients", "0"],
+        ["--header-timeout", "0"],
+        ["--stats-cpu", "1.5"],
+        ["--max-nonfinite-fraction", "1"],
+        ["--min-finite", "0"],
+    ],
+)
+def test_invalid_limits_are_refused(argv):
+    with pytest.raises(SystemExit):
+        _parse(argv)

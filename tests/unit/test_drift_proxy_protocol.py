@@ -203,15 +203,39 @@ def test_http10_client_gets_connection_close():
     _run(scenario)
 
 
+H = b"POST / HTTP/1.1\r\nHost: x\r\n"
+
+
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
         (b"GARBAGE\r\n\r\n", 400),
         (b"GET / HTTP/3.0\r\n\r\n", 505),
-        (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (H + b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
+        (H + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked, chunked\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\n", 400),
+        # Chunk sizes Python's int(x, 16) would read, and a size line with a space.
+        (H + b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\n0_3\r\nabc\r\n0\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\n 3\r\nabc\r\n0\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 17 + b"\r\n", 400),
+        # Host: none, or two.
+        (b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        # Control characters in the target or in a value; a bare LF.
+        (b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /a\x7fb HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x1bb\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\nHost: x\n\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n", 400),
+        (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (H + b"Content-Length: 1e3\r\n\r\n", 400),
+        (H + b"Content-Length: " + b"9" * 30 + b"\r\n\r\n", 400),
     ],
 )
 def test_malformed_requests_get_an_error_and_the_proxy_keeps_serving(request_bytes, status):
@@ -315,3 +339,42 @@ def test_bad_upstream_url_is_refused():
         with pytest.raises(ValueError, match="upstream"):
             ProxyConfig(upstream=bad).upstream_address()
     assert ProxyConfig(upstream="http://triton:8000/").upstream_address() == ("triton", 8000)
+
+
+def test_requests_wait_for_a_connection_when_the_upstream_pool_is_full():
+    async def scenario(port, proxy, log):
+        async def one(i: int) -> int:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(f"GET /stream?{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head = await r.readuntil(b"\r\n\r\n")
+            await r.readuntil(b"0\r\n\r\n")  # the whole chunked response
+            w.close()
+            return int(head[9:12])
+
+        # Three clients, one connection to the upstream: they take turns.
+        assert await asyncio.gather(*(one(i) for i in range(3))) == [200, 200, 200]
+        assert proxy._pool.active == 0 and len(proxy._pool.idle) == 1
+
+    _run(scenario, max_connections=1)
+
+
+def test_large_length_framed_bodies_are_streamed_and_small_ones_buffered():
+    async def scenario(port, proxy, log):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        big = b"b" * 5000
+        w.write(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + big[:100])
+        await asyncio.sleep(0.1)
+        assert proxy.buffered == 0  # above stats_max_bytes: streamed, nothing held
+        w.write(big[100:])
+        status, _, body = await _read_response(r)
+        assert status == 200 and json.loads(body)["len"] == 5000
+        w.write(b"POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n" + b"s" * 10)
+        await asyncio.sleep(0.1)
+        assert proxy.buffered == 500  # reserved for the statistics
+        w.write(b"s" * 490)
+        status, _, body = await _read_response(r)
+        assert status == 200 and json.loads(body)["len"] == 500 and proxy.buffered == 0
+        assert [(p, len(b)) for p, b, _ in log] == [("/big", 5000), ("/small", 500)]
+        w.close()
+
+    _run(scenario, stats_max_bytes=1000)

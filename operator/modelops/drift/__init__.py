@@ -11,12 +11,14 @@ Pure (no I/O, numpy only):
   and the ``/drift`` summary document;
 - :mod:`~modelops.drift.payload` -- KServe v2 request bodies (JSON and Triton's
   binary tensors) to feature rows;
-- :mod:`~modelops.drift.http1` -- HTTP/1.1 message framing for the proxy.
+- :mod:`~modelops.drift.http1` -- HTTP/1.1 message framing for the proxy
+  (request heads through llhttp, the strictness checks in Python).
 
 I/O:
 
 - :mod:`~modelops.drift.proxy` -- the asyncio HTTP proxy and the admin endpoints;
-- :mod:`~modelops.drift.feeder` -- the bounded queue between proxy and monitor;
+- :mod:`~modelops.drift.feeder` -- the statistics worker thread and its queue,
+  bounded in bytes and in CPU, between any front end and the monitor;
 - :mod:`~modelops.drift.metrics` -- Prometheus metrics in their own registry;
 - :mod:`~modelops.drift.sample`, :mod:`~modelops.drift.source` -- reading samples
   and references from files and URIs;
