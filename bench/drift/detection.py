@@ -41,6 +41,7 @@ from modelops.drift.detectors import DetectorConfig
 from modelops.drift.feeder import StatsFeeder
 from modelops.drift.metrics import DriftMetrics
 from modelops.drift.monitor import DriftMonitor, WindowConfig
+from modelops.drift.payload import http_parser
 from modelops.drift.reference import build_reference
 
 N_FEATURES = 20
@@ -127,7 +128,7 @@ def cpu_full_path(ref_sample: np.ndarray, method: str, requests: int) -> float:
     t0 = time.process_time()
     for i in range(requests):
         body, hl = bodies[i % len(bodies)]
-        feeder.process(body, hl, None)
+        feeder.process(body, http_parser(hl, None))
     return (time.process_time() - t0) / requests * 1000 * 1e3
 
 

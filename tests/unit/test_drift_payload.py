@@ -13,6 +13,8 @@ from modelops.drift.payload import (
     FeatureMapper,
     SkipSample,
     decode_body,
+    guarded,
+    http_parser,
     parse_infer_request,
 )
 
@@ -180,6 +182,53 @@ def test_decode_body():
         decode_body(raw, "gzip")
     with pytest.raises(SkipSample, match="encoding"):
         decode_body(raw, "br")
+    with pytest.raises(SkipSample, match="encoding"):  # cut short
+        decode_body(gzip.compress(raw * 100)[:-12], "gzip")
+
+
+def test_decompression_stops_at_the_cap():
+    bomb = gzip.compress(b"0" * (64 << 20))  # 64 MiB of zeros in ~64 KiB
+    assert len(bomb) < 100_000
+    with pytest.raises(SkipSample) as err:
+        decode_body(bomb, "gzip", max_bytes=1 << 20)
+    assert err.value.reason == "too_large"
+    ok = gzip.compress(b"1" * 1000)
+    assert decode_body(ok, "gzip", max_bytes=1000) == b"1" * 1000
+    with pytest.raises(SkipSample, match="too_large"):
+        decode_body(ok, "gzip", max_bytes=999)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        # An integer JSON number beyond INT64.
+        (
+            _json_body({"name": "A", "shape": [1], "datatype": "INT64", "data": [10**23]}),
+            "overflow",
+        ),
+        # Nested deeper than the recursion limit.
+        (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "recursion"),
+    ],
+)
+def test_python_failures_on_hostile_bodies_become_skips(body, reason):
+    with pytest.raises(SkipSample) as err:
+        guarded(http_parser(None, None), body)
+    assert err.value.reason == reason
+
+
+def test_guarded_turns_any_exception_into_an_error_skip():
+    def broken(_: bytes) -> dict:
+        raise KeyError("bug")
+
+    with pytest.raises(SkipSample) as err:
+        guarded(broken, b"")
+    assert err.value.reason == "error" and "KeyError" in str(err.value)
+
+
+def test_http_parser_applies_encoding_and_header_length():
+    body, hl = _binary_body({"X": ("FP32", np.ones((2, 3), np.float32))})
+    t = http_parser(hl, "gzip", 1 << 20)(gzip.compress(body))
+    assert t["X"].shape == (2, 3)
 
 
 # -- mapping tensors to features -------------------------------------------------

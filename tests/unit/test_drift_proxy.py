@@ -229,16 +229,17 @@ def test_time_based_windows_are_evaluated_by_the_background_ticker():
 def test_full_queue_drops_without_blocking():
     async def scenario(s, url, admin, proxy, seen):
         await proxy.feeder.stop()  # nobody consumes: the queue fills up
+        body = _infer_body()
         for _ in range(4):
-            async with s.post(url + "/v2/models/m1/infer", data=_infer_body()) as r:
+            async with s.post(url + "/v2/models/m1/infer", data=body) as r:
                 assert r.status == 200
-        assert proxy.feeder.queue.qsize() == 1 and proxy.feeder.dropped == 3
+        assert proxy.feeder.queued == 1 and proxy.feeder.dropped == 3
         async with s.get(admin + "/metrics") as r:
             text = await r.text()
         assert 'modelops_drift_dropped_samples_total{model="m1"} 3.0' in text
         assert 'modelops_drift_queue_depth{model="m1"} 1.0' in text
 
-    _run(scenario, queue_size=1)
+    _run(scenario, stats_queue_bytes=len(_infer_body()) + 10)
 
 
 def test_oversized_bodies_get_413_and_the_proxy_keeps_serving():

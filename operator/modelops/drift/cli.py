@@ -67,6 +67,11 @@ from modelops.drift.detectors import (
     METHODS,
     DetectorConfig,
 )
+from modelops.drift.feeder import (
+    DEFAULT_CPU_SHARE,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_QUEUE_BYTES,
+)
 from modelops.drift.metrics import DriftMetrics
 from modelops.drift.monitor import DriftMonitor, WindowConfig
 from modelops.drift.proxy import DriftProxy, ProxyConfig
@@ -261,10 +266,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add(
         g,
-        "--queue-size",
+        "--stats-queue-bytes",
         type=_positive_int,
-        default=1024,
-        help="requests waiting for drift statistics before new ones are dropped",
+        default=DEFAULT_MAX_QUEUE_BYTES,
+        help="bytes of request bodies waiting for the statistics worker before new ones "
+        "are dropped",
+    )
+    _add(
+        g,
+        "--stats-max-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_PAYLOAD_BYTES,
+        help="request bodies (and decompressed bodies) above this are proxied but not "
+        "inspected (counted as skipped, reason too_large)",
+    )
+    _add(
+        g,
+        "--stats-cpu",
+        type=_fraction,
+        default=DEFAULT_CPU_SHARE,
+        help="share of one core the statistics worker may use; past it requests are dropped",
     )
     _add(
         g,
@@ -337,7 +358,9 @@ def build_proxy(args: argparse.Namespace) -> DriftProxy:
             max_body_bytes=args.max_body_bytes,
             upstream_timeout=args.upstream_timeout,
             max_connections=args.max_connections,
-            queue_size=args.queue_size,
+            stats_queue_bytes=args.stats_queue_bytes,
+            stats_max_bytes=args.stats_max_bytes,
+            stats_cpu_share=args.stats_cpu,
             sample_rate=args.sample_rate,
         ),
         monitor,

@@ -14,6 +14,13 @@ Bodies come in two shapes:
 Anything unreadable raises :class:`SkipSample` with a short, fixed reason
 (it becomes a metric label, so the set must stay small); the proxy has
 already answered the client by then, so a skip only costs statistics.
+Failures Python itself raises on hostile input (an integer too large for its
+dtype, JSON nested deeper than the recursion limit, an allocation that does
+not fit) become skips too, so that no request can reach the error log.
+
+Parsing runs in the statistics worker thread (see
+:mod:`~modelops.drift.feeder`), never on the proxy's event loop; a
+:data:`Parser` is what the proxy hands over with each payload.
 
 Rows are mapped onto the reference's features in one of two ways:
 
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,7 +56,20 @@ _DTYPES: dict[str, np.dtype[Any]] = {
     "FP64": np.dtype("<f8"),
 }
 
-SKIP_REASONS = ("decode", "encoding", "unmapped", "shape")
+SKIP_REASONS = (
+    "decode",  # not a KServe v2 request body
+    "encoding",  # unknown or corrupt Content-Encoding
+    "unmapped",  # no input matches the reference features
+    "shape",  # shapes that do not fit the data or the features
+    "too_large",  # body (or its decompressed form) above the statistics cap
+    "overflow",  # a number too large for its declared datatype
+    "recursion",  # JSON nested deeper than Python's recursion limit
+    "memory",  # an allocation that did not fit
+    "error",  # anything else a parser raised (a bug, counted not logged)
+)
+
+# A payload in, tensors by input name out; runs in the statistics worker.
+Parser = Callable[[bytes], "dict[str, np.ndarray]"]
 
 
 class SkipSample(Exception):
@@ -61,19 +81,60 @@ class SkipSample(Exception):
         self.reason = reason
 
 
-def decode_body(body: bytes, content_encoding: str | None) -> bytes:
-    """Undo the request compression tritonclient can apply (gzip / deflate)."""
+def decode_body(body: bytes, content_encoding: str | None, max_bytes: int | None = None) -> bytes:
+    """Undo the request compression tritonclient can apply (gzip / deflate).
+
+    The output is capped at ``max_bytes``: a small gzip body can expand a
+    thousandfold, so decompression stops one byte past the cap and the
+    request is skipped as ``too_large`` instead of filling memory.
+    """
     enc = (content_encoding or "").strip().lower()
     if enc in ("", "identity"):
         return body
+    if enc == "gzip":
+        wbits = 16 + zlib.MAX_WBITS
+    elif enc == "deflate":
+        wbits = zlib.MAX_WBITS
+    else:
+        raise SkipSample("encoding", enc)
+    d = zlib.decompressobj(wbits=wbits)
+    limit = max_bytes + 1 if max_bytes is not None else 0
     try:
-        if enc == "gzip":
-            return zlib.decompress(body, wbits=16 + zlib.MAX_WBITS)
-        if enc == "deflate":
-            return zlib.decompress(body)
+        out = d.decompress(body, limit)
     except zlib.error as exc:
         raise SkipSample("encoding", str(exc)) from exc
-    raise SkipSample("encoding", enc)
+    if max_bytes is not None and (len(out) > max_bytes or d.unconsumed_tail):
+        raise SkipSample("too_large", f"decompressed body above {max_bytes} bytes")
+    if not d.eof:
+        raise SkipSample("encoding", "truncated compressed body")
+    return out
+
+
+def http_parser(
+    header_length: int | None, content_encoding: str | None, max_bytes: int | None = None
+) -> Parser:
+    """The :data:`Parser` of one HTTP infer request body (run later, in the worker)."""
+
+    def parse(body: bytes) -> dict[str, np.ndarray]:
+        return parse_infer_request(decode_body(body, content_encoding, max_bytes), header_length)
+
+    return parse
+
+
+def guarded(parse: Parser, payload: bytes) -> dict[str, np.ndarray]:
+    """``parse(payload)`` with every failure turned into a :class:`SkipSample`."""
+    try:
+        return parse(payload)
+    except SkipSample:
+        raise
+    except OverflowError as exc:
+        raise SkipSample("overflow", str(exc)) from exc
+    except RecursionError as exc:
+        raise SkipSample("recursion") from exc
+    except MemoryError as exc:
+        raise SkipSample("memory") from exc
+    except Exception as exc:
+        raise SkipSample("error", f"{type(exc).__name__}: {exc}") from exc
 
 
 def parse_infer_request(body: bytes, header_length: int | None) -> dict[str, np.ndarray]:

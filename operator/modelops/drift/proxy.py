@@ -46,7 +46,12 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from modelops.drift.feeder import StatsFeeder
+from modelops.drift.feeder import (
+    DEFAULT_CPU_SHARE,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_QUEUE_BYTES,
+    StatsFeeder,
+)
 from modelops.drift.http1 import (
     MAX_HEAD_BYTES,
     ChunkedDecoder,
@@ -65,6 +70,7 @@ from modelops.drift.http1 import (
 )
 from modelops.drift.metrics import CONTENT_TYPE, DriftMetrics, classify_endpoint
 from modelops.drift.monitor import DriftMonitor
+from modelops.drift.payload import http_parser
 
 log = logging.getLogger("modelops.drift.proxy")
 
@@ -83,7 +89,9 @@ class ProxyConfig:
     upstream_timeout: float = 300.0
     connect_timeout: float = 5.0
     max_connections: int = 256
-    queue_size: int = 1024
+    stats_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+    stats_max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    stats_cpu_share: float = DEFAULT_CPU_SHARE
     sample_rate: float = 1.0
 
     def upstream_address(self) -> tuple[str, int]:
@@ -464,7 +472,13 @@ class DriftProxy:
         self.metrics = metrics
         self._address = config.upstream_address()
         self.feeder = StatsFeeder(
-            monitor, metrics, config.input_name, config.queue_size, config.sample_rate
+            monitor,
+            metrics,
+            config.input_name,
+            max_queue_bytes=config.stats_queue_bytes,
+            sample_rate=config.sample_rate,
+            max_payload_bytes=config.stats_max_bytes,
+            cpu_share=config.stats_cpu_share,
         )
         self._pool: _Pool | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -595,7 +609,10 @@ class DriftProxy:
         except ValueError:
             header_length = -1  # becomes a "decode" skip, off the hot path
         enc = head.get(b"content-encoding")
-        self.feeder.offer(body, header_length, enc.decode("latin-1") if enc else None)
+        parse = http_parser(
+            header_length, enc.decode("latin-1") if enc else None, self.config.stats_max_bytes
+        )
+        self.feeder.offer(body, parse)
 
     # -- admin endpoints ----------------------------------------------------------
 
@@ -607,7 +624,7 @@ class DriftProxy:
         return app
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        self.metrics.queue_depth_m.set(self.feeder.queue.qsize())
+        self.metrics.queue_depth_m.set(self.feeder.queued)
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     def summary(self) -> dict[str, Any]:
@@ -616,7 +633,7 @@ class DriftProxy:
             {
                 "dropped": self.feeder.dropped,
                 "skipped": sum(self.feeder.skipped.values()),
-                "queued": self.feeder.queue.qsize(),
+                "queued": self.feeder.queued,
             }
         )
         return doc
