@@ -25,14 +25,13 @@ watched model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2
 
-from modelops.drift.payload import SkipSample
+from modelops.drift.payload import Parser, SkipSample
 
 # Triton datatype -> (numpy dtype of its raw bytes, typed-contents field).
 # FP16 has no typed field (raw only); BF16 and BYTES are not features.
@@ -49,6 +48,18 @@ _TYPES: dict[str, tuple[np.dtype[Any], str | None]] = {
     "FP16": (np.dtype("<f2"), None),
     "FP32": (np.dtype("<f4"), "fp32_contents"),
     "FP64": (np.dtype("<f8"), "fp64_contents"),
+}
+
+# The element type of each typed-contents field: narrower types (INT8 in
+# int_contents) are range-checked after reading.
+_FIELD_DTYPES: dict[str, np.dtype[Any]] = {
+    "bool_contents": np.dtype("?"),
+    "int_contents": np.dtype("<i4"),
+    "int64_contents": np.dtype("<i8"),
+    "uint_contents": np.dtype("<u4"),
+    "uint64_contents": np.dtype("<u8"),
+    "fp32_contents": np.dtype("<f4"),
+    "fp64_contents": np.dtype("<f8"),
 }
 
 _SHM_PARAM = "shared_memory_region"
@@ -111,7 +122,12 @@ def parse_model_infer(message: bytes) -> dict[str, np.ndarray]:
             if data is not None:
                 arr = np.frombuffer(data, dtype=dtype)
             elif field is not None and inp.HasField("contents"):
-                arr = np.asarray(getattr(inp.contents, field), dtype=dtype)
+                arr = np.asarray(getattr(inp.contents, field), dtype=_FIELD_DTYPES[field])
+                if arr.dtype != dtype:
+                    narrow = arr.astype(dtype)
+                    if not np.array_equal(narrow, arr):
+                        raise SkipSample("overflow", f"{inp.name}: values outside {inp.datatype}")
+                    arr = narrow
             else:
                 continue  # no data to look at
             arr = arr.reshape(shape)
@@ -121,7 +137,7 @@ def parse_model_infer(message: bytes) -> dict[str, np.ndarray]:
     return out
 
 
-def model_infer_parser(model: str | None) -> Callable[[bytes], dict[str, np.ndarray]]:
+def model_infer_parser(model: str | None) -> Parser:
     """:func:`parse_model_infer`, also refusing requests for another model.
 
     The proxy already filters on :func:`leading_model_name`; this catches the

@@ -51,16 +51,16 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
-import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from tritonclient.grpc import service_pb2
 
 from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
+from modelops.drift.payload import Parser
 
 log = logging.getLogger("modelops.drift.grpc")
 
@@ -89,14 +89,13 @@ _RECONNECT_OPTIONS = (
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
 
-Parse = Callable[[bytes], dict[str, np.ndarray]]
 Metadata = Sequence[tuple[str, str | bytes]]
 
 
 class Feeder(Protocol):
     """The statistics feeder: takes a payload and the function that parses it."""
 
-    def offer(self, payload: bytes, parse: Parse) -> None: ...
+    def offer(self, payload: bytes, parse: Parser) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -354,4 +353,3 @@ class _Router(grpc.GenericRpcHandler):
 
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
-

@@ -1,0 +1,257 @@
+"""The gRPC proxy against a small grpc.aio upstream that records what reaches it.
+
+A stand-in upstream is used here because what Triton receives (the metadata
+and deadline of each call) cannot be read back from the real Triton; the
+behaviour against the real Triton is in tests/drift/test_sidecar_grpc.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+from tritonclient.grpc import service_pb2
+
+from modelops.drift.grpc_proxy import (
+    MODEL_INFER,
+    MODEL_STREAM_INFER,
+    SERVICE,
+    GrpcProxy,
+    GrpcProxyConfig,
+    forward_metadata,
+)
+
+RUN: Callable[[Any], None] = asyncio.run
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def event_loop_kind(request):
+    """Both loops: the sidecar runs on uvloop when it is installed."""
+    global RUN
+    import uvloop
+
+    RUN = asyncio.run if request.param == "asyncio" else uvloop.run
+    yield
+    RUN = asyncio.run
+
+
+class Upstream:
+    """Echoes requests; metadata keys steer errors and delays."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.cancelled = asyncio.Event()
+        self.server = grpc.aio.server()
+        self.server.add_generic_rpc_handlers((self,))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if details.method == MODEL_STREAM_INFER:
+            return grpc.stream_stream_rpc_method_handler(self._stream)
+        if details.method.startswith(f"/{SERVICE}/") or details.method == "/x.Other/Echo":
+            return grpc.unary_unary_rpc_method_handler(self._unary)
+        return None
+
+    async def _unary(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        md = dict(context.invocation_metadata())
+        self.calls.append({"metadata": md, "remaining": context.time_remaining(), "req": request})
+        await context.send_initial_metadata((("x-initial", "i"),))
+        context.set_trailing_metadata((("x-trailing", "t"), ("x-bin", b"\x00\x01")))
+        if "sleep" in md:
+            try:
+                await asyncio.sleep(float(md["sleep"]))
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        if "fail" in md:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "bad input: " + md["fail"], (("x-why", "w"),)
+            )
+        return request[::-1]
+
+    async def _stream(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        self.calls.append({"metadata": dict(context.invocation_metadata()), "stream": True})
+        async for message in requests:
+            if message == b"boom":
+                context.set_code(grpc.StatusCode.FAILED_PRECONDITION)
+                context.set_details("stream broke")
+                return
+            ok = service_pb2.ModelStreamInferResponse(
+                infer_response=service_pb2.ModelInferResponse(id="1")
+            )
+            err = service_pb2.ModelStreamInferResponse(error_message="no")
+            yield (err if message.endswith(b"bad") else ok).SerializeToString()
+
+
+class Offers:
+    """The feeder's interface: records what the proxy offers."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    def offer(self, payload: bytes, parse: Callable[[bytes], Any]) -> None:
+        self.payloads.append(payload)
+
+
+def _run(body: Callable[..., Awaitable[None]], **config: Any) -> None:
+    async def main() -> None:
+        up = Upstream()
+        await up.server.start()
+        offers = Offers()
+        proxy = GrpcProxy(
+            GrpcProxyConfig(upstream=f"127.0.0.1:{up.port}", **config), offers, CollectorRegistry()
+        )
+        port = await proxy.start("127.0.0.1", 0)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        try:
+            await body(channel, up, offers, proxy)
+        finally:
+            await channel.close()
+            await proxy.stop(0)
+            await up.server.stop(0)
+
+    RUN(main())
+
+
+def _infer_request(model: str, x: np.ndarray) -> bytes:
+    req = service_pb2.ModelInferRequest(model_name=model)
+    inp = req.inputs.add(name="INPUT0", datatype="FP32", shape=list(x.shape))
+    del inp  # data travels in raw_input_contents, as tritonclient sends it
+    req.raw_input_contents.append(x.astype("<f4").tobytes())
+    return req.SerializeToString()
+
+
+def test_unary_passes_bytes_metadata_and_deadline_through():
+    async def body(channel, up, offers, proxy):
+        call = channel.unary_unary(MODEL_INFER)(
+            b"abc", metadata=(("x-user", "u"), ("x-raw-bin", b"\xff\x00")), timeout=7
+        )
+        assert await call == b"cba"
+        assert ("x-initial", "i") in tuple(await call.initial_metadata())
+        trailing = tuple(await call.trailing_metadata())
+        assert ("x-trailing", "t") in trailing and ("x-bin", b"\x00\x01") in trailing
+        seen = up.calls[-1]
+        assert seen["metadata"]["x-user"] == "u" and seen["metadata"]["x-raw-bin"] == b"\xff\x00"
+        # The client's remaining time, not grpc's "no deadline".
+        assert seen["remaining"] is not None and 5 < seen["remaining"] <= 7
+        await channel.unary_unary(f"/{SERVICE}/ServerLive")(b"")
+        assert up.calls[-1]["remaining"] is None  # no client deadline, none upstream
+
+    _run(body)
+
+
+def test_errors_keep_code_details_and_trailing_metadata():
+    async def body(channel, up, offers, proxy):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await channel.unary_unary(MODEL_INFER)(b"x", metadata=(("fail", "shape"),))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details() == "bad input: shape"
+        assert ("x-why", "w") in tuple(err.value.trailing_metadata())
+        assert offers.payloads == []  # a failed request is not observed
+
+    _run(body)
+
+
+def test_deadline_expires_upstream_and_cancellation_reaches_it():
+    async def body(channel, up, offers, proxy):
+        t0 = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await channel.unary_unary(MODEL_INFER)(b"x", metadata=(("sleep", "5"),), timeout=0.3)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - t0 < 2
+        await asyncio.wait_for(up.cancelled.wait(), 2)  # Triton stops working on it too
+        up.cancelled.clear()
+        call = channel.unary_unary(MODEL_INFER)(b"x", metadata=(("sleep", "5"),))
+        await asyncio.sleep(0.3)
+        call.cancel()
+        await asyncio.wait_for(up.cancelled.wait(), 2)
+
+    _run(body)
+
+
+def test_model_infer_offered_for_the_watched_model_only():
+    async def body(channel, up, offers, proxy):
+        x = np.ones((1, 4), dtype=np.float32)
+        infer = channel.unary_unary(MODEL_INFER)
+        mine, other = _infer_request("fraud", x), _infer_request("other", x)
+        await infer(mine)
+        await infer(other)
+        await channel.unary_unary(f"/{SERVICE}/ModelMetadata")(mine)
+        assert offers.payloads == [mine]
+
+    _run(body, model="fraud")
+
+
+def test_stream_forwards_both_ways_and_offers_successful_requests():
+    async def body(channel, up, offers, proxy):
+        x = np.ones((1, 4), dtype=np.float32)
+        good, bad = _infer_request("fraud", x), _infer_request("fraud", x) + b"bad"
+        call = channel.stream_stream(MODEL_STREAM_INFER)(metadata=(("x-s", "1"),))
+        for m in (good, bad, good):
+            await call.write(m)
+        await call.done_writing()
+        responses = [service_pb2.ModelStreamInferResponse.FromString(r) async for r in call]
+        assert [r.error_message for r in responses] == ["", "no", ""]
+        assert await call.code() == grpc.StatusCode.OK
+        assert up.calls[-1]["metadata"]["x-s"] == "1"
+        assert offers.payloads == [good, good]
+
+        call = channel.stream_stream(MODEL_STREAM_INFER)()
+        await call.write(good)
+        await call.write(b"boom")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in call:
+                pass
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert err.value.details() == "stream broke"
+
+    _run(body, model="fraud")
+
+
+def test_methods_outside_the_service_pass_through_and_unknown_ones_fail_as_upstream():
+    async def body(channel, up, offers, proxy):
+        assert await channel.unary_unary("/x.Other/Echo")(b"hi") == b"ih"
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await channel.unary_unary("/x.Nope/Nope")(b"hi")
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    _run(body)
+
+
+def test_message_size_cap():
+    async def body(channel, up, offers, proxy):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await channel.unary_unary(MODEL_INFER)(b"x" * 5000)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert await channel.unary_unary(MODEL_INFER)(b"x" * 1000) == b"x" * 1000
+
+    _run(body, max_message_bytes=4096)
+
+
+def test_upstream_down_is_unavailable():
+    async def main() -> None:
+        from modelops.triton.local_server import free_port
+
+        proxy = GrpcProxy(GrpcProxyConfig(upstream=f"127.0.0.1:{free_port()}"), None)
+        port = await proxy.start("127.0.0.1", 0)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await channel.unary_unary(f"/{SERVICE}/ServerLive")(b"", timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        await proxy.stop(0)
+
+    RUN(main())
+
+
+def test_forward_metadata_drops_hop_by_hop_keys():
+    md = (("user-agent", "x"), ("grpc-timeout", "1S"), ("x-a", "1"), ("x-b-bin", b"\0"))
+    assert forward_metadata(md) == (("x-a", "1"), ("x-b-bin", b"\0"))
+    assert forward_metadata(None) == ()
