@@ -1,8 +1,9 @@
-"""The gRPC proxy against a small grpc.aio upstream that records what reaches it.
+"""The gRPC relay against a small grpc.aio upstream that records what reaches it.
 
 A stand-in upstream is used here because what Triton receives (the metadata
 and deadline of each call) cannot be read back from the real Triton; the
 behaviour against the real Triton is in tests/drift/test_sidecar_grpc.py.
+The frame reader is also driven byte by byte with hand-built HTTP/2 frames.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+import hpack
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 from tritonclient.grpc import service_pb2
 
 from modelops.drift.grpc_proxy import (
-    MODEL_INFER,
-    MODEL_STREAM_INFER,
     SERVICE,
     GrpcProxy,
     GrpcProxyConfig,
-    forward_metadata,
 )
+
+MODEL_INFER = f"/{SERVICE}/ModelInfer"
+MODEL_STREAM_INFER = f"/{SERVICE}/ModelStreamInfer"
 
 RUN: Callable[[Any], None] = asyncio.run
 
@@ -92,13 +94,19 @@ class Upstream:
 
 
 class Offers:
-    """The feeder's interface: records what the proxy offers."""
+    """The feeder's interface: records what the proxy offers and skips."""
 
     def __init__(self) -> None:
         self.payloads: list[bytes] = []
+        self.parsers: list[Callable[[bytes], Any]] = []
+        self.skipped: list[str] = []
 
     def offer(self, payload: bytes, parse: Callable[[bytes], Any]) -> None:
         self.payloads.append(payload)
+        self.parsers.append(parse)
+
+    def skip(self, reason: str) -> None:
+        self.skipped.append(reason)
 
 
 def _run(body: Callable[..., Awaitable[None]], **config: Any) -> None:
@@ -110,7 +118,10 @@ def _run(body: Callable[..., Awaitable[None]], **config: Any) -> None:
             GrpcProxyConfig(upstream=f"127.0.0.1:{up.port}", **config), offers, CollectorRegistry()
         )
         port = await proxy.start("127.0.0.1", 0)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        proxy.port = port
+        channel = grpc.aio.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
+        )
         try:
             await body(channel, up, offers, proxy)
         finally:
@@ -226,14 +237,39 @@ def test_methods_outside_the_service_pass_through_and_unknown_ones_fail_as_upstr
     _run(body)
 
 
-def test_message_size_cap():
+def test_large_and_compressed_requests_are_relayed_but_not_kept():
     async def body(channel, up, offers, proxy):
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await channel.unary_unary(MODEL_INFER)(b"x" * 5000)
-        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert await channel.unary_unary(MODEL_INFER)(b"x" * 1000) == b"x" * 1000
+        x = np.ones((1, 4), dtype=np.float32)
+        big = _infer_request("fraud", np.ones((64, 4), dtype=np.float32))  # over 512 bytes
+        infer = channel.unary_unary(MODEL_INFER)
+        assert await infer(big) == big[::-1]
+        assert offers.skipped == ["too_large"] and offers.payloads == []
+        small = _infer_request("fraud", x)
+        assert await infer(small) == small[::-1]
+        assert offers.payloads == [small]
+        # gzip on the wire: undone by the parser the worker gets, under the same cap.
+        zeros = _infer_request("fraud", np.zeros((16, 4), dtype=np.float32))
+        assert await infer(zeros, compression=grpc.Compression.Gzip) == zeros[::-1]
+        assert len(offers.payloads) == 2
+        assert offers.payloads[1] != zeros  # compressed bytes...
+        tensors = offers.parsers[1](offers.payloads[1])  # ...that parse to the tensor
+        np.testing.assert_array_equal(tensors["INPUT0"], np.zeros((16, 4), dtype=np.float32))
 
-    _run(body, max_message_bytes=4096)
+    _run(body, model="fraud", stats_max_bytes=512)
+
+
+def test_connection_limit():
+    async def body(channel, up, offers, proxy):
+        assert await channel.unary_unary(f"/{SERVICE}/ServerLive")(b"") == b""
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{proxy.port}", options=[("grpc.use_local_subchannel_pool", 1)]
+        ) as second:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await second.unary_unary(f"/{SERVICE}/ServerLive")(b"", timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert await channel.unary_unary(f"/{SERVICE}/ServerLive")(b"") == b""  # first still up
+
+    _run(body, max_connections=1)
 
 
 def test_upstream_down_is_unavailable():
@@ -251,7 +287,101 @@ def test_upstream_down_is_unavailable():
     RUN(main())
 
 
-def test_forward_metadata_drops_hop_by_hop_keys():
-    md = (("user-agent", "x"), ("grpc-timeout", "1S"), ("x-a", "1"), ("x-b-bin", b"\0"))
-    assert forward_metadata(md) == (("x-a", "1"), ("x-b-bin", b"\0"))
-    assert forward_metadata(None) == ()
+# -- the frame reader, byte by byte ------------------------------------------------------
+
+
+def _frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes([ftype, flags])
+        + stream.to_bytes(4, "big")
+        + payload
+    )
+
+
+def _grpc_message(message: bytes) -> bytes:
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def _conversation(model: str) -> tuple[bytes, bytes, list[bytes]]:
+    """Client and server bytes of three calls on one connection, and the watched requests."""
+    enc = hpack.Encoder()
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+
+    def request_headers(path: str) -> bytes:
+        return enc.encode(
+            [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "t"),
+             ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-timeout", "5S")]
+        )  # fmt: skip
+
+    infer1, infer3 = _infer_request(model, x), _infer_request(model, x + 1)
+    # Encoded in wire order: the encoder's table follows the connection.
+    block1 = request_headers(MODEL_INFER)
+    block3 = request_headers(MODEL_INFER)
+    block5 = request_headers(f"/{SERVICE}/ModelMetadata")
+    block7 = request_headers(MODEL_INFER)
+    body3 = _grpc_message(infer3)
+    client = (
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        + _frame(0x4, 0, 0, b"")  # SETTINGS
+        + _frame(0x1, 0x4, 1, block1)
+        + _frame(0x0, 0x1, 1, _grpc_message(infer1))
+        # stream 3: its header block in HEADERS + CONTINUATION, its message over two DATA frames
+        + _frame(0x1, 0x20, 3, b"\x00\x00\x00\x00\x10" + block3[:3])  # PRIORITY fields first
+        + _frame(0x9, 0x4, 3, block3[3:])
+        + _frame(0x8, 0, 0, b"\x00\x00\x10\x00")  # WINDOW_UPDATE
+        + _frame(0x0, 0, 3, body3[:7])
+        + _frame(0x0, 0x1, 3, body3[7:])
+        # stream 5: another method, not looked at
+        + _frame(0x1, 0x4, 5, block5)
+        + _frame(0x0, 0x1, 5, _grpc_message(infer1))
+        # stream 7: a request Triton refuses (trailers only, no message)
+        + _frame(0x1, 0x4, 7, block7)
+        + _frame(0x0, 0x1, 7, _grpc_message(infer1))
+    )
+    senc = hpack.Encoder()
+    ok_head = senc.encode([(":status", "200"), ("content-type", "application/grpc")])
+    server = b"".join(
+        [
+            _frame(0x4, 0, 0, b""),
+            _frame(0x1, 0x4, 1, ok_head),
+            _frame(0x0, 0, 1, _grpc_message(b"\x12\x02ok")),
+            _frame(0x1, 0x5, 1, senc.encode([("grpc-status", "0")])),
+            _frame(0x1, 0x5, 7, senc.encode([(":status", "200"), ("grpc-status", "3")])),
+            _frame(0x1, 0x4, 3, ok_head),
+            _frame(0x0, 0, 3, _grpc_message(b"\x12\x02ok")[:3]),
+            _frame(0x0, 0, 3, _grpc_message(b"\x12\x02ok")[3:]),
+            _frame(0x1, 0x5, 3, senc.encode([("grpc-status", "0")])),
+            _frame(0x1, 0x4, 5, ok_head),
+            _frame(0x0, 0, 5, _grpc_message(b"meta")),
+            _frame(0x1, 0x5, 5, senc.encode([("grpc-status", "0")])),
+        ]
+    )
+    return client, server, [infer1, infer3]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 9, 13, 4096])
+def test_frame_reader_follows_any_split(chunk, event_loop_kind):
+    from modelops.drift.grpc_proxy import _FrameReader, _Observer
+
+    client, server, watched = _conversation("fraud")
+    offers = Offers()
+    proxy = GrpcProxy(GrpcProxyConfig(model="fraud"), offers, CollectorRegistry())
+    obs = _Observer(proxy)
+    creader, sreader = _FrameReader(preface=True), _FrameReader(preface=False)
+    for i in range(0, len(client), chunk):
+        creader.feed(client[i : i + chunk], obs.requests)
+    for i in range(0, len(server), chunk):
+        sreader.feed(server[i : i + chunk], obs.responses)
+    assert offers.payloads == watched
+    assert obs.streams == {}  # every stream ended
+    assert proxy.metrics._calls["ModelInfer"]._value.get() == 3
+    assert proxy.metrics._calls["other"]._value.get() == 1
+
+
+def test_frame_reader_stops_on_a_stream_that_is_not_http2():
+    from modelops.drift.grpc_proxy import _FrameReader, _ObserveError, _Observer
+
+    obs = _Observer(GrpcProxy(GrpcProxyConfig(), Offers(), CollectorRegistry()))
+    with pytest.raises(_ObserveError):
+        _FrameReader(preface=True).feed(b"GET / HTTP/1.1\r\n\r\n", obs.requests)

@@ -313,24 +313,10 @@ def add_grpc_arguments(parser: argparse.ArgumentParser) -> None:
     _add(g, "--grpc-port", type=_non_negative_int, default=8081, help="gRPC proxy listen port")
     _add(
         g,
-        "--grpc-max-message-bytes",
+        "--grpc-max-connections",
         type=_positive_int,
-        default=64 * 1024 * 1024,
-        help="larger gRPC messages (either direction) get RESOURCE_EXHAUSTED",
-    )
-    _add(
-        g,
-        "--grpc-max-concurrent-rpcs",
-        type=_positive_int,
-        default=256,
-        help="gRPC calls in flight before new ones get RESOURCE_EXHAUSTED",
-    )
-    _add(
-        g,
-        "--grpc-max-streams-per-connection",
-        type=_positive_int,
-        default=100,
-        help="HTTP/2 streams one client connection may open at once (the client queues more)",
+        default=1024,
+        help="client gRPC connections at once; more are closed at once",
     )
 
 
@@ -412,9 +398,8 @@ def build_grpc_proxy(args: argparse.Namespace, proxy: DriftProxy) -> GrpcProxy |
     config = GrpcProxyConfig(
         upstream=args.grpc_upstream,
         model=args.model,
-        max_message_bytes=args.grpc_max_message_bytes,
-        max_concurrent_rpcs=args.grpc_max_concurrent_rpcs,
-        max_streams_per_connection=args.grpc_max_streams_per_connection,
+        max_connections=args.grpc_max_connections,
+        stats_max_bytes=args.stats_max_bytes,
     )
     return GrpcProxy(config, proxy.feeder, proxy.metrics.registry)
 
