@@ -7,7 +7,9 @@ import pytest
 from modelops.drift.http1 import (
     ChunkedDecoder,
     ProtocolError,
+    check_request_head,
     client_response_head,
+    find_bare_line_break,
     keep_alive,
     parse_head,
     parse_request_line,
@@ -91,7 +93,7 @@ def test_status_line():
         ("Content-Length: 12\nContent-Length: 12", ("length", 12)),
         ("Content-Length: 12, 12", ("length", 12)),
         ("Transfer-Encoding: chunked", ("chunked", 0)),
-        ("Transfer-Encoding: gzip, chunked", ("chunked", 0)),
+        ("Transfer-Encoding: Chunked", ("chunked", 0)),
     ],
 )
 def test_request_framing(fields, expected):
@@ -109,6 +111,9 @@ def test_request_framing(fields, expected):
         ("Content-Length: 0x10", 400),
         ("Content-Length: 3\nTransfer-Encoding: chunked", 400),  # smuggling vector
         ("Transfer-Encoding: gzip", 501),
+        ("Transfer-Encoding: gzip, chunked", 400),  # gzip would reach Triton unannounced
+        ("Transfer-Encoding: chunked\nTransfer-Encoding: chunked", 400),
+        ("Content-Length: " + "1" * 19, 400),
     ],
 )
 def test_request_framing_refuses_ambiguity(fields, status):
@@ -161,11 +166,69 @@ def test_chunked_decoder_scan_mode_and_limits():
     with pytest.raises(ProtocolError) as err:
         ChunkedDecoder(max_body=5).feed(b"6\r\n")
     assert err.value.status == 413
-    for bad in (b"zz\r\n", b"\r\n", b"3\r\nabcX\r\n"):
+    for bad in (
+        b"zz\r\n",
+        b"\r\n",
+        b"3\r\nabcX\r\n",
+        b"0x3\r\n",
+        b"+3\r\n",
+        b"0_3\r\n",
+        b"-0\r\n",
+        b" 3\r\n",
+        b"3 \r\n",
+        b"3\n",
+        b"11111111111111111\r\n",
+    ):
         with pytest.raises(ProtocolError):
             ChunkedDecoder().feed(bad)
     with pytest.raises(ProtocolError):
         ChunkedDecoder().feed(b"1" * 2000)  # a size line that never ends
+
+
+def test_chunk_extensions_with_whitespace_before_the_semicolon_are_allowed():
+    d = ChunkedDecoder()
+    assert d.feed(b"3 ;ext\r\nabc\r\n0\r\n\r\n") and bytes(d.body) == b"abc"
+
+
+def test_connection_never_removes_host_or_framing_fields():
+    h = _head(
+        "POST /x HTTP/1.1\nHost: a\nConnection: host, content-length, "
+        "inference-header-content-length, content-encoding, x-hop\nX-Hop: 1\n"
+        "Inference-Header-Content-Length: 4\nContent-Encoding: gzip\nContent-Length: 9"
+    )
+    out = upstream_request_head(parse_request_line(h.start), h, 9)
+    assert out == (
+        b"POST /x HTTP/1.1\r\nHost: a\r\nInference-Header-Content-Length: 4\r\n"
+        b"Content-Encoding: gzip\r\nContent-Length: 9\r\n\r\n"
+    )
+    r = _head("HTTP/1.1 200 OK\nConnection: content-length\nContent-Length: 2")
+    assert b"Content-Length: 2" in client_response_head(r, close=False, chunked=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("GET / HTTP/1.1", 400),
+        ("GET / HTTP/1.1\nHost: a\nhost: b", 400),
+        ("POST / HTTP/1.0\nTransfer-Encoding: chunked", 400),
+    ],
+)
+def test_host_and_version_checks(text, status):
+    h = _head(text)
+    with pytest.raises(ProtocolError) as err:
+        check_request_head(parse_request_line(h.start), h)
+    assert err.value.status == status
+
+
+def test_http10_without_host_and_targets():
+    h = _head("GET / HTTP/1.0")
+    check_request_head(parse_request_line(h.start), h)
+    for target in (b"/a b", b"/\x00", b"/\xff", b"/\x7f"):
+        with pytest.raises(ProtocolError):
+            parse_request_line(b"GET " + target + b" HTTP/1.1")
+    assert find_bare_line_break(b"GET / HTTP/1.1\nHost")
+    assert find_bare_line_break(b"GET / HTTP/1.1\r\nA: b\rc")
+    assert not find_bare_line_break(b"GET / HTTP/1.1\r\nHost: a\r")
 
 
 def test_connection_listed_fields_are_dropped_too():

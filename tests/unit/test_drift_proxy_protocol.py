@@ -203,15 +203,39 @@ def test_http10_client_gets_connection_close():
     _run(scenario)
 
 
+H = b"POST / HTTP/1.1\r\nHost: x\r\n"
+
+
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
         (b"GARBAGE\r\n\r\n", 400),
         (b"GET / HTTP/3.0\r\n\r\n", 505),
-        (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (H + b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
+        (H + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked, chunked\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\n", 400),
+        # Chunk sizes Python's int(x, 16) would read, and a size line with a space.
+        (H + b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\n0_3\r\nabc\r\n0\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\n 3\r\nabc\r\n0\r\n\r\n", 400),
+        (H + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 17 + b"\r\n", 400),
+        # Host: none, or two.
+        (b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        # Control characters in the target or in a value; a bare LF.
+        (b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /a\x7fb HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x1bb\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\nHost: x\n\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n", 400),
+        (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (H + b"Content-Length: 1e3\r\n\r\n", 400),
+        (H + b"Content-Length: " + b"9" * 30 + b"\r\n\r\n", 400),
     ],
 )
 def test_malformed_requests_get_an_error_and_the_proxy_keeps_serving(request_bytes, status):

@@ -200,18 +200,23 @@ def test_summary_document(ref20):
     x = rng.normal(size=(250, 20))
     x[:, 2] = np.nan  # no samples for f2: its shift is NaN -> null in JSON
     x[:200, 5] += 3
+    x[:5, 7] = np.inf  # 2.5% non-finite: under the 10% threshold
     mon.add(x)
     doc = json.loads(json.dumps(mon.summary("fraud"), allow_nan=False))
     assert doc["model"] == "fraud" and doc["method"] == "psi" and doc["threshold"] == 0.2
     assert doc["drifted"] is True and doc["since"] == "2023-11-14T22:13:20.000000Z"
-    assert doc["drifted_features"] == ["f5"]
-    assert doc["drifted_features_ratio"] == pytest.approx(0.05)
+    # f2 is all NaN: a drift signal of its own, not an empty feature.
+    assert doc["drifted_features"] == ["f2", "f5"]
+    assert doc["drifted_features_ratio"] == pytest.approx(0.1)
+    assert doc["conclusive"] is True
     assert doc["window"]["samples"] == 200 and doc["window"]["current_samples"] == 50
     assert doc["samples"]["total"] == 250
     feats = {f["name"]: f for f in doc["features"]}
     assert list(feats) == ref20.names
     assert doc["score"] == pytest.approx(feats["f5"]["psi"]) and feats["f5"]["drifted"]
     assert feats["f2"]["n"] == 0 and feats["f2"]["mean_shift"] is None
+    assert feats["f2"]["nonfinite"] == 200 and feats["f2"]["drifted"]
+    assert feats["f7"]["nonfinite"] == 5 and not feats["f7"]["drifted"]
     assert set(feats["f0"]) == {
         "name",
         "score",
@@ -223,4 +228,52 @@ def test_summary_document(ref20):
         "mean_shift",
         "variance_ratio",
         "n",
+        "nonfinite",
     }
+
+
+@pytest.mark.parametrize("method", ["psi", "ks", "js"])
+def test_nan_rows_cannot_clear_a_drifted_state(ref20, method):
+    """100 NaN rows after a drifted window, or 99 NaN and 1 shifted row: still drifted."""
+    mon = DriftMonitor(ref20, DetectorConfig(method), WindowConfig(size=100))
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(100, 20))
+    x[:, 3] += 4
+    mon.add(x)
+    assert mon.state.drifted
+    mon.add(np.full((100, 20), np.nan))
+    assert mon.state.drifted and mon.state.evaluation.features[0].nonfinite == 100
+    y = np.full((100, 20), np.nan)
+    y[0] = rng.normal(size=20) + 4
+    mon.add(y)
+    assert mon.state.drifted
+
+
+def test_too_few_finite_values_is_inconclusive_not_clean(ref20):
+    det = DetectorConfig("ks", min_finite=50, max_nonfinite_fraction=0.99)
+    mon = DriftMonitor(ref20, det, WindowConfig(size=100))
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(100, 20))
+    x[:, 3] += 4
+    mon.add(x)
+    assert mon.state.drifted
+    y = rng.normal(size=(100, 20))
+    y[:60, 9] = np.nan  # 40 finite values of f9 < 50; 60% NaN is allowed here
+    mon.add(y)
+    ev = mon.state.evaluation
+    assert not ev.drifted and not ev.conclusive
+    assert mon.state.drifted and mon.state.consecutive_drifted == 1  # unchanged
+    mon.add(rng.normal(size=(100, 20)))  # a clean, complete window clears it
+    assert mon.state.evaluation.conclusive and not mon.state.drifted
+
+
+def test_nonfinite_share_above_threshold_is_drift(ref20):
+    det = DetectorConfig("ks", max_nonfinite_fraction=0.2)
+    mon = DriftMonitor(ref20, det, WindowConfig(size=100))
+    x = np.random.default_rng(13).normal(size=(100, 20))
+    x[:25, 6] = np.inf
+    mon.add(x)
+    ev = mon.state.evaluation
+    assert ev.drifted_features == ["f6"] and mon.state.drifted
+    f6 = ev.features[6]
+    assert f6.nonfinite == 25 and f6.nonfinite_fraction == pytest.approx(0.25)

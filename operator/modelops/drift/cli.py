@@ -27,6 +27,8 @@ infinite are ``null``; times are RFC 3339 UTC)::
       "since": "2026-01-01T10:00:00.000000Z",  # when the current drifted streak began; null
       "drifted_features": ["f3"],       # features that failed in the last window
       "drifted_features_ratio": 0.05,
+      "conclusive": true,               # false: some feature had fewer than --min-finite
+                                        # finite values; such a window cannot clear drift
       "window": {
         "size": 1000, "seconds": 0.0,   # configured window (rows / seconds, 0 = off)
         "samples": 1000,                # rows in the last evaluated window
@@ -40,7 +42,7 @@ infinite are ``null``; times are RFC 3339 UTC)::
       "features": [                     # reference order, empty before the first window
         {"name": "f3", "score": 0.31, "drifted": true, "psi": 0.31, "js": 0.05,
          "ks": 0.2, "ks_pvalue": 1e-30, "mean_shift": 0.52, "variance_ratio": 1.01,
-         "n": 1000}
+         "n": 1000, "nonfinite": 0}    # n: finite values; nonfinite: NaN/inf values
       ]
     }
 
@@ -66,6 +68,8 @@ import prometheus_client
 from modelops.drift.detectors import (
     DEFAULT_JS_THRESHOLD,
     DEFAULT_KS_ALPHA,
+    DEFAULT_MAX_NONFINITE_FRACTION,
+    DEFAULT_MIN_FINITE,
     DEFAULT_PSI_THRESHOLD,
     METHODS,
     DetectorConfig,
@@ -128,10 +132,24 @@ def _non_negative_float(v: str) -> float:
     return f
 
 
+def _positive_float(v: str) -> float:
+    f = float(v)
+    if not f > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+    return f
+
+
 def _fraction(v: str) -> float:
     f = float(v)
     if not 0 < f <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {v}")
+    return f
+
+
+def _unit_interval(v: str) -> float:
+    f = float(v)
+    if not 0 <= f < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {v}")
     return f
 
 
@@ -208,6 +226,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add(
         g,
+        "--min-finite",
+        type=_positive_int,
+        default=DEFAULT_MIN_FINITE,
+        help="finite values every feature needs in a window before the window can count as "
+        "clean (capped at --window)",
+    )
+    _add(
+        g,
+        "--max-nonfinite-fraction",
+        type=_unit_interval,
+        default=DEFAULT_MAX_NONFINITE_FRACTION,
+        help="a feature with a larger share of NaN/inf values in a window drifts",
+    )
+    _add(
+        g,
         "--window",
         type=_non_negative_int,
         default=1000,
@@ -266,7 +299,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-connections",
         type=_positive_int,
         default=256,
-        help="pooled keep-alive connections to Triton",
+        help="connections to Triton (requests past it wait for one)",
+    )
+    _add(
+        g,
+        "--max-clients",
+        type=_positive_int,
+        default=256,
+        help="open client connections; one more gets 503 with Retry-After",
+    )
+    _add(
+        g,
+        "--max-buffered-bytes",
+        type=_positive_int,
+        default=64 * 1024 * 1024,
+        help="request body bytes held in memory, all connections together; a request that "
+        "would pass it gets 503 with Retry-After (bodies above --stats-max-bytes are "
+        "streamed, not held)",
+    )
+    _add(
+        g,
+        "--header-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds a client may take to send a request head (then 408 and close)",
+    )
+    _add(
+        g,
+        "--body-timeout",
+        type=_positive_float,
+        default=30.0,
+        help="seconds a request body may stall, or a client may not read its response "
+        "(then 408 and close)",
+    )
+    _add(
+        g,
+        "--idle-timeout",
+        type=_positive_float,
+        default=60.0,
+        help="seconds a keep-alive connection may stay idle (then 408 and close)",
     )
     _add(
         g,
@@ -335,6 +406,8 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
         js_threshold=js_t,
         ks_alpha=alpha,
         min_drifted_features=args.min_drifted_features,
+        min_finite=args.min_finite,
+        max_nonfinite_fraction=args.max_nonfinite_fraction,
     )
 
 
@@ -381,6 +454,11 @@ def build_proxy(args: argparse.Namespace) -> DriftProxy:
             max_body_bytes=args.max_body_bytes,
             upstream_timeout=args.upstream_timeout,
             max_connections=args.max_connections,
+            max_clients=args.max_clients,
+            max_buffered_bytes=args.max_buffered_bytes,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            idle_timeout=args.idle_timeout,
             stats_queue_bytes=args.stats_queue_bytes,
             stats_max_bytes=args.stats_max_bytes,
             stats_cpu_share=args.stats_cpu,

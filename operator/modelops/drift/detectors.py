@@ -20,6 +20,14 @@ Tests (per feature, reference counts ``r`` against window counts ``w``):
   ``n*m/(n+m)`` and Stephens' small-sample correction.
 - Mean shift in reference standard deviations and the variance ratio, for
   humans reading ``/drift``; they do not take part in the decision.
+
+NaN and infinite values belong to no bin, so on their own they would make a
+window look empty rather than different. Two rules keep them from masking
+drift: a feature whose share of non-finite values exceeds
+``max_nonfinite_fraction`` drifts (missing or broken inputs are a change in
+the input distribution), and a window in which some feature has fewer than
+``min_finite`` finite values is *inconclusive*: it can report drift but never
+clear it (see :class:`Evaluation.conclusive`).
 """
 
 from __future__ import annotations
@@ -39,6 +47,10 @@ DEFAULT_JS_THRESHOLD = 0.04
 # at 0.05 a stationary stream would alarm about once every 20 windows.
 DEFAULT_KS_ALPHA = 0.001
 DEFAULT_PSEUDO_COUNT = 0.5
+# Fewer finite values than this in one feature: the window cannot count as clean.
+DEFAULT_MIN_FINITE = 30
+# A feature with more NaN/inf than this share of its window values drifts.
+DEFAULT_MAX_NONFINITE_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,8 @@ class DetectorConfig:
     ks_alpha: float = DEFAULT_KS_ALPHA
     min_drifted_features: int = 1
     pseudo_count: float = DEFAULT_PSEUDO_COUNT
+    min_finite: int = DEFAULT_MIN_FINITE
+    max_nonfinite_fraction: float = DEFAULT_MAX_NONFINITE_FRACTION
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -61,6 +75,10 @@ class DetectorConfig:
             raise ValueError("min_drifted_features must be >= 1")
         if self.pseudo_count <= 0:
             raise ValueError("pseudo_count must be > 0")
+        if self.min_finite < 1:
+            raise ValueError("min_finite must be >= 1")
+        if not 0 <= self.max_nonfinite_fraction < 1:
+            raise ValueError("max_nonfinite_fraction must be in [0, 1)")
 
     @property
     def threshold(self) -> float:
@@ -192,6 +210,8 @@ class FeatureResult:
     mean_shift: float  # (window mean - reference mean) / reference std
     variance_ratio: float  # window variance / reference variance
     drifted: bool
+    nonfinite: int = 0  # NaN/inf values of this feature in the window
+    nonfinite_fraction: float = 0.0  # nonfinite / (finite + nonfinite)
 
     def score(self, method: str) -> float:
         return {"psi": self.psi, "js": self.js, "ks": self.ks}[method]
@@ -205,6 +225,9 @@ class Evaluation:
     drifted: bool
     score: float  # max per-feature score of the chosen method
     samples: int  # rows in the window
+    # False when some feature had fewer than min_finite finite values: such a
+    # window may report drift but must not clear a drifted state.
+    conclusive: bool = True
 
     @property
     def drifted_features(self) -> list[str]:
@@ -231,14 +254,18 @@ def evaluate(
     win_var: np.ndarray,
     samples: int,
     config: DetectorConfig,
+    win_nonfinite: np.ndarray | None = None,
+    min_finite: int | None = None,
 ) -> Evaluation:
     """Score every feature, decide per feature, then decide for the model.
 
     A feature drifts when its chosen test fails: PSI or JS above threshold,
     or a KS p-value below ``alpha / n_features`` (Bonferroni, so ``alpha`` is
     the family-wise false-alarm rate of one window). A feature with no samples
-    in the window cannot drift. The model drifts when at least
-    ``min_drifted_features`` features do.
+    in the window cannot drift by its test, but one whose non-finite share
+    exceeds ``max_nonfinite_fraction`` drifts whatever its finite values
+    say. The model drifts when at least ``min_drifted_features`` features do.
+    ``min_finite`` (default ``config.min_finite``) decides ``conclusive``.
     """
     ref_counts = _as_matrix(ref_counts)
     win_counts = _as_matrix(win_counts)
@@ -266,6 +293,12 @@ def evaluate(
     else:
         fails = p_ks < config.ks_alpha / max(n_feat, 1)
     fails = fails & have
+    win_n = np.asarray(win_n)
+    bad = np.zeros(n_feat, np.int64) if win_nonfinite is None else np.asarray(win_nonfinite)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bad_frac = np.where(bad > 0, bad / (win_n + bad), 0.0)
+    fails = fails | (bad_frac > config.max_nonfinite_fraction)
+    need = config.min_finite if min_finite is None else min_finite
 
     feats = tuple(
         FeatureResult(
@@ -278,15 +311,19 @@ def evaluate(
             mean_shift=_safe_float(shift[i]) if have[i] else math.nan,
             variance_ratio=_safe_float(vratio[i]) if have[i] else math.nan,
             drifted=bool(fails[i]),
+            nonfinite=int(bad[i]),
+            nonfinite_fraction=float(bad_frac[i]),
         )
         for i in range(n_feat)
     )
     scores = [f.score(config.method) for f in feats]
+    drifted = int(fails.sum()) >= config.min_drifted_features
     return Evaluation(
         method=config.method,
         threshold=config.threshold,
         features=feats,
-        drifted=int(fails.sum()) >= config.min_drifted_features,
+        drifted=drifted,
         score=max(scores) if scores else 0.0,
         samples=int(samples),
+        conclusive=drifted or bool(np.all(win_n >= need)),
     )

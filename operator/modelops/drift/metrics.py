@@ -122,6 +122,26 @@ class DriftMetrics:
             ["model", "reason"],
             registry=r,
         )
+        self.nonfinite = Counter(
+            "modelops_drift_nonfinite_values",
+            "NaN or infinite feature values seen in evaluated windows (in no histogram).",
+            ["model", "feature"],
+            registry=r,
+        )
+        self.nonfinite_ratio = Gauge(
+            "modelops_drift_feature_nonfinite_ratio",
+            "Share of NaN/inf values of one feature in the last evaluated window; above "
+            "--max-nonfinite-fraction the feature counts as drifted.",
+            ["model", "feature"],
+            registry=r,
+        )
+        self.conclusive = Gauge(
+            "modelops_drift_window_conclusive",
+            "1 when every feature had at least --min-finite finite values in the last "
+            "evaluated window; an inconclusive window cannot clear a drifted state.",
+            ["model"],
+            registry=r,
+        )
         self.evaluations = Counter(
             "modelops_drift_evaluations",
             "Completed window evaluations.",
@@ -153,6 +173,27 @@ class DriftMetrics:
             ["code", "endpoint"],
             registry=r,
         )
+        self.rejected = Counter(
+            "modelops_proxy_rejected",
+            "Requests or connections refused with 503 at a capacity limit "
+            "(reason: connections, buffered_bytes).",
+            ["reason"],
+            registry=r,
+        )
+        self.timeouts = Counter(
+            "modelops_proxy_timeouts",
+            "Client connections closed for a timeout (reason: header, body, idle, client_read).",
+            ["reason"],
+            registry=r,
+        )
+        self.connections = Gauge(
+            "modelops_proxy_connections", "Open client connections.", registry=r
+        )
+        self.buffered_bytes = Gauge(
+            "modelops_proxy_buffered_bytes",
+            "Request body bytes held in memory, all connections together.",
+            registry=r,
+        )
         self.request_duration = Histogram(
             "modelops_proxy_request_duration_seconds",
             "Time from receiving a request to having Triton's full response, by endpoint kind.",
@@ -168,6 +209,8 @@ class DriftMetrics:
             for meth in METHODS:
                 self.feature_score.labels(m, feat, meth)
             self.feature_drifted.labels(m, feat)
+            self.nonfinite.labels(m, feat)
+            self.nonfinite_ratio.labels(m, feat)
         for reason in SKIP_REASONS:
             self.skipped.labels(m, reason)
         self.detected_m = self.detected.labels(m)
@@ -180,6 +223,10 @@ class DriftMetrics:
         self.last_eval_m = self.last_eval.labels(m)
         self.queue_depth_m = self.queue_depth.labels(m)
         self._duration = {e: self.request_duration.labels(e) for e in ENDPOINTS}
+        for reason in ("connections", "buffered_bytes"):
+            self.rejected.labels(reason)
+        for reason in ("header", "body", "idle", "client_read"):
+            self.timeouts.labels(reason)
         self._requests: dict[tuple[int, str], Counter] = {}
 
     def observe_request(self, code: int, endpoint: str, seconds: float) -> None:
@@ -195,6 +242,10 @@ class DriftMetrics:
             for meth in METHODS:
                 self.feature_score.labels(m, f.name, meth).set(f.score(meth))
             self.feature_drifted.labels(m, f.name).set(1 if f.drifted else 0)
+            self.nonfinite_ratio.labels(m, f.name).set(f.nonfinite_fraction)
+            if f.nonfinite:
+                self.nonfinite.labels(m, f.name).inc(f.nonfinite)
+        self.conclusive.labels(m).set(1 if ev.conclusive else 0)
         self.detected_m.set(1 if state.drifted else 0)
         self.score_m.set(ev.score)
         self.ratio_m.set(ev.drifted_ratio)

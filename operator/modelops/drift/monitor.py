@@ -10,7 +10,10 @@ crosses the boundary is split, so windows are exact), and/or every
 ``window_seconds`` once at least ``min_samples`` rows arrived. The model is
 reported drifted after ``confirm_windows`` consecutive drifted windows and
 stops being drifted at the first clean window; ``since`` is when the current
-drifted streak was confirmed.
+drifted streak was confirmed. A window that is not conclusive (some feature
+has too few finite values; see :mod:`~modelops.drift.detectors`) is published
+but leaves the drift state and the streak as they were: a burst of NaN rows
+cannot clear a drift.
 """
 
 from __future__ import annotations
@@ -89,6 +92,9 @@ class DriftMonitor:
         self._window_started = clock()
         self.total_samples = 0
         self._state = DriftState(None, False, None, None, 0, 0)
+        # A count-based window smaller than min_finite could never be conclusive.
+        size = window.size
+        self._min_finite = min(detector.min_finite, size) if size else detector.min_finite
 
     @property
     def names(self) -> list[str]:
@@ -155,13 +161,18 @@ class DriftMonitor:
             w.var,
             w.samples,
             self.detector,
+            win_nonfinite=w.nonfinite,
+            min_finite=self._min_finite,
         )
         now = self._clock()
         self._window_started = now
         prev = self._state
-        streak = prev.consecutive_drifted + 1 if ev.drifted else 0
-        drifted = streak >= self.window.confirm_windows
-        since = (prev.since if prev.drifted else now) if drifted else None
+        if ev.conclusive:
+            streak = prev.consecutive_drifted + 1 if ev.drifted else 0
+            drifted = streak >= self.window.confirm_windows
+            since = (prev.since if prev.drifted else now) if drifted else None
+        else:  # too few finite values to call it clean: nothing changes
+            streak, drifted, since = prev.consecutive_drifted, prev.drifted, prev.since
         self._state = DriftState(ev, drifted, since, now, prev.evaluations + 1, streak)
         if self._on_evaluation is not None:
             self._on_evaluation(ev, self._state, time.perf_counter() - t0)
@@ -186,6 +197,7 @@ class DriftMonitor:
                         "mean_shift": _num(f.mean_shift),
                         "variance_ratio": _num(f.variance_ratio),
                         "n": f.n,
+                        "nonfinite": f.nonfinite,
                     }
                 )
         return {
@@ -198,6 +210,7 @@ class DriftMonitor:
             "since": _rfc3339(st.since),
             "drifted_features": ev.drifted_features if ev is not None else [],
             "drifted_features_ratio": ev.drifted_ratio if ev is not None else 0.0,
+            "conclusive": ev.conclusive if ev is not None else False,
             "window": {
                 "size": self.window.size,
                 "seconds": self.window.seconds,

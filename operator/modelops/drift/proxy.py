@@ -1,30 +1,67 @@
 """The KServe v2 HTTP proxy in front of Triton, and the sidecar's own endpoints.
 
-Hot path: plain asyncio protocols and :mod:`modelops.drift.http1` framing. A
-request is read off the client connection, its head is forwarded as received
-minus hop-by-hop fields (a chunked body is de-chunked and sent with a
-Content-Length; ``Expect: 100-continue`` is answered here), over a pooled
-keep-alive connection to Triton; Triton's response head and body go back to
-the client as received (status line, every end-to-end header including
-``Content-Encoding`` and ``Inference-Header-Content-Length``, body bytes).
-Chunked or close-delimited responses (e.g. ``generate_stream``) are streamed
-through as they arrive. Nothing is decompressed, re-encoded or re-serialised.
+Hot path: plain asyncio protocols driven by callbacks (no task, no future
+per request) and :mod:`modelops.drift.http1` framing. A request's head is
+forwarded as received minus hop-by-hop fields over a pooled keep-alive
+connection to Triton; Triton's response goes back to the client as received
+(status line, every end-to-end header including ``Content-Encoding`` and
+``Inference-Header-Content-Length``, body bytes), streamed as it arrives
+whatever its framing. Nothing is decompressed, re-encoded or re-serialised.
 
-Only a successful ``POST /v2/models/{name}[/versions/{v}]/infer`` is looked
-at, and only after its response was written: the body (already in memory) is
-offered to :class:`~modelops.drift.feeder.StatsFeeder`, which drops it (and
-counts the drop) when its queue is full rather than slow anything down.
+Bounded by construction. Whatever clients (or Triton) send, memory stays
+within a sum of configured limits:
+
+- at most ``max_clients`` client connections; one more gets 503 with
+  ``Retry-After`` and is closed;
+- a request head must arrive within ``header_timeout`` (and fit 64 KiB), a
+  body may pause at most ``body_timeout``, a keep-alive connection may idle
+  ``idle_timeout``; past any of them the client gets 408 and is closed;
+- request bodies up to ``stats_max_bytes`` (and chunked bodies, which are
+  de-chunked) are buffered, since they are what drift statistics read; all
+  buffered bodies together stay under ``max_buffered_bytes``, and a request
+  that would pass it gets 503 with ``Retry-After``. Larger length-framed
+  bodies are streamed to Triton and never held whole;
+- backpressure both ways: while Triton's socket is full the client is not
+  read, and while the client's socket is full Triton is not read
+  (``pause_writing``/``resume_writing`` -> ``pause_reading``), so one
+  connection holds at most a transport buffer (64 KiB high-water mark) plus
+  one socket read (256 KiB) per direction. A client that reads nothing of
+  its response for ``body_timeout`` is disconnected;
+- the statistics queue is bounded in bytes and the worker works off the
+  event loop (:mod:`modelops.drift.feeder`); decompression stops at
+  ``stats_max_bytes``.
+
+With the defaults (256 clients, 64 MiB buffered, 16 MiB statistics queue,
+1 MiB statistics cap) the bound is about 60 MiB of interpreter, numpy and
+aiohttp + 64 MiB buffered bodies + 16 MiB queued samples + ~16 MiB for the
+sample being parsed + 256 x 320 KiB of transport buffers (only if every
+connection streams at once to a reader that does not read) = 236 MiB, under
+the 256 MiB target; ``spec.driftMonitor.resources`` defaults to a 384Mi limit
+for head room. ``tests/drift/test_sidecar_abuse.py`` measures the real
+process against each abuse case.
+
+Only a successful ``POST /v2/models/{name}[/versions/{v}]/infer`` with a
+buffered body is looked at, after its response was written: the body is
+offered to :class:`~modelops.drift.feeder.StatsFeeder` with
+:func:`~modelops.drift.payload.http_parser`. Streamed (large) bodies are
+counted as skipped, reason ``too_large``.
 
 Errors: what Triton answers (bad JSON, wrong dtype or shape, unknown model)
 passes back untouched. The proxy's own errors use Triton's error shape
-``{"error": "..."}``: 400/431/501/505 for requests it cannot frame, 413 for a
-body over ``max_body_bytes``, 502 when Triton cannot be reached or breaks the
-protocol, 504 when Triton does not answer within ``upstream_timeout``
-(seconds without a byte from Triton).
+``{"error": "..."}``: 400/431/501/505 for requests it cannot frame, 408 for
+timeouts, 413 for a body over ``max_body_bytes``, 503 past a capacity limit,
+502 when Triton cannot be reached or breaks the protocol, 504 when Triton
+does not answer within ``upstream_timeout`` (seconds without a byte from
+Triton). Once a response has started streaming, a failure can only close
+the client connection.
 
 A pooled connection that Triton closed while idle can fail the first request
-sent on it before any byte comes back; that request is retried once on a
-fresh connection (Triton closed it, so it never ran the request).
+sent on it before any byte comes back; a buffered request is retried once on
+a fresh connection (Triton closed it, so it never ran the request).
+
+Timeouts are checked by one sweep over all connections a few times a
+second rather than a timer per request: re-arming a timer on every read
+would cost more than the rest of the hot path.
 
 The sidecar's own endpoints (``/metrics``, ``/drift``, ``/healthz``) are a small
 aiohttp app on a separate port: not on the hot path, and never mixed with
@@ -34,6 +71,7 @@ Triton's URL space.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -58,7 +96,9 @@ from modelops.drift.http1 import (
     Head,
     ProtocolError,
     RequestLine,
+    check_request_head,
     client_response_head,
+    find_bare_line_break,
     keep_alive,
     parse_head,
     parse_request_line,
@@ -78,6 +118,12 @@ _INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
 # Bodies above this are written separately from their head instead of being
 # concatenated (a copy) into one write.
 _COALESCE_LIMIT = 64 * 1024
+# Transport write buffer: pause the other side above HIGH, resume below LOW.
+_WRITE_HIGH = 64 * 1024
+_WRITE_LOW = 16 * 1024
+
+# Client connection phases.
+_IDLE, _HEAD, _BODY, _WAIT, _CLOSED = range(5)
 
 
 @dataclass(frozen=True)
@@ -88,7 +134,13 @@ class ProxyConfig:
     max_body_bytes: int = 64 * 1024 * 1024
     upstream_timeout: float = 300.0
     connect_timeout: float = 5.0
-    max_connections: int = 256
+    max_connections: int = 256  # pooled connections to Triton
+    max_clients: int = 256
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 60.0
+    retry_after: int = 1
     stats_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
     stats_max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     stats_cpu_share: float = DEFAULT_CPU_SHARE
@@ -100,22 +152,16 @@ class ProxyConfig:
             raise ValueError(f"upstream must look like http://host:port, got {self.upstream!r}")
         return u.hostname, u.port or 80
 
+    @property
+    def sweep_period(self) -> float:
+        shortest = min(
+            self.header_timeout, self.body_timeout, self.idle_timeout, self.upstream_timeout
+        )
+        return max(0.02, min(0.5, shortest / 5))
+
 
 def _error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
-
-
-class UpstreamClosedError(ConnectionError):
-    def __init__(self, got_bytes: bool) -> None:
-        super().__init__("Triton closed the connection" + (" mid-response" if got_bytes else ""))
-        self.got_bytes = got_bytes
-
-
-@dataclass
-class _Response:
-    status: int
-    head: Head
-    body: bytes | None  # None when it was streamed to the client
 
 
 def _nodelay(transport: asyncio.BaseTransport) -> None:
@@ -129,170 +175,216 @@ def _nodelay(transport: asyncio.BaseTransport) -> None:
 
 
 class _Upstream(asyncio.Protocol):
-    """One keep-alive connection to Triton carrying one exchange at a time."""
+    """One keep-alive connection to Triton carrying one exchange at a time.
+
+    It parses the response and hands it, piece by piece, to its current
+    ``owner`` (the client connection the exchange belongs to).
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.owner: _Downstream | None = None
         self.alive = True
         self.reusable = True
+        self.reused = False
         self.buf = bytearray()
-        self._waiter: asyncio.Future[_Response] | None = None
-        self._sink: _Downstream | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timeout = 0.0
-        self._method = "GET"
-        self._head: Head | None = None
-        self._status = 0
-        self._framing = "length"
-        self._length = 0
-        self._decoder: ChunkedDecoder | None = None
-        self._got_bytes = False
+        self.last = 0.0  # loop time of the last byte from Triton (or of the request)
+        self.got_bytes = False
+        self.method = "GET"
+        self.head: Head | None = None
+        self.status = 0
+        self.framing = "length"
+        self.remaining = 0
+        self.decoder: ChunkedDecoder | None = None
+        self.reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, hence the cast.
-        self.transport = cast(asyncio.Transport, transport)
-        _nodelay(transport)
+        self.transport = t = cast(asyncio.Transport, transport)
+        _nodelay(t)
+        t.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
-        w = self._waiter
-        if w is not None and not w.done():
-            if self._framing == "close" and self._head is not None:
-                self._finish(None)  # a close-delimited body ends here
+        owner = self.owner
+        if owner is not None:
+            if self.framing == "close" and self.head is not None:
+                self._done()  # a close-delimited body ends here
             else:
-                self._fail(UpstreamClosedError(self._got_bytes))
+                owner.upstream_failed(self, "closed")
+
+    # Backpressure: Triton not reading our request body -> stop reading the client.
+    def pause_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.pause_client_reading()
+
+    def resume_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.resume_client_reading()
+
+    def pause(self) -> None:
+        if not self.reading_paused and self.transport is not None and self.alive:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.reading_paused and self.transport is not None and self.alive:
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     def close(self) -> None:
         self.alive = False
+        self.owner = None
         if self.transport is not None:
             self.transport.close()
 
-    def exchange(
-        self, data: list[bytes], method: str, sink: _Downstream, timeout: float
-    ) -> asyncio.Future[_Response]:
-        assert self.transport is not None
-        loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
-        self._sink, self._method, self._timeout = sink, method, timeout
-        self._head, self._decoder, self._got_bytes = None, None, False
-        self._framing, self._length = "length", 0
+    def begin(self, owner: _Downstream, method: str, now: float) -> None:
+        self.owner, self.method, self.last = owner, method, now
+        self.head, self.decoder, self.got_bytes = None, None, False
+        self.framing, self.remaining = "length", 0
         self.buf.clear()
-        self._timer = loop.call_later(timeout, self._on_timeout)
-        if len(data) == 1:
-            self.transport.write(data[0])
-        else:
-            self.transport.writelines(data)
-        return self._waiter
-
-    def _on_timeout(self) -> None:
-        self._fail(TimeoutError())
-        self.close()
-
-    def _fail(self, exc: BaseException) -> None:
-        self.reusable = False
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc)
-
-    def _finish(self, body: bytes | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        assert self._waiter is not None and self._head is not None
-        if not self._waiter.done():
-            self._waiter.set_result(_Response(self._status, self._head, body))
 
     def data_received(self, data: bytes) -> None:
-        w = self._waiter
-        if w is None or w.done():
+        owner = self.owner
+        if owner is None:
             self.close()  # bytes nobody asked for: this connection is out of sync
             return
-        self._got_bytes = True
-        self.buf += data
+        self.got_bytes = True
+        self.last = owner.clock()
         try:
-            self._advance()
+            if self.head is None:
+                self._on_head_data(data)
+            else:
+                self._on_body_data(data)
         except ProtocolError as err:
-            self._fail(err)
-            self.close()
+            self.reusable = False
+            owner.upstream_failed(self, "protocol", err.message)
 
-    def _advance(self) -> None:
+    def _on_head_data(self, data: bytes) -> None:
         buf = self.buf
-        if self._head is None:
-            while True:
-                i = buf.find(b"\r\n\r\n")
-                if i < 0:
-                    if len(buf) > MAX_HEAD_BYTES:
-                        raise ProtocolError(502, "response head from Triton too large")
-                    return
-                head = parse_head(bytes(buf[:i]))
-                status = parse_status_line(head.start)
-                del buf[: i + 4]
-                if not 100 <= status < 200:
-                    break  # 1xx are interim: the real response follows
-            self._head, self._status = head, status
-            self._framing, self._length = response_framing(head, status, self._method)
-            version = head.start[:8]
-            self.reusable = keep_alive(version, head) and self._framing != "close"
-            if self._framing != "length":
-                assert self._sink is not None
-                self._decoder = ChunkedDecoder(keep_body=False)
-                self._sink.start_stream(head, chunked=self._framing == "chunked")
-        if self._framing == "length":
-            n = self._length
-            if len(buf) >= n:
-                if len(buf) > n:
-                    self.reusable = False  # more than it announced: do not trust it again
-                self._finish(bytes(buf[:n]) if len(buf) > n else bytes(buf))
-            return
-        # Streaming: forward bytes as they come; each byte from Triton re-arms the timer.
-        assert self._sink is not None and self._timer is not None
-        self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(self._timeout, self._on_timeout)
-        if self._framing == "chunked":
-            assert self._decoder is not None
-            used = self._decoder.feed(buf)
-            self._sink.stream(bytes(buf[:used]))
-            del buf[:used]
-            if self._decoder.done:
-                if buf:
-                    self.reusable = False
-                self._finish(None)
-        else:
-            self._sink.stream(bytes(buf))
+        if buf:
+            buf += data
+            data = bytes(buf)
             buf.clear()
+        while True:
+            i = data.find(b"\r\n\r\n")
+            if i < 0:
+                if len(data) > MAX_HEAD_BYTES:
+                    raise ProtocolError(502, "response head from Triton too large")
+                buf += data
+                return
+            head = parse_head(data[:i])
+            status = parse_status_line(head.start)
+            data = data[i + 4 :]
+            if not 100 <= status < 200:
+                break  # 1xx are interim: the real response follows
+        self.head, self.status = head, status
+        self.framing, self.remaining = response_framing(head, status, self.method)
+        self.reusable = keep_alive(head.start[:8], head) and self.framing != "close"
+        owner = self.owner
+        assert owner is not None
+        out = owner.response_head(head, self.framing)
+        if self.framing == "length":
+            n = self.remaining
+            if len(data) >= n:
+                if len(data) > n:
+                    self.reusable = False  # more than it announced: do not trust it again
+                    data = data[:n]
+                if n <= _COALESCE_LIMIT:
+                    owner.send(out + data, b"")
+                else:
+                    owner.send(out, data)
+                self._done()
+                return
+            self.remaining -= len(data)
+            owner.send(out, data)
+            return
+        if self.framing == "chunked":
+            self.decoder = ChunkedDecoder(keep_body=False)
+        owner.send(out, b"")
+        if data:
+            self._on_body_data(data)
+
+    def _on_body_data(self, data: bytes) -> None:
+        owner = self.owner
+        assert owner is not None
+        if self.framing == "length":
+            n = self.remaining
+            if len(data) >= n:
+                if len(data) > n:
+                    self.reusable = False
+                owner.send(data[:n] if len(data) > n else data, b"")
+                self._done()
+            else:
+                self.remaining = n - len(data)
+                owner.send(data, b"")
+        elif self.framing == "chunked":
+            assert self.decoder is not None
+            used = self.decoder.feed(data)
+            owner.send(data[:used] if used < len(data) else data, b"")
+            if self.decoder.done:
+                if used < len(data):
+                    self.reusable = False
+                self._done()
+        else:
+            owner.send(data, b"")
+
+    def _done(self) -> None:
+        owner, self.owner = self.owner, None
+        self.resume()
+        if owner is not None:
+            owner.exchange_done(self)
 
 
 class _Pool:
+    """Idle keep-alive connections to Triton and a cap on all of them."""
+
     def __init__(self, host: str, port: int, limit: int, connect_timeout: float) -> None:
         self.host, self.port = host, port
+        self.limit = limit
         self.connect_timeout = connect_timeout
         self.idle: list[_Upstream] = []
-        self._sem = asyncio.Semaphore(limit)
+        self.active = 0
+        self.waiters: collections.deque[_Downstream] = collections.deque()
 
-    async def acquire(self) -> tuple[_Upstream, bool]:
-        """A connection and whether it was reused from the pool."""
-        await self._sem.acquire()
+    def try_acquire(self) -> _Upstream | None:
+        """An idle connection, or None (then ``connect`` or wait)."""
         while self.idle:
             conn = self.idle.pop()
             if conn.alive:
-                conn.reusable = True
-                return conn, True
+                conn.reusable, conn.reused = True, True
+                self.active += 1
+                return conn
+        return None
+
+    def can_connect(self) -> bool:
+        return self.active < self.limit
+
+    async def connect(self) -> _Upstream:
+        self.active += 1
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(_Upstream, self.host, self.port), self.connect_timeout
             )
         except BaseException:
-            self._sem.release()
+            self.active -= 1
             raise
-        return conn, False
+        conn.reused = False
+        return conn
 
     def release(self, conn: _Upstream) -> None:
-        self._sem.release()
+        self.active -= 1
+        conn.owner = None
         if conn.alive and conn.reusable:
             self.idle.append(conn)
         else:
             conn.close()
+        while self.waiters and (self.idle or self.active < self.limit):
+            waiter = self.waiters.popleft()
+            if waiter.phase == _WAIT and waiter.up is None:
+                waiter.start_upstream()
+                break
 
     def close(self) -> None:
         for conn in self.idle:
@@ -308,158 +400,419 @@ class _Downstream(asyncio.Protocol):
 
     def __init__(self, proxy: DriftProxy) -> None:
         self.proxy = proxy
+        self.cfg = proxy.config
+        assert proxy._loop is not None
+        self.clock = proxy._loop.time
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
-        self.busy = False
-        self.closed = False
-        self.paused = False
-        self.streaming = False
+        self.phase = _IDLE
+        self.since = proxy.now  # start of the current phase (loop time)
+        self.last = self.since  # last byte from the client
+        self.reading_paused = False  # by us, for backpressure
+        self.write_blocked_at: float | None = None  # the client stopped reading
+        self.up: _Upstream | None = None
         self.close_after = False
-        self._line: RequestLine | None = None
-        self._head: Head | None = None
-        self._framing = "length"
-        self._length = 0
-        self._decoder: ChunkedDecoder | None = None
+        self.response_started = False
+        # the request being read / proxied
+        self.line: RequestLine | None = None
+        self.head: Head | None = None
+        self.framing = "length"
+        self.remaining = 0  # body bytes still to come (length framing)
+        self.decoder: ChunkedDecoder | None = None
+        self.streaming_body = False  # body goes to Triton as it arrives (bytes still due)
+        self.streamed = False  # this request's body is streamed, not buffered
+        self.retried = False
+        self.body = b""
+        self.upstream_data: list[bytes] = []
+        self.reserved = 0  # bytes counted in proxy.buffered for this request
+        self.t0 = 0.0
+        self.endpoint = "other"
 
-    # asyncio callbacks
+    # -- asyncio callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, hence the cast.
-        self.transport = cast(asyncio.Transport, transport)
-        _nodelay(transport)
-        self.proxy._clients.add(self)
+        self.transport = t = cast(asyncio.Transport, transport)
+        proxy = self.proxy
+        if len(proxy._clients) >= self.cfg.max_clients:
+            proxy.rejected("connections")
+            t.write(proxy.unavailable("too many connections"))
+            t.close()
+            self.phase = _CLOSED
+            return
+        _nodelay(t)
+        t.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
+        proxy._clients.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self.phase = _CLOSED
         self.proxy._clients.discard(self)
+        self._unreserve()
+        up, self.up = self.up, None
+        if up is not None:
+            up.reusable = False  # the response has nowhere to go
+            self.proxy._pool_release(up)
 
     def data_received(self, data: bytes) -> None:
+        phase = self.phase
+        if phase == _CLOSED:
+            return
+        self.last = self.clock()
+        if self.streaming_body and phase == _WAIT:
+            self._stream_body(data)
+            return
         self.buf += data
-        if not self.busy:
-            self._next()
-        elif not self.paused and len(self.buf) > self.proxy.config.max_body_bytes + MAX_HEAD_BYTES:
-            assert self.transport is not None
-            self.transport.pause_reading()  # a pipelining client far ahead of us
-            self.paused = True
+        if phase == _WAIT:
+            if len(self.buf) > MAX_HEAD_BYTES:
+                self.pause_client_reading()  # a pipelining client far ahead of us
+            return
+        self._advance()
 
-    # output used by the exchange
+    # Backpressure: the client not reading our response -> stop reading Triton.
+    def pause_writing(self) -> None:
+        self.write_blocked_at = self.clock()
+        if self.up is not None:
+            self.up.pause()
+
+    def resume_writing(self) -> None:
+        self.write_blocked_at = None
+        if self.up is not None:
+            self.up.resume()
+        elif self.phase == _IDLE and self.buf:  # pipelined requests held back meanwhile
+            self.resume_client_reading()
+            self._advance()
+
+    def pause_client_reading(self) -> None:
+        if not self.reading_paused and self.phase != _CLOSED and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_client_reading(self) -> None:
+        if self.reading_paused and self.phase != _CLOSED and self.transport is not None:
+            self.reading_paused = False
+            self.last = self.clock()
+            self.transport.resume_reading()
+
+    # -- output --------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
+        if self.phase != _CLOSED and self.transport is not None:
             self.transport.write(data)
 
-    def start_stream(self, head: Head, chunked: bool) -> None:
-        self.streaming = True
-        if not chunked:
-            self.close_after = True  # the body ends when the connection does
-        self.write(client_response_head(head, close=self.close_after, chunked=chunked))
-
-    def stream(self, data: bytes) -> None:
-        if data:
-            self.write(data)
-
     def close(self) -> None:
-        self.closed = True
         if self.transport is not None:
             self.transport.close()
+        self.phase = _CLOSED
 
-    # request parsing
+    def fail(self, status: int, message: str, *extra: bytes) -> None:
+        """Answer with the proxy's own error and close the connection."""
+        self.proxy.metrics.observe_request(status, self.endpoint, 0.0)
+        if status == 503:
+            extra = (*extra, self.proxy.retry_after)
+        self.write(simple_response(status, _error_body(message), close=True, extra=extra))
+        self.close()
 
-    def _next(self) -> None:
+    # -- reading requests ------------------------------------------------------------
+
+    def _advance(self) -> None:
         try:
-            req = self._parse()
+            if self.phase != _BODY and not self._read_head():
+                return
+            self._read_body()
         except ProtocolError as err:
-            line = self._line
-            self.proxy.metrics.observe_request(
-                err.status, classify_endpoint(line.path) if line else "other", 0.0
-            )
-            self.write(simple_response(err.status, _error_body(err.message), close=True))
-            self.close()
-            return
-        if req is None:
-            return
-        self.busy = True
-        task = asyncio.get_running_loop().create_task(self._handle(*req))
-        self.proxy._tasks.add(task)
-        task.add_done_callback(self.proxy._tasks.discard)
+            self.fail(err.status, err.message)
 
-    def _parse(self) -> tuple[RequestLine, Head, bytes] | None:
+    def _read_head(self) -> bool:
         buf = self.buf
-        max_body = self.proxy.config.max_body_bytes
-        if self._head is None:
-            while buf.startswith(b"\r\n"):  # RFC 9112 2.2: ignore empty lines before a request
-                del buf[:2]
-            i = buf.find(b"\r\n\r\n")
-            if i < 0 or i > MAX_HEAD_BYTES:
-                if len(buf) > MAX_HEAD_BYTES:
-                    raise ProtocolError(431, "request head too large")
-                return None
-            head = parse_head(bytes(buf[:i]))
-            self._line = parse_request_line(head.start)
-            del buf[: i + 4]
-            self._framing, self._length = request_framing(head)
-            if self._length > max_body:
-                raise ProtocolError(
-                    413,
-                    f"request body of {self._length} bytes exceeds the proxy limit of "
-                    f"{max_body} bytes",
-                )
-            self._decoder = (
-                ChunkedDecoder(max_body=max_body) if self._framing == "chunked" else None
+        while buf.startswith(b"\r\n"):  # RFC 9112 2.2: ignore empty lines before a request
+            del buf[:2]
+        if not buf:
+            return False
+        if self.phase == _IDLE:
+            self.phase, self.since = _HEAD, self.clock()
+            self.endpoint = "other"
+        i = buf.find(b"\r\n\r\n")
+        if i < 0 or i > MAX_HEAD_BYTES:
+            if len(buf) > MAX_HEAD_BYTES:
+                raise ProtocolError(431, "request head too large")
+            if find_bare_line_break(buf):
+                raise ProtocolError(400, "bare CR or LF in the request head")
+            return False
+        head = parse_head(bytes(buf[:i]))
+        line = parse_request_line(head.start)
+        self.endpoint = classify_endpoint(line.path)
+        check_request_head(line, head)
+        del buf[: i + 4]
+        self.framing, self.remaining = request_framing(head)
+        self.line, self.head = line, head
+        self.t0 = time.perf_counter()
+        self.phase, self.since = _BODY, self.clock()
+        self.decoder, self.streaming_body, self.streamed, self.body = None, False, False, b""
+        self.close_after = not keep_alive(line.version, head)
+        self.response_started = False
+        cfg = self.cfg
+        if self.remaining > cfg.max_body_bytes:
+            raise ProtocolError(
+                413,
+                f"request body of {self.remaining} bytes exceeds the proxy limit of "
+                f"{cfg.max_body_bytes} bytes",
             )
-            self._head = head
-            expect = head.get(b"expect")
-            has_body = self._framing == "chunked" or self._length > 0
-            if expect is not None and expect.lower() == b"100-continue" and has_body and not buf:
-                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if self._decoder is None:
-            n = self._length
+        if self.framing == "chunked":
+            self.decoder = ChunkedDecoder(max_body=cfg.max_body_bytes)
+        elif self.remaining > cfg.stats_max_bytes:
+            self.streaming_body = self.streamed = True
+        elif self.remaining:
+            self._reserve(self.remaining)
+        expect = head.get(b"expect")
+        has_body = self.framing == "chunked" or self.remaining > 0
+        if expect is not None and expect.lower() == b"100-continue" and has_body and not buf:
+            self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
+
+    def _reserve(self, n: int) -> None:
+        proxy = self.proxy
+        if proxy.buffered + n > self.cfg.max_buffered_bytes:
+            proxy.rejected("buffered_bytes")
+            raise ProtocolError(503, "the proxy is buffering too much data; retry later")
+        proxy.buffered += n
+        self.reserved += n
+
+    def _unreserve(self) -> None:
+        if self.reserved:
+            self.proxy.buffered -= self.reserved
+            self.reserved = 0
+
+    def _read_body(self) -> None:
+        """Move the body along; sends the request to Triton once it is complete."""
+        buf = self.buf
+        if self.streaming_body:
+            self.phase = _WAIT
+            self.start_upstream()
+            return
+        if self.decoder is None:
+            n = self.remaining
             if len(buf) < n:
-                return None
-            body = bytes(buf[:n])
-            del buf[:n]
+                return
+            if len(buf) == n:
+                self.body = bytes(buf)
+                buf.clear()
+            else:
+                self.body = bytes(buf[:n])
+                del buf[:n]
         else:
+            d = self.decoder
             try:
-                used = self._decoder.feed(buf)
+                used = d.feed(buf)
             except ProtocolError as err:
                 if err.status == 413:
-                    err.message = f"request body exceeds the proxy limit of {max_body} bytes"
+                    err.message = (
+                        f"request body exceeds the proxy limit of {self.cfg.max_body_bytes} bytes"
+                    )
                 raise
             del buf[:used]
-            if not self._decoder.done:
-                return None
-            body = bytes(self._decoder.body)
-        line, head = self._line, self._head
-        assert line is not None
-        self._head = self._decoder = None
-        return line, head, body
+            if d.size > self.reserved:
+                self._reserve(d.size - self.reserved)
+            if not d.done:
+                return
+            self.body = bytes(d.body)
+            self.decoder = None
+        self.phase = _WAIT
+        self.start_upstream()  # the rest of buf waits for this exchange to finish
 
-    async def _handle(self, line: RequestLine, head: Head, body: bytes) -> None:
-        t0 = time.perf_counter()
-        endpoint = classify_endpoint(line.path)
-        close = not keep_alive(line.version, head)
-        self.streaming = self.close_after = False
-        self.close_after = close
-        status = 500
+    def _stream_body(self, data: bytes) -> None:
+        """A large length-framed body: straight on to Triton."""
+        up = self.up
+        n = self.remaining
+        if up is None:  # still connecting: hold it (reading is paused meanwhile)
+            self.buf += data
+            return
+        if len(data) > n:
+            self.buf += data[n:]
+            data = data[:n]
+        self.remaining = n - len(data)
+        if data and up.transport is not None:
+            up.transport.write(data)
+        if self.remaining == 0:
+            self.streaming_body = False
+
+    # -- one exchange --------------------------------------------------------------
+
+    def start_upstream(self) -> None:
+        """Send the current request to Triton on a pooled or new connection."""
+        proxy = self.proxy
+        pool = proxy._pool
+        assert pool is not None and self.line is not None and self.head is not None
+        conn = pool.try_acquire()
+        if conn is not None:
+            self._send_request(conn)
+            return
+        if self.streaming_body:
+            self.pause_client_reading()  # until the connection is there
+        if not pool.can_connect():
+            pool.waiters.append(self)
+            return
+        task = asyncio.get_running_loop().create_task(self._connect())
+        proxy._tasks.add(task)
+        task.add_done_callback(proxy._tasks.discard)
+
+    async def _connect(self) -> None:
+        pool = self.proxy._pool
+        assert pool is not None
         try:
-            status = await self.proxy._exchange(self, line, head, body)
-        except Exception:
-            log.exception("proxying %s %s failed", line.method, line.path)
-            status = 500
-            if not self.streaming:
-                self.write(simple_response(500, _error_body("drift-monitor proxy error")))
+            conn = await pool.connect()
+        except (OSError, TimeoutError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "timeout"
+            self._finish_error(502, f"Triton at {self.cfg.upstream} is unreachable: {reason}")
+            return
+        if self.phase != _WAIT:  # the client went away meanwhile
+            self.proxy._pool_release(conn)
+            return
+        self._send_request(conn)
+
+    def _send_request(self, conn: _Upstream) -> None:
+        assert self.line is not None and self.head is not None and conn.transport is not None
+        self.up = conn
+        conn.begin(self, self.line.method, self.clock())
+        if self.streaming_body:
+            head = upstream_request_head(self.line, self.head, self.remaining)
+            conn.transport.write(head)
+            pending, self.buf = bytes(self.buf), bytearray()
+            self._stream_body(pending)
+            self.resume_client_reading()
+            return
+        body = self.body
+        head = upstream_request_head(self.line, self.head, len(body))
+        if len(body) > _COALESCE_LIMIT:
+            conn.transport.writelines([head, body])
+        else:
+            conn.transport.write(head + body)
+
+    def response_head(self, head: Head, framing: str) -> bytes:
+        self.response_started = True
+        if framing == "close":
+            self.close_after = True  # the body ends when the connection does
+        if self.streaming_body:
+            self.close_after = True  # Triton answered before the whole body: cannot resync
+        return client_response_head(head, close=self.close_after, chunked=framing == "chunked")
+
+    def send(self, first: bytes, second: bytes) -> None:
+        t = self.transport
+        if self.phase == _CLOSED or t is None:
+            return
+        if second:
+            if first:
+                t.writelines([first, second])
+            else:
+                t.write(second)
+        elif first:
+            t.write(first)
+
+    def exchange_done(self, conn: _Upstream) -> None:
+        status = conn.status
+        if self.streaming_body:  # Triton answered without reading the whole body
+            conn.reusable = False
             self.close_after = True
-        finally:
-            self.proxy.metrics.observe_request(status, endpoint, time.perf_counter() - t0)
-        self.busy = False
-        if self.close_after or self.closed:
+        self.up = None
+        self.proxy._pool_release(conn)
+        line, head = self.line, self.head
+        assert line is not None and head is not None
+        if status == 200 and line.method == "POST":
+            self.proxy.sample(line, head, self.body, self.streamed)
+        self._end_request(status)
+
+    def upstream_failed(self, conn: _Upstream, kind: str, detail: str = "") -> None:
+        """Triton closed, broke the protocol or timed out before the response ended."""
+        self.up = None
+        conn.owner = None
+        got_bytes = conn.got_bytes
+        # A pooled connection Triton closed while idle: it never saw the request,
+        # which can be sent again if it is still in memory.
+        retry = kind == "closed" and conn.reused and not got_bytes and not self.streamed
+        conn.reusable = False
+        self.proxy._pool_release(conn)
+        upstream = self.cfg.upstream
+        if retry and self.phase == _WAIT and not self.retried:
+            self.retried = True
+            self.start_upstream()
+            return
+        if kind == "timeout":
+            status = 504
+            msg = f"Triton at {upstream} did not answer in time ({self.cfg.upstream_timeout:g}s)"
+        elif kind == "protocol":
+            status, msg = 502, f"Triton at {upstream}: {detail}"
+        else:
+            status = 502
+            msg = f"Triton at {upstream}: Triton closed the connection" + (
+                " mid-response" if got_bytes else ""
+            )
+        self._finish_error(status, msg)
+
+    def _finish_error(self, status: int, message: str) -> None:
+        if self.phase == _CLOSED:
+            return
+        if self.response_started or self.streaming_body:
+            self.close_after = True  # too late for an error response: cut the connection
+        else:
+            self.write(simple_response(status, _error_body(message)))
+        self._end_request(status)
+
+    def _end_request(self, status: int) -> None:
+        self.proxy.metrics.observe_request(status, self.endpoint, time.perf_counter() - self.t0)
+        self._unreserve()
+        self.body = b""
+        self.retried = self.streaming_body = False
+        if self.close_after or self.phase == _CLOSED:
             self.close()
             return
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
+        self.phase, self.since = _IDLE, self.clock()
+        if self.write_blocked_at is not None:
+            # The client is not reading its responses: take no new request
+            # until it does (resume_writing), so responses cannot pile up.
+            self.pause_client_reading()
+            return
+        self.resume_client_reading()
         if self.buf:
-            self._next()
+            self._advance()
+
+    # -- timeouts (called by the proxy's sweep) ------------------------------------
+
+    def check_timeouts(self, now: float) -> None:
+        cfg = self.cfg
+        if self.phase == _CLOSED:
+            return
+        blocked = self.write_blocked_at
+        if blocked is not None and now - blocked > cfg.body_timeout:
+            self.proxy.timed_out("client_read")
+            # abort, not close: close would wait for the client to read what is buffered.
+            # connection_lost then releases the upstream connection (not for reuse).
+            self.phase = _CLOSED
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        phase = self.phase
+        if phase == _IDLE:
+            if now - self.since > cfg.idle_timeout:
+                self.proxy.timed_out("idle")
+                self.fail(408, "idle connection closed")
+        elif phase == _HEAD:
+            if now - self.since > cfg.header_timeout:
+                self.proxy.timed_out("header")
+                self.fail(408, f"request head not received within {cfg.header_timeout:g}s")
+        elif (
+            phase == _BODY or (self.streaming_body and not self.reading_paused)
+        ) and now - self.last > cfg.body_timeout:
+            self.proxy.timed_out("body")
+            if self.up is not None:
+                self.up.reusable = False
+            if self.response_started:
+                self.close()
+            else:
+                self.fail(408, f"request body stalled for {cfg.body_timeout:g}s")
+        if self.phase == _WAIT:
+            up = self.up
+            if up is not None and not up.reading_paused and now - up.last > cfg.upstream_timeout:
+                up.close()
+                self.upstream_failed(up, "timeout")
 
 
 # -- the sidecar -------------------------------------------------------------------------
@@ -485,6 +838,11 @@ class DriftProxy:
         self._admin: web.AppRunner | None = None
         self._clients: set[_Downstream] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.buffered = 0  # request body bytes held, all connections together
+        self.now = 0.0  # loop time, refreshed by the sweep and on each read
+        self.retry_after = b"Retry-After: %d" % config.retry_after
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -496,12 +854,13 @@ class DriftProxy:
         admin_port: int = 8090,
     ) -> tuple[int, int]:
         """Start both servers; returns the bound (proxy, admin) ports (0 picks a free one)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         cfg = self.config
+        self.now = loop.time()
         self._pool = _Pool(*self._address, cfg.max_connections, cfg.connect_timeout)
         self.feeder.start()
         self._server = await loop.create_server(
-            lambda: _Downstream(self), host, port, reuse_address=True, backlog=1024
+            self._protocol, host, port, reuse_address=True, backlog=1024
         )
         bound = self._server.sockets[0].getsockname()[1]
         self._admin = web.AppRunner(self.admin_app(), access_log=None, handle_signals=False)
@@ -510,9 +869,30 @@ class DriftProxy:
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []  # the port when admin_port == 0
         admin_bound = sockets[0].getsockname()[1] if sockets else admin_port
+        self._sweep()
         return bound, admin_bound
 
+    def _protocol(self) -> _Downstream:
+        assert self._loop is not None
+        self.now = self._loop.time()
+        return _Downstream(self)
+
+    def _sweep(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        self.now = now = loop.time()
+        for client in list(self._clients):
+            try:
+                client.check_timeouts(now)
+            except Exception:  # a bug here must not stop the sweep
+                log.exception("timeout check failed")
+                client.close()
+        self._sweeper = loop.call_later(self.config.sweep_period, self._sweep)
+
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server is not None:
             self._server.close()
             for client in list(self._clients):
@@ -531,77 +911,32 @@ class DriftProxy:
         if self._pool is not None:
             self._pool.close()
 
-    # -- one exchange ----------------------------------------------------------
+    # -- helpers for the connections ----------------------------------------------
 
-    async def _exchange(self, down: _Downstream, line: RequestLine, head: Head, body: bytes) -> int:
-        assert self._pool is not None
-        cfg = self.config
-        req_head = upstream_request_head(line, head, len(body))
-        data = [req_head, body] if len(body) > _COALESCE_LIMIT else [req_head + body]
-        upstream = cfg.upstream
-        resp: _Response | None = None
-        for attempt in (0, 1):
-            try:
-                conn, reused = await self._pool.acquire()
-            except (OSError, TimeoutError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "timeout"
-                msg = f"Triton at {upstream} is unreachable: {reason}"
-                down.write(simple_response(502, _error_body(msg)))
-                return 502
-            try:
-                resp = await conn.exchange(data, line.method, down, cfg.upstream_timeout)
-            except UpstreamClosedError as exc:
-                self._pool.release(conn)
-                if reused and not exc.got_bytes and attempt == 0:
-                    continue  # a stale keep-alive connection: Triton never saw the request
-                if down.streaming:
-                    down.close_after = True
-                    return 502
-                down.write(simple_response(502, _error_body(f"Triton at {upstream}: {exc}")))
-                return 502
-            except TimeoutError:
-                self._pool.release(conn)
-                if down.streaming:
-                    down.close_after = True
-                    return 504
-                down.write(
-                    simple_response(
-                        504,
-                        _error_body(
-                            f"Triton at {upstream} did not answer in time "
-                            f"({cfg.upstream_timeout:g}s)"
-                        ),
-                    )
-                )
-                return 504
-            except ProtocolError as err:
-                self._pool.release(conn)
-                if down.streaming:
-                    down.close_after = True
-                    return 502
-                down.write(simple_response(502, _error_body(f"Triton at {upstream}: {err}")))
-                return 502
+    def _pool_release(self, conn: _Upstream) -> None:
+        if self._pool is not None:
             self._pool.release(conn)
-            break
-        assert resp is not None
-        if resp.body is None:  # streamed
-            return resp.status
-        out = client_response_head(resp.head, close=down.close_after, chunked=False)
-        if len(resp.body) > _COALESCE_LIMIT:
-            down.write(out)
-            down.write(resp.body)
-        else:
-            down.write(out + resp.body)
-        if resp.status == 200 and line.method == "POST":
-            self._maybe_sample(line, head, body)
-        return resp.status
 
-    def _maybe_sample(self, line: RequestLine, head: Head, body: bytes) -> None:
+    def unavailable(self, why: str) -> bytes:
+        return simple_response(
+            503, _error_body(f"{why}; retry later"), close=True, extra=(self.retry_after,)
+        )
+
+    def rejected(self, reason: str) -> None:
+        self.metrics.rejected.labels(reason).inc()
+
+    def timed_out(self, reason: str) -> None:
+        self.metrics.timeouts.labels(reason).inc()
+
+    def sample(self, line: RequestLine, head: Head, body: bytes, streamed: bool) -> None:
         m = _INFER_PATH.match(line.path)
         if m is None:
             return
         model = self.config.model
         if model is not None and urllib.parse.unquote(m.group(1)) != model:
+            return
+        if streamed:
+            self.feeder.skip("too_large")
             return
         hl = head.get(b"inference-header-content-length")
         try:
@@ -624,8 +959,11 @@ class DriftProxy:
         return app
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        self.metrics.queue_depth_m.set(self.feeder.queued)
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+        m = self.metrics
+        m.queue_depth_m.set(self.feeder.queued)
+        m.connections.set(len(self._clients))
+        m.buffered_bytes.set(self.buffered)
+        return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})
 
     def summary(self) -> dict[str, Any]:
         doc = self.monitor.summary(self.config.model or "")

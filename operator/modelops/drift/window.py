@@ -26,6 +26,7 @@ class WindowStats:
     mean: np.ndarray  # [features]
     var: np.ndarray  # [features], sample variance (ddof=1); 0 with < 2 samples
     samples: int  # rows added
+    nonfinite: np.ndarray | None = None  # [features] NaN/inf values per feature
 
 
 class ReferenceLayout:
@@ -58,6 +59,7 @@ class WindowAccumulator:
         lay = self._layout
         self._counts = np.zeros((lay.n_features, lay.max_bins), dtype=np.int64)
         self._n = np.zeros(lay.n_features, dtype=np.int64)
+        self._nonfinite = np.zeros(lay.n_features, dtype=np.int64)
         self._s1 = np.zeros(lay.n_features, dtype=np.float64)  # sum(x - ref_mean)
         self._s2 = np.zeros(lay.n_features, dtype=np.float64)  # sum((x - ref_mean)^2)
         self.samples = 0
@@ -94,8 +96,10 @@ class WindowAccumulator:
             self._n += x.shape[0]
             self._s1 += centred.sum(axis=0)
             self._s2 += np.square(centred).sum(axis=0)
-        else:  # NaN/inf are counted nowhere: they are not part of any distribution
-            self._n += finite.sum(axis=0)
+        else:  # NaN/inf are in no bin and no moment, only counted as non-finite
+            n_finite = finite.sum(axis=0)
+            self._n += n_finite
+            self._nonfinite += x.shape[0] - n_finite
             c = np.where(finite, centred, 0.0)
             self._s1 += c.sum(axis=0)
             self._s2 += np.square(c).sum(axis=0)
@@ -120,6 +124,7 @@ class WindowAccumulator:
             mean=m1 + self._layout.mean,
             var=np.maximum(var, 0.0),
             samples=self.samples,
+            nonfinite=self._nonfinite.copy(),
         )
         if reset:
             self._reset()
