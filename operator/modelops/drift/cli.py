@@ -2,8 +2,8 @@
 
 It proxies Triton's HTTP/REST (KServe v2) API unchanged on ``--port``,
 Triton's gRPC service (``inference.GRPCInferenceService``) unchanged on
-``--grpc-port`` (see :mod:`modelops.drift.grpc_proxy`; off with an empty
-``--grpc-upstream``), observes the watched model's infer requests of both,
+``--grpc-port`` when ``--grpc-upstream`` names Triton's gRPC endpoint (see
+:mod:`modelops.drift.grpc_proxy`), observes the watched model's infer requests of both,
 and serves its own endpoints on ``--admin-port``:
 
 - ``GET /metrics``: Prometheus text format (``modelops_drift_*``,
@@ -378,8 +378,9 @@ def add_grpc_arguments(parser: argparse.ArgumentParser) -> None:
     _add(
         g,
         "--grpc-upstream",
-        default="127.0.0.1:8001",
-        help="Triton's gRPC endpoint (host:port); empty: no gRPC proxy",
+        default="",
+        help="Triton's gRPC endpoint (host:port), e.g. 127.0.0.1:8001; empty: no gRPC proxy "
+        "(the operator sets it in every serving pod)",
     )
     _add(g, "--grpc-port", type=_non_negative_int, default=8081, help="gRPC proxy listen port")
     _add(
