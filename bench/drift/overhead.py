@@ -2,27 +2,46 @@
 
 Starts tritonserver (nvidia-pytriton's binary, CPU, python backend, a model
 that sums 20 features) and the sidecar as a subprocess (`python -m
-modelops.cli drift-monitor`), then, for each client count, alternates direct
-and sidecar runs over several rounds so slow drifts in machine load hit both
-sides alike. Clients are closed-loop (send, wait for the answer, repeat) over
-keep-alive connections, with binary-tensor requests as tritonclient sends
-them (``--json`` for plain JSON bodies).
+modelops.cli drift-monitor`), then, for each placement, protocol and client
+count, alternates direct and sidecar runs over several rounds so slow drifts
+in machine load hit both sides alike. Clients are closed-loop (send, wait for
+the answer, repeat) over keep-alive connections, with binary-tensor requests
+as tritonclient sends them (``--json`` for plain JSON bodies).
+
+Placements (``--placements``):
+
+- ``unpinned``: every process may run on every core;
+- ``pinned``: the sidecar on one core (the last), Triton (every thread of
+  every process in its tree) and the load generator on the others, with
+  ``sched_setaffinity`` (what ``taskset -a`` does). This is the deployment
+  shape: the sidecar container with its own CPU.
+
+Protocols: one function per protocol in :data:`PROTOCOLS` returns where to
+send (direct and through the sidecar), what to send and how to drive the
+load: ``http`` (raw HTTP/1.1, above) and ``grpc`` (``ModelInfer`` with the
+tensor in ``raw_input_contents``, as tritonclient.grpc sends it; see
+grpc_load.py), run in the same loop, so their rows land in the same table.
 
 Reported: throughput (median over rounds), p50/p99 latency (pooled),
 the ratios, the added latency, and the sidecar's own CPU time per request
 (independent of how many cores the machine has).
 
     python bench/drift/overhead.py [--seconds 5] [--rounds 3] [--clients 1,8]
+        [--placements unpinned,pinned] [--protocols http,grpc]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import shlex
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +62,25 @@ from common import (
     sidecar_process,
     write_model_repository,
 )
+from grpc_load import grpc_sidecar_args, grpc_targets, infer_messages, run_grpc_load
 
 from modelops.drift.reference import build_reference
 from modelops.triton.local_server import TritonServer, free_ports
 
+# (target name, concurrency, seconds) -> one measured run
+Load = Callable[[str, int, float], Awaitable[LoadResult]]
 
-def _bodies(host: str, port: int, use_json: bool, batch: int, n: int = 4096) -> list[bytes]:
+
+@dataclass
+class Protocol:
+    """How to load one protocol: ``load("direct" | "sidecar", clients, seconds)``."""
+
+    name: str
+    load: Load
+    sidecar_args: tuple[str, ...] = ()
+
+
+def _http_bodies(host: str, port: int, use_json: bool, batch: int, n: int = 4096) -> list[bytes]:
     rng = np.random.default_rng(0)
     out = []
     for _ in range(n):
@@ -59,6 +91,67 @@ def _bodies(host: str, port: int, use_json: bool, batch: int, n: int = 4096) -> 
             body, hl = binary_infer_body(x)
         out.append(http_request(host, port, f"/v2/models/{MODEL}/infer", body, hl))
     return out
+
+
+def http_protocol(triton: TritonServer, sidecar_port: int, args: argparse.Namespace) -> Protocol:
+    targets = {"direct": ("127.0.0.1", triton.http_port), "sidecar": ("127.0.0.1", sidecar_port)}
+    bodies = {k: _http_bodies(h, p, args.json, args.batch) for k, (h, p) in targets.items()}
+
+    async def load(target: str, clients: int, seconds: float) -> LoadResult:
+        h, p = targets[target]
+        return await run_load(h, p, bodies[target], clients, seconds)
+
+    return Protocol("http", load)
+
+
+def grpc_protocol(triton: TritonServer, sidecar_port: int, args: argparse.Namespace) -> Protocol:
+    """ModelInfer over gRPC, raw tensors (see grpc_load.py); the sidecar's gRPC port is
+    ``args.grpc_port``, the relay in front of Triton's gRPC port."""
+    targets = grpc_targets(triton.grpc_url, args.grpc_port)
+    messages = infer_messages(args.batch)
+
+    async def load(target: str, clients: int, seconds: float) -> LoadResult:
+        return await run_grpc_load(targets[target], messages, clients, seconds)
+
+    return Protocol("grpc", load)
+
+
+# name -> factory(triton, sidecar HTTP port, parsed args).
+PROTOCOLS: dict[str, Callable[[TritonServer, int, argparse.Namespace], Protocol]] = {
+    "http": http_protocol,
+    "grpc": grpc_protocol,
+}
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` and its descendants onto ``cpus`` (like ``taskset -a -p``)."""
+    for p in _tree(pid):
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{p}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            with contextlib.suppress(OSError):  # a thread that just exited
+                os.sched_setaffinity(tid, cpus)
 
 
 def _pooled(results: list[LoadResult]) -> LoadResult:
@@ -80,11 +173,21 @@ def main() -> int:
     ap.add_argument("--instances", type=int, default=2, help="Triton model instances")
     ap.add_argument("--method", default="ks", help="sidecar drift method")
     ap.add_argument("--window", type=int, default=1000, help="sidecar window (rows)")
+    ap.add_argument("--placements", default="unpinned,pinned", help="unpinned and/or pinned")
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated")
     ap.add_argument("--output", help="also write the results as JSON here")
     args = ap.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
+    placements = args.placements.split(",")
+    protocols = args.protocols.split(",")
     command = "python bench/drift/overhead.py " + shlex.join(sys.argv[1:])
+    all_cpus = os.sched_getaffinity(0)
+    if "pinned" in placements and len(all_cpus) < 2:
+        raise SystemExit("pinned placement needs at least 2 CPUs")
+    sidecar_cpu_set = {max(all_cpus)}
+    rest = all_cpus - sidecar_cpu_set
 
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
         tmpd = Path(tmp)
         repo = write_model_repository(tmpd / "repo", args.instances)
@@ -92,89 +195,52 @@ def main() -> int:
         build_reference(np.random.default_rng(1).normal(size=(10_000, N_FEATURES))).save(ref_path)
         print(f"machine: {machine()}", flush=True)
         with TritonServer(repo) as triton:
-            port, admin = free_ports(2)
-            with sidecar_process(
-                triton.http_url,
-                ref_path,
-                port,
-                admin,
-                "--model",
-                MODEL,
-                "--method",
-                args.method,
-                "--window",
-                str(args.window),
-            ) as sidecar:
-                targets = {
-                    "direct": ("127.0.0.1", triton.http_port),
-                    "sidecar": ("127.0.0.1", port),
-                }
-                bodies = {k: _bodies(h, p, args.json, args.batch) for k, (h, p) in targets.items()}
-                results: dict[int, dict[str, list[LoadResult]]] = {}
-                sidecar_cpu: dict[int, tuple[float, int]] = {}
-                for c in clients:
-                    results[c] = {"direct": [], "sidecar": []}
-                    cpu_total, req_total = 0.0, 0
-                    for _ in range(args.rounds):
-                        for name in ("direct", "sidecar"):
-                            h, p = targets[name]
-                            before = cpu_seconds(sidecar.pid)
-                            r = asyncio.run(run_load(h, p, bodies[name], c, args.seconds))
-                            if name == "sidecar":
-                                cpu_total += cpu_seconds(sidecar.pid) - before
-                                req_total += r.requests
-                            if r.errors:
-                                raise SystemExit(f"{name}: {r.errors} failed requests {r.statuses}")
-                            results[c][name].append(r)
-                            print(
-                                f"  clients={c} {name:<7} {r.throughput:8.0f} req/s "
-                                f"p50={r.pct(50) * 1e3:.3f} ms p99={r.pct(99) * 1e3:.3f} ms",
-                                flush=True,
-                            )
-                    sidecar_cpu[c] = (cpu_total, req_total)
+            port, admin, args.grpc_port = free_ports(3)
+            extra = ("--model", MODEL, "--method", args.method, "--window", str(args.window))
+            if "grpc" in protocols:
+                extra += grpc_sidecar_args(triton.grpc_url, args.grpc_port)
+            with sidecar_process(triton.http_url, ref_path, port, admin, *extra) as sidecar:
+                protos = [PROTOCOLS[p](triton, port, args) for p in protocols]
+                triton_pid = triton.pid
+                assert triton_pid is not None
+                for placement in placements:
+                    if placement == "pinned":
+                        pin(sidecar.pid, sidecar_cpu_set)
+                        pin(triton_pid, rest)
+                        os.sched_setaffinity(0, rest)
+                    else:
+                        pin(sidecar.pid, all_cpus)
+                        pin(triton_pid, all_cpus)
+                        os.sched_setaffinity(0, all_cpus)
+                    for proto in protos:
+                        for c in clients:
+                            rows.append(_measure(proto, placement, c, args, sidecar.pid))
+                os.sched_setaffinity(0, all_cpus)
                 drift = get_json(f"http://127.0.0.1:{admin}/drift")
 
-    rows = []
     print()
     print(f"command: {command}")
     print(
         f"payload: {args.batch} x {N_FEATURES} FP32 per request, "
         f"{'JSON' if args.json else 'binary tensor'} body; Triton python backend, "
-        f"{args.instances} instance(s); sidecar method={args.method} window={args.window}"
+        f"{args.instances} instance(s); sidecar method={args.method} window={args.window}; "
+        f"pinned: sidecar on CPU {sorted(sidecar_cpu_set)}, Triton + load on {sorted(rest)}"
     )
     print()
     header = (
-        f"{'clients':>7} | {'direct req/s':>12} | {'sidecar req/s':>13} | {'ratio':>5} | "
-        f"{'direct p50':>10} | {'sidecar p50':>11} | {'added p50':>9} | "
-        f"{'direct p99':>10} | {'sidecar p99':>11} | {'added p99':>9} | {'sidecar CPU/req':>15}"
+        f"{'placement':<9} | {'proto':<5} | {'clients':>7} | {'direct req/s':>12} | "
+        f"{'sidecar req/s':>13} | {'ratio':>5} | {'direct p50':>10} | {'added p50':>9} | "
+        f"{'direct p99':>10} | {'added p99':>9} | {'sidecar CPU/req':>15}"
     )
     print(header)
     print("-" * len(header))
-    for c in clients:
-        d, s = _pooled(results[c]["direct"]), _pooled(results[c]["sidecar"])
-        d_tp = float(np.median([r.throughput for r in results[c]["direct"]]))
-        s_tp = float(np.median([r.throughput for r in results[c]["sidecar"]]))
-        cpu, nreq = sidecar_cpu[c]
-        row = {
-            "clients": c,
-            "direct_rps": d_tp,
-            "sidecar_rps": s_tp,
-            "throughput_ratio": s_tp / d_tp,
-            "direct_p50_ms": d.pct(50) * 1e3,
-            "sidecar_p50_ms": s.pct(50) * 1e3,
-            "added_p50_ms": (s.pct(50) - d.pct(50)) * 1e3,
-            "direct_p99_ms": d.pct(99) * 1e3,
-            "sidecar_p99_ms": s.pct(99) * 1e3,
-            "added_p99_ms": (s.pct(99) - d.pct(99)) * 1e3,
-            "sidecar_cpu_us_per_request": cpu / max(nreq, 1) * 1e6,
-        }
-        rows.append(row)
+    for row in rows:
         print(
-            f"{c:>7} | {d_tp:>12.0f} | {s_tp:>13.0f} | {row['throughput_ratio']:>5.2f} | "
-            f"{row['direct_p50_ms']:>7.3f} ms | {row['sidecar_p50_ms']:>8.3f} ms | "
+            f"{row['placement']:<9} | {row['protocol']:<5} | {row['clients']:>7} | "
+            f"{row['direct_rps']:>12.0f} | {row['sidecar_rps']:>13.0f} | "
+            f"{row['throughput_ratio']:>5.2f} | {row['direct_p50_ms']:>7.3f} ms | "
             f"{row['added_p50_ms']:>6.3f} ms | {row['direct_p99_ms']:>7.3f} ms | "
-            f"{row['sidecar_p99_ms']:>8.3f} ms | {row['added_p99_ms']:>6.3f} ms | "
-            f"{row['sidecar_cpu_us_per_request']:>12.0f} us"
+            f"{row['added_p99_ms']:>6.3f} ms | {row['sidecar_cpu_us_per_request']:>12.0f} us"
         )
     print()
     print(
@@ -186,6 +252,46 @@ def main() -> int:
             json.dumps({"command": command, "machine": machine(), "rows": rows}, indent=1)
         )
     return 0
+
+
+def _measure(
+    proto: Protocol, placement: str, c: int, args: argparse.Namespace, sidecar_pid: int
+) -> dict[str, float | int | str]:
+    results: dict[str, list[LoadResult]] = {"direct": [], "sidecar": []}
+    cpu_total, req_total = 0.0, 0
+    for _ in range(args.rounds):
+        for name in ("direct", "sidecar"):
+            before = cpu_seconds(sidecar_pid)
+            r = asyncio.run(proto.load(name, c, args.seconds))
+            if name == "sidecar":
+                cpu_total += cpu_seconds(sidecar_pid) - before
+                req_total += r.requests
+            if r.errors:
+                raise SystemExit(f"{proto.name} {name}: {r.errors} failed requests {r.statuses}")
+            results[name].append(r)
+            print(
+                f"  {placement} {proto.name} clients={c} {name:<7} {r.throughput:8.0f} req/s "
+                f"p50={r.pct(50) * 1e3:.3f} ms p99={r.pct(99) * 1e3:.3f} ms",
+                flush=True,
+            )
+    d, s = _pooled(results["direct"]), _pooled(results["sidecar"])
+    d_tp = float(np.median([r.throughput for r in results["direct"]]))
+    s_tp = float(np.median([r.throughput for r in results["sidecar"]]))
+    return {
+        "placement": placement,
+        "protocol": proto.name,
+        "clients": c,
+        "direct_rps": d_tp,
+        "sidecar_rps": s_tp,
+        "throughput_ratio": s_tp / d_tp,
+        "direct_p50_ms": d.pct(50) * 1e3,
+        "sidecar_p50_ms": s.pct(50) * 1e3,
+        "added_p50_ms": (s.pct(50) - d.pct(50)) * 1e3,
+        "direct_p99_ms": d.pct(99) * 1e3,
+        "sidecar_p99_ms": s.pct(99) * 1e3,
+        "added_p99_ms": (s.pct(99) - d.pct(99)) * 1e3,
+        "sidecar_cpu_us_per_request": cpu_total / max(req_total, 1) * 1e6,
+    }
 
 
 if __name__ == "__main__":
