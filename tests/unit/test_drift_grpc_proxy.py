@@ -385,3 +385,20 @@ def test_frame_reader_stops_on_a_stream_that_is_not_http2():
     obs = _Observer(GrpcProxy(GrpcProxyConfig(), Offers(), CollectorRegistry()))
     with pytest.raises(_ObserveError):
         _FrameReader(preface=True).feed(b"GET / HTTP/1.1\r\n\r\n", obs.requests)
+
+
+def test_header_cache_follows_the_hpack_table():
+    """The same indexed bytes mean another path once a new entry shifted the table."""
+    from modelops.drift.grpc_proxy import _Observer
+
+    obs = _Observer(GrpcProxy(GrpcProxyConfig(), Offers(), CollectorRegistry()))
+    enc = hpack.Encoder()
+    a, b = f"/{SERVICE}/ModelInfer", f"/{SERVICE}/ModelMetadata"
+    first_a, again_a = enc.encode([(":path", a)]), enc.encode([(":path", a)])
+    first_b, again_b = enc.encode([(":path", b)]), enc.encode([(":path", b)])
+    assert again_a == again_b  # the newest dynamic entry, both times
+    assert obs._decode(first_a)[0] == a.encode()
+    assert obs._decode(again_a)[0] == a.encode()
+    assert obs._decode(again_a)[0] == a.encode()  # from the cache
+    assert obs._decode(first_b)[0] == b.encode()
+    assert obs._decode(again_b)[0] == b.encode()  # not the cached meaning

@@ -89,6 +89,10 @@ _MAX_FRAME = (1 << 24) - 1
 # Header blocks above this stop the observation of the connection (Triton's
 # own limit on header lists is far smaller).
 _MAX_HEADER_BLOCK = 256 * 1024
+# HPACK: bytes that are a whole indexed field by themselves (0x80-0xFE), and
+# how many header blocks made of them one connection remembers.
+_ONE_BYTE_INDEXED = bytes(range(0x80, 0xFF))
+_HEADER_CACHE = 64
 # Write-buffer high water mark of each side: past it the other side's
 # reading pauses until this one drains.
 _WRITE_HIGH = 1024 * 1024
@@ -344,21 +348,41 @@ class _Observer:
         # The client's encoder may use the table size Triton allows; Triton
         # enforces its own limit, so any size it accepts is followed here.
         self.decoder.max_allowed_table_size = 1 << 20
+        self._cache: dict[bytes, tuple[bytes | None, bytes | None]] = {}
         self._block = bytearray()
         self._block_stream = 0
         self._block_flags = 0
         self.requests = _ClientSide(self)
         self.responses = _ServerSide(self)
 
-    def on_headers(self, stream: int, flags: int, block: bytes | bytearray) -> None:
-        fields = self.decoder.decode(bytes(block), raw=True)
-        path: bytes | None = None
-        encoding: bytes | None = None
-        for name, value in fields:
+    def _decode(self, block: bytes) -> tuple[bytes | None, bytes | None]:
+        """(:path, grpc-encoding) of one header block, through a cache when that is exact.
+
+        A block made only of one-byte indexed fields (a repeated call: every
+        field already in the tables) leaves the HPACK table as it was, so its
+        meaning only changes when another block changes the table; such
+        blocks are remembered until then. This is what keeps per-call
+        decoding cheap: a client's repeated calls send the same few bytes.
+        """
+        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
+        if indexed_only:
+            hit = self._cache.get(block)
+            if hit is not None:
+                return hit
+        path = encoding = None
+        for name, value in self.decoder.decode(block, raw=True):
             if name == b":path":
                 path = value
             elif name == b"grpc-encoding":
                 encoding = value
+        if not indexed_only:
+            self._cache.clear()  # the table may have changed
+        elif len(self._cache) < _HEADER_CACHE:
+            self._cache[block] = (path, encoding)
+        return path, encoding
+
+    def on_headers(self, stream: int, flags: int, block: bytes) -> None:
+        path, encoding = self._decode(block)
         label = _PATH_LABELS.get(path or b"", "other")
         relay = self.relay
         relay.metrics.call(label)
