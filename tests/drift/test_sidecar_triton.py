@@ -56,10 +56,15 @@ def _json_infer_body(x: np.ndarray, dtype: str = "FP32", shape=None) -> bytes:
     ).encode()
 
 
+# Detection tests count every row: the statistics worker's CPU budget (which
+# drops samples when the shared test machine is busy) is lifted for them.
+NO_CPU_BUDGET = ("--stats-cpu", "1")
+
+
 def _sidecar_args(triton, reference_path, *extra: str) -> list[str]:
     return [
         "--reference", str(reference_path), "--upstream", triton.http_url,
-        "--grpc-upstream", triton.grpc_url, "--model", MODEL, *extra,
+        "--grpc-upstream", triton.grpc_url, "--model", MODEL, *NO_CPU_BUDGET, *extra,
     ]  # fmt: skip
 
 
@@ -207,8 +212,9 @@ def test_stationary_then_shifted_traffic_subprocess_psi(triton, sidecar_subproce
     """100 stationary windows: no alarm. A 0.5 sigma shift in f7: alarm within two windows."""
     window = 1000
     started = sidecar_subprocess(
-        "--model", MODEL, "--method", "psi", "--threshold", "0.2", "--window", str(window)
-    )
+        "--model", MODEL, "--method", "psi", "--threshold", "0.2", "--window", str(window),
+        *NO_CPU_BUDGET,
+    )  # fmt: skip
     url, admin, _ = started
     client = Inferer(protocol, url, started.grpc_url)
     rng = np.random.default_rng(7)
