@@ -8,6 +8,7 @@ both protocols are in test_sidecar_triton.py.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import grpc
@@ -251,3 +252,84 @@ def test_request_message_layout_assumption_holds_for_tritonclient():
     )
     assert isinstance(req, service_pb2.ModelInferRequest)
     assert leading_model_name(req.SerializeToString()) == MODEL.encode()
+
+
+# -- bounds and a misbehaving upstream ---------------------------------------------------
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status").read().splitlines():  # noqa: SIM115
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_connection_limit_and_flat_memory(triton, sidecar_subprocess):
+    started = sidecar_subprocess("--model", MODEL, "--grpc-max-connections", "2")
+    admin, proc = started[1], started[2]
+    opts = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.insecure_channel(started.grpc_url, options=opts) for _ in range(3)]
+    live = [ch.unary_unary("/inference.GRPCInferenceService/ServerLive") for ch in channels]
+    assert live[0](b"", timeout=5) == live[1](b"", timeout=5)  # two connections: fine
+    with pytest.raises(grpc.RpcError) as err:
+        live[2](b"", timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    text = http_get(admin + "/metrics")[1].decode()
+    assert metric_value(text, "modelops_proxy_grpc_refused_connections_total", reason="limit") >= 1
+    assert metric_value(text, "modelops_proxy_grpc_connections") == 2
+    for ch in channels:
+        ch.close()
+
+    # Thousands of observed calls: the relay's memory does not grow with them.
+    client = grpc_client(started.grpc_url)
+    x = np.ones((1, N_FEATURES), dtype=np.float32)
+    for _ in range(500):
+        grpc_infer(client, x)
+    before = _rss_bytes(proc.pid)
+    for _ in range(3000):
+        grpc_infer(client, x)
+    grown = _rss_bytes(proc.pid) - before
+    assert grown < 8 * 1024 * 1024, grown
+    _wait_samples(admin, 3500, timeout=30)
+
+
+def test_triton_restarted_under_the_relay(triton_factory, model_repository, sidecar_subprocess):
+    """Triton goes away with a stream open and comes back on the same port: new calls work."""
+    own = triton_factory(model_repository)
+    started = sidecar_subprocess("--model", MODEL, grpc_upstream=own.grpc_url)
+    client = grpc_client(started.grpc_url)
+    x = np.ones((1, N_FEATURES), dtype=np.float32)
+    results: list = []
+    client.start_stream(callback=lambda result, error: results.append((result, error)))
+    inp = grpcclient.InferInput("INPUT0", [1, N_FEATURES], "FP32")
+    inp.set_data_from_numpy(x)
+    client.async_stream_infer(MODEL, [inp])
+    deadline = time.monotonic() + 10
+    while not results and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert results and results[0][1] is None
+    ports = (own.http_port, own.grpc_port, own.metrics_port)
+    own.stop()
+    deadline = time.monotonic() + 10
+    while len(results) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(results) == 2 and results[1][1] is not None  # the stream ended with an error
+    with pytest.raises(InferenceServerException) as err:
+        grpc_infer(client, x)
+    assert err.value.status() == "StatusCode.UNAVAILABLE"
+    with contextlib.suppress(InferenceServerException):
+        client.stop_stream()
+    again = triton_factory(
+        model_repository, http_port=ports[0], grpc_port=ports[1], metrics_port=ports[2]
+    )
+    assert again.grpc_port == ports[1]
+    deadline = time.monotonic() + 20
+    while True:  # the client reconnects with its own backoff
+        try:
+            np.testing.assert_allclose(grpc_infer(client, x)[:, 0], x.sum(axis=1))
+            break
+        except InferenceServerException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert started[2].poll() is None
