@@ -375,6 +375,7 @@ def test_frame_reader_follows_any_split(chunk, event_loop_kind):
         sreader.feed(server[i : i + chunk], obs.responses)
     assert offers.payloads == watched
     assert obs.streams == {}  # every stream ended
+    assert proxy.kept_bytes == 0  # and gave back what it kept
     assert proxy.metrics._calls["ModelInfer"]._value.get() == 3
     assert proxy.metrics._calls["other"]._value.get() == 1
 
@@ -402,3 +403,41 @@ def test_header_cache_follows_the_hpack_table():
     assert obs._decode(again_a)[0] == a.encode()  # from the cache
     assert obs._decode(first_b)[0] == b.encode()
     assert obs._decode(again_b)[0] == b.encode()  # not the cached meaning
+
+
+def test_kept_bytes_budget_is_shared_and_given_back():
+    async def body(channel, up, offers, proxy):
+        x = np.ones((8, 4), dtype=np.float32)  # a ~150-byte message
+        infer = channel.unary_unary(MODEL_INFER)
+        msg = _infer_request("fraud", x)
+        assert len(msg) < 200
+        assert await infer(msg) == msg[::-1]
+        assert offers.payloads == [msg] and proxy.kept_bytes == 0
+        # An open stream holds its messages until answered; past the budget,
+        # further messages are relayed but not kept.
+        call = channel.stream_stream(MODEL_STREAM_INFER)()
+        await call.write(msg)  # the fake upstream answers each message at once
+        await call.done_writing()
+        assert len([r async for r in call]) == 1
+        assert proxy.kept_bytes == 0
+
+    _run(body, model="fraud", max_kept_bytes=200)
+
+
+def test_kept_bytes_budget_refuses_what_does_not_fit():
+    from modelops.drift.grpc_proxy import _Messages
+
+    budget = {"left": 100}
+
+    def reserve(n: int) -> bool:
+        if n > budget["left"]:
+            return False
+        budget["left"] -= n
+        return True
+
+    m = _Messages(True, 1000, reserve)
+    out: list = []
+    m.feed(memoryview(b"\x00\x00\x00\x00\x50" + b"a" * 80), out)  # fits: kept
+    m.feed(memoryview(b"\x00\x00\x00\x00\x50" + b"b" * 80), out)  # does not: head only
+    assert out[0] == (b"a" * 80, False, False)
+    assert out[1][2] is True and budget["left"] == 20

@@ -44,9 +44,10 @@ Only requests whose first field names the watched model are kept (see
 
 Bounds: the relay holds no message; what it buffers is bounded by the
 transports' write-buffer limits (reading from one side pauses while the
-other side's buffer is full, both ways). Messages kept for statistics are at
-most ``stats_max_bytes`` each (larger ones are counted as skipped,
-``too_large``, and never buffered), at most ``max_observed_streams`` per
+other side's buffer is full, both ways). Messages kept for statistics until
+Triton answers are at most ``stats_max_bytes`` each and ``max_kept_bytes``
+together (a message that does not fit is counted as skipped, ``too_large``,
+and never buffered), on at most ``max_observed_streams`` streams per
 connection. Connections beyond ``max_connections`` are refused (closed).
 Message size and concurrent-stream limits are Triton's own (its HTTP/2
 SETTINGS reach the client unchanged); memory here does not grow with
@@ -62,6 +63,7 @@ import logging
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -114,6 +116,8 @@ class GrpcProxyConfig:
     connect_timeout: float = 5.0
     stats_max_bytes: int = 1024 * 1024  # larger request messages are not observed
     max_observed_streams: int = 128  # per connection
+    # Request messages kept for statistics until Triton answers, all connections together.
+    max_kept_bytes: int = 16 * 1024 * 1024
 
     def upstream_address(self) -> tuple[str, int]:
         host, sep, port = self.upstream.rpartition(":")
@@ -179,10 +183,13 @@ class _Messages:
     message's first byte is noted.
     """
 
-    __slots__ = ("_body", "_compressed", "_first", "_need", "_over", "_prefix", "cap", "keep")
+    __slots__ = (
+        "_body", "_compressed", "_first", "_need", "_over", "_prefix", "cap", "keep", "reserve",
+    )  # fmt: skip
 
-    def __init__(self, keep: bool, cap: int) -> None:
+    def __init__(self, keep: bool, cap: int, reserve: Callable[[int], bool] | None = None) -> None:
         self.keep, self.cap = keep, cap
+        self.reserve = reserve  # asked before keeping a message of n bytes
         self._prefix = bytearray()
         self._need = 0  # bytes of the current message still to come
         self._body = bytearray()
@@ -201,7 +208,10 @@ class _Messages:
                     return
                 self._compressed = self._prefix[0] == 1
                 self._need = int.from_bytes(self._prefix[1:5], "big")
-                self._over = self.keep and self._need > self.cap
+                self._over = self.keep and (
+                    self._need > self.cap
+                    or (self.reserve is not None and not self.reserve(self._need))
+                )
                 self._first = None
                 self._body = bytearray()
                 self._prefix.clear()
@@ -238,7 +248,7 @@ class _Stream:
     # Request messages waiting for their response: the message, (message,
     # grpc-encoding) when compressed, b"" when too large, None when not watched.
     pending: deque[bytes | tuple[bytes, str] | None] = field(default_factory=deque)
-    answered: bool = False  # unary: the response message arrived
+    held: int = 0  # bytes reserved for this stream's kept messages
 
 
 # -- reading frames along ---------------------------------------------------------------------
@@ -396,12 +406,23 @@ class _Observer:
             return
         cap = relay.config.stats_max_bytes
         enc = encoding.decode("latin-1") if encoding else None
-        self.streams[stream] = _Stream(label, enc, _Messages(True, cap), _Messages(False, 0))
+        st = _Stream(label, enc, _Messages(True, cap), _Messages(False, 0))
+
+        def reserve(n: int) -> bool:
+            if not relay.reserve(n):
+                return False
+            st.held += n
+            return True
+
+        st.requests.reserve = reserve
+        self.streams[stream] = st
 
     def request_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
         relay = self.relay
         for payload, compressed, over in msgs:
             if not isinstance(payload, bytes) or (not compressed and not relay.watched(payload)):
+                if not over and isinstance(payload, bytes):
+                    self._release(st, len(payload))
                 st.pending.append(None)  # (a compressed one: the parser checks the model)
             elif over:
                 st.pending.append(b"")  # counted as too large once answered
@@ -415,14 +436,27 @@ class _Observer:
             if not st.pending:
                 break
             message = st.pending.popleft()
+            if message:
+                self._release(st, len(message[0] if isinstance(message, tuple) else message))
             # ModelStreamInferResponse.error_message is field 1: an error
             # response starts with its tag (0x0A), a good one with field 2.
             if st.method == "ModelStreamInfer" and first == 0x0A:
                 continue
             self.relay.offer(message)
 
+    def _release(self, st: _Stream, n: int) -> None:
+        st.held -= n
+        self.relay.release(n)
+
     def close_stream(self, stream: int) -> None:
-        self.streams.pop(stream, None)
+        st = self.streams.pop(stream, None)
+        if st is not None and st.held:
+            self.relay.release(st.held)  # kept messages never answered, and partial ones
+            st.held = 0
+
+    def close(self) -> None:
+        for stream in list(self.streams):
+            self.close_stream(stream)
 
 
 class _ClientSide:
@@ -515,6 +549,7 @@ class _Client(asyncio.Protocol):
         self.upstream: _Upstream | None = None
         self.early: list[bytes] = []  # bytes that came before Triton's connection did
         self.observer: _Observer | None = _Observer(relay) if relay.feeder is not None else None
+        self._observer_all = self.observer  # kept after observation stops, to release its bytes
         self.reader = _FrameReader(preface=True)
         self.closed = False
 
@@ -575,6 +610,8 @@ class _Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._observer_all is not None:
+            self._observer_all.close()  # give back what its streams kept
         if self in self.relay._clients:
             self.relay._clients.discard(self)
             self.relay.metrics.connections.dec()
@@ -661,6 +698,7 @@ class GrpcProxy:
         self._clients: set[_Client] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lost_logged = 0.0
+        self.kept_bytes = 0
 
     async def start(self, host: str = "0.0.0.0", port: int = 8081) -> int:
         """Listen; returns the bound port (0 picks a free one)."""
@@ -682,6 +720,16 @@ class GrpcProxy:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def reserve(self, n: int) -> bool:
+        """Room for ``n`` more bytes of kept request messages (relay-wide budget)?"""
+        if self.kept_bytes + n > self.config.max_kept_bytes:
+            return False
+        self.kept_bytes += n
+        return True
+
+    def release(self, n: int) -> None:
+        self.kept_bytes -= n
 
     def watched(self, message: bytes) -> bool:
         if self._model is None:
