@@ -479,6 +479,9 @@ def build_grpc_proxy(args: argparse.Namespace, proxy: DriftProxy) -> GrpcProxy |
         model=args.model,
         max_connections=args.grpc_max_connections,
         stats_max_bytes=args.stats_max_bytes,
+        # Messages waiting for Triton's answer get the same budget as the
+        # statistics queue they go to next.
+        max_kept_bytes=args.stats_queue_bytes,
     )
     return GrpcProxy(config, proxy.feeder, proxy.metrics.registry)
 
