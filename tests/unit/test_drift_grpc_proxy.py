@@ -441,3 +441,27 @@ def test_kept_bytes_budget_refuses_what_does_not_fit():
     m.feed(memoryview(b"\x00\x00\x00\x00\x50" + b"b" * 80), out)  # does not: head only
     assert out[0] == (b"a" * 80, False, False)
     assert out[1][2] is True and budget["left"] == 20
+
+
+def test_cli_builds_the_relay_only_when_told_where_triton_grpc_is(tmp_path):
+    import argparse
+
+    from modelops.drift import cli
+    from modelops.drift.reference import build_reference
+
+    ref = tmp_path / "ref.json"
+    build_reference(np.random.default_rng(0).normal(size=(100, 2))).save(ref)
+
+    def parse(*argv: str) -> argparse.Namespace:
+        p = argparse.ArgumentParser()
+        cli.add_arguments(p)
+        return p.parse_args(["--reference", str(ref), *argv])
+
+    http = cli.build_proxy(parse())
+    assert cli.build_grpc_proxy(parse(), http) is None  # off unless configured
+    args = parse("--grpc-upstream", "127.0.0.1:8001", "--model", "m", "--stats-max-bytes", "99")
+    relay = cli.build_grpc_proxy(args, http)
+    assert relay is not None and relay.feeder is http.feeder  # one set of drift windows
+    assert (relay.config.model, relay.config.stats_max_bytes) == ("m", 99)
+    assert args.grpc_port == 8081
+    assert cli.run(parse("--grpc-upstream", "no-port-here", "--port", "0")) == 2
