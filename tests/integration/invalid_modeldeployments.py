@@ -223,6 +223,16 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("drift-ks-threshold-above-1", _drift(method="ks", threshold=2), "spec.driftMonitor.threshold"),
     ("drift-window-too-small", _drift(window=10), "spec.driftMonitor.window"),
     (
+        "drift-memory-limit-in-words",
+        _drift(resources={"limits": {"memory": "lots"}}),
+        "spec.driftMonitor.resources.limits.memory",
+    ),
+    (
+        "drift-cpu-request-negative",
+        _drift(resources={"requests": {"cpu": "-1"}}),
+        "spec.driftMonitor.resources.requests.cpu",
+    ),
+    (
         "retrain-cooldown-in-words",
         _drift(retrain={"trainingJobTemplate": _TEMPLATE, "cooldown": "6 hours"}),
         "spec.driftMonitor.retrain.cooldown",

@@ -279,6 +279,18 @@ def test_drift_sidecar():
         ("drift-metrics", 8090),
     ]
     assert drift["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http-proxy"}
+    # Defaults: requests equal limits, sized from the sidecar's measured memory bound.
+    amounts = {"cpu": "1", "memory": "384Mi"}
+    assert drift["resources"] == {"requests": amounts, "limits": amounts}
+
+
+def test_drift_sidecar_resources_are_the_users():
+    res = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    drift = container(render(md_body(driftMonitor={**DRIFT, "resources": res})), "drift-monitor")
+    assert drift["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
 
 
 def test_drift_sidecar_takes_over_grpc():

@@ -22,6 +22,13 @@ DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.01-py3"
 
 DEFAULT_CPU = "2"
 DEFAULT_MEMORY = "8Gi"
+# The drift-monitor sidecar. Its RSS stays under 256 MiB with its default
+# limits whatever clients send (measured, see modelops.drift.proxy); the rest
+# of 384Mi is head room for the kernel's socket buffers, which the memory
+# cgroup also charges. One core: the proxy is one event loop thread plus a
+# statistics thread that keeps to a quarter of a core.
+DEFAULT_DRIFT_CPU = "1"
+DEFAULT_DRIFT_MEMORY = "384Mi"
 
 # Label and annotation keys put on children and read back by status derivation.
 LABEL_NAME = "app.kubernetes.io/name"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelops.api import constants as c
-from modelops.api.modeldeployment import ModelDeployment
+from modelops.api.modeldeployment import DriftResources, ModelDeployment
 
 from .containers import (
     TERMINATION_LOG,
@@ -128,7 +128,7 @@ def _sidecar(
             {"name": "grpc-proxy", "containerPort": c.DRIFT_GRPC_PROXY_PORT, "protocol": "TCP"},
             {"name": "drift-metrics", "containerPort": c.DRIFT_ADMIN_PORT, "protocol": "TCP"},
         ],
-        "resources": fixed_resources("1", "512Mi"),
+        "resources": _resources(drift.resources),
         # Through the proxy to Triton: ready when the whole request path is. No
         # liveness probe: loading a large reference takes a while, and the
         # sidecar exits on fatal errors by itself.
@@ -139,3 +139,11 @@ def _sidecar(
     if mount:
         container["volumeMounts"] = [mount]
     return container
+
+
+def _resources(res: DriftResources) -> dict[str, Any]:
+    """spec.driftMonitor.resources as container resources (quantities as given)."""
+    return {
+        "requests": {"cpu": str(res.requests.cpu), "memory": str(res.requests.memory)},
+        "limits": {"cpu": str(res.limits.cpu), "memory": str(res.limits.memory)},
+    }
