@@ -39,8 +39,12 @@ to the statistics feeder, which parses them in its worker thread
 A compressed message (``grpc-encoding`` gzip or deflate) is decompressed by
 the worker, with the same output cap as HTTP bodies.
 
-Only requests whose first field names the watched model are kept (see
-:func:`~modelops.drift.grpc_payload.leading_model_name`).
+Only requests for the watched model are kept: its name is the message's
+first field (:func:`~modelops.drift.grpc_payload.leading_model_name`); the
+rare message whose name cannot be read that way is kept and the parser
+checks it. Header blocks of repeated calls (a few indexed bytes) are
+decoded once per HPACK table state, so reading along costs about 35 us per
+``ModelInfer`` on the development machine (replayed captured traffic).
 
 Bounds: the relay holds no message; what it buffers is bounded by the
 transports' write-buffer limits (reading from one side pauses while the
