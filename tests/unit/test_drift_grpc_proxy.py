@@ -56,6 +56,8 @@ class Upstream:
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         if details.method == MODEL_STREAM_INFER:
             return grpc.stream_stream_rpc_method_handler(self._stream)
+        if details.method == "/x.Big/Stream":
+            return grpc.unary_stream_rpc_method_handler(self._big)
         if details.method.startswith(f"/{SERVICE}/") or details.method == "/x.Other/Echo":
             return grpc.unary_unary_rpc_method_handler(self._unary)
         return None
@@ -76,6 +78,13 @@ class Upstream:
                 grpc.StatusCode.INVALID_ARGUMENT, "bad input: " + md["fail"], (("x-why", "w"),)
             )
         return request[::-1]
+
+    async def _big(self, request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        self.big_sent = 0
+        chunk = b"z" * (1024 * 1024)
+        for _ in range(200):
+            yield chunk
+            self.big_sent += 1
 
     async def _stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
@@ -465,3 +474,35 @@ def test_cli_builds_the_relay_only_when_told_where_triton_grpc_is(tmp_path):
     assert (relay.config.model, relay.config.stats_max_bytes) == ("m", 99)
     assert args.grpc_port == 8081
     assert cli.run(parse("--grpc-upstream", "no-port-here", "--port", "0")) == 2
+
+
+def test_a_client_that_never_reads_is_not_buffered_for():
+    """Triton's side pauses while the client's side is full: the relay's buffers stay small."""
+
+    async def body(channel, up, offers, proxy):
+        enc = hpack.Encoder()
+        headers = enc.encode(
+            [(":method", "POST"), (":scheme", "http"), (":path", "/x.Big/Stream"),
+             (":authority", "t"), ("content-type", "application/grpc"), ("te", "trailers")]
+        )  # fmt: skip
+        big_window = (1 << 31) - 1
+        settings = (4).to_bytes(2, "big") + big_window.to_bytes(4, "big")  # INITIAL_WINDOW_SIZE
+        hello = (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+            + _frame(0x4, 0, 0, settings)
+            + _frame(0x8, 0, 0, (big_window - 65535).to_bytes(4, "big"))  # connection window
+            + _frame(0x1, 0x4, 1, headers)
+            + _frame(0x0, 0x1, 1, _grpc_message(b""))
+        )
+        _reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(hello)
+        await writer.drain()
+        # Flow control allows 2 GiB; the upstream would send 200 MiB if it could.
+        await asyncio.sleep(2.0)
+        (client,) = [c for c in proxy._clients if c.transport is not None]
+        buffered = client.transport.get_write_buffer_size()
+        assert buffered < 4 * 1024 * 1024, buffered
+        assert 0 < up.big_sent < 100  # it started, and is held back, not sent into our memory
+        writer.close()
+
+    _run(body)
