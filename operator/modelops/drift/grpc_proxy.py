@@ -65,6 +65,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -90,6 +91,8 @@ _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # HTTP/2 frame types and flags (RFC 9113 section 6).
 _DATA, _HEADERS, _RST_STREAM, _CONTINUATION = 0x0, 0x1, 0x3, 0x9
 _END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
+# A frame header: 24-bit length (as 16 + 8 bits), type, flags, stream id (with its reserved bit).
+_FRAME_HEAD = struct.Struct(">HBBBL")
 # Largest frame payload either peer may send (SETTINGS_MAX_FRAME_SIZE's ceiling).
 _MAX_FRAME = (1 << 24) - 1
 # Header blocks above this stop the observation of the connection (Triton's
@@ -289,13 +292,7 @@ class _FrameReader:
         while i < n:
             if self._remaining == 0:
                 if not self._head and n - i >= 9:  # a whole frame header in this chunk
-                    self._start(
-                        int.from_bytes(mv[i : i + 3], "big"),
-                        mv[i + 3],
-                        mv[i + 4],
-                        int.from_bytes(mv[i + 5 : i + 9], "big"),
-                        want,
-                    )
+                    hi, lo, ftype, flags, sid = _FRAME_HEAD.unpack_from(data, i)
                     i += 9
                 else:
                     take = min(9 - len(self._head), n - i)
@@ -303,14 +300,9 @@ class _FrameReader:
                     i += take
                     if len(self._head) < 9:
                         return
-                    h, self._head = self._head, bytearray()
-                    self._start(
-                        int.from_bytes(h[0:3], "big"),
-                        h[3],
-                        h[4],
-                        int.from_bytes(h[5:9], "big"),
-                        want,
-                    )
+                    hi, lo, ftype, flags, sid = _FRAME_HEAD.unpack_from(self._head)
+                    self._head = bytearray()
+                self._start((hi << 8) | lo, ftype, flags, sid, want)
                 continue
             take = min(self._remaining, n - i)
             if self._keep:
