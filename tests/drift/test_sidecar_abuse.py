@@ -496,7 +496,9 @@ def test_json_load_does_not_stall_the_proxy(sidecar):
         stop.set()
         for t in threads:
             t.join()
-    assert worst < 0.25, worst
+    # One json.loads of a 1 MiB body holds the GIL for its whole call (~20 ms on an
+    # idle core); the bound leaves room for a 2-core machine shared with other work.
+    assert worst < 0.5, worst
     doc = sc.drift()
     assert doc["samples"]["total"] > 0  # some were sampled, the rest dropped and counted
     assert sc.peak_rss < RSS_BOUND

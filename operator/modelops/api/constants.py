@@ -26,7 +26,7 @@ DEFAULT_MEMORY = "8Gi"
 # limits whatever clients send (measured, see modelops.drift.proxy); the rest
 # of 384Mi is head room for the kernel's socket buffers, which the memory
 # cgroup also charges. One core: the proxy is one event loop thread plus a
-# statistics thread that keeps to a quarter of a core.
+# statistics thread that keeps to half a core.
 DEFAULT_DRIFT_CPU = "1"
 DEFAULT_DRIFT_MEMORY = "384Mi"
 

@@ -387,7 +387,7 @@ def add_grpc_arguments(parser: argparse.ArgumentParser) -> None:
         g,
         "--grpc-max-connections",
         type=_positive_int,
-        default=1024,
+        default=64,
         help="client gRPC connections at once; more are closed at once",
     )
 

@@ -48,9 +48,9 @@ log = logging.getLogger("modelops.drift.feeder")
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_MAX_QUEUE_BYTES = 16 * 1024 * 1024
-DEFAULT_CPU_SHARE = 0.25
+DEFAULT_CPU_SHARE = 0.5
 # CPU seconds the worker may spend in one go above its share (one large JSON body).
-_BURST_SECONDS = 0.05
+_BURST_SECONDS = 0.25
 # How often an idle worker looks at the queue.
 _POLL_SECONDS = 0.005
 # Worker CPU time between two explicit GIL hand-overs: the longest the event

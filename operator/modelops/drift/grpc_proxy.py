@@ -53,6 +53,9 @@ Triton answers are at most ``stats_max_bytes`` each and ``max_kept_bytes``
 together (a message that does not fit is counted as skipped, ``too_large``,
 and never buffered), on at most ``max_observed_streams`` streams per
 connection. Connections beyond ``max_connections`` are refused (closed).
+So the relay holds at most about ``max_connections`` x 0.6 MiB +
+``max_kept_bytes`` (56 MiB with the defaults); gRPC clients multiplex their
+calls over few connections, so 64 connections serve many clients.
 Message size and concurrent-stream limits are Triton's own (its HTTP/2
 SETTINGS reach the client unchanged); memory here does not grow with
 either. Anything the reader cannot follow (a malformed frame, an HPACK
@@ -103,8 +106,9 @@ _MAX_HEADER_BLOCK = 256 * 1024
 _ONE_BYTE_INDEXED = bytes(range(0x80, 0xFF))
 _HEADER_CACHE = 64
 # Write-buffer high water mark of each side: past it the other side's
-# reading pauses until this one drains.
-_WRITE_HIGH = 1024 * 1024
+# reading pauses until this one drains. With one read (up to 256 KiB with
+# uvloop) on top, a connection buffers at most ~0.6 MiB, both ways together.
+_WRITE_HIGH = 64 * 1024
 
 
 class Feeder(Protocol):
@@ -119,7 +123,7 @@ class Feeder(Protocol):
 class GrpcProxyConfig:
     upstream: str = "127.0.0.1:8001"  # Triton's gRPC endpoint, host:port
     model: str | None = None  # only this model's infer requests are observed; None = all
-    max_connections: int = 1024
+    max_connections: int = 64
     connect_timeout: float = 5.0
     stats_max_bytes: int = 1024 * 1024  # larger request messages are not observed
     max_observed_streams: int = 128  # per connection

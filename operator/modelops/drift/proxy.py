@@ -95,13 +95,14 @@ from modelops.drift.http1 import (
     ChunkedDecoder,
     Head,
     ProtocolError,
+    RequestHead,
     RequestLine,
     check_request_head,
     client_response_head,
     find_bare_line_break,
     keep_alive,
     parse_head,
-    parse_request_line,
+    parse_request,
     parse_status_line,
     request_framing,
     response_framing,
@@ -415,7 +416,7 @@ class _Downstream(asyncio.Protocol):
         self.response_started = False
         # the request being read / proxied
         self.line: RequestLine | None = None
-        self.head: Head | None = None
+        self.head: RequestHead | None = None
         self.framing = "length"
         self.remaining = 0  # body bytes still to come (length framing)
         self.decoder: ChunkedDecoder | None = None
@@ -538,8 +539,7 @@ class _Downstream(asyncio.Protocol):
             if find_bare_line_break(buf):
                 raise ProtocolError(400, "bare CR or LF in the request head")
             return False
-        head = parse_head(bytes(buf[:i]))
-        line = parse_request_line(head.start)
+        line, head = parse_request(bytes(buf[: i + 4]))
         self.endpoint = classify_endpoint(line.path)
         check_request_head(line, head)
         del buf[: i + 4]
@@ -928,7 +928,7 @@ class DriftProxy:
     def timed_out(self, reason: str) -> None:
         self.metrics.timeouts.labels(reason).inc()
 
-    def sample(self, line: RequestLine, head: Head, body: bytes, streamed: bool) -> None:
+    def sample(self, line: RequestLine, head: RequestHead, body: bytes, streamed: bool) -> None:
         m = _INFER_PATH.match(line.path)
         if m is None:
             return
