@@ -18,15 +18,16 @@ Placements (``--placements``):
 
 Protocols: one function per protocol in :data:`PROTOCOLS` returns where to
 send (direct and through the sidecar), what to send and how to drive the
-load. HTTP is here; a gRPC entry plugs in beside it and is run in the same
-loop, so its rows land in the same table.
+load: ``http`` (raw HTTP/1.1, above) and ``grpc`` (``ModelInfer`` with the
+tensor in ``raw_input_contents``, as tritonclient.grpc sends it; see
+grpc_load.py), run in the same loop, so their rows land in the same table.
 
 Reported: throughput (median over rounds), p50/p99 latency (pooled),
 the ratios, the added latency, and the sidecar's own CPU time per request
 (independent of how many cores the machine has).
 
     python bench/drift/overhead.py [--seconds 5] [--rounds 3] [--clients 1,8]
-        [--placements unpinned,pinned] [--protocols http]
+        [--placements unpinned,pinned] [--protocols http,grpc]
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from common import (
     sidecar_process,
     write_model_repository,
 )
+from grpc_load import grpc_sidecar_args, grpc_targets, infer_messages, run_grpc_load
 
 from modelops.drift.reference import build_reference
 from modelops.triton.local_server import TritonServer, free_ports
@@ -102,9 +104,22 @@ def http_protocol(triton: TritonServer, sidecar_port: int, args: argparse.Namesp
     return Protocol("http", load)
 
 
-# name -> factory(triton, sidecar HTTP port, parsed args). A gRPC entry goes here.
+def grpc_protocol(triton: TritonServer, sidecar_port: int, args: argparse.Namespace) -> Protocol:
+    """ModelInfer over gRPC, raw tensors (see grpc_load.py); the sidecar's gRPC port is
+    ``args.grpc_port``, the relay in front of Triton's gRPC port."""
+    targets = grpc_targets(triton.grpc_url, args.grpc_port)
+    messages = infer_messages(args.batch)
+
+    async def load(target: str, clients: int, seconds: float) -> LoadResult:
+        return await run_grpc_load(targets[target], messages, clients, seconds)
+
+    return Protocol("grpc", load)
+
+
+# name -> factory(triton, sidecar HTTP port, parsed args).
 PROTOCOLS: dict[str, Callable[[TritonServer, int, argparse.Namespace], Protocol]] = {
     "http": http_protocol,
+    "grpc": grpc_protocol,
 }
 
 
@@ -180,8 +195,10 @@ def main() -> int:
         build_reference(np.random.default_rng(1).normal(size=(10_000, N_FEATURES))).save(ref_path)
         print(f"machine: {machine()}", flush=True)
         with TritonServer(repo) as triton:
-            port, admin = free_ports(2)
+            port, admin, args.grpc_port = free_ports(3)
             extra = ("--model", MODEL, "--method", args.method, "--window", str(args.window))
+            if "grpc" in protocols:
+                extra += grpc_sidecar_args(triton.grpc_url, args.grpc_port)
             with sidecar_process(triton.http_url, ref_path, port, admin, *extra) as sidecar:
                 protos = [PROTOCOLS[p](triton, port, args) for p in protocols]
                 triton_pid = triton.pid

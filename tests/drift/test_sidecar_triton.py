@@ -2,7 +2,9 @@
 
 One Triton per module; sidecars run as a subprocess (``python -m modelops.cli
 drift-monitor``, as in the pod) or in-process where a test needs to reach
-into the proxy (draining the statistics queue).
+into the proxy (draining the statistics queue). The drift tests run over
+HTTP and over gRPC (raw_input_contents and typed contents alternately);
+the gRPC passthrough itself is tested in test_sidecar_grpc.py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tritonclient.utils import InferenceServerException
 from tests.drift.conftest import (
     MODEL,
     N_FEATURES,
+    Inferer,
     Sidecar,
     drift_doc,
     http_get,
@@ -53,11 +56,20 @@ def _json_infer_body(x: np.ndarray, dtype: str = "FP32", shape=None) -> bytes:
     ).encode()
 
 
+# Detection tests count every row: the statistics worker's CPU budget (which
+# drops samples when the shared test machine is busy) is lifted for them.
+NO_CPU_BUDGET = ("--stats-cpu", "1")
+
+
 def _sidecar_args(triton, reference_path, *extra: str) -> list[str]:
     return [
         "--reference", str(reference_path), "--upstream", triton.http_url,
-        "--model", MODEL, *extra,
+        "--grpc-upstream", triton.grpc_url, "--model", MODEL, *NO_CPU_BUDGET, *extra,
     ]  # fmt: skip
+
+
+# The drift tests run over both protocols the sidecar proxies.
+PROTOCOLS = ["http", "grpc"]
 
 
 # -- passthrough -------------------------------------------------------------------
@@ -143,9 +155,11 @@ def test_tritonclient_control_calls_through_sidecar(triton, sidecar_subprocess):
 # -- metrics ---------------------------------------------------------------------------
 
 
-def test_triton_and_sidecar_metrics_move(triton, sidecar_subprocess):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_triton_and_sidecar_metrics_move(triton, sidecar_subprocess, protocol):
     # 50-row windows are far too small for PSI (noise alone scores ~0.4); KS copes.
-    url, admin, _ = sidecar_subprocess("--model", MODEL, "--method", "ks", "--window", "50")
+    started = sidecar_subprocess("--model", MODEL, "--method", "ks", "--window", "50")
+    url, admin, _ = started
 
     def triton_success() -> float:
         return metric_value(
@@ -153,17 +167,23 @@ def test_triton_and_sidecar_metrics_move(triton, sidecar_subprocess):
         )
 
     before = triton_success()
-    client = _client(url)
+    infer = Inferer(protocol, url, started.grpc_url)
     rng = np.random.default_rng(1)
     for _ in range(12):
-        _infer(client, rng.normal(size=(10, N_FEATURES)))
+        infer(rng.normal(size=(10, N_FEATURES)))
     assert triton_success() - before == 12
     _wait_samples(admin, 120)
     text = http_get(admin + "/metrics")[1].decode()
-    assert metric_value(text, "modelops_proxy_requests_total", code="200", endpoint="infer") == 12
-    assert (
-        metric_value(text, "modelops_proxy_request_duration_seconds_count", endpoint="infer") == 12
-    )
+    if protocol == "http":
+        count = metric_value(text, "modelops_proxy_requests_total", code="200", endpoint="infer")
+        timed = metric_value(
+            text, "modelops_proxy_request_duration_seconds_count", endpoint="infer"
+        )
+    else:  # the gRPC relay counts calls by method (status codes travel end to end)
+        count = timed = metric_value(
+            text, "modelops_proxy_grpc_requests_total", method="ModelInfer"
+        )
+    assert count == timed == 12
     assert metric_value(text, "modelops_drift_samples_total", model=MODEL) == 120
     assert metric_value(text, "modelops_drift_evaluations_total", model=MODEL) == 2
     assert metric_value(text, "modelops_drift_evaluation_duration_seconds_count", model=MODEL) == 2
@@ -179,21 +199,24 @@ def test_triton_and_sidecar_metrics_move(triton, sidecar_subprocess):
 # -- drift detection ---------------------------------------------------------------------
 
 
-def _send_windows(client, rng, windows: int, window: int, shift: float = 0.0, feature: int = 7):
+def _send_windows(infer, rng, windows: int, window: int, shift: float = 0.0, feature: int = 7):
     batch = 100
     for _ in range(windows * window // batch):
         x = rng.normal(size=(batch, N_FEATURES))
         x[:, feature] += shift
-        _infer(client, x)
+        infer(x)
 
 
-def test_stationary_then_shifted_traffic_subprocess_psi(triton, sidecar_subprocess):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_stationary_then_shifted_traffic_subprocess_psi(triton, sidecar_subprocess, protocol):
     """100 stationary windows: no alarm. A 0.5 sigma shift in f7: alarm within two windows."""
     window = 1000
-    url, admin, _ = sidecar_subprocess(
-        "--model", MODEL, "--method", "psi", "--threshold", "0.2", "--window", str(window)
-    )
-    client = _client(url)
+    started = sidecar_subprocess(
+        "--model", MODEL, "--method", "psi", "--threshold", "0.2", "--window", str(window),
+        *NO_CPU_BUDGET,
+    )  # fmt: skip
+    url, admin, _ = started
+    client = Inferer(protocol, url, started.grpc_url)
     rng = np.random.default_rng(7)
     _send_windows(client, rng, 100, window)
     doc = _wait_samples(admin, 100 * window)
@@ -223,8 +246,10 @@ def test_stationary_then_shifted_traffic_subprocess_psi(triton, sidecar_subproce
     )
 
 
-def test_ks_detection_in_process_json_requests(triton, reference_path):
-    """Same scenario with KS, plain JSON requests and one-row requests, in-process sidecar."""
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_ks_detection_in_process_json_requests(triton, reference_path, protocol):
+    """Same scenario with KS, plain JSON requests and one-row requests (over ``protocol``),
+    in-process sidecar."""
     window = 500
     args = _sidecar_args(triton, reference_path, "--method", "ks", "--window", str(window))
     with Sidecar(args) as sc:
@@ -240,11 +265,11 @@ def test_ks_detection_in_process_json_requests(triton, reference_path):
             sc.drain()
             alarms += drift_doc(sc.admin_url)["drifted"]
         assert alarms == 0
-        client = _client(sc.url)
+        infer = Inferer(protocol, sc.url, sc.grpc_url)
         for _ in range(2 * window):  # one row per request, 0.5 sigma shift in f3
             x = rng.normal(size=(1, N_FEATURES))
             x[0, 3] += 0.5
-            _infer(client, x)
+            infer(x)
         sc.drain()
         doc = drift_doc(sc.admin_url)
         assert doc["window"]["evaluations"] == 102

@@ -267,12 +267,15 @@ def test_drift_sidecar():
     assert arg_value(args, "--port") == "8080"
     assert arg_value(args, "--admin-port") == "8090"
     assert arg_value(args, "--upstream") == "http://127.0.0.1:8000"
+    assert arg_value(args, "--grpc-port") == "8081"
+    assert arg_value(args, "--grpc-upstream") == "127.0.0.1:8001"
     assert arg_value(args, "--model") == "fraud"
     assert arg_value(args, "--method") == "ks"
     assert arg_value(args, "--threshold") == "0.15"
     assert arg_value(args, "--window") == "5000"
     assert [(p["name"], p["containerPort"]) for p in drift["ports"]] == [
         ("http-proxy", 8080),
+        ("grpc-proxy", 8081),
         ("drift-metrics", 8090),
     ]
     assert drift["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http-proxy"}
@@ -288,6 +291,18 @@ def test_drift_sidecar_resources_are_the_users():
         "requests": {"cpu": "250m", "memory": "256Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},
     }
+
+
+def test_drift_sidecar_takes_over_grpc():
+    """Triton's gRPC listens on loopback only: gRPC reaches it through the sidecar."""
+    triton = container(render(md_body(driftMonitor=DRIFT)), "triton")
+    assert "--grpc-address=127.0.0.1" in triton["args"]
+    assert "--grpc-port=8001" in triton["args"]
+    assert [p["name"] for p in triton["ports"]] == ["http", "metrics"]
+    # The HTTP probes still reach Triton directly.
+    assert triton["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    plain = container(render(), "triton")
+    assert not any(a.startswith("--grpc-address") for a in plain["args"])
 
 
 def test_object_store_reference_is_fetched_by_an_init_container_with_the_credentials():

@@ -29,11 +29,11 @@ def test_service_without_drift_goes_straight_to_triton():
     assert "status" not in svc
 
 
-def test_service_with_drift_sends_http_through_the_sidecar():
+def test_service_with_drift_sends_http_and_grpc_through_the_sidecar():
     svc = render_service(md_body(driftMonitor=DRIFT))
     assert ports(svc) == {
         "http": (8000, "http-proxy"),
-        "grpc": (8001, "grpc"),
+        "grpc": (8001, "grpc-proxy"),
         "metrics": (8002, "metrics"),
         "drift-metrics": (8090, "drift-metrics"),
     }

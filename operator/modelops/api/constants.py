@@ -63,6 +63,8 @@ TRITON_HTTP_PORT = 8000
 TRITON_GRPC_PORT = 8001
 TRITON_METRICS_PORT = 8002
 DRIFT_PROXY_PORT = 8080
+# The sidecar's gRPC proxy (Triton's KServe v2 gRPC service, forwarded to TRITON_GRPC_PORT).
+DRIFT_GRPC_PROXY_PORT = 8081
 # The sidecar's admin port: /metrics, /drift (the summary the operator reads), /healthz.
 DRIFT_ADMIN_PORT = 8090
 

@@ -492,8 +492,9 @@ class DriftMonitor(ApiModel):
 
     enabled: bool = Field(
         default=False,
-        description="Run the drift-monitor sidecar. HTTP inference traffic (the Service's "
-        "http port) then passes through it; gRPC goes to Triton directly and is not observed.",
+        description="Run the drift-monitor sidecar. Inference traffic on the Service's http "
+        "and grpc ports then passes through it, and the model's infer requests of both "
+        "protocols (HTTP, and gRPC ModelInfer / ModelStreamInfer) are observed for drift.",
     )
     reference: DriftReference | None = Field(
         default=None,

@@ -1,7 +1,10 @@
 """`modelops drift-monitor`: the drift-monitor sidecar in front of Triton.
 
-It proxies Triton's HTTP/REST (KServe v2) API unchanged on ``--port`` and
-serves its own endpoints on ``--admin-port``:
+It proxies Triton's HTTP/REST (KServe v2) API unchanged on ``--port``,
+Triton's gRPC service (``inference.GRPCInferenceService``) unchanged on
+``--grpc-port`` when ``--grpc-upstream`` names Triton's gRPC endpoint (see
+:mod:`modelops.drift.grpc_proxy`), observes the watched model's infer requests of both,
+and serves its own endpoints on ``--admin-port``:
 
 - ``GET /metrics``: Prometheus text format (``modelops_drift_*``,
   ``modelops_proxy_*``; see :mod:`modelops.drift.metrics`);
@@ -76,6 +79,7 @@ from modelops.drift.feeder import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_QUEUE_BYTES,
 )
+from modelops.drift.grpc_proxy import GrpcProxy, GrpcProxyConfig
 from modelops.drift.metrics import DriftMetrics
 from modelops.drift.monitor import DriftMonitor, WindowConfig
 from modelops.drift.proxy import DriftProxy, ProxyConfig
@@ -366,6 +370,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of successful infer requests inspected",
     )
     _add(g, "--log-level", default="INFO", help="logging level")
+    add_grpc_arguments(parser)
+
+
+def add_grpc_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("gRPC proxy")
+    _add(
+        g,
+        "--grpc-upstream",
+        default="",
+        help="Triton's gRPC endpoint (host:port), e.g. 127.0.0.1:8001; empty: no gRPC proxy "
+        "(the operator sets it in every serving pod)",
+    )
+    _add(g, "--grpc-port", type=_non_negative_int, default=8081, help="gRPC proxy listen port")
+    _add(
+        g,
+        "--grpc-max-connections",
+        type=_positive_int,
+        default=64,
+        help="client gRPC connections at once; more are closed at once",
+    )
 
 
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
@@ -446,6 +470,22 @@ def build_proxy(args: argparse.Namespace) -> DriftProxy:
     )
 
 
+def build_grpc_proxy(args: argparse.Namespace, proxy: DriftProxy) -> GrpcProxy | None:
+    """The gRPC proxy, feeding the HTTP proxy's statistics (None when --grpc-upstream is empty)."""
+    if not args.grpc_upstream:
+        return None
+    config = GrpcProxyConfig(
+        upstream=args.grpc_upstream,
+        model=args.model,
+        max_connections=args.grpc_max_connections,
+        stats_max_bytes=args.stats_max_bytes,
+        # Messages waiting for Triton's answer get the same budget as the
+        # statistics queue they go to next.
+        max_kept_bytes=args.stats_queue_bytes,
+    )
+    return GrpcProxy(config, proxy.feeder, proxy.metrics.registry)
+
+
 async def serve(args: argparse.Namespace) -> int:
     # `*_created` series double the exposition for no use here (process-wide
     # switch; this process is the sidecar and nothing else).
@@ -457,7 +497,17 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    grpc_proxy = build_grpc_proxy(args, proxy)
     port, admin_port = await proxy.start(args.host, args.port, args.admin_host, args.admin_port)
+    if grpc_proxy is not None:
+        try:
+            grpc_port = await grpc_proxy.start(args.host, args.grpc_port)
+        except BaseException:
+            await proxy.stop()
+            raise
+        log.info(
+            "drift-monitor: gRPC proxy on %s:%d -> %s", args.host, grpc_port, args.grpc_upstream
+        )
     log.info(
         "drift-monitor: proxy on %s:%d -> %s, admin on %s:%d; %d features, method %s "
         "threshold %g, window %d rows / %gs",
@@ -476,6 +526,8 @@ async def serve(args: argparse.Namespace) -> int:
         await stop.wait()
     finally:
         log.info("drift-monitor: shutting down")
+        if grpc_proxy is not None:
+            await grpc_proxy.stop()
         await proxy.stop()
     return 0
 

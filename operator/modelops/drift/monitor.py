@@ -111,8 +111,8 @@ class DriftMonitor:
     def add(self, rows: np.ndarray) -> list[Evaluation]:
         """Add [rows, features]; returns the evaluations this completed (usually none)."""
         done: list[Evaluation] = []
+        n = rows.shape[0]
         with self._lock:
-            self.total_samples += rows.shape[0]
             size = self.window.size
             while rows.shape[0]:
                 if size:
@@ -124,6 +124,10 @@ class DriftMonitor:
                 else:
                     self._acc.add(rows)
                     break
+            # Counted last: /drift reads without the lock (from another thread
+            # than the statistics worker), and must never show these rows
+            # without the evaluations they completed.
+            self.total_samples += n
         return done
 
     def tick(self) -> Evaluation | None:

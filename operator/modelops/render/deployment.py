@@ -2,8 +2,10 @@
 
 Pod shape: an init container (`modelops pull-model`) writes the requested
 model version into an emptyDir Triton model repository at /models; Triton
-serves it; optionally the drift-monitor sidecar proxies HTTP inference in
-front of Triton (see drift_sidecar.py). Every container passes the Pod
+serves it; optionally the drift-monitor sidecar proxies HTTP and gRPC
+inference in front of Triton (see drift_sidecar.py); Triton's gRPC then
+listens on the pod's loopback only, so every gRPC call passes the sidecar
+(its HTTP port stays on the pod IP for the kubelet's probes). Every container passes the Pod
 Security "restricted" profile.
 """
 
@@ -24,7 +26,7 @@ from .containers import (
     pod_security_context,
     security_context,
 )
-from .drift_sidecar import drift_parts
+from .drift_sidecar import drift_enabled, drift_parts
 from .meta import as_md, child_metadata, labels, selector_labels
 from .placement import container_resources, node_selector, tolerations
 from .sources import PodSource, pod_source
@@ -221,18 +223,25 @@ def _triton_container(md: ModelDeployment, default_image: str) -> dict[str, Any]
         f"--http-port={c.TRITON_HTTP_PORT}",
         f"--grpc-port={c.TRITON_GRPC_PORT}",
         f"--metrics-port={c.TRITON_METRICS_PORT}",
-        *(runtime.args or []),
     ]
+    drift = drift_enabled(md)
+    if drift:
+        # Only the sidecar (same pod, loopback) talks gRPC to Triton.
+        args.append("--grpc-address=127.0.0.1")
+    args += runtime.args or []
+    ports = [
+        {"name": "http", "containerPort": c.TRITON_HTTP_PORT, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": c.TRITON_GRPC_PORT, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": c.TRITON_METRICS_PORT, "protocol": "TCP"},
+    ]
+    if drift:
+        ports = [p for p in ports if p["name"] != "grpc"]  # not reachable from outside the pod
     container: dict[str, Any] = {
         "name": TRITON_CONTAINER,
         "image": triton_image(runtime.image, default_image),
         "command": ["tritonserver"],
         "args": args,
-        "ports": [
-            {"name": "http", "containerPort": c.TRITON_HTTP_PORT, "protocol": "TCP"},
-            {"name": "grpc", "containerPort": c.TRITON_GRPC_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": c.TRITON_METRICS_PORT, "protocol": "TCP"},
-        ],
+        "ports": ports,
         "resources": container_resources(md.spec.resources),
         "startupProbe": http_probe(
             "/v2/health/live", "http", period=STARTUP_PROBE_PERIOD, failures=STARTUP_PROBE_FAILURES

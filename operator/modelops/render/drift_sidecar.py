@@ -102,6 +102,10 @@ def _sidecar(
         str(c.DRIFT_ADMIN_PORT),
         "--upstream",
         f"http://127.0.0.1:{c.TRITON_HTTP_PORT}",
+        "--grpc-port",
+        str(c.DRIFT_GRPC_PROXY_PORT),
+        "--grpc-upstream",
+        f"127.0.0.1:{c.TRITON_GRPC_PORT}",
         "--reference",
         reference,
         "--model",
@@ -121,6 +125,7 @@ def _sidecar(
         "args": args,
         "ports": [
             {"name": "http-proxy", "containerPort": c.DRIFT_PROXY_PORT, "protocol": "TCP"},
+            {"name": "grpc-proxy", "containerPort": c.DRIFT_GRPC_PROXY_PORT, "protocol": "TCP"},
             {"name": "drift-metrics", "containerPort": c.DRIFT_ADMIN_PORT, "protocol": "TCP"},
         ],
         "resources": _resources(drift.resources),

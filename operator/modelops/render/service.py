@@ -15,9 +15,11 @@ from .meta import as_md, child_metadata, selector_labels
 def render_service(md: ModelDeployment | Mapping[str, Any]) -> dict[str, Any]:
     """Service `<name>`: http, grpc, metrics (and drift-metrics) ports.
 
-    With the drift monitor on, the http port leads to the sidecar so that
-    every HTTP inference request is observed; gRPC and Triton's metrics go to
-    Triton directly. drift-metrics is the sidecar's admin port (/metrics, and
+    With the drift monitor on, the http and grpc ports lead to the sidecar's
+    proxies so that every inference request, HTTP or gRPC, is observed;
+    Triton's own http and grpc container ports are then only reached from
+    inside the pod (the sidecar's upstream). Triton's metrics go to Triton
+    directly. drift-metrics is the sidecar's admin port (/metrics, and
     /drift, the summary the operator copies into status.drift). Target ports
     are named, so the port numbers inside the pod can change without touching
     the Service.
@@ -27,7 +29,12 @@ def render_service(md: ModelDeployment | Mapping[str, Any]) -> dict[str, Any]:
     ports = [
         _port("http", c.TRITON_HTTP_PORT, "http-proxy" if drift else "http"),
         # Cleartext HTTP/2: lets Gateway API and meshes route gRPC correctly.
-        _port("grpc", c.TRITON_GRPC_PORT, "grpc", app_protocol="kubernetes.io/h2c"),
+        _port(
+            "grpc",
+            c.TRITON_GRPC_PORT,
+            "grpc-proxy" if drift else "grpc",
+            app_protocol="kubernetes.io/h2c",
+        ),
         _port("metrics", c.TRITON_METRICS_PORT, "metrics"),
     ]
     if drift:

@@ -1,0 +1,160 @@
+"""KServe v2 gRPC ``ModelInferRequest`` messages -> input tensors. Pure, no I/O.
+
+The gRPC twin of :func:`modelops.drift.payload.parse_infer_request`: it
+returns the numeric inputs of one request by name, shaped as declared, and
+raises :class:`~modelops.drift.payload.SkipSample` with the same fixed
+reasons for anything it cannot use, so the rows reach the same
+:class:`~modelops.drift.payload.FeatureMapper` whatever the protocol.
+
+Tensor data comes in one of two ways (KServe v2 gRPC protocol):
+
+- typed ``contents`` on each input (``fp32_contents``, ``int_contents``...,
+  one repeated field per type family, flattened row-major);
+- ``raw_input_contents``: one little-endian byte string per input, in input
+  order, skipping inputs that live in shared memory. This is what
+  ``tritonclient.grpc`` sends (``InferInput.set_data_from_numpy``), and numpy
+  reads it without copying.
+
+The message classes are the ones ``tritonclient.grpc`` ships, so the field
+numbers are Triton's own. Parsing is the expensive part of observing a gRPC
+request; it runs in the statistics worker, never on the proxy's event loop.
+The proxy only looks at the first field of the message on the hot path
+(:func:`leading_model_name`) to decide whether the request is for the
+watched model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from google.protobuf.message import DecodeError
+from tritonclient.grpc import service_pb2
+
+from modelops.drift.payload import Parser, SkipSample
+
+# Triton datatype -> (numpy dtype of its raw bytes, typed-contents field).
+# FP16 has no typed field (raw only); BF16 and BYTES are not features.
+_TYPES: dict[str, tuple[np.dtype[Any], str | None]] = {
+    "BOOL": (np.dtype("?"), "bool_contents"),
+    "UINT8": (np.dtype("<u1"), "uint_contents"),
+    "UINT16": (np.dtype("<u2"), "uint_contents"),
+    "UINT32": (np.dtype("<u4"), "uint_contents"),
+    "UINT64": (np.dtype("<u8"), "uint64_contents"),
+    "INT8": (np.dtype("<i1"), "int_contents"),
+    "INT16": (np.dtype("<i2"), "int_contents"),
+    "INT32": (np.dtype("<i4"), "int_contents"),
+    "INT64": (np.dtype("<i8"), "int64_contents"),
+    "FP16": (np.dtype("<f2"), None),
+    "FP32": (np.dtype("<f4"), "fp32_contents"),
+    "FP64": (np.dtype("<f8"), "fp64_contents"),
+}
+
+# The element type of each typed-contents field: narrower types (INT8 in
+# int_contents) are range-checked after reading.
+_FIELD_DTYPES: dict[str, np.dtype[Any]] = {
+    "bool_contents": np.dtype("?"),
+    "int_contents": np.dtype("<i4"),
+    "int64_contents": np.dtype("<i8"),
+    "uint_contents": np.dtype("<u4"),
+    "uint64_contents": np.dtype("<u8"),
+    "fp32_contents": np.dtype("<f4"),
+    "fp64_contents": np.dtype("<f8"),
+}
+
+_SHM_PARAM = "shared_memory_region"
+
+# Wire tag of ModelInferRequest.model_name: field 1, length-delimited.
+_MODEL_NAME_TAG = 0x0A
+
+
+def leading_model_name(message: bytes) -> bytes | None:
+    """``model_name`` when it is the first field of the serialized request, else None.
+
+    Every protobuf library writes fields in field-number order, and
+    ``model_name`` is field 1, so this reads the name of practically every
+    real request from its first bytes without parsing the message. None means
+    "unknown" (an empty name, or an unusual encoder), not "no model".
+    """
+    if len(message) < 2 or message[0] != _MODEL_NAME_TAG:
+        return None
+    length, shift, i = 0, 0, 1
+    while i < len(message) and i <= 5:  # a length varint is at most 5 bytes here
+        byte = message[i]
+        i += 1
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return message[i : i + length] if i + length <= len(message) else None
+        shift += 7
+    return None
+
+
+def parse_model_infer(message: bytes) -> dict[str, np.ndarray]:
+    """Numeric input tensors of one serialized ``ModelInferRequest``, by name."""
+    request = service_pb2.ModelInferRequest()
+    try:
+        request.ParseFromString(message)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise SkipSample("decode", "invalid ModelInferRequest") from exc
+    raw = request.raw_input_contents
+    out: dict[str, np.ndarray] = {}
+    raw_index = 0
+    for inp in request.inputs:
+        in_shm = _SHM_PARAM in inp.parameters
+        data: bytes | None = None
+        if raw and not in_shm:
+            # One raw entry per input not in shared memory, in order; consumed
+            # even for a type we skip, since later inputs follow it.
+            if raw_index >= len(raw):
+                raise SkipSample("decode", "fewer raw_input_contents than inputs")
+            if inp.HasField("contents"):
+                raise SkipSample("decode", f"{inp.name}: both contents and raw_input_contents")
+            data = raw[raw_index]
+            raw_index += 1
+        kind = _TYPES.get(inp.datatype)
+        if kind is None or in_shm:
+            continue  # BYTES/BF16 are not features; shared memory has no bytes here
+        dtype, field = kind
+        shape = list(inp.shape)
+        if any(d < 0 for d in shape):
+            raise SkipSample("shape", f"{inp.name}: bad shape")
+        try:
+            if data is not None:
+                arr = np.frombuffer(data, dtype=dtype)
+            elif field is not None and inp.HasField("contents"):
+                arr = np.asarray(getattr(inp.contents, field), dtype=_FIELD_DTYPES[field])
+                if arr.dtype != dtype:
+                    narrow = arr.astype(dtype)
+                    if not np.array_equal(narrow, arr):
+                        raise SkipSample("overflow", f"{inp.name}: values outside {inp.datatype}")
+                    arr = narrow
+            else:
+                continue  # no data to look at
+            arr = arr.reshape(shape)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise SkipSample("shape", f"{inp.name}: {exc}") from exc
+        out[inp.name] = arr
+    return out
+
+
+def model_infer_parser(model: str | None) -> Parser:
+    """:func:`parse_model_infer`, also refusing requests for another model.
+
+    The proxy already filters on :func:`leading_model_name`; this catches the
+    rare request whose name it could not read that way.
+    """
+    if model is None:
+        return parse_model_infer
+
+    def parse(message: bytes) -> dict[str, np.ndarray]:
+        if leading_model_name(message) is None:
+            request = service_pb2.ModelInferRequest()
+            try:
+                request.ParseFromString(message)
+            except (DecodeError, RuntimeError, ValueError) as exc:
+                raise SkipSample("decode", "invalid ModelInferRequest") from exc
+            if request.model_name != model:
+                raise SkipSample("unmapped", "request for another model")
+        return parse_model_infer(message)
+
+    return parse
