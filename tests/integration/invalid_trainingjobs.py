@@ -74,7 +74,22 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("dataset-missing", _spec(dataset=None), "spec.dataset"),
     ("dataset-uri-ftp", _spec(dataset={"uri": "ftp://data/fraud"}), "spec.dataset.uri"),
     ("dataset-uri-pvc-bad-claim", _spec(dataset={"uri": "pvc://Data_1/x"}), "spec.dataset.uri"),
+    (
+        "dataset-uri-userinfo",
+        _spec(dataset={"uri": "https://user:hunter2@data.example.com/train.npz"}),
+        "spec.dataset.uri",
+    ),
+    (
+        "dataset-uri-presigned-query",
+        _spec(dataset={"uri": "https://data.example.com/t.npz?X-Goog-Signature=ab12"}),
+        "spec.dataset.uri",
+    ),
     ("output-missing", _spec(output=None), "spec.output"),
+    (
+        "output-uri-userinfo",
+        _spec(output={"storageUri": "s3://key:secret@models/fraud"}),
+        "spec.output.storageUri",
+    ),
     (
         "output-uri-no-scheme",
         _spec(output={"storageUri": "models/fraud"}),

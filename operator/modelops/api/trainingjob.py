@@ -23,8 +23,11 @@ from .base import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
     KOPF_STATUS_FIELD,
+    NO_QUERY_RULE,
+    NO_USERINFO_RULE,
     PVC_URI_RULE,
     STORAGE_URI,
+    STORAGE_URI_RULES,
     ApiModel,
     ParsedObject,
     cel,
@@ -111,7 +114,14 @@ class Dataset(ApiModel):
     uri: str = Field(
         max_length=2048,
         pattern=DATASET_URI,
-        json_schema_extra=validations(PVC_URI_RULE),
+        json_schema_extra=validations(
+            PVC_URI_RULE,
+            NO_USERINFO_RULE,
+            cel(
+                f"self.startsWith('synthetic://') || ({NO_QUERY_RULE['rule']})",
+                NO_QUERY_RULE["message"],
+            ),
+        ),
         description="Location of the training data, passed to the entrypoint as --dataset: "
         "s3://bucket/prefix, gs://bucket/prefix, https://host/path, pvc://<claim>/<path> (a "
         "PersistentVolumeClaim in this namespace, mounted read-only on every node; with more "
@@ -127,7 +137,7 @@ class Output(ApiModel):
         max_length=2048,
         pattern=STORAGE_URI,
         json_schema_extra=validations(
-            PVC_URI_RULE,
+            *STORAGE_URI_RULES,
             cel(
                 "!self.startsWith('https://')",
                 "https:// is read-only: write the model to s3://, gs://, pvc:// or file://",
@@ -155,7 +165,7 @@ class Checkpoints(ApiModel):
     storage_uri: str = Field(
         max_length=2048,
         pattern=r"^pvc://[^\s]+$",
-        json_schema_extra=validations(PVC_URI_RULE),
+        json_schema_extra=validations(*STORAGE_URI_RULES),
         description="pvc://<claim>/<path>: a PersistentVolumeClaim mounted read-write at "
         "/checkpoints on every node (ReadWriteMany with more than one node); the trainer gets "
         "--checkpoint-dir /checkpoints/<path>.",

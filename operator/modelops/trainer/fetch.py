@@ -2,7 +2,7 @@
 
 Training modules call :func:`fetch_data_file` from their ``load_dataset``
 so they accept the same schemes as model storage (``file://``, ``pvc://``,
-``s3://``, ``https://``) with the same credentials handling: the file's
+``s3://``, ``gs://``, ``https://``) with the same credentials handling: the file's
 parent is opened as a :mod:`modelops.storage` store and the one object is
 downloaded from it.
 """
@@ -12,11 +12,12 @@ from __future__ import annotations
 import posixpath
 from pathlib import Path
 
-from modelops.storage.base import MissingObjectError
+from modelops.storage.base import MissingObjectError, contained
 from modelops.storage.errors import StorageError
 from modelops.storage.stores import open_store
 from modelops.storage.uri import (
     FileLocation,
+    GcsLocation,
     HttpLocation,
     PvcLocation,
     S3Location,
@@ -37,20 +38,21 @@ def fetch_data_file(uri: str, work_dir: str | Path) -> Path:
     (with its reason: AccessDenied, BucketNotFound...) for other failures.
     """
     location = parse_storage_uri(uri)
-    if isinstance(location, FileLocation | PvcLocation):
-        path = (
-            location.path
-            if isinstance(location, FileLocation)
-            else location.local_path(pvc_mount_root())
-        )
-        if not path.is_file():
+    if isinstance(location, FileLocation):
+        if not location.path.is_file():
             raise DataFileNotFoundError(f"{uri}: no such file")
-        return path
-    if isinstance(location, S3Location):
+        return location.path
+    if isinstance(location, PvcLocation):
+        claim = pvc_mount_root() / location.claim
+        if not location.local_path(pvc_mount_root()).is_file():
+            raise DataFileNotFoundError(f"{uri}: no such file")
+        # Inside the claim only: a symlink on the volume must not reach the pod's own files.
+        return contained(claim, location.path, where=f"pvc://{location.claim}")
+    if isinstance(location, S3Location | GcsLocation):
         parent, name = posixpath.split(location.prefix)
         if not name:
             raise StorageError("InvalidUri", f"{uri}: name an object, not a bucket")
-        store = open_store(S3Location(location.bucket, parent))
+        store = open_store(type(location)(location.bucket, parent))
     elif isinstance(location, HttpLocation):
         base, name = location.base_url.rsplit("/", 1)
         store = open_store(HttpLocation(base))
