@@ -7,6 +7,12 @@ AutoscalerReady may also carry the HPA's or KEDA's own reason verbatim.
 
 from __future__ import annotations
 
+_INVALID_SPEC = (
+    "The stored spec breaks a rule the CRD enforces (reserved flags or environment "
+    "variables, credentials in a URI): it was stored without that validation, e.g. before a "
+    "CRD upgrade. Nothing is rendered until it is fixed; the message names the fields."
+)
+
 CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
     "Ready": (
         "The model serves requests at the capacity the spec promises (replicas, or "
@@ -31,6 +37,7 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "RunContainerError": "Same as Stalled.",
             "FailedCreate": "Same as Stalled.",
             "ProgressDeadlineExceeded": "Same as Stalled.",
+            "InvalidSpec": "Same as Stalled.",
         },
     ),
     "Reconciling": (
@@ -45,6 +52,7 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "ScalingDown": "True: more pods run than desired.",
             "Reconciled": "False: everything is up to date.",
             "Stalled": "False: no progress is possible; see Stalled.",
+            "InvalidSpec": "False: the stored spec is invalid; see Stalled.",
         },
     ),
     "Stalled": (
@@ -67,6 +75,7 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "FailedCreate": "Pods cannot be created: quota, Pod Security, missing ServiceAccount "
             "or PriorityClass.",
             "ProgressDeadlineExceeded": "The Deployment made no progress within its deadline.",
+            "InvalidSpec": _INVALID_SPEC,
         },
     ),
     "Scheduled": (
@@ -164,6 +173,7 @@ TRAINING_JOB_CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "CreateContainerError": _STALLED_TOO,
             "RunContainerError": _STALLED_TOO,
             "FailedCreate": _STALLED_TOO,
+            "InvalidSpec": _STALLED_TOO,
             "BackoffLimitExceeded": _FAILED_TOO,
             "DeadlineExceeded": _FAILED_TOO,
             **{reason: _FAILED_TOO for reason in _PERMANENT},
@@ -200,6 +210,7 @@ TRAINING_JOB_CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "RunContainerError": "The container runtime cannot start the trainer.",
             "FailedCreate": "The Job cannot create pods: quota, Pod Security, missing "
             "ServiceAccount or PriorityClass.",
+            "InvalidSpec": _INVALID_SPEC,
             **{reason: f"Same as Failed ({reason})." for reason in _PERMANENT},
         },
     ),

@@ -30,6 +30,7 @@ import pydantic
 from modelops.api import constants as c
 from modelops.api.base import plain
 from modelops.api.modeldeployment import ModelDeployment
+from modelops.api.recheck import describe, violations
 from modelops.controllers import metrics
 from modelops.kube import Kube
 from modelops.render import (
@@ -134,6 +135,9 @@ class ModelDeploymentReconciler:
         except pydantic.ValidationError as err:
             # The CRD schema should have refused this; say so instead of crashing.
             self._fail(key, previous, "InvalidSpec", _first_error(err), post_event, body)
+            return Outcome()
+        if problems := violations(md):  # CEL's rules, for objects stored without them
+            self._fail(key, previous, "InvalidSpec", describe(problems), post_event, body)
             return Outcome()
 
         now = datetime.now(UTC)

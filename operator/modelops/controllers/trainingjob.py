@@ -20,6 +20,7 @@ import kubernetes
 
 from modelops.api import constants as c
 from modelops.api.base import plain
+from modelops.api.recheck import describe, violations
 from modelops.api.trainingjob import TrainingJob
 from modelops.controllers import metrics
 from modelops.controllers.reconciler import PostEvent, transition_events
@@ -30,6 +31,7 @@ from modelops.render.training import (
     decide_restart,
     derive_trainingjob_status,
     elapsed_seconds,
+    invalid_spec_status,
     is_finished,
     job_name,
     render_headless_service,
@@ -85,6 +87,13 @@ class TrainingJobReconciler:
         previous = {k: v for k, v in status.items() if k != "kopf"}
         restarts = int(status.get("restarts") or 0)
         now = datetime.now(UTC)
+        if problems := violations(tj):  # CEL's rules, for objects stored without them
+            message = describe(problems)
+            new = invalid_spec_status(tj, previous_status=previous, message=message, now=now)
+            if patch := status_patch(previous, new):
+                self.kube.patch_status(c.GROUP, c.VERSION, c.TJ_PLURAL, *key, patch)
+                post_event("Warning", "InvalidSpec", message)
+            return None
 
         generation = tj.metadata.generation
         if (key, generation) not in self._service_applied:
