@@ -117,7 +117,7 @@ def test_every_variable_the_operator_sets_is_one_the_crd_refuses_from_users():
     reserved = set(c.RESERVED_TRAINING_ENV_NAMES)
     prefixes = c.RESERVED_TRAINING_ENV_PREFIXES
     for name in env(render_job(tj_body())):
-        if name == "PYTHONUNBUFFERED":  # a default the user may override
+        if name in ("PYTHONUNBUFFERED", "HOME"):  # defaults the user may override
             continue
         assert name in reserved or name.startswith(prefixes), name
 
@@ -261,11 +261,16 @@ def test_default_volumes_checkpoints_and_shared_memory():
     assert volumes(rendered) == {
         "checkpoints": {"name": "checkpoints", "emptyDir": {}},
         "shm": {"name": "shm", "emptyDir": {"medium": "Memory"}},
+        "scratch": {"name": "scratch", "emptyDir": {}},
     }
     assert mounts(rendered) == {
         "/checkpoints": {"name": "checkpoints", "mountPath": "/checkpoints"},
         "/dev/shm": {"name": "shm", "mountPath": "/dev/shm"},
+        # The root filesystem is read-only: torchrun, torch's caches (HOME) write here.
+        "/tmp": {"name": "scratch", "mountPath": "/tmp", "subPath": "trainer"},
     }
+    assert trainer(rendered)["securityContext"]["readOnlyRootFilesystem"] is True
+    assert env(rendered)["HOME"] == "/tmp"
     assert trainer(rendered)["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 

@@ -21,7 +21,9 @@ from .containers import (
     fixed_resources,
     http_probe,
     pod_security_context,
+    scratch_volume,
     security_context,
+    with_scratch,
 )
 from .drift_sidecar import drift_parts
 from .meta import as_md, child_metadata, labels, selector_labels
@@ -127,11 +129,14 @@ def _pod_spec(md: ModelDeployment, operator_image: str, model_version: str) -> d
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
         "initContainers": [
-            _pull_container(md, operator_image, model_version, source),
-            *drift.init_containers,
+            with_scratch(c)
+            for c in (
+                _pull_container(md, operator_image, model_version, source),
+                *drift.init_containers,
+            )
         ],
-        "containers": [_triton_container(md), *drift.containers],
-        "volumes": volumes,
+        "containers": [with_scratch(c) for c in (_triton_container(md), *drift.containers)],
+        "volumes": [*volumes, scratch_volume()],
     }
     if md.spec.service_account_name:
         pod["serviceAccountName"] = md.spec.service_account_name

@@ -26,7 +26,13 @@ from typing import Any
 from modelops.api import constants as c
 from modelops.api.trainingjob import TrainingJob
 
-from ..containers import pod_security_context, secret_env, security_context
+from ..containers import (
+    pod_security_context,
+    scratch_volume,
+    secret_env,
+    security_context,
+    with_scratch,
+)
 from ..placement import container_resources, node_selector, tolerations
 from ..pods import get
 from ..sources import PodSource, pod_source
@@ -157,8 +163,8 @@ def _pod_spec(tj: TrainingJob, attempt: int) -> dict[str, Any]:
         # The trainer never calls the API server; no token in the pod.
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
-        "containers": [_trainer(tj, attempt, dataset, output, checkpoints, mounts)],
-        "volumes": volumes,
+        "containers": [with_scratch(_trainer(tj, attempt, dataset, output, checkpoints, mounts))],
+        "volumes": [*volumes, scratch_volume()],
     }
     if spec.service_account_name:
         pod["serviceAccountName"] = spec.service_account_name
