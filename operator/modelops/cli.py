@@ -20,6 +20,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "drift-monitor": ("modelops.drift.cli", "run the drift-monitor sidecar in front of Triton"),
     "drift-reference": ("modelops.drift.reference_cli", "build drift reference statistics"),
     "train": ("modelops.trainer.cli", "run a training entrypoint under torchrun"),
+    "train-script": (
+        "modelops.trainer.script",
+        "run a training command unchanged (e.g. torchrun train.py), then publish its model",
+    ),
 }
 
 

@@ -149,6 +149,8 @@ _PERMANENT = {
     "InvalidHyperparameter": "True: a hyperparameter cannot be parsed or converted; not restarted.",
     "CheckpointMismatch": "True: spec.checkpoints holds another training module's "
     "checkpoints; not restarted.",
+    "InvalidOutput": "True: spec.command exited 0 but left no model.pt / model.onnx with its "
+    "signature.json in $MODELOPS_OUTPUT_DIR; not restarted.",
 }
 _FAILED_TOO = "Same as Failed."
 
