@@ -224,3 +224,23 @@ def test_the_version_claim_is_a_create_only_write(gcs_env, bucket):
     store = GcsStore(GcsLocation(bucket, "claims"))
     assert store._put("7/.modelops-claim", b"", exclusive=True) is True
     assert store._put("7/.modelops-claim", b"", exclusive=True) is False
+
+
+def test_pull_file_fetches_a_drift_reference_for_the_sidecar(gcs_server, bucket, tmp_path):
+    """`modelops pull-file`, the fetch-reference init container's command, from gs://."""
+    put(gcs_server, bucket, "models/fraud/reference.json", b'{"features": []}')
+    out = tmp_path / "reference" / "reference.json"
+    proc = modelops(
+        "pull-file", "--uri", f"gs://{bucket}/models/fraud/reference.json", "--output", str(out),
+        env=gcs_server.env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == b'{"features": []}'
+    assert [p.name for p in out.parent.iterdir()] == ["reference.json"]  # no staging left
+    log = tmp_path / "termination-log"
+    missing = modelops(
+        "pull-file", "--uri", f"gs://{bucket}/models/fraud/nope.json", "--output", str(out),
+        "--termination-log", str(log), env=gcs_server.env(),
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert log.read_text().startswith("NotFound: ")
