@@ -33,6 +33,7 @@ from modelops.api.modeldeployment import ModelDeployment
 from modelops.api.recheck import describe, violations
 from modelops.controllers import metrics
 from modelops.kube import Kube
+from modelops.redact import redact
 from modelops.render import (
     child_kinds,
     decide_rollout,
@@ -457,7 +458,7 @@ def _with_apply_error(
                 "type": ctype,
                 "status": status,
                 "reason": why,
-                "message": text[:1024],
+                "message": redact(text)[:1024],  # API errors may quote a URI
                 "lastTransitionTime": since,
                 **(
                     {"observedGeneration": cond["observedGeneration"]}
