@@ -116,7 +116,7 @@ def test_kubeflow_style_script_trains_on_two_nodes_and_is_published(
         }
         proc = pod_process.start(
             container, pod.metadata.annotations, overrides, cwd=REPO, log=work / "log",
-            extra_args=["--termination-log", str(term)],
+            extra_args=["--termination-log", str(term)], labels=pod.metadata.labels,
         )  # fmt: skip
         runs.append((pod, proc, work, term))
     for pod, proc, work, term in runs:
@@ -143,4 +143,4 @@ def test_kubeflow_style_script_trains_on_two_nodes_and_is_published(
 
     pulled = pull_model(output, tmp_path / "repo")
     assert pulled.verified and pulled.version == 1
-    assert (tmp_path / "repo" / "kf-ddp" / "1" / "model.pt").is_file()
+    assert (Path(pulled.path) / "1" / "model.pt").is_file()

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-_ANNOTATION = re.compile(r"metadata\.annotations\['([^']+)'\]")
+_FIELD = re.compile(r"metadata\.(annotations|labels)\['([^']+)'\]")
 VENV_BIN = str(Path(sys.executable).parent)
 
 
@@ -27,17 +27,19 @@ def resolve_env(
     container: Mapping[str, Any],
     annotations: Mapping[str, str],
     overrides: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The container's environment as the kubelet would set it, then ``overrides``."""
+    meta = {"annotations": annotations, "labels": labels or {}}
     env: dict[str, str] = {}
     for var in container.get("env") or []:
         if "value" in var:
             env[var["name"]] = var["value"] or ""
             continue
         path = var["valueFrom"]["fieldRef"]["fieldPath"]
-        match = _ANNOTATION.fullmatch(path)
+        match = _FIELD.fullmatch(path)
         assert match, f"unsupported downward API field {path}"
-        env[var["name"]] = annotations[match.group(1)]
+        env[var["name"]] = meta[match.group(1)][match.group(2)]
     env.update(overrides or {})
     return env
 
@@ -58,6 +60,7 @@ def start(
     cwd: Path,
     log: Path,
     extra_args: list[str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start the container's process; ``extra_args`` go right after the subcommand."""
     argv = local_argv(container)
@@ -70,7 +73,7 @@ def start(
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "OMP_NUM_THREADS": "1",
-        **resolve_env(container, annotations, overrides),
+        **resolve_env(container, annotations, overrides, labels),
     }
     with open(log, "wb") as out:
         return subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
