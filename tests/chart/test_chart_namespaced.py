@@ -61,7 +61,7 @@ def test_operator_with_only_namespaced_roles_serves_its_namespaces_only(
         # Nothing cluster-scoped that writes: no ClusterRole of the operator's but the reader.
         roles = cluster.kubectl("get", "clusterrole", "-l", f"app.kubernetes.io/instance={name}",
                                 "-o", "name").stdout.split()  # fmt: skip
-        assert roles == [f"clusterrole.rbac.authorization.k8s.io/{operator}-crd-reader"]
+        assert roles == [f"clusterrole.rbac.authorization.k8s.io/{operator}-cluster-reader"]
         # The NetworkPolicies were accepted where the workloads run.
         policies = cluster.kubectl("get", "networkpolicy", "-n", watched, "-o", "name").stdout
         assert f"{name}-serving" in policies and f"{name}-training" in policies
