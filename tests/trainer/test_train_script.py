@@ -8,6 +8,8 @@ node runs as a local process, with the pod DNS name of node 0 mapped to
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +121,56 @@ def test_a_failing_script_passes_its_status_on(tmp_path):
     [(code, _, term)] = run_nodes(tmp_path, [sys.executable, str(crash)], 1, f"file://{tmp_path}/m")
     assert code == 3
     assert json.loads(term.read_text())["error"]["reason"] == "TrainingFailed"
+
+
+def test_the_trainer_runs_with_a_read_only_root(tmp_path):
+    """The trainer container's readOnlyRootFilesystem, for real: in a private mount
+    namespace the root is read-only; /tmp (scratch, HOME), the output emptyDir
+    (/srv here) and the model store (/mnt here) are the only writable places."""
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount --make-rprivate / && mount -o remount,bind,ro /"],
+        capture_output=True,
+    )
+    if probe.returncode != 0:
+        pytest.skip("cannot create a private mount namespace here (unshare -m)")
+    body = tj_body(
+        command=["python", str(SCRIPT), "--steps", "50"],
+        nodes=1,
+        output={"storageUri": "file:///mnt/ro"},
+    )
+    body["spec"].pop("entrypoint")
+    [container] = render_job(body)["spec"]["template"]["spec"]["containers"]
+    env = pod_process.resolve_env(
+        container,
+        {c.ANNOTATION_COMPLETION_INDEX: "0"},
+        {"MASTER_ADDR": "127.0.0.1", "PET_MASTER_ADDR": "127.0.0.1",
+         "MASTER_PORT": str(free_port()), "MODELOPS_OUTPUT_DIR": "/srv"},
+    )  # fmt: skip
+    assert env["HOME"] == "/tmp"
+    env |= {"PATH": f"{pod_process.VENV_BIN}:/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    argv = pod_process.local_argv(container)
+    argv[argv.index("train-script") + 1 : argv.index("train-script") + 1] = [
+        "--termination-log", "/srv/termination-log",
+    ]  # fmt: skip
+    store, output, scratch = (tmp_path / n for n in ("store", "output", "scratch"))
+    for d in (store, output, scratch):
+        d.mkdir()
+    script = " && ".join(
+        [
+            "mount --make-rprivate /",
+            f"mount --bind {shlex.quote(str(store))} /mnt",
+            f"mount --bind {shlex.quote(str(output))} /srv",
+            f"mount --bind {shlex.quote(str(scratch))} /tmp",
+            "mount -o remount,bind,ro /",
+            "! touch /.modelops-probe 2>/dev/null",
+            "exec " + " ".join(shlex.quote(a) for a in argv),
+        ]
+    )
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert json.loads((output / "termination-log").read_text())["outputVersion"] == 1
+    assert pull_model(f"file://{store}/ro", tmp_path / "repo").verified

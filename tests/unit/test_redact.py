@@ -60,3 +60,28 @@ def test_storage_errors_and_trainer_errors_are_redacted_where_they_are_built():
     assert SECRET not in str(err) and SECRET not in err.one_line()
     doc = error_document("StorageError", f"uploading https://h/m?{SIGNATURE}")
     assert "0123abcd" not in doc["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"https://alice:{SECRET}@models.example.com/fraud",
+        f"https://models.example.com/fraud?{SIGNATURE}",
+    ],
+)
+def test_pull_model_termination_message_carries_no_credential(tmp_path, uri):
+    """The real init-container command: its stderr and termination message are redacted."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "termination-log"
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelops.cli", "pull-model", uri,
+         "--repository", str(tmp_path / "repo"), "--termination-log", str(log)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert log.read_text().startswith("InvalidUri: ")
+    for text in (proc.stderr, log.read_text()):
+        assert SECRET not in text and "0123abcd" not in text, text
+        assert REDACTED in text
