@@ -244,3 +244,38 @@ def test_pull_file_fetches_a_drift_reference_for_the_sidecar(gcs_server, bucket,
     )  # fmt: skip
     assert missing.returncode == 1
     assert log.read_text().startswith("NotFound: ")
+
+
+def test_access_denied_is_reported_as_such(gcs_server, tmp_path):
+    """fake-gcs-server does not check credentials, so a 403 comes from a stand-in
+    endpoint that refuses every request the way GCS does (same status and JSON error);
+    the client and the pull path are the real ones."""
+    import http.server
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"error": {"code": 403, "message": "caller does not have "
+                               "storage.objects.list access to the bucket"}}).encode()  # fmt: skip
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = gcs_server.env(STORAGE_EMULATOR_HOST=f"http://127.0.0.1:{server.server_port}")
+        log = tmp_path / "termination-log"
+        proc = modelops(
+            "pull-model", "gs://private/fraud", "--repository", str(tmp_path / "repo"),
+            "--termination-log", str(log), env=env,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert proc.returncode == 1
+    assert log.read_text().startswith("AccessDenied: "), log.read_text()
