@@ -15,7 +15,7 @@ export KUBECONFIG=$kubeconfig PATH=$bin:$PATH
 
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
-for f in namespace rbac peering; do
+for f in namespace rbac tenant-roles; do
   kubectl apply --server-side --force-conflicts -f "manifests/install/$f.yaml" >/dev/null
 done
 

@@ -7,9 +7,17 @@ cluster:
     create the same children (rendered by the same code, applied directly)
     until their pods are Ready;
   * the operator's CPU seconds and peak RSS;
-  * API requests the operator sent per ModelDeployment.
+  * API requests the operator sent per ModelDeployment;
+  * idle: requests per second (reads, writes) over 30 s once everything is Ready;
+  * churn: 10% of the pods deleted at once (their ReplicaSets replace them); the
+    p99 of the operator's status-lag histogram (watched change -> status written)
+    over that phase, and the time until every ModelDeployment is Ready again.
 
-Run: .venv/bin/python bench/operator/scale.py [--sizes 100,1000]
+With --memory-breakdown the operator runs under tracemalloc and the top
+allocation sites after all are Ready are printed (slower: CPU figures of that
+run are not comparable).
+
+Run: .venv/bin/python bench/operator/scale.py [--sizes 100,1000] [--memory-breakdown]
 It starts its own cluster (`modelops-bench`) and deletes it afterwards.
 """
 
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -136,7 +145,67 @@ def proc_usage(pid: int) -> tuple[float, int]:
     return cpu, hwm
 
 
-def run_size(cluster: Cluster, n: int, workdir: Path) -> dict[str, float]:
+IDLE_S = 30.0
+WRITE_VERBS = ("apply", "create", "patch", "patch_status", "delete", "create_event")
+
+
+def requests_by_verb(op: OperatorProcess) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in op.metrics().splitlines():
+        if line.startswith("modelops_api_requests_total{"):
+            head, value = line.rsplit(" ", 1)
+            verb = head.split('verb="', 1)[1].split('"', 1)[0]
+            out[verb] = out.get(verb, 0.0) + float(value)
+    return out
+
+
+def lag_buckets(op: OperatorProcess) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of the ModelDeployment status-lag histogram."""
+    out = []
+    for line in op.metrics().splitlines():
+        if line.startswith("modelops_status_lag_seconds_bucket{") and "ModelDeployment" in line:
+            head, value = line.rsplit(" ", 1)
+            bound = head.split('le="', 1)[1].split('"', 1)[0]
+            out.append((float("inf") if bound == "+Inf" else float(bound), float(value)))
+    return sorted(out)
+
+
+def quantile(
+    before: list[tuple[float, float]], after: list[tuple[float, float]], q: float
+) -> float:
+    """Upper bucket bound holding the q-quantile of the observations between two scrapes."""
+    counts = [(b, a - dict(before).get(b, 0.0)) for b, a in after]
+    total = counts[-1][1] if counts else 0.0
+    for bound, cumulative in counts:
+        if total and cumulative >= q * total:
+            return bound
+    return float("nan")
+
+
+def churn(cluster: Cluster, namespace: str, n: int, op: OperatorProcess) -> tuple[float, float]:
+    """Delete 10% of the pods; (p99 status lag upper bound, seconds until all Ready again)."""
+    pods = cluster.core.list_namespaced_pod(namespace).items[: max(1, n // 10)]
+    before = lag_buckets(op)
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda p: cluster.core.delete_namespaced_pod(
+                    p.metadata.name, namespace, grace_period_seconds=0
+                ),
+                pods,
+            )
+        )
+    time.sleep(2.0)  # let the deletions register before waiting for recovery
+    wait_count(lambda: ready_mds(cluster, namespace), n, timeout=1800)
+    recovered = time.monotonic() - start
+    time.sleep(2.0)
+    return quantile(before, lag_buckets(op), 0.99), recovered
+
+
+def run_size(
+    cluster: Cluster, n: int, workdir: Path, memory_breakdown: bool = False
+) -> dict[str, float]:
     floor_ns, md_ns = f"floor-{n}", f"md-{n}"
     for ns in (floor_ns, md_ns):
         cluster.kubectl("create", "namespace", ns)
@@ -146,7 +215,10 @@ def run_size(cluster: Cluster, n: int, workdir: Path) -> dict[str, float]:
     wait_count(lambda: ready_deployments(cluster, floor_ns), n, timeout=1800)
     floor = time.monotonic() - start
 
-    op = OperatorProcess(kubeconfig=cluster.kubeconfig, log_path=workdir / f"operator-{n}.log")
+    env = {"MODELOPS_TRACEMALLOC": str(workdir / f"memory-{n}.txt")} if memory_breakdown else {}
+    op = OperatorProcess(
+        kubeconfig=cluster.kubeconfig, log_path=workdir / f"operator-{n}.log", extra_env=env
+    )
     op.start()
     assert op.proc is not None
     cpu0, _ = proc_usage(op.proc.pid)
@@ -157,6 +229,20 @@ def run_size(cluster: Cluster, n: int, workdir: Path) -> dict[str, float]:
     elapsed = time.monotonic() - start
     cpu1, peak = proc_usage(op.proc.pid)
     requests = op.metric("modelops_api_requests_total") - requests0
+    breakdown = ""
+    if memory_breakdown:
+        os.kill(op.proc.pid, signal.SIGUSR2)
+        time.sleep(5)
+        breakdown = (workdir / f"memory-{n}.txt").read_text()
+
+    idle0 = requests_by_verb(op)
+    time.sleep(IDLE_S)
+    idle1 = requests_by_verb(op)
+    idle = {v: idle1.get(v, 0.0) - idle0.get(v, 0.0) for v in idle1}
+    idle_writes = sum(c for v, c in idle.items() if v in WRITE_VERBS)
+    idle_reads = sum(c for v, c in idle.items() if v not in WRITE_VERBS)
+
+    lag_p99, recovered = churn(cluster, md_ns, n, op)
     op.stop()
     for ns in (floor_ns, md_ns):
         cluster.kubectl("delete", "namespace", ns, "--wait=false")
@@ -168,6 +254,12 @@ def run_size(cluster: Cluster, n: int, workdir: Path) -> dict[str, float]:
         "cpu_s": cpu1 - cpu0,
         "peak_rss_mib": peak / 2**20,
         "requests_per_md": requests / n,
+        "cpu_ms_per_md": 1000 * (cpu1 - cpu0) / n,
+        "idle_writes": idle_writes,
+        "idle_reads_per_s_per_1000": idle_reads / IDLE_S * 1000 / n,
+        "churn_lag_p99_s": lag_p99,
+        "churn_recovered_s": recovered,
+        "memory": breakdown,
     }
 
 
@@ -175,6 +267,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000")
     parser.add_argument("--keep-cluster", action="store_true")
+    parser.add_argument("--memory-breakdown", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -191,21 +284,30 @@ def main() -> int:
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
             for n in sizes:
-                rows.append(run_size(cluster, n, Path(tmp)))
+                rows.append(run_size(cluster, n, Path(tmp), args.memory_breakdown))
     finally:
         if not args.keep_cluster:
             subprocess.run([str(CLUSTER_SCRIPT), "down", CLUSTER_NAME], capture_output=True)
 
-    print(f"command: .venv/bin/python bench/operator/scale.py --sizes {args.sizes}")
+    flags = " --memory-breakdown" if args.memory_breakdown else ""
+    print(f"command: .venv/bin/python bench/operator/scale.py --sizes {args.sizes}{flags}")
     print(
         f"{'N':>6} {'all Ready s':>12} {'floor s':>9} {'ratio':>6} {'op CPU s':>9} "
-        f"{'peak RSS MiB':>13} {'API req/MD':>11}"
+        f"{'CPU ms/MD':>10} {'peak RSS MiB':>13} {'API req/MD':>11} {'idle writes':>12} "
+        f"{'idle reads/s/1k':>16} {'churn lag p99 s':>16} {'churn recovery s':>17}"
     )
     for r in rows:
         print(
             f"{r['n']:>6} {r['all_ready_s']:>12.1f} {r['floor_s']:>9.1f} {r['ratio']:>6.2f} "
-            f"{r['cpu_s']:>9.1f} {r['peak_rss_mib']:>13.0f} {r['requests_per_md']:>11.1f}"
+            f"{r['cpu_s']:>9.1f} {r['cpu_ms_per_md']:>10.0f} {r['peak_rss_mib']:>13.0f} "
+            f"{r['requests_per_md']:>11.1f} {r['idle_writes']:>12.0f} "
+            f"{r['idle_reads_per_s_per_1000']:>16.2f} {r['churn_lag_p99_s']:>16.2f} "
+            f"{r['churn_recovered_s']:>17.1f}"
         )
+    for r in rows:
+        if r["memory"]:
+            print(f"\nmemory after all Ready, N={r['n']} (tracemalloc, top sites):")
+            print(r["memory"])
     return 0
 
 

@@ -2,7 +2,12 @@
 # Copies what the chart ships verbatim from the rest of the repository into
 # charts/modelops, because Helm can only read files inside the chart:
 #
-#   crds/*.yaml                 -> charts/modelops/crds/
+#   crds/modelops.io_*.yaml       -> charts/modelops/files/crds/
+#       rendered by templates/crds.yaml, so `helm upgrade` upgrades them
+#   crds/kopf.dev_*.yaml          -> charts/modelops/crds/
+#       Helm's install-once directory: kopf's peering CRD must exist before
+#       the chart's ClusterKopfPeering template is mapped, which only crds/
+#       guarantees on a fresh cluster
 #   deploy/monitoring/*.yaml|json -> charts/modelops/files/monitoring/
 #   deploy/argocd/argocd-cm.yaml  -> charts/modelops/files/argocd/
 #
@@ -14,8 +19,16 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 chart="$repo/charts/modelops"
 check=${1:-}
 
+# The chart directory a CRD of crds/ is copied to.
+crd_dir() {
+  case "$(basename "$1")" in
+    kopf.dev_*) echo "$chart/crds" ;;
+    *) echo "$chart/files/crds" ;;
+  esac
+}
+
 pairs=()
-for f in "$repo"/crds/*.yaml; do pairs+=("$f" "$chart/crds/$(basename "$f")"); done
+for f in "$repo"/crds/*.yaml; do pairs+=("$f" "$(crd_dir "$f")/$(basename "$f")"); done
 for f in servicemonitors.yaml prometheusrule.yaml grafana-dashboard.json; do
   [ -e "$repo/deploy/monitoring/$f" ] && pairs+=("$repo/deploy/monitoring/$f" "$chart/files/monitoring/$f")
 done
@@ -34,12 +47,13 @@ for ((i = 0; i < ${#pairs[@]}; i += 2)); do
     echo "synced ${dst#"$repo"/}" >&2
   fi
 done
-# A CRD removed from crds/ must leave the chart too.
-for dst in "$chart"/crds/*.yaml; do
+# A CRD removed from crds/ (or moved to the other directory) must leave the chart too.
+for dst in "$chart"/crds/*.yaml "$chart"/files/crds/*.yaml; do
   [ -e "$dst" ] || continue
-  [ -e "$repo/crds/$(basename "$dst")" ] && continue
+  src="$repo/crds/$(basename "$dst")"
+  [ -e "$src" ] && [ "$(crd_dir "$src")" = "$(dirname "$dst")" ] && continue
   if [ "$check" = --check ]; then
-    echo "not in crds/: ${dst#"$repo"/}" >&2
+    echo "not in crds/ (or in the wrong chart directory): ${dst#"$repo"/}" >&2
     stale=1
   else
     rm "$dst"

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "modelops.trainer.script",
         "run a training command unchanged (e.g. torchrun train.py), then publish its model",
     ),
+    "version": ("modelops.version", "print the version of modelops"),
 }
 
 

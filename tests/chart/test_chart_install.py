@@ -105,10 +105,15 @@ def release(
             )
         )
     )
+    # The CRDs are cluster-wide and shared with the rest of the session, so this
+    # release leaves them to kubectl (crds.install=false, the "CRDs managed
+    # elsewhere" mode); tests/chart/test_chart_upgrade.py installs them with a release.
+    operator_support.install(cluster)
     try:
         chart_helm.run(
             "install", name, str(CHART), "--namespace", name,
-            "--set", "ha.enabled=true", "--wait", "--timeout", "90s",
+            "--set", "ha.enabled=true", "--set", "crds.install=false",
+            "--wait", "--timeout", "90s",
         )  # fmt: skip
         yield rel
     finally:
@@ -354,6 +359,7 @@ def test_uninstall_leaves_no_operator_objects_but_keeps_the_crds(release: Releas
         ns = ["-n", release.namespace] if kind == "serviceaccount" else []
         proc = release.cluster.kubectl("get", kind, name, *ns, check=False)
         assert proc.returncode != 0 and "NotFound" in proc.stderr, (kind, name)
+    # crds.install=false: the CRDs were never the release's and stay untouched.
     crds = release.cluster.kubectl("get", "crd", "-o", "name").stdout.split()
     for crd in (
         "modeldeployments.modelops.io",

@@ -82,16 +82,45 @@ def test_lint_is_clean_even_strict(helm: Helm, name: str):
 # --- the chart and the plain manifests -----------------------------------------------
 
 
+def crds() -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
 def test_default_install_has_exactly_the_objects_of_the_plain_manifests(default):
     # The Namespace is --create-namespace's job (namespace.create is off by default).
-    expected = sorted(objname(d) for d in manifests() if d["kind"] != "Namespace")
-    assert sorted(objname(d) for d in default) == expected
+    # The plain install takes its CRDs from crds/ and the operator creates its
+    # peering record (--create-peering); the chart renders the modelops CRDs
+    # (kopf's is in its crds/ directory) and ships the record.
+    expected = [objname(d) for d in manifests() if d["kind"] != "Namespace"]
+    expected += [objname(d) for d in crds() if d["spec"]["group"] == "modelops.io"]
+    expected.append("ClusterKopfPeering/modelops")
+    assert sorted(objname(d) for d in default) == sorted(expected)
 
 
-def test_cluster_role_has_exactly_the_rules_of_manifests_rbac(default):
-    plain = find(manifests(), "ClusterRole")
-    chart = find(default, "ClusterRole")
+@pytest.mark.parametrize("name", ["modelops-operator", "modelops-edit", "modelops-view"])
+def test_cluster_roles_have_exactly_the_rules_of_the_manifests(default, name):
+    plain = find(manifests(), "ClusterRole", name)
+    chart = find(default, "ClusterRole", name)
     assert chart["rules"] == plain["rules"]
+    aggregation = {k: v for k, v in chart["metadata"]["labels"].items() if "aggregate-to" in k}
+    assert aggregation == (plain["metadata"].get("labels") or {})
+
+
+def test_tenant_roles_aggregate_into_the_built_in_roles(default):
+    edit = find(default, "ClusterRole", "modelops-edit")["metadata"]["labels"]
+    view = find(default, "ClusterRole", "modelops-view")["metadata"]["labels"]
+    assert edit["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert not [k for k in view if k.endswith(("aggregate-to-edit", "aggregate-to-admin"))]
+
+
+def test_tenant_roles_can_be_left_out(helm: Helm):
+    roles = of_kind(helm.template("rbac.tenantRoles=false"), "ClusterRole")
+    assert [r["metadata"]["name"] for r in roles] == ["modelops-operator"]
 
 
 def test_binding_and_service_account_match_the_plain_manifests(default):
@@ -132,6 +161,11 @@ def test_operator_deployment_matches_the_plain_manifest(default):
     for key in POD_FIELDS:
         assert chart_pod.get(key) == plain_pod.get(key), key
     for key in CONTAINER_FIELDS:
+        if key == "args":
+            # The one difference: the plain install has no peering record to
+            # apply in the same kubectl call as its CRD, so its operator makes it.
+            assert container(plain)["args"] == [*container(chart)["args"], "--create-peering"]
+            continue
         assert container(chart).get(key) == container(plain).get(key), key
     # Whatever selects the manifests' operator pod selects the chart's too.
     pod_labels = chart["spec"]["template"]["metadata"]["labels"]
@@ -152,16 +186,23 @@ def test_metrics_service_matches_the_plain_manifest(default):
 
 def test_peering_record_is_the_one_the_operator_is_told_to_use(default):
     peering = find(default, "ClusterKopfPeering")
-    assert (
-        peering["metadata"]["name"] == find(manifests(), "ClusterKopfPeering")["metadata"]["name"]
-    )
     args = container(find(default, "Deployment"))["args"]
     assert args[args.index("--peering") + 1] == peering["metadata"]["name"]
+    plain = container(find(manifests(), "Deployment"))["args"]
+    assert plain[plain.index("--peering") + 1] == peering["metadata"]["name"]
+    # The plain manifests ship no record: kubectl could not map it before its CRD exists.
+    assert not of_kind(manifests(), "ClusterKopfPeering")
 
 
 def test_every_namespaced_object_goes_to_the_release_namespace(helm: Helm):
     docs = helm.template("ha.enabled=true", release="r1", namespace="ops")
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "Namespace"}
+    cluster_scoped = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterKopfPeering",
+        "Namespace",
+        "CustomResourceDefinition",
+    }
     for doc in docs:
         if doc["kind"] in cluster_scoped:
             assert "namespace" not in doc["metadata"], objname(doc)
@@ -174,21 +215,24 @@ def test_cluster_scoped_names_carry_the_release(helm: Helm):
     # ClusterRole, binding or peering record.
     one = helm.template(release="team-a", namespace="a")
     two = helm.template(release="team-b", namespace="b")
-    for kind in ("ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"):
+    for kind in ("ClusterRoleBinding", "ClusterKopfPeering"):
         a, b = find(one, kind)["metadata"]["name"], find(two, kind)["metadata"]["name"]
         assert a != b and "team-a" in a and "team-b" in b, (kind, a, b)
+    for suffix in ("operator", "edit", "view"):
+        find(one, "ClusterRole", f"team-a-modelops-{suffix}")
+        find(two, "ClusterRole", f"team-b-modelops-{suffix}")
     binding = find(one, "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "team-a-modelops-operator", "namespace": "a"}
     ]
-    assert binding["roleRef"]["name"] == find(one, "ClusterRole")["metadata"]["name"]
+    assert binding["roleRef"]["name"] == "team-a-modelops-operator"
 
 
 def test_name_overrides_rename_objects_but_keep_the_app_label(helm: Helm):
     docs = helm.template("nameOverride=mlops", release="prod")
     assert find(docs, "Deployment")["metadata"]["name"] == "prod-mlops-operator"
     docs = helm.template("fullnameOverride=platform-ml", release="prod")
-    assert find(docs, "ClusterRole")["metadata"]["name"] == "platform-ml-operator"
+    find(docs, "ClusterRole", "platform-ml-operator")
     assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "platform-ml"
     # The ServiceMonitor's job name (and so OperatorDown) comes from this label.
     assert find(docs, "Service")["metadata"]["labels"]["app.kubernetes.io/name"] == (
@@ -299,6 +343,10 @@ def test_custom_image_resources_and_operator_settings(helm: Helm, tmp_path: Path
         "priorityClassName": "system-cluster-critical",
         "serviceAccount": {"annotations": {"iam.example/role": "modelops"}},
         "podAnnotations": {"example/scrape": "yes"},
+        "defaultImages": {
+            "triton": "registry.example/nvidia/tritonserver:25.08-py3",
+            "trainer": "registry.example/ml/modelops-train:0.2.0",
+        },
     }
     docs = helm.template(values=values, tmp=tmp_path)
     deployment = find(docs, "Deployment")
@@ -312,6 +360,8 @@ def test_custom_image_resources_and_operator_settings(helm: Helm, tmp_path: Path
     assert c["args"] == ["run", "--peering", "modelops", "--verbose"]
     assert env(deployment) == {
         "MODELOPS_IMAGE": "registry.example/ml/modelops-runtime:0.2.0",
+        "MODELOPS_TRITON_IMAGE": "registry.example/nvidia/tritonserver:25.08-py3",
+        "MODELOPS_TRAINER_IMAGE": "registry.example/ml/modelops-train:0.2.0",
         "MODELOPS_PRIORITY": "100",
         "MODELOPS_PROMETHEUS_ADDRESS": "http://prometheus.mon.svc:9090",
         "MODELOPS_WORKERS": "4",
@@ -439,6 +489,11 @@ def test_prometheus_rule_tunables(helm: Helm, tmp_path: Path):
     assert set(alerts) == expected_alerts - {"TrainingJobFailed"}
     drift = alerts["ModelDriftDetected"]
     assert (drift["for"], drift["labels"]["severity"]) == ("30m", "info")
+    # The description says how long, from the overridden `for`, not the source's.
+    description = " ".join(drift["annotations"]["description"].split())
+    assert "for 30m" in description and "for 5m" not in description
+    unchanged = " ".join(alerts["ModelDeploymentStalled"]["annotations"]["description"].split())
+    assert "for 5m" in unchanged
     for alert in alerts.values():
         assert alert["labels"]["team"] == "ml-platform"
         assert alert["annotations"]["runbook_url"].startswith("https://runbooks.example/ml#")
@@ -516,6 +571,10 @@ REJECTIONS = [
     ),
     (["monitoring.serviceMonitor.interval=often"], "/monitoring/serviceMonitor/interval", ""),
     (["argocd.healthChecks=true"], "/argocd/healthChecks", "want object"),
+    (["defaultImages.triton="], "/defaultImages/triton", "minLength"),
+    (["defaultImages.trainer=a b"], "/defaultImages/trainer", "does not match pattern"),
+    (["crds.keep=maybe"], "/crds/keep", "want boolean"),
+    (["rbac.tenantRoles=yes"], "/rbac/tenantRoles", "want boolean"),
 ]
 
 
@@ -602,8 +661,14 @@ def test_every_value_is_commented_documented_and_in_the_schema():
     )
 
 
+def chart_crd_copy(source: Path) -> Path:
+    # kopf's CRD in Helm's install-once crds/; the modelops CRDs rendered from files/crds.
+    folder = CHART / "crds" if source.name.startswith("kopf.dev_") else CHART / "files" / "crds"
+    return folder / source.name
+
+
 def test_chart_copies_are_identical_to_their_sources():
-    pairs = [(p, CHART / "crds" / p.name) for p in sorted((REPO / "crds").glob("*.yaml"))]
+    pairs = [(p, chart_crd_copy(p)) for p in sorted((REPO / "crds").glob("*.yaml"))]
     pairs += [
         (MONITORING / name, CHART / "files" / "monitoring" / name)
         for name in ("servicemonitors.yaml", "prometheusrule.yaml", "grafana-dashboard.json")
@@ -615,7 +680,9 @@ def test_chart_copies_are_identical_to_their_sources():
         if not copy.exists() or copy.read_bytes() != source.read_bytes()
     ]
     extra = sorted(
-        p.name for p in (CHART / "crds").glob("*") if not (REPO / "crds" / p.name).exists()
+        p.name
+        for p in [*(CHART / "crds").glob("*"), *(CHART / "files" / "crds").glob("*")]
+        if chart_crd_copy(REPO / "crds" / p.name) != p or not (REPO / "crds" / p.name).exists()
     )
     assert not stale and not extra, (
         f"stale copies {stale}, CRDs not in crds/ {extra}: run hack/helm/sync.sh"
@@ -634,7 +701,7 @@ CLUSTER_ONLY_RESOURCES = {"customresourcedefinitions", "clusterkopfpeerings"}
 
 def test_namespaced_install_has_a_role_per_namespace_and_no_cluster_write(helm: Helm):
     docs = helm.template("watchNamespaces={team-a,team-b}")
-    cluster_rules = find(manifests(), "ClusterRole")["rules"]
+    cluster_rules = find(manifests(), "ClusterRole", "modelops-operator")["rules"]
     namespaced = [r for r in cluster_rules if not set(r["resources"]) & CLUSTER_ONLY_RESOURCES]
     for namespace in ("team-a", "team-b"):
         role = find([d for d in of_kind(docs, "Role") if d["metadata"]["namespace"] == namespace],
@@ -653,8 +720,11 @@ def test_namespaced_install_has_a_role_per_namespace_and_no_cluster_write(helm: 
         "team-b",
     }
     assert not of_kind(docs, "ClusterKopfPeering")
-    # What stays cluster-scoped only reads.
-    (cluster_role,) = of_kind(docs, "ClusterRole")
+    # What stays cluster-scoped for the operator only reads (the tenant roles are
+    # aggregated into edit/view for users, not bound to the operator).
+    bound = {b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding")}
+    assert bound == {"modelops-operator-cluster-reader"}
+    (cluster_role,) = [d for d in of_kind(docs, "ClusterRole") if d["metadata"]["name"] in bound]
     for rule in cluster_role["rules"]:
         assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
     args = container(find(docs, "Deployment"))["args"]
@@ -693,3 +763,56 @@ def test_network_policies_guard_the_admin_and_rendezvous_ports(helm: Helm):
     trainers = {"matchExpressions": [{"key": "modelops.io/training-job", "operator": "Exists"}]}
     assert training["spec"]["podSelector"] == trainers
     assert training["spec"]["ingress"] == [{"from": [{"podSelector": trainers}]}]
+
+
+# --- CRDs and the operator's image settings ------------------------------------------
+
+KEEP = "helm.sh/resource-policy"
+
+
+def test_crds_are_templates_equal_to_crds_and_kept_on_uninstall(default):
+    rendered = {d["metadata"]["name"]: d for d in of_kind(default, "CustomResourceDefinition")}
+    sources = {d["metadata"]["name"]: d for d in crds() if d["spec"]["group"] == "modelops.io"}
+    assert (
+        set(rendered)
+        == set(sources)
+        == {
+            "modeldeployments.modelops.io",
+            "trainingjobs.modelops.io",
+        }
+    )
+    for name, crd in rendered.items():
+        # The schema is the generated one, to the last number and string.
+        assert crd["spec"] == sources[name]["spec"], name
+        assert crd["metadata"]["annotations"] == {KEEP: "keep"}
+        assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "modelops"
+        assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    # kopf's CRD stays in Helm's crds/ (installed before the peering record template).
+    assert sorted(p.name for p in (CHART / "crds").glob("*.yaml")) == [
+        "kopf.dev_clusterkopfpeerings.yaml",
+        "kopf.dev_kopfpeerings.yaml",  # the namespaced install's peering
+    ]
+
+
+def test_crds_keep_false_lets_uninstall_delete_them_and_install_false_skips_them(helm: Helm):
+    for crd in of_kind(helm.template("crds.keep=false"), "CustomResourceDefinition"):
+        assert KEEP not in (crd["metadata"].get("annotations") or {})
+    assert not of_kind(helm.template("crds.install=false"), "CustomResourceDefinition")
+
+
+def test_default_images_are_one_setting_in_values_and_manifests(default):
+    from modelops.api import constants as c
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["defaultImages"]
+    assert values == {"triton": c.DEFAULT_TRITON_IMAGE, "trainer": c.DEFAULT_TRAINER_IMAGE}
+    for deployment in (find(default, "Deployment"), find(manifests(), "Deployment")):
+        assert env(deployment)["MODELOPS_TRITON_IMAGE"] == c.DEFAULT_TRITON_IMAGE
+        assert env(deployment)["MODELOPS_TRAINER_IMAGE"] == c.DEFAULT_TRAINER_IMAGE
+
+
+def test_default_images_reach_every_operator_deployment(helm: Helm):
+    docs = helm.template(
+        "ha.enabled=true", "defaultImages.triton=mirror.example/tritonserver:25.08-py3"
+    )
+    for deployment in of_kind(docs, "Deployment"):
+        assert env(deployment)["MODELOPS_TRITON_IMAGE"] == "mirror.example/tritonserver:25.08-py3"

@@ -166,6 +166,19 @@ def _anchors(markdown: str) -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(alerts()))
+def test_alert_description_quotes_its_own_for_duration(name):
+    # The chart rewrites "for <for>" when a user overrides `for`; any other spelled-out
+    # duration would go stale (it said "10 minutes" whatever `for` was).
+    rule = alerts()[name]
+    description = " ".join(rule["annotations"]["description"].split())
+    assert not re.search(r"\d+\s*(minute|hour|second)s?\b", description), description
+    if "for" in rule:
+        assert description.count(f"for {rule['for']}") == 1, (rule["for"], description)
+        other = re.findall(r"\bfor (\d+[smhd])\b", description)
+        assert other == [rule["for"]], other
+
+
+@pytest.mark.parametrize("name", sorted(alerts()))
 def test_alert_has_severity_summary_description_and_a_runbook(name):
     rule = alerts()[name]
     assert rule["labels"]["severity"] in {"critical", "warning", "info"}

@@ -27,7 +27,8 @@ SERVICE_ACCOUNT = ("modelops-system", "modelops-operator")
 
 
 def install(cluster: Cluster) -> None:
-    """CRDs, namespace, RBAC and the peering record (not the operator Deployment)."""
+    """CRDs, namespace, RBAC and tenant roles (not the operator Deployment; the tests
+    run the operator --standalone, so it needs no peering record)."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     cluster.kubectl(
         "wait",
@@ -36,7 +37,7 @@ def install(cluster: Cluster) -> None:
         "crd",
         "--all",
     )
-    for name in ("namespace.yaml", "rbac.yaml", "peering.yaml"):
+    for name in ("namespace.yaml", "rbac.yaml", "tenant-roles.yaml"):
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(INSTALL / name))
 
 

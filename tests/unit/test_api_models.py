@@ -73,8 +73,8 @@ def test_minimal_spec_defaults():
     assert spec.replicas == 1 and spec.autoscaling is None
     assert (spec.rollout.max_surge, spec.rollout.max_unavailable) == (1, 0)
     assert spec.rollout.surge_timeout_seconds == 60
-    assert spec.runtime.image.startswith("nvcr.io/nvidia/tritonserver:")
-    assert spec.runtime.image.endswith("-py3")
+    # No schema default: the operator's setting applies at render time (api/images.py).
+    assert spec.runtime.image is None
 
 
 def test_sample_parses():

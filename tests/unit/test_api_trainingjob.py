@@ -37,7 +37,9 @@ def parse(**spec: Any) -> TrainingJob:
 
 def test_defaults_match_the_brief():
     spec = parse().spec
-    assert spec.image == c.DEFAULT_TRAINER_IMAGE == "ghcr.io/modelops/modelops-train:0.1.0"
+    # No schema default: the operator's trainer image setting applies (api/images.py).
+    assert spec.image is None
+    assert c.DEFAULT_TRAINER_IMAGE == "ghcr.io/modelops/modelops-train:0.1.0"
     assert spec.entrypoint == "modelops.trainer.examples.tabular"
     assert (spec.nodes, spec.procs_per_node, spec.backoff_limit) == (1, 1, 3)
     assert spec.suspend is False and spec.queue_name is None
@@ -49,7 +51,8 @@ def test_crd_defaults_equal_the_parsed_defaults():
     # What the API server fills in is what an operator reading a sparse object assumes.
     props = SPEC["properties"]
     spec = parse().spec
-    assert props["image"]["default"] == spec.image
+    # The images are operator settings, never written into the object.
+    assert "default" not in props["image"] and spec.image is None
     assert props["entrypoint"]["default"] == spec.entrypoint
     assert props["nodes"]["default"] == spec.nodes
     assert props["procsPerNode"]["default"] == spec.procs_per_node

@@ -7,12 +7,6 @@ AutoscalerReady may also carry the HPA's or KEDA's own reason verbatim.
 
 from __future__ import annotations
 
-_INVALID_SPEC = (
-    "The stored spec breaks a rule the CRD enforces (reserved flags or environment "
-    "variables, credentials in a URI): it was stored without that validation, e.g. before a "
-    "CRD upgrade. Nothing is rendered until it is fixed; the message names the fields."
-)
-
 CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
     "Ready": (
         "The model serves requests at the capacity the spec promises (replicas, or "
@@ -26,7 +20,12 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "WaitingForNode": "Pods wait for a node (within spec.rollout.surgeTimeoutSeconds).",
             "PullingModel": "The pull-model init container is downloading the model.",
             "ModelLoading": "Triton runs but has not loaded the model yet.",
-            "InsufficientReplicas": "Fewer replicas available than promised, for no known fault.",
+            "InsufficientReplicas": "Fewer replicas available than promised, for no known fault, "
+            "or the Deployment was scaled below the spec outside the operator (it is restored).",
+            "VersionUnknown": "Pods are ready but none reports which model version it loaded; "
+            "a version status cannot name is never reported as serving.",
+            "OwnershipConflict": "Same as Stalled.",
+            "InvalidSpec": "Same as Stalled.",
             "Unschedulable": "Same as Stalled.",
             "ImagePullBackOff": "Same as Stalled.",
             "CrashLoopBackOff": "Same as Stalled.",
@@ -37,7 +36,6 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "RunContainerError": "Same as Stalled.",
             "FailedCreate": "Same as Stalled.",
             "ProgressDeadlineExceeded": "Same as Stalled.",
-            "InvalidSpec": "Same as Stalled.",
         },
     ),
     "Reconciling": (
@@ -52,7 +50,8 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "ScalingDown": "True: more pods run than desired.",
             "Reconciled": "False: everything is up to date.",
             "Stalled": "False: no progress is possible; see Stalled.",
-            "InvalidSpec": "False: the stored spec is invalid; see Stalled.",
+            "OwnershipConflict": "False: see Stalled.",
+            "InvalidSpec": "False: see Stalled.",
         },
     ),
     "Stalled": (
@@ -75,7 +74,13 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "FailedCreate": "Pods cannot be created: quota, Pod Security, missing ServiceAccount "
             "or PriorityClass.",
             "ProgressDeadlineExceeded": "The Deployment made no progress within its deadline.",
-            "InvalidSpec": _INVALID_SPEC,
+            "OwnershipConflict": "An object with a child's name exists and is not controlled by "
+            "this ModelDeployment (made by hand, or by another owner). modelops never adopts, "
+            "overwrites or deletes it; the message names it. Delete or rename it.",
+            "InvalidSpec": "The stored spec fails validation, or breaks a rule the CRD "
+            "enforces (reserved Triton flags or environment variables, credentials in a URI): "
+            "it was stored before a CRD change, or with validation off. The message names the "
+            "fields; nothing is rendered until it is fixed.",
         },
     ),
     "Scheduled": (
@@ -123,6 +128,10 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
 
 # Reasons derive_status copies from other controllers' conditions.
 PASSTHROUGH = frozenset({"AutoscalerReady"})
+
+# Reasons the planners force onto Ready/Stalled/Reconciling when a problem blocks
+# everything (modelops.render.conditions.force_conditions), for both kinds.
+PLANNER_REASONS = frozenset({"OwnershipConflict", "InvalidSpec"})
 
 # kubectl wait / GitOps guidance printed above each kind's table in docs/api.md.
 MD_CONDITIONS_INTRO = (
@@ -175,6 +184,7 @@ TRAINING_JOB_CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "CreateContainerError": _STALLED_TOO,
             "RunContainerError": _STALLED_TOO,
             "FailedCreate": _STALLED_TOO,
+            "OwnershipConflict": _STALLED_TOO,
             "InvalidSpec": _STALLED_TOO,
             "BackoffLimitExceeded": _FAILED_TOO,
             "DeadlineExceeded": _FAILED_TOO,
@@ -194,6 +204,8 @@ TRAINING_JOB_CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "Suspended": "False: nothing runs until the job is resumed or admitted.",
             "Finished": "False: the job succeeded or failed for good.",
             "Stalled": "False: no progress is possible; see Stalled.",
+            "OwnershipConflict": "False: see Stalled.",
+            "InvalidSpec": "False: see Stalled.",
         },
     ),
     "Stalled": (
@@ -204,6 +216,11 @@ TRAINING_JOB_CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "BackoffLimitExceeded": "The last allowed attempt failed; the message names the "
             "failed rank, its exit reason and code, and the last lines of its log.",
             "DeadlineExceeded": "spec.activeDeadlineSeconds passed.",
+            "OwnershipConflict": "The rendezvous Service's name is taken by an object this "
+            "TrainingJob does not control; the message names it. Delete or rename it.",
+            "InvalidSpec": "The stored spec fails validation, or breaks a rule the CRD "
+            "enforces (reserved flags or environment variables, credentials in a URI); the "
+            "message names the fields. Nothing is rendered until it is fixed.",
             "ImagePullBackOff": "The trainer image cannot be pulled (wrong tag, missing pull "
             "secret).",
             "CreateContainerConfigError": "The trainer cannot be configured, e.g. the "
@@ -212,7 +229,6 @@ TRAINING_JOB_CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "RunContainerError": "The container runtime cannot start the trainer.",
             "FailedCreate": "The Job cannot create pods: quota, Pod Security, missing "
             "ServiceAccount or PriorityClass.",
-            "InvalidSpec": _INVALID_SPEC,
             **{reason: f"Same as Failed ({reason})." for reason in _PERMANENT},
         },
     ),

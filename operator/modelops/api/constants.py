@@ -16,8 +16,12 @@ MD_SINGULAR = "modeldeployment"
 MD_SHORT_NAMES = ("md",)
 CATEGORIES = ("modelops",)
 
+# Built-in default of the operator's Triton image setting (`modelops run
+# --triton-image`, MODELOPS_TRITON_IMAGE, Helm value defaultImages.triton).
 # Pinned, not `latest`: a Triton upgrade changes model-loading behaviour and
-# must be a reviewed change of this constant (and of the CRD default).
+# must be a reviewed change. The CRD has no default for spec.runtime.image, so
+# the operator's setting applies at render time and moving the fleet is one
+# setting, not an edit of every object.
 DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.01-py3"
 
 DEFAULT_CPU = "2"
@@ -63,12 +67,21 @@ TJ_SINGULAR = "trainingjob"
 TJ_SHORT_NAMES = ("tj",)
 
 # The modelops image built with the `train` extra (PyTorch; the operator image
-# has none, see Dockerfile). Pinned like the Triton image: it is the CRD default
-# of spec.image, so a TrainingJob keeps the trainer it was created with across
-# restarts and operator upgrades (its checkpoints must stay readable), and a
-# new release changes this constant, the CRD and the `modelops train` flags
-# the renderer writes together.
+# has none, see Dockerfile): built-in default of the operator's trainer image
+# setting (--trainer-image, MODELOPS_TRAINER_IMAGE, defaultImages.trainer).
+# Pinned like the Triton image; a new release changes it together with the
+# `modelops train` flags the renderer writes. A TrainingJob keeps the image of
+# its first attempt for its restarts (render/training/job.py), so its checkpoints
+# stay readable across an operator upgrade.
 DEFAULT_TRAINER_IMAGE = "ghcr.io/modelops/modelops-train:0.1.0"
+
+# Values that were once CRD schema defaults, and so were written by admission
+# into every object created then. The operator reads them as "unset": such an
+# object follows the operator's current default instead of being pinned to a
+# release nobody chose. Append (never remove) when a default changes; to pin
+# one of these releases on purpose, name it by digest (`...@sha256:...`).
+FORMER_DEFAULT_TRITON_IMAGES = ("nvcr.io/nvidia/tritonserver:25.01-py3",)
+FORMER_DEFAULT_TRAINER_IMAGES = ("ghcr.io/modelops/modelops-train:0.1.0",)
 DEFAULT_TRAINING_ENTRYPOINT = "modelops.trainer.examples.tabular"
 
 LABEL_TRAINING_JOB = f"{GROUP}/training-job"

@@ -120,11 +120,18 @@ class Runtime(ApiModel):
         )
     )
 
-    image: str = Field(
-        default=c.DEFAULT_TRITON_IMAGE,
+    image: str | None = Field(
+        default=None,
         min_length=1,
         max_length=512,
-        description="Triton Inference Server image. The default is a pinned NGC release.",
+        description="Triton Inference Server image, for this ModelDeployment only. Unset: "
+        "the operator's default image (its --triton-image setting, Helm value "
+        "defaultImages.triton; a pinned NGC release unless the platform team chose "
+        "another), so moving the fleet to a new Triton release or a registry mirror is "
+        "one operator setting, and every ModelDeployment without an image of its own rolls "
+        "out to it. A value equal to a former default of this field ("
+        + ", ".join(c.FORMER_DEFAULT_TRITON_IMAGES)
+        + ") counts as unset; pin that release by digest.",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
         default=None,

@@ -234,14 +234,18 @@ class TrainingJobSpec(ApiModel):
         )
     )
 
-    image: str = Field(
-        default=c.DEFAULT_TRAINER_IMAGE,
+    image: str | None = Field(
+        default=None,
         min_length=1,
         max_length=512,
         description="Trainer image: it runs `modelops train`, so it must contain the modelops "
-        "package with PyTorch. The default is the modelops trainer image of this release; "
-        "build custom images FROM it or with `pip install modelops[train]` plus your "
-        "training module.",
+        "package with PyTorch; build custom images FROM the default or with "
+        "`pip install modelops[train]` plus your training module. Unset: the operator's "
+        "default trainer image (its --trainer-image setting, Helm value "
+        "defaultImages.trainer), taken when the first attempt starts and kept by its "
+        "restarts. A value equal to a former default of this field ("
+        + ", ".join(c.FORMER_DEFAULT_TRAINER_IMAGES)
+        + ") counts as unset; pin that image by digest.",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
         default=None,

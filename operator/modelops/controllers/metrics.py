@@ -24,6 +24,19 @@ RESOURCE_CONDITION = Gauge(
     "1 when the managed resource's condition has this status, else absent.",
     ["kind", "namespace", "name", "type", "status"],
 )
+STATUS_LAG = Histogram(
+    "modelops_status_lag_seconds",
+    "Time from a watched change (the object or one of its children) until the owner's "
+    "reconcile has written the status that reflects it.",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+WORKQUEUE_KEYS = Gauge(
+    "modelops_workqueue_keys",
+    "Keys in the operator's work queue: ready to run, waiting for a delay or back-off, "
+    "being reconciled.",
+    ["state"],
+)
 MANAGED_RESOURCES = Gauge(
     "modelops_managed_resources",
     "Managed resources by kind and by the status of their Ready condition.",
@@ -45,6 +58,8 @@ def export_conditions(
     """Publish one resource's conditions, replacing what it published before."""
     series = [(str(c["type"]), str(c["status"])) for c in conditions]
     with _lock:
+        if _exported.get((kind, namespace, name)) == series:
+            return  # most reconciles change nothing: no label churn
         _drop(kind, namespace, name)
         for ctype, status in series:
             RESOURCE_CONDITION.labels(kind, namespace, name, ctype, status).set(1)

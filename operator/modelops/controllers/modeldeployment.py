@@ -1,90 +1,56 @@
-"""kopf handlers for ModelDeployment: thin triggers around the reconciler.
+"""kopf triggers for ModelDeployments and their children: they only queue work.
 
-What is watched (and so cached by kopf) is only what the operator owns:
-ModelDeployments, and Deployments / HPAs / ScaledObjects / pods carrying the
-modelops labels. Secrets, ConfigMaps and other namespaces' noise are never
-listed (KServe OOMs caching every Secret of a big cluster, kserve#3467).
-
-Every trigger funnels into `reconcile_key`, which reads the current snapshot
-from the indexes: a Deployment or pod event re-derives the owner's status,
-a ModelDeployment event also re-renders it.
+Every watched change queues its owner's key; the reconcile itself runs on the
+operator's work queue (``controllers.operator``). A ModelDeployment change is
+queued at once; a child's (a pod starting, a Deployment's status moving) a
+moment later, so that the burst of events one rollout step produces becomes
+one reconcile. Every kind the operator owns is watched, so a child deleted or
+edited behind the operator's back is put right within seconds.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from modelops.api import constants as c
-from modelops.controllers.runtime import RUNTIME
-
-MD = (c.GROUP, c.VERSION, c.MD_PLURAL)
-MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
-OWNED_BY_MD = {c.LABEL_MODEL_DEPLOYMENT: kopf.PRESENT}
-log = logging.getLogger("modelops.modeldeployment")
-
-
-# -- indexes: kopf keeps them current from label-filtered watches -------------
-
-
-@kopf.index(*MD)
-def md_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, name): body}
-
-
-@kopf.index("apps", "v1", "deployments", labels=MANAGED)
-def md_deployments(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, labels.get(c.LABEL_MODEL_DEPLOYMENT)): body}
-
-
-@kopf.index("", "v1", "pods", labels=OWNED_BY_MD)
-def md_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, labels[c.LABEL_MODEL_DEPLOYMENT]): body}
-
-
-@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
-def md_hpas(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, labels.get(c.LABEL_MODEL_DEPLOYMENT)): body}
-
-
-# -- triggers ---------------------------------------------------------------------
+from modelops.controllers.indexes import MANAGED, MD, OWNED_BY_MD, _group_version
+from modelops.render.children import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE
 
 
 @kopf.on.event(*MD)
-def md_event(type: str | None, namespace: str, name: str, **kwargs: Any) -> None:
+async def md_event(
+    type: str | None, namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    operator = memo.operator
+    key = (namespace, name)
     if type == "DELETED":
-        # Children go with the owner through garbage collection (owner references).
-        RUNTIME.md.forget((namespace, name))
-        return
-    RUNTIME.reconcile_md((namespace, name))
+        operator.md_deleted(key)
+    elif not operator.md.is_own_write(key, body.metadata.get("resourceVersion")):
+        operator.enqueue_md(key)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-def deployment_event(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
-    RUNTIME.reconcile_md((namespace, labels.get(c.LABEL_MODEL_DEPLOYMENT, "")))
+async def child_event(namespace: str, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
+    owner = labels.get(c.LABEL_MODEL_DEPLOYMENT)
+    if owner:
+        memo.operator.enqueue_md((namespace, owner), child=True)
 
 
-@kopf.on.event("", "v1", "pods", labels=OWNED_BY_MD)
-def pod_event(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
-    RUNTIME.reconcile_md((namespace, labels[c.LABEL_MODEL_DEPLOYMENT]))
-
-
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
-def hpa_event(namespace: str, labels: Mapping[str, str], **_: Any) -> None:
-    RUNTIME.reconcile_md((namespace, labels.get(c.LABEL_MODEL_DEPLOYMENT, "")))
+for _kind in (DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB):
+    kopf.on.event(
+        *_group_version(_kind.api_version), _kind.plural, labels=MANAGED, id=f"{_kind.plural}"
+    )(child_event)
+kopf.on.event("", "v1", "pods", labels=OWNED_BY_MD, id="pods")(child_event)
 
 
 @kopf.on.event(
     "apiextensions.k8s.io",
     "v1",
     "customresourcedefinitions",
-    when=lambda name, **_: name == "scaledobjects.keda.sh",
+    when=lambda name, **_: name == f"{SCALED_OBJECT.plural}.keda.sh",
 )
-def keda_crd_event(**_: Any) -> None:
+async def keda_crd_event(memo: kopf.Memo, **_: Any) -> None:
     """KEDA installed (or removed) after the operator started: re-render what uses it."""
-    RUNTIME.kube.forget_api_cache()
-    for key in RUNTIME.md_keys():
-        RUNTIME.reconcile_md(key)
+    memo.operator.keda_changed()

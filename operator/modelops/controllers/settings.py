@@ -8,16 +8,38 @@ from typing import Any
 
 import kopf
 
+from modelops.api import constants as c
+from modelops.api import kinds
+
 # kopf keeps its own bookkeeping (handler progress, the last-handled spec) in
 # this subtree of status, which the CRD declares x-kubernetes-preserve-unknown-
 # fields. Keeping it out of metadata.annotations means a GitOps tool that
 # diffs the object never sees a field it did not write.
 KOPF_STATUS_FIELD = "status.kopf"
 
+MANAGED_SELECTOR = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+WATCHED_CHILDREN = tuple(
+    (kind.group, kind.version, kind.plural)
+    for kind in (
+        kinds.DEPLOYMENT,
+        kinds.SERVICE,
+        kinds.HPA,
+        kinds.SCALED_OBJECT,
+        kinds.PDB,
+        kinds.JOB,
+        kinds.POD,
+    )
+)
+
 # Threads for the synchronous kubernetes client: each reconcile holds one
 # while it talks to the API server. Bounded on purpose so a burst of objects
 # queues instead of opening hundreds of connections.
 DEFAULT_WORKERS = 8
+
+
+def workers() -> int:
+    """Reconciles that may run at once (each holds a thread while it waits on the API)."""
+    return int(os.environ.get("MODELOPS_WORKERS", DEFAULT_WORKERS))
 
 
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -31,12 +53,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events are written by the controllers themselves for the transitions
     # an SRE cares about; kopf's per-handler chatter would drown them.
     settings.posting.level = logging.WARNING
-    settings.execution.max_workers = int(os.environ.get("MODELOPS_WORKERS", DEFAULT_WORKERS))
+    # Reconciles run on the operator's own work queue (controllers.operator);
+    # kopf's own handlers are async and only queue keys.
+    settings.execution.max_workers = 1
     # A watch that goes silent (a dropped connection through a proxy) is
     # re-established instead of hanging forever.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.inactivity_timeout = 600
+    # Server-side filtering: only the operator's own children and pods are
+    # listed and streamed, not every pod and Service of the cluster (the
+    # handlers' `labels=` filters alone would be applied after the fact).
+    for group, version, plural in WATCHED_CHILDREN:
+        settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     # Peering: with two replicas the one of higher priority works, the other

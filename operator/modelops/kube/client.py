@@ -1,9 +1,25 @@
 """A thin, synchronous wrapper over the official kubernetes client.
 
-The official client is synchronous; kopf runs sync handlers in its thread
-pool (sized in controllers/settings.py), so every call here blocks one worker
-thread and nothing else. One instance is shared by all handlers: the
-underlying urllib3 pool is thread-safe.
+The official client is synchronous; callers run it in a thread pool, so each
+call blocks one worker thread and nothing else. One instance is shared by all
+callers: the underlying urllib3 pool is thread-safe.
+
+Every call raises `modelops.kube.errors` types, never the client's
+ApiException, and every request is counted in `API_REQUESTS` by verb (the
+benchmark's requests-per-object figure).
+
+Object verbs (apply, create, get, merge_patch, delete) are plain REST on the
+client's `ApiClient.param_serialize` + `call_api`, the same two public calls
+the client's own `kubernetes.dynamic.DynamicClient.request` is built on:
+- no single public method covers every kind: `CustomObjectsApi` builds
+  `/apis/{group}/...` paths only (not the core group's Service), and the typed
+  APIs have one method per kind (`patch_namespaced_service`, ...);
+- the typed APIs turn each answer into model objects that would be turned
+  back into dicts for the renderers, CPU spent on every reconcile;
+- `DynamicClient` adds API discovery on start-up and a cache file, which the
+  kinds registry (`modelops.api.kinds`) makes unnecessary.
+Requests with one fixed target (status of a custom object, Events, API
+discovery) use the typed public methods.
 """
 
 from __future__ import annotations
@@ -11,12 +27,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
+import urllib3
 from prometheus_client import Counter
+
+from modelops.api.kinds import Kind, kind_of_object
+
+from . import errors
 
 FIELD_MANAGER = "modelops"
 log = logging.getLogger("modelops.kube")
@@ -31,145 +53,214 @@ API_REQUESTS = Counter(
 # trusted. Short, so a CRD installed after the operator started is noticed
 # without a restart; long enough that a reconcile storm asks once.
 DISCOVERY_TTL_SECONDS = 30.0
-REQUEST_TIMEOUT_S = 60
+REQUEST_TIMEOUT_S = 60.0
+
+# An apply with this resourceVersion only ever creates (see Kube.apply).
+NEVER_A_RESOURCE_VERSION = str(2**64 - 1)
+
+_JSON = "application/json"
+_APPLY = "application/apply-patch+yaml"
+_MERGE = "application/merge-patch+json"
 
 
-def object_path(api_version: str, kind: str, namespace: str | None, name: str) -> str:
-    """REST path of one object. Every kind modelops manages pluralises as kind + 's'."""
-    plural = kind.lower() + "s"
-    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+def object_path(kind: Kind, namespace: str | None, name: str | None = None) -> str:
+    """REST path of one object (or, without ``name``, of its collection)."""
+    if kind.namespaced and not namespace:
+        raise ValueError(f"{kind.kind} is namespaced: a namespace is needed")
+    if not kind.namespaced and namespace:
+        raise ValueError(f"{kind.kind} is cluster-scoped: no namespace")
+    prefix = "/api/v1" if kind.api_version == "v1" else f"/apis/{kind.api_version}"
     scope = f"/namespaces/{namespace}" if namespace else ""
-    return f"{prefix}{scope}/{plural}/{name}"
+    suffix = f"/{name}" if name else ""
+    return f"{prefix}{scope}/{kind.plural}{suffix}"
+
+
+def _resource(kind: Kind) -> str:
+    """How the API server names a resource in messages: "services", "deployments.apps"."""
+    return f"{kind.plural}.{kind.group}" if kind.group else kind.plural
 
 
 class Kube:
-    """Server-side apply, status patches, reads and API discovery."""
+    """Server-side apply, create, delete with preconditions, status patches, events, discovery."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
-        self.api_client = api_client or _default_api_client()
-        self._api_cache: dict[tuple[str, str], tuple[float, bool]] = {}
-
-    # Plain REST on the generated client's transport: the kinds modelops
-    # manages are known in advance, so no discovery client (whose cache is
-    # neither thread-safe nor cheap to refresh) is needed.
-    def _request(
+    def __init__(
         self,
-        method: str,
-        path: str,
+        api_client: kubernetes.client.ApiClient | None = None,
         *,
-        query: list[tuple[str, str]] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
+        discovery_ttl_s: float = DISCOVERY_TTL_SECONDS,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api_client = api_client or _default_api_client()
+        self._core = kubernetes.client.CoreV1Api(self.api_client)
+        self._custom = kubernetes.client.CustomObjectsApi(self.api_client)
+        self._discovery_ttl_s = discovery_ttl_s
+        self._timeout = request_timeout_s
+        self._clock = clock
+        self._api_cache: dict[Kind, tuple[float, bool]] = {}
+
+    # -- object verbs --------------------------------------------------------------
+
+    def apply(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        uid_precondition: str | None = None,
+        create_only: bool = False,
+        force: bool = True,
+        field_manager: str = FIELD_MANAGER,
     ) -> dict[str, Any]:
-        # The transport JSON-encodes bodies only for JSON content types; an
-        # apply patch (application/apply-patch+yaml) must arrive as text, and
-        # JSON is valid YAML.
-        payload = json.dumps(body) if body is not None and "json" not in content_type else body
-        method, url, headers, payload, _ = self.api_client.param_serialize(
-            method,
-            path,
-            query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=payload,
-            auth_settings=["BearerToken"],
-        )
-        response = self.api_client.call_api(
-            method, url, header_params=headers, body=payload, _request_timeout=REQUEST_TIMEOUT_S
-        )
-        response.read()
-        if response.status >= 400:
-            raise kubernetes.client.ApiException(http_resp=response)
-        return json.loads(response.data) if response.data else {}
+        """Server-side apply ``obj``; returns the live object. One request in every case.
 
-    def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
-        """Server-side apply ``obj`` (as the modelops field manager); returns the live object."""
+        ``uid_precondition``: apply only onto the object with this uid (the one
+        the index shows as ours). Sent as metadata.uid; PreconditionFailed when
+        the live object has another uid, and also when none exists (the API
+        server never creates an object for an apply that names a uid).
+        ``create_only``: create the object, AlreadyExists when the name is
+        taken (by anyone); unlike `create`, the fields are owned as applied
+        fields, so a later apply that drops one removes it.
+        ``force``: take over fields another field manager set (False: Conflict
+        whose causes name the contested fields).
+        """
+        if uid_precondition is not None and create_only:
+            raise ValueError("an object cannot both exist with a uid and not exist")
+        kind = kind_of_object(obj)
         meta = obj["metadata"]
+        body = dict(obj)  # a copy: the caller's object is left as it was
+        if uid_precondition is not None:
+            body["metadata"] = {**meta, "uid": uid_precondition}
+        elif create_only:
+            # An apply carrying a resourceVersion creates the object when it
+            # is absent and is refused (409, "the object has been modified")
+            # unless the live object has exactly that version; etcd revisions
+            # are int64, so this one never matches. See test_kube_client.py.
+            body["metadata"] = {**meta, "resourceVersion": NEVER_A_RESOURCE_VERSION}
         API_REQUESTS.labels("apply").inc()
+        try:
+            # Sent as a JSON string: JSON is YAML, and a string body skips the
+            # client's recursive sanitising of the whole manifest.
+            return self._request(
+                "PATCH",
+                object_path(kind, meta.get("namespace"), meta["name"]),
+                query=[("fieldManager", field_manager), ("force", "true" if force else "false")],
+                body=json.dumps(body),
+                content_type=_APPLY,
+            )
+        except errors.Invalid as err:
+            if uid_precondition is not None and "metadata.uid" in err.fields:
+                # Another object lives under this name: the API server words it
+                # as an attempt to change an immutable field.
+                raise errors.PreconditionFailed(
+                    err.reason, err.message, err.status, err.causes
+                ) from err
+            raise
+        except errors.Conflict as err:
+            if create_only and not err.precondition_failed:
+                raise errors.AlreadyExists(
+                    "AlreadyExists",
+                    f'{_resource(kind)} "{meta["name"]}" already exists',
+                    err.status,
+                ) from err
+            raise
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create ``obj``; AlreadyExists when its name is taken. Returns the live object.
+
+        The API server records its fields as set by an update, not an apply: a
+        later apply that drops one of them leaves it in place. For an object the
+        operator goes on applying, use ``apply(obj, create_only=True)``.
+        """
+        kind = kind_of_object(obj)
+        API_REQUESTS.labels("create").inc()
         return self._request(
-            "PATCH",
-            object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]),
-            query=[("fieldManager", field_manager), ("force", "true")],
-            body=obj,
-            content_type="application/apply-patch+yaml",
+            "POST",
+            object_path(kind, obj["metadata"].get("namespace")),
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=dict(obj),  # the client serialises dicts, not other mappings
         )
 
-    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create ``obj``; raises ApiException 409 when it exists already."""
-        meta = obj["metadata"]
-        API_REQUESTS.labels("create").inc()
-        path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), "")
-        return self._request(
-            "POST", path.rstrip("/"), query=[("fieldManager", FIELD_MANAGER)], body=obj
-        )
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The live object, or None when it does not exist."""
+        API_REQUESTS.labels("get").inc()
+        try:
+            return self._request("GET", object_path(kind, namespace, name))
+        except errors.NotFound:
+            return None
 
     def merge_patch(
-        self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict
+        self, kind: Kind, namespace: str | None, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
+        """JSON merge patch (RFC 7386) of an object; NotFound when it does not exist."""
         API_REQUESTS.labels("patch").inc()
         return self._request(
             "PATCH",
-            object_path(api_version, kind, namespace, name),
+            object_path(kind, namespace, name),
             query=[("fieldManager", FIELD_MANAGER)],
-            body=patch,
-            content_type="application/merge-patch+json",
+            body=dict(patch),
+            content_type=_MERGE,
         )
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
-        API_REQUESTS.labels("get").inc()
-        try:
-            return self._request("GET", object_path(api_version, kind, namespace, name))
-        except kubernetes.client.ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+    def delete(self, kind: Kind, namespace: str | None, name: str, *, uid: str) -> bool:
+        """Delete the object named ``name`` if, and only if, its uid is ``uid``.
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> bool:
-        """Delete if present; returns whether something was deleted.
-
-        A kind the cluster does not serve (KEDA absent) has nothing to delete.
+        Returns False when nothing by that name exists (or the cluster does not
+        serve the kind, e.g. KEDA absent). Raises PreconditionFailed when the
+        name now belongs to another object (re-created, or never ours). Owned
+        objects (pods of a Deployment) are deleted in the background.
         """
         API_REQUESTS.labels("delete").inc()
         try:
             self._request(
                 "DELETE",
-                object_path(api_version, kind, namespace, name),
-                body={"propagationPolicy": "Background"},
+                object_path(kind, namespace, name),
+                body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
             )
-        except kubernetes.client.ApiException as err:
-            if err.status == 404:
-                return False
-            raise
+        except errors.NotFound:
+            return False
         return True
 
+    # -- typed single-purpose calls ----------------------------------------------------
+
     def patch_status(
-        self,
-        group: str,
-        version: str,
-        plural: str,
-        namespace: str,
-        name: str,
-        status: dict[str, Any],
+        self, kind: Kind, namespace: str | None, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Merge-patch the status subresource of a custom object."""
+        """Merge-patch the status subresource of a custom object.
+
+        ``status`` is the merge patch of `.status` (what render.status.status_patch
+        returns): keys set to None are removed. Returns the live object.
+        """
+        if not kind.group:
+            raise ValueError(f"{kind.kind}: the status of core kinds is not the operator's")
         API_REQUESTS.labels("patch_status").inc()
-        api = kubernetes.client.CustomObjectsApi(self.api_client)
-        return api.patch_namespaced_custom_object_status(
-            group,
-            version,
-            namespace,
-            plural,
-            name,
-            {"status": status},
-            field_manager=FIELD_MANAGER,
-        )
+        body = {"status": dict(status)}
+        common: dict[str, Any] = {
+            "field_manager": FIELD_MANAGER,
+            "_content_type": _MERGE,
+            "_request_timeout": self._timeout,
+        }
+        with _translated():
+            if kind.namespaced:
+                if not namespace:
+                    raise ValueError(f"{kind.kind} is namespaced: a namespace is needed")
+                return self._custom.patch_namespaced_custom_object_status(
+                    kind.group, kind.version, namespace, kind.plural, name, body, **common
+                )
+            return self._custom.patch_cluster_custom_object_status(
+                kind.group, kind.version, kind.plural, name, body, **common
+            )
 
     def list_events(self, namespace: str, field_selector: str) -> list[dict[str, Any]]:
         """Events of one namespace matching a field selector (never watched, never cached)."""
         API_REQUESTS.labels("list").inc()
-        events = kubernetes.client.CoreV1Api(self.api_client).list_namespaced_event(
-            namespace, field_selector=field_selector, limit=500
-        )
-        return [self.api_client.sanitize_for_serialization(e) for e in events.items]
+        with _translated():
+            response = self._core.list_namespaced_event(
+                namespace,
+                field_selector=field_selector,
+                limit=500,
+                _preload_content=False,  # raw JSON: no model objects to convert back
+                _request_timeout=self._timeout,
+            )
+        return list(json.loads(response.data).get("items") or [])
 
     def post_event(
         self, involved: Mapping[str, Any], type_: str, reason: str, message: str
@@ -200,39 +291,83 @@ class Kube:
         )
         API_REQUESTS.labels("create_event").inc()
         try:
-            kubernetes.client.CoreV1Api(self.api_client).create_namespaced_event(
-                meta["namespace"], event
-            )
-        except kubernetes.client.ApiException as err:
-            log.warning("could not record event %s on %s: %s", reason, meta["name"], err.reason)
+            with _translated():
+                self._core.create_namespaced_event(
+                    meta["namespace"],
+                    event,
+                    _preload_content=False,
+                    _request_timeout=self._timeout,
+                ).read()  # the answer is not needed; reading it frees the connection
+        except errors.KubeError as err:
+            log.warning("could not record event %s on %s: %s", reason, meta["name"], err)
+
+    # -- discovery ------------------------------------------------------------------
+
+    def api_available(self, kind: Kind) -> bool:
+        """Whether the cluster serves ``kind`` (cached for `discovery_ttl_s`)."""
+        now = self._clock()
+        cached = self._api_cache.get(kind)
+        if cached and now - cached[0] < self._discovery_ttl_s:
+            return cached[1]
+        API_REQUESTS.labels("discovery").inc()
+        try:
+            with _translated():
+                if kind.group:
+                    found = self._custom.get_api_resources(
+                        kind.group, kind.version, _request_timeout=self._timeout
+                    )
+                else:
+                    found = self._core.get_api_resources(_request_timeout=self._timeout)
+            available = any(r.kind == kind.kind for r in found.resources)
+        except errors.NotFound:
+            available = False
+        self._api_cache[kind] = (now, available)
+        return available
 
     def forget_api_cache(self) -> None:
         """Drop cached discovery answers (an optional CRD was added or removed)."""
         self._api_cache.clear()
 
-    def api_available(self, group_version: str, kind: str) -> bool:
-        """Whether the cluster serves ``kind`` in ``group_version`` (cached briefly)."""
-        key = (group_version, kind)
-        now = time.monotonic()
-        cached = self._api_cache.get(key)
-        if cached and now - cached[0] < DISCOVERY_TTL_SECONDS:
-            return cached[1]
-        API_REQUESTS.labels("discovery").inc()
-        group, _, version = group_version.rpartition("/")
-        try:
-            if group:
-                found = kubernetes.client.CustomObjectsApi(self.api_client).get_api_resources(
-                    group, version
-                )
-            else:
-                found = kubernetes.client.CoreV1Api(self.api_client).get_api_resources()
-            available = any(r.kind == kind for r in found.resources)
-        except kubernetes.client.ApiException as err:
-            if err.status != 404:
-                raise
-            available = False
-        self._api_cache[key] = (now, available)
-        return available
+    # -- transport ------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = _JSON,
+    ) -> dict[str, Any]:
+        method, url, headers, payload, _ = self.api_client.param_serialize(
+            method,
+            path,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": _JSON},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        with _translated():
+            response = self.api_client.call_api(
+                method, url, header_params=headers, body=payload, _request_timeout=self._timeout
+            )
+            data = response.read()
+        if response.status >= 400:
+            raise errors.from_status(response.status, data, http_reason=response.reason or "")
+        return json.loads(data) if data else {}
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn the client's and urllib3's exceptions into modelops.kube errors."""
+    try:
+        yield
+    except kubernetes.client.ApiException as exc:
+        if not exc.status:  # no HTTP answer (e.g. a TLS failure)
+            raise errors.unreachable(exc) from exc
+        raise errors.from_status(exc.status, exc.body, http_reason=exc.reason or "") from exc
+    except urllib3.exceptions.HTTPError as exc:  # refused, reset, timed out
+        raise errors.unreachable(exc) from exc
 
 
 def _default_api_client() -> kubernetes.client.ApiClient:

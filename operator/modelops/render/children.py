@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from modelops.api import constants as c
+from modelops.api.kinds import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE, Kind
 from modelops.api.modeldeployment import ModelDeployment
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS, render_autoscaler
@@ -19,11 +21,9 @@ from .meta import as_md
 from .pdb import render_pdb
 from .service import render_service
 
-
-class ChildKind(NamedTuple):
-    api_version: str
-    kind: str
-    plural: str
+# The kinds come from the one registry in modelops.api.kinds (kube/ takes its
+# REST plurals from the same place); ChildKind is kept as a name for callers.
+ChildKind = Kind
 
 
 class ChildRef(NamedTuple):
@@ -34,16 +34,10 @@ class ChildRef(NamedTuple):
     name: str
 
 
-DEPLOYMENT = ChildKind("apps/v1", "Deployment", "deployments")
-SERVICE = ChildKind("v1", "Service", "services")
-HPA = ChildKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
-SCALED_OBJECT = ChildKind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
-PDB = ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
-
 _KINDS = (DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
 
 
-def child_kinds() -> tuple[ChildKind, ...]:
+def child_kinds() -> tuple[Kind, ...]:
     """Every kind a ModelDeployment may own (ScaledObject only exists with KEDA)."""
     return _KINDS
 
@@ -56,8 +50,12 @@ def render_children(
     replace_in_place: bool = False,
     replicas: int | None = None,
     prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+    triton_image: str = c.DEFAULT_TRITON_IMAGE,
 ) -> list[dict[str, Any]]:
-    """The desired children, in apply order (Deployment first, autoscaler after it)."""
+    """The desired children, in apply order (Deployment first, autoscaler after it).
+
+    triton_image: the operator's default Triton image (spec.runtime.image overrides it).
+    """
     md = as_md(md)
     out = [
         render_deployment(
@@ -66,6 +64,7 @@ def render_children(
             model_version=model_version,
             replace_in_place=replace_in_place,
             replicas=replicas,
+            triton_image=triton_image,
         ),
         render_service(md),
     ]

@@ -51,3 +51,50 @@ def stamp_conditions(
             }
         )
     return out
+
+
+# The kstatus conditions a blocking problem forces, whatever the rest says.
+_FORCED = ("Ready", "Stalled", "Reconciling")
+
+
+def force_conditions(
+    conditions: Sequence[Mapping[str, Any]],
+    previous: Sequence[Mapping[str, Any]] | None,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Conditions saying that a problem blocks all progress: Ready False, Stalled
+    True, Reconciling False, each with ``reason``; the other conditions as they are.
+    lastTransitionTime is kept when a forced condition already had that status."""
+    before = {cond["type"]: cond for cond in previous or []}
+    forced = {
+        "Ready": ("False", reason, message),
+        "Stalled": ("True", reason, message),
+        "Reconciling": ("False", reason, "not progressing until the problem is fixed"),
+    }
+    present = {cond["type"] for cond in conditions}
+    out: list[dict[str, Any]] = []
+    for cond in list(conditions) + [{"type": t} for t in _FORCED if t not in present]:
+        ctype = cond["type"]
+        if ctype not in forced:
+            out.append(dict(cond))
+            continue
+        status, why, text = forced[ctype]
+        prior = before.get(ctype)
+        since = (
+            prior["lastTransitionTime"]
+            if prior and prior.get("status") == status and prior.get("lastTransitionTime")
+            else format_time(now)
+        )
+        forced_cond = {
+            "type": ctype,
+            "status": status,
+            "reason": why,
+            "message": truncate(text, 1024),
+            "lastTransitionTime": since,
+        }
+        if "observedGeneration" in cond:
+            forced_cond["observedGeneration"] = cond["observedGeneration"]
+        out.append(forced_cond)
+    return out

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelops.api import constants as c
+from modelops.api.images import triton_image
 from modelops.api.modeldeployment import ModelDeployment
 
 from .containers import (
@@ -50,8 +51,14 @@ def render_deployment(
     model_version: str,
     replace_in_place: bool = False,
     replicas: int | None = None,
+    triton_image: str = c.DEFAULT_TRITON_IMAGE,
 ) -> dict[str, Any]:
     """The apps/v1 Deployment serving the model.
+
+    triton_image: the operator's default Triton image, used unless
+      spec.runtime.image names another (see api/images.py). It is part of the pod
+      template, so a new default rolls the pods of every ModelDeployment that
+      follows it, through the same rollout as any template change.
 
     model_version: the resolved version to serve (e.g. "7"); it is passed to
       the pull container and recorded as a pod-template annotation, so a new
@@ -84,7 +91,7 @@ def render_deployment(
                         "kubectl.kubernetes.io/default-container": TRITON_CONTAINER,
                     },
                 },
-                "spec": _pod_spec(md, operator_image, model_version),
+                "spec": _pod_spec(md, operator_image, model_version, triton_image),
             },
         }
     )
@@ -108,7 +115,9 @@ def _strategy(md: ModelDeployment, replace_in_place: bool) -> dict[str, Any]:
     }
 
 
-def _pod_spec(md: ModelDeployment, operator_image: str, model_version: str) -> dict[str, Any]:
+def _pod_spec(
+    md: ModelDeployment, operator_image: str, model_version: str, triton_image: str
+) -> dict[str, Any]:
     source = pod_source(
         md.spec.model.storage_uri, volume_name="model-source", mount_path="/mnt/model"
     )
@@ -135,7 +144,9 @@ def _pod_spec(md: ModelDeployment, operator_image: str, model_version: str) -> d
                 *drift.init_containers,
             )
         ],
-        "containers": [with_scratch(c) for c in (_triton_container(md), *drift.containers)],
+        "containers": [
+            with_scratch(c) for c in (_triton_container(md, triton_image), *drift.containers)
+        ],
         "volumes": [*volumes, scratch_volume()],
     }
     if md.spec.service_account_name:
@@ -209,7 +220,7 @@ def _pull_container(
     return container
 
 
-def _triton_container(md: ModelDeployment) -> dict[str, Any]:
+def _triton_container(md: ModelDeployment, default_image: str) -> dict[str, Any]:
     runtime = md.spec.runtime
     args = [
         f"--model-repository={MODEL_REPOSITORY}",
@@ -221,7 +232,7 @@ def _triton_container(md: ModelDeployment) -> dict[str, Any]:
     ]
     container: dict[str, Any] = {
         "name": TRITON_CONTAINER,
-        "image": runtime.image,
+        "image": triton_image(runtime.image, default_image),
         "command": ["tritonserver"],
         "args": args,
         "ports": [

@@ -18,6 +18,7 @@ the controller writes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -144,7 +145,15 @@ class _Context:
         self.md = md
         self.now = now
         self.baseline = baseline_replicas(md)
-        self.view = DeploymentView.of(deployment, self.baseline)
+        view = DeploymentView.of(deployment, self.baseline)
+        # A Deployment scaled below what the spec promises (`kubectl scale
+        # --replicas=0`, an HPA target at zero) is not serving at the promised
+        # capacity, however complete its own rollout looks.
+        self.scaled_below: int | None = None
+        if view.exists and view.desired < self.baseline:
+            self.scaled_below = view.desired
+            view = replace(view, desired=self.baseline)
+        self.view = view
         self.pods = live(pods)
         self.events = events
         self.replace_in_place = bool(rollout and rollout.get("replaceInPlace"))
@@ -250,13 +259,29 @@ class _Context:
             )
         if v.desired == 0 and self.baseline == 0:
             return _cond("Ready", True, "ScaledToZero", "scaled to zero replicas")
-        if v.complete:
+        if self.scaled_below is not None:
+            return _cond(
+                "Ready",
+                False,
+                "InsufficientReplicas",
+                f"the Deployment was scaled to {self.scaled_below} replicas outside the "
+                f"operator; the spec asks for {self.baseline}",
+            )
+        if v.complete and self.served:
             return _cond(
                 "Ready",
                 True,
                 "Serving",
-                f"serving model {name} version {self.served or '?'} "
-                f"on {v.ready}/{v.desired} replicas",
+                f"serving model {name} version {self.served} on {v.ready}/{v.desired} replicas",
+            )
+        if v.complete:
+            # Never report as serving a version nobody can name.
+            return _cond(
+                "Ready",
+                False,
+                "VersionUnknown",
+                f"{v.ready}/{v.desired} replicas are ready but none reports which version of "
+                f"model {name} it loaded",
             )
         if v.available >= self.floor and self.served:
             if v.template_version and v.template_version not in self.served.split(","):

@@ -35,7 +35,7 @@ from .names import (
 )
 from .restart import decide_restart, elapsed_seconds, is_finished
 from .service import render_headless_service
-from .status import derive_trainingjob_status, invalid_spec_status
+from .status import derive_trainingjob_status
 
 __all__ = [
     "POD_FAILURE_POLICY",
@@ -44,7 +44,6 @@ __all__ = [
     "decide_restart",
     "derive_trainingjob_status",
     "elapsed_seconds",
-    "invalid_spec_status",
     "is_finished",
     "job_name",
     "latest_attempt",

@@ -20,10 +20,11 @@ creation. The one live change is suspend (`suspend_patch`).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelops.api import constants as c
+from modelops.api.images import trainer_image
 from modelops.api.trainingjob import TrainingJob
 
 from ..containers import (
@@ -36,7 +37,15 @@ from ..containers import (
 from ..placement import container_resources, node_selector, tolerations
 from ..pods import get
 from ..sources import PodSource, pod_source
-from .names import as_tj, child_metadata, job_name, labels, master_addr, service_name
+from .names import (
+    as_tj,
+    attempt_of,
+    child_metadata,
+    job_name,
+    labels,
+    master_addr,
+    service_name,
+)
 
 TRAINER_CONTAINER = "trainer"
 # Floor of a Job's ttlSecondsAfterFinished: the operator must see how an attempt
@@ -71,8 +80,17 @@ def render_job(
     *,
     attempt: int = 0,
     elapsed_seconds: int = 0,
+    image: str = c.DEFAULT_TRAINER_IMAGE,
+    earlier_jobs: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The batch/v1 Job of attempt `attempt` (0 for the first, status.restarts later).
+
+    image: the operator's default trainer image, used when spec.image names none
+      (api/images.py).
+    earlier_jobs: the TrainingJob's Jobs still in the cluster. Without a spec.image,
+      a restart runs the image its latest earlier attempt ran, so an operator
+      upgrade in the middle of a run never changes the code that reads its
+      checkpoints; only a new TrainingJob picks up a new default.
 
     elapsed_seconds: how long the TrainingJob has run so far (now - status.startTime,
       see `elapsed_seconds`); subtracted from spec.activeDeadlineSeconds so that the
@@ -111,7 +129,7 @@ def render_job(
                 "kubectl.kubernetes.io/default-container": TRAINER_CONTAINER,
             },
         },
-        "spec": _pod_spec(tj, attempt),
+        "spec": _pod_spec(tj, attempt, _image(tj, image, earlier_jobs, attempt)),
     }
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
 
@@ -136,7 +154,28 @@ def suspend_patch(
 # --- the pod ---------------------------------------------------------------------------
 
 
-def _pod_spec(tj: TrainingJob, attempt: int) -> dict[str, Any]:
+def _image(
+    tj: TrainingJob, default: str, earlier_jobs: Iterable[Mapping[str, Any]], attempt: int
+) -> str:
+    earlier = sorted(
+        (j for j in earlier_jobs if (attempt_of(j) or 0) < attempt and image_of(j)),
+        key=lambda j: attempt_of(j) or 0,
+    )
+    if earlier:
+        default = image_of(earlier[-1]) or default
+    return trainer_image(tj.spec.image, default)
+
+
+def image_of(job: Mapping[str, Any]) -> str | None:
+    """The image of a Job's trainer container (matched by name: a container a
+    webhook added is never taken for it)."""
+    for container in get(job, "spec", "template", "spec", "containers") or []:
+        if container.get("name") == TRAINER_CONTAINER:
+            return container.get("image")
+    return None
+
+
+def _pod_spec(tj: TrainingJob, attempt: int, image: str) -> dict[str, Any]:
     spec = tj.spec
     dataset = pod_source(spec.dataset.uri, volume_name="dataset", mount_path=DATASET_MOUNT)
     output = pod_source(
@@ -167,7 +206,9 @@ def _pod_spec(tj: TrainingJob, attempt: int) -> dict[str, Any]:
         # The trainer never calls the API server; no token in the pod.
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
-        "containers": [with_scratch(_trainer(tj, attempt, dataset, output, checkpoints, mounts))],
+        "containers": [
+            with_scratch(_trainer(tj, attempt, image, dataset, output, checkpoints, mounts))
+        ],
         "volumes": [*volumes, scratch_volume()],
     }
     if spec.service_account_name:
@@ -220,6 +261,7 @@ def _claims(sources: list[PodSource]) -> tuple[list[dict[str, Any]], list[dict[s
 def _trainer(
     tj: TrainingJob,
     attempt: int,
+    image: str,
     dataset: PodSource,
     output: PodSource,
     checkpoints: PodSource,
@@ -232,7 +274,7 @@ def _trainer(
         args = _train_args(tj, dataset, output, checkpoints)
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
-        "image": spec.image,
+        "image": image,
         "command": ["modelops"],
         "args": args,
         "env": _env(tj, attempt, dataset),

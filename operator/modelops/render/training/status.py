@@ -297,35 +297,3 @@ def _metrics(raw: Mapping[str, Any]) -> dict[str, float]:
         if len(out) == MAX_METRICS:
             break
     return out
-
-
-def invalid_spec_status(
-    tj: TrainingJob | Mapping[str, Any],
-    *,
-    previous_status: Mapping[str, Any] | None,
-    message: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """Status of a TrainingJob refused before rendering (modelops.api.recheck): Stalled
-    with reason InvalidSpec, the fields named in ``message``; nothing else changes."""
-    tj = as_tj(tj)
-    prev = dict(previous_status or {})
-    conditions = [
-        new_condition("Ready", False, "InvalidSpec", message),
-        new_condition("Reconciling", False, "Stalled", "no progress until the spec is fixed"),
-        new_condition("Stalled", True, "InvalidSpec", message),
-    ]
-    kept = [cond for cond in prev.get("conditions") or [] if cond.get("type") not in _STALL_TYPES]
-    stamped = stamp_conditions(
-        conditions, prev.get("conditions"), tj.metadata.generation, now, order=CONDITION_ORDER
-    )
-    merged = sorted([*stamped, *kept], key=lambda cond: CONDITION_ORDER.index(cond["type"]))
-    return {
-        **{k: v for k, v in prev.items() if k != "kopf"},
-        "observedGeneration": tj.metadata.generation,
-        "phase": prev.get("phase") or "Pending",
-        "conditions": merged,
-    }
-
-
-_STALL_TYPES = ("Ready", "Reconciling", "Stalled")

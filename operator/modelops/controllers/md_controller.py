@@ -1,0 +1,151 @@
+"""ModelDeployment reconcile shell: observe -> plan (pure) -> act.
+
+The shell gathers one observed snapshot from kopf's indexes (and, only when
+the plan's inputs need them, Warning events, the KEDA API and the sidecars'
+drift summaries), hands it to ``modelops.render.md_planner.plan``, and carries
+the plan out through the Actuator. It remembers, per ModelDeployment, what it
+applied (so a steady state makes no writes) and the resourceVersion of its
+own last status write (so the watch event that write causes is not a reason
+to reconcile again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modelops.api import constants as c
+from modelops.api.modeldeployment import ModelDeployment
+from modelops.controllers import metrics
+from modelops.controllers.actuator import Actuator, Outcome
+from modelops.controllers.indexes import Indexes, Key
+from modelops.kube import KubeApi
+from modelops.render import md_planner
+from modelops.render.children import DEPLOYMENT, SCALED_OBJECT
+from modelops.render.ownership import Applied
+from modelops.render.plan import Plan
+
+KIND = c.MD_KIND
+log = logging.getLogger("modelops.modeldeployment")
+
+DriftReader = Callable[[ModelDeployment, Sequence[Mapping[str, Any]]], dict | None]
+
+
+@dataclass(frozen=True)
+class Result:
+    """When to look at this object again: after ``requeue_after`` seconds, or with
+    back-off when ``failed``."""
+
+    requeue_after: float | None = None
+    failed: bool = False
+
+
+@dataclass
+class ModelDeploymentController:
+    kube: KubeApi
+    indexes: Indexes
+    settings: md_planner.Settings
+    drift_reader: DriftReader | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _applied: dict[Key, Applied] = field(default_factory=dict)
+    _parsed: dict[Key, tuple[tuple[Any, Any], ModelDeployment | str]] = field(default_factory=dict)
+    _own_status: dict[Key, str] = field(default_factory=dict)
+    # Per ModelDeployment: rendered children by their inputs (only one worker
+    # handles a key at a time, so no lock is needed).
+    _renders: dict[Key, dict[Any, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.actuator = Actuator(self.kube, KIND)
+
+    # -- bookkeeping --
+
+    def forget(self, key: Key) -> None:
+        self._applied.pop(key, None)
+        self._parsed.pop(key, None)
+        self._own_status.pop(key, None)
+        self._renders.pop(key, None)
+        metrics.forget(KIND, *key)
+
+    def is_own_write(self, key: Key, resource_version: str | None) -> bool:
+        """Whether this version of the object is the one our last status patch made."""
+        return resource_version is not None and self._own_status.get(key) == resource_version
+
+    def known_keys(self) -> list[Key]:
+        return self.indexes.keys("md_index")
+
+    # -- the reconcile --
+
+    def reconcile(self, key: Key) -> Result:
+        body = self.indexes.model_deployment(key)
+        if body is None:
+            self.forget(key)  # deleted: the children go by garbage collection
+            return Result()
+        with metrics.RECONCILE_DURATION.labels(KIND).time():
+            md = self._parse(key, body)
+            obs = self.observe(body, md)
+            memo = self._renders.setdefault(key, {})
+            plan = md_planner.plan(obs, md, self._applied.get(key), self.settings, memo)
+            outcome = self.actuator.act(plan, body)
+            if outcome.failures:
+                plan = md_planner.revise(obs, plan, outcome.failures)
+            self.actuator.finish(plan, body, outcome)
+            self._remember(key, plan, outcome)
+            metrics.export_conditions(KIND, *key, plan.status.get("conditions") or [])
+        for problem in plan.problems:
+            metrics.RECONCILE_ERRORS.labels(KIND, problem.reason).inc()
+        return Result(plan.requeue_after, plan.failed)
+
+    def observe(self, body: Mapping[str, Any], md: ModelDeployment | str) -> md_planner.Observed:
+        key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        children = self.indexes.md_children(key)
+        pods = self.indexes.md_pods(key)
+        keda = False
+        events: list[dict[str, Any]] = []
+        drift = None
+        if isinstance(md, ModelDeployment):
+            scaling = md.spec.autoscaling
+            if scaling is not None and scaling.engine == "keda":
+                keda = self.kube.api_available(SCALED_OBJECT)
+            if md_planner.wants_events(children.get(DEPLOYMENT.kind), pods):
+                listed = self.kube.list_events(key[0], field_selector="type=Warning")
+                events = md_planner.events_about(key[1], listed)
+            monitor = md.spec.drift_monitor
+            if self.drift_reader is not None and monitor is not None and monitor.enabled:
+                drift = self.drift_reader(md, pods)
+        return md_planner.Observed(
+            body=body,
+            children=children,
+            pods=pods,
+            now=self.clock(),
+            trainings=self.indexes.trainings_for(key),
+            keda=keda,
+            drift=drift,
+            events=events,
+        )
+
+    def _parse(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | str:
+        """Parsed once per spec generation: status-only changes reuse it."""
+        meta = body["metadata"]
+        stamp = (meta.get("uid"), meta.get("generation"))
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        md = md_planner.parse(body)
+        self._parsed[key] = (stamp, md)
+        return md
+
+    def _remember(self, key: Key, plan: Plan, outcome: Outcome) -> None:
+        if outcome.status_resource_version:
+            self._own_status[key] = outcome.status_resource_version
+        previous = self._applied.get(key)
+        fingerprints = dict(previous.fingerprints) if previous else {}
+        fingerprints.update(outcome.fingerprints)
+        for delete in plan.deletes:
+            fingerprints.pop(delete.kind, None)
+        applied_all = not any(f.kind != c.TJ_KIND for f in outcome.failures)
+        # After a failed apply the digest is not recorded: the next reconcile
+        # applies again instead of believing the children are as rendered.
+        self._applied[key] = Applied(plan.digest if applied_all else "", fingerprints)

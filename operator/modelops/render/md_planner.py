@@ -1,0 +1,391 @@
+"""The ModelDeployment planner: observed snapshot in, Plan out. Pure.
+
+Every decision of a ModelDeployment reconcile is taken here:
+
+* which children to apply — a child that is missing, was changed behind the
+  operator's back (its generation, or for a Service its resourceVersion, moved
+  since our last apply; its owner reference was removed), or whose rendering
+  changed; nothing when all is as last applied (zero writes at steady state);
+* which children to delete — kinds no longer rendered (e.g. the HPA once
+  autoscaling is removed), only when this ModelDeployment owns them, with
+  their uid as a precondition;
+* whether an object of a child's name belongs to someone else — then it is
+  left alone and the ModelDeployment is Stalled with the object named;
+* the replica hand-over when an autoscaler takes over, and bringing a
+  Deployment scaled below the autoscaler's minimum back up (an HPA does not
+  act on a target at zero replicas);
+* the retraining TrainingJob when drift closes the loop;
+* the status, its merge patch, the transition events, and when to look again.
+
+``revise`` folds what went wrong while the shell acted (an apply refused, an
+object found to belong to someone else) back into status and events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import pydantic
+
+from modelops.api import constants as c
+from modelops.api.base import plain
+from modelops.api.modeldeployment import ModelDeployment
+from modelops.api.recheck import describe, violations
+
+from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS
+from .children import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE, render_children
+from .outcome import conclude, digest
+from .ownership import Applied, apply_actions, uid_of
+from .pdb import baseline_replicas
+from .plan import REPLICAS_MANAGER, Apply, Create, Delete, Failure, Plan
+from .projections import OWNS_REPLICAS, controller_uid
+from .retrain import plan_retrain, resolve_model_version
+from .rollout import decide_rollout
+from .status import derive_status
+
+# Re-check soon while something is in motion; timing-based decisions (a surge
+# pod unschedulable for longer than surgeTimeoutSeconds) need a clock tick.
+REQUEUE_WHILE_PROGRESSING_S = 10.0
+# Drift windows close on the sidecars; the operator polls them this often.
+REQUEUE_FOR_DRIFT_S = 30.0
+
+CHILD_KINDS = (DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
+AUTOSCALER_KINDS = (HPA.kind, SCALED_OBJECT.kind)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Operator-wide rendering settings."""
+
+    operator_image: str
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS
+    # The default Triton image (spec.runtime.image overrides it; api/images.py).
+    triton_image: str = c.DEFAULT_TRITON_IMAGE
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One consistent look at a ModelDeployment and everything it depends on.
+
+    body: the ModelDeployment (a projection: spec, metadata, status);
+    children: kind -> the live child (projection) or None;
+    pods: the Triton pods (all revisions); trainings: TrainingJobs naming this
+    ModelDeployment in modelDeploymentRef; keda: the ScaledObject API is
+    served; drift: the merged sidecar summary (None when not read);
+    events: Warning events, read only when ``wants_events`` said so.
+    """
+
+    body: Mapping[str, Any]
+    children: Mapping[str, Mapping[str, Any] | None]
+    pods: Sequence[Mapping[str, Any]]
+    now: datetime
+    trainings: Sequence[Mapping[str, Any]] = ()
+    keda: bool = False
+    drift: Mapping[str, Any] | None = None
+    events: Sequence[Mapping[str, Any]] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        meta = self.body["metadata"]
+        return meta["namespace"], meta["name"]
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"].get("uid") or "")
+
+    @cached_property
+    def previous(self) -> dict[str, Any]:
+        """The status as last written (kopf's own subtree left out)."""
+        status = plain(self.body.get("status") or {})
+        return {k: v for k, v in status.items() if k != "kopf"}
+
+
+def parse(body: Mapping[str, Any]) -> ModelDeployment | str:
+    """The typed object, or what is wrong with it, fields named: the first validation
+    error, or the CRD rules it breaks (modelops.api.recheck)."""
+    try:
+        md = ModelDeployment.from_body(body)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}"
+    # The CRD's CEL rules, for an object stored without them (before a CRD change).
+    if problems := violations(md):
+        return describe(problems)
+    return md
+
+
+def wants_events(deployment: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether Warning events may explain what the objects' status cannot.
+
+    Pods that exist carry their own reasons (scheduling, image pulls,
+    crashes). Events are needed only when the ReplicaSet fails to create pods
+    at all (admission, quota), which the Deployment reports as ReplicaFailure
+    or as wanting replicas while none exist. Events are never watched (they
+    are not labelled; a watch would cache every event of the cluster).
+    """
+    if deployment is None:
+        return False
+    status = deployment.get("status") or {}
+    if any(
+        cond.get("type") == "ReplicaFailure" and cond.get("status") == "True"
+        for cond in status.get("conditions") or []
+    ):
+        return True
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    return bool(wanted) and not pods
+
+
+def events_about(name: str, events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The events about a ModelDeployment's Deployment, ReplicaSets and pods (their
+    names start with its own)."""
+    prefix = f"{name}-"
+    out = []
+    for event in events:
+        involved = (event.get("involvedObject") or {}).get("name", "")
+        if involved == name or involved.startswith(prefix):
+            out.append(event)
+    return out
+
+
+def plan(
+    obs: Observed,
+    md: ModelDeployment | str,
+    applied: Applied | None,
+    settings: Settings,
+    memo: dict[Any, Any] | None = None,
+) -> Plan:
+    """Everything this reconcile should do. ``md`` is ``parse(obs.body)``.
+
+    memo: a dict the caller keeps between calls; rendered children are reused
+    from it while their inputs (spec generation, version, rollout mode) are
+    the same, since rendering and hashing them is most of a plan's cost.
+    """
+    previous = obs.previous
+    if isinstance(md, str):
+        # The CRD schema should have refused this; say so instead of rendering.
+        status = {"observedGeneration": obs.body["metadata"].get("generation")}
+        problem = Failure(c.MD_KIND, "InvalidSpec", md)  # it names the field: spec....
+        return conclude(Plan(), previous, status, [problem], obs.now)
+
+    deployment = obs.children.get(DEPLOYMENT.kind)
+    rollout = decide_rollout(
+        md, deployment=deployment, pods=obs.pods, now=obs.now, previous=previous.get("rollout")
+    )
+    keda_missing = bool(
+        md.spec.autoscaling and md.spec.autoscaling.engine == "keda" and not obs.keda
+    )
+    rendered, rendered_digest = _render(
+        md, resolve_model_version(md, obs.trainings), rollout, keda_missing, settings, memo
+    )
+    out = Plan(digest=rendered_digest)
+    applies, problems = apply_actions(
+        rendered, obs.children, owner_uid=obs.uid, applied=applied, digest=out.digest
+    )
+    for action in applies:
+        if action.kind == DEPLOYMENT.kind and deployment is not None and md.spec.autoscaling:
+            out.applies.extend(_replicas_handover(md, deployment))
+        out.applies.append(action)
+
+    wanted = {child["kind"] for child in rendered}
+    for kind in CHILD_KINDS:
+        live = obs.children.get(kind.kind)
+        if kind.kind in wanted or live is None or controller_uid(live) != obs.uid:
+            continue
+        if keda_missing and kind is SCALED_OBJECT:
+            continue  # KEDA gone: nothing serves that API to delete from
+        meta = live["metadata"]
+        out.deletes.append(
+            Delete(kind.api_version, kind.kind, meta["namespace"], meta["name"], meta["uid"])
+        )
+
+    if deployment is not None and not any(a.field_manager == REPLICAS_MANAGER for a in out.applies):
+        out.applies.extend(_restore_minimum(md, deployment))
+
+    status = derive_status(
+        md,
+        deployment=deployment,
+        pods=obs.pods,
+        events=obs.events,
+        autoscaler=obs.children.get(HPA.kind) or obs.children.get(SCALED_OBJECT.kind),
+        keda_missing=keda_missing,
+        drift=obs.drift,
+        now=obs.now,
+        previous_conditions=previous.get("conditions"),
+        rollout=rollout,
+    )
+    if previous.get("retrain"):
+        status["retrain"] = previous["retrain"]
+    retrain = plan_retrain(
+        md,
+        drifted=_condition(status, "Drifted") == "True",
+        previous=previous.get("retrain"),
+        trainings=obs.trainings,
+        now=obs.now,
+    )
+    if retrain is not None:
+        out.creates.append(Create(retrain))
+        status["retrain"] = {
+            "trainingJob": retrain["metadata"]["name"],
+            "lastTriggeredTime": obs.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "count": int((previous.get("retrain") or {}).get("count") or 0) + 1,
+        }
+        out.events.append(
+            (
+                "Normal",
+                "RetrainStarted",
+                f"drift detected; started TrainingJob {retrain['metadata']['name']}",
+            )
+        )
+    out.requeue_after = _requeue_after(md, status, obs.drift)
+    return conclude(out, previous, status, problems, obs.now)
+
+
+def revise(obs: Observed, done: Plan, failures: Sequence[Failure]) -> Plan:
+    """The plan's status and events once the shell reports what it could not do."""
+    status = dict(done.status)
+    out = Plan(
+        applies=done.applies,
+        deletes=done.deletes,
+        creates=done.creates,
+        requeue_after=done.requeue_after,
+    )
+    retrain_failed = [f for f in failures if f.kind == c.TJ_KIND]
+    if retrain_failed:
+        previous = obs.previous.get("retrain")
+        if previous:
+            status["retrain"] = previous
+        else:
+            status.pop("retrain", None)
+    # Transition events are derived again from the revised status.
+    out.events = [e for e in done.events if e[1] == "RetrainStarted" and not retrain_failed]
+    out.events += [("Warning", "RetrainFailed", f.message) for f in retrain_failed]
+    out.digest = done.digest
+    others = [f for f in failures if f.kind != c.TJ_KIND]
+    return conclude(out, obs.previous, status, list(done.problems) + others, obs.now)
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+# Renders kept per ModelDeployment (the current one and a few recent inputs).
+RENDER_MEMO_LIMIT = 4
+
+
+def _render(
+    md: ModelDeployment,
+    version: str,
+    rollout: Mapping[str, Any],
+    keda_missing: bool,
+    settings: Settings,
+    memo: dict[Any, Any] | None,
+) -> tuple[list[dict[str, Any]], str]:
+    """The children to apply and their digest (from ``memo`` when the inputs match)."""
+    key = (
+        md.metadata.uid,
+        md.metadata.generation,
+        version,
+        rollout["replaceInPlace"],
+        keda_missing,
+        settings,
+    )
+    if memo is not None and key in memo:
+        return memo[key]
+    rendered = render_children(
+        md,
+        operator_image=settings.operator_image,
+        model_version=version,
+        replace_in_place=rollout["replaceInPlace"],
+        prometheus_address=settings.prometheus_address,
+        triton_image=settings.triton_image,
+    )
+    if keda_missing:
+        rendered = [ch for ch in rendered if ch["kind"] != SCALED_OBJECT.kind]
+    result = (rendered, digest(rendered))
+    if memo is not None:
+        if len(memo) >= RENDER_MEMO_LIMIT:
+            memo.pop(next(iter(memo)))  # oldest first: dicts keep insertion order
+        memo[key] = result
+    return result
+
+
+def _scale_body(deployment: Mapping[str, Any], replicas: int) -> dict[str, Any]:
+    meta = deployment["metadata"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": replicas},
+    }
+
+
+def _replicas_handover(md: ModelDeployment, deployment: Mapping[str, Any]) -> list[Apply]:
+    """Keep the replica count when autoscaling is switched on.
+
+    The Deployment renders without spec.replicas once an autoscaler owns
+    scaling. If our field manager still owns spec.replicas, dropping it from
+    the apply would reset the Deployment to 1 replica; so a second manager
+    first takes co-ownership at the live value, as the Kubernetes docs
+    describe for handing a field over.
+    """
+    if not deployment.get(OWNS_REPLICAS):
+        return []
+    live = (deployment.get("spec") or {}).get("replicas", 1)
+    body = _scale_body(deployment, max(live, baseline_replicas(md)))
+    return [Apply(body, expect_uid=uid_of(deployment), field_manager=REPLICAS_MANAGER)]
+
+
+def _restore_minimum(md: ModelDeployment, deployment: Mapping[str, Any]) -> list[Apply]:
+    """An HPA does nothing for a target scaled to zero: bring it back to minReplicas.
+
+    Without an autoscaler the Deployment apply itself restores spec.replicas
+    (the change moved its generation); with KEDA, zero is KEDA's to decide.
+    """
+    scaling = md.spec.autoscaling
+    if scaling is None or scaling.engine != "hpa":
+        return []
+    live = (deployment.get("spec") or {}).get("replicas")
+    if live is None or live >= scaling.min_replicas:
+        return []
+    body = _scale_body(deployment, scaling.min_replicas)
+    return [Apply(body, expect_uid=uid_of(deployment), field_manager=REPLICAS_MANAGER)]
+
+
+def _condition(status: Mapping[str, Any], ctype: str) -> str | None:
+    return next((x["status"] for x in status.get("conditions", []) if x["type"] == ctype), None)
+
+
+def _requeue_after(
+    md: ModelDeployment, status: Mapping[str, Any], drift: Mapping[str, Any] | None
+) -> float | None:
+    if _condition(status, "Ready") != "True" or _condition(status, "Reconciling") == "True":
+        return REQUEUE_WHILE_PROGRESSING_S
+    if drift is not None or (md.spec.drift_monitor and md.spec.drift_monitor.enabled):
+        return REQUEUE_FOR_DRIFT_S
+    return None
+
+
+def watched_child_kinds() -> tuple[tuple[str, str, str], ...]:
+    """(group, version, plural) of every child kind, for the watches."""
+    out = []
+    for kind in CHILD_KINDS:
+        group, _, version = kind.api_version.rpartition("/")
+        out.append((group, version, kind.plural))
+    return tuple(out)
+
+
+__all__ = [
+    "Applied",
+    "Observed",
+    "Settings",
+    "events_about",
+    "parse",
+    "plan",
+    "revise",
+    "wants_events",
+    "watched_child_kinds",
+]

@@ -1,0 +1,152 @@
+"""The TrainingJob planner: observed snapshot in, Plan out. Pure.
+
+The order the shell follows for a TrainingJob is part of the plan's meaning:
+the status patch is written *before* the next attempt's Job is created
+(``Plan.status_first``), so an operator that dies in between can never skip
+or repeat an attempt: the attempt counter it reads back names the Job to
+create. Each Job is created once (a Create; AlreadyExists counts as done) and
+never re-applied; the headless rendezvous Service is applied like any owned
+child (healed when deleted or edited, never taken over when foreign).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pydantic
+
+from modelops.api import constants as c
+from modelops.api.base import plain
+from modelops.api.recheck import describe, violations
+from modelops.api.trainingjob import TrainingJob
+
+from ..outcome import conclude, digest
+from ..ownership import Applied, apply_actions
+from ..plan import Create, Failure, Patch, Plan
+from .job import render_job, suspend_patch
+from .names import job_name
+from .restart import decide_restart, elapsed_seconds, is_finished
+from .service import render_headless_service
+from .status import derive_trainingjob_status
+
+# While a TrainingJob runs, look again this often even without events
+# (deadlines, the activeDeadlineSeconds share of a new attempt).
+REQUEUE_WHILE_RUNNING_S = 15.0
+
+
+@dataclass(frozen=True)
+class Observed:
+    """body: the TrainingJob; jobs and pods: those labelled with its name;
+    service: its live headless Service (projection) or None."""
+
+    body: Mapping[str, Any]
+    jobs: Sequence[Mapping[str, Any]]
+    pods: Sequence[Mapping[str, Any]]
+    service: Mapping[str, Any] | None
+    now: datetime
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"].get("uid") or "")
+
+    @property
+    def previous(self) -> dict[str, Any]:
+        status = plain(self.body.get("status") or {})
+        return {k: v for k, v in status.items() if k != "kopf"}
+
+
+def parse(body: Mapping[str, Any]) -> TrainingJob | str:
+    """The typed object, or what is wrong with it, fields named: the first validation
+    error, or the CRD rules it breaks (modelops.api.recheck)."""
+    try:
+        tj = TrainingJob.from_body(body)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        return ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
+    # The CRD's CEL rules, for an object stored without them (before a CRD change).
+    if problems := violations(tj):
+        return describe(problems)
+    return tj
+
+
+def plan(
+    obs: Observed,
+    tj: TrainingJob | str,
+    applied: Applied | None,
+    trainer_image: str = c.DEFAULT_TRAINER_IMAGE,
+) -> Plan:
+    """Everything this reconcile should do. trainer_image: the operator's default
+    image for spec.image (a restart keeps the image of the earlier attempts)."""
+    previous = obs.previous
+    if isinstance(tj, str):
+        status = {"observedGeneration": obs.body["metadata"].get("generation")}
+        return conclude(Plan(), previous, status, [Failure(c.TJ_KIND, "InvalidSpec", tj)], obs.now)
+
+    service = render_headless_service(tj)
+    out = Plan(digest=digest(service), status_first=True)
+    out.applies, problems = apply_actions(
+        [service],
+        {service["kind"]: obs.service},
+        owner_uid=obs.uid,
+        applied=applied,
+        digest=out.digest,
+    )
+
+    restarts = int(previous.get("restarts") or 0)
+    name = job_name(tj, restarts)
+    job = next((j for j in obs.jobs if j["metadata"]["name"] == name), None)
+    attempt_pods = [p for p in obs.pods if _job_of(p) == name]
+    status = derive_trainingjob_status(
+        tj, job=job, pods=attempt_pods, previous_status=previous, now=obs.now, restarts=restarts
+    )
+    if decide_restart(tj, job, attempt_pods, restarts):
+        restarts, job = restarts + 1, None
+        # Chained on the failed attempt's status, so its failedPods carry over.
+        status = derive_trainingjob_status(
+            tj, job=None, pods=[], previous_status=status, now=obs.now, restarts=restarts
+        )
+        out.events.append(
+            (
+                "Warning",
+                "Restarting",
+                f"attempt {restarts - 1} failed; "
+                f"restarting all {tj.spec.nodes} nodes as attempt {restarts}",
+            )
+        )
+    if job is None and not is_finished(status):
+        elapsed = elapsed_seconds(status, obs.now)
+        job_body = render_job(
+            tj,
+            attempt=restarts,
+            elapsed_seconds=elapsed,
+            image=trainer_image,
+            earlier_jobs=obs.jobs,
+        )
+        out.creates.append(Create(job_body))
+    elif job is not None and (suspend := suspend_patch(tj, job)):
+        meta = job["metadata"]
+        out.patches.append(Patch("batch/v1", "Job", meta["namespace"], meta["name"], suspend))
+    out.requeue_after = None if is_finished(status) else REQUEUE_WHILE_RUNNING_S
+    return conclude(out, previous, status, problems, obs.now)
+
+
+def revise(obs: Observed, done: Plan, failures: Sequence[Failure]) -> Plan:
+    """The plan's status once the shell reports what it could not do."""
+    out = Plan(
+        applies=done.applies,
+        creates=done.creates,
+        patches=done.patches,
+        requeue_after=done.requeue_after,
+        digest=done.digest,
+        status_first=True,
+        events=[e for e in done.events if e[1] == "Restarting"],
+    )
+    problems = list(done.problems) + list(failures)
+    return conclude(out, obs.previous, dict(done.status), problems, obs.now)
+
+
+def _job_of(pod: Mapping[str, Any]) -> str | None:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(c.LABEL_JOB_NAME)

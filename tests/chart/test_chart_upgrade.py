@@ -1,0 +1,316 @@
+"""`helm upgrade` on the real control plane: the CRDs upgrade with the chart (and
+survive uninstall), and a new default Triton image rolls every ModelDeployment
+that does not name its own image, and no other.
+
+The second test runs the operator as the chart's Deployment runs it: its exact
+command line and environment (read back from the API server after each helm
+command), with a token of the chart's ServiceAccount, restarted after the
+upgrade as the Deployment's new pod would be. The serving pods are simulated
+(KWOK), the rollout itself is the Deployment controller's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+import tests.support.operator as operator_support
+from modelops.api import constants as c
+from tests.chart.helm import CHART, Helm
+from tests.chart.test_chart_install import PodProcess, rbac_denials
+from tests.support.cluster import REPO, Cluster, fresh_namespace, wait_for
+from tests.support.operator import service_account_kubeconfig, wait_ready
+
+pytestmark = pytest.mark.cluster
+
+CRDS = REPO / "crds"
+MD_CRD = "modeldeployments.modelops.io"
+MODELOPS_CRDS = (MD_CRD, "trainingjobs.modelops.io")
+SAMPLE = REPO / "manifests" / "samples" / "modeldeployment.yaml"
+HELM_OWNERSHIP = (
+    "meta.helm.sh/release-name",
+    "meta.helm.sh/release-namespace",
+    "helm.sh/resource-policy",
+)
+
+
+def chart_helm(cluster: Cluster, helm: Helm) -> Helm:
+    return Helm(binary=helm.binary, home=helm.home, kubeconfig=cluster.kubeconfig)
+
+
+@contextlib.contextmanager
+def release_namespace(cluster: Cluster) -> Iterator[str]:
+    name = f"modelops-helm-{uuid.uuid4().hex[:8]}"
+    cluster.core.create_namespace(
+        kubernetes.client.V1Namespace(
+            metadata=kubernetes.client.V1ObjectMeta(name=name, labels={"modelops.io/test": "true"})
+        )
+    )
+    try:
+        yield name
+    finally:
+        cluster.core.delete_namespace(name, propagation_policy="Background")
+
+
+def release_the_crds(cluster: Cluster) -> None:
+    """Back to the state the rest of the session expects: the current CRDs, owned by
+    no release (so the next `helm install` is not refused)."""
+    for crd in MODELOPS_CRDS:
+        cluster.kubectl("annotate", "crd", crd, *(f"{k}-" for k in HELM_OWNERSHIP), check=False)
+        cluster.kubectl(
+            "label", "crd", crd, "app.kubernetes.io/managed-by-",
+            "app.kubernetes.io/instance-", "app.kubernetes.io/version-", "helm.sh/chart-",
+            check=False,
+        )  # fmt: skip
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+
+
+def crd(cluster: Cluster, name: str) -> dict[str, Any]:
+    return yaml.safe_load(cluster.kubectl("get", "crd", name, "-o", "yaml").stdout)
+
+
+def runtime_properties(cluster: Cluster) -> dict[str, Any]:
+    spec = crd(cluster, MD_CRD)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return spec["properties"]["spec"]["properties"]["runtime"]["properties"]
+
+
+def older_chart(tmp: Path) -> Path:
+    """A copy of the chart as an earlier release: version 0.0.9, and its ModelDeployment
+    CRD without spec.runtime.imagePullPolicy (the field this upgrade adds)."""
+    chart = tmp / "modelops-0.0.9"
+    shutil.copytree(CHART, chart)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta["version"] = "0.0.9"
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    path = chart / "files" / "crds" / f"modelops.io_{MD_CRD.split('.')[0]}.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    (doc,) = docs
+    for version in doc["spec"]["versions"]:
+        runtime = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+            "runtime"
+        ]
+        del runtime["properties"]["imagePullPolicy"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return chart
+
+
+def md_with_pull_policy(name: str) -> str:
+    body = yaml.safe_load(SAMPLE.read_text())
+    body["metadata"]["name"] = name
+    body["spec"]["runtime"]["imagePullPolicy"] = "IfNotPresent"
+    return yaml.safe_dump(body)
+
+
+def test_helm_upgrade_upgrades_the_crds_and_uninstall_keeps_them(
+    cluster: Cluster, helm: Helm, tmp_path: Path
+):
+    h = chart_helm(cluster, helm)
+    old = older_chart(tmp_path)
+    # The cluster as the earlier release left it: its CRDs, applied outside Helm
+    # (as chart 0.1.0's crds/ directory or kubectl did).
+    old_crd = old / "files" / "crds" / "modelops.io_modeldeployments.yaml"
+    exists = cluster.kubectl("get", "crd", MD_CRD, check=False).returncode == 0
+    cluster.kubectl("replace" if exists else "create", "-f", str(old_crd))
+    cluster.kubectl("create", "-f", str(CRDS / "modelops.io_trainingjobs.yaml"), check=False)
+    try:
+        with (
+            release_namespace(cluster) as ns,
+            contextlib.closing(fresh_namespace(cluster)) as workloads,
+        ):
+            apps = next(workloads)
+            name = ns
+            # Taking over CRDs that no release owns is what upgrading from 0.1.0 needs.
+            h.run(
+                "install", name, str(old), "-n", ns, "--take-ownership",
+                "--wait", "--timeout", "90s",
+            )  # fmt: skip
+            assert "imagePullPolicy" not in runtime_properties(cluster)
+            # The API server refuses the field the old CRD does not declare.
+            refused = cluster.kubectl(
+                "apply", "--server-side", "--validate=strict", "-n", apps, "-f", "-",
+                input=md_with_pull_policy("with-pull-policy"), check=False,
+            )  # fmt: skip
+            assert refused.returncode != 0, refused.stdout
+            assert "imagePullPolicy" in refused.stderr, refused.stderr
+
+            h.run("upgrade", name, str(CHART), "-n", ns, "--wait", "--timeout", "90s")
+            live = crd(cluster, MD_CRD)
+            assert "imagePullPolicy" in runtime_properties(cluster)
+            assert live["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+            assert live["metadata"]["annotations"]["meta.helm.sh/release-name"] == name
+            assert live["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+            # The same object is accepted now, and the field is stored.
+            cluster.kubectl(
+                "apply", "--server-side", "--validate=strict", "-n", apps, "-f", "-",
+                input=md_with_pull_policy("with-pull-policy"),
+            )  # fmt: skip
+            stored = cluster.custom.get_namespaced_custom_object(
+                "modelops.io", "v1alpha1", apps, "modeldeployments", "with-pull-policy"
+            )
+            assert stored["spec"]["runtime"]["imagePullPolicy"] == "IfNotPresent"
+            history = h.run("history", name, "-n", ns, "-o", "yaml").stdout
+            assert [r["chart"] for r in yaml.safe_load(history)] == [
+                "modelops-0.0.9",
+                f"modelops-{yaml.safe_load((CHART / 'Chart.yaml').read_text())['version']}",
+            ]
+
+            h.run("uninstall", name, "-n", ns, "--wait")
+            # resource-policy keep: the CRDs stay, and so does every object of them.
+            for name_ in MODELOPS_CRDS:
+                assert crd(cluster, name_)["metadata"]["name"] == name_
+            assert cluster.custom.get_namespaced_custom_object(
+                "modelops.io", "v1alpha1", apps, "modeldeployments", "with-pull-policy"
+            )
+            assert not h.run("list", "-n", ns, "-q").stdout.strip()
+    finally:
+        release_the_crds(cluster)
+
+
+# --- the default Triton image as a Helm value ---------------------------------------
+
+NEW_TRITON = "registry.example/mirror/nvidia/tritonserver:25.08-py3"
+PINNED = "registry.example/team/triton-custom:24.12"
+
+
+def model_deployment(name: str, image: str | None) -> dict[str, Any]:
+    body = yaml.safe_load(SAMPLE.read_text())
+    body["metadata"]["name"] = name
+    # Fixed replicas: the rollout is then the Deployment controller's alone.
+    body["spec"].pop("autoscaling", None)
+    body["spec"]["replicas"] = 2
+    if image is not None:
+        body["spec"]["runtime"]["image"] = image
+    return body
+
+
+def serving(cluster: Cluster, namespace: str, name: str) -> Any:
+    return cluster.apps.read_namespaced_deployment(name, namespace)
+
+
+def triton_image(deployment: Any) -> str:
+    return next(x.image for x in deployment.spec.template.spec.containers if x.name == "triton")
+
+
+def rolled_out(cluster: Cluster, namespace: str, name: str, image: str) -> Any:
+    """The Deployment once every replica runs the pod template with `image`."""
+    d = serving(cluster, namespace, name)
+    s = d.status
+    done = (
+        triton_image(d) == image
+        and s.observed_generation == d.metadata.generation
+        and s.updated_replicas == d.spec.replicas
+        and s.ready_replicas == d.spec.replicas
+        and (s.replicas or 0) == d.spec.replicas
+    )
+    return d if done else None
+
+
+def replica_set_images(cluster: Cluster, namespace: str, name: str) -> dict[str, int]:
+    """Triton image -> replicas, over the ReplicaSets of one serving Deployment."""
+    sets = cluster.apps.list_namespaced_replica_set(
+        namespace, label_selector=f"{c.LABEL_MODEL_DEPLOYMENT}={name}"
+    ).items
+    out: dict[str, int] = {}
+    for rs in sets:
+        image = next(x.image for x in rs.spec.template.spec.containers if x.name == "triton")
+        out[image] = out.get(image, 0) + (rs.spec.replicas or 0)
+    return out
+
+
+def test_a_new_default_triton_image_rolls_every_follower_and_no_override(
+    cluster: Cluster,
+    helm: Helm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    h = chart_helm(cluster, helm)
+    operator_support.install(cluster)  # the session's CRDs (crds.install=false below)
+    processes: list[PodProcess] = []
+    with (
+        release_namespace(cluster) as ns,
+        contextlib.closing(fresh_namespace(cluster)) as workloads,
+    ):
+        apps, name = next(workloads), ns
+        h.run(
+            "install", name, str(CHART), "-n", ns, "--set", "crds.install=false",
+            "--wait", "--timeout", "90s",
+        )  # fmt: skip
+        monkeypatch.setattr(operator_support, "SERVICE_ACCOUNT", (ns, f"{name}-operator"))
+        kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
+
+        def start_operator(log: str) -> PodProcess:
+            deployment = cluster.apps.read_namespaced_deployment(f"{name}-operator", ns)
+            process = PodProcess(deployment, kubeconfig, tmp_path / log)
+            processes.append(process)
+            return process
+
+        try:
+            before = start_operator("before.log")
+            assert before.env["MODELOPS_TRITON_IMAGE"] == c.DEFAULT_TRITON_IMAGE
+            objects = {
+                "follower": None,
+                # Created by 0.1.0, whose CRD default admission wrote into the object.
+                "legacy": "nvcr.io/nvidia/tritonserver:25.01-py3",
+                "pinned": PINNED,
+            }
+            for md_name, image in objects.items():
+                cluster.apply(model_deployment(md_name, image), apps)
+            for md_name in objects:
+                wait_ready(cluster, apps, md_name, timeout=120)
+            images = {n: triton_image(serving(cluster, apps, n)) for n in objects}
+            assert images == {
+                "follower": c.DEFAULT_TRITON_IMAGE,
+                "legacy": c.DEFAULT_TRITON_IMAGE,
+                "pinned": PINNED,
+            }
+            generation = {n: serving(cluster, apps, n).metadata.generation for n in objects}
+
+            # One value for the whole fleet.
+            h.run(
+                "upgrade", name, str(CHART), "-n", ns, "--reuse-values",
+                "--set", f"defaultImages.triton={NEW_TRITON}", "--wait", "--timeout", "90s",
+            )  # fmt: skip
+            before.stop()
+            after = start_operator("after.log")  # the Deployment's new pod
+            assert after.env["MODELOPS_TRITON_IMAGE"] == NEW_TRITON
+
+            for md_name in ("follower", "legacy"):
+                wait_for(
+                    lambda n=md_name: rolled_out(cluster, apps, n, NEW_TRITON),
+                    timeout=180,
+                    what=f"{md_name} to roll out {NEW_TRITON}",
+                )
+                # A rolling update of the Deployment: a new ReplicaSet with the new
+                # image took over, the old one is scaled to zero (surge first,
+                # maxUnavailable 0, as the ModelDeployment's rollout says).
+                assert replica_set_images(cluster, apps, md_name) == {
+                    c.DEFAULT_TRITON_IMAGE: 0,
+                    NEW_TRITON: 2,
+                }
+                wait_ready(cluster, apps, md_name, timeout=60)
+                md = operator_support.get_md(cluster, apps, md_name)
+                # The image is still not written into the object.
+                assert md["spec"]["runtime"].get("image") == objects[md_name]
+
+            # The override is left alone: same template, no new ReplicaSet.
+            pinned = serving(cluster, apps, "pinned")
+            assert triton_image(pinned) == PINNED
+            assert pinned.metadata.generation == generation["pinned"]
+            assert replica_set_images(cluster, apps, "pinned") == {PINNED: 2}
+        except AssertionError as err:
+            logs = "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in processes)
+            raise AssertionError(f"{err}\n{logs}") from None
+        finally:
+            for process in processes:
+                process.stop()
+            h.run("uninstall", name, "-n", ns, "--wait", check=False)
+    for process in processes:
+        assert not rbac_denials(process.log)

@@ -1,0 +1,122 @@
+"""The documented plain-manifest install, exactly as written, on a new cluster.
+
+    kubectl apply --server-side -f crds/ -f manifests/install/
+
+kubectl maps every object of one invocation to its API before applying any,
+so this line used to fail on a fresh cluster: manifests/install/ held a
+ClusterKopfPeering, whose CRD the same command creates. This test starts a
+cluster of its own (the session's cluster has the CRDs already, which would
+hide the problem), runs the line, runs the operator with the Deployment's own
+command line and a token of its ServiceAccount, and checks that it created
+and joined its peering record and serves the sample.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.chart.test_chart_install import PodProcess, rbac_denials
+from tests.support.cluster import CLUSTER_SCRIPT, REPO, Cluster, wait_for
+from tests.support.operator import service_account_kubeconfig, wait_ready
+
+pytestmark = pytest.mark.cluster
+
+LINE = ["kubectl", "apply", "--server-side", "-f", "crds/", "-f", "manifests/install/"]
+SAMPLE = REPO / "manifests" / "samples" / "modeldeployment.yaml"
+
+
+@pytest.fixture(scope="module")
+def fresh() -> Iterator[Cluster]:
+    """A cluster nobody has installed anything into."""
+    name = f"fresh-{uuid.uuid4().hex[:6]}"
+    up = subprocess.run(
+        [str(CLUSTER_SCRIPT), "up", name], capture_output=True, text=True, timeout=600
+    )
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        kubeconfig = Path(up.stdout.strip().splitlines()[-1])
+        bin_dir = subprocess.run(
+            [str(REPO / "hack" / "controlplane" / "build.sh")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        yield Cluster(kubeconfig=kubeconfig, bin_dir=Path(bin_dir))
+    finally:
+        subprocess.run([str(CLUSTER_SCRIPT), "down", name], capture_output=True, timeout=300)
+
+
+def run_line(cluster: Cluster) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(LINE, cwd=REPO, env=cluster.env, capture_output=True, text=True)
+
+
+def test_the_documented_line_installs_everything_in_one_go(fresh: Cluster, tmp_path: Path):
+    assert not fresh.kubectl("get", "crd", "-o", "name").stdout.strip(), "not a fresh cluster"
+    proc = run_line(fresh)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "error" not in proc.stderr.lower(), proc.stderr
+    fresh.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    for args in (
+        ("get", "crd", "modeldeployments.modelops.io", "trainingjobs.modelops.io"),
+        ("get", "crd", "clusterkopfpeerings.kopf.dev"),
+        ("get", "clusterrole", "modelops-operator", "modelops-edit", "modelops-view"),
+        ("get", "clusterrolebinding", "modelops-operator"),
+        ("get", "-n", "modelops-system", "serviceaccount/modelops-operator"),
+        ("get", "-n", "modelops-system", "deployment/modelops-operator"),
+        ("get", "-n", "modelops-system", "service/modelops-operator-metrics"),
+    ):
+        fresh.kubectl(*args)
+    # Nothing in the line is a peering record; the operator makes it.
+    assert not fresh.kubectl("get", "clusterkopfpeerings", "-o", "name").stdout.strip()
+
+    # The operator pod's exact command line (args and env), run here, as its
+    # ServiceAccount: it creates the record, joins it, and serves the sample.
+    kubeconfig = service_account_kubeconfig(fresh, tmp_path / "operator.kubeconfig")
+    deployment = fresh.apps.read_namespaced_deployment("modelops-operator", "modelops-system")
+    operator = PodProcess(deployment, kubeconfig, tmp_path / "operator.log")
+    try:
+        assert "--create-peering" in operator.args
+        record = wait_for(
+            lambda: _peering_status(fresh),
+            timeout=90,
+            what="the operator's entry in ClusterKopfPeering/modelops",
+        )
+        assert [int(p["priority"]) for p in record.values()] == [
+            int(operator.env["MODELOPS_PRIORITY"])
+        ]
+        assert not operator.logged("Pausing operations")
+        fresh.kubectl("create", "namespace", "ml")
+        fresh.apply(yaml.safe_load(SAMPLE.read_text()), "ml")
+        try:
+            wait_ready(fresh, "ml", "fraud-detector", timeout=120)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\noperator log:\n{operator.tail()}") from None
+        # The serving pods run the operator's default Triton image (not written
+        # into the object: the CRD has no default for it).
+        md = fresh.custom.get_namespaced_custom_object(
+            "modelops.io", "v1alpha1", "ml", "modeldeployments", "fraud-detector"
+        )
+        assert "image" not in md["spec"]["runtime"]
+        serving = fresh.apps.read_namespaced_deployment("fraud-detector", "ml")
+        triton = next(c for c in serving.spec.template.spec.containers if c.name == "triton")
+        assert triton.image == operator.env["MODELOPS_TRITON_IMAGE"]
+
+        # The same line again (an upgrade in place) changes nothing and fails nothing.
+        again = run_line(fresh)
+        assert again.returncode == 0, again.stdout + again.stderr
+    finally:
+        operator.stop()
+    assert not rbac_denials(operator.log)
+
+
+def _peering_status(cluster: Cluster) -> dict | None:
+    proc = cluster.kubectl("get", "clusterkopfpeering", "modelops", "-o", "yaml", check=False)
+    if proc.returncode != 0:
+        return None
+    return yaml.safe_load(proc.stdout).get("status") or None

@@ -1,0 +1,393 @@
+"""An in-memory stand-in for `modelops.kube.Kube` that records every call.
+
+For unit tests of the controllers: objects live in a dict, the fake assigns
+uids, generations and resourceVersions the way the API server does, raises the
+same `modelops.kube.errors` (NotFound, AlreadyExists, PreconditionFailed with
+the API server's own wording), and appends one `Call(verb, kind, namespace,
+name)` per request to `calls`, so a test asserts a scenario's API budget:
+
+    kube = FakeKube()
+    reconcile(..., kube)
+    assert kube.count() == 4
+    assert kube.count("apply", "Deployment") == 1
+
+Simplifications, on purpose (tests of those behaviours run against the real
+API server in tests/integration/test_kube_client.py):
+- apply merges the applied fields into the live object (maps deep-merged,
+  lists replaced); field ownership and `force` are not modelled;
+- no garbage collection, admission or defaulting; `generation` moves when
+  anything outside metadata and status changes;
+- discovery answers come from `served`, and are cached until
+  `forget_api_cache` (the real client caches them for 30 s).
+A fault the test wants (an Invalid apply, a server outage) is queued with
+`fail(...)`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from modelops.api.kinds import KINDS, SCALED_OBJECT, Kind, kind_of_object
+from modelops.kube import errors
+
+
+class Call(NamedTuple):
+    verb: str
+    kind: str
+    namespace: str | None
+    name: str | None
+
+
+@dataclass
+class _Fault:
+    verb: str | None
+    kind: str | None
+    name: str | None
+    error: errors.KubeError
+    times: int
+
+
+class FakeKube:
+    """The `KubeApi` interface over dicts; every call is recorded in `calls`."""
+
+    def __init__(self, served: set[Kind] | None = None) -> None:
+        self.objects: dict[tuple[Kind, str | None, str], dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.calls: list[Call] = []
+        # KEDA is not installed unless a test says so, as on a bare cluster.
+        self.served: set[Kind] = set(KINDS) - {SCALED_OBJECT} if served is None else served
+        self._discovered: dict[Kind, bool] = {}
+        self._faults: list[_Fault] = []
+        # The last configuration `apply` sent per object: the fields it owns.
+        self._applied_configs: dict[tuple[Kind, str | None, str], dict[str, Any]] = {}
+        self._rv = itertools.count(1)
+
+    # -- test helpers (not recorded) ------------------------------------------------
+
+    def put(self, obj: Mapping[str, Any], *, uid: str | None = None) -> dict[str, Any]:
+        """Store ``obj`` as if someone else had created it; returns the stored copy."""
+        kind = kind_of_object(obj)
+        live = copy.deepcopy(dict(obj))
+        meta = live.setdefault("metadata", {})
+        meta["uid"] = uid or meta.get("uid") or str(uuid.uuid4())
+        meta.setdefault("generation", 1)
+        meta.setdefault("creationTimestamp", _now())
+        meta["resourceVersion"] = str(next(self._rv))
+        key = (kind, meta.get("namespace"), meta["name"])
+        self.objects[key] = live
+        self._applied_configs.pop(key, None)
+        return copy.deepcopy(live)
+
+    def live(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The stored object (a copy), without recording a call."""
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def fail(
+        self,
+        error: errors.KubeError,
+        *,
+        verb: str | None = None,
+        kind: str | None = None,
+        name: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` matching calls raise ``error`` (after being recorded)."""
+        self._faults.append(_Fault(verb, kind, name, error, times))
+
+    def count(self, verb: str | None = None, kind: str | None = None) -> int:
+        """Recorded calls, all or of one verb and/or kind (the kind's name, e.g. "Service")."""
+        return sum(
+            1
+            for call in self.calls
+            if (verb is None or call.verb == verb) and (kind is None or call.kind == kind)
+        )
+
+    def reset_calls(self) -> None:
+        self.calls.clear()
+
+    # -- KubeApi --------------------------------------------------------------------
+
+    def apply(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        uid_precondition: str | None = None,
+        create_only: bool = False,
+        force: bool = True,
+        field_manager: str = "modelops",
+    ) -> dict[str, Any]:
+        if uid_precondition is not None and create_only:
+            raise ValueError("an object cannot both exist with a uid and not exist")
+        kind = kind_of_object(obj)
+        meta = obj["metadata"]
+        namespace, name = meta.get("namespace"), meta["name"]
+        self._record("apply", kind, namespace, name)
+        self._require_served(kind)
+        key = (kind, namespace, name)
+        live = self.objects.get(key)
+        config = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
+        if create_only and live is not None:
+            raise errors.AlreadyExists(
+                "AlreadyExists", f'{_resource(kind)} "{name}" already exists', 409
+            )
+        if uid_precondition is not None:
+            if live is None:
+                # The API server's own answer: it never creates an object for
+                # an apply that names a uid.
+                raise errors.PreconditionFailed(
+                    "Conflict",
+                    _conflict_message(
+                        kind,
+                        name,
+                        f"uid mismatch: the provided object specified uid {uid_precondition}, "
+                        "and no existing object was found",
+                    ),
+                    409,
+                )
+            if live["metadata"]["uid"] != uid_precondition:
+                # Answered as an attempt to change an immutable field (422),
+                # which Kube.apply reports as PreconditionFailed.
+                detail = f'Invalid value: "{uid_precondition}": field is immutable'
+                raise errors.PreconditionFailed(
+                    "Invalid",
+                    f'{_qualified_kind(kind)} "{name}" is invalid: metadata.uid: {detail}',
+                    422,
+                    (errors.Cause("metadata.uid", "FieldValueInvalid", detail),),
+                )
+        # Like server-side apply for a single field manager: what the previous
+        # apply set and this one leaves out is removed; what `create` or others
+        # set stays (create's fields are owned by an update, as on the server).
+        previous = self._applied_configs.get(key, {})
+        self._applied_configs[key] = config
+        if live is None:
+            return self._store_new(kind, config)
+        merged = _merge(_prune(live, previous, config), config)
+        return self._store_update(key, live, merged)
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        kind = kind_of_object(obj)
+        meta = obj["metadata"]
+        namespace = meta.get("namespace")
+        name = meta.get("name") or f"{meta.get('generateName', '')}{uuid.uuid4().hex[:5]}"
+        self._record("create", kind, namespace, name)
+        self._require_served(kind)
+        if (kind, namespace, name) in self.objects:
+            raise errors.AlreadyExists(
+                "AlreadyExists", f'{_resource(kind)} "{name}" already exists', 409
+            )
+        self._applied_configs.pop((kind, namespace, name), None)
+        return self._store_new(kind, {**obj, "metadata": {**meta, "name": name}})
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        self._record("get", kind, namespace, name)
+        return self.live(kind, namespace, name)
+
+    def merge_patch(
+        self, kind: Kind, namespace: str | None, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self._record("patch", kind, namespace, name)
+        key = (kind, namespace, name)
+        live = self._existing(key)
+        return self._store_update(key, live, _merge(live, patch, delete_nulls=True))
+
+    def delete(self, kind: Kind, namespace: str | None, name: str, *, uid: str) -> bool:
+        self._record("delete", kind, namespace, name)
+        key = (kind, namespace, name)
+        live = self.objects.get(key)
+        if live is None or kind not in self.served:
+            return False
+        if live["metadata"]["uid"] != uid:
+            raise errors.PreconditionFailed(
+                "Conflict",
+                f'Operation cannot be fulfilled on {_qualified_kind(kind)} "{name}": the UID in '
+                f"the precondition ({uid}) does not match the UID in record "
+                f"({live['metadata']['uid']}). The object might have been deleted and then "
+                "recreated",
+                409,
+            )
+        del self.objects[key]
+        self._applied_configs.pop(key, None)
+        return True
+
+    def patch_status(
+        self, kind: Kind, namespace: str | None, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self._record("patch_status", kind, namespace, name)
+        key = (kind, namespace, name)
+        live = self._existing(key)
+        patched = _merge(live, {"status": dict(status)}, delete_nulls=True)
+        patched["metadata"]["generation"] = live["metadata"].get("generation", 1)
+        patched["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.objects[key] = patched
+        return copy.deepcopy(patched)
+
+    def list_events(self, namespace: str, field_selector: str) -> list[dict[str, Any]]:
+        self._record("list", _EVENT_KIND, namespace, None)
+        return [
+            copy.deepcopy(e)
+            for e in self.events
+            if e["metadata"]["namespace"] == namespace and _selected(e, field_selector)
+        ]
+
+    def post_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        meta = involved["metadata"]
+        try:
+            self._record("create_event", _EVENT_KIND, meta["namespace"], meta["name"])
+        except errors.KubeError:
+            return  # never raises, like the real one
+        self.events.append(
+            {
+                "metadata": {
+                    "namespace": meta["namespace"],
+                    "name": f"{meta['name']}.{len(self.events)}",
+                },
+                "involvedObject": {
+                    "apiVersion": involved.get("apiVersion"),
+                    "kind": involved.get("kind"),
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta.get("uid"),
+                },
+                "type": type_,
+                "reason": reason,
+                "message": message[:1024],
+            }
+        )
+
+    def api_available(self, kind: Kind) -> bool:
+        if kind not in self._discovered:
+            self._record("discovery", kind, None, None)
+            self._discovered[kind] = kind in self.served
+        return self._discovered[kind]
+
+    def forget_api_cache(self) -> None:
+        self._discovered.clear()
+
+    # -- internals ----------------------------------------------------------------
+
+    def _record(self, verb: str, kind: Kind | str, namespace: str | None, name: str | None) -> None:
+        kind_name = kind if isinstance(kind, str) else kind.kind
+        self.calls.append(Call(verb, kind_name, namespace, name))
+        for fault in self._faults:
+            if (
+                fault.times > 0
+                and fault.verb in (None, verb)
+                and fault.kind in (None, kind_name)
+                and fault.name in (None, name)
+            ):
+                fault.times -= 1
+                raise fault.error
+
+    def _require_served(self, kind: Kind) -> None:
+        if kind not in self.served:
+            raise errors.NotFound(
+                "NotFound", "the server could not find the requested resource", 404
+            )
+
+    def _existing(self, key: tuple[Kind, str | None, str]) -> dict[str, Any]:
+        live = self.objects.get(key)
+        if live is None:
+            kind, _, name = key
+            raise errors.NotFound("NotFound", f'{_resource(kind)} "{name}" not found', 404)
+        return live
+
+    def _store_new(self, kind: Kind, obj: Mapping[str, Any]) -> dict[str, Any]:
+        live = copy.deepcopy(dict(obj))
+        meta = live["metadata"]
+        meta.update(
+            uid=str(uuid.uuid4()),
+            generation=1,
+            resourceVersion=str(next(self._rv)),
+            creationTimestamp=_now(),
+        )
+        self.objects[(kind, meta.get("namespace"), meta["name"])] = live
+        return copy.deepcopy(live)
+
+    def _store_update(
+        self, key: tuple[Kind, str | None, str], live: dict[str, Any], new: dict[str, Any]
+    ) -> dict[str, Any]:
+        # What only the server sets stays the server's.
+        for field in ("uid", "creationTimestamp", "resourceVersion", "generation"):
+            if field in live["metadata"]:
+                new["metadata"][field] = live["metadata"][field]
+        if new != live:
+            if _without(new, "metadata", "status") != _without(live, "metadata", "status"):
+                new["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
+            new["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.objects[key] = new
+        return copy.deepcopy(new)
+
+
+_EVENT_KIND = "Event"
+
+
+def _conflict_message(kind: Kind, name: str, detail: str) -> str:
+    return f'Operation cannot be fulfilled on {_resource(kind)} "{name}": {detail}'
+
+
+def _resource(kind: Kind) -> str:
+    """As the API server names a resource in messages: "services", "deployments.apps"."""
+    return kind.plural if not kind.group else f"{kind.plural}.{kind.group}"
+
+
+def _qualified_kind(kind: Kind) -> str:
+    """As the API server names a kind in messages: "Service", "Deployment.apps"."""
+    return kind.kind if not kind.group else f"{kind.kind}.{kind.group}"
+
+
+def _prune(
+    live: Mapping[str, Any], previous: Mapping[str, Any], current: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``live`` without the fields ``previous`` set and ``current`` no longer does."""
+    out = copy.deepcopy(dict(live))
+    for key, before in previous.items():
+        if key not in current:
+            out.pop(key, None)
+        elif all(isinstance(v, Mapping) for v in (before, current[key], out.get(key))):
+            out[key] = _prune(out[key], before, current[key])
+    return out
+
+
+def _merge(
+    live: Mapping[str, Any], patch: Mapping[str, Any], *, delete_nulls: bool = False
+) -> dict[str, Any]:
+    out = copy.deepcopy(dict(live))
+    for key, value in patch.items():
+        if value is None and delete_nulls:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value, delete_nulls=delete_nulls)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _without(obj: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in keys}
+
+
+def _selected(obj: Mapping[str, Any], selector: str) -> bool:
+    """A field selector of `path=value` / `path!=value` terms, comma-separated (ANDed)."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        negate = "!=" in term
+        path, _, wanted = term.partition("!=" if negate else "=")
+        wanted = wanted.lstrip("=")
+        value: Any = obj
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if (str(value) == wanted) == negate:
+            return False
+    return True
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
