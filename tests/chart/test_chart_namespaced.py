@@ -49,19 +49,26 @@ def test_operator_with_only_namespaced_roles_serves_its_namespaces_only(
             metadata=kubernetes.client.V1ObjectMeta(name=name, labels={"modelops.io/test": "true"})
         )
     )
+    # The CRDs are shared with the rest of the session: applied with kubectl, and
+    # left alone by the release (crds.install=false), as test_chart_install does.
+    operator_support.install(cluster)
     process = None
     try:
         chart_helm.run(
             "install", name, str(CHART), "--namespace", name,
+            "--set", "crds.install=false",
             "--set", f"watchNamespaces={{{watched}}}",
             "--set", "networkPolicy.enabled=true",
             "--wait", "--timeout", "90s",
         )  # fmt: skip
         operator = f"{name}-operator"
-        # Nothing cluster-scoped that writes: no ClusterRole of the operator's but the reader.
-        roles = cluster.kubectl("get", "clusterrole", "-l", f"app.kubernetes.io/instance={name}",
-                                "-o", "name").stdout.split()  # fmt: skip
-        assert roles == [f"clusterrole.rbac.authorization.k8s.io/{operator}-cluster-reader"]
+        # Nothing cluster-scoped that writes is bound to the operator: only the reader
+        # (the tenant roles are aggregated into edit/view for users).
+        bindings = cluster.kubectl(
+            "get", "clusterrolebinding", "-l", f"app.kubernetes.io/instance={name}",
+            "-o", "jsonpath={.items[*].roleRef.name}",
+        ).stdout.split()  # fmt: skip
+        assert bindings == [f"{operator}-cluster-reader"]
         # The NetworkPolicies were accepted where the workloads run.
         policies = cluster.kubectl("get", "networkpolicy", "-n", watched, "-o", "name").stdout
         assert f"{name}-serving" in policies and f"{name}-training" in policies
