@@ -31,9 +31,10 @@ cluster-down: ## stop the local cluster and delete its state
 	@hack/cluster/cluster.sh down $(CLUSTER)
 
 .PHONY: tools
-tools: ## install/build the test tools: promtool and prometheus (Debian), helm (Go module)
+tools: ## install/build the test tools: promtool and prometheus (Debian), helm and fake-gcs-server (Go modules)
 	@hack/install-prometheus.sh
 	@hack/helm/build.sh >/dev/null
+	@hack/fake-gcs/build.sh >/dev/null
 
 .PHONY: lint
 lint: venv ## ruff and the import-layering contracts

@@ -1,3 +1,8 @@
 """Fixtures for every test directory (tests/ and e2e/) live in tests/support."""
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.triton", "tests.support.s3"]
+pytest_plugins = [
+    "tests.support.fixtures",
+    "tests.support.triton",
+    "tests.support.s3",
+    "tests.support.gcs",
+]

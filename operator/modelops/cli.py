@@ -16,10 +16,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("modelops.controllers.cli", "run the operator against the current kubeconfig"),
     "crds": ("modelops.api.cli", "print the CustomResourceDefinitions generated from the API"),
     "pull-model": ("modelops.storage.cli", "fetch a model version into a Triton model repository"),
+    "pull-file": ("modelops.storage.file_cli", "copy one file from storage to a local path"),
     "package-model": ("modelops.triton.cli", "write a TorchScript/ONNX model as a Triton model"),
     "drift-monitor": ("modelops.drift.cli", "run the drift-monitor sidecar in front of Triton"),
     "drift-reference": ("modelops.drift.reference_cli", "build drift reference statistics"),
     "train": ("modelops.trainer.cli", "run a training entrypoint under torchrun"),
+    "train-script": (
+        "modelops.trainer.script",
+        "run a training command unchanged (e.g. torchrun train.py), then publish its model",
+    ),
     "version": ("modelops.version", "print the version of modelops"),
 }
 

@@ -56,6 +56,7 @@ def default(helm: Helm) -> list[dict[str, Any]]:
 LINT_SETS = {
     "default": [],
     "ha": ["ha.enabled=true"],
+    "namespaced": ["watchNamespaces={team-a,team-b}", "networkPolicy.enabled=true"],
     "everything": [
         "ha.enabled=true",
         "monitoring.enabled=true",
@@ -693,6 +694,77 @@ def test_chart_copies_are_identical_to_their_sources():
     assert proc.returncode == 0, proc.stderr
 
 
+# --- namespaced install and NetworkPolicies ------------------------------------------------
+
+CLUSTER_ONLY_RESOURCES = {"customresourcedefinitions", "clusterkopfpeerings"}
+
+
+def test_namespaced_install_has_a_role_per_namespace_and_no_cluster_write(helm: Helm):
+    docs = helm.template("watchNamespaces={team-a,team-b}")
+    cluster_rules = find(manifests(), "ClusterRole", "modelops-operator")["rules"]
+    namespaced = [r for r in cluster_rules if not set(r["resources"]) & CLUSTER_ONLY_RESOURCES]
+    for namespace in ("team-a", "team-b"):
+        role = find([d for d in of_kind(docs, "Role") if d["metadata"]["namespace"] == namespace],
+                    "Role")  # fmt: skip
+        # The ClusterRole's rules, rule for rule, with the namespaced peering instead.
+        assert role["rules"][:-1] == namespaced
+        assert role["rules"][-1]["resources"] == ["kopfpeerings"]
+        binding = find(
+            [d for d in of_kind(docs, "RoleBinding") if d["metadata"]["namespace"] == namespace],
+            "RoleBinding",
+        )
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        assert binding["subjects"][0]["namespace"] == DEFAULT_NAMESPACE
+    assert {d["metadata"]["namespace"] for d in of_kind(docs, "KopfPeering")} == {
+        "team-a",
+        "team-b",
+    }
+    assert not of_kind(docs, "ClusterKopfPeering")
+    # What stays cluster-scoped for the operator only reads (the tenant roles are
+    # aggregated into edit/view for users, not bound to the operator).
+    bound = {b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding")}
+    assert bound == {"modelops-operator-cluster-reader"}
+    (cluster_role,) = [d for d in of_kind(docs, "ClusterRole") if d["metadata"]["name"] in bound]
+    for rule in cluster_role["rules"]:
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+    args = container(find(docs, "Deployment"))["args"]
+    assert args[args.index("--namespace") :] == ["--namespace", "team-a", "--namespace", "team-b"]
+
+
+def test_network_policies_are_off_by_default_and_need_namespaces(default, helm: Helm):
+    assert not of_kind(default, "NetworkPolicy")
+    assert "networkPolicy.namespaces" in helm.template_error("networkPolicy.enabled=true")
+
+
+def test_network_policies_guard_the_admin_and_rendezvous_ports(helm: Helm):
+    docs = helm.template(
+        "networkPolicy.enabled=true",
+        "networkPolicy.namespaces={ml}",
+        "networkPolicy.adminPortFrom[0].namespaceSelector.matchLabels.team=monitoring",
+    )
+    serving = find(docs, "NetworkPolicy", "modelops-serving")
+    assert serving["metadata"]["namespace"] == "ml"
+    assert serving["spec"]["podSelector"]["matchExpressions"] == [
+        {"key": "modelops.io/model-deployment", "operator": "Exists"}
+    ]
+    open_rule, admin_rule = serving["spec"]["ingress"]
+    assert "from" not in open_rule and {p["port"] for p in open_rule["ports"]} == {
+        8000, 8001, 8002, 8080,
+    }  # fmt: skip
+    assert admin_rule["ports"] == [{"port": 8090, "protocol": "TCP"}]
+    operator_peer, monitoring_peer = admin_rule["from"]
+    assert operator_peer["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": DEFAULT_NAMESPACE
+    }
+    operator_pod = find(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert matches(operator_peer["podSelector"]["matchLabels"], operator_pod)
+    assert monitoring_peer == {"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}
+    training = find(docs, "NetworkPolicy", "modelops-training")
+    trainers = {"matchExpressions": [{"key": "modelops.io/training-job", "operator": "Exists"}]}
+    assert training["spec"]["podSelector"] == trainers
+    assert training["spec"]["ingress"] == [{"from": [{"podSelector": trainers}]}]
+
+
 # --- CRDs and the operator's image settings ------------------------------------------
 
 KEEP = "helm.sh/resource-policy"
@@ -716,8 +788,9 @@ def test_crds_are_templates_equal_to_crds_and_kept_on_uninstall(default):
         assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "modelops"
         assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
     # kopf's CRD stays in Helm's crds/ (installed before the peering record template).
-    assert [p.name for p in (CHART / "crds").glob("*.yaml")] == [
-        "kopf.dev_clusterkopfpeerings.yaml"
+    assert sorted(p.name for p in (CHART / "crds").glob("*.yaml")) == [
+        "kopf.dev_clusterkopfpeerings.yaml",
+        "kopf.dev_kopfpeerings.yaml",  # the namespaced install's peering
     ]
 
 

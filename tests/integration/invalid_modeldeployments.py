@@ -69,6 +69,27 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         _spec(model={"storageUri": "pvc://Claim_1/m"}),
         "spec.model.storageUri",
     ),
+    # Credentials never live in a URI (they would be stored, shown and copied into messages).
+    (
+        "storage-uri-https-userinfo",
+        _spec(model={"storageUri": "https://user:hunter2@models.example.com/fraud"}),
+        "spec.model.storageUri",
+    ),
+    (
+        "storage-uri-https-token-user",
+        _spec(model={"storageUri": "https://ghp_token@models.example.com/fraud"}),
+        "spec.model.storageUri",
+    ),
+    (
+        "storage-uri-presigned-query",
+        _spec(model={"storageUri": "https://b.s3.amazonaws.com/m?X-Amz-Signature=ab12"}),
+        "spec.model.storageUri",
+    ),
+    (
+        "drift-reference-uri-userinfo",
+        _drift(reference={"uri": "https://u:p@h.example.com/ref.json"}),
+        "spec.driftMonitor.reference.uri",
+    ),
     ("format-unknown", _spec(model={"format": "pytorch"}), "spec.model.format"),
     ("version-word", _spec(model={"version": "abc"}), "spec.model.version"),
     ("version-zero", _spec(model={"version": "0"}), "spec.model.version"),

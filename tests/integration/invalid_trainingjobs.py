@@ -56,6 +56,21 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("env-world-size", _env("WORLD_SIZE"), "spec.env"),
     ("env-torchelastic-prefix", _env("TORCHELASTIC_X"), "spec.env"),
     ("env-modelops-prefix", _env("MODELOPS_ATTEMPT"), "spec.env"),
+    ("env-pet-prefix", _env("PET_NNODES"), "spec.env"),
+    # --- spec.command: a script run as it is
+    (
+        "command-with-entrypoint",
+        _spec(command=["torchrun", "train.py"], entrypoint="mypkg.train"),
+        "spec.command",
+    ),
+    ("command-with-args", _spec(command=["python", "train.py"], args=["--x"]), "spec.command"),
+    (
+        "command-with-hyperparameters",
+        _spec(command=["python", "train.py"], hyperparameters={"lr": "0.1"}),
+        "spec.command",
+    ),
+    ("command-empty", _spec(command=[]), "spec.command"),
+    ("command-empty-word", _spec(command=["python", ""]), "spec.command[1]"),
     (
         "env-duplicate-name",
         _spec(env=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
@@ -74,7 +89,22 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("dataset-missing", _spec(dataset=None), "spec.dataset"),
     ("dataset-uri-ftp", _spec(dataset={"uri": "ftp://data/fraud"}), "spec.dataset.uri"),
     ("dataset-uri-pvc-bad-claim", _spec(dataset={"uri": "pvc://Data_1/x"}), "spec.dataset.uri"),
+    (
+        "dataset-uri-userinfo",
+        _spec(dataset={"uri": "https://user:hunter2@data.example.com/train.npz"}),
+        "spec.dataset.uri",
+    ),
+    (
+        "dataset-uri-presigned-query",
+        _spec(dataset={"uri": "https://data.example.com/t.npz?X-Goog-Signature=ab12"}),
+        "spec.dataset.uri",
+    ),
     ("output-missing", _spec(output=None), "spec.output"),
+    (
+        "output-uri-userinfo",
+        _spec(output={"storageUri": "s3://key:secret@models/fraud"}),
+        "spec.output.storageUri",
+    ),
     (
         "output-uri-no-scheme",
         _spec(output={"storageUri": "models/fraud"}),

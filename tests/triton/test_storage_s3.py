@@ -208,3 +208,26 @@ def test_package_publish_pull_and_serve(s3_server, bucket, tmp_path, triton_fact
     y = client.infer("linear", [inp]).as_numpy("y")
     np.testing.assert_allclose(y, torch_reference(modules[2], x), rtol=1e-6, atol=1e-6)
     assert not np.allclose(y, torch_reference(modules[1], x))  # really the newest version
+
+
+@pytest.mark.parametrize("key", ["1/../../../escaped.txt", "1//{root}/escaped-abs.txt"])
+def test_unverified_keys_cannot_escape_the_staging_directory(
+    s3_server, s3_env, bucket, tmp_path, key
+):
+    """verifyChecksums: false lists keys the pull does not control; none may leave staging."""
+    target = tmp_path / "abs"
+    target.mkdir()
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key="evil/1/model.pt", Body=b"m")
+    client.put_object(
+        Bucket=bucket, Key="evil/" + key.format(root=str(target).lstrip("/")), Body=b"pwned"
+    )
+    repo = tmp_path / "deep" / "er" / "repo"
+    with pytest.raises(StorageError) as err:
+        pull_model(f"s3://{bucket}/evil", repo, allow_unverified=True)
+    assert err.value.reason == "UnsafePath"
+    assert "refusing" in str(err.value)
+    assert not (target / "escaped-abs.txt").exists()
+    assert [p for p in tmp_path.rglob("escaped*")] == []
+    assert not (repo / "evil").exists()  # nothing installed, staging removed
+    assert [p.name for p in repo.iterdir()] == []

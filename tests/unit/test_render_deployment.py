@@ -156,7 +156,8 @@ def test_triton_container():
     mounts = {m["mountPath"]: m for m in triton["volumeMounts"]}
     assert mounts["/models"]["readOnly"] is True
     assert mounts["/dev/shm"]["name"] == "shm"
-    assert "imagePullPolicy" not in triton and "env" not in triton
+    assert "imagePullPolicy" not in triton
+    assert triton["env"] == [HOME]
 
 
 def test_user_runtime_settings():
@@ -174,7 +175,7 @@ def test_user_runtime_settings():
     assert triton["image"] == "registry.example.com/tritonserver:custom"
     assert triton["imagePullPolicy"] == "Always"
     assert triton["args"][-1] == "--log-verbose=1"
-    assert triton["env"] == [{"name": "TF_ENABLE_ONEDNN_OPTS", "value": "0"}]
+    assert triton["env"] == [HOME, {"name": "TF_ENABLE_ONEDNN_OPTS", "value": "0"}]
     assert triton["resources"]["limits"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "2"}
 
 
@@ -244,6 +245,10 @@ def test_every_container_passes_pod_security_restricted():
         assert sc["runAsUser"] > 0 and sc["runAsGroup"] > 0
         assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
         assert "privileged" not in sc
+        # Read-only root; the container writes only to volumes: its own /tmp, HOME there.
+        assert sc["readOnlyRootFilesystem"] is True, c["name"]
+        assert scratch(c["name"]) in c["volumeMounts"], c["name"]
+        assert HOME in c["env"], c["name"]
         # Guaranteed QoS: every container has requests == limits for cpu and memory.
         assert c["resources"]["requests"] == {
             k: v for k, v in c["resources"]["limits"].items() if k in ("cpu", "memory")
@@ -256,6 +261,19 @@ def test_volumes():
     volumes = {v["name"]: v for v in pod_spec(render())["volumes"]}
     assert volumes["models"] == {"name": "models", "emptyDir": {}}
     assert volumes["shm"] == {"name": "shm", "emptyDir": {"medium": "Memory"}}
+    assert volumes["scratch"] == {"name": "scratch", "emptyDir": {}}
+
+
+HOME = {"name": "HOME", "value": "/tmp"}
+
+
+def scratch(name: str) -> dict:
+    return {"name": "scratch", "mountPath": "/tmp", "subPath": name}
+
+
+def test_a_user_home_is_kept():
+    body = md_body(runtime={"env": [{"name": "HOME", "value": "/models"}]})
+    assert container(render(body), "triton")["env"] == [{"name": "HOME", "value": "/models"}]
 
 
 def test_drift_sidecar():
@@ -320,11 +338,15 @@ def test_object_store_reference_is_fetched_by_an_init_container_with_the_credent
         "/dev/termination-log",
     ]
     assert fetch["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
-    assert fetch["volumeMounts"] == [{"name": "drift-reference", "mountPath": "/reference"}]
+    assert fetch["volumeMounts"] == [
+        {"name": "drift-reference", "mountPath": "/reference"},
+        scratch("fetch-reference"),
+    ]
     drift = container(dep, "drift-monitor")
     assert arg_value(drift["args"], "--reference") == "/reference/reference.npz"
     assert drift["volumeMounts"] == [
-        {"name": "drift-reference", "mountPath": "/reference", "readOnly": True}
+        {"name": "drift-reference", "mountPath": "/reference", "readOnly": True},
+        scratch("drift-monitor"),
     ]
     # The sidecar handles requests: it never holds the storage credentials.
     assert "envFrom" not in drift and "envFrom" not in container(dep, "triton")
@@ -368,7 +390,8 @@ def test_pvc_sources_are_mounted_read_only_and_passed_as_file_uris():
     drift = container(dep, "drift-monitor")
     assert arg_value(drift["args"], "--reference") == "file:///mnt/reference/fraud/reference.npz"
     assert drift["volumeMounts"] == [
-        {"name": "drift-reference", "mountPath": "/mnt/reference", "readOnly": True}
+        {"name": "drift-reference", "mountPath": "/mnt/reference", "readOnly": True},
+        scratch("drift-monitor"),
     ]
     assert "envFrom" not in drift  # nothing remote to fetch
     volumes = {v["name"]: v for v in pod_spec(dep)["volumes"]}

@@ -117,7 +117,7 @@ def test_every_variable_the_operator_sets_is_one_the_crd_refuses_from_users():
     reserved = set(c.RESERVED_TRAINING_ENV_NAMES)
     prefixes = c.RESERVED_TRAINING_ENV_PREFIXES
     for name in env(render_job(tj_body())):
-        if name == "PYTHONUNBUFFERED":  # a default the user may override
+        if name in ("PYTHONUNBUFFERED", "HOME"):  # defaults the user may override
             continue
         assert name in reserved or name.startswith(prefixes), name
 
@@ -261,11 +261,16 @@ def test_default_volumes_checkpoints_and_shared_memory():
     assert volumes(rendered) == {
         "checkpoints": {"name": "checkpoints", "emptyDir": {}},
         "shm": {"name": "shm", "emptyDir": {"medium": "Memory"}},
+        "scratch": {"name": "scratch", "emptyDir": {}},
     }
     assert mounts(rendered) == {
         "/checkpoints": {"name": "checkpoints", "mountPath": "/checkpoints"},
         "/dev/shm": {"name": "shm", "mountPath": "/dev/shm"},
+        # The root filesystem is read-only: torchrun, torch's caches (HOME) write here.
+        "/tmp": {"name": "scratch", "mountPath": "/tmp", "subPath": "trainer"},
     }
+    assert trainer(rendered)["securityContext"]["readOnlyRootFilesystem"] is True
+    assert env(rendered)["HOME"] == "/tmp"
     assert trainer(rendered)["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
@@ -450,3 +455,52 @@ def test_rendering_is_deterministic_and_accepts_kopf_like_mappings():
 
     assert render_job(freeze(tj_body())) == render_job(tj_body())
     assert render_headless_service(freeze(tj_body())) == render_headless_service(tj_body())
+
+
+# --- spec.command: an existing torchrun script, run as it is ---------------------------
+
+RANK_FROM_INDEX = {
+    "fieldRef": {"fieldPath": f"metadata.annotations['{c.ANNOTATION_COMPLETION_INDEX}']"}
+}
+
+
+def test_every_pod_gets_the_kubeflow_pytorchjob_environment():
+    for body in (tj_body(), tj_body(command=["torchrun", "train.py"])):
+        got = env(render_job(body, attempt=1))
+        assert got["PET_NNODES"] == "2"
+        assert got["PET_NPROC_PER_NODE"] == "1"
+        assert got["PET_NODE_RANK"] == RANK_FROM_INDEX
+        assert (
+            got["PET_MASTER_ADDR"]
+            == got["MASTER_ADDR"]
+            == "fraud-retrain-a1-0.fraud-retrain-workers"
+        )
+        assert got["PET_MASTER_PORT"] == got["MASTER_PORT"] == "29500"
+
+
+def test_command_runs_unchanged_under_the_publishing_wrapper():
+    rendered = render_job(
+        tj_body(command=["torchrun", "--nproc-per-node=1", "train.py", "--lr=0.1"])
+    )
+    container = trainer(rendered)
+    assert container["command"] == ["modelops"]
+    assert container["args"] == [
+        "train-script", "--output", "s3://models/fraud", "--model-name", "fraud-retrain",
+        "--", "torchrun", "--nproc-per-node=1", "train.py", "--lr=0.1",
+    ]  # fmt: skip
+    got = env(rendered)
+    # One process per node: the pod is a rank, as torchrun would make it.
+    assert (got["WORLD_SIZE"], got["RANK"], got["LOCAL_RANK"]) == ("2", RANK_FROM_INDEX, "0")
+    assert got["MODELOPS_OUTPUT_DIR"] == "/output"
+    assert got["MODELOPS_DATASET_URI"] == "s3://data/fraud/2026-11"
+    assert mounts(rendered)["/output"] == {"name": "model-output", "mountPath": "/output"}
+    assert volumes(rendered)["model-output"] == {"name": "model-output", "emptyDir": {}}
+
+
+def test_rank_variables_only_where_torchrun_would_set_them():
+    # Several processes per node: torchrun sets RANK per process; the pod must not.
+    got = env(render_job(tj_body(command=["torchrun", "train.py"], procsPerNode=4)))
+    assert "RANK" not in got and "WORLD_SIZE" not in got and "LOCAL_RANK" not in got
+    # modelops train starts torchrun itself; RANK would make it skip that.
+    got = env(render_job(tj_body()))
+    assert "RANK" not in got and "WORLD_SIZE" not in got and "MODELOPS_OUTPUT_DIR" not in got

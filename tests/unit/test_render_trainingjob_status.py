@@ -481,6 +481,7 @@ def test_documented_reasons_are_all_reachable():
         "InvalidTrainingModule",
         "InvalidHyperparameter",
         "CheckpointMismatch",
+        "InvalidOutput",
     ):
         error["error"]["reason"] = reason
         derive(live_job=job(state="failed"), pods=[pod(0, exit_code=1, result=error)])

@@ -258,3 +258,54 @@ def test_cli_accepts_the_deployment_arguments(tmp_path, real_config_store, capsy
     assert "count: 2\n  kind: KIND_GPU" in installed
     assert main(["pull-model", "--repository", str(tmp_path)]) == 1
     assert "give the model URI once" in capsys.readouterr().err
+
+
+# --- containment: a source cannot make the pull read or write outside its root ----------
+
+
+def unverified_version(root: Path, files: dict[str, bytes]) -> None:
+    """Version 1 without a manifest (uploaded by another tool)."""
+    for name, data in files.items():
+        (root / "1" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "1" / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("scheme", ["file", "pvc"])
+def test_a_symlink_out_of_the_source_is_refused_not_copied(tmp_path, scheme):
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_bytes(b"the pod's own secret")
+    claim_root = tmp_path / "claims"
+    model = claim_root / "store" / "fraud"
+    unverified_version(model, {"model.pt": b"m"})
+    (model / "1" / "stolen.txt").symlink_to(secret)
+    uri = f"file://{model}" if scheme == "file" else "pvc://store/fraud"
+
+    with pytest.raises(StorageError) as err:
+        pull_model(uri, tmp_path / "repo", allow_unverified=True, pvc_root=claim_root)
+    assert err.value.reason == "UnsafePath"
+    assert "stolen.txt" in str(err.value) and "outside the model directory" in str(err.value)
+    assert not (tmp_path / "repo" / "fraud").exists()
+    assert not any(p.read_bytes() == secret.read_bytes() for p in tmp_path.rglob("*.txt")
+                   if p.is_file() and not p.is_symlink() and p != secret)  # fmt: skip
+
+
+def test_a_symlinked_version_directory_out_of_the_source_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere" / "1"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "model.pt").write_bytes(b"not this model's")
+    model = tmp_path / "store" / "fraud"
+    model.mkdir(parents=True)
+    (model / "1").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(StorageError) as err:
+        pull_model(f"file://{model}", tmp_path / "repo", allow_unverified=True)
+    assert err.value.reason == "UnsafePath"
+
+
+def test_symlinks_that_stay_inside_the_source_are_followed(tmp_path):
+    model = tmp_path / "store" / "fraud"
+    unverified_version(model, {"weights/real.pt": b"w"})
+    (model / "1" / "model.pt").symlink_to(model / "1" / "weights" / "real.pt")
+    result = pull_model(f"file://{model}", tmp_path / "repo", allow_unverified=True)
+    assert result.version == 1
+    assert (tmp_path / "repo" / "fraud" / "1" / "model.pt").read_bytes() == b"w"

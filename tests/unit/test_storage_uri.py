@@ -9,6 +9,7 @@ import pytest
 from modelops.storage.errors import StorageError
 from modelops.storage.uri import (
     FileLocation,
+    GcsLocation,
     HttpLocation,
     PvcLocation,
     S3Location,
@@ -31,6 +32,8 @@ from modelops.storage.uri import (
         ("file://localhost/srv/m%20x", FileLocation(Path("/srv/m x"))),
         ("pvc://model-store/team/fraud", PvcLocation("model-store", "team/fraud")),
         ("pvc://store", PvcLocation("store", "")),
+        ("gs://models/team/fraud/", GcsLocation("models", "team/fraud")),
+        ("gs://models", GcsLocation("models", "")),
     ],
 )
 def test_parse(uri, expected):
@@ -52,7 +55,11 @@ def test_parse(uri, expected):
         ("pvc://Upper/x", "InvalidUri"),
         ("pvc:///x", "InvalidUri"),
         ("pvc://claim/./x", "InvalidUri"),
-        ("gs://bucket/x", "UnsupportedScheme"),
+        ("gs://", "InvalidUri"),
+        ("gs://b/x/../../y", "InvalidUri"),
+        ("https://user:pass@host/m", "InvalidUri"),
+        ("https://token@host/m", "InvalidUri"),
+        ("gs://user@bucket/x", "InvalidUri"),
         ("ftp://host/x", "UnsupportedScheme"),
     ],
 )
@@ -60,12 +67,23 @@ def test_parse_rejects(uri, reason):
     with pytest.raises(StorageError) as err:
         parse_storage_uri(uri)
     assert err.value.reason == reason
+    assert "pass" not in str(err.value) and "token" not in str(err.value)
+
+
+def test_invalid_uri_messages_do_not_echo_a_signature():
+    with pytest.raises(StorageError) as err:
+        parse_storage_uri("https://h/m/1/model.pt?X-Amz-Signature=deadbeef")
+    assert err.value.reason == "InvalidUri"
+    assert "deadbeef" not in str(err.value)
+    assert "https://h/m/1/model.pt?REDACTED" in str(err.value)
 
 
 def test_s3_keys_and_display():
     assert S3Location("b", "p/q").key("3/model.pt") == "p/q/3/model.pt"
     assert S3Location("b", "").key("index.json") == "index.json"
     assert str(S3Location("b", "p")) == "s3://b/p"
+    assert GcsLocation("b", "p").key("3/x") == "p/3/x"
+    assert str(GcsLocation("b", "")) == "gs://b"
     assert HttpLocation("https://h/m").url("1/SHA256SUMS") == "https://h/m/1/SHA256SUMS"
 
 

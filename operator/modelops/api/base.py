@@ -95,6 +95,24 @@ PVC_URI_RULE = cel(
 )
 
 
+# Credentials never travel in a URI: it is stored in the object, shown by
+# kubectl get and copied into pod specs, logs and messages. userinfo
+# (user:password@) in the authority, and query strings (pre-signed URLs carry
+# their signature there), are refused; credentials go in credentialsSecretRef.
+NO_USERINFO_RULE = cel(
+    "!self.matches('^[a-z0-9]+://[^/?#]*@')",
+    "URIs must not carry credentials (user:password@host): put them in a Secret and "
+    "name it in credentialsSecretRef",
+)
+NO_QUERY_RULE = cel(
+    "!self.contains('?') && !self.contains('#')",
+    "storage URIs take no query string or fragment (a pre-signed URL's signature would be "
+    "stored and shown in the object): use credentialsSecretRef",
+)
+# Every storage URI field carries these.
+STORAGE_URI_RULES = (PVC_URI_RULE, NO_USERINFO_RULE, NO_QUERY_RULE)
+
+
 def validations(*rules: dict[str, str], **extra: Any) -> dict[str, Any]:
     """`json_schema_extra` carrying CEL rules (plus any other x- keys)."""
     out: dict[str, Any] = dict(extra)

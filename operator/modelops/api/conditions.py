@@ -79,8 +79,10 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "OwnershipConflict": "An object with a child's name exists and is not controlled by "
             "this ModelDeployment (made by hand, or by another owner). modelops never adopts, "
             "overwrites or deletes it; the message names it. Delete or rename it.",
-            "InvalidSpec": "The stored spec fails validation (stored before a CRD change, or "
-            "with validation off); the message names the field. Nothing is rendered.",
+            "InvalidSpec": "The stored spec fails validation, or breaks a rule the CRD "
+            "enforces (reserved Triton flags or environment variables, credentials in a URI): "
+            "it was stored before a CRD change, or with validation off. The message names the "
+            "fields; nothing is rendered until it is fixed.",
         },
     ),
     "Scheduled": (
@@ -158,6 +160,8 @@ _PERMANENT = {
     "InvalidHyperparameter": "True: a hyperparameter cannot be parsed or converted; not restarted.",
     "CheckpointMismatch": "True: spec.checkpoints holds another training module's "
     "checkpoints; not restarted.",
+    "InvalidOutput": "True: spec.command exited 0 but left no model.pt / model.onnx with its "
+    "signature.json in $MODELOPS_OUTPUT_DIR; not restarted.",
 }
 _FAILED_TOO = "Same as Failed."
 
@@ -216,7 +220,9 @@ TRAINING_JOB_CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "DeadlineExceeded": "spec.activeDeadlineSeconds passed.",
             "OwnershipConflict": "The rendezvous Service's name is taken by an object this "
             "TrainingJob does not control; the message names it. Delete or rename it.",
-            "InvalidSpec": "The stored spec fails validation; the message names the field.",
+            "InvalidSpec": "The stored spec fails validation, or breaks a rule the CRD "
+            "enforces (reserved flags or environment variables, credentials in a URI); the "
+            "message names the fields. Nothing is rendered until it is fixed.",
             "ImagePullBackOff": "The trainer image cannot be pulled (wrong tag, missing pull "
             "secret).",
             "CreateContainerConfigError": "The trainer cannot be configured, e.g. the "

@@ -102,6 +102,9 @@ LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
 
+# Where a spec.command script writes its model (MODELOPS_OUTPUT_DIR; see trainer.script).
+SCRIPT_OUTPUT_DIR = "/output"
+
 # torchrun's c10d rendezvous port on node rank 0 (torchrun's own default).
 RENDEZVOUS_PORT = 29500
 
@@ -122,7 +125,8 @@ RESERVED_TRAINING_ENV_NAMES = (
     "ROLE_WORLD_SIZE",
     "NVIDIA_VISIBLE_DEVICES",
 )
-RESERVED_TRAINING_ENV_PREFIXES = ("TORCHELASTIC_", RESERVED_ENV_PREFIX)
+# PET_: torchrun reads its flags from PET_<FLAG>; the operator sets them as Kubeflow does.
+RESERVED_TRAINING_ENV_PREFIXES = ("TORCHELASTIC_", "PET_", RESERVED_ENV_PREFIX)
 
 # `modelops train` flags the operator derives from the spec; spec.args may not set them.
 RESERVED_TRAINER_FLAGS = (

@@ -20,9 +20,9 @@ from .base import (
     KOPF_STATUS_FIELD,
     LABEL_VALUE,
     PRESERVE_UNKNOWN,
-    PVC_URI_RULE,
     QUALIFIED_NAME,
     STORAGE_URI,
+    STORAGE_URI_RULES,
     ApiModel,
     IntOrPercent,
     ParsedObject,
@@ -46,7 +46,7 @@ class ModelSource(ApiModel):
     storage_uri: str = Field(
         max_length=2048,
         pattern=STORAGE_URI,
-        json_schema_extra=validations(PVC_URI_RULE),
+        json_schema_extra=validations(*STORAGE_URI_RULES),
         description="Location of the model repository: s3://bucket/prefix, gs://bucket/prefix, "
         "https://host/path, pvc://<claim>/<path> (a PersistentVolumeClaim in this namespace, "
         "mounted read-only) or file:///path (a path inside the pod). Below it, each model "
@@ -410,7 +410,7 @@ class DriftReference(ApiModel):
     uri: str = Field(
         max_length=2048,
         pattern=STORAGE_URI,
-        json_schema_extra=validations(PVC_URI_RULE),
+        json_schema_extra=validations(*STORAGE_URI_RULES),
         description="Location of the reference statistics or sample (e.g. "
         "s3://models/fraud/reference.npz, built by `modelops drift-reference`); same schemes "
         "and credentials as model.storageUri.",

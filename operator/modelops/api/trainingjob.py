@@ -23,8 +23,11 @@ from .base import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
     KOPF_STATUS_FIELD,
+    NO_QUERY_RULE,
+    NO_USERINFO_RULE,
     PVC_URI_RULE,
     STORAGE_URI,
+    STORAGE_URI_RULES,
     ApiModel,
     ParsedObject,
     cel,
@@ -111,7 +114,14 @@ class Dataset(ApiModel):
     uri: str = Field(
         max_length=2048,
         pattern=DATASET_URI,
-        json_schema_extra=validations(PVC_URI_RULE),
+        json_schema_extra=validations(
+            PVC_URI_RULE,
+            NO_USERINFO_RULE,
+            cel(
+                f"self.startsWith('synthetic://') || ({NO_QUERY_RULE['rule']})",
+                NO_QUERY_RULE["message"],
+            ),
+        ),
         description="Location of the training data, passed to the entrypoint as --dataset: "
         "s3://bucket/prefix, gs://bucket/prefix, https://host/path, pvc://<claim>/<path> (a "
         "PersistentVolumeClaim in this namespace, mounted read-only on every node; with more "
@@ -127,7 +137,7 @@ class Output(ApiModel):
         max_length=2048,
         pattern=STORAGE_URI,
         json_schema_extra=validations(
-            PVC_URI_RULE,
+            *STORAGE_URI_RULES,
             cel(
                 "!self.startsWith('https://')",
                 "https:// is read-only: write the model to s3://, gs://, pvc:// or file://",
@@ -155,7 +165,7 @@ class Checkpoints(ApiModel):
     storage_uri: str = Field(
         max_length=2048,
         pattern=r"^pvc://[^\s]+$",
-        json_schema_extra=validations(PVC_URI_RULE),
+        json_schema_extra=validations(*STORAGE_URI_RULES),
         description="pvc://<claim>/<path>: a PersistentVolumeClaim mounted read-write at "
         "/checkpoints on every node (ReadWriteMany with more than one node); the trainer gets "
         "--checkpoint-dir /checkpoints/<path>.",
@@ -206,7 +216,23 @@ class TrainingJobSpec(ApiModel):
     again; create a new TrainingJob to retrain. Only suspend acts at once.
     """
 
-    model_config = ConfigDict(json_schema_extra=validations(GPU_PRODUCT_NOT_IN_NODE_SELECTOR))
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            GPU_PRODUCT_NOT_IN_NODE_SELECTOR,
+            cel(
+                f"!has(self.command) || self.entrypoint == '{c.DEFAULT_TRAINING_ENTRYPOINT}'",
+                "set either command (a script run as it is) or entrypoint (a training module "
+                "for modelops train), not both",
+                field_path=".command",
+            ),
+            cel(
+                "!has(self.command) || !has(self.args) && !has(self.hyperparameters)",
+                "args and hyperparameters are flags of modelops train: with command, put "
+                "them in the command itself",
+                field_path=".command",
+            ),
+        )
+    )
 
     image: str | None = Field(
         default=None,
@@ -232,6 +258,22 @@ class TrainingJobSpec(ApiModel):
         description="Training module, imported by every torchrun process: it defines "
         "build() and load_dataset() (the contract of `modelops train`, see "
         "modelops.trainer.contract), e.g. modelops.trainer.examples.tabular or mypkg.train.",
+    )
+    command: (
+        list[Annotated[str, Field(min_length=1, max_length=1024, description="One word.")]] | None
+    ) = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="An existing training command to run unchanged instead of entrypoint, "
+        "e.g. [torchrun, train.py] or [python, train.py]: a script written for Kubeflow's "
+        "PyTorchJob runs as it is. Each pod gets the environment that runtime sets "
+        "(PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK, PET_MASTER_ADDR, PET_MASTER_PORT, "
+        "MASTER_ADDR, MASTER_PORT; with procsPerNode 1 also WORLD_SIZE, RANK, LOCAL_RANK) "
+        "plus MODELOPS_OUTPUT_DIR: rank 0 writes model.pt (TorchScript) or model.onnx and "
+        "signature.json there, and the operator's wrapper publishes it as the next version "
+        "of output.storageUri (docs/training.md). Not combined with entrypoint, args or "
+        "hyperparameters.",
     )
     args: list[Annotated[str, Field(max_length=1024, description="One argument.")]] | None = Field(
         default=None,

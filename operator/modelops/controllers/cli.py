@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-n",
         action="append",
         default=[],
-        help="watch only this namespace (repeatable); default: all namespaces",
+        help="watch only this namespace (repeatable); default: $MODELOPS_NAMESPACES "
+        "(comma-separated), else all namespaces",
     )
     parser.add_argument(
         "--peering",
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         # kopf logs every handler call at INFO: thousands of lines a minute while
         # a large fleet rolls out. The operator logs what matters itself.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    if args.create_peering and not args.standalone and not args.namespace:
+    namespaces = args.namespace or _env_namespaces()
+    if args.create_peering and not args.standalone and not namespaces:
         # Before kopf starts, so that its first keep-alive finds the record.
         from modelops.kube import Kube
         from modelops.kube.peering import ensure_cluster_peering
@@ -85,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
         ensure_cluster_peering(Kube(), args.peering)
     asyncio.run(
         kopf.operator(
-            clusterwide=not args.namespace,
-            namespaces=args.namespace,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
             standalone=args.standalone,
             peering_name=None if args.standalone else args.peering,
             priority=args.priority,
@@ -94,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _env_namespaces() -> list[str]:
+    """$MODELOPS_NAMESPACES: the namespaced install's list, e.g. "team-a,team-b"."""
+    return [n.strip() for n in os.environ.get("MODELOPS_NAMESPACES", "").split(",") if n.strip()]
 
 
 def _trace_memory_to(path: str) -> None:

@@ -17,16 +17,42 @@ RUN_AS_USER = 1000
 TERMINATION_LOG = "/dev/termination-log"
 
 
+# Every container's root filesystem is read-only; what a process must write
+# goes to emptyDirs: its own /tmp (one emptyDir, a subPath per container, so
+# containers do not see each other's files), with HOME pointing there for the
+# caches libraries keep under ~ (torch, CUDA's JIT cache ~/.nv, pip, Triton's
+# python backend). Models, references and checkpoints have volumes of their own.
+SCRATCH_VOLUME = "scratch"
+SCRATCH_DIR = "/tmp"
+
+
 def security_context() -> dict[str, Any]:
-    """Pod Security "restricted", stated per container so each one passes on its own."""
+    """Pod Security "restricted", stated per container so each one passes on its own,
+    plus a read-only root filesystem (see SCRATCH_VOLUME for what stays writable)."""
     return {
         "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
         "runAsNonRoot": True,
         "runAsUser": RUN_AS_USER,
         "runAsGroup": RUN_AS_USER,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def scratch_volume() -> dict[str, Any]:
+    return {"name": SCRATCH_VOLUME, "emptyDir": {}}
+
+
+def with_scratch(container: dict[str, Any]) -> dict[str, Any]:
+    """``container`` with its writable /tmp and HOME there (unless the user set HOME)."""
+    mounts = list(container.get("volumeMounts") or [])
+    mounts.append({"name": SCRATCH_VOLUME, "mountPath": SCRATCH_DIR, "subPath": container["name"]})
+    env = list(container.get("env") or [])
+    if not any(e.get("name") == "HOME" for e in env):
+        # First: the operator's defaults precede the user's variables.
+        env.insert(0, {"name": "HOME", "value": SCRATCH_DIR})
+    return {**container, "env": env, "volumeMounts": mounts}
 
 
 def pod_security_context() -> dict[str, Any]:

@@ -24,7 +24,9 @@ from .containers import (
     fixed_resources,
     http_probe,
     pod_security_context,
+    scratch_volume,
     security_context,
+    with_scratch,
 )
 from .drift_sidecar import drift_enabled, drift_parts
 from .meta import as_md, child_metadata, labels, selector_labels
@@ -138,11 +140,16 @@ def _pod_spec(
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
         "initContainers": [
-            _pull_container(md, operator_image, model_version, source),
-            *drift.init_containers,
+            with_scratch(c)
+            for c in (
+                _pull_container(md, operator_image, model_version, source),
+                *drift.init_containers,
+            )
         ],
-        "containers": [_triton_container(md, triton_image), *drift.containers],
-        "volumes": volumes,
+        "containers": [
+            with_scratch(c) for c in (_triton_container(md, triton_image), *drift.containers)
+        ],
+        "volumes": [*volumes, scratch_volume()],
     }
     if md.spec.service_account_name:
         pod["serviceAccountName"] = md.spec.service_account_name

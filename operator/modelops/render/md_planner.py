@@ -34,6 +34,7 @@ import pydantic
 from modelops.api import constants as c
 from modelops.api.base import plain
 from modelops.api.modeldeployment import ModelDeployment
+from modelops.api.recheck import describe, violations
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS
 from .children import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE, render_children
@@ -104,13 +105,18 @@ class Observed:
 
 
 def parse(body: Mapping[str, Any]) -> ModelDeployment | str:
-    """The typed object, or the first validation error with its field path."""
+    """The typed object, or what is wrong with it, fields named: the first validation
+    error, or the CRD rules it breaks (modelops.api.recheck)."""
     try:
-        return ModelDeployment.from_body(body)
+        md = ModelDeployment.from_body(body)
     except pydantic.ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return f"{where}: {first['msg']}"
+    # The CRD's CEL rules, for an object stored without them (before a CRD change).
+    if problems := violations(md):
+        return describe(problems)
+    return md
 
 
 def wants_events(deployment: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]) -> bool:
@@ -163,7 +169,7 @@ def plan(
     if isinstance(md, str):
         # The CRD schema should have refused this; say so instead of rendering.
         status = {"observedGeneration": obs.body["metadata"].get("generation")}
-        problem = Failure(c.MD_KIND, "InvalidSpec", f"spec.{md}")
+        problem = Failure(c.MD_KIND, "InvalidSpec", md)  # it names the field: spec....
         return conclude(Plan(), previous, status, [problem], obs.now)
 
     deployment = obs.children.get(DEPLOYMENT.kind)

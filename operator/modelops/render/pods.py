@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelops.api import constants as c
+from modelops.redact import redact
 
 from .deployment import PULL_CONTAINER
 from .drift_sidecar import FETCH_CONTAINER
@@ -68,7 +69,9 @@ def format_time(value: datetime) -> str:
 
 
 def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    text = " ".join(text.split())
+    """A status message: one line, URIs redacted (a termination message or an event may
+    quote a URI with credentials or a signature), at most ``limit`` characters."""
+    text = redact(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

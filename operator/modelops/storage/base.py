@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from modelops.triton.layout import MANIFEST_NAME
+from modelops.storage.errors import StorageError
+from modelops.triton.layout import MANIFEST_NAME, LayoutError, check_relative_path
 
 
 class MissingObjectError(LookupError):
@@ -51,6 +52,34 @@ class ModelStore(Protocol):
     def publish_version(self, version_dir: Path, version: int | None) -> int:
         """Store a sealed local version directory as ``version`` (None: next); returns it."""
         ...
+
+
+def contained(root: Path, relative: str, *, where: str) -> Path:
+    """``root/relative`` resolved, refused unless it stays inside ``root``.
+
+    Object keys come from a listing the pull does not control (an unverified
+    version has no manifest to check them against): ``1/../../x`` or
+    ``1//etc/x`` must not write outside the staging directory, and a symlink
+    in a file:// or pvc:// source must not read a file outside its root.
+    ``where`` names the source in the message.
+    """
+    try:
+        check_relative_path(relative)
+    except LayoutError:
+        raise StorageError(
+            "UnsafePath",
+            f"{where}: refusing object {relative!r}: its path is absolute, empty or has "
+            "'.'/'..' segments, so it would land outside the model directory",
+        ) from None
+    base = Path(root).resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base):
+        raise StorageError(
+            "UnsafePath",
+            f"{where}: refusing {relative!r}: it resolves outside the model directory "
+            "(a symlink leaving it?)",
+        )
+    return target
 
 
 def read_chunks(stream: IO[bytes], chunk: int = 1 << 20) -> Iterator[bytes]:

@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from modelops.redact import redact
 from modelops.storage.errors import StorageError
 from modelops.storage.pull import pull_model
 from modelops.storage.uri import PVC_MOUNT_ROOT_ENV
@@ -28,7 +29,9 @@ FORMATS = ("torchscript", "onnx", "tensorrt", "python", "triton")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "uri", nargs="?", help="model directory: s3://, https://, file:// or pvc://claim/path"
+        "uri",
+        nargs="?",
+        help="model directory: s3://, gs://, https://, file:// or pvc://claim/path",
     )
     parser.add_argument("--uri", dest="uri_option", metavar="URI", help="same as the argument")
     parser.add_argument(
@@ -74,7 +77,7 @@ def _write_termination_log(path: Path | None, text: str) -> None:
 
 
 def _fail(args: argparse.Namespace, line: str) -> int:
-    line = " ".join(line.split())
+    line = redact(" ".join(line.split()))
     print(f"modelops pull-model: error: {line}", file=sys.stderr)
     _write_termination_log(args.termination_log, line)
     return 1

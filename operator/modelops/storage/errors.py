@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from modelops.redact import redact
+
 Reason = Literal[
     "InvalidUri",
     "UnsupportedScheme",
@@ -21,6 +23,7 @@ Reason = Literal[
     "VersionIncomplete",
     "VersionExists",
     "ChecksumMismatch",
+    "UnsafePath",
     "InvalidConfig",
     "FormatMismatch",
     "StorageError",
@@ -31,7 +34,8 @@ class StorageError(Exception):
     """A model could not be read from or written to storage; ``reason`` says why."""
 
     def __init__(self, reason: Reason, message: str) -> None:
-        super().__init__(message)
+        # Messages quote URIs; none may carry credentials or a signature onward.
+        super().__init__(redact(message))
         self.reason: Reason = reason
 
     def one_line(self) -> str:

@@ -9,11 +9,11 @@ from modelops.storage.base import (
     Downloaded,
     MissingObjectError,
     VersionListing,
+    contained,
     copy_hashing,
     read_chunks,
 )
 from modelops.storage.errors import StorageError
-from modelops.triton.layout import check_relative_path
 from modelops.triton.repository import (
     VersionExistsError,
     commit_version_dir,
@@ -35,7 +35,9 @@ class LocalStore:
         return self._uri
 
     def _path(self, relative: str) -> Path:
-        return self.root / check_relative_path(relative)
+        # Resolved and kept inside the root: a symlink to a file outside the model
+        # directory (or the claim) is refused, not copied as its content.
+        return contained(self.root, relative, where=self._uri)
 
     def list_versions(self) -> VersionListing:
         if not self.root.is_dir():

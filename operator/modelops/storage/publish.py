@@ -4,8 +4,9 @@ The trainer packages its result locally (modelops.triton.packaging), then::
 
     publish_version(packaged.version_dir, "s3://models/fraud")  # -> N+1
 
-Destinations: ``s3://`` (files first, ``SHA256SUMS`` last, number claimed
-with a conditional PUT), ``file://`` and ``pvc://`` (staged and renamed). Both
+Destinations: ``s3://`` and ``gs://`` (files first, ``SHA256SUMS`` last,
+number claimed with a conditional create), ``file://`` and ``pvc://``
+(staged and renamed). Both
 refresh the model-level ``config.pbtxt`` and ``index.json``, so the result can
 also be served by a static web server for https:// pulls.
 """

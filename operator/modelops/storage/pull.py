@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelops.storage.base import MissingObjectError, ModelStore
+from modelops.storage.base import MissingObjectError, ModelStore, contained
 from modelops.storage.errors import StorageError
 from modelops.storage.stores import open_store
 from modelops.storage.uri import default_model_name, parse_storage_uri
@@ -126,8 +126,10 @@ def _download_version(
         files = store.list_files(version)
     total = 0
     for relative in files:
+        # Checked before anything is written: an unverified listing may hold any key.
+        target = contained(dest, relative, where=f"{store.describe()}/{version}")
         try:
-            got = store.download(f"{version}/{relative}", dest / relative)
+            got = store.download(f"{version}/{relative}", target)
         except MissingObjectError:
             raise StorageError(
                 "VersionIncomplete",

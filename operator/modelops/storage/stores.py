@@ -9,6 +9,7 @@ from modelops.storage.base import ModelStore
 from modelops.storage.errors import StorageError
 from modelops.storage.uri import (
     FileLocation,
+    GcsLocation,
     HttpLocation,
     Location,
     PvcLocation,
@@ -30,6 +31,10 @@ def open_store(
         from modelops.storage.s3 import S3Store
 
         return S3Store(location, client=s3_client)
+    if isinstance(location, GcsLocation):
+        from modelops.storage.gcs import GcsStore
+
+        return GcsStore(location)
     if isinstance(location, HttpLocation):
         from modelops.storage.http import HttpStore
 

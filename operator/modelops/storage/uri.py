@@ -3,6 +3,8 @@
 Supported schemes (each URI names a *model directory*, see modelops.triton.layout):
 
 * ``s3://bucket/prefix``   -- any S3-compatible store (endpoint from AWS_ENDPOINT_URL)
+* ``gs://bucket/prefix``   -- Google Cloud Storage (credentials from the environment:
+  workload identity or GOOGLE_APPLICATION_CREDENTIALS; STORAGE_EMULATOR_HOST for an emulator)
 * ``https://host/path``    -- a static copy of the layout; needs ``index.json``
   (``http://`` is accepted for in-cluster servers and tests)
 * ``file:///abs/path``     -- a local directory
@@ -36,6 +38,18 @@ class S3Location:
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+@dataclass(frozen=True)
+class GcsLocation:
+    bucket: str
+    prefix: str  # without leading or trailing slash; "" for the bucket root
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def __str__(self) -> str:
+        return f"gs://{self.bucket}/{self.prefix}" if self.prefix else f"gs://{self.bucket}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,7 @@ class PvcLocation:
         return f"pvc://{self.claim}/{self.path}" if self.path else f"pvc://{self.claim}"
 
 
-Location = S3Location | HttpLocation | FileLocation | PvcLocation
+Location = S3Location | GcsLocation | HttpLocation | FileLocation | PvcLocation
 
 
 def _clean_relative(path: str, uri: str) -> str:
@@ -88,13 +102,22 @@ def parse_storage_uri(uri: str) -> Location:
     text = uri.strip()
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
+    # The messages quote the URI; StorageError redacts credentials and queries from them.
     if parts.query or parts.fragment:
         raise StorageError("InvalidUri", f"{uri!r}: query strings and fragments are not allowed")
-    if scheme == "s3":
+    if "@" in parts.netloc:
+        raise StorageError(
+            "InvalidUri",
+            f"{uri!r}: credentials in the URI are not allowed; use the credentials Secret",
+        )
+    if scheme in ("s3", "gs"):
         bucket = parts.netloc
-        if not bucket or "@" in bucket or ":" in bucket:
-            raise StorageError("InvalidUri", f"{uri!r}: expected s3://bucket/prefix")
-        return S3Location(bucket=bucket, prefix=_clean_relative(unquote(parts.path), uri))
+        if not bucket or ":" in bucket:
+            raise StorageError("InvalidUri", f"{uri!r}: expected {scheme}://bucket/prefix")
+        prefix = _clean_relative(unquote(parts.path), uri)
+        if scheme == "s3":
+            return S3Location(bucket=bucket, prefix=prefix)
+        return GcsLocation(bucket=bucket, prefix=prefix)
     if scheme in ("http", "https"):
         if not parts.netloc:
             raise StorageError("InvalidUri", f"{uri!r}: missing host")
@@ -114,7 +137,7 @@ def parse_storage_uri(uri: str) -> Location:
         return PvcLocation(claim=claim, path=_clean_relative(unquote(parts.path), uri))
     if not scheme:
         raise StorageError(
-            "InvalidUri", f"{uri!r}: missing scheme (s3://, https://, file://, pvc://)"
+            "InvalidUri", f"{uri!r}: missing scheme (s3://, gs://, https://, file://, pvc://)"
         )
     raise StorageError("UnsupportedScheme", f"{uri!r}: scheme {scheme}:// is not supported")
 
@@ -128,7 +151,7 @@ def pvc_mount_root(explicit: str | Path | None = None) -> Path:
 
 def default_model_name(location: Location) -> str:
     """The last path segment of the location: ``s3://models/fraud`` -> ``fraud``."""
-    if isinstance(location, S3Location):
+    if isinstance(location, S3Location | GcsLocation):
         tail = location.prefix.rsplit("/", 1)[-1]
     elif isinstance(location, HttpLocation):
         tail = urlsplit(location.base_url).path.rstrip("/").rsplit("/", 1)[-1]

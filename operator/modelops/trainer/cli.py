@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         required=True,
         metavar="URI",
-        help="model directory to publish version N+1 to (s3://, file://, pvc://)",
+        help="model directory to publish version N+1 to (s3://, gs://, file://, pvc://)",
     )
     parser.add_argument(
         "--model-name",

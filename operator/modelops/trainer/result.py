@@ -31,6 +31,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from modelops.redact import redact
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
@@ -61,7 +63,8 @@ def success_document(
 
 
 def error_document(reason: str, message: str) -> dict[str, Any]:
-    return {"error": {"reason": reason, "message": " ".join(message.split())}}
+    # The message may quote the dataset or output URI; never with its credentials.
+    return {"error": {"reason": reason, "message": redact(" ".join(message.split()))}}
 
 
 def render_message(document: dict[str, Any]) -> str:
@@ -86,7 +89,7 @@ def write_termination_log(path: str, message: str) -> None:
         return
     try:
         with open(path, "w") as handle:
-            handle.write(message)
+            handle.write(redact(message))
     except OSError as err:
         log.warning("cannot write the termination message to %s: %s", path, err)
 

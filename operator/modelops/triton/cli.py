@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--publish",
         metavar="URI",
-        help="also publish the version as the next version at s3://, file:// or pvc://",
+        help="also publish the version as the next version at s3://, gs://, file:// or pvc://",
     )
 
 

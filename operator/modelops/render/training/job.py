@@ -27,7 +27,13 @@ from modelops.api import constants as c
 from modelops.api.images import trainer_image
 from modelops.api.trainingjob import TrainingJob
 
-from ..containers import pod_security_context, secret_env, security_context
+from ..containers import (
+    pod_security_context,
+    scratch_volume,
+    secret_env,
+    security_context,
+    with_scratch,
+)
 from ..placement import container_resources, node_selector, tolerations
 from ..pods import get
 from ..sources import PodSource, pod_source
@@ -187,6 +193,10 @@ def _pod_spec(tj: TrainingJob, attempt: int, image: str) -> dict[str, Any]:
     if checkpoints.volume is None:
         volumes.insert(0, {"name": "checkpoints", "emptyDir": {}})
         mounts.insert(0, {"name": "checkpoints", "mountPath": CHECKPOINT_DIR})
+    if spec.command:
+        # Where the script leaves its model for the wrapper to publish (MODELOPS_OUTPUT_DIR).
+        volumes.append({"name": "model-output", "emptyDir": {}})
+        mounts.append({"name": "model-output", "mountPath": c.SCRIPT_OUTPUT_DIR})
 
     pod: dict[str, Any] = {
         # One failed node ends the attempt (see module docstring); never restart in place.
@@ -196,8 +206,10 @@ def _pod_spec(tj: TrainingJob, attempt: int, image: str) -> dict[str, Any]:
         # The trainer never calls the API server; no token in the pod.
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
-        "containers": [_trainer(tj, attempt, image, dataset, output, checkpoints, mounts)],
-        "volumes": volumes,
+        "containers": [
+            with_scratch(_trainer(tj, attempt, image, dataset, output, checkpoints, mounts))
+        ],
+        "volumes": [*volumes, scratch_volume()],
     }
     if spec.service_account_name:
         pod["serviceAccountName"] = spec.service_account_name
@@ -256,6 +268,50 @@ def _trainer(
     mounts: list[dict[str, Any]],
 ) -> dict[str, Any]:
     spec = tj.spec
+    if spec.command:
+        args = _script_args(tj, output)
+    else:
+        args = _train_args(tj, dataset, output, checkpoints)
+    container: dict[str, Any] = {
+        "name": TRAINER_CONTAINER,
+        "image": image,
+        "command": ["modelops"],
+        "args": args,
+        "env": _env(tj, attempt, dataset),
+        "ports": [{"name": "rendezvous", "containerPort": c.RENDEZVOUS_PORT, "protocol": "TCP"}],
+        "resources": container_resources(spec.resources),
+        "volumeMounts": mounts,
+        # A crash without a termination message puts the last log lines into the
+        # pod status, from where they reach status.failedPods and the conditions.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": security_context(),
+    }
+    if spec.image_pull_policy:
+        container["imagePullPolicy"] = spec.image_pull_policy
+    env_from = secret_env(spec.credentials_secret_ref)
+    if env_from:
+        container["envFrom"] = env_from
+    return container
+
+
+def _script_args(tj: TrainingJob, output: PodSource) -> list[str]:
+    """`modelops train-script`: the user's command unchanged, then publish its model."""
+    assert tj.spec.command
+    return [
+        "train-script",
+        "--output",
+        output.uri,
+        "--model-name",
+        tj.model_name,
+        "--",
+        *tj.spec.command,
+    ]
+
+
+def _train_args(
+    tj: TrainingJob, dataset: PodSource, output: PodSource, checkpoints: PodSource
+) -> list[str]:
+    spec = tj.spec
     # The user's args first: argparse keeps the last value of a flag, so the
     # operator's flags win even over an abbreviation the CRD cannot foresee.
     args = [
@@ -275,48 +331,57 @@ def _trainer(
     for key, value in sorted((spec.hyperparameters or {}).items()):
         # One token: a value starting with "-" must not read as a flag.
         args.append(f"--hp={key}={value}")
-    container: dict[str, Any] = {
-        "name": TRAINER_CONTAINER,
-        "image": image,
-        "command": ["modelops"],
-        "args": args,
-        "env": _env(tj, attempt),
-        "ports": [{"name": "rendezvous", "containerPort": c.RENDEZVOUS_PORT, "protocol": "TCP"}],
-        "resources": container_resources(spec.resources),
-        "volumeMounts": mounts,
-        # A crash without a termination message puts the last log lines into the
-        # pod status, from where they reach status.failedPods and the conditions.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": security_context(),
-    }
-    if spec.image_pull_policy:
-        container["imagePullPolicy"] = spec.image_pull_policy
-    env_from = secret_env(spec.credentials_secret_ref)
-    if env_from:
-        container["envFrom"] = env_from
-    return container
+    return args
 
 
-def _env(tj: TrainingJob, attempt: int) -> list[dict[str, Any]]:
+def _node_rank(name: str) -> dict[str, Any]:
+    """``name`` = the pod's completion index, which is its node rank."""
+    path = f"metadata.annotations['{c.ANNOTATION_COMPLETION_INDEX}']"
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _env(tj: TrainingJob, attempt: int, dataset: PodSource) -> list[dict[str, Any]]:
     """torchrun's rendezvous settings, then the user's variables (whose names the
-    CRD keeps clear of the reserved ones)."""
+    CRD keeps clear of the reserved ones).
+
+    Besides modelops' own names (NNODES, NODE_RANK...), the pod gets what a
+    Kubeflow PyTorchJob's pods get: PET_* (torchrun's flags from the
+    environment, so a bare `torchrun train.py` joins the group) and, for a
+    spec.command run with one process per node, WORLD_SIZE / RANK /
+    LOCAL_RANK as torchrun would set them (a bare `python train.py` calling
+    init_process_group() is then a rank of its own). `modelops train` starts
+    torchrun itself, and RANK in its environment would make it a worker, so
+    it never gets those.
+    """
     spec = tj.spec
+    master, port = master_addr(tj, attempt), str(c.RENDEZVOUS_PORT)
     env: list[dict[str, Any]] = [
         {"name": "NNODES", "value": str(spec.nodes)},
         {"name": "NPROC_PER_NODE", "value": str(spec.procs_per_node)},
-        {
-            "name": "NODE_RANK",
-            "valueFrom": {
-                "fieldRef": {
-                    "fieldPath": f"metadata.annotations['{c.ANNOTATION_COMPLETION_INDEX}']"
-                }
-            },
-        },
-        {"name": "MASTER_ADDR", "value": master_addr(tj, attempt)},
-        {"name": "MASTER_PORT", "value": str(c.RENDEZVOUS_PORT)},
+        _node_rank("NODE_RANK"),
+        {"name": "MASTER_ADDR", "value": master},
+        {"name": "MASTER_PORT", "value": port},
+        {"name": "PET_NNODES", "value": str(spec.nodes)},
+        {"name": "PET_NPROC_PER_NODE", "value": str(spec.procs_per_node)},
+        _node_rank("PET_NODE_RANK"),
+        {"name": "PET_MASTER_ADDR", "value": master},
+        {"name": "PET_MASTER_PORT", "value": port},
         {"name": "MODELOPS_TRAINING_JOB", "value": tj.name},
         {"name": "MODELOPS_ATTEMPT", "value": str(attempt)},
     ]
+    if spec.command:
+        if spec.procs_per_node == 1:
+            env += [
+                {"name": "WORLD_SIZE", "value": str(spec.nodes)},
+                _node_rank("RANK"),
+                {"name": "LOCAL_RANK", "value": "0"},
+                {"name": "LOCAL_WORLD_SIZE", "value": "1"},
+            ]
+        env += [
+            {"name": "MODELOPS_OUTPUT_DIR", "value": c.SCRIPT_OUTPUT_DIR},
+            {"name": "MODELOPS_DATASET_URI", "value": dataset.uri},
+            {"name": "MODELOPS_CHECKPOINT_DIR", "value": CHECKPOINT_DIR},
+        ]
     user = [e.to_dict() for e in spec.env or []]
     if not any(e["name"] == "PYTHONUNBUFFERED" for e in user):
         # Unbuffered output keeps the log tail (FallbackToLogsOnError) current.

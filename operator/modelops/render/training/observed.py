@@ -21,7 +21,13 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 # Failure reasons `modelops train` reports for mistakes in the spec or the training
 # module: every attempt would fail the same way, so none is restarted.
 PERMANENT_REASONS = frozenset(
-    {"InvalidArgument", "InvalidTrainingModule", "InvalidHyperparameter", "CheckpointMismatch"}
+    {
+        "InvalidArgument",
+        "InvalidTrainingModule",
+        "InvalidHyperparameter",
+        "CheckpointMismatch",
+        "InvalidOutput",
+    }
 )
 
 

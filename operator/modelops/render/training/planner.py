@@ -20,6 +20,7 @@ import pydantic
 
 from modelops.api import constants as c
 from modelops.api.base import plain
+from modelops.api.recheck import describe, violations
 from modelops.api.trainingjob import TrainingJob
 
 from ..outcome import conclude, digest
@@ -58,12 +59,17 @@ class Observed:
 
 
 def parse(body: Mapping[str, Any]) -> TrainingJob | str:
-    """The typed object, or the first validation error with its field path."""
+    """The typed object, or what is wrong with it, fields named: the first validation
+    error, or the CRD rules it breaks (modelops.api.recheck)."""
     try:
-        return TrainingJob.from_body(body)
+        tj = TrainingJob.from_body(body)
     except pydantic.ValidationError as err:
         first = err.errors()[0]
         return ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
+    # The CRD's CEL rules, for an object stored without them (before a CRD change).
+    if problems := violations(tj):
+        return describe(problems)
+    return tj
 
 
 def plan(
@@ -77,9 +83,7 @@ def plan(
     previous = obs.previous
     if isinstance(tj, str):
         status = {"observedGeneration": obs.body["metadata"].get("generation")}
-        return conclude(
-            Plan(), previous, status, [Failure(c.TJ_KIND, "InvalidSpec", f"spec.{tj}")], obs.now
-        )
+        return conclude(Plan(), previous, status, [Failure(c.TJ_KIND, "InvalidSpec", tj)], obs.now)
 
     service = render_headless_service(tj)
     out = Plan(digest=digest(service), status_first=True)

@@ -10,7 +10,7 @@ Dataset URIs:
   ``shift`` moves every feature's mean (covariate drift). With ``shift=0`` the
   features are independent standard normals, the distribution the drift
   sidecar tests use as their reference.
-* ``file://``, ``pvc://``, ``s3://``, ``https://`` -- a ``.npz`` with arrays
+* ``file://``, ``pvc://``, ``s3://``, ``gs://``, ``https://`` -- a ``.npz`` with arrays
   ``features`` (rows x 20, float) and ``labels`` (rows, integer class), or a
   ``.csv`` with a header row, one column per feature and a ``label`` column.
 """
