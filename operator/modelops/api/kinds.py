@@ -51,6 +51,10 @@ JOB = Kind("batch/v1", "Job", "jobs")
 # KEDA's: only served where KEDA is installed (see Kube.api_available).
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 
+# kopf's peering records (the operator creates the cluster one when missing).
+CLUSTER_KOPF_PEERING = Kind(
+    "kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False
+)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
 CUSTOM_RESOURCE_DEFINITION = Kind(
     "apiextensions.k8s.io/v1",
@@ -71,6 +75,7 @@ KINDS: tuple[Kind, ...] = (
     PDB,
     JOB,
     SCALED_OBJECT,
+    CLUSTER_KOPF_PEERING,
     NAMESPACE,
     CUSTOM_RESOURCE_DEFINITION,
 )

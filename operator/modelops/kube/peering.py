@@ -16,14 +16,14 @@ import logging
 import time
 from collections.abc import Callable
 
-import kubernetes
-
-from modelops.kube.client import Kube
+from modelops.api.kinds import CLUSTER_KOPF_PEERING
+from modelops.kube.errors import AlreadyExists, NotFound
+from modelops.kube.protocol import KubeApi
 
 log = logging.getLogger("modelops.peering")
 
-PEERING_API_VERSION = "kopf.dev/v1"
-PEERING_KIND = "ClusterKopfPeering"
+PEERING_API_VERSION = CLUSTER_KOPF_PEERING.api_version
+PEERING_KIND = CLUSTER_KOPF_PEERING.kind
 
 
 def peering_record(name: str) -> dict:
@@ -35,7 +35,7 @@ def peering_record(name: str) -> dict:
 
 
 def ensure_cluster_peering(
-    kube: Kube,
+    kube: KubeApi,
     name: str,
     *,
     timeout_s: float = 45.0,
@@ -54,16 +54,15 @@ def ensure_cluster_peering(
             kube.create(peering_record(name))
             log.info("created the peering record ClusterKopfPeering/%s", name)
             return "created"
-        except kubernetes.client.ApiException as err:
-            if err.status == 409:
-                return "exists"
-            if err.status != 404 or time.monotonic() >= deadline:
-                if err.status == 404:
-                    log.warning(
-                        "ClusterKopfPeering is not served (is crds/kopf.dev_clusterkopfpeerings"
-                        ".yaml applied?); running without the peering record %s",
-                        name,
-                    )
-                    return "unavailable"
-                raise
+        except AlreadyExists:
+            return "exists"
+        except NotFound:
+            # Right after a one-shot apply the CRD may not be served yet.
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "ClusterKopfPeering is not served (is crds/kopf.dev_clusterkopfpeerings"
+                    ".yaml applied?); running without the peering record %s",
+                    name,
+                )
+                return "unavailable"
         sleep(interval_s)
