@@ -370,9 +370,17 @@ def _translated() -> Iterator[None]:
         raise errors.unreachable(exc) from exc
 
 
+# Connections kept to the API server. Reconciles run on several threads at once
+# (controllers.settings.workers); the client's default pool (5 per CPU) would
+# make the extra threads queue for a connection.
+CONNECTION_POOL_SIZE = 64
+
+
 def _default_api_client() -> kubernetes.client.ApiClient:
     try:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config()
-    return kubernetes.client.ApiClient()
+    configuration = kubernetes.client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
+    return kubernetes.client.ApiClient(configuration)
