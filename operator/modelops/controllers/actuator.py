@@ -168,7 +168,10 @@ class Actuator:
         port changed by `kubectl patch` is a new entry of the ports list (keyed by
         port), so merging ours back in duplicates the port's name. Such an object
         is repaired by a merge patch that replaces the spec's lists with ours
-        (lists are replaced whole by a merge patch), then applied again."""
+        (lists are replaced whole by a merge patch), then applied again. The patched
+        fields are then co-owned by an Update entry of our manager, so a field the
+        rendering drops later stays on this one object: acceptable for a repair that
+        only follows such an outside edit."""
         if action.expect_uid is None or "spec" not in action.obj:
             out.failures.append(_failure(action.kind, err))
             return None
