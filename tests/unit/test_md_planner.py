@@ -322,3 +322,10 @@ def test_keda_steady_state_makes_no_write():
     assert first.applies == []
     body = {**body, "status": first.status}
     assert plan(body, children, applied, keda=True).writes == 0
+
+
+def test_model_deployment_being_deleted_heals_nothing():
+    body = md_body()
+    body["metadata"]["deletionTimestamp"] = "2026-11-25T12:00:00Z"
+    p = plan(body, {}, None, pods=[])  # every child already gone
+    assert p.applies == [] and p.writes == 0

@@ -21,7 +21,13 @@ from typing import Any
 from modelops.api.kinds import kind_of, kind_of_object
 from modelops.controllers import metrics
 from modelops.kube import KubeApi
-from modelops.kube.errors import AlreadyExists, Invalid, KubeError, PreconditionFailed
+from modelops.kube.errors import (
+    AlreadyExists,
+    Invalid,
+    KubeError,
+    NotFound,
+    PreconditionFailed,
+)
 from modelops.render.ownership import Fingerprint, fingerprint, foreign
 from modelops.render.plan import Apply, Failure, Plan
 from modelops.render.projections import controller_uid
@@ -75,6 +81,8 @@ class Actuator:
                     kind_of_object(owner), meta["namespace"], meta["name"], plan.status_patch
                 )
                 out.status_resource_version = (live.get("metadata") or {}).get("resourceVersion")
+            except NotFound:
+                return  # deleted meanwhile: nothing left to tell
             except KubeError as err:
                 # Not fatal: the next reconcile derives the same status again.
                 metrics.RECONCILE_ERRORS.labels(self.kind, err.reason).inc()

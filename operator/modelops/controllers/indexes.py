@@ -14,7 +14,7 @@ taken at the start of a reconcile.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -65,7 +65,6 @@ def _child_index(
 md_deployments = _child_index("md_deployments", DEPLOYMENT, p.project_deployment)
 md_services = _child_index("md_services", SERVICE, p.project_owned)
 md_hpas = _child_index("md_hpas", HPA, p.project_autoscaler)
-md_scaledobjects = _child_index("md_scaledobjects", SCALED_OBJECT, p.project_autoscaler)
 md_pdbs = _child_index("md_pdbs", PDB, p.project_owned)
 
 
@@ -112,7 +111,6 @@ INDEX_NAMES = (
     "md_deployments",
     "md_services",
     "md_hpas",
-    "md_scaledobjects",
     "md_pdbs",
     "md_pods",
     "tj_index",
@@ -125,16 +123,40 @@ MD_CHILD_INDEXES = {
     DEPLOYMENT.kind: "md_deployments",
     SERVICE.kind: "md_services",
     HPA.kind: "md_hpas",
-    SCALED_OBJECT.kind: "md_scaledobjects",
     PDB.kind: "md_pdbs",
 }
 
 
+class OwnedStore:
+    """Projections of one child kind by owner, kept by an event handler (not kopf)."""
+
+    def __init__(self) -> None:
+        self._by_owner: dict[Key, dict[str, dict[str, Any]]] = {}
+
+    def put(self, owner: Key, name: str, projection: dict[str, Any]) -> None:
+        self._by_owner.setdefault(owner, {})[name] = projection
+
+    def drop(self, owner: Key, name: str) -> None:
+        children = self._by_owner.get(owner)
+        if children is not None:
+            children.pop(name, None)
+            if not children:
+                del self._by_owner[owner]
+
+    def clear(self) -> None:
+        self._by_owner.clear()
+
+    def get(self, owner: Key, name: str) -> dict[str, Any] | None:
+        return self._by_owner.get(owner, {}).get(name)
+
+
 @dataclass
 class Indexes:
-    """Read access to kopf's indexes (live views handed to the start-up handler)."""
+    """Read access to kopf's indexes (live views handed to the start-up handler)
+    and to the operator's own store of ScaledObjects."""
 
     views: Mapping[str, Any]
+    scaled_objects: OwnedStore = field(default_factory=OwnedStore)
 
     def one(self, index: str, key: Key) -> Mapping[str, Any] | None:
         store = self.views.get(index, {}).get(key)
@@ -162,6 +184,7 @@ class Indexes:
             out[kind] = next(
                 (x for x in self.all(index, key) if x["metadata"].get("name") == key[1]), None
             )
+        out[SCALED_OBJECT.kind] = self.scaled_objects.get(key, key[1])
         return out
 
     def md_pods(self, key: Key) -> list[Mapping[str, Any]]:

@@ -18,6 +18,7 @@ import kopf
 from modelops.api import constants as c
 from modelops.controllers.indexes import MANAGED, MD, OWNED_BY_MD, _group_version
 from modelops.render.children import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE
+from modelops.render.projections import project_autoscaler
 
 
 @kopf.on.event(*MD)
@@ -38,11 +39,31 @@ async def child_event(namespace: str, labels: Mapping[str, str], memo: kopf.Memo
         memo.operator.enqueue_md((namespace, owner), child=True)
 
 
-for _kind in (DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB):
+for _kind in (DEPLOYMENT, SERVICE, HPA, PDB):
     kopf.on.event(
         *_group_version(_kind.api_version), _kind.plural, labels=MANAGED, id=f"{_kind.plural}"
     )(child_event)
 kopf.on.event("", "v1", "pods", labels=OWNED_BY_MD, id="pods")(child_event)
+
+
+@kopf.on.event(*_group_version(SCALED_OBJECT.api_version), SCALED_OBJECT.plural, labels=MANAGED)
+async def scaled_object_event(
+    type: str | None,
+    namespace: str,
+    name: str,
+    labels: Mapping[str, str],
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """ScaledObjects are kept by this handler, not a kopf index (see controllers.indexes)."""
+    owner = (namespace, labels.get(c.LABEL_MODEL_DEPLOYMENT, ""))
+    store = memo.operator.md.indexes.scaled_objects
+    if type == "DELETED":
+        store.drop(owner, name)
+    else:
+        store.put(owner, name, project_autoscaler(body))
+    memo.operator.enqueue_md(owner, child=True)
 
 
 @kopf.on.event(
@@ -51,6 +72,8 @@ kopf.on.event("", "v1", "pods", labels=OWNED_BY_MD, id="pods")(child_event)
     "customresourcedefinitions",
     when=lambda name, **_: name == f"{SCALED_OBJECT.plural}.keda.sh",
 )
-async def keda_crd_event(memo: kopf.Memo, **_: Any) -> None:
+async def keda_crd_event(type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """KEDA installed (or removed) after the operator started: re-render what uses it."""
+    if type == "DELETED":
+        memo.operator.md.indexes.scaled_objects.clear()
     memo.operator.keda_changed()

@@ -166,6 +166,10 @@ def plan(
     the same, since rendering and hashing them is most of a plan's cost.
     """
     previous = obs.previous
+    if obs.body["metadata"].get("deletionTimestamp"):
+        # Being deleted (garbage collection takes the children): heal nothing,
+        # so a child is not re-created into a namespace that is going away.
+        return Plan()
     if isinstance(md, str):
         # The CRD schema should have refused this; say so instead of rendering.
         status = {"observedGeneration": obs.body["metadata"].get("generation")}

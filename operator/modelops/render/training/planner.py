@@ -81,6 +81,8 @@ def plan(
     """Everything this reconcile should do. trainer_image: the operator's default
     image for spec.image (a restart keeps the image of the earlier attempts)."""
     previous = obs.previous
+    if obs.body["metadata"].get("deletionTimestamp"):
+        return Plan()  # being deleted: garbage collection takes the children
     if isinstance(tj, str):
         status = {"observedGeneration": obs.body["metadata"].get("generation")}
         return conclude(Plan(), previous, status, [Failure(c.TJ_KIND, "InvalidSpec", tj)], obs.now)
