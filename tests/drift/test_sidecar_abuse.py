@@ -597,7 +597,9 @@ def test_20000_requests_rss_stays_flat(sidecar):
     warm = sc.rss
     parallel(16000)
     grown = sc.rss - warm
-    assert grown < 4 * MIB, grown
+    # Flat: a leak of even 1 KiB per request would be 16 MiB here; the allowance is
+    # allocator noise, which reached 4.6 MiB on a loaded 2-core machine.
+    assert grown < 8 * MIB, grown
     deadline = time.monotonic() + 10  # the last samples may still be in the worker's queue
     while True:
         doc = sc.drift()
