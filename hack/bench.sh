@@ -8,6 +8,8 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   runs=(
     "bench/operator/scale.py --sizes 50"
     "bench/drift/overhead.py --seconds 2 --rounds 1"
+    "bench/drift/http_parser.py --iterations 20000 --repeat 2"
+    "bench/drift/stats_path.py --rounds 1"
     "bench/drift/detection.py"
     "bench/trainer/throughput.py"
     "bench/loop/drift_to_ready.py --runs 1"
@@ -16,6 +18,8 @@ else
   runs=(
     "bench/operator/scale.py --sizes 100,1000"
     "bench/drift/overhead.py"
+    "bench/drift/http_parser.py"
+    "bench/drift/stats_path.py"
     "bench/drift/detection.py"
     "bench/trainer/throughput.py"
     "bench/loop/drift_to_ready.py --runs 3"
