@@ -493,6 +493,10 @@ def test_drift_alert_fires_in_a_real_prometheus(tmp_path):
         str(admin_port),
         "--upstream",
         f"http://127.0.0.1:{triton.server_address[1]}",
+        # This test is about the alert pipeline: no statistics CPU budget, which on
+        # a loaded machine drops rows and delays the windows past the waits below.
+        "--stats-cpu",
+        "1",
     ]
     prom_argv = [
         prometheus,
@@ -519,7 +523,7 @@ def test_drift_alert_fires_in_a_real_prometheus(tmp_path):
             # Traffic like the reference: the rule evaluates, nothing is pending.
             for _ in range(2):
                 post_rows(proxy, rng.normal(size=(WINDOW // 2, N_FEATURES)).astype(np.float32))
-            wait_for("a first evaluation", lambda: get_json(f"{admin}/drift")["score"], 15)
+            wait_for("a first evaluation", lambda: get_json(f"{admin}/drift")["score"], 30)
             detected = 'modelops_drift_detected{job="modelops-drift-monitor"}'
             wait_for("the scrape", lambda: query(prom, detected), 15, server)
             group = next(
@@ -537,7 +541,7 @@ def test_drift_alert_fires_in_a_real_prometheus(tmp_path):
             for _ in range(2):
                 shifted = rng.normal(loc=3.0, size=(WINDOW // 2, N_FEATURES))
                 post_rows(proxy, shifted.astype(np.float32))
-            wait_for("drift in the sidecar", lambda: get_json(f"{admin}/drift")["drifted"], 15)
+            wait_for("drift in the sidecar", lambda: get_json(f"{admin}/drift")["drifted"], 30)
             states: list[str] = []
 
             def firing() -> bool:
