@@ -116,6 +116,14 @@ _COMMON_TOKENS = {
 }
 
 
+def hop_fields(tokens: frozenset[bytes]) -> frozenset[bytes]:
+    """The fields named in ``Connection`` that go with the hop; never a protected
+    one (Host, framing, encoding), and keep-alive/close are not field names."""
+    if not tokens or tokens <= _KEEP_CLOSE:
+        return _NO_TOKENS
+    return tokens - _KEEP_CLOSE - PROTECTED_FIELDS
+
+
 class Head:
     """A parsed message head. Fields are looked up lazily in the raw bytes.
 
@@ -166,10 +174,7 @@ class Head:
 
     def hop_fields(self) -> frozenset[bytes]:
         """Extra fields ``Connection`` asks to drop (never a protected one)."""
-        tokens = self.connection_tokens()
-        if not tokens or tokens <= _KEEP_CLOSE:
-            return _NO_TOKENS
-        return tokens - _KEEP_CLOSE - PROTECTED_FIELDS
+        return hop_fields(self.connection_tokens())
 
     def without(self, pattern: re.Pattern[bytes], extra: frozenset[bytes]) -> bytes:
         """The raw head minus fields matching ``pattern`` and fields named in ``extra``."""
@@ -306,10 +311,8 @@ class RequestHead:
         return tokens
 
     def hop_fields(self) -> frozenset[bytes]:
-        tokens = self.connection_tokens()
-        if not tokens or tokens <= _KEEP_CLOSE:
-            return _NO_TOKENS
-        return tokens - _KEEP_CLOSE - PROTECTED_FIELDS
+        """Extra fields ``Connection`` asks to drop (never a protected one)."""
+        return hop_fields(self.connection_tokens())
 
     def without_names(self, names: frozenset[bytes]) -> bytes:
         """The start line and every field not named in ``names`` (lower-case)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -105,3 +105,24 @@ def manifest_last(files: Iterable[str]) -> list[str]:
     """Upload order for a version: every file, then the manifest that marks it complete."""
     ordered = sorted(f for f in files if f != MANIFEST_NAME)
     return [*ordered, MANIFEST_NAME]
+
+
+def claim_version(
+    list_versions: Callable[[], VersionListing],
+    create_marker: Callable[[int], bool],
+    version: int | None,
+    location: object,
+) -> int:
+    """Reserve a version number for a publish: ``version``, or the next free one.
+
+    ``create_marker(n)`` writes version n's claim marker create-only and says
+    whether this writer got it; a lost race for the next number tries the one
+    after, while an explicit ``version`` that exists is refused (VersionExists).
+    """
+    while True:
+        listing = list_versions()
+        number = version if version is not None else max(listing.all, default=0) + 1
+        if number not in listing.all and create_marker(number):
+            return number
+        if version is not None:
+            raise StorageError("VersionExists", f"version {number} of {location} already exists")

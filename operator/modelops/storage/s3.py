@@ -25,6 +25,7 @@ from modelops.storage.base import (
     Downloaded,
     MissingObjectError,
     VersionListing,
+    claim_version,
     copy_hashing,
     manifest_last,
 )
@@ -225,18 +226,12 @@ class S3Store:
         return True
 
     def _claim(self, version: int | None) -> int:
-        while True:
-            listing = self.list_versions()
-            number = version if version is not None else max(listing.all, default=0) + 1
-            if number in listing.all or not self._put(
-                f"{number}/{CLAIM_NAME}", b"", exclusive=True
-            ):
-                if version is not None:
-                    raise StorageError(
-                        "VersionExists", f"version {number} of {self.location} already exists"
-                    )
-                continue
-            return number
+        return claim_version(
+            self.list_versions,
+            lambda n: self._put(f"{n}/{CLAIM_NAME}", b"", exclusive=True),
+            version,
+            self.location,
+        )
 
     def publish_version(self, version_dir: Path, version: int | None) -> int:
         manifest = parse_manifest((version_dir / MANIFEST_NAME).read_text())
