@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -356,6 +356,27 @@ def wait_for(what: str, check: Any, timeout: float, proc: subprocess.Popen | Non
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
+def feed_until(
+    what: str,
+    post: Callable[[], None],
+    done: Callable[[dict], Any],
+    admin: str,
+    timeout: float = 40,
+) -> None:
+    """Post a batch, then look at the sidecar's /drift, until ``done`` holds for it."""
+    deadline = time.monotonic() + timeout
+    last: dict = {}
+    while time.monotonic() < deadline:
+        post()
+        stop = time.monotonic() + 1.0
+        while time.monotonic() < stop:
+            last = get_json(f"{admin}/drift")
+            if done(last):
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; /drift said {last!r}")
+
+
 class _FakeTriton(BaseHTTPRequestHandler):
     """Answers KServe v2 infer requests with 200, as Triton does for a loaded model."""
 
@@ -427,7 +448,7 @@ def drift_alerts(prom: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 def test_drift_alert_fires_in_a_real_prometheus(tmp_path):
     """prometheus scrapes `modelops drift-monitor` (the real sidecar process, in front of a
     stand-in for Triton), evaluates the shipped rules, and ModelDriftDetected goes
@@ -521,9 +542,12 @@ def test_drift_alert_fires_in_a_real_prometheus(tmp_path):
             )
 
             # Traffic like the reference: the rule evaluates, nothing is pending.
-            for _ in range(2):
+            # Posting goes on until a window is evaluated: the sidecar may drop a sample
+            # under CPU pressure (by design), and this test is not about how many it keeps.
+            def reference_like() -> None:
                 post_rows(proxy, rng.normal(size=(WINDOW // 2, N_FEATURES)).astype(np.float32))
-            wait_for("a first evaluation", lambda: get_json(f"{admin}/drift")["score"], 30)
+
+            feed_until("a first evaluation", reference_like, lambda d: d["score"], admin)
             detected = 'modelops_drift_detected{job="modelops-drift-monitor"}'
             wait_for("the scrape", lambda: query(prom, detected), 15, server)
             group = next(
@@ -538,10 +562,11 @@ def test_drift_alert_fires_in_a_real_prometheus(tmp_path):
             assert drift_alerts(prom) == []
 
             # Shifted inputs: the sidecar reports drift, the alert goes pending, then fires.
-            for _ in range(2):
-                shifted = rng.normal(loc=3.0, size=(WINDOW // 2, N_FEATURES))
-                post_rows(proxy, shifted.astype(np.float32))
-            wait_for("drift in the sidecar", lambda: get_json(f"{admin}/drift")["drifted"], 30)
+            def shifted() -> None:
+                rows = rng.normal(loc=3.0, size=(WINDOW // 2, N_FEATURES))
+                post_rows(proxy, rows.astype(np.float32))
+
+            feed_until("drift in the sidecar", shifted, lambda d: d["drifted"], admin)
             states: list[str] = []
 
             def firing() -> bool:
