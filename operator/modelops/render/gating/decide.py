@@ -318,13 +318,8 @@ class _Decision:
         }
         if self.prev.get("rejected"):
             state["rejected"] = self.prev["rejected"]
-        self._event(
-            "Normal",
-            "CandidateStarted",
-            f"version {version} starts as a candidate beside stable version {stable} "
-            f"(strategy {self.spec.strategy}, {len(self.steps)} step(s))",
-        )
-        self.actions.append(Action(ActionKind.START_CANDIDATE, version))
+        # Judged before any pod starts: an aborted version or a reported regression never
+        # takes a GPU.
         if self.control.abort == version:
             return self._roll_back(state, "aborted by spec.rollout.control.abort")
         if not forced:
@@ -335,6 +330,13 @@ class _Decision:
                 state["analysis"] = {"verdict": check.text}
                 if check.result is Result.FAIL:
                     return self._roll_back(state, check.text)
+        self._event(
+            "Normal",
+            "CandidateStarted",
+            f"version {version} starts as a candidate beside stable version {stable} "
+            f"(strategy {self.spec.strategy}, {len(self.steps)} step(s))",
+        )
+        self.actions.append(Action(ActionKind.START_CANDIDATE, version))
         return self._advance(stable, state)
 
     # -- a candidate in flight -------------------------------------------------------------
@@ -539,14 +541,7 @@ class _Decision:
             self.history = lineage.push(self.history, self._entry("Promoted", reason, True))
             self._event("Normal", "Promoted", truncate(f"version {version} is stable: {reason}"))
             self.actions.append(Action(ActionKind.COMPLETE_PROMOTION, version))
-            status = {
-                "phase": "Idle",
-                "stable": version,
-                "message": f"version {version} serves (promoted over {stable}: {reason})",
-            }
-            if self.prev.get("rejected"):
-                status["rejected"] = self.prev["rejected"]
-            return self._plan(status, stable=version, candidate=None)
+            return self._idle(version)
         # A rolling swap: add up to maxSurge candidate pods, retire a stable pod for each
         # one that is ready. If surge pods find no GPU for surgeTimeoutSeconds, retire one
         # stable pod first (replace in place), as Direct does: the stable is leaving anyway.
@@ -697,9 +692,6 @@ class _Decision:
         else:
             status.pop("mirrorPercent", None)
             status.pop("canaryWeight", None)
-        if candidate is None:
-            for key in _CANDIDATE_KEYS:
-                status.pop(key, None)
         changed = (self.prev.get("mirrorPercent") or 0, self.prev.get("canaryWeight") or 0) != (
             mirror,
             canary,
@@ -721,21 +713,6 @@ class _Decision:
             stalled=stalled,
         )
 
-
-# Keys that only mean something while a candidate exists.
-_CANDIDATE_KEYS = (
-    "candidate",
-    "candidateSince",
-    "candidateSource",
-    "candidateChecksum",
-    "step",
-    "steps",
-    "stepStartedAt",
-    "stepStartRequests",
-    "waitingSince",
-    "stalled",
-    "promotionReason",
-)
 
 _ORDER = (
     "phase",
