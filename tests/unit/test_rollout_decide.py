@@ -535,11 +535,13 @@ def rolled_back() -> World:
 
 def test_rolled_back_version_is_not_retried():
     w = rolled_back()
+    after_rollback = copy.deepcopy(w.status)
     for minute in (13, 60, 600):
         plan = w.tick(minute, CandidatePods())
+        assert plan.status == after_rollback  # holding writes nothing
         assert plan.status["phase"] == "RolledBack" and plan.candidate_version is None
         assert plan.events == () and plan.actions == ()
-        assert "not tried again until a newer version appears" in plan.status["message"]
+        assert "Not tried again until a newer version appears" in plan.status["message"]
     assert [h["outcome"] for h in w.history] == ["RolledBack"]
 
 

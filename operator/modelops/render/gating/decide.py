@@ -290,16 +290,18 @@ class _Decision:
         return self._plan(status, stable=stable, candidate=None)
 
     def _hold_rejected(self, stable: str, rejected: Mapping[str, Any]) -> RolloutPlan:
-        status = {
+        # The same status the rollback wrote, so holding writes nothing.
+        status: dict[str, Any] = {
             "phase": "RolledBack",
-            "strategy": self.spec.strategy,
+            "strategy": self.prev.get("strategy") or self.spec.strategy,
             "stable": stable,
             "rejected": dict(rejected),
-            "message": f"version {rejected['version']} was rolled back "
-            f"({rejected.get('reason') or 'no reason recorded'}); version {stable} serves. It is "
-            "not tried again until a newer version appears or the spec changes (or "
-            f'spec.rollout.control.promote: "{rejected["version"]}").',
+            "message": _rejected_message(
+                rejected["version"], rejected.get("reason") or "no reason recorded", stable
+            ),
         }
+        if self.prev.get("phase") == "RolledBack" and self.prev.get("analysis"):
+            status["analysis"] = self.prev["analysis"]
         return self._plan(status, stable=stable, candidate=None)
 
     # -- a new candidate -------------------------------------------------------------------
@@ -592,9 +594,7 @@ class _Decision:
                 "specDigest": spec_digest(self.md),
                 "reason": reason,
             },
-            "message": truncate(
-                f"rolled back version {version}: {reason}; version {stable} serves", 4096
-            ),
+            "message": _rejected_message(version, reason, stable),
         }
         if state.get("analysis"):
             status["analysis"] = state["analysis"]
@@ -735,6 +735,14 @@ _ORDER = (
     "rejected",
     "message",
 )
+
+
+def _rejected_message(version: str, reason: str, stable: str) -> str:
+    return truncate(
+        f"rolled back version {version}: {reason}; version {stable} serves. Not tried again "
+        f'until a newer version appears or the spec changes (or control.promote: "{version}")',
+        4096,
+    )
 
 
 def _ordered(status: Mapping[str, Any]) -> dict[str, Any]:
