@@ -9,6 +9,8 @@ render/ pure); docs/rollouts.md describes the design for users.
 
 Modules:
     observed   the inputs: Target, CandidatePods, ObservedFigures, VersionFigures
+    observe    builders of those inputs: candidate_pods (from pod objects), merge_figures
+               (from the sidecars' per-pod summaries; the contract is in its docstring)
     analysis   the gates -> Verdict with each figure against its threshold
     decide     decide_gated_rollout -> RolloutPlan (the state machine)
     agreement  answers_agree: stable vs candidate outputs (numpy), for the data plane
@@ -26,17 +28,18 @@ Wiring into the controller (observe -> plan -> act), per reconcile:
                 published it, lineage.pinned_source() when spec.model.version
                 pins it, lineage.latest_source() otherwise; checksum =
                 lineage.manifest_digest(<the version's SHA256SUMS bytes>) when known.
-    candidate   CandidatePods for the pods running target.version: desired and
-                ready counts; the scheduler's message and PodScheduled
+    candidate   observe.candidate_pods(pods, model_version=target.version, desired=...,
+                events=..., complete=...): CandidatePods for the pods running
+                target.version: desired and ready counts; the scheduler's message and PodScheduled
                 lastTransitionTime of an unschedulable one; `problem` = the
                 container_problem() message of a pod that cannot recover
                 (CrashLoopBackOff, ModelPullFailed, ImagePullBackOff);
                 `complete` = DeploymentView.complete of the Deployment rendering
                 target.version (strategy Direct and first versions).
-    figures     ObservedFigures from the sidecars' admin endpoint of stable and
-                candidate pods (summed over pods; counters since the candidate
-                started serving; p99 over the same window); None before the
-                candidate serves.
+    figures     observe.merge_figures(stable_summaries, candidate_summaries): the
+                sidecars' per-pod figures summed (counters since the candidate
+                started serving; p99 from the summed latency histograms); None
+                before the candidate serves.
     replicas    spec.replicas, or the HPA's current desired count when autoscaled.
     serving     status.servedVersion (only used to adopt a stable version once).
     previous    status.rollout; history: status.history; now: the clock.
@@ -104,6 +107,7 @@ from .lineage import (
     source_from_training_job,
 )
 from .metrics import rollout_samples
+from .observe import candidate_pods, histogram_quantile, merge_figures
 from .observed import CandidatePods, ObservedFigures, Target, VersionFigures
 
 __all__ = [
@@ -121,13 +125,16 @@ __all__ = [
     "VersionFigures",
     "answers_agree",
     "argmax_agree",
+    "candidate_pods",
     "decide_gated_rollout",
     "evaluate",
     "evaluate_eval_metric",
+    "histogram_quantile",
     "history_entry",
     "hyperparameters_digest",
     "latest_source",
     "manifest_digest",
+    "merge_figures",
     "pinned_source",
     "plan_steps",
     "push",
