@@ -821,3 +821,20 @@ def test_scaled_to_zero_promotes_without_pods():
     w = in_shadow(replicas=0)
     plan = w.tick(12, CandidatePods(), figs(400))
     assert plan.status["phase"] == "Idle" and plan.status["stable"] == "8"
+
+
+def test_pause_does_not_stop_a_promotion_under_way():
+    w = _promoting()
+    plan = w.tick(13, CandidatePods(desired=3, ready=3), rollout=with_control(SHADOW, paused=True))
+    assert plan.status["phase"] == "Idle" and plan.status["stable"] == "8"
+
+
+def test_abort_already_in_git_when_the_version_appears_never_starts_it():
+    w = World(with_control(SHADOW, abort="8"))
+    plan = w.tick(0, CandidatePods())
+    assert plan.status["phase"] == "RolledBack" and plan.candidate_version is None
+    assert ActionKind.START_CANDIDATE not in kinds(plan)
+    assert plan.history[0]["reason"] == "aborted by spec.rollout.control.abort"
+    # Inert for the next version.
+    nxt = w.tick(1, CandidatePods(), target=Target("9", {"kind": "Latest"}))
+    assert nxt.status["phase"] == "Waiting" and nxt.candidate_version == "9"

@@ -233,8 +233,9 @@ class RolloutControl(ApiModel):
     paused: bool = Field(
         default=False,
         description="Hold the rollout at its current phase and step: no step advances and "
-        "no promotion. A failing gate still rolls back, so pausing never keeps a bad "
-        "candidate answering clients.",
+        "no promotion is decided (candidate pods still start, a promotion already under way "
+        "completes). A failing gate still rolls back, so pausing never keeps a bad candidate "
+        "answering clients.",
     )
     promote: str | None = Field(
         default=None,
