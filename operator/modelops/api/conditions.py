@@ -67,6 +67,9 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "FailedCreate": "Pods cannot be created: quota, Pod Security, missing ServiceAccount "
             "or PriorityClass.",
             "ProgressDeadlineExceeded": "The Deployment made no progress within its deadline.",
+            "CandidateUnschedulable": "A gated rollout's candidate (spec.rollout.strategy "
+            "Shadow or Canary) has waited for a node longer than surgeTimeoutSeconds; it keeps "
+            "waiting and the stable version keeps serving (status.rollout.message).",
         },
     ),
     "Scheduled": (
