@@ -418,8 +418,16 @@ def test_chained_shadow_then_canary_then_promotion():
     assert held.events == ()
 
     canary2 = w.tick(18, READY1, figs(900))
-    assert (canary2.status["step"], canary2.canary_weight) == (2, 50)
+    assert canary2.status["step"] == 2
     assert canary2.candidate_replicas == 2  # 50% of 3, rounded up
+    # Traffic follows capacity: one ready candidate pod of three replicas gets 33%, not 50%.
+    assert canary2.canary_weight == 33
+    assert (
+        "answers 33% of requests (step weight 50%, until 2 candidate pods are ready; 1 are)"
+        in (canary2.status["message"])
+    )
+    scaled = w.tick(19, CandidatePods(desired=2, ready=2), figs(950))
+    assert scaled.canary_weight == 50 and ActionKind.SET_TRAFFIC in kinds(scaled)
 
     promoting = w.tick(30, CandidatePods(desired=2, ready=2), figs(2000))
     assert promoting.status["phase"] == "Promoting"

@@ -625,11 +625,26 @@ class _Decision:
         index = min(int(state.get("step") or 0), max(0, len(self.steps) - 1))
         return step.label(index, len(self.steps)) if step else "promotion"
 
+    def _canary_weight(self, step: Step) -> int:
+        """The step's weight, capped by the candidate's ready share of the replicas: traffic
+        follows capacity, so a step that needs more candidate pods does not send their share
+        to the ones already up."""
+        if self.replicas == 0:
+            return step.percent
+        return min(step.percent, 100 * self.pods.ready // self.replicas)
+
     def _traffic_text(self, index: int) -> str:
         step = self.steps[index]
         if step.kind == "Shadow":
             return f"mirroring {step.percent}% of requests to version {self.target.version}"
-        return f"version {self.target.version} answers {step.percent}% of requests"
+        weight = self._canary_weight(step)
+        text = f"version {self.target.version} answers {weight}% of requests"
+        if weight < step.percent:
+            text += (
+                f" (step weight {step.percent}%, until {self._candidate_desired(step)} "
+                f"candidate pods are ready; {self.pods.ready} are)"
+            )
+        return text
 
     def _stable_source(self, stable: str) -> Mapping[str, Any] | None:
         entry = lineage.find(self.history, stable)
@@ -682,7 +697,7 @@ class _Decision:
             if step.kind == "Shadow":
                 mirror = step.percent
             else:
-                canary = step.percent
+                canary = self._canary_weight(step)
             status["mirrorPercent"] = mirror
             status["canaryWeight"] = canary
         elif weight is not None:
