@@ -11,6 +11,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     "bench/drift/detection.py"
     "bench/trainer/throughput.py"
     "bench/loop/drift_to_ready.py --runs 1"
+    "bench/rollout/gating.py --requests 2000 --decisions 200"
   )
 else
   runs=(
@@ -19,6 +20,7 @@ else
     "bench/drift/detection.py"
     "bench/trainer/throughput.py"
     "bench/loop/drift_to_ready.py --runs 3"
+    "bench/rollout/gating.py"
   )
 fi
 status=0

@@ -59,6 +59,9 @@ def test_argmax(stable, candidate, agree):
         (np.array([1.0]), np.array([np.nan]), 0.01, False),
         (np.array([np.inf]), np.array([np.inf]), 0.01, True),
         (np.array([np.inf]), np.array([-np.inf]), 0.01, False),
+        (np.array([np.inf, 1.0]), np.array([np.inf, 1.0]), 0.01, True),
+        # The difference overflows: not close, and no warning turned into an error.
+        (np.array([1e308]), np.array([-1e308]), 0.01, False),
         (np.array([[1.0, 2.0]]), np.array([1.0, 2.0]), 0.01, False),
         # Integer outputs compare as numbers.
         (np.array([100, 200], dtype=np.int64), np.array([100, 201], dtype=np.int32), 0.01, True),

@@ -37,9 +37,10 @@ def argmax_agree(stable: np.ndarray, candidate: np.ndarray) -> bool:
     if s.ndim == 0 or s.shape[-1] == 0 or s.dtype.kind not in "biuf" or c.dtype.kind not in "biuf":
         # No scores to rank (a scalar, or BYTES labels): the answers must be equal.
         return bool(np.array_equal(s, c))
-    if np.isnan(c).any() and not np.isnan(s).any():
+    if not np.array_equal(np.argmax(s, axis=-1), np.argmax(c, axis=-1)):
         return False
-    return bool(np.array_equal(np.argmax(s, axis=-1), np.argmax(c, axis=-1)))
+    # argmax picks a NaN as the maximum: a candidate NaN agrees only where stable has one.
+    return not (c.dtype.kind == "f" and np.isnan(c).any() and not np.isnan(s).any())
 
 
 def within_tolerance(
@@ -51,7 +52,14 @@ def within_tolerance(
         return False
     if s.dtype.kind not in "biuf" or c.dtype.kind not in "biuf":
         return bool(np.array_equal(s, c))
-    s, c = s.astype(np.float64), c.astype(np.float64)
+    s, c = s.astype(np.float64, copy=False), c.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(c - s)
+        # The common case: every difference finite and small. A NaN fails the comparison;
+        # an infinite difference (inf vs -inf) would pass it against an infinite scale,
+        # hence the finiteness check.
+        if np.all(diff <= tolerance * np.maximum(np.abs(s), _FLOOR)) and np.isfinite(diff).all():
+            return True
     finite = np.isfinite(s) & np.isfinite(c)
     with np.errstate(invalid="ignore", over="ignore"):
         close = finite & (np.abs(c - s) <= tolerance * np.maximum(np.abs(s), _FLOOR))
