@@ -846,3 +846,8 @@ def test_abort_already_in_git_when_the_version_appears_never_starts_it():
     # Inert for the next version.
     nxt = w.tick(1, CandidatePods(), target=Target("9", {"kind": "Latest"}))
     assert nxt.status["phase"] == "Waiting" and nxt.candidate_version == "9"
+
+
+def test_latest_must_be_resolved_before_deciding():
+    with pytest.raises(ValueError, match="resolved number"):
+        World(SHADOW, target=Target("latest")).tick(0)

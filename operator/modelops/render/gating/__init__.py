@@ -21,9 +21,10 @@ Wiring into the controller (observe -> plan -> act), per reconcile:
 
   Observe
     target      Target(version, source, checksum): the version the spec asks for,
-                resolved ONCE to a number (never "latest": resolve it from the
-                succeeded TrainingJobs (render.retrain.resolve_model_version) or the
-                storage listing, and record it); source from
+                resolved ONCE to a number (never "latest", which raises ValueError;
+                while it cannot be resolved, pass the stable version). Resolve it from
+                the succeeded TrainingJobs (render.retrain.resolve_model_version) or
+                the storage listing, and record it. source: from
                 lineage.source_from_training_job(tj_body) when a TrainingJob
                 published it, lineage.pinned_source() when spec.model.version
                 pins it, lineage.latest_source() otherwise; checksum =

@@ -187,6 +187,10 @@ def decide_gated_rollout(
     when status.rollout has no stable version yet (an object from before gated
     rollouts, or a first version still starting).
     """
+    if not target.version.isdigit():
+        # "latest" must be resolved once by the controller (one version per status); when
+        # it cannot be yet, pass the stable version as the target: nothing changes.
+        raise ValueError(f"target version must be a resolved number, not {target.version!r}")
     return _Decision(as_md(md), target, previous, history, figures, candidate, replicas, now).run(
         serving
     )
