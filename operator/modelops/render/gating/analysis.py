@@ -221,7 +221,9 @@ def combine(*parts: Verdict | Check | None) -> Verdict:
     return Verdict(tuple(checks))
 
 
-def figures_status(figures: ObservedFigures, step_requests: int, verdict: Verdict) -> dict:
+def figures_status(
+    figures: ObservedFigures, step_requests: int, verdict: Verdict
+) -> dict[str, Any]:
     """status.rollout.analysis: the figures analysis saw, and the verdict sentence."""
 
     def version(v: Any) -> dict[str, Any]:

@@ -770,11 +770,6 @@ def _ordered(status: Mapping[str, Any]) -> dict[str, Any]:
     return known | {k: v for k, v in status.items() if k not in known}
 
 
-def verdict_of(plan: RolloutPlan) -> str | None:
-    """The analysis sentence of a plan (for logs and metrics), if any."""
-    return (plan.status.get("analysis") or {}).get("verdict")
-
-
 __all__ = [
     "ANALYSIS_INTERVAL_S",
     "GATED_PHASES",
@@ -788,5 +783,4 @@ __all__ = [
     "decide_gated_rollout",
     "plan_steps",
     "spec_digest",
-    "verdict_of",
 ]
