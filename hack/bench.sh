@@ -13,6 +13,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     "bench/drift/detection.py"
     "bench/trainer/throughput.py"
     "bench/loop/drift_to_ready.py --runs 1"
+    "bench/rollout/gating.py --requests 2000 --decisions 200"
   )
 else
   runs=(
@@ -23,6 +24,7 @@ else
     "bench/drift/detection.py"
     "bench/trainer/throughput.py"
     "bench/loop/drift_to_ready.py --runs 3"
+    "bench/rollout/gating.py"
   )
 fi
 status=0

@@ -9,6 +9,14 @@
 --                the Stalled reason and message (scheduler message, pull
 --                error, crash loop)
 --   Healthy      Ready=True with nothing under way
+-- and, for gated rollouts (status.rollout.phase; docs/rollouts.md):
+--   Progressing  Waiting, Shadow, Canary, Promoting: a candidate is under analysis
+--                or replacing the stable version (the stable version serves)
+--   Suspended    Paused (spec.rollout.control.paused)
+--   Degraded     RolledBack when the spec pins the rejected version: Git asks for a
+--                version that does not run, and only a change in Git resolves that
+--   Healthy      RolledBack under version "latest": the stable version serves, the
+--                rejected one waits for a newer version; the message says so
 -- Written for Lua 5.1 (Argo CD runs gopher-lua); tested in tests/ops.
 
 local function condition(status, ctype)
@@ -57,6 +65,46 @@ if stalled ~= nil and stalled.status == "True" then
   return hs
 end
 
+local rollout = status.rollout
+local phase = nil
+if rollout ~= nil then
+  phase = rollout.phase
+end
+local function rollout_text(fallback)
+  local text = rollout.message
+  if text == nil or text == "" then
+    text = fallback
+  end
+  return text
+end
+
+if phase == "Paused" then
+  hs.status = "Suspended"
+  hs.message = "Paused: " .. rollout_text("rollout paused by spec.rollout.control.paused")
+  return hs
+end
+
+if phase == "Waiting" or phase == "Shadow" or phase == "Canary" or phase == "Promoting" then
+  hs.status = "Progressing"
+  hs.message = phase .. ": " .. rollout_text("candidate version under analysis")
+  return hs
+end
+
+local rejected = nil
+if phase == "RolledBack" and rollout.rejected ~= nil then
+  rejected = rollout.rejected.version
+end
+local pinned = nil
+if obj.spec ~= nil and obj.spec.model ~= nil then
+  pinned = obj.spec.model.version
+end
+if rejected ~= nil and pinned ~= nil and pinned == rejected then
+  hs.status = "Degraded"
+  hs.message = "RolledBack: spec.model.version pins version " .. rejected ..
+    ", which was rolled back: " .. rollout_text("see status.rollout")
+  return hs
+end
+
 local reconciling = condition(status, "Reconciling")
 if reconciling ~= nil and reconciling.status == "True" then
   hs.status = "Progressing"
@@ -72,6 +120,9 @@ if ready ~= nil and ready.status == "True" then
   if drifted ~= nil and drifted.status == "True" and drifted.message ~= nil then
     -- Drift is about the model's inputs, not the deployment: still Healthy.
     hs.message = hs.message .. "; " .. drifted.message
+  end
+  if rejected ~= nil then
+    hs.message = hs.message .. "; " .. rollout_text("version " .. rejected .. " was rolled back")
   end
   return hs
 end

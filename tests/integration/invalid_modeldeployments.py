@@ -45,6 +45,17 @@ def _spec(**fields: Any) -> dict[str, Any]:
     return {"spec": fields}
 
 
+_CANARY = {"steps": [{"weight": 10, "duration": "10m"}, {"weight": 50, "requests": 1000}]}
+
+
+def _rollout(**fields: Any) -> dict[str, Any]:
+    return _spec(rollout=fields)
+
+
+def _analysis(**fields: Any) -> dict[str, Any]:
+    return _spec(rollout={"analysis": fields})
+
+
 def _tol(**fields: Any) -> dict[str, Any]:
     return _spec(scheduling={"tolerations": [fields]})
 
@@ -197,6 +208,138 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         _spec(rollout={"surgeTimeoutSeconds": -5}),
         "spec.rollout.surgeTimeoutSeconds",
     ),
+    # --- spec.rollout: gated strategies (Shadow, Canary), analysis, controls
+    ("rollout-strategy-unknown", _spec(rollout={"strategy": "BlueGreen"}), "spec.rollout.strategy"),
+    ("rollout-shadow-without-settings", _rollout(strategy="Shadow"), "spec.rollout.shadow"),
+    (
+        "rollout-shadow-settings-with-canary-strategy",
+        _rollout(strategy="Canary", shadow={"mirrorPercent": 10}, canary=_CANARY),
+        "spec.rollout.shadow",
+    ),
+    ("rollout-canary-without-steps", _rollout(strategy="Canary"), "spec.rollout.canary"),
+    ("rollout-canary-with-direct", _rollout(canary=_CANARY), "spec.rollout.canary"),
+    (
+        "rollout-canary-steps-empty",
+        _rollout(strategy="Canary", canary={"steps": []}),
+        "spec.rollout.canary.steps",
+    ),
+    (
+        "rollout-mirror-percent-zero",
+        _rollout(strategy="Shadow", shadow={"mirrorPercent": 0}),
+        "spec.rollout.shadow.mirrorPercent",
+    ),
+    (
+        "rollout-mirror-percent-101",
+        _rollout(strategy="Shadow", shadow={"mirrorPercent": 101}),
+        "spec.rollout.shadow.mirrorPercent",
+    ),
+    (
+        "rollout-shadow-duration-in-words",
+        _rollout(strategy="Shadow", shadow={"duration": "30 minutes"}),
+        "spec.rollout.shadow.duration",
+    ),
+    (
+        "rollout-shadow-requests-zero",
+        _rollout(strategy="Shadow", shadow={"requests": 0}),
+        "spec.rollout.shadow.requests",
+    ),
+    (
+        "rollout-canary-weight-100",
+        _rollout(strategy="Canary", canary={"steps": [{"weight": 100}]}),
+        "spec.rollout.canary.steps[0].weight",
+    ),
+    (
+        "rollout-canary-weight-zero",
+        _rollout(strategy="Canary", canary={"steps": [{"weight": 0}]}),
+        "spec.rollout.canary.steps[0].weight",
+    ),
+    (
+        "rollout-canary-weight-missing",
+        _rollout(strategy="Canary", canary={"steps": [{"duration": "10m"}]}),
+        "spec.rollout.canary.steps[0].weight",
+    ),
+    (
+        "rollout-canary-weights-decreasing",
+        _rollout(strategy="Canary", canary={"steps": [{"weight": 50}, {"weight": 10}]}),
+        "spec.rollout.canary.steps",
+    ),
+    (
+        "rollout-canary-weights-repeated",
+        _rollout(strategy="Canary", canary={"steps": [{"weight": 10}, {"weight": 10}]}),
+        "spec.rollout.canary.steps",
+    ),
+    (
+        "rollout-canary-step-duration-in-words",
+        _rollout(strategy="Canary", canary={"steps": [{"weight": 10, "duration": "ten"}]}),
+        "spec.rollout.canary.steps[0].duration",
+    ),
+    (
+        "rollout-min-requests-negative",
+        _analysis(minRequests=-1),
+        "spec.rollout.analysis.minRequests",
+    ),
+    (
+        "rollout-error-rate-increase-above-1",
+        _analysis(maxErrorRateIncrease=1.5),
+        "spec.rollout.analysis.maxErrorRateIncrease",
+    ),
+    (
+        "rollout-latency-ratio-below-1",
+        _analysis(maxLatencyP99Ratio=0.5),
+        "spec.rollout.analysis.maxLatencyP99Ratio",
+    ),
+    (
+        "rollout-min-agreement-above-1",
+        _rollout(strategy="Shadow", shadow={}, analysis={"minAgreement": 1.2}),
+        "spec.rollout.analysis.minAgreement",
+    ),
+    (
+        "rollout-min-agreement-without-shadow",
+        _rollout(strategy="Canary", canary=_CANARY, analysis={"minAgreement": 0.9}),
+        "spec.rollout.analysis.minAgreement",
+    ),
+    (
+        "rollout-agreement-mode-unknown",
+        _analysis(agreement={"mode": "Cosine"}),
+        "spec.rollout.analysis.agreement.mode",
+    ),
+    (
+        "rollout-agreement-tolerance-with-argmax",
+        _analysis(agreement={"mode": "Argmax", "tolerance": 0.01}),
+        "spec.rollout.analysis.agreement.tolerance",
+    ),
+    (
+        "rollout-agreement-tolerance-zero",
+        _analysis(agreement={"mode": "RelativeTolerance", "tolerance": 0}),
+        "spec.rollout.analysis.agreement.tolerance",
+    ),
+    (
+        "rollout-eval-metric-without-name",
+        _analysis(evalMetric={"direction": "HigherIsBetter"}),
+        "spec.rollout.analysis.evalMetric.name",
+    ),
+    (
+        "rollout-eval-metric-direction-unknown",
+        _analysis(evalMetric={"name": "accuracy", "direction": "Up"}),
+        "spec.rollout.analysis.evalMetric.direction",
+    ),
+    (
+        "rollout-eval-metric-negative-regression",
+        _analysis(
+            evalMetric={"name": "accuracy", "direction": "HigherIsBetter", "maxRegression": -1}
+        ),
+        "spec.rollout.analysis.evalMetric.maxRegression",
+    ),
+    (
+        "rollout-promote-latest",
+        _rollout(control={"promote": "latest"}),
+        "spec.rollout.control.promote",
+    ),
+    (
+        "rollout-promote-and-abort-same-version",
+        _rollout(control={"promote": "8", "abort": "8"}),
+        "spec.rollout.control.abort",
+    ),
     # --- spec.scheduling / serviceAccountName
     (
         "toleration-operator-unknown",
@@ -275,6 +418,36 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "spec.model.storageURI",
     ),
     ("unknown-field-in-spec", _spec(gpus=2), "spec.gpus"),
+]
+
+# Patches every rule must let through: a rule that refuses one of these is wrong.
+VALID_PATCHES: list[tuple[str, dict[str, Any]]] = [
+    ("rollout-direct-explicit", _rollout(strategy="Direct")),
+    ("rollout-shadow-defaults", _rollout(strategy="Shadow", shadow={})),
+    (
+        "rollout-shadow-then-canary",
+        _rollout(
+            strategy="Shadow",
+            shadow={"mirrorPercent": 10, "duration": "30m", "requests": 500},
+            canary=_CANARY,
+            analysis={
+                "minRequests": 200,
+                "maxErrorRateIncrease": 0.01,
+                "maxLatencyP99Ratio": 1.5,
+                "minAgreement": 0.95,
+                "agreement": {"mode": "RelativeTolerance", "tolerance": 0.02, "output": "OUT"},
+                "evalMetric": {"name": "val_loss", "direction": "LowerIsBetter"},
+            },
+        ),
+    ),
+    (
+        "rollout-canary-one-step",
+        _rollout(strategy="Canary", canary={"steps": [{"weight": 99, "requests": 10}]}),
+    ),
+    (
+        "rollout-controls",
+        _rollout(strategy="Canary", canary=_CANARY, control={"paused": True, "promote": "8"}),
+    ),
 ]
 
 STRICT_ONLY = frozenset({"unknown-field-storageURI-typo", "unknown-field-in-spec"})

@@ -45,6 +45,11 @@ def test_the_valid_base_manifest_is_accepted(crds: Cluster, namespace: str, kind
     _create(crds, namespace, BUILDERS[kind]({}))
 
 
+@pytest.mark.parametrize(("case_id", "patch"), md_cases.VALID_PATCHES, ids=lambda v: str(v)[:40])
+def test_valid_gated_rollouts_are_accepted(crds: Cluster, namespace: str, case_id: str, patch):
+    _create(crds, namespace, md_cases.manifest(patch))
+
+
 def test_there_are_enough_distinct_invalid_cases():
     assert len({c[0] for c in md_cases.CASES}) == len(md_cases.CASES) >= 25
     assert len({c[0] for c in tj_cases.CASES}) == len(tj_cases.CASES) >= 12

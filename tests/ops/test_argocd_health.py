@@ -17,6 +17,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ import pytest
 import yaml
 
 from modelops.api.conditions import TRAINING_JOB_CONDITIONS
-from modelops.api.crd import TRAINING_JOB, root_schema
+from modelops.api.crd import MODEL_DEPLOYMENT, TRAINING_JOB, root_schema
+from modelops.render.gating import (
+    CandidatePods,
+    ObservedFigures,
+    Target,
+    VersionFigures,
+    decide_gated_rollout,
+)
 from modelops.render.status import derive_status
 from modelops.render.training.status import derive_trainingjob_status
 from tests.unit.test_render_fixtures import (
@@ -39,6 +47,7 @@ from tests.unit.test_render_fixtures import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+MD_STATUS_SCHEMA = root_schema(MODEL_DEPLOYMENT)["properties"]["status"]
 ARGOCD = REPO / "deploy" / "argocd"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "argocd"
 MD_SCRIPT = ARGOCD / "modeldeployment-health.lua"
@@ -334,6 +343,141 @@ def test_modeldeployment_condition_without_message_or_reason():
     assert health(MD_SCRIPT, obj)["message"] == "CrashLoopBackOff: no progress possible"
     del stalled["reason"]
     assert health(MD_SCRIPT, obj)["message"] == "no progress possible"
+
+
+# --- ModelDeployment: gated rollouts (status.rollout from decide_gated_rollout) --------
+
+GATED = {
+    "strategy": "Shadow",
+    "shadow": {"mirrorPercent": 10, "duration": "10m"},
+    "analysis": {"minRequests": 100, "minAgreement": 0.95},
+    "maxSurge": 1,
+    "maxUnavailable": 0,
+    "surgeTimeoutSeconds": 60,
+}
+
+
+def gated_object(
+    *ticks: tuple[float, CandidatePods, ObservedFigures | None],
+    rollout: dict[str, Any] | None = None,
+    version: str = "latest",
+) -> dict[str, Any]:
+    """A serving ModelDeployment (version 3 stable, Ready) whose status.rollout is what
+    the gated-rollout decision wrote after the given ticks, candidate version 4."""
+    rollout = rollout or GATED
+    body = md_body(rollout=rollout)
+    body["spec"]["model"]["version"] = version
+    obj = md_object(body=body, dep=deployment(), pods=[pod()])
+    previous: dict[str, Any] | None = {"phase": "Idle", "stable": "3"}
+    history: list[dict[str, Any]] = []
+    for minutes, pods, figures in ticks:
+        plan = decide_gated_rollout(
+            body,
+            target=Target("4", {"kind": "Latest"}),
+            previous=previous,
+            history=history,
+            figures=figures,
+            candidate=pods,
+            replicas=1,
+            serving="3",
+            now=NOW + timedelta(minutes=minutes),
+        )
+        previous, history = plan.status, plan.history
+    obj["status"]["rollout"] = previous
+    obj["status"]["history"] = history
+    jsonschema.Draft4Validator(MD_STATUS_SCHEMA).validate(obj["status"])
+    return obj
+
+
+_READY = CandidatePods(desired=1, ready=1)
+_START = (0.0, CandidatePods(desired=1, ready=0), None)
+_SHADOW = (1.0, _READY, ObservedFigures())
+
+
+def _figures(mirrored: int, agreed: int) -> ObservedFigures:
+    return ObservedFigures(
+        stable=VersionFigures(mirrored * 10, 0, 0.1),
+        candidate=VersionFigures(mirrored, 0, 0.1),
+        mirrored=mirrored,
+        agreed=agreed,
+    )
+
+
+GATED_STAGES: dict[str, tuple[Callable[[], dict[str, Any]], str, str]] = {
+    "candidate starting": (
+        lambda: gated_object(_START),
+        "Progressing",
+        "Waiting: candidate version 4 starting: 0/1 pods ready",
+    ),
+    "shadow analysis": (
+        lambda: gated_object(_START, _SHADOW, (3.0, _READY, _figures(40, 40))),
+        "Progressing",
+        "Shadow: shadow (step 1/1): mirroring 10% of requests to version 4",
+    ),
+    "promoting": (
+        lambda: gated_object(
+            _START, _SHADOW, (12.0, CandidatePods(desired=1, ready=0), _figures(400, 400))
+        ),
+        "Progressing",
+        "Promoting: promoting version 4 over 3",
+    ),
+    "paused": (
+        lambda: gated_object(
+            _START,
+            _SHADOW,
+            (3.0, _READY, _figures(40, 40)),
+            rollout={**GATED, "control": {"paused": True}},
+        ),
+        "Suspended",
+        "Paused: paused by spec.rollout.control.paused",
+    ),
+    "promoted": (
+        lambda: gated_object(_START, _SHADOW, (12.0, _READY, _figures(400, 400))),
+        "Healthy",
+        "serving model fraud version 3 on 1/1 replicas",
+    ),
+    "rolled back, following latest": (
+        lambda: gated_object(_START, _SHADOW, (12.0, _READY, _figures(412, 334))),
+        "Healthy",
+        "rolled back version 4: agreement 0.811 < minAgreement 0.95 over 412 mirrored "
+        "requests; version 3 serves",
+    ),
+    "rolled back, pinned by the spec": (
+        lambda: gated_object(_START, _SHADOW, (12.0, _READY, _figures(412, 334)), version="4"),
+        "Degraded",
+        "RolledBack: spec.model.version pins version 4, which was rolled back: rolled back "
+        "version 4: agreement 0.811 < minAgreement 0.95",
+    ),
+}
+
+
+@pytest.mark.parametrize("stage", list(GATED_STAGES))
+def test_modeldeployment_gated_rollout_stages(stage):
+    build, expected, text = GATED_STAGES[stage]
+    obj = build()
+    hs = health(MD_SCRIPT, obj)
+    assert hs["status"] == expected, (hs, obj["status"]["rollout"])
+    assert text in hs["message"], hs
+
+
+def test_stalled_candidate_is_degraded_with_the_schedulers_words():
+    """The controller turns plan.stalled into Stalled=True; Argo CD then says Degraded."""
+    stuck = CandidatePods(desired=1, ready=0, unschedulable=GPU_MESSAGE, unschedulable_since=NOW)
+    obj = gated_object(_START, (5.0, stuck, None))
+    assert obj["status"]["rollout"]["stalled"] is True
+    stalled = _cond(obj, "Stalled")
+    stalled.update(
+        status="True", reason="CandidateUnschedulable", message=obj["status"]["rollout"]["message"]
+    )
+    hs = health(MD_SCRIPT, obj)
+    assert hs["status"] == "Degraded" and GPU_MESSAGE in hs["message"]
+
+
+def test_rollout_phase_does_not_hide_an_older_generation():
+    obj = GATED_STAGES["shadow analysis"][0]()
+    obj["status"]["observedGeneration"] = 3
+    assert health(MD_SCRIPT, obj)["status"] == "Progressing"
+    assert "observe generation 4" in health(MD_SCRIPT, obj)["message"]
 
 
 # --- TrainingJob: statuses from derive_trainingjob_status ----------------------------

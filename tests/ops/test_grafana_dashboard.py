@@ -35,6 +35,9 @@ TRITON = {
 }
 KUBE_STATE_METRICS = {"kube_pod_container_resource_limits"}
 OPERATOR = {
+    "modelops_rollout_phase",
+    "modelops_rollout_agreement",
+    "modelops_rollout_error_rate",
     "modelops_resource_condition",
     "modelops_managed_resources",
     "modelops_reconcile_errors_total",

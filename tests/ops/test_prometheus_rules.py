@@ -33,6 +33,8 @@ import yaml
 from modelops.drift.metrics import DriftMetrics
 from modelops.drift.reference import build_reference
 from modelops.render.deployment import render_deployment
+from modelops.render.gating.metrics import METRICS as ROLLOUT_METRICS
+from modelops.render.gating.metrics import rollout_samples
 from modelops.render.service import render_service
 from tests.ops.test_grafana_dashboard import promql as dashboard_promql
 from tests.ops.test_grafana_dashboard import targets as dashboard_targets
@@ -244,15 +246,42 @@ def _metric_names(expr: str) -> set[str]:
     return {n for n in names if not n.startswith("modelops_io")}
 
 
-def test_rules_only_use_known_metrics():
-    known = set(OPERATOR_METRICS) | {
-        "modelops_drift_detected",
-        "modelops_drift_score",
-        "modelops_reconcile_duration_seconds_bucket",
-        "nv_inference_request_success",
-        "nv_inference_queue_duration_us",
-        "nv_inference_request_duration_us",
+def test_rollout_metric_names_match_the_samples_the_operator_exports():
+    """The names the rules and docs use are the ones render.gating.metrics produces."""
+    status = {
+        "phase": "Shadow",
+        "candidate": "8",
+        "step": 0,
+        "mirrorPercent": 10,
+        "analysis": {
+            "stable": {"requests": 10, "errors": 0, "errorRate": 0.0, "latencyP99Seconds": 0.1},
+            "candidate": {"requests": 1, "errors": 0, "errorRate": 0.0, "latencyP99Seconds": 0.1},
+            "mirrored": 1,
+            "agreement": 1.0,
+        },
     }
+    exported: dict[str, set[str]] = {}
+    for metric, labels, _value in rollout_samples("ml", "fraud", status):
+        exported.setdefault(metric, set()).update(labels)
+    assert exported == {name: set(labels) for name, (_help, labels) in ROLLOUT_METRICS.items()}
+    docs = OPERATIONS.read_text()
+    for name in ROLLOUT_METRICS:
+        assert f"`{name}`" in docs, f"docs/operations.md does not document {name}"
+
+
+def test_rules_only_use_known_metrics():
+    known = (
+        set(OPERATOR_METRICS)
+        | set(ROLLOUT_METRICS)
+        | {
+            "modelops_drift_detected",
+            "modelops_drift_score",
+            "modelops_reconcile_duration_seconds_bucket",
+            "nv_inference_request_success",
+            "nv_inference_queue_duration_us",
+            "nv_inference_request_duration_us",
+        }
+    )
     used = set().union(*(_metric_names(r["expr"]) for r in all_rules()))
     assert used <= known, used - known
 

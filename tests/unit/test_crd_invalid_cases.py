@@ -17,7 +17,13 @@ import pytest
 
 from modelops.api.crd import MODEL_DEPLOYMENT, root_schema
 from modelops.api.modeldeployment import ModelDeployment
-from tests.integration.invalid_modeldeployments import CASES, STRICT_ONLY, VALID, manifest
+from tests.integration.invalid_modeldeployments import (
+    CASES,
+    STRICT_ONLY,
+    VALID,
+    VALID_PATCHES,
+    manifest,
+)
 
 SCHEMA = root_schema(MODEL_DEPLOYMENT)
 VALIDATOR = jsonschema.Draft4Validator(SCHEMA)  # OpenAPI 3.0 schemas are Draft 4 at heart
@@ -89,3 +95,10 @@ def test_case_is_refused_for_its_reason(case_id, patch, expected):
         assert want in schema_paths, f"refused at {schema_paths}, expected {want}"
     else:
         assert want in CEL_LOCATIONS, f"nothing in the schema refuses {case_id} at {want}"
+
+
+@pytest.mark.parametrize(("case_id", "patch"), VALID_PATCHES, ids=[c[0] for c in VALID_PATCHES])
+def test_valid_variant_passes_the_schema_and_parses(case_id, patch):
+    body = manifest(patch)
+    assert not list(VALIDATOR.iter_errors(body)), case_id
+    ModelDeployment.from_body({**body, "metadata": {**body["metadata"], "namespace": "ns"}})

@@ -95,6 +95,8 @@ def test_printer_columns():
         ("Replicas", ".status.readyReplicas"),
         ("GPUs", ".status.gpus"),
         ("Version", ".status.servedVersion"),
+        ("Candidate", ".status.rollout.candidate"),
+        ("Rollout", ".status.rollout.phase"),
         ("Reason", '.status.conditions[?(@.type=="Ready")].reason'),
         ("Age", ".metadata.creationTimestamp"),
     ]

@@ -83,6 +83,9 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "enforces (reserved Triton flags or environment variables, credentials in a URI): "
             "it was stored before a CRD change, or with validation off. The message names the "
             "fields; nothing is rendered until it is fixed.",
+            "CandidateUnschedulable": "A gated rollout's candidate (spec.rollout.strategy "
+            "Shadow or Canary) has waited for a node longer than surgeTimeoutSeconds; it keeps "
+            "waiting and the stable version keeps serving (status.rollout.message).",
         },
     ),
     "Scheduled": (

@@ -98,6 +98,19 @@ MODEL_DEPLOYMENT = KindSpec(
             "jsonPath": ".status.servedVersion",
             "description": "Model version(s) being served.",
         },
+        {
+            "name": "Candidate",
+            "type": "string",
+            "jsonPath": ".status.rollout.candidate",
+            "description": "Version being rolled out beside the stable one (empty when none).",
+        },
+        {
+            "name": "Rollout",
+            "type": "string",
+            "jsonPath": ".status.rollout.phase",
+            "description": "Rollout phase: Idle, Progressing, Waiting, Shadow, Canary, Paused, "
+            "Promoting or RolledBack.",
+        },
         _condition_column("Reason", "Ready", "reason", "Reason of the Ready condition."),
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {

@@ -24,7 +24,6 @@ from .base import (
     STORAGE_URI,
     STORAGE_URI_RULES,
     ApiModel,
-    IntOrPercent,
     ParsedObject,
     Quantity,
     cel,
@@ -33,6 +32,7 @@ from .base import (
     sub_object,
     validations,
 )
+from .rollout import MAX_HISTORY, HistoryEntry, Rollout, RolloutStatus
 from .types import Condition, EnvVar, SecretReference, Toleration
 
 # --- spec.model ---------------------------------------------------------------
@@ -320,48 +320,6 @@ class Autoscaling(ApiModel):
     metric: AutoscalingMetric = Field(description="Metric to scale on and its target.")
 
 
-# --- spec.rollout ---------------------------------------------------------------
-
-
-class Rollout(ApiModel):
-    """How a new version or configuration replaces the running pods."""
-
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            cel(
-                # has() guards: the apiserver checks the CRD default `{}` against
-                # this rule before nested defaults are filled in.
-                "!has(self.maxSurge) || !has(self.maxUnavailable) || "
-                "!((type(self.maxSurge) == int ? self.maxSurge == 0 : self.maxSurge == '0%') && "
-                "(type(self.maxUnavailable) == int ? self.maxUnavailable == 0 "
-                ": self.maxUnavailable == '0%'))",
-                "maxSurge and maxUnavailable may not both be 0",
-                field_path=".maxUnavailable",
-            ),
-        )
-    )
-
-    max_surge: IntOrPercent = Field(
-        default=1,
-        description='Extra pods (count or percentage like "25%") a rolling update may create '
-        "above the desired replicas. Each surge pod needs free GPUs; see surgeTimeoutSeconds.",
-    )
-    max_unavailable: IntOrPercent = Field(
-        default=0,
-        description="Pods (count or percentage) that may be unavailable during a rolling "
-        "update. The default 0 keeps full serving capacity while the new version loads.",
-    )
-    surge_timeout_seconds: int = Field(
-        default=60,
-        ge=0,
-        le=86_400,
-        description="When a surge pod stays unschedulable (e.g. Insufficient nvidia.com/gpu) "
-        "for longer than this, the operator finishes this rollout replacing pods in place "
-        "(maxSurge 0, maxUnavailable 1) instead of waiting for a GPU that never frees up; "
-        "status.rollout says so. 0 switches as soon as a surge pod is unschedulable.",
-    )
-
-
 # --- spec.scheduling ------------------------------------------------------------
 
 
@@ -562,7 +520,11 @@ class ModelDeploymentSpec(ApiModel):
         default=None,
         description="Scale replicas on a metric; replaces spec.replicas.",
     )
-    rollout: Rollout = sub_object(Rollout, "Rolling-update settings.")
+    rollout: Rollout = sub_object(
+        Rollout,
+        "How new versions roll out: Direct, or gated (Shadow, Canary) with analysis, "
+        "automatic promotion or rollback (docs/rollouts.md).",
+    )
     scheduling: Scheduling | None = Field(
         default=None, description="Node selection, tolerations and priority."
     )
@@ -620,19 +582,6 @@ class DriftStatus(ApiModel):
     )
 
 
-class RolloutStatus(ApiModel):
-    """The operator's rollout decisions."""
-
-    replace_in_place: bool | None = Field(
-        default=None,
-        description="True while the current rollout replaces pods in place because a surge "
-        "pod could not get a GPU (see spec.rollout.surgeTimeoutSeconds).",
-    )
-    reason: str | None = Field(
-        default=None, max_length=4096, description="Why the rollout replaces pods in place."
-    )
-
-
 class RetrainStatus(ApiModel):
     """The drift -> retrain loop's last action."""
 
@@ -680,7 +629,16 @@ class ModelDeploymentStatus(ApiModel):
     )
     endpoints: Endpoints | None = Field(default=None, description="Where to send requests.")
     drift: DriftStatus | None = Field(default=None, description="Latest drift evaluation.")
-    rollout: RolloutStatus | None = Field(default=None, description="Rollout decisions.")
+    rollout: RolloutStatus | None = Field(
+        default=None, description="Rollout state: stable and candidate versions, phase, analysis."
+    )
+    history: list[HistoryEntry] | None = Field(
+        default=None,
+        max_length=MAX_HISTORY,
+        description="Lineage of the versions rolled out, newest first (at most "
+        f"{MAX_HISTORY}): where each came from, its checksum, when it started serving, and "
+        "whether it was promoted or rolled back and why.",
+    )
     retrain: RetrainStatus | None = Field(
         default=None, description="Retraining started by drift (spec.driftMonitor.retrain)."
     )

@@ -1,0 +1,257 @@
+"""The analysis gates: observed figures against spec.rollout.analysis, as a verdict.
+
+Each gate yields a Check with its figure, its threshold and a sentence that
+says both ("agreement 0.81 < minAgreement 0.95 over 412 mirrored requests"),
+so the rollback message and the Warning event quote the failing figure
+without anyone reading logs. A gate without enough evidence is Pending, never
+a pass: a candidate is promoted on evidence, not on silence.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelops.api.rollout import Analysis, EvalMetricGate
+
+from .observed import ObservedFigures
+
+
+class Result(enum.Enum):
+    PASS = "Pass"
+    FAIL = "Fail"
+    PENDING = "Pending"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate's outcome: gate name (the spec field), result, and the sentence."""
+
+    gate: str
+    result: Result
+    text: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """All gates together: FAIL if any fails, PASS if all pass, else PENDING."""
+
+    checks: tuple[Check, ...]
+
+    @property
+    def result(self) -> Result:
+        results = {c.result for c in self.checks}
+        if Result.FAIL in results:
+            return Result.FAIL
+        if Result.PENDING in results:
+            return Result.PENDING
+        return Result.PASS
+
+    @property
+    def failing(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.result is Result.FAIL)
+
+    @property
+    def text(self) -> str:
+        """The failing checks if any, else every check; '; '-separated."""
+        shown = self.failing or self.checks
+        # Gates waiting for the same evidence say so once.
+        return "; ".join(dict.fromkeys(c.text for c in shown))
+
+
+def _num(value: float) -> str:
+    """Figures as people read them: 3 significant digits, no exponent for usual values."""
+    return f"{value:.3g}"
+
+
+def evaluate(analysis: Analysis, figures: ObservedFigures, *, mirroring: bool) -> Verdict:
+    """The live-traffic gates over the candidate's figures so far.
+
+    mirroring: the current step is the shadow phase. Agreement is only
+    measurable on mirrored requests (a request answered by one version has
+    nothing to compare with), so minAgreement is judged in the shadow phase
+    and its verdict stands for the canary steps that follow.
+    """
+    checks: list[Check] = []
+    cand, stable = figures.candidate, figures.stable
+    enough = cand.requests >= analysis.min_requests
+    evidence = f"over {cand.requests} requests"
+
+    if analysis.max_error_rate_increase is not None:
+        limit = analysis.max_error_rate_increase
+        if not enough:
+            checks.append(_pending("maxErrorRateIncrease", cand.requests, analysis.min_requests))
+        else:
+            increase = cand.error_rate - stable.error_rate
+            ok = increase <= limit + 1e-12
+            op = "<=" if ok else ">"
+            checks.append(
+                Check(
+                    "maxErrorRateIncrease",
+                    Result.PASS if ok else Result.FAIL,
+                    f"error rate {_num(cand.error_rate)} vs stable {_num(stable.error_rate)}: "
+                    f"increase {_num(max(increase, 0.0))} {op} maxErrorRateIncrease "
+                    f"{_num(limit)} {evidence}",
+                )
+            )
+
+    if analysis.max_latency_p99_ratio is not None:
+        limit = analysis.max_latency_p99_ratio
+        if not enough:
+            checks.append(_pending("maxLatencyP99Ratio", cand.requests, analysis.min_requests))
+        elif cand.latency_p99_s is None or not stable.latency_p99_s:
+            checks.append(
+                Check(
+                    "maxLatencyP99Ratio",
+                    Result.PENDING,
+                    "p99 latency not measured yet for "
+                    + ("the candidate" if cand.latency_p99_s is None else "the stable version"),
+                )
+            )
+        else:
+            ratio = cand.latency_p99_s / stable.latency_p99_s
+            ok = ratio <= limit + 1e-12
+            op = "<=" if ok else ">"
+            checks.append(
+                Check(
+                    "maxLatencyP99Ratio",
+                    Result.PASS if ok else Result.FAIL,
+                    f"p99 latency {_num(cand.latency_p99_s)}s vs stable "
+                    f"{_num(stable.latency_p99_s)}s: ratio {_num(ratio)} {op} "
+                    f"maxLatencyP99Ratio {_num(limit)} {evidence}",
+                )
+            )
+
+    if analysis.min_agreement is not None and mirroring:
+        limit = analysis.min_agreement
+        agreement = figures.agreement
+        if figures.mirrored < analysis.min_requests or agreement is None:
+            checks.append(
+                Check(
+                    "minAgreement",
+                    Result.PENDING,
+                    f"{figures.mirrored}/{analysis.min_requests} mirrored requests compared "
+                    "(minRequests)",
+                )
+            )
+        else:
+            ok = agreement >= limit - 1e-12
+            op = ">=" if ok else "<"
+            checks.append(
+                Check(
+                    "minAgreement",
+                    Result.PASS if ok else Result.FAIL,
+                    f"agreement {_num(agreement)} {op} minAgreement {_num(limit)} over "
+                    f"{figures.mirrored} mirrored requests",
+                )
+            )
+
+    if not checks:
+        # No live gate configured: minRequests alone is the evidence asked for.
+        if enough:
+            checks.append(
+                Check(
+                    "minRequests",
+                    Result.PASS,
+                    f"{cand.requests} requests >= minRequests {analysis.min_requests}",
+                )
+            )
+        else:
+            checks.append(_pending("minRequests", cand.requests, analysis.min_requests))
+    return Verdict(tuple(checks))
+
+
+def _pending(gate: str, seen: int, needed: int) -> Check:
+    return Check(gate, Result.PENDING, f"{seen}/{needed} requests (minRequests)")
+
+
+def evaluate_eval_metric(
+    gate: EvalMetricGate | None,
+    candidate_source: Mapping[str, Any],
+    stable_source: Mapping[str, Any] | None,
+) -> Check | None:
+    """The TrainingJob eval-metric gate, judged before the candidate gets any GPU.
+
+    candidate_source / stable_source: the `source` of their lineage entries
+    (status.history). None when there is no gate or the candidate did not come
+    from a TrainingJob (nothing reported to judge).
+    """
+    if gate is None or candidate_source.get("kind") != "TrainingJob":
+        return None
+    name = gate.name
+    cand = (candidate_source.get("metrics") or {}).get(name)
+    if cand is None:
+        tj = (candidate_source.get("trainingJob") or {}).get("name", "?")
+        return Check(
+            "evalMetric",
+            Result.FAIL,
+            f"eval metric {name} missing: TrainingJob {tj} did not report it",
+        )
+    stable = ((stable_source or {}).get("metrics") or {}).get(name)
+    if stable is None:
+        return Check(
+            "evalMetric",
+            Result.PASS,
+            f"eval metric {name} {_num(cand)}: the stable version has no {name} to compare with",
+        )
+    worse_by = stable - cand if gate.direction == "HigherIsBetter" else cand - stable
+    ok = worse_by <= gate.max_regression + 1e-12
+    op = "<=" if ok else ">"
+    how = f"{_num(abs(worse_by))} {'worse' if worse_by > 0 else 'better'}"
+    if worse_by == 0:
+        how = "equal"
+    return Check(
+        "evalMetric",
+        Result.PASS if ok else Result.FAIL,
+        f"eval metric {name} {_num(cand)} vs stable {_num(stable)} ({how}; "
+        f"{gate.direction}): regression {_num(max(worse_by, 0.0))} {op} maxRegression "
+        f"{_num(gate.max_regression)}",
+    )
+
+
+def combine(*parts: Verdict | Check | None) -> Verdict:
+    """One verdict from verdicts and single checks (None parts are skipped)."""
+    checks: list[Check] = []
+    for part in parts:
+        if part is None:
+            continue
+        checks.extend(part.checks if isinstance(part, Verdict) else (part,))
+    return Verdict(tuple(checks))
+
+
+def figures_status(
+    figures: ObservedFigures, step_requests: int, verdict: Verdict
+) -> dict[str, Any]:
+    """status.rollout.analysis: the figures analysis saw, and the verdict sentence."""
+
+    def version(v: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"requests": v.requests, "errors": v.errors}
+        if v.requests:
+            out["errorRate"] = round(v.error_rate, 6)
+        if v.latency_p99_s is not None:
+            out["latencyP99Seconds"] = round(v.latency_p99_s, 6)
+        return out
+
+    out: dict[str, Any] = {
+        "stable": version(figures.stable),
+        "candidate": version(figures.candidate),
+        "mirrored": figures.mirrored,
+        "stepRequests": step_requests,
+        "verdict": verdict.text[:1024],
+    }
+    if figures.agreement is not None:
+        out["agreement"] = round(figures.agreement, 6)
+    return out
+
+
+__all__ = [
+    "Check",
+    "Result",
+    "Verdict",
+    "combine",
+    "evaluate",
+    "evaluate_eval_metric",
+    "figures_status",
+]

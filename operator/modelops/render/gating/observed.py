@@ -1,0 +1,94 @@
+"""What the controller observes for a gated rollout: small immutable values.
+
+The controller builds these from the data plane's figures (the sidecars count
+every request per version) and from the candidate's pods; the decision
+function never sees a raw object, so every scenario is one table row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VersionFigures:
+    """One version's traffic over the candidate's life (counters summed over its pods).
+
+    requests: requests it answered (for the candidate: mirrored plus live);
+    errors: those that failed (HTTP 5xx, or a gRPC status other than OK, or a
+    timeout); latency_p99_s: 99th-percentile latency in seconds over the same
+    window, None when not measured yet.
+    """
+
+    requests: int = 0
+    errors: int = 0
+    latency_p99_s: float | None = None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class ObservedFigures:
+    """The data plane's figures for one candidate, stable and candidate side by side.
+
+    mirrored: mirrored requests whose two answers were both received and
+    compared; agreed: how many of those agreed (modelops.render.gating.agreement).
+    The counters are cumulative since the candidate's pods started serving; a
+    counter that went backwards (a sidecar restarted) must be fixed up by the
+    reader, not here.
+    """
+
+    stable: VersionFigures = field(default_factory=VersionFigures)
+    candidate: VersionFigures = field(default_factory=VersionFigures)
+    mirrored: int = 0
+    agreed: int = 0
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.mirrored if self.mirrored else None
+
+
+@dataclass(frozen=True)
+class CandidatePods:
+    """The pods of the version being rolled out.
+
+    desired: replicas its Deployment asks for now; ready: how many pass Triton's
+    readiness (model loaded). unschedulable / unschedulable_since: the
+    scheduler's message for a candidate pod that found no node (PodScheduled
+    False, reason Unschedulable) and since when (that condition's
+    lastTransitionTime). problem: a failure that will not heal by waiting
+    (CrashLoopBackOff, ModelPullFailed, ImagePullBackOff, with the message
+    status derivation already writes); it rolls a gated candidate back.
+    complete: for strategy Direct (and a first version): every desired replica
+    runs the target version and no other pod runs (DeploymentView.complete with
+    the target's template).
+    """
+
+    desired: int = 0
+    ready: int = 0
+    unschedulable: str | None = None
+    unschedulable_since: datetime | None = None
+    problem: str | None = None
+    complete: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """The concrete version the spec asks for now, resolved once by the controller.
+
+    version: a concrete number ("8"), never "latest" (the controller resolves
+    latest from TrainingJob results or the storage listing and records it);
+    source: the lineage entry's `source` (modelops.render.gating.lineage:
+    source_from_training_job / pinned_source / latest_source); checksum: the
+    version's manifest digest ("sha256:<hex>"), when known.
+    """
+
+    version: str
+    source: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    checksum: str | None = None
