@@ -17,7 +17,7 @@ import kopf
 
 from modelops.api import constants as c
 from modelops.controllers.indexes import MANAGED, MD, OWNED_BY_MD, _group_version
-from modelops.render.children import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE
+from modelops.render.children import CONFIG_MAP, DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE
 from modelops.render.projections import project_autoscaler
 
 
@@ -39,7 +39,7 @@ async def child_event(namespace: str, labels: Mapping[str, str], memo: kopf.Memo
         memo.operator.enqueue_md((namespace, owner), child=True)
 
 
-for _kind in (DEPLOYMENT, SERVICE, HPA, PDB):
+for _kind in (DEPLOYMENT, SERVICE, CONFIG_MAP, HPA, PDB):
     kopf.on.event(
         *_group_version(_kind.api_version), _kind.plural, labels=MANAGED, id=f"{_kind.plural}"
     )(child_event)
