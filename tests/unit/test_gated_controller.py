@@ -92,7 +92,9 @@ class Gated(Harness):
 
 
 def started(version: str = "1") -> Gated:
-    h = Gated(md_body(model={"storageUri": "s3://models/fraud", "version": version}, rollout=SHADOW))
+    h = Gated(
+        md_body(model={"storageUri": "s3://models/fraud", "version": version}, rollout=SHADOW)
+    )
     h.reconcile()
     h.run_pods("fraud")
     h.reconcile()
@@ -126,9 +128,7 @@ def test_new_version_runs_as_candidate_beside_stable_and_is_promoted():
     version = candidate["spec"]["template"]["metadata"]["annotations"]
     assert version["modelops.io/model-version"] == "2"
     stable = h.deployment("fraud")
-    assert stable["spec"]["template"]["metadata"]["annotations"][
-        "modelops.io/model-version"
-    ] == "1"
+    assert stable["spec"]["template"]["metadata"]["annotations"]["modelops.io/model-version"] == "1"
     # Live traffic reaches the stable slot only; the candidate has its own Service.
     assert h.kube.live(SERVICE, "ml", "fraud")["spec"]["selector"]["modelops.io/slot"] == "a"
     assert h.kube.live(SERVICE, "ml", "fraud-candidate")["spec"]["selector"] == {
@@ -202,3 +202,120 @@ def ix(self, name: str):
 
 
 Gated.ix = ix  # type: ignore[attr-defined]
+
+
+CANARY = {
+    **{k: v for k, v in SHADOW.items() if k not in ("strategy", "shadow", "analysis")},
+    "strategy": "Canary",
+    "canary": {"steps": [{"weight": 50, "requests": 100}]},
+    "analysis": {"minRequests": 100, "maxErrorRateIncrease": 0.01},
+}
+
+
+def test_canary_splits_by_weight_capped_by_ready_capacity_and_hpa_follows_the_stable_slot():
+    body = md_body(
+        model={"storageUri": "s3://models/fraud", "version": "1"},
+        rollout=CANARY,
+        autoscaling={
+            "minReplicas": 2,
+            "maxReplicas": 4,
+            "metric": {"type": "queue-time", "target": 50},
+        },
+    )
+    h = Gated(body)
+    h.reconcile()
+    h.kube.objects[(DEPLOYMENT, "ml", "fraud")]["spec"]["replicas"] = 2  # the HPA's minimum
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Idle"
+    h.set_version("2")
+    h.reconcile()
+    candidate = h.deployment("fraud-b")
+    assert candidate["spec"]["replicas"] == 1  # ceil(2 x 50%)
+    h.run_pods("fraud-b")
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Canary"
+    # One ready candidate pod of two replicas: at most half the requests.
+    assert h.traffic()["canaryWeight"] == 50
+    assert h.traffic()["mirrorPercent"] == 0
+    hpa = h.kube.live(h.ix("HorizontalPodAutoscaler"), "ml", "fraud")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "fraud"
+
+    # A candidate answering with errors is rolled back with the figure in the message.
+    h.figures = {
+        "fraud-pod-0": {"epoch": "2", "requests": 300, "errors": 0},
+        "fraud-b-pod-0": {"epoch": "2", "requests": 300, "errors": 30},
+    }
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "RolledBack", rollout
+    assert "maxErrorRateIncrease 0.01" in rollout["message"]
+    assert h.ready()[0] == "True"
+
+
+def test_an_operator_restarted_mid_analysis_resumes_from_status():
+    h = started()
+    h.set_version("2")
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    before = h.status()["rollout"]
+    assert before["phase"] == "Shadow"
+    # A new operator process: nothing in memory, only what status says.
+    fresh = Gated(md_body())
+    fresh.kube = h.kube
+    fresh.controller.kube = h.kube
+    fresh.controller.actuator.kube = h.kube
+    fresh.figures = {"fraud-pod-0": {"epoch": "2", "requests": 10, "mirrored": 5, "agreed": 5}}
+    fresh.reconcile()
+    after = h.status()["rollout"]
+    assert after["phase"] == "Shadow"
+    assert after["stepStartedAt"] == before["stepStartedAt"]
+    assert after["candidateSince"] == before["candidateSince"]
+    assert [e for e in h.kube.events if e["reason"] == "CandidateStarted"] != []
+    assert len([e for e in h.kube.events if e["reason"] == "StepStarted"]) == 1
+
+
+def test_a_candidate_without_a_node_waits_with_the_schedulers_reason_then_stalls():
+    h = started()
+    h.set_version("2")
+    h.reconcile()
+    h.kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "fraud-b-pod-0",
+                "namespace": "ml",
+                "labels": {"modelops.io/model-deployment": "fraud", "modelops.io/slot": "b"},
+                "annotations": {"modelops.io/model-version": "2"},
+            },
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
+                        "lastTransitionTime": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    }
+                ],
+            },
+        }
+    )
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Waiting"
+    assert "Insufficient nvidia.com/gpu" in rollout["message"]
+    assert h.ready()[0] == "True"
+    h.controller.clock = lambda: NOW + timedelta(seconds=120)
+    h.reconcile()
+    stalled = next(c for c in h.status()["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "CandidateUnschedulable")
+    assert h.ready()[0] == "True"
+    assert "CandidateStalled" in h.events()
+    # The stable Deployment was never scaled down for the candidate.
+    assert h.deployment("fraud")["spec"]["replicas"] == 1
