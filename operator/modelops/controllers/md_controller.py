@@ -114,6 +114,7 @@ class ModelDeploymentController:
         events: list[dict[str, Any]] = []
         drift = None
         figures = None
+        loaded = None
         if isinstance(md, ModelDeployment):
             scaling = md.spec.autoscaling
             if scaling is not None and scaling.engine == "keda":
@@ -125,8 +126,11 @@ class ModelDeploymentController:
             if self.drift_reader is not None and monitor is not None and monitor.enabled:
                 drift = self.drift_reader(md, pods)
             phase = ((body.get("status") or {}).get("rollout") or {}).get("phase")
-            if self.rollout_reader is not None and phase in GATED_PHASES:
-                figures = self.rollout_reader(key[0], key[1], pods)
+            if self.rollout_reader is not None:
+                if phase in GATED_PHASES:
+                    figures = self.rollout_reader(key[0], key[1], pods)
+                # Asked once per pod: what its Triton actually loaded.
+                loaded = self.rollout_reader.loaded(key[0], key[1], md.model_name, pods)
         return md_planner.Observed(
             body=body,
             children=children,
@@ -137,6 +141,7 @@ class ModelDeploymentController:
             drift=drift,
             events=events,
             figures=figures,
+            loaded=loaded,
         )
 
     def _parse(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | str:
