@@ -253,7 +253,8 @@ def test_merge_figures_reads_the_document() -> None:
     stable = RolloutFigures("8")
     for _ in range(100):
         stable.observe(200, 0.004)
-    stable.mirrored, stable.agreed = 10, 9
+    # 12 copies sent, 2 failed at the candidate (errors, not disagreement), 10 compared
+    stable.mirrored, stable.mirror_errors, stable.compared, stable.agreed = 12, 2, 10, 9
     cand = RolloutFigures("8")
     for i in range(10):
         cand.observe(500 if i == 0 else 200, 0.2)
@@ -262,7 +263,7 @@ def test_merge_figures_reads_the_document() -> None:
         [cand.document(version="8", role="candidate", loaded={})],
     )
     assert merged.stable.requests == 100 and merged.candidate.errors == 1
-    assert merged.mirrored == 10 and merged.agreed == 9
+    assert merged.mirrored == 10 and merged.agreed == 9  # agreement 0.9, not 9/12
     assert (merged.stable.latency_p99_s or 1) <= 0.005
     assert 0.1 < (merged.candidate.latency_p99_s or 0) <= 0.25
 

@@ -638,6 +638,9 @@ class _Downstream(asyncio.Protocol):
         self.phase = _CLOSED
         self.proxy._clients.discard(self)
         self._unreserve()
+        if self.capture is not None:  # the client left before the answer ended
+            self.capture = None
+            self.proxy.rollout.mirrors_ended += 1
         up, self.up = self.up, None
         if up is not None:
             up.reusable = False  # the response has nowhere to go
@@ -777,7 +780,11 @@ class _Downstream(asyncio.Protocol):
             if self.streaming_body:
                 rollout.figures.mirror_dropped += 1  # body above the stats cap: not held
                 return
-            self.capture = bytearray()
+            # The slot is taken now, while Triton's answer is being kept: the cap
+            # bounds kept answers as well as mirrors on the wire.
+            if rollout.mirror_slot():
+                rollout.mirrors_started += 1
+                self.capture = bytearray()
 
     def _reserve(self, n: int) -> None:
         proxy = self.proxy
@@ -927,7 +934,9 @@ class _Downstream(asyncio.Protocol):
             first = first[skip:]
         if len(cap) + len(first) + len(second) > self.cfg.stats_max_bytes:
             self.capture = None  # too large to compare: the mirror is not sent
-            self.proxy.rollout.figures.mirror_dropped += 1
+            rollout = self.proxy.rollout
+            rollout.figures.mirror_dropped += 1
+            rollout.mirrors_ended += 1
             return
         cap += first
         cap += second
@@ -1029,10 +1038,13 @@ class _Downstream(asyncio.Protocol):
         else:
             figures.observe(status, seconds)
             answer = self.capture_answer
-            if self.capture is not None and answer is not None and status == 200:
-                assert self.line is not None and self.head is not None
-                stable = Answer(bytes(self.capture), *answer)
-                self.proxy.start_mirror(self.line, self.head, self.body, stable)
+            if self.capture is not None:
+                if answer is not None and status == 200:
+                    assert self.line is not None and self.head is not None
+                    stable = Answer(bytes(self.capture), *answer)
+                    self.proxy.start_mirror(self.line, self.head, self.body, stable)
+                else:
+                    self.proxy.rollout.mirrors_ended += 1  # only successful requests mirror
         self.routed = False
         self.split_pool = None
         self.capture = self.capture_answer = None
@@ -1232,12 +1244,11 @@ class DriftProxy:
         rollout = self.rollout
         pool = self.candidate_pool
         if pool is None or not rollout.acting:
-            return  # the rollout ended while this request was in flight
-        if not rollout.mirror_slot():
+            rollout.mirrors_ended += 1  # the rollout ended while this request was in flight
             return
+        # Its slot was taken when the request was chosen (_Downstream._route).
         request = upstream_request_head(line, head, len(body))[:-2] + _MIRROR_FIELD
         mirror = _Mirror(self, pool, request, body, stable)
-        rollout.mirrors_started += 1
         rollout.figures.mirrored += 1
         self._mirrors.add(mirror)
         mirror.start()
