@@ -21,6 +21,8 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +33,14 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from modelops.triton.local_server import TritonServer, free_ports
-from tests.drift.conftest import Sidecar, http_get, metric_value
+from tests.drift.conftest import (
+    REPO_ROOT,
+    Sidecar,
+    http_get,
+    http_post,
+    metric_value,
+    wait_healthy,
+)
 from tests.support.triton import triton_factory, triton_install  # noqa: F401 - fixtures
 
 MODEL = "clf"
@@ -168,7 +177,9 @@ def pair(
     request: pytest.FixtureRequest,
 ) -> Iterator[tuple[Sidecar, Sidecar]]:
     """(stable sidecar, candidate sidecar), both reading the same traffic file."""
-    extra = getattr(request, "param", ())
+    # Room for every mirror of a test's few requests: on a loaded machine the candidate
+    # (in this process, sharing its GIL) can fall behind, and a drop would change the counts.
+    extra = getattr(request, "param", ("--mirror-max-in-flight", "64"))
     cand = Sidecar(
         sidecar_args(
             candidate_triton.http_url, candidate_triton.grpc_url, reference_path, traffic.path, "8"
@@ -392,3 +403,64 @@ def test_loop_headers_are_never_acted_on(pair, traffic) -> None:
         np.testing.assert_array_equal(y, x[:, :3])  # answered here, not split
     doc = settle(stable, lambda d: d["requests"] == 2)
     assert doc["split"] == doc["mirrored"] == 0
+
+
+def _vm(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field}")
+
+
+def test_slow_candidate_memory_stays_bounded_in_a_real_process(
+    stable_triton, candidate_triton, reference_path, traffic, candidate_mode
+) -> None:
+    """900 KB bodies, every one chosen for mirroring, to a candidate that takes 3 s each:
+    without the cap the sidecar would hold every body (180 MB here); with it, 16."""
+    candidate_mode("slow 3")
+    port, admin_port = free_ports(2)
+    traffic.write(
+        settings(candidate_triton.http_url, "8", mirrorPercent=100)
+    )  # the candidate's Triton directly: its slowness is what matters here
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "modelops.cli", "drift-monitor",
+            *sidecar_args(stable_triton.http_url, "", reference_path, traffic.path, "7"),
+            "--host", "127.0.0.1", "--port", str(port), "--admin-port", str(admin_port),
+            "--mirror-timeout", "30", "--log-level", "WARNING",
+        ],
+        cwd=REPO_ROOT,
+    )  # fmt: skip
+    try:
+        admin = f"http://127.0.0.1:{admin_port}"
+        wait_healthy(admin, proc)
+        deadline = time.monotonic() + 10
+        while json.loads(http_get(admin + "/rollout")[1])["epoch"] != "8":
+            assert time.monotonic() < deadline, "traffic file not picked up"
+            time.sleep(0.05)
+        x = batches(1)[0]
+        doc = {
+            "inputs": [
+                {"name": "INPUT0", "shape": [2, N_FEATURES], "datatype": "FP32",
+                 "data": x.ravel().tolist()}
+            ]
+        }  # fmt: skip
+        # JSON allows any amount of whitespace: a large body the model still accepts.
+        body = json.dumps(doc).encode() + b" " * 900_000
+        url = f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer"
+        for _ in range(20):  # warm up: allocator arenas, the first mirrors
+            assert http_post(url, body)[0] == 200
+        before = _vm(proc.pid, "VmRSS")
+        for _ in range(200):
+            status, answer, _ = http_post(url, body)
+            assert status == 200 and json.loads(answer)["outputs"][0]["name"] == "SCORES"
+        grown = _vm(proc.pid, "VmRSS") - before
+        figures = json.loads(http_get(admin + "/rollout")[1])
+        assert figures["mirrorDropped"] >= 150, figures  # the cap, not memory, took them
+        assert figures["mirrored"] + figures["mirrorDropped"] == 220
+        # 16 mirrors x (900 KB body + answers) ~ 15 MB, plus allocator noise.
+        assert grown < 40 * 1024 * 1024, grown
+    finally:
+        candidate_mode("agree")
+        proc.terminate()
+        proc.wait(10)

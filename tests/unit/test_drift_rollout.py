@@ -323,3 +323,24 @@ def test_ready_versions_from_the_repository_index() -> None:
     ]
     assert ready_versions(index) == {"fraud": ["9", "10"]}
     assert ready_versions({"error": "x"}) == {}
+
+
+def test_model_version_from_the_downward_api_variable(monkeypatch) -> None:
+    import argparse
+
+    from modelops.drift import cli
+
+    def parse(*argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        cli.add_arguments(parser)
+        return parser.parse_args(list(argv))
+
+    monkeypatch.delenv("MODELOPS_DRIFT_MODEL_VERSION", raising=False)
+    monkeypatch.setenv("MODELOPS_MODEL_VERSION", "7")
+    args = parse()
+    assert args.model_version == "7"
+    assert args.traffic_file == "/etc/modelops/traffic/traffic.json"
+    assert (args.mirror_max_in_flight, args.mirror_timeout) == (16, 10.0)
+    assert parse("--model-version", "8").model_version == "8"
+    with pytest.raises(SystemExit):
+        parse("--mirror-max-in-flight", "0")

@@ -9,6 +9,9 @@ and serves its own endpoints on ``--admin-port``:
 - ``GET /metrics``: Prometheus text format (``modelops_drift_*``,
   ``modelops_proxy_*``; see :mod:`modelops.drift.metrics`);
 - ``GET /healthz``: ``{"status": "ok", "features": N}`` while the process serves;
+- ``GET /rollout``: this sidecar's gated-rollout figures since the rollout's epoch
+  began (role, requests, errors, latency buckets, mirrored / compared / agreed,
+  split, Triton's loaded versions); see docs/rollouts.md, "The data plane";
 - ``GET /drift``: the drift summary below. The operator copies ``score``,
   ``drifted`` and ``since`` into ``ModelDeployment.status.drift``; the document
   only ever gains keys within one ``schema`` version.
@@ -384,7 +387,8 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
         "gated rollouts",
         "A stable pod's sidecar mirrors a share of infer requests to the candidate version "
         "(answers compared, discarded) and/or forwards a share to it (canary weight), as the "
-        "traffic file says; every sidecar counts its infer calls for GET /rollout.",
+        "traffic file says; every sidecar counts its infer calls for GET /rollout. HTTP only: "
+        "gRPC calls are counted, not mirrored or split.",
     )
     _add(
         g,
