@@ -67,9 +67,21 @@ Timeouts are checked by one sweep over all connections a few times a
 second rather than a timer per request: re-arming a timer on every read
 would cost more than the rest of the hot path.
 
-The sidecar's own endpoints (``/metrics``, ``/drift``, ``/healthz``) are a small
-aiohttp app on a separate port: not on the hot path, and never mixed with
-Triton's URL space.
+Gated rollouts (:mod:`modelops.drift.rollout`; docs/rollouts.md): while the
+traffic file names a candidate and this sidecar is stable, an infer request
+chosen for the weighted split is sent to the candidate's pool of connections
+instead of Triton's (same framing, limits and backpressure; if the candidate
+cannot be connected to, Triton answers), and one chosen for mirroring keeps a
+copy of Triton's answer as it streams to the client, then a ``_Mirror`` sends
+the request to the candidate and hands both answers to the comparison
+worker. Mirrors are bounded by ``mirror_max_in_flight`` (counted from the
+choice to the end of the comparison) and ``stats_max_bytes`` per body and
+answer: 16 x 3 MiB with the defaults, on top of the bound above. Every infer
+exchange ends in the per-epoch figures of ``GET /rollout``.
+
+The sidecar's own endpoints (``/metrics``, ``/drift``, ``/healthz``, ``/rollout``)
+are a small aiohttp app on a separate port: not on the hot path, and never mixed
+with Triton's URL space.
 """
 
 from __future__ import annotations
@@ -766,7 +778,7 @@ class _Downstream(asyncio.Protocol):
 
     def _route(self, line: RequestLine, head: RequestHead) -> None:
         """Split this infer request to the candidate, or keep its answer for a mirror."""
-        if _INFER_PATH.match(line.path) is None:
+        if line.method != "POST" or _INFER_PATH.match(line.path) is None:
             return
         if head.get(MIRROR_HEADER) is not None or head.get(SPLIT_HEADER) is not None:
             return  # sent by another sidecar: never passed on again
