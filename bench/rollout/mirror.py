@@ -14,8 +14,12 @@ sidecar's work: choosing, keeping the stable answer, sending the copy,
 reading the candidate's answer, comparing in the worker thread). Clients
 are closed-loop over keep-alive connections with binary-tensor bodies
 (bench/drift/common.py). Reported: sidecar CPU per client request (utime +
-stime of the process over the run / requests answered), the difference to
-``off``, that difference per mirrored request, and the /rollout figures.
+stime of the process over the run / requests answered; "loop": its main
+thread, the event loop, alone; the rest is the statistics and comparison
+workers), the difference to ``off``, that difference per mirrored request,
+and the /rollout figures. On a busy machine CPU per request rises when
+throughput falls (fewer requests per wake-up), so compare settings within
+one run, and prefer ``--percent 100`` for the cost of one mirror.
 
     python bench/rollout/mirror.py [--seconds 5] [--rounds 3] [--clients 4] [--percent 10]
 """
@@ -51,6 +55,12 @@ from common import (
 
 from modelops.drift.reference import build_reference
 from modelops.triton.local_server import TritonServer, free_ports
+
+
+def loop_cpu_seconds(pid: int) -> float:
+    """utime + stime of the process's main thread: the sidecar's event loop."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bodies(port: int, batch: int, n: int = 2048) -> list[bytes]:
@@ -102,7 +112,7 @@ def main() -> int:
     args = ap.parse_args()
     command = "python bench/rollout/mirror.py " + shlex.join(sys.argv[1:])
     names = args.settings.split(",")
-    totals = {n: {"cpu": 0.0, "requests": 0, "mirrored": 0, "split": 0} for n in names}
+    totals = {n: {"cpu": 0.0, "loop": 0.0, "requests": 0, "mirrored": 0, "split": 0} for n in names}
     last: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp:
         tmpd = Path(tmp)
@@ -126,16 +136,19 @@ def main() -> int:
                         write_traffic(traffic, doc)
                         wait_epoch(admin, doc.get("epoch", ""))
                         before = cpu_seconds(sidecar.pid)
+                        loop_before = loop_cpu_seconds(sidecar.pid)
                         r = asyncio.run(run_load("127.0.0.1", port, requests, args.clients,
                                                  args.seconds))  # fmt: skip
                         # Mirrors finish after their client requests: let them land.
                         time.sleep(0.5)
                         used = cpu_seconds(sidecar.pid) - before
+                        loop_used = loop_cpu_seconds(sidecar.pid) - loop_before
                         if r.errors:
                             raise SystemExit(f"{name}: {r.errors} failed requests {r.statuses}")
                         fig = get_json(admin + "/rollout")
                         t = totals[name]
                         t["cpu"] += used
+                        t["loop"] += loop_used
                         t["requests"] += r.requests
                         t["mirrored"] += fig["mirrored"]
                         t["split"] += fig["split"]
@@ -157,7 +170,8 @@ def main() -> int:
     base = totals["off"]["cpu"] / max(totals["off"]["requests"], 1) if "off" in totals else None
     header = (
         f"{'setting':<8} | {'requests':>8} | {'mirrored':>8} | {'split':>6} | "
-        f"{'CPU/request':>11} | {'vs off':>8} | {'per mirrored/split':>18}"
+        f"{'CPU/request':>11} | {'loop/request':>12} | {'vs off':>8} | "
+        f"{'per mirrored/split':>18}"
     )
     print(header)
     print("-" * len(header))
@@ -171,7 +185,8 @@ def main() -> int:
                 copies = f"{(t['cpu'] - base * t['requests']) / moved * 1e6:.0f} us"
         print(
             f"{name:<8} | {t['requests']:>8} | {t['mirrored']:>8} | {t['split']:>6} | "
-            f"{per * 1e6:>8.0f} us | {extra:>8} | {copies:>18}"
+            f"{per * 1e6:>8.0f} us | {t['loop'] / max(t['requests'], 1) * 1e6:>9.0f} us | "
+            f"{extra:>8} | {copies:>18}"
         )
     if "mirror" in last:
         m = last["mirror"]

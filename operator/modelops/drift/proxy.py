@@ -1137,6 +1137,7 @@ class DriftProxy:
             mirror_max_in_flight=config.mirror_max_in_flight,
             mirror_timeout=config.mirror_timeout,
             max_answer_bytes=config.stats_max_bytes,
+            run_later=self.feeder.run_later,
         )
         self.rollout.on_change.append(self._candidate_changed)
         self.traffic = TrafficWatcher(config.traffic_file, self.rollout.apply)
@@ -1214,7 +1215,6 @@ class DriftProxy:
             self._admin = None
         self.traffic.stop()
         await self.feeder.stop()
-        await self.rollout.worker.stop()
         if self._pool is not None:
             self._pool.close()
         if self.candidate_pool is not None:
