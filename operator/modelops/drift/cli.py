@@ -171,7 +171,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         g,
         "--reference",
         help="reference statistics (.json from `modelops drift-reference`) "
-        "or a raw sample (.npy/.npz/.csv); local path, file:// or http(s)://",
+        "or a raw sample (.npy/.npz/.csv); local path, file:// or http(s)://. Without it "
+        "no drift statistics are kept (the sidecar of a gated rollout without drift "
+        "detection only proxies, mirrors / splits and counts)",
     )
     _add(
         g,
@@ -485,8 +487,10 @@ def _warn_if_noisy(ref: Reference, det: DetectorConfig, window: int) -> None:
 
 
 def build_proxy(args: argparse.Namespace) -> DriftProxy:
-    """Reference, detector, monitor, metrics and proxy from parsed flags (nothing started)."""
-    reference = load_reference(args.reference, bins=args.bins, features=args.features)
+    """Reference, detector, monitor, metrics and proxy from parsed flags (nothing started).
+
+    Without --reference the sidecar runs for a gated rollout only: it proxies,
+    mirrors / splits and counts, and samples nothing for drift statistics."""
     det = detector_config(args)
     win = WindowConfig(
         size=args.window,
@@ -494,7 +498,12 @@ def build_proxy(args: argparse.Namespace) -> DriftProxy:
         min_samples=args.min_samples,
         confirm_windows=args.confirm_windows,
     )
-    _warn_if_noisy(reference, det, args.window)
+    sample_rate = args.sample_rate
+    if args.reference:
+        reference = load_reference(args.reference, bins=args.bins, features=args.features)
+        _warn_if_noisy(reference, det, args.window)
+    else:
+        reference, sample_rate = Reference(features=(), n_samples=0), 0.0
     metrics = DriftMetrics(args.model or "", reference.names)
     monitor = DriftMonitor(reference, det, win, on_evaluation=metrics.observe_evaluation)
     return DriftProxy(
@@ -513,7 +522,7 @@ def build_proxy(args: argparse.Namespace) -> DriftProxy:
             stats_queue_bytes=args.stats_queue_bytes,
             stats_max_bytes=args.stats_max_bytes,
             stats_cpu_share=args.stats_cpu,
-            sample_rate=args.sample_rate,
+            sample_rate=sample_rate,
             model_version=args.model_version,
             traffic_file=args.traffic_file,
             mirror_max_in_flight=args.mirror_max_in_flight,
@@ -594,8 +603,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.reference:
-        log.error("--reference (or %s) is required", _env_name("--reference"))
-        return 2
+        log.info("drift-monitor: no --reference: no drift statistics (rollout figures only)")
     try:
         import uvloop  # optional: a faster event loop, same semantics
     except ImportError:
