@@ -606,7 +606,7 @@ class LoadedVersion(ApiModel):
 
     version: str = Field(max_length=64, description="The version Triton reports READY.")
     replicas: int = Field(description="How many ready replicas loaded it.")
-    pods: list[Annotated[str, Field(max_length=253)]] | None = Field(
+    pods: list[Annotated[str, Field(max_length=253, description="A pod name.")]] | None = Field(
         default=None,
         max_length=MAX_LOADED_PODS,
         description=f"Those replicas' pod names (the first {MAX_LOADED_PODS}, sorted).",
