@@ -251,9 +251,15 @@ def rollout_of(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 
 def roll(
-    cluster: Cluster, namespace: str, name: str, sidecars: dict[str, SidecarProcess], rollout: dict
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    sidecars: dict[str, SidecarProcess],
+    rollout: dict,
+    restart: OperatorProcess | None = None,
 ) -> tuple[dict[str, Any], ReadyWatch, Load]:
-    """Serve version 1, then ask for version 2 under load; returns the final rollout."""
+    """Serve version 1, then ask for version 2 under load; returns the final rollout.
+    restart: kill this operator (SIGKILL) once analysis runs, and start it again."""
     body = gated_md(name, rollout)
     with Node(cluster, namespace, name, sidecars):
         cluster.apply(body, namespace)
@@ -281,6 +287,14 @@ def roll(
                 timeout=60,
                 what="the candidate to start",
             )
+            if restart is not None:
+                wait_for(
+                    lambda: rollout_of(cluster, namespace, name).get("phase") == "Shadow",
+                    timeout=90,
+                    what="analysis to run",
+                )
+                restart.kill()
+                restart.start()
             final = wait_for(decided, timeout=180, what="a verdict on version 2")
     return final, watch, load
 
@@ -288,7 +302,8 @@ def roll(
 def test_a_good_candidate_is_promoted_and_ready_never_drops(
     cluster: Cluster, operator: OperatorProcess, namespace: str, sidecars
 ):
-    final, watch, load = roll(cluster, namespace, "good", sidecars, SHADOW)
+    # The operator is killed mid-analysis and started again: it resumes from status.
+    final, watch, load = roll(cluster, namespace, "good", sidecars, SHADOW, restart=operator)
     assert final["phase"] == "Idle" and final["stable"] == "2", final
     assert final["stableSlot"] == "b"
     assert "Shadow" in watch.phases, watch.phases
@@ -307,6 +322,13 @@ def test_a_good_candidate_is_promoted_and_ready_never_drops(
         if e.involved_object.name == "good"
     }
     assert {"CandidateStarted", "StepStarted", "Promoting", "Promoted"} <= events
+    promoted = [
+        e
+        for e in cluster.core.list_namespaced_event(namespace).items
+        if e.involved_object.name == "good" and e.reason == "Promoted"
+    ]
+    assert len(promoted) == 1 and (promoted[0].count or 1) == 1, "promoted exactly once"
+    assert [h["version"] for h in md["status"]["history"]].count("2") == 1
     # The operator wrote only status: the user's manifest shows no difference.
     applied = gated_md("good", SHADOW)
     applied["spec"]["model"]["version"] = "2"
@@ -368,3 +390,40 @@ def test_a_bad_candidate_is_rolled_back_with_the_failing_figure(
     assert warnings and figure in warnings[0].message
     entry = get_md(cluster, namespace, name)["status"]["history"][0]
     assert entry["version"] == "2" and entry["outcome"] == "RolledBack"
+
+
+def test_a_candidate_waits_for_a_full_gpu_pool_with_the_schedulers_reason(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+):
+    """The stable pod takes every GPU of the only node it may use: the candidate waits,
+    then the rollout is Stalled; the stable version is never scaled down for it."""
+    body = gated_md("full", {**SHADOW, "surgeTimeoutSeconds": 10})
+    body["spec"]["resources"] = {"gpu": {"count": 8}, "cpu": "1", "memory": "2Gi"}
+    body["spec"]["scheduling"] = {"nodeSelector": {"kubernetes.io/hostname": "gpu-h100-0"}}
+    cluster.apply(body, namespace)
+    wait_ready(cluster, namespace, "full")
+    wait_for(
+        lambda: rollout_of(cluster, namespace, "full").get("phase") == "Idle",
+        timeout=60,
+        what="version 1 stable",
+    )
+    body["spec"]["model"]["version"] = "2"
+    cluster.apply(body, namespace)
+
+    def waiting() -> dict | None:
+        rollout = rollout_of(cluster, namespace, "full")
+        return rollout if "Insufficient nvidia.com/gpu" in (rollout.get("message") or "") else None
+
+    rollout = wait_for(waiting, timeout=60, what="the candidate to wait for a GPU")
+    assert rollout["phase"] == "Waiting" and rollout["candidate"] == "2"
+
+    def stalled() -> dict | None:
+        md = get_md(cluster, namespace, "full")
+        return md if condition(md, "Stalled").get("reason") == "CandidateUnschedulable" else None
+
+    md = wait_for(stalled, timeout=90, what="the rollout to stall")
+    assert condition(md, "Stalled")["status"] == "True"
+    assert "Insufficient nvidia.com/gpu" in condition(md, "Stalled")["message"]
+    assert condition(md, "Ready")["status"] == "True"
+    stable = cluster.apps.read_namespaced_deployment("full", namespace)
+    assert stable.spec.replicas == 1
