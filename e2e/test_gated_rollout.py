@@ -183,6 +183,7 @@ class ReadyWatch:
         self.cluster, self.namespace, self.name = cluster, namespace, name
         self.seen: list[str] = []
         self.phases: list[str] = []
+        self.elapsed = 0.0  # from the new version in the spec to the verdict
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -271,6 +272,7 @@ def roll(
         )
         body["spec"]["model"]["version"] = "2"
         with ReadyWatch(cluster, namespace, name) as watch, Load(sidecars["1"].url) as load:
+            published = time.monotonic()
             cluster.apply(body, namespace)
 
             def decided() -> dict | None:
@@ -296,6 +298,7 @@ def roll(
                 restart.kill()
                 restart.start()
             final = wait_for(decided, timeout=180, what="a verdict on version 2")
+            watch.elapsed = time.monotonic() - published
     return final, watch, load
 
 
@@ -305,6 +308,7 @@ def test_a_good_candidate_is_promoted_and_ready_never_drops(
     # The operator is killed mid-analysis and started again: it resumes from status.
     final, watch, load = roll(cluster, namespace, "good", sidecars, SHADOW, restart=operator)
     assert final["phase"] == "Idle" and final["stable"] == "2", final
+    print(f"version published -> promoted: {watch.elapsed:.1f}s (operator restarted once)")
     assert final["stableSlot"] == "b"
     assert "Shadow" in watch.phases, watch.phases
     assert set(watch.seen) == {"True"}, "Ready dropped during the rollout"
