@@ -122,7 +122,11 @@ YAML
 start_adapter() {
   local kubeconfig=$1 ip=$2 bin port
   bin=$("$root/hack/prometheus-adapter/build.sh")
-  if alive adapter && [ "$(cat "$state/adapter.kubeconfig-path" 2>/dev/null)" = "$kubeconfig" ]; then
+  # Reused only while it still talks to this cluster (a re-created cluster has
+  # new certificates, hence a new kubeconfig) and this Prometheus.
+  local wants
+  wants="$(sha256sum < "$kubeconfig" | cut -c1-16) $(cat "$state/prometheus.url")"
+  if alive adapter && [ "$(cat "$state/adapter.for" 2>/dev/null)" = "$wants" ]; then
     return
   fi
   stop adapter
@@ -143,7 +147,7 @@ start_adapter() {
     --config="$RULES" \
     --v=2 > "$state/adapter.log" 2>&1 &
   echo $! > "$state/adapter.pid"
-  echo "$kubeconfig" > "$state/adapter.kubeconfig-path"
+  echo "$wants" > "$state/adapter.for"
   echo "$ip:$port" > "$state/adapter.address"
 }
 
@@ -235,8 +239,13 @@ down() {
 }
 
 env_() {
-  echo "MODELOPS_PROMETHEUS_URL=$(cat "$state/prometheus.url")"
-  echo "MODELOPS_METRICS_TARGETS=$state/targets"
+  if alive prometheus && alive adapter; then
+    echo "MODELOPS_METRICS_RUNNING=1"
+    echo "MODELOPS_PROMETHEUS_URL=$(cat "$state/prometheus.url")"
+    echo "MODELOPS_METRICS_TARGETS=$state/targets"
+  else
+    echo "MODELOPS_METRICS_RUNNING=0"
+  fi
 }
 
 case "${1:-}" in
