@@ -41,7 +41,8 @@ running() {
 route_metrics_server() {
   local kc=(kubectl --kubeconfig "$kubeconfig") port ip
   port=$("${kc[@]}" get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.spec.service.port}')
-  ip=$(ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}')
+  ip=$({ ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4}'
+         hostname -I 2>/dev/null | tr ' ' '\n' | grep -F .; } | head -n 1 || true)
   [ -n "$ip" ] || { log "no non-loopback IPv4 address for the API server to reach metrics-server"; return 1; }
   if [ "$("${kc[@]}" get service -n kube-system metrics-server -o jsonpath='{.spec.type}')" = ExternalName ]; then
     "${kc[@]}" delete service -n kube-system metrics-server >/dev/null

@@ -61,7 +61,8 @@ free_port() {
 # dials the endpoint itself, so the adapter listens on this host's first
 # non-loopback IPv4 address.
 host_ip() {
-  ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}'
+  { ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4}'
+    hostname -I 2>/dev/null | tr ' ' '\n' | grep -F .; } | head -n 1 || true
 }
 
 certificates() {
