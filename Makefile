@@ -38,8 +38,8 @@ tools: ## install/build the test tools: promtool and prometheus (Debian), helm, 
 	@hack/fake-gcs/build.sh >/dev/null
 	@hack/prometheus-adapter/build.sh >/dev/null
 
-.PHONY: prometheus-adapter
-prometheus-adapter: ## build (or reuse) prometheus-adapter from its Go module
+.PHONY: adapter
+adapter: ## build (or reuse) prometheus-adapter from its Go module
 	@hack/prometheus-adapter/build.sh >/dev/null
 
 .PHONY: lint
