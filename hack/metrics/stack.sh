@@ -158,6 +158,8 @@ register() {
   ca=$(base64 -w0 < "$state/pki/ca.crt")
   # A Service without a selector and an EndpointSlice written here: the
   # endpoint is this host, where the adapter listens.
+  # Both versions the adapter serves, as its upstream manifests register
+  # them; clients (the HPA controller) pick the preferred one by discovery.
   local apiservices=""
   for version in v1beta1 v1beta2; do
     apiservices+="---
