@@ -396,8 +396,14 @@ def test_a_bad_candidate_is_rolled_back_with_the_failing_figure(
     assert final["stable"] == "1"
     assert figure in final["message"], final["message"]
     assert set(watch.seen) == {"True"}, "Ready dropped during the rollout"
-    names = {d.metadata.name for d in cluster.apps.list_namespaced_deployment(namespace).items}
-    assert names == {name}, "the candidate is removed, the stable Deployment stays"
+
+    # The candidate is removed (its deletion finishes after the verdict is written).
+    def deployments() -> set[str] | None:
+        items = cluster.apps.list_namespaced_deployment(namespace).items
+        found = {d.metadata.name for d in items}
+        return found if found == {name} else None
+
+    wait_for(deployments, timeout=60, what="only the stable Deployment left")
     warnings = [
         e
         for e in cluster.core.list_namespaced_event(namespace).items
@@ -408,14 +414,34 @@ def test_a_bad_candidate_is_rolled_back_with_the_failing_figure(
     assert entry["version"] == "2" and entry["outcome"] == "RolledBack"
 
 
+def idle_gpu_node(cluster: Cluster) -> tuple[str, int] | None:
+    """(name, GPUs) of a device-plugin GPU node with no pod holding GPUs (other tests'
+    pods may still be going away)."""
+    busy = {
+        pod.spec.node_name
+        for pod in cluster.core.list_pod_for_all_namespaces().items
+        if pod.spec.node_name
+        and any(
+            "nvidia.com/gpu" in ((c.resources.limits or {}) if c.resources else {})
+            for c in pod.spec.containers
+        )
+    }
+    for node in cluster.core.list_node().items:
+        gpus = int((node.status.allocatable or {}).get("nvidia.com/gpu", "0"))
+        if gpus and node.metadata.name not in busy and not node.spec.unschedulable:
+            return node.metadata.labels["kubernetes.io/hostname"], gpus
+    return None
+
+
 def test_a_candidate_waits_for_a_full_gpu_pool_with_the_schedulers_reason(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ):
     """The stable pod takes every GPU of the only node it may use: the candidate waits,
     then the rollout is Stalled; the stable version is never scaled down for it."""
+    node = wait_for(lambda: idle_gpu_node(cluster), timeout=120, what="a GPU node nobody uses")
     body = gated_md("full", {**SHADOW, "surgeTimeoutSeconds": 10})
-    body["spec"]["resources"] = {"gpu": {"count": 8}, "cpu": "1", "memory": "2Gi"}
-    body["spec"]["scheduling"] = {"nodeSelector": {"kubernetes.io/hostname": "gpu-h100-0"}}
+    body["spec"]["resources"] = {"gpu": {"count": node[1]}, "cpu": "1", "memory": "2Gi"}
+    body["spec"]["scheduling"] = {"nodeSelector": {"kubernetes.io/hostname": node[0]}}
     cluster.apply(body, namespace)
     wait_ready(cluster, namespace, "full")
     wait_for(
