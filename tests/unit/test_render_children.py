@@ -35,6 +35,7 @@ def test_minimal_children_and_stale_ones():
     assert kinds(objs) == ["Deployment", "Service"]
     stale = stale_children(body, objs)
     assert [s.kind for s in stale] == [
+        "ResourceClaimTemplate",
         "HorizontalPodAutoscaler",
         "ScaledObject",
         "PodDisruptionBudget",
@@ -51,7 +52,7 @@ def test_autoscaled_children():
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
     ]
-    assert [s.kind for s in stale_children(body, objs)] == ["ScaledObject"]
+    assert [s.kind for s in stale_children(body, objs)] == ["ResourceClaimTemplate", "ScaledObject"]
 
 
 def test_render_children_passes_rollout_arguments_through():

@@ -40,6 +40,8 @@ LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_MODEL_DEPLOYMENT = f"{GROUP}/model-deployment"
 ANNOTATION_MODEL_VERSION = f"{GROUP}/model-version"
+# Digest of the GPU claim spec (DRA) on the ResourceClaimTemplate and the pod template.
+ANNOTATION_CLAIM_DIGEST = f"{GROUP}/claim-digest"
 MANAGED_BY = "modelops"
 
 # Environment variable names the operator reserves on the Triton container:

@@ -698,6 +698,40 @@ class RetrainStatus(ApiModel):
     count: int | None = Field(default=None, description="TrainingJobs started by drift so far.")
 
 
+class GpuAllocated(ApiModel):
+    """The GPUs one pod was granted through DRA."""
+
+    pod: str = Field(max_length=253, description="The pod.")
+    claim: str | None = Field(
+        default=None, max_length=253, description="The ResourceClaim made for the pod."
+    )
+    alternative: str = Field(
+        max_length=63, description="Name of the alternative the scheduler allocated."
+    )
+    devices: list[Annotated[str, Field(max_length=512, description="pool/device")]] | None = Field(
+        default=None,
+        max_length=16,
+        description="The devices, as <pool>/<device> (NVIDIA's driver names its pools "
+        "after the node, e.g. gpu-node-3/gpu-0).",
+    )
+
+
+class GpuStatus(ApiModel):
+    """How the GPUs were obtained; with DRA, which alternative each pod was granted."""
+
+    allocation: GpuAllocation = Field(description="DRA (only reported for DRA).")
+    allocated: list[GpuAllocated] | None = Field(
+        default=None,
+        max_length=1000,
+        description="One entry per pod whose claim is allocated, by pod name.",
+    )
+    summary: str | None = Field(
+        default=None,
+        max_length=1024,
+        description='Pods per allocated alternative, e.g. "h100: 2, l4: 1".',
+    )
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state of a ModelDeployment, written by the operator only."""
 
@@ -719,7 +753,15 @@ class ModelDeploymentStatus(ApiModel):
     selector: str | None = Field(
         default=None, description="Label selector of the pods (for the scale subresource)."
     )
-    gpus: int | None = Field(default=None, description="GPUs requested by all Triton pods.")
+    gpus: int | None = Field(
+        default=None,
+        description="GPUs requested by all Triton pods (with allocation DRA: the GPUs "
+        "allocated to their claims).",
+    )
+    gpu: GpuStatus | None = Field(
+        default=None,
+        description="With allocation DRA: which alternative each pod's claim was granted.",
+    )
     served_version: str | None = Field(
         default=None,
         description="Model version(s) the ready pods serve; comma-separated while several do.",

@@ -20,9 +20,16 @@ from typing import Any
 import kopf
 
 from modelops.api import constants as c
-from modelops.api.kinds import Kind
+from modelops.api.kinds import RESOURCE_CLAIM, Kind
 from modelops.render import projections as p
-from modelops.render.children import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE
+from modelops.render.children import (
+    DEPLOYMENT,
+    HPA,
+    PDB,
+    RESOURCE_CLAIM_TEMPLATE,
+    SCALED_OBJECT,
+    SERVICE,
+)
 
 Key = tuple[str, str]
 MD = (c.GROUP, c.VERSION, c.MD_PLURAL)
@@ -66,6 +73,17 @@ md_deployments = _child_index("md_deployments", DEPLOYMENT, p.project_deployment
 md_services = _child_index("md_services", SERVICE, p.project_owned)
 md_hpas = _child_index("md_hpas", HPA, p.project_autoscaler)
 md_pdbs = _child_index("md_pdbs", PDB, p.project_owned)
+md_claim_templates = _child_index(
+    "md_claim_templates", RESOURCE_CLAIM_TEMPLATE, p.project_claim_template
+)
+
+
+# The claims made for the pods from the GPU claim template carry the template's
+# labels (render/dra.py), so the same server-side selector as the pods finds
+# them; their owner is the pod, so they are read, never written.
+@kopf.index(*_group_version(RESOURCE_CLAIM.api_version), RESOURCE_CLAIM.plural, labels=OWNED_BY_MD)
+def md_claims(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
+    return {_md_key(namespace, labels): p.project_claim(body)}
 
 
 @kopf.index("", "v1", "pods", labels=OWNED_BY_MD)
@@ -112,6 +130,8 @@ INDEX_NAMES = (
     "md_services",
     "md_hpas",
     "md_pdbs",
+    "md_claim_templates",
+    "md_claims",
     "md_pods",
     "tj_index",
     "tj_by_md",
@@ -124,6 +144,7 @@ MD_CHILD_INDEXES = {
     SERVICE.kind: "md_services",
     HPA.kind: "md_hpas",
     PDB.kind: "md_pdbs",
+    RESOURCE_CLAIM_TEMPLATE.kind: "md_claim_templates",
 }
 
 
@@ -189,6 +210,10 @@ class Indexes:
 
     def md_pods(self, key: Key) -> list[Mapping[str, Any]]:
         return self.all("md_pods", key)
+
+    def md_claims(self, key: Key) -> list[Mapping[str, Any]]:
+        """ResourceClaims made for the ModelDeployment's pods (DRA)."""
+        return self.all("md_claims", key)
 
     def trainings_for(self, key: Key) -> list[Mapping[str, Any]]:
         """TrainingJobs whose modelDeploymentRef names this ModelDeployment."""

@@ -105,7 +105,10 @@ class ModelDeploymentController:
         keda = False
         events: list[dict[str, Any]] = []
         drift = None
+        claims: list[Mapping[str, Any]] = []
         if isinstance(md, ModelDeployment):
+            if md.spec.resources.gpu.dra:
+                claims = self.indexes.md_claims(key)
             scaling = md.spec.autoscaling
             if scaling is not None and scaling.engine == "keda":
                 keda = self.kube.api_available(SCALED_OBJECT)
@@ -124,6 +127,7 @@ class ModelDeploymentController:
             keda=keda,
             drift=drift,
             events=events,
+            claims=claims,
         )
 
     def _parse(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | str:

@@ -12,11 +12,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from modelops.api import constants as c
-from modelops.api.kinds import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE, Kind
+from modelops.api.kinds import (
+    DEPLOYMENT,
+    HPA,
+    PDB,
+    RESOURCE_CLAIM_TEMPLATE,
+    SCALED_OBJECT,
+    SERVICE,
+    Kind,
+)
 from modelops.api.modeldeployment import ModelDeployment
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS, render_autoscaler
 from .deployment import render_deployment
+from .dra import render_claim_template
 from .meta import as_md
 from .pdb import render_pdb
 from .service import render_service
@@ -34,7 +43,7 @@ class ChildRef(NamedTuple):
     name: str
 
 
-_KINDS = (DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
+_KINDS = (RESOURCE_CLAIM_TEMPLATE, DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
 
 
 def child_kinds() -> tuple[Kind, ...]:
@@ -52,12 +61,15 @@ def render_children(
     prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
     triton_image: str = c.DEFAULT_TRITON_IMAGE,
 ) -> list[dict[str, Any]]:
-    """The desired children, in apply order (Deployment first, autoscaler after it).
+    """The desired children, in apply order (the GPU claim template before the pods that
+    reference it, the Deployment, the autoscaler after it).
 
     triton_image: the operator's default Triton image (spec.runtime.image overrides it).
     """
     md = as_md(md)
-    out = [
+    claim_template = render_claim_template(md)
+    out = [] if claim_template is None else [claim_template]
+    out += [
         render_deployment(
             md,
             operator_image=operator_image,

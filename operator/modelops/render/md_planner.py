@@ -37,7 +37,16 @@ from modelops.api.modeldeployment import ModelDeployment
 from modelops.api.recheck import describe, violations
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS
-from .children import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE, render_children
+from .children import (
+    DEPLOYMENT,
+    HPA,
+    PDB,
+    RESOURCE_CLAIM_TEMPLATE,
+    SCALED_OBJECT,
+    SERVICE,
+    render_children,
+)
+from .dra import allocated_gpus, gpu_status, replaced_template
 from .outcome import conclude, digest
 from .ownership import Applied, apply_actions, uid_of
 from .pdb import baseline_replicas
@@ -53,7 +62,7 @@ REQUEUE_WHILE_PROGRESSING_S = 10.0
 # Drift windows close on the sidecars; the operator polls them this often.
 REQUEUE_FOR_DRIFT_S = 30.0
 
-CHILD_KINDS = (DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
+CHILD_KINDS = (RESOURCE_CLAIM_TEMPLATE, DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
 AUTOSCALER_KINDS = (HPA.kind, SCALED_OBJECT.kind)
 
 
@@ -76,7 +85,8 @@ class Observed:
     pods: the Triton pods (all revisions); trainings: TrainingJobs naming this
     ModelDeployment in modelDeploymentRef; keda: the ScaledObject API is
     served; drift: the merged sidecar summary (None when not read);
-    events: Warning events, read only when ``wants_events`` said so.
+    events: Warning events, read only when ``wants_events`` said so; claims: the
+    ResourceClaims made for the pods from the GPU claim template (DRA only).
     """
 
     body: Mapping[str, Any]
@@ -87,6 +97,7 @@ class Observed:
     keda: bool = False
     drift: Mapping[str, Any] | None = None
     events: Sequence[Mapping[str, Any]] = ()
+    claims: Sequence[Mapping[str, Any]] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -190,6 +201,7 @@ def plan(
     applies, problems = apply_actions(
         rendered, obs.children, owner_uid=obs.uid, applied=applied, digest=out.digest
     )
+    applies = _replace_claim_template(rendered, obs, applies, out)
     for action in applies:
         if action.kind == DEPLOYMENT.kind and deployment is not None and md.spec.autoscaling:
             out.applies.extend(_replicas_handover(md, deployment))
@@ -222,6 +234,10 @@ def plan(
         previous_conditions=previous.get("conditions"),
         rollout=rollout,
     )
+    gpu = gpu_status(md, obs.pods, obs.claims)
+    if gpu is not None:
+        status["gpu"] = gpu
+        status["gpus"] = allocated_gpus(gpu)
     if previous.get("retrain"):
         status["retrain"] = previous["retrain"]
     retrain = plan_retrain(
@@ -315,6 +331,29 @@ def _render(
             memo.pop(next(iter(memo)))  # oldest first: dicts keep insertion order
         memo[key] = result
     return result
+
+
+def _replace_claim_template(
+    rendered: Sequence[Mapping[str, Any]], obs: Observed, applies: list[Apply], out: Plan
+) -> list[Apply]:
+    """A ResourceClaimTemplate's spec cannot be changed: when the rendered spec differs
+    from the live one, delete the live template (ours only, by uid) instead of applying;
+    the delete's watch event brings the next reconcile, which creates the new one."""
+    live = obs.children.get(RESOURCE_CLAIM_TEMPLATE.kind)
+    wanted = next((ch for ch in rendered if ch["kind"] == RESOURCE_CLAIM_TEMPLATE.kind), None)
+    if live is None or controller_uid(live) != obs.uid or not replaced_template(wanted, live):
+        return applies
+    meta = live["metadata"]
+    out.deletes.append(
+        Delete(
+            RESOURCE_CLAIM_TEMPLATE.api_version,
+            RESOURCE_CLAIM_TEMPLATE.kind,
+            meta["namespace"],
+            meta["name"],
+            meta["uid"],
+        )
+    )
+    return [a for a in applies if a.kind != RESOURCE_CLAIM_TEMPLATE.kind]
 
 
 def _scale_body(deployment: Mapping[str, Any], replicas: int) -> dict[str, Any]:

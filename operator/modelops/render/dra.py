@@ -1,0 +1,235 @@
+"""GPUs through Dynamic Resource Allocation (resource.k8s.io/v1). Pure.
+
+With ``spec.resources.gpu.allocation: DRA`` a ModelDeployment owns a
+ResourceClaimTemplate named after it. Each pod references the template; the
+resource-claim controller of kube-controller-manager makes one ResourceClaim
+per pod from it, and the scheduler allocates the first alternative for which
+it finds devices (``firstAvailable``). The devices are NVIDIA's DRA driver's
+(device class ``gpu.nvidia.com``), selected by the attributes that driver
+publishes in its ResourceSlices: ``productName`` (a string attribute) and the
+``memory`` capacity, both under the driver's domain ``gpu.nvidia.com``.
+
+A template's spec is immutable. The rendered spec's digest is therefore
+carried as an annotation; when the spec changes, the planner deletes the live
+template and the next reconcile creates the new one (see ``replaced_template``),
+while the digest in the pod template rolls the pods so that they get claims
+made from the new spec.
+
+Claims made from a template carry the labels of the template's
+``spec.metadata``: those are the ModelDeployment's labels, so the operator
+watches its pods' claims with the same server-side label selector as the pods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from modelops.api import constants as c
+from modelops.api.modeldeployment import (
+    DEFAULT_DEVICE_CLASS,
+    GpuAlternative,
+    GpuResources,
+    ModelDeployment,
+)
+
+from .meta import child_metadata, labels
+
+API_VERSION = "resource.k8s.io/v1"
+KIND = "ResourceClaimTemplate"
+# The driver's name is also the domain of the attributes it publishes.
+NVIDIA_DRIVER = "gpu.nvidia.com"
+# One request per claim; its subrequests are the alternatives.
+REQUEST = "gpu"
+# The pod-level name of the claim (spec.resourceClaims[].name) and what the
+# GPU container lists in resources.claims.
+POD_CLAIM = "gpu"
+ANNOTATION_CLAIM_DIGEST = c.ANNOTATION_CLAIM_DIGEST
+
+
+# -- the claim ------------------------------------------------------------------------
+
+
+def _selectors(alternative: GpuAlternative) -> list[dict[str, Any]]:
+    """CEL device selectors for one alternative (values are pattern-checked by the CRD)."""
+    attrs = f"device.attributes['{NVIDIA_DRIVER}']"
+    out = []
+    if alternative.product:
+        out.append(f"{attrs}.productName == '{alternative.product}'")
+    if alternative.min_memory is not None:
+        out.append(
+            f"device.capacity['{NVIDIA_DRIVER}'].memory.compareTo("
+            f"quantity('{alternative.min_memory}')) >= 0"
+        )
+    return [{"cel": {"expression": expression}} for expression in out]
+
+
+def _device_request(gpu: GpuResources, alternative: GpuAlternative) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "deviceClassName": gpu.device_class_name or DEFAULT_DEVICE_CLASS,
+        "allocationMode": "ExactCount",
+        "count": alternative.count or gpu.count,
+    }
+    selectors = _selectors(alternative)
+    if selectors:
+        out["selectors"] = selectors
+    return out
+
+
+def claim_spec(gpu: GpuResources) -> dict[str, Any]:
+    """ResourceClaim spec: one request, "exactly" for one alternative, else
+    "firstAvailable" with one subrequest per alternative, in order."""
+    alternatives = gpu.alternatives or []
+    if len(alternatives) == 1:
+        request = {"name": REQUEST, "exactly": _device_request(gpu, alternatives[0])}
+    else:
+        request = {
+            "name": REQUEST,
+            "firstAvailable": [
+                {"name": alt.name, **_device_request(gpu, alt)} for alt in alternatives
+            ],
+        }
+    return {"devices": {"requests": [request]}}
+
+
+def claim_digest(spec: Mapping[str, Any]) -> str:
+    """A short digest of a claim spec: changes exactly when the spec does."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def uses_dra(md: ModelDeployment) -> bool:
+    return md.spec.resources.gpu.dra and bool(md.spec.resources.gpu.alternatives)
+
+
+def render_claim_template(md: ModelDeployment) -> dict[str, Any] | None:
+    """The ResourceClaimTemplate `<name>`, or None when the GPUs come from the device plugin."""
+    if not uses_dra(md):
+        return None
+    spec = claim_spec(md.spec.resources.gpu)
+    metadata = child_metadata(md)
+    metadata["annotations"] = {ANNOTATION_CLAIM_DIGEST: claim_digest(spec)}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        # Copied into every claim made from the template: the label selector
+        # that finds the pods finds their claims too.
+        "spec": {"metadata": {"labels": labels(md)}, "spec": spec},
+    }
+
+
+def replaced_template(rendered: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> bool:
+    """Whether the live template has another spec than the rendered one (it must be
+    deleted and created again: the API server refuses to change a template's spec)."""
+    if rendered is None or live is None:
+        return False
+    want = rendered["metadata"]["annotations"][ANNOTATION_CLAIM_DIGEST]
+    have = ((live.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_CLAIM_DIGEST)
+    return want != have
+
+
+# -- the pod's side --------------------------------------------------------------------
+
+
+def pod_claims(template_name: str) -> list[dict[str, Any]]:
+    """spec.resourceClaims of a pod whose GPUs come from the template."""
+    return [{"name": POD_CLAIM, "resourceClaimTemplateName": template_name}]
+
+
+def with_claim(container: dict[str, Any]) -> dict[str, Any]:
+    """The GPU container: the claim instead of an nvidia.com/gpu limit."""
+    resources = dict(container.get("resources") or {})
+    resources["claims"] = [{"name": POD_CLAIM}]
+    return {**container, "resources": resources}
+
+
+def apply_to_pod(
+    md: ModelDeployment, pod: dict[str, Any], template: dict[str, Any], container: str
+) -> None:
+    """Hook for the Deployment's pod template: reference the claim template from the
+    pod and from the GPU container, and record the claim digest so that a new claim
+    spec rolls the pods. No-op for the device plugin."""
+    rendered = render_claim_template(md)
+    if rendered is None:
+        return
+    pod["resourceClaims"] = pod_claims(rendered["metadata"]["name"])
+    pod["containers"] = [
+        with_claim(ctr) if ctr["name"] == container else ctr for ctr in pod["containers"]
+    ]
+    annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
+    annotations[ANNOTATION_CLAIM_DIGEST] = rendered["metadata"]["annotations"][
+        ANNOTATION_CLAIM_DIGEST
+    ]
+
+
+# -- what was allocated ------------------------------------------------------------------
+
+
+def claim_name_of(pod: Mapping[str, Any]) -> str | None:
+    """The name of the ResourceClaim made for the pod's GPU claim (pod status names it)."""
+    for entry in (pod.get("status") or {}).get("resourceClaimStatuses") or []:
+        if entry.get("name") == POD_CLAIM:
+            return entry.get("resourceClaimName")
+    return None
+
+
+def allocated(claim: Mapping[str, Any], alternatives: Sequence[GpuAlternative]) -> dict[str, Any]:
+    """{alternative, devices, node?} of an allocated claim, {} while not allocated.
+
+    The results name the request ("gpu") or, for a prioritized list, the
+    chosen subrequest ("gpu/h100")."""
+    allocation = (claim.get("status") or {}).get("allocation") or {}
+    results = (allocation.get("devices") or {}).get("results") or []
+    mine = [r for r in results if str(r.get("request", "")).split("/")[0] == REQUEST]
+    if not mine:
+        return {}
+    request = str(mine[0].get("request", ""))
+    _, _, sub = request.partition("/")
+    if not sub and len(alternatives) == 1:
+        sub = alternatives[0].name
+    out: dict[str, Any] = {
+        "alternative": sub or request,
+        "devices": sorted(f"{r.get('pool')}/{r.get('device')}" for r in mine),
+    }
+    return out
+
+
+def gpu_status(
+    md: ModelDeployment,
+    pods: Sequence[Mapping[str, Any]],
+    claims: Sequence[Mapping[str, Any]],
+) -> dict[str, Any] | None:
+    """status.gpu: how the GPUs are obtained and, with DRA, which alternative each
+    running pod was granted. None for the device plugin (nothing to report)."""
+    if not uses_dra(md):
+        return None
+    by_name = {(cl.get("metadata") or {}).get("name"): cl for cl in claims}
+    alternatives = md.spec.resources.gpu.alternatives or []
+    rows = []
+    for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("name", "")):
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        name = claim_name_of(pod)
+        claim = by_name.get(name) if name else None
+        if claim is None:
+            continue
+        granted = allocated(claim, alternatives)
+        if granted:
+            rows.append({"pod": meta.get("name"), "claim": name, **granted})
+    out: dict[str, Any] = {"allocation": "DRA", "allocated": rows}
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["alternative"]] = counts.get(row["alternative"], 0) + 1
+    if counts:
+        # "h100: 2, l4: 1": which alternatives the replicas run on, at a glance.
+        out["summary"] = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    return out
+
+
+def allocated_gpus(status: Mapping[str, Any] | None) -> int:
+    """GPUs allocated to the pods, from status.gpu."""
+    return sum(len(row.get("devices") or []) for row in (status or {}).get("allocated") or [])
