@@ -79,18 +79,15 @@ def _device_request(gpu: GpuResources, alternative: GpuAlternative) -> dict[str,
 
 
 def claim_spec(gpu: GpuResources) -> dict[str, Any]:
-    """ResourceClaim spec: one request, "exactly" for one alternative, else
-    "firstAvailable" with one subrequest per alternative, in order."""
+    """ResourceClaim spec: one request whose "firstAvailable" subrequests are the
+    alternatives, in order. Even a single alternative is a subrequest: the
+    allocation then names it ("gpu/h100"), so status can tell which spec a claim
+    was made from while a rollout replaces claims of an earlier one."""
     alternatives = gpu.alternatives or []
-    if len(alternatives) == 1:
-        request = {"name": REQUEST, "exactly": _device_request(gpu, alternatives[0])}
-    else:
-        request = {
-            "name": REQUEST,
-            "firstAvailable": [
-                {"name": alt.name, **_device_request(gpu, alt)} for alt in alternatives
-            ],
-        }
+    request = {
+        "name": REQUEST,
+        "firstAvailable": [{"name": alt.name, **_device_request(gpu, alt)} for alt in alternatives],
+    }
     return {"devices": {"requests": [request]}}
 
 
@@ -176,11 +173,10 @@ def claim_name_of(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
-def allocated(claim: Mapping[str, Any], alternatives: Sequence[GpuAlternative]) -> dict[str, Any]:
-    """{alternative, devices, node?} of an allocated claim, {} while not allocated.
+def allocated(claim: Mapping[str, Any]) -> dict[str, Any]:
+    """{alternative, devices} of an allocated claim, {} while not allocated.
 
-    The results name the request ("gpu") or, for a prioritized list, the
-    chosen subrequest ("gpu/h100")."""
+    The results name the chosen subrequest of the prioritized list ("gpu/h100")."""
     allocation = (claim.get("status") or {}).get("allocation") or {}
     results = (allocation.get("devices") or {}).get("results") or []
     mine = [r for r in results if str(r.get("request", "")).split("/")[0] == REQUEST]
@@ -188,13 +184,10 @@ def allocated(claim: Mapping[str, Any], alternatives: Sequence[GpuAlternative]) 
         return {}
     request = str(mine[0].get("request", ""))
     _, _, sub = request.partition("/")
-    if not sub and len(alternatives) == 1:
-        sub = alternatives[0].name
-    out: dict[str, Any] = {
+    return {
         "alternative": sub or request,
         "devices": sorted(f"{r.get('pool')}/{r.get('device')}" for r in mine),
     }
-    return out
 
 
 def gpu_status(
@@ -207,7 +200,6 @@ def gpu_status(
     if not uses_dra(md):
         return None
     by_name = {(cl.get("metadata") or {}).get("name"): cl for cl in claims}
-    alternatives = md.spec.resources.gpu.alternatives or []
     rows = []
     for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("name", "")):
         meta = pod.get("metadata") or {}
@@ -217,7 +209,7 @@ def gpu_status(
         claim = by_name.get(name) if name else None
         if claim is None:
             continue
-        granted = allocated(claim, alternatives)
+        granted = allocated(claim)
         if granted:
             rows.append({"pod": meta.get("name"), "claim": name, **granted})
     out: dict[str, Any] = {"allocation": "DRA", "allocated": rows}
