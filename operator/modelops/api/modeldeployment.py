@@ -232,7 +232,8 @@ class GpuAlternative(ApiModel):
 
 GpuAllocation = Literal["DevicePlugin", "DRA"]
 # The CRD's default `{}` for resources.gpu is checked before its fields are defaulted.
-_DRA = "(has(self.allocation) && self.allocation == 'DRA')"
+DRA_SELECTED = "(has(self.allocation) && self.allocation == 'DRA')"
+_DRA = DRA_SELECTED
 
 
 class GpuResources(ApiModel):
@@ -319,6 +320,13 @@ class GpuResources(ApiModel):
     def dra(self) -> bool:
         """Whether the GPUs come through Dynamic Resource Allocation."""
         return self.allocation == "DRA" and self.count > 0
+
+    def per_pod(self, alternative: GpuAlternative | None = None) -> int:
+        """GPUs one pod gets: count, or with DRA the given (else the first) alternative's."""
+        if not self.dra or not self.alternatives:
+            return self.count
+        chosen = alternative or self.alternatives[0]
+        return chosen.count or self.count
 
 
 class Resources(ApiModel):

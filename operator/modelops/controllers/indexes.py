@@ -119,6 +119,17 @@ def tj_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any
     return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_pod(body)}
 
 
+@kopf.index(
+    *_group_version(RESOURCE_CLAIM_TEMPLATE.api_version),
+    RESOURCE_CLAIM_TEMPLATE.plural,
+    labels=OWNED_BY_TJ,
+)
+def tj_claim_templates(
+    namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict:
+    return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_claim_template(body)}
+
+
 @kopf.index("", "v1", "services", labels=OWNED_BY_TJ)
 def tj_services(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
     return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_owned(body)}
@@ -138,6 +149,7 @@ INDEX_NAMES = (
     "tj_jobs",
     "tj_pods",
     "tj_services",
+    "tj_claim_templates",
 )
 MD_CHILD_INDEXES = {
     DEPLOYMENT.kind: "md_deployments",
@@ -234,6 +246,13 @@ class Indexes:
 
     def tj_pods(self, key: Key) -> list[Mapping[str, Any]]:
         return self.all("tj_pods", key)
+
+    def tj_claim_template(self, key: Key) -> Mapping[str, Any] | None:
+        """The TrainingJob's ResourceClaimTemplate (named after it), or None."""
+        return next(
+            (x for x in self.all("tj_claim_templates", key) if x["metadata"]["name"] == key[1]),
+            None,
+        )
 
     def tj_service(self, key: Key, name: str) -> Mapping[str, Any] | None:
         return next(

@@ -36,6 +36,8 @@ from modelops.api.modeldeployment import (
 )
 
 from .meta import child_metadata, labels
+from .plan import Apply, Delete
+from .projections import controller_uid
 
 API_VERSION = "resource.k8s.io/v1"
 KIND = "ResourceClaimTemplate"
@@ -97,25 +99,33 @@ def claim_digest(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def uses_dra(md: ModelDeployment) -> bool:
-    return md.spec.resources.gpu.dra and bool(md.spec.resources.gpu.alternatives)
+def uses_dra(gpu: GpuResources) -> bool:
+    return gpu.dra and bool(gpu.alternatives)
 
 
-def render_claim_template(md: ModelDeployment) -> dict[str, Any] | None:
-    """The ResourceClaimTemplate `<name>`, or None when the GPUs come from the device plugin."""
-    if not uses_dra(md):
+def claim_template(
+    gpu: GpuResources, metadata: dict[str, Any], claim_labels: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """A ResourceClaimTemplate for ``gpu`` (None for the device plugin).
+
+    metadata: the child's own (name, namespace, labels, owner); claim_labels: the
+    labels every claim made from it carries, the same as its pods' so that the
+    label selector that finds the pods finds their claims too."""
+    if not uses_dra(gpu):
         return None
-    spec = claim_spec(md.spec.resources.gpu)
-    metadata = child_metadata(md)
-    metadata["annotations"] = {ANNOTATION_CLAIM_DIGEST: claim_digest(spec)}
+    spec = claim_spec(gpu)
+    metadata = {**metadata, "annotations": {ANNOTATION_CLAIM_DIGEST: claim_digest(spec)}}
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": metadata,
-        # Copied into every claim made from the template: the label selector
-        # that finds the pods finds their claims too.
-        "spec": {"metadata": {"labels": labels(md)}, "spec": spec},
+        "spec": {"metadata": {"labels": dict(claim_labels)}, "spec": spec},
     }
+
+
+def render_claim_template(md: ModelDeployment) -> dict[str, Any] | None:
+    """The ModelDeployment's ResourceClaimTemplate `<name>`, or None without DRA."""
+    return claim_template(md.spec.resources.gpu, child_metadata(md), labels(md))
 
 
 def replaced_template(rendered: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> bool:
@@ -126,6 +136,24 @@ def replaced_template(rendered: Mapping[str, Any] | None, live: Mapping[str, Any
     want = rendered["metadata"]["annotations"][ANNOTATION_CLAIM_DIGEST]
     have = ((live.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_CLAIM_DIGEST)
     return want != have
+
+
+def template_actions(
+    rendered: Sequence[Mapping[str, Any]],
+    live: Mapping[str, Any] | None,
+    owner_uid: str,
+    applies: Sequence[Apply],
+) -> tuple[list[Apply], Delete | None]:
+    """The applies without the claim template, and its Delete, when the owner's live
+    template holds another claim spec than the rendered one; else unchanged. The
+    delete's watch event brings the next reconcile, which creates the new one. A
+    template owned by someone else is never deleted (apply_actions reports it)."""
+    wanted = next((ch for ch in rendered if ch["kind"] == KIND), None)
+    if live is None or controller_uid(live) != owner_uid or not replaced_template(wanted, live):
+        return list(applies), None
+    meta = live["metadata"]
+    delete = Delete(API_VERSION, KIND, meta["namespace"], meta["name"], meta["uid"])
+    return [a for a in applies if a.kind != KIND], delete
 
 
 # -- the pod's side --------------------------------------------------------------------
@@ -143,13 +171,15 @@ def with_claim(container: dict[str, Any]) -> dict[str, Any]:
     return {**container, "resources": resources}
 
 
-def apply_to_pod(
-    md: ModelDeployment, pod: dict[str, Any], template: dict[str, Any], container: str
+def claim_pod(
+    rendered: Mapping[str, Any] | None,
+    pod: dict[str, Any],
+    template: dict[str, Any],
+    container: str,
 ) -> None:
-    """Hook for the Deployment's pod template: reference the claim template from the
-    pod and from the GPU container, and record the claim digest so that a new claim
-    spec rolls the pods. No-op for the device plugin."""
-    rendered = render_claim_template(md)
+    """Reference the claim template ``rendered`` from a pod template's pod and its GPU
+    container, and record the claim digest in the pod template, so that a new claim
+    spec rolls the pods. No-op for the device plugin (``rendered`` None)."""
     if rendered is None:
         return
     pod["resourceClaims"] = pod_claims(rendered["metadata"]["name"])
@@ -160,6 +190,13 @@ def apply_to_pod(
     annotations[ANNOTATION_CLAIM_DIGEST] = rendered["metadata"]["annotations"][
         ANNOTATION_CLAIM_DIGEST
     ]
+
+
+def apply_to_pod(
+    md: ModelDeployment, pod: dict[str, Any], template: dict[str, Any], container: str
+) -> None:
+    """Hook for the Deployment's pod template (see claim_pod)."""
+    claim_pod(render_claim_template(md), pod, template, container)
 
 
 # -- what was allocated ------------------------------------------------------------------
@@ -197,7 +234,7 @@ def gpu_status(
 ) -> dict[str, Any] | None:
     """status.gpu: how the GPUs are obtained and, with DRA, which alternative each
     running pod was granted. None for the device plugin (nothing to report)."""
-    if not uses_dra(md):
+    if not uses_dra(md.spec.resources.gpu):
         return None
     by_name = {(cl.get("metadata") or {}).get("name"): cl for cl in claims}
     rows = []

@@ -46,7 +46,7 @@ from .children import (
     SERVICE,
     render_children,
 )
-from .dra import allocated_gpus, gpu_status, replaced_template
+from .dra import allocated_gpus, gpu_status, template_actions
 from .outcome import conclude, digest
 from .ownership import Applied, apply_actions, uid_of
 from .pdb import baseline_replicas
@@ -201,7 +201,11 @@ def plan(
     applies, problems = apply_actions(
         rendered, obs.children, owner_uid=obs.uid, applied=applied, digest=out.digest
     )
-    applies = _replace_claim_template(rendered, obs, applies, out)
+    applies, replaced = template_actions(
+        rendered, obs.children.get(RESOURCE_CLAIM_TEMPLATE.kind), obs.uid, applies
+    )
+    if replaced is not None:
+        out.deletes.append(replaced)
     for action in applies:
         if action.kind == DEPLOYMENT.kind and deployment is not None and md.spec.autoscaling:
             out.applies.extend(_replicas_handover(md, deployment))
@@ -331,29 +335,6 @@ def _render(
             memo.pop(next(iter(memo)))  # oldest first: dicts keep insertion order
         memo[key] = result
     return result
-
-
-def _replace_claim_template(
-    rendered: Sequence[Mapping[str, Any]], obs: Observed, applies: list[Apply], out: Plan
-) -> list[Apply]:
-    """A ResourceClaimTemplate's spec cannot be changed: when the rendered spec differs
-    from the live one, delete the live template (ours only, by uid) instead of applying;
-    the delete's watch event brings the next reconcile, which creates the new one."""
-    live = obs.children.get(RESOURCE_CLAIM_TEMPLATE.kind)
-    wanted = next((ch for ch in rendered if ch["kind"] == RESOURCE_CLAIM_TEMPLATE.kind), None)
-    if live is None or controller_uid(live) != obs.uid or not replaced_template(wanted, live):
-        return applies
-    meta = live["metadata"]
-    out.deletes.append(
-        Delete(
-            RESOURCE_CLAIM_TEMPLATE.api_version,
-            RESOURCE_CLAIM_TEMPLATE.kind,
-            meta["namespace"],
-            meta["name"],
-            meta["uid"],
-        )
-    )
-    return [a for a in applies if a.kind != RESOURCE_CLAIM_TEMPLATE.kind]
 
 
 def _scale_body(deployment: Mapping[str, Any], replicas: int) -> dict[str, Any]:
