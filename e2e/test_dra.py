@@ -216,3 +216,111 @@ def test_changing_the_alternatives_replaces_the_template_and_rolls_the_pods(
     assert row["pod"] != before["pod"]
     assert len(row["devices"]) == 2
     assert condition(live, "Stalled").get("status") != "True"
+
+
+def _training(name: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "nodes": 2,
+            "procsPerNode": 2,
+            "resources": {
+                "gpu": {"allocation": "DRA", "alternatives": [TWO_L4]},
+                "cpu": "1",
+                "memory": "2Gi",
+            },
+            "dataset": {"uri": "file:///data/tabular.npz"},
+            "output": {"storageUri": "file:///models/tabular"},
+            "backoffLimit": 0,
+            # The simulated pods keep running (hack/cluster/stages.yaml).
+            "podMetadata": {"annotations": {"sim.modelops.io/result": "Hold"}},
+        },
+    }
+    body["spec"].update(spec)
+    return body
+
+
+def test_a_training_job_gets_one_claim_per_node_all_on_the_same_product(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+):
+    cluster.apply(_training("train"), namespace)
+
+    def running() -> list[dict[str, Any]] | None:
+        claims = cluster.custom.list_namespaced_custom_object(
+            *CLAIMS[:2], namespace, CLAIMS[2], label_selector="modelops.io/training-job=train"
+        )["items"]
+        allocated = [c for c in claims if (c.get("status") or {}).get("allocation")]
+        pods = cluster.core.list_namespaced_pod(
+            namespace, label_selector="modelops.io/training-job=train"
+        ).items
+        up = [p for p in pods if p.status.phase == "Running"]
+        return allocated if len(allocated) == 2 and len(up) == 2 else None
+
+    claims = wait_for(running, timeout=120, what="both nodes running with allocated claims")
+    results = [c["status"]["allocation"]["devices"]["results"] for c in claims]
+    assert all(len(r) == 2 for r in results)
+    assert {d["request"] for r in results for d in r} == {"gpu/l4"}
+    assert {d["pool"] for r in results for d in r} == {"dra-l4-0"}
+    devices = [d["device"] for r in results for d in r]
+    assert len(set(devices)) == 4  # one claim per pod, no device shared
+    wait_for(
+        lambda: _tj_status(cluster, namespace, "train").get("gpus") == 4,
+        timeout=60,
+        what="status.gpus of both nodes",
+    )
+
+    # The run ends (the simulated pods succeed): the claims go with the finished pods.
+    # (Ending it, rather than deleting the namespace, matters here: KWOK does not drop
+    # the Job-tracking finalizer of a running pod whose Job is gone.)
+    for pod in cluster.core.list_namespaced_pod(
+        namespace, label_selector="modelops.io/training-job=train"
+    ).items:
+        cluster.core.patch_namespaced_pod(
+            pod.metadata.name,
+            namespace,
+            {"metadata": {"annotations": {"sim.modelops.io/result": "Succeeded"}}},
+        )
+    wait_for(
+        lambda: (
+            not [
+                c
+                for c in cluster.custom.list_namespaced_custom_object(
+                    *CLAIMS[:2], namespace, CLAIMS[2]
+                )["items"]
+                if (c.get("status") or {}).get("allocation")
+            ]
+        ),
+        timeout=90,
+        what="the finished nodes' devices to be released",
+    )
+
+
+def _tj_status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    live = cluster.custom.get_namespaced_custom_object(
+        "modelops.io", "v1alpha1", namespace, "trainingjobs", name
+    )
+    return live.get("status") or {}
+
+
+def test_a_queued_training_job_holds_no_devices_until_admitted(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+):
+    # No Kueue runs here: the Job stays suspended, as Kueue leaves it until admission.
+    cluster.apply(_training("queued", queueName="gpu-queue"), namespace)
+    wait_for(
+        lambda: cluster.batch.read_namespaced_job("queued-a0", namespace).spec.suspend,
+        timeout=60,
+        what="the suspended Job",
+    )
+    template = cluster.custom.get_namespaced_custom_object(
+        "resource.k8s.io", "v1", namespace, "resourceclaimtemplates", "queued"
+    )
+    assert template["metadata"]["labels"]["modelops.io/training-job"] == "queued"
+    assert not cluster.core.list_namespaced_pod(
+        namespace, label_selector="modelops.io/training-job=queued"
+    ).items
+    assert not cluster.custom.list_namespaced_custom_object(*CLAIMS[:2], namespace, CLAIMS[2])[
+        "items"
+    ]
