@@ -298,7 +298,7 @@ class GpuResources(ApiModel):
         "selector). DRA: Dynamic Resource Allocation (resource.k8s.io/v1) through NVIDIA's "
         "DRA driver: the operator renders a ResourceClaimTemplate from alternatives, the "
         "scheduler allocates the first alternative that fits, and status.gpu reports which "
-        "(docs/api.md: device plugin or DRA).",
+        '(docs/api.md, "Device plugin or DRA: when to use which").',
     )
     alternatives: list[GpuAlternative] | None = Field(
         default=None,
