@@ -48,6 +48,16 @@ def _allocated_claims(cluster: Cluster) -> list[dict[str, Any]]:
     return [c for c in listed["items"] if (c.get("status") or {}).get("allocation")]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def dra_pools(cluster: Cluster) -> None:
+    """These tests need the local cluster's DRA pools; another cluster (kind, a real
+    one) may have no NVIDIA DRA driver, or other GPUs."""
+    slices = cluster.custom.list_cluster_custom_object("resource.k8s.io", "v1", "resourceslices")
+    nodes = {(s.get("spec") or {}).get("nodeName") for s in slices["items"]}
+    if not {"dra-h100-0", "dra-l4-0"} <= nodes:
+        pytest.skip("no DRA pools of hack/cluster/dra.yaml in this cluster")
+
+
 @pytest.fixture(autouse=True)
 def free_pools(cluster: Cluster) -> Iterator[None]:
     """Wait until the devices of earlier tests (namespaces still going away) are free."""
