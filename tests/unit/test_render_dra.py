@@ -292,3 +292,12 @@ def test_projections_keep_what_the_planner_reads():
     assert kept["status"]["resourceClaimStatuses"] == [
         {"name": "gpu", "resourceClaimName": "p-gpu-1"}
     ]
+
+
+def test_dra_on_a_cluster_without_the_api_changes_nothing_and_says_why():
+    body = dra_body()
+    p = plan(body, {}, None, pods=[], dra_served=False)
+    assert p.applies == [] and p.deletes == []
+    stalled = next(c for c in p.status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "DRANotServed")
+    assert "resource.k8s.io/v1" in stalled["message"]

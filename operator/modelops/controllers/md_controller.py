@@ -24,7 +24,7 @@ from modelops.controllers.actuator import Actuator, Outcome
 from modelops.controllers.indexes import Indexes, Key
 from modelops.kube import KubeApi
 from modelops.render import md_planner
-from modelops.render.children import DEPLOYMENT, SCALED_OBJECT
+from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
 from modelops.render.ownership import Applied
 from modelops.render.plan import Plan
 
@@ -106,8 +106,10 @@ class ModelDeploymentController:
         events: list[dict[str, Any]] = []
         drift = None
         claims: list[Mapping[str, Any]] = []
+        dra_served = True
         if isinstance(md, ModelDeployment):
             if md.spec.resources.gpu.dra:
+                dra_served = self.kube.api_available(RESOURCE_CLAIM_TEMPLATE)
                 claims = self.indexes.md_claims(key)
             scaling = md.spec.autoscaling
             if scaling is not None and scaling.engine == "keda":
@@ -128,6 +130,7 @@ class ModelDeploymentController:
             drift=drift,
             events=events,
             claims=claims,
+            dra_served=dra_served,
         )
 
     def _parse(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | str:

@@ -64,6 +64,11 @@ REQUEUE_FOR_DRIFT_S = 30.0
 
 CHILD_KINDS = (RESOURCE_CLAIM_TEMPLATE, DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
 AUTOSCALER_KINDS = (HPA.kind, SCALED_OBJECT.kind)
+DRA_NOT_SERVED = (
+    "spec.resources.gpu.allocation is DRA, but this cluster does not serve "
+    "resource.k8s.io/v1 ResourceClaimTemplates (Dynamic Resource Allocation, Kubernetes "
+    "1.34 or later): use allocation DevicePlugin here"
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,8 @@ class Observed:
     ModelDeployment in modelDeploymentRef; keda: the ScaledObject API is
     served; drift: the merged sidecar summary (None when not read);
     events: Warning events, read only when ``wants_events`` said so; claims: the
-    ResourceClaims made for the pods from the GPU claim template (DRA only).
+    ResourceClaims made for the pods from the GPU claim template (DRA only);
+    dra_served: the cluster serves resource.k8s.io/v1 (only asked with DRA).
     """
 
     body: Mapping[str, Any]
@@ -98,6 +104,7 @@ class Observed:
     drift: Mapping[str, Any] | None = None
     events: Sequence[Mapping[str, Any]] = ()
     claims: Sequence[Mapping[str, Any]] = ()
+    dra_served: bool = True
 
     @property
     def key(self) -> tuple[str, str]:
@@ -206,6 +213,11 @@ def plan(
     )
     if replaced is not None:
         out.deletes.append(replaced)
+    if md.spec.resources.gpu.dra and not obs.dra_served:
+        # Pods naming a claim template the API server does not know would never
+        # start: change nothing, and say why.
+        applies = []
+        problems.append(Failure(RESOURCE_CLAIM_TEMPLATE.kind, "DRANotServed", DRA_NOT_SERVED))
     for action in applies:
         if action.kind == DEPLOYMENT.kind and deployment is not None and md.spec.autoscaling:
             out.applies.extend(_replicas_handover(md, deployment))
