@@ -77,6 +77,7 @@ def test_render_takes_its_child_kinds_from_the_registry():
     assert {k.kind for k in child_kinds()} == {
         "Deployment",
         "Service",
+        "ConfigMap",
         "HorizontalPodAutoscaler",
         "ScaledObject",
         "PodDisruptionBudget",

@@ -28,6 +28,7 @@ def views_of(kube: FakeKube) -> dict[str, Any]:
         (ix.md_index, "ModelDeployment", None),
         (ix.md_deployments, "Deployment", ix.MANAGED),
         (ix.md_services, "Service", ix.MANAGED),
+        (ix.md_configmaps, "ConfigMap", ix.MANAGED),
         (ix.md_hpas, "HorizontalPodAutoscaler", ix.MANAGED),
         (ix.md_pdbs, "PodDisruptionBudget", ix.MANAGED),
         (ix.md_pods, "Pod", ix.OWNED_BY_MD),

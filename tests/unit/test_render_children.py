@@ -1,8 +1,8 @@
-"""render_children / child_kinds / stale_children / render_pdb: the controller's view."""
+"""render_children / child_kinds / render_pdb: the controller's view."""
 
 from __future__ import annotations
 
-from modelops.render.children import child_kinds, render_children, stale_children
+from modelops.render.children import child_kinds, render_children
 from modelops.render.pdb import render_pdb
 from tests.unit.test_render_fixtures import AUTOSCALING, md_body
 
@@ -29,18 +29,11 @@ def test_child_kinds_cover_everything_rendered():
     assert plurals["ScaledObject"] == "scaledobjects"
 
 
-def test_minimal_children_and_stale_ones():
+def test_minimal_children():
     body = md_body()
     objs = render_children(body, operator_image=IMAGE, model_version="1")
     assert kinds(objs) == ["Deployment", "Service"]
-    stale = stale_children(body, objs)
-    assert [s.kind for s in stale] == [
-        "ResourceClaimTemplate",
-        "HorizontalPodAutoscaler",
-        "ScaledObject",
-        "PodDisruptionBudget",
-    ]
-    assert all(s.name == "fraud" and s.namespace == "ml" for s in stale)
+    assert all(o["metadata"]["name"] == "fraud" for o in objs)
 
 
 def test_autoscaled_children():
@@ -52,7 +45,6 @@ def test_autoscaled_children():
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
     ]
-    assert [s.kind for s in stale_children(body, objs)] == ["ResourceClaimTemplate", "ScaledObject"]
 
 
 def test_render_children_passes_rollout_arguments_through():

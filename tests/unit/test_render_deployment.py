@@ -10,6 +10,8 @@ from modelops.render.deployment import render_deployment
 from tests.unit.test_render_fixtures import AUTOSCALING, md_body
 
 IMAGE = "ghcr.io/modelops/operator:0.1.0"
+# The sidecar's traffic settings (gated rollouts), from the `<name>-traffic` ConfigMap.
+TRAFFIC_MOUNT = {"name": "traffic", "mountPath": "/etc/modelops/traffic", "readOnly": True}
 DRIFT = {
     "enabled": True,
     "reference": {"uri": "s3://models/fraud/reference.npz"},
@@ -51,7 +53,9 @@ def test_identity_labels_and_owner():
         "modelops.io/model-deployment": "fraud",
     }
     assert dep["metadata"]["labels"] == labels
-    assert dep["spec"]["template"]["metadata"]["labels"] == labels
+    # Pods also say which slot (of a gated rollout's two Deployments) they belong to.
+    assert dep["spec"]["template"]["metadata"]["labels"] == {**labels, "modelops.io/slot": "a"}
+    assert dep["spec"]["selector"]["matchLabels"] == {"modelops.io/model-deployment": "fraud"}
     assert dep["spec"]["selector"] == {"matchLabels": {"modelops.io/model-deployment": "fraud"}}
     assert dep["metadata"]["ownerReferences"] == [
         {
@@ -254,7 +258,8 @@ def test_every_container_passes_pod_security_restricted():
             k: v for k, v in c["resources"]["limits"].items() if k in ("cpu", "memory")
         }
     for volume in spec["volumes"]:
-        assert set(volume) & {"emptyDir", "persistentVolumeClaim"}, "no hostPath or other types"
+        allowed = {"emptyDir", "persistentVolumeClaim", "configMap"}  # restricted PSS allows these
+        assert set(volume) & allowed, "no hostPath or other types"
 
 
 def test_volumes():
@@ -346,6 +351,7 @@ def test_object_store_reference_is_fetched_by_an_init_container_with_the_credent
     assert arg_value(drift["args"], "--reference") == "/reference/reference.npz"
     assert drift["volumeMounts"] == [
         {"name": "drift-reference", "mountPath": "/reference", "readOnly": True},
+        TRAFFIC_MOUNT,
         scratch("drift-monitor"),
     ]
     # The sidecar handles requests: it never holds the storage credentials.
@@ -391,6 +397,7 @@ def test_pvc_sources_are_mounted_read_only_and_passed_as_file_uris():
     assert arg_value(drift["args"], "--reference") == "file:///mnt/reference/fraud/reference.npz"
     assert drift["volumeMounts"] == [
         {"name": "drift-reference", "mountPath": "/mnt/reference", "readOnly": True},
+        TRAFFIC_MOUNT,
         scratch("drift-monitor"),
     ]
     assert "envFrom" not in drift  # nothing remote to fetch

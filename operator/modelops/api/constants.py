@@ -42,6 +42,13 @@ LABEL_MODEL_DEPLOYMENT = f"{GROUP}/model-deployment"
 ANNOTATION_MODEL_VERSION = f"{GROUP}/model-version"
 # Digest of the GPU claim spec (DRA) on the ResourceClaimTemplate and the pod template.
 ANNOTATION_CLAIM_DIGEST = f"{GROUP}/claim-digest"
+# Which of a ModelDeployment's two Deployments ("slots") a pod belongs to. A gated
+# rollout runs the candidate in the other slot; promotion flips which slot is stable
+# (in status) without touching the candidate's pods. See render/slots.py.
+LABEL_SLOT = f"{GROUP}/slot"
+# The sidecar's traffic settings (mirror / split to the candidate), from a ConfigMap.
+TRAFFIC_MOUNT_DIR = "/etc/modelops/traffic"
+TRAFFIC_FILE_KEY = "traffic.json"
 MANAGED_BY = "modelops"
 
 # Environment variable names the operator reserves on the Triton container:

@@ -43,6 +43,7 @@ TRAINING_JOB = Kind(c.API_VERSION, c.TJ_KIND, c.TJ_PLURAL)
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 REPLICA_SET = Kind("apps/v1", "ReplicaSet", "replicasets")
 SERVICE = Kind("v1", "Service", "services")
+CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
 POD = Kind("v1", "Pod", "pods")
 EVENT = Kind("v1", "Event", "events")
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
@@ -76,6 +77,7 @@ KINDS: tuple[Kind, ...] = (
     DEPLOYMENT,
     REPLICA_SET,
     SERVICE,
+    CONFIG_MAP,
     POD,
     EVENT,
     HPA,

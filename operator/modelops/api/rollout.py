@@ -455,6 +455,12 @@ class RolloutStatus(ApiModel):
         default=None, description="The strategy the current candidate rolls out with."
     )
     stable: str | None = Field(default=None, max_length=64, description="Stable version.")
+    stable_slot: Literal["a", "b"] | None = Field(
+        default=None,
+        description="Which of the two Deployments serves the stable version: a is "
+        "`<name>`, b is `<name>-b`; a candidate runs in the other one, and promotion "
+        "flips this without restarting the candidate's pods.",
+    )
     candidate: str | None = Field(
         default=None, max_length=64, description="Candidate version under analysis."
     )

@@ -144,8 +144,8 @@ class Actuator:
         except KubeError as err:
             out.failures.append(_failure(action.kind, err))
             return
-        # The last apply of a kind leaves the generation the next plan compares with.
-        out.fingerprints[action.kind] = fingerprint(live) or ()
+        # The last apply of a child leaves the generation the next plan compares with.
+        out.fingerprints[action.key] = fingerprint(live) or ()
 
     def _create(
         self, action: Apply, owner: Mapping[str, Any], out: Outcome

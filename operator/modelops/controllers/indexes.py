@@ -23,6 +23,7 @@ from modelops.api import constants as c
 from modelops.api.kinds import RESOURCE_CLAIM, Kind
 from modelops.render import projections as p
 from modelops.render.children import (
+    CONFIG_MAP,
     DEPLOYMENT,
     HPA,
     PDB,
@@ -30,6 +31,7 @@ from modelops.render.children import (
     SCALED_OBJECT,
     SERVICE,
 )
+from modelops.render.slots import child_key, extra_child_names
 
 Key = tuple[str, str]
 MD = (c.GROUP, c.VERSION, c.MD_PLURAL)
@@ -71,6 +73,7 @@ def _child_index(
 
 md_deployments = _child_index("md_deployments", DEPLOYMENT, p.project_deployment)
 md_services = _child_index("md_services", SERVICE, p.project_owned)
+md_configmaps = _child_index("md_configmaps", CONFIG_MAP, p.project_owned)
 md_hpas = _child_index("md_hpas", HPA, p.project_autoscaler)
 md_pdbs = _child_index("md_pdbs", PDB, p.project_owned)
 md_claim_templates = _child_index(
@@ -139,6 +142,7 @@ INDEX_NAMES = (
     "md_index",
     "md_deployments",
     "md_services",
+    "md_configmaps",
     "md_hpas",
     "md_pdbs",
     "md_claim_templates",
@@ -154,6 +158,7 @@ INDEX_NAMES = (
 MD_CHILD_INDEXES = {
     DEPLOYMENT.kind: "md_deployments",
     SERVICE.kind: "md_services",
+    CONFIG_MAP.kind: "md_configmaps",
     HPA.kind: "md_hpas",
     PDB.kind: "md_pdbs",
     RESOURCE_CLAIM_TEMPLATE.kind: "md_claim_templates",
@@ -208,15 +213,20 @@ class Indexes:
         return self.one("md_index", key)
 
     def md_children(self, key: Key) -> dict[str, Mapping[str, Any] | None]:
-        """kind -> the child named after the ModelDeployment (or None).
+        """child key (render/slots.py) -> the live child (or None): the children named
+        after the ModelDeployment by kind, the others (slot b's Deployment, the candidate
+        Service, the traffic ConfigMap) by Kind/name.
 
         Objects carrying the label but named otherwise (someone copied the
         labels) are not children; they are ignored here."""
+        names = {key[1], *extra_child_names(key[1])}
         out: dict[str, Mapping[str, Any] | None] = {}
         for kind, index in MD_CHILD_INDEXES.items():
-            out[kind] = next(
-                (x for x in self.all(index, key) if x["metadata"].get("name") == key[1]), None
-            )
+            out[kind] = None
+            for child in self.all(index, key):
+                name = child["metadata"].get("name")
+                if name in names:
+                    out[child_key(kind, name, key[1])] = child
         out[SCALED_OBJECT.kind] = self.scaled_objects.get(key, key[1])
         return out
 

@@ -22,9 +22,11 @@ from modelops.api.modeldeployment import ModelDeployment
 from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator, Outcome
 from modelops.controllers.indexes import Indexes, Key
+from modelops.controllers.rollout_reader import RolloutReader
 from modelops.kube import KubeApi
 from modelops.render import md_planner
 from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
+from modelops.render.gating.decide import GATED_PHASES
 from modelops.render.ownership import Applied
 from modelops.render.plan import Plan
 
@@ -49,6 +51,7 @@ class ModelDeploymentController:
     indexes: Indexes
     settings: md_planner.Settings
     drift_reader: DriftReader | None = None
+    rollout_reader: RolloutReader | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _applied: dict[Key, Applied] = field(default_factory=dict)
     _parsed: dict[Key, tuple[tuple[Any, Any], ModelDeployment | str]] = field(default_factory=dict)
@@ -68,6 +71,9 @@ class ModelDeploymentController:
         self._own_status.pop(key, None)
         self._renders.pop(key, None)
         metrics.forget(KIND, *key)
+        metrics.forget_rollout(*key)
+        if self.rollout_reader is not None:
+            self.rollout_reader.forget(*key)
 
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
         """Whether this version of the object is the one our last status patch made."""
@@ -94,6 +100,8 @@ class ModelDeploymentController:
             self.actuator.finish(plan, body, outcome)
             self._remember(key, plan, outcome)
             metrics.export_conditions(KIND, *key, plan.status.get("conditions") or [])
+            if plan.status.get("rollout") is not None:
+                metrics.export_rollout(*key, plan.status["rollout"])
         for problem in plan.problems:
             metrics.RECONCILE_ERRORS.labels(KIND, problem.reason).inc()
         return Result(plan.requeue_after, plan.failed)
@@ -107,6 +115,7 @@ class ModelDeploymentController:
         drift = None
         claims: list[Mapping[str, Any]] = []
         dra_served = True
+        figures = None
         if isinstance(md, ModelDeployment):
             if md.spec.resources.gpu.dra:
                 dra_served = self.kube.api_available(RESOURCE_CLAIM_TEMPLATE)
@@ -120,6 +129,9 @@ class ModelDeploymentController:
             monitor = md.spec.drift_monitor
             if self.drift_reader is not None and monitor is not None and monitor.enabled:
                 drift = self.drift_reader(md, pods)
+            phase = ((body.get("status") or {}).get("rollout") or {}).get("phase")
+            if self.rollout_reader is not None and phase in GATED_PHASES:
+                figures = self.rollout_reader(key[0], key[1], pods)
         return md_planner.Observed(
             body=body,
             children=children,
@@ -131,6 +143,7 @@ class ModelDeploymentController:
             events=events,
             claims=claims,
             dra_served=dra_served,
+            figures=figures,
         )
 
     def _parse(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | str:
@@ -151,7 +164,7 @@ class ModelDeploymentController:
         fingerprints = dict(previous.fingerprints) if previous else {}
         fingerprints.update(outcome.fingerprints)
         for delete in plan.deletes:
-            fingerprints.pop(delete.kind, None)
+            fingerprints.pop(delete.key, None)
         applied_all = not any(f.kind != c.TJ_KIND for f in outcome.failures)
         # After a failed apply the digest is not recorded: the next reconcile
         # applies again instead of believing the children are as rendered.

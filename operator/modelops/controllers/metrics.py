@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from modelops.render.gating.metrics import METRICS as ROLLOUT_METRICS
+from modelops.render.gating.metrics import rollout_samples
 
 RECONCILE_DURATION = Histogram(
     "modelops_reconcile_duration_seconds",
@@ -87,3 +91,40 @@ def _count(kind: str, series: list[tuple[str, str]], delta: int) -> None:
     _ready_counts[key] = _ready_counts.get(key, 0) + delta
     for status in ("True", "False", "Unknown"):
         MANAGED_RESOURCES.labels(kind, status).set(_ready_counts.get((kind, status), 0))
+
+
+# Gated rollouts: gauges restating status.rollout (render/gating/metrics.py names them).
+ROLLOUT_GAUGES = {
+    metric: Gauge(metric, text, list(labels)) for metric, (text, labels) in ROLLOUT_METRICS.items()
+}
+_rollout_exported: dict[tuple[str, str], list[tuple[str, tuple[str, ...]]]] = {}
+_rollout_samples: dict[tuple[str, str], list[Any]] = {}
+
+
+def export_rollout(namespace: str, name: str, rollout: Mapping[str, Any] | None) -> None:
+    """Publish one ModelDeployment's rollout samples, replacing its earlier ones."""
+    samples = rollout_samples(namespace, name, rollout)
+    with _lock:
+        if _rollout_samples.get((namespace, name)) == samples:
+            return  # most reconciles change nothing
+        _rollout_samples[(namespace, name)] = samples
+        _drop_rollout(namespace, name)
+        kept = []
+        for metric, labels, value in samples:
+            gauge = ROLLOUT_GAUGES[metric]
+            values = tuple(labels[label] for label in ROLLOUT_METRICS[metric][1])
+            gauge.labels(*values).set(value)
+            kept.append((metric, values))
+        _rollout_exported[(namespace, name)] = kept
+
+
+def forget_rollout(namespace: str, name: str) -> None:
+    with _lock:
+        _rollout_samples.pop((namespace, name), None)
+        _drop_rollout(namespace, name)
+
+
+def _drop_rollout(namespace: str, name: str) -> None:
+    for metric, values in _rollout_exported.pop((namespace, name), []):
+        with contextlib.suppress(KeyError):
+            ROLLOUT_GAUGES[metric].remove(*values)

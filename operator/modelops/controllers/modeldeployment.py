@@ -19,6 +19,7 @@ from modelops.api import constants as c
 from modelops.api.kinds import RESOURCE_CLAIM
 from modelops.controllers.indexes import MANAGED, MD, OWNED_BY_MD, _group_version
 from modelops.render.children import (
+    CONFIG_MAP,
     DEPLOYMENT,
     HPA,
     PDB,
@@ -47,7 +48,7 @@ async def child_event(namespace: str, labels: Mapping[str, str], memo: kopf.Memo
         memo.operator.enqueue_md((namespace, owner), child=True)
 
 
-for _kind in (DEPLOYMENT, SERVICE, HPA, PDB, RESOURCE_CLAIM_TEMPLATE):
+for _kind in (DEPLOYMENT, SERVICE, CONFIG_MAP, HPA, PDB, RESOURCE_CLAIM_TEMPLATE):
     kopf.on.event(
         *_group_version(_kind.api_version), _kind.plural, labels=MANAGED, id=f"{_kind.plural}"
     )(child_event)

@@ -31,6 +31,7 @@ from modelops.controllers import (
 from modelops.controllers.drift_reader import DriftReader
 from modelops.controllers.indexes import INDEX_NAMES, Indexes, Key
 from modelops.controllers.md_controller import ModelDeploymentController, Result
+from modelops.controllers.rollout_reader import RolloutReader
 from modelops.controllers.settings import configure, workers
 from modelops.controllers.tj_controller import TrainingJobController
 from modelops.controllers.workqueue import MonotonicClock, ShutDown, WorkQueue
@@ -164,7 +165,11 @@ def build(kube: Kube, views: Any) -> Operator:
     log.info("default images: triton %s, trainer %s", images.triton, images.trainer)
     return Operator(
         md=ModelDeploymentController(
-            kube, idx, settings, drift_reader=DriftReader.from_environment()
+            kube,
+            idx,
+            settings,
+            drift_reader=DriftReader.from_environment(),
+            rollout_reader=RolloutReader.from_environment(),
         ),
         tj=TrainingJobController(kube, idx, trainer_image=images.trainer),
         queue=WorkQueue(MonotonicClock()),

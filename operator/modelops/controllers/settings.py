@@ -23,6 +23,7 @@ WATCHED_CHILDREN = tuple(
     for kind in (
         kinds.DEPLOYMENT,
         kinds.SERVICE,
+        kinds.CONFIG_MAP,
         kinds.HPA,
         kinds.SCALED_OBJECT,
         kinds.PDB,

@@ -7,7 +7,7 @@ Dicts (or a parsed ModelDeployment) in, dicts out; no cluster I/O, no kopf
     rollout = decide_rollout(md, deployment=..., pods=..., now=..., previous=status.rollout)
     children = render_children(md, operator_image=..., model_version=...,
                                replace_in_place=rollout["replaceInPlace"])
-    ... apply children, delete stale_children(md, children) ...
+    ... apply children, delete the owned ones no longer rendered ...
     status = derive_status(md, deployment=..., pods=..., events=..., autoscaler=...,
                            keda_missing=..., drift=..., now=..., previous_conditions=...,
                            rollout=rollout)
@@ -18,7 +18,7 @@ decide_restart, derive_trainingjob_status; status_patch applies to it too).
 """
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS, render_autoscaler
-from .children import ChildKind, ChildRef, child_kinds, render_children, stale_children
+from .children import ChildKind, child_kinds, render_children
 from .deployment import render_deployment
 from .pdb import render_pdb
 from .rollout import decide_rollout
@@ -28,7 +28,6 @@ from .status import derive_status, status_patch
 __all__ = [
     "DEFAULT_PROMETHEUS_ADDRESS",
     "ChildKind",
-    "ChildRef",
     "child_kinds",
     "decide_rollout",
     "derive_status",
@@ -37,6 +36,5 @@ __all__ = [
     "render_deployment",
     "render_pdb",
     "render_service",
-    "stale_children",
     "status_patch",
 ]

@@ -25,22 +25,25 @@ def render_autoscaler(
     md: ModelDeployment | Mapping[str, Any],
     *,
     prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+    deployment: str | None = None,
 ) -> dict[str, Any] | None:
-    """HorizontalPodAutoscaler or ScaledObject `<name>`, or None without autoscaling."""
+    """HorizontalPodAutoscaler or ScaledObject `<name>`, or None without autoscaling.
+
+    deployment: the Deployment it scales (the stable slot's; default `<name>`)."""
     md = as_md(md)
     scaling = md.spec.autoscaling
     if scaling is None:
         return None
     if scaling.engine == "keda":
-        return _scaled_object(md, scaling, prometheus_address)
-    return _hpa(md, scaling)
+        return _scaled_object(md, scaling, prometheus_address, deployment)
+    return _hpa(md, scaling, deployment)
 
 
-def _target_ref(md: ModelDeployment) -> dict[str, str]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": md.name}
+def _target_ref(md: ModelDeployment, deployment: str | None) -> dict[str, str]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment or md.name}
 
 
-def _hpa(md: ModelDeployment, scaling: Autoscaling) -> dict[str, Any]:
+def _hpa(md: ModelDeployment, scaling: Autoscaling, deployment: str | None) -> dict[str, Any]:
     metric = METRICS[scaling.metric.type]
     target = scaling.metric.target
     if metric.pod_metric is None:
@@ -68,7 +71,7 @@ def _hpa(md: ModelDeployment, scaling: Autoscaling) -> dict[str, Any]:
         "kind": "HorizontalPodAutoscaler",
         "metadata": child_metadata(md),
         "spec": {
-            "scaleTargetRef": _target_ref(md),
+            "scaleTargetRef": _target_ref(md, deployment),
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
             "metrics": [hpa_metric],
@@ -77,7 +80,7 @@ def _hpa(md: ModelDeployment, scaling: Autoscaling) -> dict[str, Any]:
 
 
 def _scaled_object(
-    md: ModelDeployment, scaling: Autoscaling, prometheus_address: str
+    md: ModelDeployment, scaling: Autoscaling, prometheus_address: str, deployment: str | None
 ) -> dict[str, Any]:
     metric = METRICS[scaling.metric.type]
     target = str(scaling.metric.target)
@@ -102,7 +105,7 @@ def _scaled_object(
         "kind": "ScaledObject",
         "metadata": child_metadata(md),
         "spec": {
-            "scaleTargetRef": _target_ref(md),
+            "scaleTargetRef": _target_ref(md, deployment),
             "minReplicaCount": scaling.min_replicas,
             "maxReplicaCount": scaling.max_replicas,
             "triggers": [trigger],

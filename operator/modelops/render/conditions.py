@@ -53,6 +53,35 @@ def stamp_conditions(
     return out
 
 
+def set_condition(
+    conditions: Sequence[Mapping[str, Any]],
+    previous: Sequence[Mapping[str, Any]] | None,
+    ctype: str,
+    status: bool,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """``conditions`` with ``ctype`` replaced (lastTransitionTime kept when its status
+    was already this one in ``previous``)."""
+    value = "True" if status else "False"
+    prior = next((c for c in previous or [] if c.get("type") == ctype), None)
+    since = (
+        prior["lastTransitionTime"]
+        if prior and prior.get("status") == value and prior.get("lastTransitionTime")
+        else format_time(now)
+    )
+    out = []
+    for cond in conditions:
+        cond = dict(cond)
+        if cond["type"] == ctype:
+            cond.update(
+                status=value, reason=reason, message=truncate(message), lastTransitionTime=since
+            )
+        out.append(cond)
+    return out
+
+
 # The kstatus conditions a blocking problem forces, whatever the rest says.
 _FORCED = ("Ready", "Stalled", "Reconciling")
 

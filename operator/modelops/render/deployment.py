@@ -29,9 +29,10 @@ from .containers import (
     with_scratch,
 )
 from .dra import apply_to_pod
-from .drift_sidecar import drift_enabled, drift_parts
+from .drift_sidecar import drift_parts, sidecar_enabled
 from .meta import as_md, child_metadata, labels, selector_labels
 from .placement import container_resources, node_selector, tolerations
+from .slots import deployment_name
 from .sources import PodSource, pod_source
 
 MODEL_REPOSITORY = "/models"
@@ -55,8 +56,9 @@ def render_deployment(
     replace_in_place: bool = False,
     replicas: int | None = None,
     triton_image: str = c.DEFAULT_TRITON_IMAGE,
+    slot: str = "a",
 ) -> dict[str, Any]:
-    """The apps/v1 Deployment serving the model.
+    """The apps/v1 Deployment serving the model in ``slot`` (render/slots.py).
 
     triton_image: the operator's default Triton image, used unless
       spec.runtime.image names another (see api/images.py). It is part of the pod
@@ -81,14 +83,20 @@ def render_deployment(
         count = md.spec.replicas
     if count is not None:
         spec["replicas"] = count
+    # Slot a keeps the selector Deployments had before slots (selectors are immutable);
+    # slot b's adds the slot label. The two overlap, which the Deployment controller
+    # tolerates: it only counts ReplicaSets it controls (controller references).
+    selector = selector_labels(md)
+    if slot != "a":
+        selector = {**selector, c.LABEL_SLOT: slot}
     spec.update(
         {
-            "selector": {"matchLabels": selector_labels(md)},
+            "selector": {"matchLabels": selector},
             "strategy": _strategy(md, replace_in_place),
             "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
             "template": {
                 "metadata": {
-                    "labels": labels(md),
+                    "labels": {**labels(md), c.LABEL_SLOT: slot},
                     "annotations": {
                         c.ANNOTATION_MODEL_VERSION: model_version,
                         "kubectl.kubernetes.io/default-container": TRITON_CONTAINER,
@@ -102,7 +110,7 @@ def render_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": child_metadata(md),
+        "metadata": child_metadata(md, deployment_name(md.name, slot)),
         "spec": spec,
     }
 
@@ -233,7 +241,7 @@ def _triton_container(md: ModelDeployment, default_image: str) -> dict[str, Any]
         f"--grpc-port={c.TRITON_GRPC_PORT}",
         f"--metrics-port={c.TRITON_METRICS_PORT}",
     ]
-    drift = drift_enabled(md)
+    drift = sidecar_enabled(md)
     if drift:
         # Only the sidecar (same pod, loopback) talks gRPC to Triton.
         args.append("--grpc-address=127.0.0.1")

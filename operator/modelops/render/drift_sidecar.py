@@ -23,12 +23,15 @@ from .containers import (
     http_probe,
     security_context,
 )
+from .slots import traffic_config_name
 from .sources import pod_source
 
 DRIFT_CONTAINER = "drift-monitor"
 FETCH_CONTAINER = "fetch-reference"
 REFERENCE_DIR = "/reference"
 OBJECT_STORE_SCHEMES = ("s3://", "gs://")
+TRAFFIC_VOLUME = "traffic"
+VERSION_FIELD = f"metadata.annotations['{c.ANNOTATION_MODEL_VERSION}']"
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,32 @@ def drift_enabled(md: ModelDeployment) -> bool:
     return drift is not None and drift.enabled and drift.reference is not None
 
 
+def gated(md: ModelDeployment) -> bool:
+    """A gated rollout strategy: the data plane mirrors / splits to a candidate."""
+    return md.spec.rollout.strategy in ("Shadow", "Canary")
+
+
+def sidecar_enabled(md: ModelDeployment) -> bool:
+    """The sidecar runs for drift detection, for gated rollouts, or both. Without a
+    drift reference it only proxies, mirrors / splits and counts (no statistics)."""
+    return drift_enabled(md) or gated(md)
+
+
 def drift_parts(md: ModelDeployment, operator_image: str) -> DriftParts:
-    """Containers and volumes of the drift monitor (empty when it is disabled)."""
-    if not drift_enabled(md):
+    """Containers and volumes of the sidecar (empty when it does not run)."""
+    if not sidecar_enabled(md):
         return DriftParts()
+    traffic = {
+        "name": TRAFFIC_VOLUME,
+        "configMap": {"name": traffic_config_name(md.name), "optional": True},
+    }
+    if not drift_enabled(md):
+        return DriftParts([], [_sidecar(md, operator_image, None, None)], [traffic])
+    parts = _drift_parts(md, operator_image)
+    return DriftParts(parts.init_containers, parts.containers, [*parts.volumes, traffic])
+
+
+def _drift_parts(md: ModelDeployment, operator_image: str) -> DriftParts:
     assert md.spec.drift_monitor is not None and md.spec.drift_monitor.reference is not None
     uri = md.spec.drift_monitor.reference.uri
     if uri.startswith(OBJECT_STORE_SCHEMES):
@@ -90,10 +115,9 @@ def _fetch_container(
 
 
 def _sidecar(
-    md: ModelDeployment, operator_image: str, reference: str, mount: dict[str, Any] | None
+    md: ModelDeployment, operator_image: str, reference: str | None, mount: dict[str, Any] | None
 ) -> dict[str, Any]:
     drift = md.spec.drift_monitor
-    assert drift is not None
     args = [
         "drift-monitor",
         "--port",
@@ -106,18 +130,17 @@ def _sidecar(
         str(c.DRIFT_GRPC_PROXY_PORT),
         "--grpc-upstream",
         f"127.0.0.1:{c.TRITON_GRPC_PORT}",
-        "--reference",
-        reference,
         "--model",
         md.model_name,
-        "--method",
-        drift.method,
-        "--window",
-        str(drift.window),
+        "--traffic-file",
+        posixpath.join(c.TRAFFIC_MOUNT_DIR, c.TRAFFIC_FILE_KEY),
     ]
-    if drift.threshold is not None:
-        # Unset leaves the sidecar's per-method default in force.
-        args += ["--threshold", repr(drift.threshold)]
+    if reference is not None and drift is not None:
+        args += ["--reference", reference, "--method", drift.method, "--window", str(drift.window)]
+        if drift.threshold is not None:
+            # Unset leaves the sidecar's per-method default in force.
+            args += ["--threshold", repr(drift.threshold)]
+    resources = drift.resources if drift is not None else DriftResources()
     container: dict[str, Any] = {
         "name": DRIFT_CONTAINER,
         "image": operator_image,
@@ -128,7 +151,18 @@ def _sidecar(
             {"name": "grpc-proxy", "containerPort": c.DRIFT_GRPC_PROXY_PORT, "protocol": "TCP"},
             {"name": "drift-metrics", "containerPort": c.DRIFT_ADMIN_PORT, "protocol": "TCP"},
         ],
-        "resources": _resources(drift.resources),
+        "resources": _resources(resources),
+        # Which version this sidecar fronts: a candidate's sidecar never mirrors or splits.
+        "env": [
+            {
+                "name": "MODELOPS_MODEL_VERSION",
+                "valueFrom": {
+                    "fieldRef": {
+                        "fieldPath": f"metadata.annotations['{c.ANNOTATION_MODEL_VERSION}']"
+                    }
+                },
+            }
+        ],
         # Through the proxy to Triton: ready when the whole request path is. No
         # liveness probe: loading a large reference takes a while, and the
         # sidecar exits on fatal errors by itself.
@@ -136,8 +170,8 @@ def _sidecar(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": security_context(),
     }
-    if mount:
-        container["volumeMounts"] = [mount]
+    mounts = [{"name": TRAFFIC_VOLUME, "mountPath": c.TRAFFIC_MOUNT_DIR, "readOnly": True}]
+    container["volumeMounts"] = [mount, *mounts] if mount else mounts
     return container
 
 

@@ -24,7 +24,7 @@ object found to belong to someone else) back into status and events.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -33,6 +33,7 @@ import pydantic
 
 from modelops.api import constants as c
 from modelops.api.base import plain
+from modelops.api.kinds import kind_of
 from modelops.api.modeldeployment import ModelDeployment
 from modelops.api.recheck import describe, violations
 
@@ -46,7 +47,10 @@ from .children import (
     SERVICE,
     render_children,
 )
+from .conditions import set_condition
 from .dra import allocated_gpus, gpu_status, template_actions
+from .gated import place
+from .gating import RolloutPlan
 from .outcome import conclude, digest
 from .ownership import Applied, apply_actions, uid_of
 from .pdb import baseline_replicas
@@ -54,6 +58,7 @@ from .plan import REPLICAS_MANAGER, Apply, Create, Delete, Failure, Plan
 from .projections import OWNS_REPLICAS, controller_uid
 from .retrain import plan_retrain, resolve_model_version
 from .rollout import decide_rollout
+from .slots import Layout, key_of
 from .status import derive_status
 
 # Re-check soon while something is in motion; timing-based decisions (a surge
@@ -89,7 +94,8 @@ class Observed:
     children: kind -> the live child (projection) or None;
     pods: the Triton pods (all revisions); trainings: TrainingJobs naming this
     ModelDeployment in modelDeploymentRef; keda: the ScaledObject API is
-    served; drift: the merged sidecar summary (None when not read);
+    served; drift: the merged sidecar summary (None when not read); figures: the
+    sidecars' rollout figures by pod (read only while ``reads_figures`` says so);
     events: Warning events, read only when ``wants_events`` said so; claims: the
     ResourceClaims made for the pods from the GPU claim template (DRA only);
     dra_served: the cluster serves resource.k8s.io/v1 (only asked with DRA).
@@ -103,6 +109,8 @@ class Observed:
     keda: bool = False
     drift: Mapping[str, Any] | None = None
     events: Sequence[Mapping[str, Any]] = ()
+    # The sidecars' /rollout summaries by pod name, read while a candidate runs.
+    figures: Mapping[str, Mapping[str, Any]] | None = None
     claims: Sequence[Mapping[str, Any]] = ()
     dra_served: bool = True
 
@@ -194,15 +202,31 @@ def plan(
         problem = Failure(c.MD_KIND, "InvalidSpec", md)  # it names the field: spec....
         return conclude(Plan(), previous, status, [problem], obs.now)
 
-    deployment = obs.children.get(DEPLOYMENT.kind)
+    placement = place(
+        md,
+        children=obs.children,
+        pods=obs.pods,
+        trainings=obs.trainings,
+        previous=previous,
+        figures=obs.figures,
+        now=obs.now,
+    )
+    layout = placement.layout
+    deployment = obs.children.get(placement.stable_key)
     rollout = decide_rollout(
-        md, deployment=deployment, pods=obs.pods, now=obs.now, previous=previous.get("rollout")
+        md,
+        deployment=deployment,
+        pods=placement.serving_pods,
+        now=obs.now,
+        previous=previous.get("rollout"),
     )
     keda_missing = bool(
         md.spec.autoscaling and md.spec.autoscaling.engine == "keda" and not obs.keda
     )
+    if placement.decision is None:
+        layout = replace(layout, stable_version=resolve_model_version(md, obs.trainings))
     rendered, rendered_digest = _render(
-        md, resolve_model_version(md, obs.trainings), rollout, keda_missing, settings, memo
+        md, layout, rollout["replaceInPlace"], keda_missing, settings, memo
     )
     out = Plan(digest=rendered_digest)
     applies, problems = apply_actions(
@@ -219,29 +243,30 @@ def plan(
         applies = []
         problems.append(Failure(RESOURCE_CLAIM_TEMPLATE.kind, "DRANotServed", DRA_NOT_SERVED))
     for action in applies:
-        if action.kind == DEPLOYMENT.kind and deployment is not None and md.spec.autoscaling:
-            out.applies.extend(_replicas_handover(md, deployment))
+        if action.key == placement.stable_key and deployment is not None and md.spec.autoscaling:
+            out.applies.extend(_replicas_handover(md, deployment, action.key))
         out.applies.append(action)
 
-    wanted = {child["kind"] for child in rendered}
-    for kind in CHILD_KINDS:
-        live = obs.children.get(kind.kind)
-        if kind.kind in wanted or live is None or controller_uid(live) != obs.uid:
+    wanted = {key_of(child) for child in rendered}
+    for key, live in obs.children.items():
+        if key in wanted or live is None or controller_uid(live) != obs.uid:
             continue
-        if keda_missing and kind is SCALED_OBJECT:
+        if keda_missing and key == SCALED_OBJECT.kind:
             continue  # KEDA gone: nothing serves that API to delete from
         meta = live["metadata"]
+        kind = kind_of(str(live["apiVersion"]), str(live["kind"]))
         out.deletes.append(
-            Delete(kind.api_version, kind.kind, meta["namespace"], meta["name"], meta["uid"])
+            Delete(kind.api_version, kind.kind, meta["namespace"], meta["name"], meta["uid"], key)
         )
 
-    if deployment is not None and not any(a.field_manager == REPLICAS_MANAGER for a in out.applies):
-        out.applies.extend(_restore_minimum(md, deployment))
+    handed_over = any(a.field_manager == REPLICAS_MANAGER for a in out.applies)
+    if deployment is not None and layout.autoscaler and not handed_over:
+        out.applies.extend(_restore_minimum(md, deployment, placement.stable_key))
 
     status = derive_status(
         md,
         deployment=deployment,
-        pods=obs.pods,
+        pods=placement.serving_pods,
         events=obs.events,
         autoscaler=obs.children.get(HPA.kind) or obs.children.get(SCALED_OBJECT.kind),
         keda_missing=keda_missing,
@@ -250,6 +275,8 @@ def plan(
         previous_conditions=previous.get("conditions"),
         rollout=rollout,
     )
+    if placement.decision is not None:
+        _record_decision(status, placement.decision, out, previous.get("conditions"), obs.now)
     gpu = gpu_status(md, obs.pods, obs.claims)
     if gpu is not None:
         status["gpu"] = gpu
@@ -278,6 +305,10 @@ def plan(
             )
         )
     out.requeue_after = _requeue_after(md, status, obs.drift)
+    if placement.decision is not None and placement.decision.requeue_after is not None:
+        wait = placement.decision.requeue_after
+        out.requeue_after = wait if out.requeue_after is None else min(out.requeue_after, wait)
+    out.planned_events = len(out.events)
     return conclude(out, previous, status, problems, obs.now)
 
 
@@ -298,7 +329,8 @@ def revise(obs: Observed, done: Plan, failures: Sequence[Failure]) -> Plan:
         else:
             status.pop("retrain", None)
     # Transition events are derived again from the revised status.
-    out.events = [e for e in done.events if e[1] == "RetrainStarted" and not retrain_failed]
+    planned = done.events[: done.planned_events]
+    out.events = [e for e in planned if not (e[1] == "RetrainStarted" and retrain_failed)]
     out.events += [("Warning", "RetrainFailed", f.message) for f in retrain_failed]
     out.digest = done.digest
     others = [f for f in failures if f.kind != c.TJ_KIND]
@@ -314,8 +346,8 @@ RENDER_MEMO_LIMIT = 4
 
 def _render(
     md: ModelDeployment,
-    version: str,
-    rollout: Mapping[str, Any],
+    layout: Layout,
+    replace_in_place: bool,
     keda_missing: bool,
     settings: Settings,
     memo: dict[Any, Any] | None,
@@ -324,8 +356,8 @@ def _render(
     key = (
         md.metadata.uid,
         md.metadata.generation,
-        version,
-        rollout["replaceInPlace"],
+        layout.cache_key(),
+        replace_in_place,
         keda_missing,
         settings,
     )
@@ -334,10 +366,11 @@ def _render(
     rendered = render_children(
         md,
         operator_image=settings.operator_image,
-        model_version=version,
-        replace_in_place=rollout["replaceInPlace"],
+        model_version=layout.stable_version,
+        replace_in_place=replace_in_place,
         prometheus_address=settings.prometheus_address,
         triton_image=settings.triton_image,
+        layout=layout,
     )
     if keda_missing:
         rendered = [ch for ch in rendered if ch["kind"] != SCALED_OBJECT.kind]
@@ -347,6 +380,33 @@ def _render(
             memo.pop(next(iter(memo)))  # oldest first: dicts keep insertion order
         memo[key] = result
     return result
+
+
+def _record_decision(
+    status: dict[str, Any],
+    decision: RolloutPlan,
+    out: Plan,
+    previous_conditions: Sequence[Mapping[str, Any]] | None,
+    now: datetime,
+) -> None:
+    """The gated rollout's state, lineage, events and Stalled condition, into status."""
+    surge = status.get("rollout") or {}
+    status["rollout"] = {**decision.status, **surge}
+    if decision.history:
+        status["history"] = decision.history
+    out.events += [(e.type, e.reason, e.message) for e in decision.events]
+    if decision.stalled:
+        # The candidate cannot get a node: the rollout is stuck, the stable version
+        # serves on (Ready is the stable pods' business).
+        status["conditions"] = set_condition(
+            status["conditions"],
+            previous_conditions,
+            "Stalled",
+            True,
+            "CandidateUnschedulable",
+            decision.stalled,
+            now,
+        )
 
 
 def _scale_body(deployment: Mapping[str, Any], replicas: int) -> dict[str, Any]:
@@ -359,7 +419,7 @@ def _scale_body(deployment: Mapping[str, Any], replicas: int) -> dict[str, Any]:
     }
 
 
-def _replicas_handover(md: ModelDeployment, deployment: Mapping[str, Any]) -> list[Apply]:
+def _replicas_handover(md: ModelDeployment, deployment: Mapping[str, Any], key: str) -> list[Apply]:
     """Keep the replica count when autoscaling is switched on.
 
     The Deployment renders without spec.replicas once an autoscaler owns
@@ -372,10 +432,10 @@ def _replicas_handover(md: ModelDeployment, deployment: Mapping[str, Any]) -> li
         return []
     live = (deployment.get("spec") or {}).get("replicas", 1)
     body = _scale_body(deployment, max(live, baseline_replicas(md)))
-    return [Apply(body, expect_uid=uid_of(deployment), field_manager=REPLICAS_MANAGER)]
+    return [Apply(body, expect_uid=uid_of(deployment), field_manager=REPLICAS_MANAGER, child=key)]
 
 
-def _restore_minimum(md: ModelDeployment, deployment: Mapping[str, Any]) -> list[Apply]:
+def _restore_minimum(md: ModelDeployment, deployment: Mapping[str, Any], key: str) -> list[Apply]:
     """An HPA does nothing for a target scaled to zero: bring it back to minReplicas.
 
     Without an autoscaler the Deployment apply itself restores spec.replicas
@@ -388,7 +448,7 @@ def _restore_minimum(md: ModelDeployment, deployment: Mapping[str, Any]) -> list
     if live is None or live >= scaling.min_replicas:
         return []
     body = _scale_body(deployment, scaling.min_replicas)
-    return [Apply(body, expect_uid=uid_of(deployment), field_manager=REPLICAS_MANAGER)]
+    return [Apply(body, expect_uid=uid_of(deployment), field_manager=REPLICAS_MANAGER, child=key)]
 
 
 def _condition(status: Mapping[str, Any], ctype: str) -> str | None:

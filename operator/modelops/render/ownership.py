@@ -17,6 +17,7 @@ from typing import Any
 
 from .plan import Apply, Failure
 from .projections import controller_uid
+from .slots import key_of
 
 Fingerprint = tuple[Any, ...]
 
@@ -54,17 +55,18 @@ def apply_actions(
     applied: Applied | None,
     digest: str,
 ) -> tuple[list[Apply], list[Failure]]:
-    """(applies, conflicts) for the rendered children; ``live`` maps kind -> object."""
+    """(applies, conflicts) for the rendered children; ``live`` maps child key
+    (render/slots.py) -> object."""
     applies: list[Apply] = []
     conflicts: list[Failure] = []
     changed = applied is None or applied.digest != digest
     for child in rendered:
-        kind = child["kind"]
-        current = live.get(kind)
-        if current is not None and not _ours(current, owner_uid, applied, kind):
-            conflicts.append(foreign(kind, current))
-        elif current is None or changed or _edited(applied, kind, current):
-            applies.append(Apply(child, expect_uid=uid_of(current)))
+        key = key_of(child)
+        current = live.get(key)
+        if current is not None and not _ours(current, owner_uid, applied, key):
+            conflicts.append(foreign(str(child["kind"]), current))
+        elif current is None or changed or _edited(applied, key, current):
+            applies.append(Apply(child, expect_uid=uid_of(current), child=key))
     return applies, conflicts
 
 

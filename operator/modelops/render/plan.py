@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .slots import key_of
+
 FIELD_MANAGER = "modelops"
 # A second field manager that takes over Deployment.spec.replicas at its live
 # value when autoscaling is switched on (or a scaled-to-zero Deployment must
@@ -39,10 +41,16 @@ class Apply:
     obj: Mapping[str, Any]
     expect_uid: str | None
     field_manager: str = FIELD_MANAGER
+    # The child's key (render/slots.py); by default from the object's name and label.
+    child: str | None = None
 
     @property
     def kind(self) -> str:
         return str(self.obj["kind"])
+
+    @property
+    def key(self) -> str:
+        return self.child or key_of(self.obj)
 
     @property
     def name(self) -> str:
@@ -58,6 +66,11 @@ class Delete:
     namespace: str
     name: str
     uid: str
+    child: str | None = None  # the child's key (render/slots.py); default: the kind
+
+    @property
+    def key(self) -> str:
+        return self.child or self.kind
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,9 @@ class Plan:
     status: dict[str, Any] = field(default_factory=dict)  # the whole desired status
     status_patch: dict[str, Any] = field(default_factory=dict)  # {} -> nothing to write
     events: list[Event] = field(default_factory=list)
+    # How many of ``events`` the planner decided itself (rollout steps, retraining);
+    # the rest are transitions of the status conditions, derived again on revision.
+    planned_events: int = 0
     requeue_after: float | None = None
     failed: bool = False  # retry with back-off rather than after requeue_after
     problems: list[Failure] = field(default_factory=list)

@@ -135,6 +135,7 @@ def project_pod(body: Mapping[str, Any]) -> dict[str, Any]:
         k: labels[k]
         for k in (
             c.LABEL_MODEL_DEPLOYMENT,
+            c.LABEL_SLOT,
             c.LABEL_TRAINING_JOB,
             c.LABEL_JOB_NAME,
             "pod-template-hash",

@@ -8,11 +8,14 @@ from typing import Any
 from modelops.api import constants as c
 from modelops.api.modeldeployment import ModelDeployment
 
-from .drift_sidecar import drift_enabled
+from .drift_sidecar import sidecar_enabled
 from .meta import as_md, child_metadata, selector_labels
+from .slots import candidate_service_name
 
 
-def render_service(md: ModelDeployment | Mapping[str, Any]) -> dict[str, Any]:
+def render_service(
+    md: ModelDeployment | Mapping[str, Any], *, slot: str | None = None
+) -> dict[str, Any]:
     """Service `<name>`: http, grpc, metrics (and drift-metrics) ports.
 
     With the drift monitor on, the http and grpc ports lead to the sidecar's
@@ -23,9 +26,28 @@ def render_service(md: ModelDeployment | Mapping[str, Any]) -> dict[str, Any]:
     /drift, the summary the operator copies into status.drift). Target ports
     are named, so the port numbers inside the pod can change without touching
     the Service.
+
+    slot: select only that slot's pods (while a gated rollout's candidate runs in
+    the other slot and must get no live traffic through the Service); None
+    selects every pod of the ModelDeployment.
     """
     md = as_md(md)
-    drift = drift_enabled(md)
+    selector = selector_labels(md)
+    if slot is not None:
+        selector = {**selector, c.LABEL_SLOT: slot}
+    return _service(md, md.name, selector)
+
+
+def render_candidate_service(md: ModelDeployment | Mapping[str, Any], slot: str) -> dict[str, Any]:
+    """Service `<name>-candidate`: the candidate slot's pods, where the stable pods'
+    sidecars mirror and split requests to."""
+    md = as_md(md)
+    selector = {**selector_labels(md), c.LABEL_SLOT: slot}
+    return _service(md, candidate_service_name(md.name), selector)
+
+
+def _service(md: ModelDeployment, name: str, selector: dict[str, str]) -> dict[str, Any]:
+    drift = sidecar_enabled(md)
     ports = [
         _port("http", c.TRITON_HTTP_PORT, "http-proxy" if drift else "http"),
         # Cleartext HTTP/2: lets Gateway API and meshes route gRPC correctly.
@@ -42,10 +64,10 @@ def render_service(md: ModelDeployment | Mapping[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": child_metadata(md),
+        "metadata": child_metadata(md, name),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector_labels(md),
+            "selector": selector,
             "ports": ports,
         },
     }

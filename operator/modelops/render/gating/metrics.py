@@ -95,7 +95,8 @@ def rollout_samples(namespace: str, name: str, rollout: Mapping[str, Any] | None
         (ROLLOUT_PHASE, {**ident, "phase": p}, 1.0 if p == phase else 0.0) for p in PHASES
     ]
     step = status.get("step")
-    out.append((ROLLOUT_STEP, dict(ident), float(step) if status.get("candidate") else -1.0))
+    current = float(step) if status.get("candidate") and step is not None else -1.0
+    out.append((ROLLOUT_STEP, dict(ident), current))
     out.append(
         (ROLLOUT_TRAFFIC, {**ident, "mode": "mirror"}, float(status.get("mirrorPercent") or 0))
     )

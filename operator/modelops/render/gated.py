@@ -1,0 +1,243 @@
+"""From what the planner observed to the rollout decision and the slot layout. Pure.
+
+The md planner calls :func:`place` once per reconcile. It resolves the
+version the spec asks for to a number (once, from the pinned version or the
+TrainingJob that published it, never "latest" per pod), builds the gating
+core's inputs (render/gating: Target, CandidatePods, ObservedFigures) from
+the pods and the sidecars' per-pod figures, takes the decision, and turns
+it into a :class:`~modelops.render.slots.Layout`: which version each slot's
+Deployment runs with how many replicas, which pods the Service selects, and
+the sidecars' traffic settings.
+
+Without a resolvable version (spec says latest and no TrainingJob published
+one yet, nor was one recorded) there is no decision: the single Deployment
+renders "latest" as before and status.rollout carries only the surge state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from modelops.api.modeldeployment import ModelDeployment
+
+from .gating import (
+    ActionKind,
+    CandidatePods,
+    RolloutPlan,
+    Target,
+    candidate_pods,
+    decide_gated_rollout,
+    merge_figures,
+    pinned_source,
+    source_from_training_job,
+)
+from .gating.decide import GATED_PHASES
+from .observed import DeploymentView
+from .pdb import baseline_replicas
+from .retrain import resolve_model_version
+from .slots import SLOTS, Layout, deployment_key, other, slot_of_pod
+from .traffic import traffic_settings
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The decision (None without a resolvable version) and what to render for it.
+
+    stable_key: child key of the stable slot's Deployment; serving_pods: the
+    pods whose readiness makes the ModelDeployment Ready (the stable slot's
+    while a candidate runs beside it; all during a promotion).
+    """
+
+    layout: Layout
+    decision: RolloutPlan | None
+    stable_key: str
+    serving_pods: list[Mapping[str, Any]]
+
+    @property
+    def reads_figures(self) -> bool:
+        """Whether the next reconcile needs the sidecars' figures (a candidate runs)."""
+        return self.layout.candidate_version is not None
+
+
+def stable_slot(
+    previous: Mapping[str, Any], children: Mapping[str, Mapping[str, Any] | None], md_name: str
+) -> str:
+    """The slot status names; without status (restored from Git, or from before slots),
+    the slot whose Deployment exists, a first."""
+    slot = previous.get("stableSlot")
+    if slot in SLOTS:
+        return str(slot)
+    has_a = children.get(deployment_key(md_name, "a")) is not None
+    has_b = children.get(deployment_key(md_name, "b")) is not None
+    return "b" if has_b and not has_a else "a"
+
+
+def resolve_target(
+    md: ModelDeployment, trainings: Sequence[Mapping[str, Any]], previous: Mapping[str, Any]
+) -> Target | None:
+    """The concrete version the spec asks for now, with its lineage source; None when
+    it cannot be resolved (latest, nothing published, nothing recorded)."""
+    version = resolve_model_version(md, trainings)
+    if version.isdigit() and md.spec.model.version != "latest":
+        return Target(version, pinned_source())
+    if version.isdigit():
+        producer = next(
+            (
+                tj
+                for tj in trainings
+                if str((tj.get("status") or {}).get("outputVersion")) == version
+            ),
+            None,
+        )
+        source = source_from_training_job(producer) if producer else {"kind": "Latest"}
+        return Target(version, source)
+    stable = previous.get("stable")
+    if isinstance(stable, str) and stable.isdigit():
+        return Target(stable, {"kind": "Latest"})
+    return None
+
+
+def place(
+    md: ModelDeployment,
+    *,
+    children: Mapping[str, Mapping[str, Any] | None],
+    pods: Sequence[Mapping[str, Any]],
+    trainings: Sequence[Mapping[str, Any]],
+    previous: Mapping[str, Any],
+    figures: Mapping[str, Mapping[str, Any]] | None,
+    now: datetime,
+) -> Placement:
+    """previous: the last status (rollout, history, servedVersion); figures: the
+    sidecars' /rollout summaries by pod name (None when not read)."""
+    prev_rollout = dict(previous.get("rollout") or {})
+    slot = stable_slot(prev_rollout, children, md.name)
+    stable_key = deployment_key(md.name, slot)
+    target = resolve_target(md, trainings, prev_rollout)
+    if target is None:
+        return Placement(
+            Layout(stable_version="latest", stable_slot=slot), None, stable_key, list(pods)
+        )
+
+    stable_live = children.get(stable_key)
+    view = DeploymentView.of(stable_live, baseline_replicas(md))
+    in_slot = {s: [p for p in pods if slot_of_pod(p) == s] for s in SLOTS}
+    gated = md.spec.rollout.strategy != "Direct"
+    in_flight = prev_rollout.get("phase") in GATED_PHASES
+    if gated and not in_flight and stable_live is not None and not view.complete:
+        # A candidate starts only beside a settled stable version: its pods must all
+        # carry the slot label the Service will select them by.
+        stable_version = prev_rollout.get("stable") or view.template_version
+        if isinstance(stable_version, str) and stable_version.isdigit():
+            target = Target(
+                stable_version,
+                target.source if stable_version == target.version else {"kind": "Latest"},
+            )
+
+    candidate_slot = other(slot)
+    if gated and (in_flight or prev_rollout.get("stable") not in (None, target.version)):
+        cand_live = children.get(deployment_key(md.name, candidate_slot))
+        cand_view = DeploymentView.of(cand_live, 1)
+        candidate = candidate_pods(
+            in_slot[candidate_slot], model_version=target.version, desired=cand_view.desired
+        )
+    else:
+        candidate = candidate_pods(
+            in_slot[slot],
+            model_version=target.version,
+            desired=view.desired,
+            complete=view.complete and view.template_version == target.version,
+        )
+    decision = decide_gated_rollout(
+        md,
+        target=target,
+        previous=prev_rollout,
+        history=previous.get("history"),
+        figures=_figures(figures, in_slot[slot], in_slot[candidate_slot], target.version),
+        candidate=candidate,
+        replicas=_replicas(md, stable_live, children),
+        serving=_serving(previous),
+        now=now,
+    )
+    return _layout(md, decision, slot, in_slot, list(pods))
+
+
+def _layout(
+    md: ModelDeployment,
+    decision: RolloutPlan,
+    slot: str,
+    in_slot: Mapping[str, list[Mapping[str, Any]]],
+    pods: list[Mapping[str, Any]],
+) -> Placement:
+    if any(a.kind is ActionKind.COMPLETE_PROMOTION for a in decision.actions):
+        slot = other(slot)  # the candidate's slot is stable now; the old one goes
+    decision.status["stableSlot"] = slot
+    candidate = decision.candidate_version
+    promoting = decision.status.get("phase") == "Promoting"
+    layout = Layout(
+        stable_version=decision.stable_version or decision.status.get("stable") or "latest",
+        stable_slot=slot,
+        stable_replicas=decision.stable_replicas,
+        candidate_version=candidate,
+        candidate_replicas=decision.candidate_replicas,
+        service_slot=slot if candidate is not None and not promoting else None,
+        autoscaler=decision.stable_replicas is None,
+        traffic=traffic_settings(
+            md,
+            candidate_version=candidate,
+            mirror_percent=decision.mirror_percent,
+            canary_weight=decision.canary_weight,
+        ),
+    )
+    serving = in_slot[slot] if candidate is not None and not promoting else pods
+    return Placement(layout, decision, deployment_key(md.name, slot), serving)
+
+
+def _figures(
+    summaries: Mapping[str, Mapping[str, Any]] | None,
+    stable_pods: Sequence[Mapping[str, Any]],
+    candidate_pods_: Sequence[Mapping[str, Any]],
+    version: str,
+) -> Any:
+    """ObservedFigures from the sidecars' summaries of this candidate's epoch (a summary
+    of an earlier epoch, or from a sidecar that has not read the settings yet, is left
+    out)."""
+    if not summaries:
+        return None
+
+    def of(group: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        out = []
+        for pod in group:
+            summary = summaries.get(str((pod.get("metadata") or {}).get("name")))
+            if summary is not None and str(summary.get("epoch") or "") == version:
+                out.append(summary)
+        return out
+
+    return merge_figures(of(stable_pods), of(candidate_pods_))
+
+
+def _replicas(
+    md: ModelDeployment,
+    stable: Mapping[str, Any] | None,
+    children: Mapping[str, Mapping[str, Any] | None],
+) -> int:
+    """The replicas the model serves with now: the spec's, or the autoscaler's choice."""
+    if md.spec.autoscaling is None:
+        return md.spec.replicas
+    for key in ("HorizontalPodAutoscaler", "ScaledObject"):
+        scaler = children.get(key)
+        desired = ((scaler or {}).get("status") or {}).get("desiredReplicas")
+        if isinstance(desired, int) and desired > 0:
+            return desired
+    live = ((stable or {}).get("spec") or {}).get("replicas")
+    return int(live) if isinstance(live, int) else baseline_replicas(md)
+
+
+def _serving(previous: Mapping[str, Any]) -> str | None:
+    served = previous.get("servedVersion")
+    return str(served) if isinstance(served, str) and served.isdigit() else None
+
+
+__all__ = ["CandidatePods", "Placement", "place", "resolve_target", "stable_slot"]

@@ -1,0 +1,321 @@
+"""A gated rollout through the reconcile shell, against the in-memory API: which
+objects exist at each phase, what the sidecars are told, what status says.
+
+The data plane's figures are given to the planner as the sidecars would report
+them (tests/drift and e2e/test_gated_rollout.py run the real sidecars)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from modelops.api.kinds import CONFIG_MAP, DEPLOYMENT, SERVICE
+from tests.unit.test_md_controller import KEY, NOW, Harness
+from tests.unit.test_render_fixtures import md_body
+
+SHADOW = {
+    "maxSurge": 1,
+    "maxUnavailable": 0,
+    "surgeTimeoutSeconds": 60,
+    "strategy": "Shadow",
+    "shadow": {"mirrorPercent": 20, "requests": 100},
+    "analysis": {"minRequests": 100, "minAgreement": 0.95},
+}
+
+
+class Gated(Harness):
+    figures: dict[str, dict[str, Any]] | None = None
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.controller.rollout_reader = lambda ns, name, pods: self.figures or {}
+
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        return self.kube.live(DEPLOYMENT, "ml", name)
+
+    def run_pods(self, name: str) -> None:
+        """The Deployment controller and kubelet: pods of the Deployment's template, Ready."""
+        dep = self.kube.objects[(DEPLOYMENT, "ml", name)]
+        want = dep["spec"].get("replicas", 1)
+        dep["status"] = {
+            "observedGeneration": dep["metadata"]["generation"],
+            "replicas": want,
+            "updatedReplicas": want,
+            "readyReplicas": want,
+            "availableReplicas": want,
+        }
+        template = dep["spec"]["template"]["metadata"]
+        for (kind, _, pod), _obj in list(self.kube.objects.items()):
+            if kind.kind == "Pod" and pod.startswith(f"{name}-pod-"):
+                del self.kube.objects[(kind, "ml", pod)]
+        for i in range(want):
+            self.kube.put(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": f"{name}-pod-{i}",
+                        "namespace": "ml",
+                        "labels": dict(template["labels"]),
+                        "annotations": dict(template["annotations"]),
+                    },
+                    "spec": {"nodeName": "gpu-0"},
+                    "status": {
+                        "phase": "Running",
+                        "podIP": "10.0.0.1",
+                        "conditions": [
+                            {"type": "PodScheduled", "status": "True"},
+                            {"type": "Ready", "status": "True"},
+                        ],
+                    },
+                }
+            )
+
+    def set_version(self, version: str) -> None:
+        body = self.kube.objects[(self._md_kind(), *KEY)]
+        body["spec"]["model"]["version"] = version
+        body["metadata"]["generation"] += 1
+
+    def _md_kind(self):
+        from modelops.api.kinds import MODEL_DEPLOYMENT
+
+        return MODEL_DEPLOYMENT
+
+    def traffic(self) -> dict[str, Any]:
+        cm = self.kube.live(CONFIG_MAP, "ml", "fraud-traffic")
+        assert cm is not None
+        return json.loads(cm["data"]["traffic.json"])
+
+    def events(self) -> list[str]:
+        return [e["reason"] for e in self.kube.events]
+
+
+def started(version: str = "1") -> Gated:
+    h = Gated(
+        md_body(model={"storageUri": "s3://models/fraud", "version": version}, rollout=SHADOW)
+    )
+    h.reconcile()
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    return h
+
+
+def test_first_version_goes_directly_and_is_recorded():
+    h = started()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Idle"
+    assert rollout["stable"] == "1"
+    assert rollout["stableSlot"] == "a"
+    assert h.status()["history"][0]["version"] == "1"
+    assert h.status()["history"][0]["source"] == {"kind": "PinnedBySpec"}
+    assert h.ready()[0] == "True"
+    # No candidate: the sidecars are told nothing, the Service selects every pod.
+    assert h.traffic() == {}
+    assert "modelops.io/slot" not in h.kube.live(SERVICE, "ml", "fraud")["spec"]["selector"]
+
+
+def test_new_version_runs_as_candidate_beside_stable_and_is_promoted():
+    h = started()
+    stable_pod = h.kube.live(h.ix("Pod"), "ml", "fraud-pod-0")
+    h.set_version("2")
+    h.reconcile()
+    # The candidate runs in slot b; the stable Deployment is untouched.
+    candidate = h.deployment("fraud-b")
+    assert candidate is not None
+    assert candidate["spec"]["replicas"] == 1
+    version = candidate["spec"]["template"]["metadata"]["annotations"]
+    assert version["modelops.io/model-version"] == "2"
+    stable = h.deployment("fraud")
+    assert stable["spec"]["template"]["metadata"]["annotations"]["modelops.io/model-version"] == "1"
+    # Live traffic reaches the stable slot only; the candidate has its own Service.
+    assert h.kube.live(SERVICE, "ml", "fraud")["spec"]["selector"]["modelops.io/slot"] == "a"
+    assert h.kube.live(SERVICE, "ml", "fraud-candidate")["spec"]["selector"] == {
+        "modelops.io/model-deployment": "fraud",
+        "modelops.io/slot": "b",
+    }
+    assert h.status()["rollout"]["phase"] == "Waiting"
+    assert "CandidateStarted" in h.events()
+
+    h.run_pods("fraud-b")
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Shadow"
+    traffic = h.traffic()
+    assert traffic["mirrorPercent"] == 20 and traffic["canaryWeight"] == 0
+    assert traffic["candidate"]["version"] == "2"
+    assert traffic["candidate"]["http"] == "http://fraud-candidate.ml.svc:8000"
+    assert h.ready()[0] == "True"
+
+    # The sidecars report a good candidate: promoted, the candidate's pods stay.
+    h.figures = {
+        "fraud-pod-0": {"epoch": "2", "requests": 500, "errors": 0, "mirrored": 120, "agreed": 119},
+        "fraud-b-pod-0": {"epoch": "2", "requests": 120, "errors": 0},
+    }
+    h.controller.clock = lambda: NOW + timedelta(minutes=1)
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] in ("Promoting", "Idle")
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Idle", rollout
+    assert rollout["stable"] == "2" and rollout["stableSlot"] == "b"
+    assert h.deployment("fraud") is None  # the old stable slot is gone
+    assert h.kube.live(h.ix("Pod"), "ml", "fraud-b-pod-0") is not None
+    assert h.kube.live(SERVICE, "ml", "fraud-candidate") is None
+    assert "modelops.io/slot" not in h.kube.live(SERVICE, "ml", "fraud")["spec"]["selector"]
+    assert h.status()["history"][0]["version"] == "2"
+    assert h.status()["history"][0]["outcome"] == "Promoted"
+    assert "Promoted" in h.events()
+    assert stable_pod is not None
+
+
+def test_disagreeing_candidate_is_rolled_back_and_stable_keeps_serving():
+    h = started()
+    h.set_version("2")
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    h.figures = {
+        "fraud-pod-0": {"epoch": "2", "requests": 500, "errors": 0, "mirrored": 200, "agreed": 150},
+        "fraud-b-pod-0": {"epoch": "2", "requests": 200, "errors": 0},
+    }
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "RolledBack"
+    assert "agreement 0.75 < minAgreement 0.95" in rollout["message"]
+    assert h.ready()[0] == "True"
+    h.reconcile()
+    assert h.deployment("fraud-b") is None
+    assert h.deployment("fraud") is not None
+    assert h.traffic() == {}
+    assert "RolledBack" in h.events()
+    # Not tried again for the same spec.
+    h.reconcile()
+    assert h.deployment("fraud-b") is None
+    assert h.status()["rollout"]["phase"] == "RolledBack"
+
+
+def ix(self, name: str):
+    from modelops.api.kinds import KINDS
+
+    return next(k for k in KINDS if k.kind == name)
+
+
+Gated.ix = ix  # type: ignore[attr-defined]
+
+
+CANARY = {
+    **{k: v for k, v in SHADOW.items() if k not in ("strategy", "shadow", "analysis")},
+    "strategy": "Canary",
+    "canary": {"steps": [{"weight": 50, "requests": 100}]},
+    "analysis": {"minRequests": 100, "maxErrorRateIncrease": 0.01},
+}
+
+
+def test_canary_splits_by_weight_capped_by_ready_capacity_and_hpa_follows_the_stable_slot():
+    body = md_body(
+        model={"storageUri": "s3://models/fraud", "version": "1"},
+        rollout=CANARY,
+        autoscaling={
+            "minReplicas": 2,
+            "maxReplicas": 4,
+            "metric": {"type": "queue-time", "target": 50},
+        },
+    )
+    h = Gated(body)
+    h.reconcile()
+    h.kube.objects[(DEPLOYMENT, "ml", "fraud")]["spec"]["replicas"] = 2  # the HPA's minimum
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Idle"
+    h.set_version("2")
+    h.reconcile()
+    candidate = h.deployment("fraud-b")
+    assert candidate["spec"]["replicas"] == 1  # ceil(2 x 50%)
+    h.run_pods("fraud-b")
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Canary"
+    # One ready candidate pod of two replicas: at most half the requests.
+    assert h.traffic()["canaryWeight"] == 50
+    assert h.traffic()["mirrorPercent"] == 0
+    hpa = h.kube.live(h.ix("HorizontalPodAutoscaler"), "ml", "fraud")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "fraud"
+
+    # A candidate answering with errors is rolled back with the figure in the message.
+    h.figures = {
+        "fraud-pod-0": {"epoch": "2", "requests": 300, "errors": 0},
+        "fraud-b-pod-0": {"epoch": "2", "requests": 300, "errors": 30},
+    }
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "RolledBack", rollout
+    assert "maxErrorRateIncrease 0.01" in rollout["message"]
+    assert h.ready()[0] == "True"
+
+
+def test_an_operator_restarted_mid_analysis_resumes_from_status():
+    h = started()
+    h.set_version("2")
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    before = h.status()["rollout"]
+    assert before["phase"] == "Shadow"
+    # A new operator process: nothing in memory, only what status says.
+    fresh = Gated(md_body())
+    fresh.kube = h.kube
+    fresh.controller.kube = h.kube
+    fresh.controller.actuator.kube = h.kube
+    fresh.figures = {"fraud-pod-0": {"epoch": "2", "requests": 10, "mirrored": 5, "agreed": 5}}
+    fresh.reconcile()
+    after = h.status()["rollout"]
+    assert after["phase"] == "Shadow"
+    assert after["stepStartedAt"] == before["stepStartedAt"]
+    assert after["candidateSince"] == before["candidateSince"]
+    assert [e for e in h.kube.events if e["reason"] == "CandidateStarted"] != []
+    assert len([e for e in h.kube.events if e["reason"] == "StepStarted"]) == 1
+
+
+def test_a_candidate_without_a_node_waits_with_the_schedulers_reason_then_stalls():
+    h = started()
+    h.set_version("2")
+    h.reconcile()
+    h.kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "fraud-b-pod-0",
+                "namespace": "ml",
+                "labels": {"modelops.io/model-deployment": "fraud", "modelops.io/slot": "b"},
+                "annotations": {"modelops.io/model-version": "2"},
+            },
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
+                        "lastTransitionTime": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    }
+                ],
+            },
+        }
+    )
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Waiting"
+    assert "Insufficient nvidia.com/gpu" in rollout["message"]
+    assert h.ready()[0] == "True"
+    h.controller.clock = lambda: NOW + timedelta(seconds=120)
+    h.reconcile()
+    stalled = next(c for c in h.status()["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "CandidateUnschedulable")
+    assert h.ready()[0] == "True"
+    assert "CandidateStalled" in h.events()
+    # The stable Deployment was never scaled down for the candidate.
+    assert h.deployment("fraud")["spec"]["replicas"] == 1
