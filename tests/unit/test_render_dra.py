@@ -8,6 +8,7 @@ from typing import Any
 from modelops.render import dra
 from modelops.render.children import render_children
 from modelops.render.meta import as_md
+from modelops.render.ownership import Applied
 from modelops.render.projections import project_claim, project_claim_template, project_pod
 from tests.unit.test_md_planner import UID, cluster, live, plan, record
 from tests.unit.test_render_fixtures import md_body, pod
@@ -243,15 +244,21 @@ def test_a_changed_claim_spec_deletes_the_live_template_instead_of_applying_it()
     new = {**dra_body([TWO_L4]), "metadata": {**old["metadata"], "generation": 5}}
     kids = cluster(new, ResourceClaimTemplate=_live_template(old))
     p = plan(new, kids, record(cluster(old), old))
-    assert "ResourceClaimTemplate" not in [a.kind for a in p.applies]
+    # Nothing else this time: the Deployment's new pods must not get their claims
+    # from the old template while its delete is under way.
+    assert p.applies == []
     [delete] = p.deletes
     assert (delete.kind, delete.name, delete.uid) == (
         "ResourceClaimTemplate",
         "fraud",
         "uid-ResourceClaimTemplate",
     )
-    # The Deployment is applied in the same reconcile: its pods roll to the new claims.
-    assert "Deployment" in [a.kind for a in p.applies]
+    # Nothing was applied, so nothing may count as applied.
+    assert p.digest == ""
+    # The next reconcile (template gone) creates the template before the Deployment.
+    kids.pop("ResourceClaimTemplate")
+    p = plan(new, kids, Applied(p.digest, record(cluster(old), old).fingerprints))
+    assert [a.kind for a in p.applies][:2] == ["ResourceClaimTemplate", "Deployment"]
 
 
 def test_a_template_missing_after_the_delete_is_created_again():

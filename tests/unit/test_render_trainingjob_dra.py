@@ -89,8 +89,13 @@ def test_a_changed_product_replaces_the_template():
     new = dra_body()
     new["spec"]["resources"]["gpu"]["alternatives"] = [{**H100S, "product": "NVIDIA B200"}]
     p = plan(new, live_template(old))
-    assert "ResourceClaimTemplate" not in [a.kind for a in p.applies]
+    assert p.applies == []
     assert [(d.kind, d.name) for d in p.deletes] == [("ResourceClaimTemplate", "fraud-retrain")]
+    # The attempt's Job waits for the new template, so its pods never use the old one.
+    assert p.creates == []
+    p = plan(new, None)
+    assert [a.kind for a in p.applies] == ["ResourceClaimTemplate", "Service"]
+    assert [c.obj["metadata"]["name"] for c in p.creates] == ["fraud-retrain-a0"]
 
 
 def test_leaving_dra_deletes_the_template_but_never_someone_elses():

@@ -144,16 +144,20 @@ def template_actions(
     owner_uid: str,
     applies: Sequence[Apply],
 ) -> tuple[list[Apply], Delete | None]:
-    """The applies without the claim template, and its Delete, when the owner's live
-    template holds another claim spec than the rendered one; else unchanged. The
-    delete's watch event brings the next reconcile, which creates the new one. A
-    template owned by someone else is never deleted (apply_actions reports it)."""
+    """(applies, None) when the live template is as rendered; ([], its Delete) when the
+    owner's live template holds another claim spec than the rendered one.
+
+    Nothing else is applied in that reconcile: pods that a Deployment apply would
+    start now would get their claims from the old template, which the
+    resource-claim controller still finds until the delete lands. The delete's
+    watch event brings the next reconcile, which creates the new template first
+    and then rolls the pods (apply order). A template owned by someone else is
+    never deleted (apply_actions reports it)."""
     wanted = next((ch for ch in rendered if ch["kind"] == KIND), None)
     if live is None or controller_uid(live) != owner_uid or not replaced_template(wanted, live):
         return list(applies), None
     meta = live["metadata"]
-    delete = Delete(API_VERSION, KIND, meta["namespace"], meta["name"], meta["uid"])
-    return [a for a in applies if a.kind != KIND], delete
+    return [], Delete(API_VERSION, KIND, meta["namespace"], meta["name"], meta["uid"])
 
 
 # -- the pod's side --------------------------------------------------------------------

@@ -237,6 +237,7 @@ def plan(
     )
     if replaced is not None:
         out.deletes.append(replaced)
+        out.digest = ""  # what was rendered is not applied yet: the next plan applies it
     if md.spec.resources.gpu.dra and not obs.dra_served:
         # Pods naming a claim template the API server does not know would never
         # start: change nothing, and say why.

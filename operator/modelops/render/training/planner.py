@@ -108,6 +108,7 @@ def plan(
     out.applies, replaced = template_actions(rendered, obs.claim_template, obs.uid, applies)
     if replaced is not None:
         out.deletes.append(replaced)
+        out.digest = ""  # what was rendered is not applied yet: the next plan applies it
     elif template is None and obs.claim_template is not None:
         out.deletes += _stale_template(obs)
 
@@ -145,6 +146,10 @@ def plan(
     elif job is not None and (suspend := suspend_patch(tj, job)):
         meta = job["metadata"]
         out.patches.append(Patch("batch/v1", "Job", meta["namespace"], meta["name"], suspend))
+    if replaced is not None:
+        # The next attempt's pods must get their claims from the new template: the
+        # Job is created once it exists (the delete's event brings that reconcile).
+        out.creates = []
     out.requeue_after = None if is_finished(status) else REQUEUE_WHILE_RUNNING_S
     return conclude(out, previous, status, problems, obs.now)
 
