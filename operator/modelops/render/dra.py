@@ -11,9 +11,9 @@ publishes in its ResourceSlices: ``productName`` (a string attribute) and the
 
 A template's spec is immutable. The rendered spec's digest is therefore
 carried as an annotation; when the spec changes, the planner deletes the live
-template and the next reconcile creates the new one (see ``replaced_template``),
-while the digest in the pod template rolls the pods so that they get claims
-made from the new spec.
+template and applies nothing else, and the next reconcile creates the new one
+before the Deployment, whose pod template carries the same digest and so rolls
+the pods onto claims made from the new spec (see ``template_actions``).
 
 Claims made from a template carry the labels of the template's
 ``spec.metadata``: those are the ModelDeployment's labels, so the operator
@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelops.api import constants as c
+from modelops.api.kinds import RESOURCE_CLAIM_TEMPLATE
 from modelops.api.modeldeployment import (
     DEFAULT_DEVICE_CLASS,
     GpuAlternative,
@@ -39,8 +40,8 @@ from .meta import child_metadata, labels
 from .plan import Apply, Delete
 from .projections import controller_uid
 
-API_VERSION = "resource.k8s.io/v1"
-KIND = "ResourceClaimTemplate"
+API_VERSION = RESOURCE_CLAIM_TEMPLATE.api_version
+KIND = RESOURCE_CLAIM_TEMPLATE.kind
 # The driver's name is also the domain of the attributes it publishes.
 NVIDIA_DRIVER = "gpu.nvidia.com"
 # One request per claim; its subrequests are the alternatives.
