@@ -3,6 +3,7 @@ run as a local process, against the session's cluster."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,14 +39,31 @@ def drift_admin_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def sidecar_map(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where the operator looks up each simulated pod's sidecar (the gated-rollout e2e
+    runs the sidecars as local processes and writes the mapping here)."""
+    path = tmp_path_factory.mktemp("sidecars") / "map.json"
+    path.write_text("{}")
+    os.environ["MODELOPS_SIDECAR_MAP"] = str(path)
+    yield path
+    os.environ.pop("MODELOPS_SIDECAR_MAP", None)
+
+
+@pytest.fixture(scope="session")
 def operator(
-    operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory, drift_admin_port: int
+    operator_kubeconfig: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    drift_admin_port: int,
+    sidecar_map: Path,
 ) -> Iterator[OperatorProcess]:
     log = tmp_path_factory.mktemp("op-log") / "operator.log"
     op = OperatorProcess(
         kubeconfig=operator_kubeconfig,
         log_path=log,
-        extra_env={"MODELOPS_DRIFT_URL": f"http://127.0.0.1:{drift_admin_port}/drift"},
+        extra_env={
+            "MODELOPS_DRIFT_URL": f"http://127.0.0.1:{drift_admin_port}/drift",
+            "MODELOPS_SIDECAR_MAP": str(sidecar_map),
+        },
     ).start()
     try:
         yield op

@@ -14,6 +14,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     "bench/trainer/throughput.py"
     "bench/loop/drift_to_ready.py --runs 1"
     "bench/rollout/gating.py --requests 2000 --decisions 200"
+    "bench/rollout/mirror.py --seconds 2 --rounds 1"
   )
 else
   runs=(
@@ -25,6 +26,7 @@ else
     "bench/trainer/throughput.py"
     "bench/loop/drift_to_ready.py --runs 3"
     "bench/rollout/gating.py"
+    "bench/rollout/mirror.py"
   )
 fi
 status=0

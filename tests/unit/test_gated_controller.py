@@ -24,12 +24,39 @@ SHADOW = {
 }
 
 
-class Gated(Harness):
-    figures: dict[str, dict[str, Any]] | None = None
+class Sidecars:
+    """What the sidecars would answer: figures given by the test, every ready pod
+    loaded the version its pod template names."""
 
+    def __init__(self) -> None:
+        self.figures: dict[str, dict[str, Any]] | None = None
+
+    def __call__(self, namespace: str, name: str, pods: Any) -> dict[str, dict[str, Any]]:
+        return self.figures or {}
+
+    def loaded(self, namespace: str, name: str, model: str, pods: Any) -> dict[str, list[str]]:
+        return {
+            p["metadata"]["name"]: [p["metadata"]["annotations"]["modelops.io/model-version"]]
+            for p in pods
+        }
+
+    def forget(self, namespace: str, name: str) -> None:
+        pass
+
+
+class Gated(Harness):
     def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body)
-        self.controller.rollout_reader = lambda ns, name, pods: self.figures or {}
+        self.sidecars = Sidecars()
+        self.controller.rollout_reader = self.sidecars  # type: ignore[assignment]
+
+    @property
+    def figures(self) -> dict[str, dict[str, Any]] | None:
+        return self.sidecars.figures
+
+    @figures.setter
+    def figures(self, value: dict[str, dict[str, Any]] | None) -> None:
+        self.sidecars.figures = value
 
     def deployment(self, name: str) -> dict[str, Any] | None:
         return self.kube.live(DEPLOYMENT, "ml", name)
@@ -111,6 +138,10 @@ def test_first_version_goes_directly_and_is_recorded():
     assert h.status()["history"][0]["version"] == "1"
     assert h.status()["history"][0]["source"] == {"kind": "PinnedBySpec"}
     assert h.ready()[0] == "True"
+    # What the replicas' Triton servers report loaded.
+    assert h.status()["loadedVersions"] == [
+        {"version": "1", "replicas": 1, "pods": ["fraud-pod-0"]}
+    ]
     # No candidate: the sidecars are told nothing, the Service selects every pod.
     assert h.traffic() == {}
     assert "modelops.io/slot" not in h.kube.live(SERVICE, "ml", "fraud")["spec"]["selector"]

@@ -740,6 +740,22 @@ class GpuStatus(ApiModel):
     )
 
 
+MAX_LOADED_VERSIONS = 8
+MAX_LOADED_PODS = 16
+
+
+class LoadedVersion(ApiModel):
+    """A model version some ready replicas loaded."""
+
+    version: str = Field(max_length=64, description="The version Triton reports READY.")
+    replicas: int = Field(description="How many ready replicas loaded it.")
+    pods: list[Annotated[str, Field(max_length=253)]] | None = Field(
+        default=None,
+        max_length=MAX_LOADED_PODS,
+        description=f"Those replicas' pod names (the first {MAX_LOADED_PODS}, sorted).",
+    )
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state of a ModelDeployment, written by the operator only."""
 
@@ -777,6 +793,13 @@ class ModelDeploymentStatus(ApiModel):
     desired_version: str | None = Field(
         default=None,
         description="Model version being rolled out (the resolved spec.model.version).",
+    )
+    loaded_versions: list[LoadedVersion] | None = Field(
+        default=None,
+        max_length=MAX_LOADED_VERSIONS,
+        description="The model versions the ready replicas' Triton servers report loaded "
+        "(their repository index), each with how many replicas and which: what actually "
+        "serves, as opposed to what the pod templates ask for.",
     )
     endpoints: Endpoints | None = Field(default=None, description="Where to send requests.")
     drift: DriftStatus | None = Field(default=None, description="Latest drift evaluation.")

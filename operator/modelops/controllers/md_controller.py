@@ -116,6 +116,7 @@ class ModelDeploymentController:
         claims: list[Mapping[str, Any]] = []
         dra_served = True
         figures = None
+        loaded = None
         if isinstance(md, ModelDeployment):
             if md.spec.resources.gpu.dra:
                 dra_served = self.kube.api_available(RESOURCE_CLAIM_TEMPLATE)
@@ -130,8 +131,11 @@ class ModelDeploymentController:
             if self.drift_reader is not None and monitor is not None and monitor.enabled:
                 drift = self.drift_reader(md, pods)
             phase = ((body.get("status") or {}).get("rollout") or {}).get("phase")
-            if self.rollout_reader is not None and phase in GATED_PHASES:
-                figures = self.rollout_reader(key[0], key[1], pods)
+            if self.rollout_reader is not None:
+                if phase in GATED_PHASES:
+                    figures = self.rollout_reader(key[0], key[1], pods)
+                # Asked once per pod: what its Triton actually loaded.
+                loaded = self.rollout_reader.loaded(key[0], key[1], md.model_name, pods)
         return md_planner.Observed(
             body=body,
             children=children,
@@ -144,6 +148,7 @@ class ModelDeploymentController:
             claims=claims,
             dra_served=dra_served,
             figures=figures,
+            loaded=loaded,
         )
 
     def _parse(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | str:

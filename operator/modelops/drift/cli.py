@@ -9,6 +9,9 @@ and serves its own endpoints on ``--admin-port``:
 - ``GET /metrics``: Prometheus text format (``modelops_drift_*``,
   ``modelops_proxy_*``; see :mod:`modelops.drift.metrics`);
 - ``GET /healthz``: ``{"status": "ok", "features": N}`` while the process serves;
+- ``GET /rollout``: this sidecar's gated-rollout figures since the rollout's epoch
+  began (role, requests, errors, latency buckets, mirrored / compared / agreed,
+  split, Triton's loaded versions); see docs/rollouts.md, "The data plane";
 - ``GET /drift``: the drift summary below. The operator copies ``score``,
   ``drifted`` and ``since`` into ``ModelDeployment.status.drift``; the document
   only ever gains keys within one ``schema`` version.
@@ -84,6 +87,11 @@ from modelops.drift.metrics import DriftMetrics
 from modelops.drift.monitor import DriftMonitor, WindowConfig
 from modelops.drift.proxy import DriftProxy, ProxyConfig
 from modelops.drift.reference import DEFAULT_BINS, Reference, ReferenceError
+from modelops.drift.rollout import (
+    DEFAULT_MIRROR_MAX_IN_FLIGHT,
+    DEFAULT_MIRROR_TIMEOUT,
+    DEFAULT_TRAFFIC_FILE,
+)
 from modelops.drift.source import load_reference
 
 log = logging.getLogger("modelops.drift")
@@ -163,7 +171,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         g,
         "--reference",
         help="reference statistics (.json from `modelops drift-reference`) "
-        "or a raw sample (.npy/.npz/.csv); local path, file:// or http(s)://",
+        "or a raw sample (.npy/.npz/.csv); local path, file:// or http(s)://. Without it "
+        "no drift statistics are kept (the sidecar of a gated rollout without drift "
+        "detection only proxies, mirrors / splits and counts)",
     )
     _add(
         g,
@@ -371,6 +381,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add(g, "--log-level", default="INFO", help="logging level")
     add_grpc_arguments(parser)
+    add_rollout_arguments(parser)
+
+
+def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "gated rollouts",
+        "A stable pod's sidecar mirrors a share of infer requests to the candidate version "
+        "(answers compared, discarded) and/or forwards a share to it (canary weight), as the "
+        "traffic file says; every sidecar counts its infer calls for GET /rollout. HTTP only: "
+        "gRPC calls are counted, not mirrored or split.",
+    )
+    _add(
+        g,
+        "--traffic-file",
+        default=DEFAULT_TRAFFIC_FILE,
+        help="the rollout's traffic settings (JSON, the ConfigMap <md>-traffic mounted by "
+        "the operator), re-read when it changes; missing, empty or {}: no rollout",
+    )
+    # The Deployment sets MODELOPS_MODEL_VERSION from the pod annotation
+    # modelops.io/model-version (downward API); the flag's own variable wins.
+    _add(
+        g,
+        "--model-version",
+        default=os.environ.get("MODELOPS_MODEL_VERSION", ""),
+        help="the model version this pod serves (also env MODELOPS_MODEL_VERSION); the "
+        "sidecar of the candidate version never mirrors or splits",
+    )
+    _add(
+        g,
+        "--mirror-max-in-flight",
+        type=_positive_int,
+        default=DEFAULT_MIRROR_MAX_IN_FLIGHT,
+        help="mirrored requests in flight (sent or being compared); more are dropped and "
+        "counted (mirrorDropped)",
+    )
+    _add(
+        g,
+        "--mirror-timeout",
+        type=_positive_float,
+        default=DEFAULT_MIRROR_TIMEOUT,
+        help="seconds the candidate may take to answer a mirrored request (then a mirror error)",
+    )
 
 
 def add_grpc_arguments(parser: argparse.ArgumentParser) -> None:
@@ -435,8 +487,10 @@ def _warn_if_noisy(ref: Reference, det: DetectorConfig, window: int) -> None:
 
 
 def build_proxy(args: argparse.Namespace) -> DriftProxy:
-    """Reference, detector, monitor, metrics and proxy from parsed flags (nothing started)."""
-    reference = load_reference(args.reference, bins=args.bins, features=args.features)
+    """Reference, detector, monitor, metrics and proxy from parsed flags (nothing started).
+
+    Without --reference the sidecar runs for a gated rollout only: it proxies,
+    mirrors / splits and counts, and samples nothing for drift statistics."""
     det = detector_config(args)
     win = WindowConfig(
         size=args.window,
@@ -444,7 +498,12 @@ def build_proxy(args: argparse.Namespace) -> DriftProxy:
         min_samples=args.min_samples,
         confirm_windows=args.confirm_windows,
     )
-    _warn_if_noisy(reference, det, args.window)
+    sample_rate = args.sample_rate
+    if args.reference:
+        reference = load_reference(args.reference, bins=args.bins, features=args.features)
+        _warn_if_noisy(reference, det, args.window)
+    else:
+        reference, sample_rate = Reference(features=(), n_samples=0), 0.0
     metrics = DriftMetrics(args.model or "", reference.names)
     monitor = DriftMonitor(reference, det, win, on_evaluation=metrics.observe_evaluation)
     return DriftProxy(
@@ -463,7 +522,11 @@ def build_proxy(args: argparse.Namespace) -> DriftProxy:
             stats_queue_bytes=args.stats_queue_bytes,
             stats_max_bytes=args.stats_max_bytes,
             stats_cpu_share=args.stats_cpu,
-            sample_rate=args.sample_rate,
+            sample_rate=sample_rate,
+            model_version=args.model_version,
+            traffic_file=args.traffic_file,
+            mirror_max_in_flight=args.mirror_max_in_flight,
+            mirror_timeout=args.mirror_timeout,
         ),
         monitor,
         metrics,
@@ -483,7 +546,8 @@ def build_grpc_proxy(args: argparse.Namespace, proxy: DriftProxy) -> GrpcProxy |
         # statistics queue they go to next.
         max_kept_bytes=args.stats_queue_bytes,
     )
-    return GrpcProxy(config, proxy.feeder, proxy.metrics.registry)
+    rollout = proxy.rollout
+    return GrpcProxy(config, proxy.feeder, proxy.metrics.registry, lambda: rollout.figures)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -539,8 +603,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.reference:
-        log.error("--reference (or %s) is required", _env_name("--reference"))
-        return 2
+        log.info("drift-monitor: no --reference: no drift statistics (rollout figures only)")
     try:
         import uvloop  # optional: a faster event loop, same semantics
     except ImportError:

@@ -79,6 +79,7 @@ import hpack
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from modelops.drift.figures import RolloutFigures
 from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
 from modelops.drift.payload import Parser, decode_body
 
@@ -260,6 +261,11 @@ class _Stream:
     # grpc-encoding) when compressed, b"" when too large, None when not watched.
     pending: deque[bytes | tuple[bytes, str] | None] = field(default_factory=deque)
     held: int = 0  # bytes reserved for this stream's kept messages
+    # Rollout figures: when the call (ModelInfer) or each request message
+    # (ModelStreamInfer) arrived, and whether ModelInfer got its response.
+    t0: float = 0.0
+    arrivals: deque[float] = field(default_factory=deque)
+    answered: bool = False
 
 
 # -- reading frames along ---------------------------------------------------------------------
@@ -407,6 +413,7 @@ class _Observer:
         cap = relay.config.stats_max_bytes
         enc = encoding.decode("latin-1") if encoding else None
         st = _Stream(label, enc, _Messages(True, cap), _Messages(False, 0))
+        st.t0 = time.perf_counter()
 
         def reserve(n: int) -> bool:
             if not relay.reserve(n):
@@ -419,6 +426,9 @@ class _Observer:
 
     def request_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
         relay = self.relay
+        if st.method == "ModelStreamInfer" and relay.figures is not None:
+            now = time.perf_counter()
+            st.arrivals.extend(now for _ in msgs)
         for payload, compressed, over in msgs:
             if not isinstance(payload, bytes) or (not compressed and not relay.watched(payload)):
                 if not over and isinstance(payload, bytes):
@@ -432,6 +442,14 @@ class _Observer:
                 st.pending.append(payload)
 
     def response_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
+        st.answered = True
+        figures = self.relay.figures
+        if figures is not None and st.method == "ModelStreamInfer":
+            now = time.perf_counter()
+            for first, _, _ in msgs:
+                since = st.arrivals.popleft() if st.arrivals else st.t0
+                # error_message (field 1) set: the request failed.
+                figures().observe(500 if first == 0x0A else 200, now - since)
         for first, _, _ in msgs:
             if not st.pending:
                 break
@@ -448,15 +466,29 @@ class _Observer:
         st.held -= n
         self.relay.release(n)
 
-    def close_stream(self, stream: int) -> None:
+    def close_stream(self, stream: int, count: bool = True) -> None:
         st = self.streams.pop(stream, None)
-        if st is not None and st.held:
+        if st is None:
+            return
+        if st.held:
             self.relay.release(st.held)  # kept messages never answered, and partial ones
             st.held = 0
+        figures = self.relay.figures
+        if count and figures is not None:
+            # ModelInfer: Triton sends a response message only with status OK
+            # (an error is trailers-only); a reset or an unanswered end is an error.
+            # ModelStreamInfer: request messages left unanswered at the end failed.
+            now = time.perf_counter()
+            if st.method == "ModelInfer":
+                figures().observe(200 if st.answered else 500, now - st.t0)
+            else:
+                for since in st.arrivals:
+                    figures().observe(500, now - since)
 
     def close(self) -> None:
+        # The connection went away: its streams' ends were not seen, so they are not counted.
         for stream in list(self.streams):
-            self.close_stream(stream)
+            self.close_stream(stream, count=False)
 
 
 class _ClientSide:
@@ -687,9 +719,12 @@ class GrpcProxy:
         config: GrpcProxyConfig,
         feeder: Feeder | None = None,
         registry: CollectorRegistry | None = None,
+        figures: Callable[[], RolloutFigures] | None = None,
     ) -> None:
         self.config = config
         self.feeder = feeder
+        # The current epoch's rollout figures (a getter: the object changes with the epoch).
+        self.figures = figures
         self.metrics = GrpcMetrics(registry)
         self._address = config.upstream_address()
         self._parse = model_infer_parser(config.model)

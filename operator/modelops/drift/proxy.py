@@ -67,9 +67,21 @@ Timeouts are checked by one sweep over all connections a few times a
 second rather than a timer per request: re-arming a timer on every read
 would cost more than the rest of the hot path.
 
-The sidecar's own endpoints (``/metrics``, ``/drift``, ``/healthz``) are a small
-aiohttp app on a separate port: not on the hot path, and never mixed with
-Triton's URL space.
+Gated rollouts (:mod:`modelops.drift.rollout`; docs/rollouts.md): while the
+traffic file names a candidate and this sidecar is stable, an infer request
+chosen for the weighted split is sent to the candidate's pool of connections
+instead of Triton's (same framing, limits and backpressure; if the candidate
+cannot be connected to, Triton answers), and one chosen for mirroring keeps a
+copy of Triton's answer as it streams to the client, then a ``_Mirror`` sends
+the request to the candidate and hands both answers to the comparison
+worker. Mirrors are bounded by ``mirror_max_in_flight`` (counted from the
+choice to the end of the comparison) and ``stats_max_bytes`` per body and
+answer: 16 x 3 MiB with the defaults, on top of the bound above. Every infer
+exchange ends in the per-epoch figures of ``GET /rollout``.
+
+The sidecar's own endpoints (``/metrics``, ``/drift``, ``/healthz``, ``/rollout``)
+are a small aiohttp app on a separate port: not on the hot path, and never mixed
+with Triton's URL space.
 """
 
 from __future__ import annotations
@@ -115,7 +127,18 @@ from modelops.drift.http1 import (
 )
 from modelops.drift.metrics import CONTENT_TYPE, DriftMetrics, classify_endpoint
 from modelops.drift.monitor import DriftMonitor
+from modelops.drift.outputs import Answer
 from modelops.drift.payload import http_parser
+from modelops.drift.rollout import (
+    DEFAULT_MIRROR_MAX_IN_FLIGHT,
+    DEFAULT_MIRROR_TIMEOUT,
+    LoadedCache,
+    Rollout,
+    RolloutCollector,
+    TrafficWatcher,
+    ready_versions,
+)
+from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER, TrafficSettings
 
 log = logging.getLogger("modelops.drift.proxy")
 
@@ -129,6 +152,11 @@ _WRITE_LOW = 16 * 1024
 
 # Client connection phases.
 _IDLE, _HEAD, _BODY, _WAIT, _CLOSED = range(5)
+# Fields added to what goes to the candidate (replacing the head's final CRLF).
+_SPLIT_FIELD = b"X-Modelops-Split: 1\r\n\r\n"
+_MIRROR_FIELD = b"X-Modelops-Mirror: 1\r\n\r\n"
+# Triton's repository index read for GET /rollout (a few hundred bytes per model).
+_INDEX_LIMIT = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -150,6 +178,11 @@ class ProxyConfig:
     stats_max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     stats_cpu_share: float = DEFAULT_CPU_SHARE
     sample_rate: float = 1.0
+    # Gated rollouts (see modelops.drift.rollout): "" = no traffic file.
+    model_version: str = ""
+    traffic_file: str = ""
+    mirror_max_in_flight: int = DEFAULT_MIRROR_MAX_IN_FLIGHT
+    mirror_timeout: float = DEFAULT_MIRROR_TIMEOUT
 
     def upstream_address(self) -> tuple[str, int]:
         u = urllib.parse.urlsplit(self.upstream)
@@ -167,6 +200,17 @@ class ProxyConfig:
 
 def _error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
+
+
+def _answer_fields(head: Head, framing: str) -> tuple[int | None, str | None, bool]:
+    """(Inference-Header-Content-Length, Content-Encoding, chunked) of a response head."""
+    hl = head.get(b"inference-header-content-length")
+    try:
+        header_length = int(hl) if hl is not None else None
+    except ValueError:
+        header_length = -1  # unreadable: the comparison says so, off the loop
+    enc = head.get(b"content-encoding")
+    return header_length, enc.decode("latin-1") if enc else None, framing == "chunked"
 
 
 def _nodelay(transport: asyncio.BaseTransport) -> None:
@@ -188,7 +232,8 @@ class _Upstream(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.owner: _Downstream | None = None
+        self.owner: _Downstream | _Mirror | None = None
+        self.pool: _Pool | None = None  # the pool it belongs to (Triton's or the candidate's)
         self.alive = True
         self.reusable = True
         self.reused = False
@@ -243,7 +288,7 @@ class _Upstream(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def begin(self, owner: _Downstream, method: str, now: float) -> None:
+    def begin(self, owner: _Downstream | _Mirror, method: str, now: float) -> None:
         self.owner, self.method, self.last = owner, method, now
         self.head, self.decoder, self.got_bytes = None, None, False
         self.framing, self.remaining = "length", 0
@@ -344,8 +389,12 @@ class _Upstream(asyncio.Protocol):
 class _Pool:
     """Idle keep-alive connections to Triton and a cap on all of them."""
 
-    def __init__(self, host: str, port: int, limit: int, connect_timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, limit: int, connect_timeout: float, url: str = ""
+    ) -> None:
         self.host, self.port = host, port
+        self.url = url or f"http://{host}:{port}"
+        self.retired = False  # replaced (a new candidate): connections close when released
         self.limit = limit
         self.connect_timeout = connect_timeout
         self.idle: list[_Upstream] = []
@@ -381,12 +430,13 @@ class _Pool:
             self._wake()
             raise
         conn.reused = False
+        conn.pool = self
         return conn
 
     def release(self, conn: _Upstream) -> None:
         self.active -= 1
         conn.owner = None
-        if conn.alive and conn.reusable:
+        if conn.alive and conn.reusable and not self.retired:
             self.idle.append(conn)
         else:
             conn.close()
@@ -404,6 +454,138 @@ class _Pool:
         for conn in self.idle:
             conn.close()
         self.idle.clear()
+
+
+# -- mirrored requests ---------------------------------------------------------------------
+
+
+class _Mirror:
+    """One copy of an infer request sent to the candidate; its answer is kept for comparison.
+
+    It owns its candidate connection the way a client connection does (the
+    same ``_Upstream`` calls it back) but writes nowhere: the client got the
+    stable answer already. Ends by queuing the comparison, or by counting a
+    mirror error (non-200, failure, ``mirror_timeout``).
+    """
+
+    def __init__(
+        self,
+        proxy: DriftProxy,
+        pool: _Pool,
+        request: bytes,
+        body: bytes,
+        stable: Answer,
+    ) -> None:
+        self.proxy = proxy
+        self.pool = pool
+        self.figures = proxy.rollout.figures  # this epoch's, even if it ends in the next
+        self.request, self.body, self.stable = request, body, stable
+        assert proxy._loop is not None
+        self.clock = proxy._loop.time
+        self.started = self.clock()
+        self.up: _Upstream | None = None
+        self.capture = bytearray()
+        self.too_large = False
+        self.answer: tuple[int | None, str | None, bool] = (None, None, False)
+        self.retried = False
+        self.ended = False
+
+    def start(self) -> None:
+        conn = self.pool.try_acquire()
+        if conn is not None:
+            self._send(conn)
+        elif self.pool.reserve():
+            task = asyncio.get_running_loop().create_task(self._connect())
+            self.proxy._tasks.add(task)
+            task.add_done_callback(self.proxy._tasks.discard)
+        else:
+            self._end(0)
+
+    async def _connect(self) -> None:
+        try:
+            conn = await self.pool.connect()
+        except (OSError, TimeoutError):
+            self._end(0)
+            return
+        if self.ended:  # timed out meanwhile
+            self.proxy._pool_release(conn)
+            return
+        self._send(conn)
+
+    def _send(self, conn: _Upstream) -> None:
+        assert conn.transport is not None
+        self.up = conn
+        conn.begin(self, "POST", self.clock())
+        conn.transport.writelines([self.request, self.body])
+
+    # -- what _Upstream calls ----------------------------------------------------------
+
+    def response_head(self, head: Head, framing: str) -> bytes:
+        self.answer = _answer_fields(head, framing)
+        return b""
+
+    def send(self, first: bytes, second: bytes) -> None:
+        if self.too_large:
+            return
+        if len(self.capture) + len(first) + len(second) > self.proxy.config.stats_max_bytes:
+            self.too_large = True
+            self.capture = bytearray()
+            return
+        self.capture += first
+        self.capture += second
+
+    def exchange_done(self, conn: _Upstream) -> None:
+        self.up = None
+        self.proxy._pool_release(conn)
+        self._end(conn.status)
+
+    def upstream_failed(self, conn: _Upstream, kind: str, detail: str = "") -> None:
+        self.up = None
+        conn.owner = None
+        retry = kind == "closed" and conn.reused and not conn.got_bytes and not self.retried
+        conn.reusable = False
+        self.proxy._pool_release(conn)
+        if retry and not self.ended:
+            self.retried = True  # a pooled connection the candidate had closed
+            self.capture = bytearray()
+            self.start()
+            return
+        self._end(0)
+
+    def pause_client_reading(self) -> None:
+        pass  # the body is in memory already: nothing to hold back
+
+    def resume_client_reading(self) -> None:
+        pass
+
+    # -- the end -------------------------------------------------------------------------
+
+    def check_timeout(self, now: float) -> None:
+        if not self.ended and now - self.started > self.proxy.rollout.mirror_timeout:
+            up, self.up = self.up, None
+            if up is not None:
+                up.owner = None
+                up.reusable = False
+                up.close()
+                self.proxy._pool_release(up)
+            self._end(0)
+
+    def _end(self, status: int) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        proxy = self.proxy
+        proxy._mirrors.discard(self)
+        rollout = proxy.rollout
+        if status == 200:
+            # Counted as ended by the worker, which may say "not compared".
+            candidate = None if self.too_large else Answer(bytes(self.capture), *self.answer)
+            rollout.compare(self.figures, self.stable, candidate)
+        else:
+            self.figures.mirror_errors += 1
+            rollout.mirrors_ended += 1
+        self.request = self.body = b""
+        self.capture = bytearray()
 
 
 # -- the client side -------------------------------------------------------------------
@@ -441,6 +623,12 @@ class _Downstream(asyncio.Protocol):
         self.reserved = 0  # bytes counted in proxy.buffered for this request
         self.t0 = 0.0
         self.endpoint = "other"
+        # Gated rollout, set only while the rollout acts (see _route):
+        self.routed = False  # this request was considered for split / mirror
+        self.split_pool: _Pool | None = None  # the candidate answers it
+        self.capture: bytearray | None = None  # Triton's answer, kept for a mirror
+        self.capture_skip = 0  # response head bytes at the start of the next send
+        self.capture_answer: Answer | None = None  # header fields of the captured answer
 
     # -- asyncio callbacks ------------------------------------------------------------
 
@@ -462,6 +650,9 @@ class _Downstream(asyncio.Protocol):
         self.phase = _CLOSED
         self.proxy._clients.discard(self)
         self._unreserve()
+        if self.capture is not None:  # the client left before the answer ended
+            self.capture = None
+            self.proxy.rollout.mirrors_ended += 1
         up, self.up = self.up, None
         if up is not None:
             up.reusable = False  # the response has nowhere to go
@@ -564,6 +755,7 @@ class _Downstream(asyncio.Protocol):
         self.close_after = not keep_alive(line.version, head)
         self.response_started = False
         cfg = self.cfg
+        proxy = self.proxy
         if self.remaining > cfg.max_body_bytes:
             raise ProtocolError(
                 413,
@@ -576,11 +768,35 @@ class _Downstream(asyncio.Protocol):
             self.streaming_body = self.streamed = True
         elif self.remaining:
             self._reserve(self.remaining)
+        if proxy.rollout.acting and self.endpoint == "infer":
+            self._route(line, head)
         expect = head.get(b"expect")
         has_body = self.framing == "chunked" or self.remaining > 0
         if expect is not None and expect.lower() == b"100-continue" and has_body and not buf:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return True
+
+    def _route(self, line: RequestLine, head: RequestHead) -> None:
+        """Split this infer request to the candidate, or keep its answer for a mirror."""
+        if line.method != "POST" or _INFER_PATH.match(line.path) is None:
+            return
+        if head.get(MIRROR_HEADER) is not None or head.get(SPLIT_HEADER) is not None:
+            return  # sent by another sidecar: never passed on again
+        proxy = self.proxy
+        rollout = proxy.rollout
+        self.routed = True
+        if rollout.split.percent and rollout.split.take() and proxy.candidate_pool is not None:
+            self.split_pool = proxy.candidate_pool
+            return
+        if rollout.mirror.percent and rollout.mirror.take():
+            if self.streaming_body:
+                rollout.figures.mirror_dropped += 1  # body above the stats cap: not held
+                return
+            # The slot is taken now, while Triton's answer is being kept: the cap
+            # bounds kept answers as well as mirrors on the wire.
+            if rollout.mirror_slot():
+                rollout.mirrors_started += 1
+                self.capture = bytearray()
 
     def _reserve(self, n: int) -> None:
         proxy = self.proxy
@@ -653,7 +869,7 @@ class _Downstream(asyncio.Protocol):
     def start_upstream(self) -> None:
         """Send the current request to Triton on a pooled or new connection."""
         proxy = self.proxy
-        pool = proxy._pool
+        pool = self.split_pool or proxy._pool
         assert pool is not None and self.line is not None and self.head is not None
         conn = pool.try_acquire()
         if conn is not None:
@@ -664,18 +880,22 @@ class _Downstream(asyncio.Protocol):
         if not pool.reserve():
             pool.waiters.append(self)
             return
-        task = asyncio.get_running_loop().create_task(self._connect())
+        task = asyncio.get_running_loop().create_task(self._connect(pool))
         proxy._tasks.add(task)
         task.add_done_callback(proxy._tasks.discard)
 
-    async def _connect(self) -> None:
-        pool = self.proxy._pool
-        assert pool is not None
+    async def _connect(self, pool: _Pool) -> None:
         try:
             conn = await pool.connect()
         except (OSError, TimeoutError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "timeout"
-            self._finish_error(502, f"Triton at {self.cfg.upstream} is unreachable: {reason}")
+            if self.split_pool is not None and self.phase == _WAIT:
+                # The candidate cannot be reached: this pod's Triton answers instead.
+                self.split_pool = None
+                self.proxy.rollout.figures.split_fallbacks += 1
+                self.start_upstream()
+                return
+            self._finish_error(502, f"Triton at {pool.url} is unreachable: {reason}")
             return
         if self.phase != _WAIT:  # the client went away meanwhile
             self.proxy._pool_release(conn)
@@ -688,6 +908,8 @@ class _Downstream(asyncio.Protocol):
         conn.begin(self, self.line.method, self.clock())
         if self.streaming_body:
             head = upstream_request_head(self.line, self.head, self.remaining)
+            if self.split_pool is not None:
+                head = head[:-2] + _SPLIT_FIELD
             conn.transport.write(head)
             pending, self.buf = bytes(self.buf), bytearray()
             self._stream_body(pending)
@@ -695,6 +917,8 @@ class _Downstream(asyncio.Protocol):
             return
         body = self.body
         head = upstream_request_head(self.line, self.head, len(body))
+        if self.split_pool is not None:
+            head = head[:-2] + _SPLIT_FIELD
         if len(body) > _COALESCE_LIMIT:
             conn.transport.writelines([head, body])
         else:
@@ -706,12 +930,35 @@ class _Downstream(asyncio.Protocol):
             self.close_after = True  # the body ends when the connection does
         if self.streaming_body:
             self.close_after = True  # Triton answered before the whole body: cannot resync
-        return client_response_head(head, close=self.close_after, chunked=framing == "chunked")
+        out = client_response_head(head, close=self.close_after, chunked=framing == "chunked")
+        if self.capture is not None:
+            self.capture_skip = len(out)
+            self.capture_answer = _answer_fields(head, framing)
+        return out
+
+    def _capture(self, first: bytes, second: bytes) -> None:
+        """Keep the bytes of Triton's answer for the mirror's comparison (bounded)."""
+        cap = self.capture
+        assert cap is not None
+        skip = self.capture_skip
+        if skip:
+            self.capture_skip = max(0, skip - len(first))
+            first = first[skip:]
+        if len(cap) + len(first) + len(second) > self.cfg.stats_max_bytes:
+            self.capture = None  # too large to compare: the mirror is not sent
+            rollout = self.proxy.rollout
+            rollout.figures.mirror_dropped += 1
+            rollout.mirrors_ended += 1
+            return
+        cap += first
+        cap += second
 
     def send(self, first: bytes, second: bytes) -> None:
         t = self.transport
         if self.phase == _CLOSED or t is None:
             return
+        if self.capture is not None:
+            self._capture(first, second)
         if second:
             if first:
                 t.writelines([first, second])
@@ -743,7 +990,7 @@ class _Downstream(asyncio.Protocol):
         retry = kind == "closed" and conn.reused and not got_bytes and not self.streamed
         conn.reusable = False
         self.proxy._pool_release(conn)
-        upstream = self.cfg.upstream
+        upstream = self.split_pool.url if self.split_pool is not None else self.cfg.upstream
         if retry and self.phase == _WAIT and not self.retried:
             self.retried = True
             self.start_upstream()
@@ -770,7 +1017,14 @@ class _Downstream(asyncio.Protocol):
         self._end_request(status)
 
     def _end_request(self, status: int) -> None:
-        self.proxy.metrics.observe_request(status, self.endpoint, time.perf_counter() - self.t0)
+        seconds = time.perf_counter() - self.t0
+        proxy = self.proxy
+        proxy.metrics.observe_request(status, self.endpoint, seconds)
+        if self.endpoint == "infer":
+            if self.routed:
+                self._end_routed(status, seconds)
+            else:
+                proxy.rollout.figures.observe(status, seconds)
         self._unreserve()
         self.body = b""
         self.retried = self.streaming_body = False
@@ -786,6 +1040,27 @@ class _Downstream(asyncio.Protocol):
         self.resume_client_reading()
         if self.buf:
             self._advance()
+
+    def _end_routed(self, status: int, seconds: float) -> None:
+        figures = self.proxy.rollout.figures
+        if self.split_pool is not None:
+            figures.split += 1
+            if not 200 <= status < 300:
+                figures.split_errors += 1
+        else:
+            figures.observe(status, seconds)
+            answer = self.capture_answer
+            if self.capture is not None:
+                if answer is not None and status == 200:
+                    assert self.line is not None and self.head is not None
+                    stable = Answer(bytes(self.capture), *answer)
+                    self.proxy.start_mirror(self.line, self.head, self.body, stable)
+                else:
+                    self.proxy.rollout.mirrors_ended += 1  # only successful requests mirror
+        self.routed = False
+        self.split_pool = None
+        self.capture = self.capture_answer = None
+        self.capture_skip = 0
 
     # -- timeouts (called by the proxy's sweep) ------------------------------------
 
@@ -856,6 +1131,20 @@ class DriftProxy:
         self.buffered = 0  # request body bytes held, all connections together
         self.now = 0.0  # loop time, refreshed by the sweep and on each read
         self.retry_after = b"Retry-After: %d" % config.retry_after
+        # Gated rollouts: settings from the traffic file, figures for GET /rollout.
+        self.rollout = Rollout(
+            config.model_version,
+            mirror_max_in_flight=config.mirror_max_in_flight,
+            mirror_timeout=config.mirror_timeout,
+            max_answer_bytes=config.stats_max_bytes,
+            run_later=self.feeder.run_later,
+        )
+        self.rollout.on_change.append(self._candidate_changed)
+        self.traffic = TrafficWatcher(config.traffic_file, self.rollout.apply)
+        self.candidate_pool: _Pool | None = None
+        self._mirrors: set[_Mirror] = set()
+        self._loaded = LoadedCache()
+        metrics.registry.register(RolloutCollector(self.rollout))
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -870,7 +1159,8 @@ class DriftProxy:
         loop = self._loop = asyncio.get_running_loop()
         cfg = self.config
         self.now = loop.time()
-        self._pool = _Pool(*self._address, cfg.max_connections, cfg.connect_timeout)
+        self._pool = _Pool(*self._address, cfg.max_connections, cfg.connect_timeout, cfg.upstream)
+        self.traffic.start(loop)
         self.feeder.start()
         self._server = await loop.create_server(
             self._protocol, host, port, reuse_address=True, backlog=1024
@@ -900,6 +1190,9 @@ class DriftProxy:
             except Exception:  # a bug here must not stop the sweep
                 log.exception("timeout check failed")
                 client.close()
+        if self._mirrors:
+            for mirror in list(self._mirrors):
+                mirror.check_timeout(now)
         self._sweeper = loop.call_later(self.config.sweep_period, self._sweep)
 
     async def stop(self) -> None:
@@ -920,15 +1213,57 @@ class DriftProxy:
         if self._admin is not None:
             await self._admin.cleanup()
             self._admin = None
+        self.traffic.stop()
         await self.feeder.stop()
         if self._pool is not None:
             self._pool.close()
+        if self.candidate_pool is not None:
+            self.candidate_pool.close()
 
     # -- helpers for the connections ----------------------------------------------
 
     def _pool_release(self, conn: _Upstream) -> None:
-        if self._pool is not None:
-            self._pool.release(conn)
+        pool = conn.pool or self._pool
+        if pool is not None:
+            pool.release(conn)
+
+    # -- gated rollouts ----------------------------------------------------------------
+
+    def _candidate_changed(self, settings: TrafficSettings) -> None:
+        """A pool of connections to the candidate while this sidecar mirrors or splits."""
+        address = None
+        if settings.acts(self.rollout.own_version):
+            assert settings.candidate is not None
+            address = settings.candidate.http_address
+        old = self.candidate_pool
+        if old is not None and address == (old.host, old.port):
+            return
+        if old is not None:
+            old.retired = True  # busy connections close when their exchange ends
+            old.close()
+        self.candidate_pool = None
+        if address is not None:
+            assert settings.candidate is not None
+            cfg = self.config
+            self.candidate_pool = _Pool(
+                *address, cfg.max_connections, cfg.connect_timeout, settings.candidate.http
+            )
+
+    def start_mirror(
+        self, line: RequestLine, head: RequestHead, body: bytes, stable: Answer
+    ) -> None:
+        """Send a copy of a request the stable Triton answered with 200 to the candidate."""
+        rollout = self.rollout
+        pool = self.candidate_pool
+        if pool is None or not rollout.acting:
+            rollout.mirrors_ended += 1  # the rollout ended while this request was in flight
+            return
+        # Its slot was taken when the request was chosen (_Downstream._route).
+        request = upstream_request_head(line, head, len(body))[:-2] + _MIRROR_FIELD
+        mirror = _Mirror(self, pool, request, body, stable)
+        rollout.figures.mirrored += 1
+        self._mirrors.add(mirror)
+        mirror.start()
 
     def unavailable(self, why: str) -> bytes:
         return simple_response(
@@ -969,6 +1304,7 @@ class DriftProxy:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/drift", self._drift)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/rollout", self._rollout)
         return app
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -991,6 +1327,43 @@ class DriftProxy:
 
     async def _drift(self, request: web.Request) -> web.Response:
         return web.json_response(self.summary())
+
+    async def loaded_versions(self) -> dict[str, list[str]]:
+        """Model -> READY versions from Triton's repository index, cached for 10 s."""
+        cache = self._loaded
+        loop = asyncio.get_running_loop()
+        if cache.value is not None and loop.time() - cache.at < cache.ttl:
+            return cache.value
+        host, port = self._address
+        try:
+            async with asyncio.timeout(2.0):
+                reader, writer = await asyncio.open_connection(host, port)
+                try:
+                    writer.write(
+                        b"POST /v2/repository/index HTTP/1.1\r\nHost: %s\r\n"
+                        b"Content-Length: 2\r\nConnection: close\r\n\r\n{}" % host.encode()
+                    )
+                    raw = b""
+                    while len(raw) < _INDEX_LIMIT and (chunk := await reader.read(65536)):
+                        raw += chunk
+                finally:
+                    writer.close()
+            head, _, body = raw.partition(b"\r\n\r\n")
+            if b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
+                raise ValueError(head.split(b"\r\n", 1)[0].decode("latin-1"))
+            if b"transfer-encoding: chunked" in head.lower():
+                decoder = ChunkedDecoder()
+                decoder.feed(body)
+                body = bytes(decoder.body)
+            value = ready_versions(json.loads(body))
+        except (OSError, TimeoutError, ValueError, ProtocolError) as exc:
+            log.debug("repository index of %s: %s", self.config.upstream, exc)
+            value = cache.value if cache.value is not None else {}
+        cache.value, cache.at = value, loop.time()
+        return value
+
+    async def _rollout(self, request: web.Request) -> web.Response:
+        return web.json_response(self.rollout.document(await self.loaded_versions()))
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "features": len(self.monitor.names)})

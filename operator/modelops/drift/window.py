@@ -35,7 +35,7 @@ class ReferenceLayout:
     def __init__(self, reference: Reference) -> None:
         self.names = reference.names
         self.n_features = reference.n_features
-        self.max_bins = max(f.n_bins for f in reference.features)
+        self.max_bins = max((f.n_bins for f in reference.features), default=1)
         self.edges = [f.edges for f in reference.features]
         self.counts = np.zeros((self.n_features, self.max_bins), dtype=np.int64)
         self.mask = np.zeros((self.n_features, self.max_bins), dtype=bool)

@@ -34,7 +34,7 @@ import pydantic
 from modelops.api import constants as c
 from modelops.api.base import plain
 from modelops.api.kinds import kind_of
-from modelops.api.modeldeployment import ModelDeployment
+from modelops.api.modeldeployment import MAX_LOADED_PODS, MAX_LOADED_VERSIONS, ModelDeployment
 from modelops.api.recheck import describe, violations
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS
@@ -113,6 +113,8 @@ class Observed:
     figures: Mapping[str, Mapping[str, Any]] | None = None
     claims: Sequence[Mapping[str, Any]] = ()
     dra_served: bool = True
+    # pod name -> the model versions its Triton reports loaded (ready pods that answered).
+    loaded: Mapping[str, Sequence[str]] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -282,6 +284,8 @@ def plan(
     if gpu is not None:
         status["gpu"] = gpu
         status["gpus"] = allocated_gpus(gpu)
+    if obs.loaded:
+        status["loadedVersions"] = loaded_versions(obs.pods, obs.loaded)
     if previous.get("retrain"):
         status["retrain"] = previous["retrain"]
     retrain = plan_retrain(
@@ -381,6 +385,23 @@ def _render(
             memo.pop(next(iter(memo)))  # oldest first: dicts keep insertion order
         memo[key] = result
     return result
+
+
+def loaded_versions(
+    pods: Sequence[Mapping[str, Any]], loaded: Mapping[str, Sequence[str]]
+) -> list[dict[str, Any]]:
+    """status.loadedVersions: each version the live pods' Triton servers loaded, with
+    its replica count and (some of) the pods' names."""
+    by_version: dict[str, list[str]] = {}
+    for pod in pods:
+        name = str((pod.get("metadata") or {}).get("name"))
+        for version in loaded.get(name) or ():
+            by_version.setdefault(str(version), []).append(name)
+    ordered = sorted(by_version.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return [
+        {"version": v, "replicas": len(names), "pods": sorted(names)[:MAX_LOADED_PODS]}
+        for v, names in ordered[:MAX_LOADED_VERSIONS]
+    ]
 
 
 def _record_decision(

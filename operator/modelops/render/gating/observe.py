@@ -9,7 +9,10 @@ report per version it serves or mirrors to; keys camelCase like status):
 
     {"requests": int, "errors": int,
      "latencyBuckets": {"0.005": int, "0.01": int, ..., "+Inf": int},   # cumulative, seconds
-     "mirrored": int, "agreed": int}                                    # stable side only
+     "mirrored": int, "compared": int, "agreed": int}                   # stable side only
+
+"compared" (both answers 200 and read) is the agreement's denominator;
+"mirrored" (copies sent) also counts those the candidate failed.
 
 Counters are cumulative since the sidecar started; summing them over pods and
 computing p99 from the summed buckets is exact up to the bucket resolution,
@@ -105,6 +108,14 @@ def merge_figures(
     return ObservedFigures(
         stable=merge_version(stable),
         candidate=merge_version(candidate),
-        mirrored=sum(int(s.get("mirrored") or 0) for s in stable),
+        mirrored=sum(_compared(s) for s in stable),
         agreed=sum(int(s.get("agreed") or 0) for s in stable),
     )
+
+
+def _compared(summary: Mapping[str, Any]) -> int:
+    """Mirrored requests whose two answers were compared: the sidecar's ``compared``
+    (``mirrored`` also counts copies the candidate failed, which are candidate errors,
+    not disagreement); ``mirrored`` from a sidecar that does not report it."""
+    value = summary.get("compared")
+    return int(value if value is not None else summary.get("mirrored") or 0)

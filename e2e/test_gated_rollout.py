@@ -1,0 +1,370 @@
+"""Gated rollouts end to end: the operator, the API server, real Triton, real sidecars.
+
+Real pieces: two tritonserver processes (the stable version's model, and a
+candidate whose behaviour a file next to it selects: agree, differ, error,
+slow), one `modelops drift-monitor` sidecar process in front of each, the
+operator deciding from the figures the sidecars report, the API server
+storing status and events. Simulated: only the pods (KWOK). A small
+"kubelet" thread in the test does what a node would: it maps each simulated
+pod to the sidecar process of its version (MODELOPS_SIDECAR_MAP) and
+projects the `<name>-traffic` ConfigMap into the sidecars' traffic file,
+with the candidate Service's address replaced by the candidate sidecar's
+local one (there is no cluster network here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tests.drift.conftest import wait_healthy
+from tests.support.cluster import Cluster, wait_for
+from tests.support.operator import OperatorProcess, condition, get_md, wait_ready
+from tests.support.rollout_models import CANDIDATE_PY, MODEL, N_FEATURES, STABLE_PY, write_repo
+
+from modelops.triton.local_server import TritonServer, free_port
+
+pytestmark = [pytest.mark.cluster, pytest.mark.triton]
+
+
+@pytest.fixture(scope="module")
+def stable_triton(triton_factory, tmp_path_factory: pytest.TempPathFactory) -> TritonServer:
+    return triton_factory(write_repo(tmp_path_factory.mktemp("stable"), "1", STABLE_PY))
+
+
+@pytest.fixture(scope="module")
+def candidate_triton(triton_factory, tmp_path_factory: pytest.TempPathFactory) -> TritonServer:
+    return triton_factory(write_repo(tmp_path_factory.mktemp("candidate"), "2", CANDIDATE_PY))
+
+
+def set_mode(triton: TritonServer, mode: str) -> None:
+    (triton.model_repository / MODEL / "mode").write_text(mode)
+
+
+@dataclass
+class SidecarProcess:
+    version: str
+    upstream: str
+    traffic_file: Path
+    log: Path
+    port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self) -> SidecarProcess:
+        argv = [
+            sys.executable, "-m", "modelops.cli", "drift-monitor",
+            "--upstream", self.upstream, "--model", MODEL,
+            "--port", str(self.port), "--admin-port", str(self.admin_port),
+            "--traffic-file", str(self.traffic_file), "--model-version", self.version,
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(argv, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        wait_healthy(self.admin, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+class Node:
+    """What the kubelet and the cluster network would do for the simulated pods."""
+
+    def __init__(
+        self, cluster: Cluster, namespace: str, name: str, sidecars: dict[str, SidecarProcess]
+    ) -> None:
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+        self.sidecars = sidecars
+        self.map_file = Path(os.environ["MODELOPS_SIDECAR_MAP"])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Node:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except Exception as err:  # the API server restarting, a pod going away
+                print(f"node sync: {err}")
+            self._stop.wait(0.3)
+
+    def sync(self) -> None:
+        pods = self.cluster.core.list_namespaced_pod(
+            self.namespace, label_selector=f"modelops.io/model-deployment={self.name}"
+        ).items
+        mapping = json.loads(self.map_file.read_text()) if self.map_file.exists() else {}
+        for pod in pods:
+            version = (pod.metadata.annotations or {}).get("modelops.io/model-version")
+            if version in self.sidecars:
+                mapping[f"{self.namespace}/{pod.metadata.name}"] = self.sidecars[version].admin
+        _write_atomically(self.map_file, json.dumps(mapping))
+        cm = self.cluster.core.read_namespaced_config_map(f"{self.name}-traffic", self.namespace)
+        traffic = json.loads((cm.data or {}).get("traffic.json") or "{}")
+        candidate = traffic.get("candidate") or {}
+        if candidate.get("version") in self.sidecars:
+            candidate["http"] = self.sidecars[candidate["version"]].url
+        for sidecar in self.sidecars.values():
+            _write_atomically(sidecar.traffic_file, json.dumps(traffic, sort_keys=True))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+class Load:
+    """A client sending infer requests to the stable sidecar, checking every answer is
+    the stable version's."""
+
+    def __init__(self, url: str) -> None:
+        self.client = httpclient.InferenceServerClient(url.removeprefix("http://"))
+        self.rng = np.random.default_rng(3)
+        self.sent = self.wrong = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            x = self.rng.normal(size=(4, N_FEATURES)).astype(np.float32)
+            inp = httpclient.InferInput("INPUT0", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            try:
+                out = self.client.infer(MODEL, [inp]).as_numpy("SCORES")
+            except Exception:
+                out = None
+            self.sent += 1
+            if out is None or not np.allclose(out, x[:, :3]):
+                self.wrong += 1
+            time.sleep(0.02)
+
+
+class ReadyWatch:
+    """Polls the ModelDeployment's Ready condition for the whole rollout."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str) -> None:
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+        self.seen: list[str] = []
+        self.phases: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ReadyWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            md = get_md(self.cluster, self.namespace, self.name)
+            self.seen.append(condition(md, "Ready").get("status", "Unknown"))
+            phase = ((md.get("status") or {}).get("rollout") or {}).get("phase")
+            if phase and (not self.phases or self.phases[-1] != phase):
+                self.phases.append(phase)
+            self._stop.wait(0.25)
+
+
+@pytest.fixture
+def sidecars(
+    stable_triton: TritonServer, candidate_triton: TritonServer, tmp_path: Path
+) -> Iterator[dict[str, SidecarProcess]]:
+    set_mode(candidate_triton, "agree")
+    made = {
+        "1": SidecarProcess("1", stable_triton.http_url, tmp_path / "t1.json", tmp_path / "s1.log"),
+        "2": SidecarProcess(
+            "2", candidate_triton.http_url, tmp_path / "t2.json", tmp_path / "s2.log"
+        ),
+    }
+    try:
+        for sidecar in made.values():
+            sidecar.start()
+        yield made
+    finally:
+        for sidecar in made.values():
+            sidecar.stop()
+        set_mode(candidate_triton, "agree")
+
+
+def gated_md(name: str, rollout: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"storageUri": "s3://models/clf", "version": "1", "name": MODEL},
+            "resources": {"gpu": {"count": 1}, "cpu": "1", "memory": "2Gi"},
+            "replicas": 1,
+            "rollout": rollout,
+        },
+    }
+
+
+SHADOW = {
+    "strategy": "Shadow",
+    "shadow": {"mirrorPercent": 50, "requests": 30},
+    "analysis": {"minRequests": 30, "minAgreement": 0.9},
+}
+
+
+def rollout_of(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return (get_md(cluster, namespace, name).get("status") or {}).get("rollout") or {}
+
+
+def roll(
+    cluster: Cluster, namespace: str, name: str, sidecars: dict[str, SidecarProcess], rollout: dict
+) -> tuple[dict[str, Any], ReadyWatch, Load]:
+    """Serve version 1, then ask for version 2 under load; returns the final rollout."""
+    body = gated_md(name, rollout)
+    with Node(cluster, namespace, name, sidecars):
+        cluster.apply(body, namespace)
+        wait_ready(cluster, namespace, name)
+        wait_for(
+            lambda: rollout_of(cluster, namespace, name).get("phase") == "Idle",
+            timeout=60,
+            what="version 1 stable",
+        )
+        body["spec"]["model"]["version"] = "2"
+        with ReadyWatch(cluster, namespace, name) as watch, Load(sidecars["1"].url) as load:
+            cluster.apply(body, namespace)
+
+            def decided() -> dict | None:
+                rollout = rollout_of(cluster, namespace, name)
+                done = rollout.get("phase") in ("RolledBack", "Idle") and rollout.get("stable") in (
+                    "1",
+                    "2",
+                )
+                return rollout if done and rollout.get("candidate") is None else None
+
+            # Wait for the candidate to start first, so Idle at version 1 is not the answer.
+            wait_for(
+                lambda: rollout_of(cluster, namespace, name).get("candidate") == "2",
+                timeout=60,
+                what="the candidate to start",
+            )
+            final = wait_for(decided, timeout=180, what="a verdict on version 2")
+    return final, watch, load
+
+
+def test_a_good_candidate_is_promoted_and_ready_never_drops(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, sidecars
+):
+    final, watch, load = roll(cluster, namespace, "good", sidecars, SHADOW)
+    assert final["phase"] == "Idle" and final["stable"] == "2", final
+    assert final["stableSlot"] == "b"
+    assert "Shadow" in watch.phases, watch.phases
+    assert set(watch.seen) == {"True"}, "Ready dropped during the rollout"
+    assert load.sent > 30 and load.wrong == 0, "clients only ever get stable answers"
+    md = get_md(cluster, namespace, "good")
+    entry = md["status"]["history"][0]
+    assert entry["version"] == "2" and entry["outcome"] == "Promoted"
+    assert "agreement" in entry["reason"]
+    # The candidate's Deployment is the stable one now; the old slot is gone.
+    names = {d.metadata.name for d in cluster.apps.list_namespaced_deployment(namespace).items}
+    assert names == {"good-b"}
+    events = {
+        e.reason
+        for e in cluster.core.list_namespaced_event(namespace).items
+        if e.involved_object.name == "good"
+    }
+    assert {"CandidateStarted", "StepStarted", "Promoting", "Promoted"} <= events
+    # The operator wrote only status: the user's manifest shows no difference.
+    applied = gated_md("good", SHADOW)
+    applied["spec"]["model"]["version"] = "2"
+    diff = cluster.kubectl(
+        "diff", "--server-side", "-n", namespace, "-f", "-", input=json.dumps(applied), check=False
+    )
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "rollout", "figure"),
+    [
+        ("differ", SHADOW, "minAgreement 0.9"),
+        (
+            "error",
+            {
+                "strategy": "Canary",
+                "canary": {"steps": [{"weight": 50, "requests": 30}]},
+                "analysis": {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            },
+            "maxErrorRateIncrease 0.05",
+        ),
+        (
+            "slow 0.3",
+            {
+                "strategy": "Shadow",
+                "shadow": {"mirrorPercent": 50, "requests": 30},
+                "analysis": {"minRequests": 20, "maxLatencyP99Ratio": 2},
+            },
+            "maxLatencyP99Ratio 2",
+        ),
+    ],
+    ids=["different-answers", "errors", "slow"],
+)
+def test_a_bad_candidate_is_rolled_back_with_the_failing_figure(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    sidecars,
+    candidate_triton: TritonServer,
+    mode: str,
+    rollout: dict,
+    figure: str,
+):
+    set_mode(candidate_triton, mode)
+    name = "bad-" + mode.split()[0]
+    final, watch, _load = roll(cluster, namespace, name, sidecars, rollout)
+    assert final["phase"] == "RolledBack", final
+    assert final["stable"] == "1"
+    assert figure in final["message"], final["message"]
+    assert set(watch.seen) == {"True"}, "Ready dropped during the rollout"
+    names = {d.metadata.name for d in cluster.apps.list_namespaced_deployment(namespace).items}
+    assert names == {name}, "the candidate is removed, the stable Deployment stays"
+    warnings = [
+        e
+        for e in cluster.core.list_namespaced_event(namespace).items
+        if e.reason == "RolledBack" and e.type == "Warning"
+    ]
+    assert warnings and figure in warnings[0].message
+    entry = get_md(cluster, namespace, name)["status"]["history"][0]
+    assert entry["version"] == "2" and entry["outcome"] == "RolledBack"

@@ -1,0 +1,353 @@
+"""The sidecar's side of a gated rollout: settings, selection, figures, comparisons.
+
+- :class:`TrafficWatcher` (a thread) polls the traffic file once a second and
+  hands new valid settings to the event loop; an invalid file is logged once
+  per distinct content and the last good settings stay.
+- :class:`Rollout` (event loop) holds the settings, this epoch's
+  :class:`~modelops.drift.figures.RolloutFigures` and the two selectors. The
+  proxies check one attribute, ``rollout.acting``, per infer request; it is
+  False on a candidate, without a candidate, and when both shares are 0.
+- :class:`CompareWorker` decodes both answers of a mirrored request and
+  applies the agreement rule in the statistics worker thread, so JSON parsing
+  never runs on the event loop. Its jobs are bounded by the mirror cap: a
+  mirror counts as in flight until its comparison is done.
+
+Prometheus: :class:`RolloutCollector` renders ``modelops_rollout_sidecar_*``
+from the figures at scrape time (nothing per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from modelops.drift.figures import RolloutFigures, bound_label
+from modelops.drift.outputs import Answer, compare_answers
+from modelops.drift.traffic import (
+    NO_ROLLOUT,
+    PercentSelector,
+    TrafficError,
+    TrafficSettings,
+    parse_traffic,
+)
+
+log = logging.getLogger("modelops.drift.rollout")
+
+DEFAULT_TRAFFIC_FILE = "/etc/modelops/traffic/traffic.json"
+DEFAULT_MIRROR_MAX_IN_FLIGHT = 16
+DEFAULT_MIRROR_TIMEOUT = 10.0
+_POLL_SECONDS = 1.0
+
+
+class Rollout:
+    """Traffic settings and figures of one sidecar (event-loop side)."""
+
+    def __init__(
+        self,
+        own_version: str = "",
+        *,
+        mirror_max_in_flight: int = DEFAULT_MIRROR_MAX_IN_FLIGHT,
+        mirror_timeout: float = DEFAULT_MIRROR_TIMEOUT,
+        max_answer_bytes: int = 1024 * 1024,
+        run_later: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
+        self.own_version = own_version
+        self.mirror_max_in_flight = mirror_max_in_flight
+        self.mirror_timeout = mirror_timeout
+        self.max_answer_bytes = max_answer_bytes
+        self.settings = NO_ROLLOUT
+        self.figures = RolloutFigures("")
+        self.role = NO_ROLLOUT.role(own_version)
+        self.acting = False  # the one attribute the hot path checks
+        self.mirror = PercentSelector(0)
+        self.split = PercentSelector(0)
+        self.mirrors_started = 0  # event loop only
+        self.mirrors_ended = 0  # event loop only: ended without a comparison
+        self.worker = CompareWorker(max_answer_bytes, run_later)
+        self.on_change: list[Callable[[TrafficSettings], None]] = []
+
+    @property
+    def mirrors_in_flight(self) -> int:
+        return self.mirrors_started - self.mirrors_ended - self.worker.finished
+
+    def apply(self, settings: TrafficSettings) -> None:
+        """New settings (event loop). A new epoch starts new figures."""
+        old = self.settings
+        self.settings = settings
+        if settings.epoch != old.epoch:
+            self.figures = RolloutFigures(settings.epoch)
+        self.role = settings.role(self.own_version)
+        if settings.mirror_percent != old.mirror_percent:
+            self.mirror = PercentSelector(settings.mirror_percent)
+        if settings.canary_weight != old.canary_weight:
+            self.split = PercentSelector(settings.canary_weight)
+        self.acting = settings.acts(self.own_version)
+        for callback in self.on_change:
+            callback(settings)
+        log.info(
+            "traffic settings: epoch %r, role %s, candidate %s, mirror %g%%, split %g%%",
+            settings.epoch,
+            self.role,
+            settings.candidate.http if settings.candidate else "none",
+            settings.mirror_percent,
+            settings.canary_weight,
+        )
+
+    def mirror_slot(self) -> bool:
+        """Room for one more mirrored request (counts a drop when there is none)."""
+        if self.mirrors_in_flight >= self.mirror_max_in_flight:
+            self.figures.mirror_dropped += 1
+            return False
+        return True
+
+    def compare(self, figures: RolloutFigures, stable: Answer, candidate: Answer | None) -> None:
+        """Queue the comparison of a mirrored request's two 200 answers (None: the
+        candidate's answer was too large to keep; counted as not compared)."""
+        agreement = self.settings.agreement
+        self.worker.offer(figures, stable, candidate, agreement.mode, agreement.tolerance)
+
+    def document(self, loaded: dict[str, list[str]]) -> dict[str, object]:
+        return self.figures.document(version=self.own_version, role=self.role, loaded=loaded)
+
+
+class CompareWorker:
+    """Compares mirrored answers off the event loop, in a thread that is awake anyway.
+
+    ``run_later`` is the statistics feeder's (:meth:`StatsFeeder.run_later`):
+    a thread of its own, woken per job, cost about 300 us of CPU per job in
+    wake-ups and GIL hand-overs, five times the comparison. Without one
+    (unit tests) jobs run at once.
+    """
+
+    def __init__(
+        self, max_bytes: int, run_later: Callable[[Callable[[], None]], None] | None = None
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.run_later = run_later
+        self.queued = 0  # event loop only
+        self.finished = 0  # worker only
+
+    def offer(
+        self,
+        figures: RolloutFigures,
+        stable: Answer,
+        candidate: Answer | None,
+        mode: str,
+        tolerance: float | None,
+    ) -> None:
+        self.queued += 1
+        job = functools.partial(self.run_one, figures, stable, candidate, mode, tolerance)
+        if self.run_later is None:
+            job()
+        else:
+            self.run_later(job)
+
+    def run_one(
+        self,
+        figures: RolloutFigures,
+        stable: Answer,
+        candidate: Answer | None,
+        mode: str,
+        tolerance: float | None,
+    ) -> None:
+        try:
+            if candidate is None:
+                figures.not_compared += 1
+                return
+            try:
+                agreed = compare_answers(
+                    stable, candidate, mode=mode, tolerance=tolerance, max_bytes=self.max_bytes
+                )
+            except Exception:  # a bug here must not count as agreement
+                log.exception("comparison of a mirrored answer failed")
+                agreed = None
+            if agreed is None:
+                figures.not_compared += 1
+            else:
+                figures.compared += 1
+                if agreed:
+                    figures.agreed += 1
+        finally:
+            self.finished += 1
+
+    @property
+    def pending(self) -> int:
+        return self.queued - self.finished
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
+
+class TrafficWatcher:
+    """Polls the traffic file once a second in a thread; applies changes on the loop.
+
+    The kubelet swaps a ConfigMap volume's files through a symlink, so a read
+    sees either the old or the new content whole. Reading by content (not
+    mtime) also catches that swap, whose target files keep their old times.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        apply: Callable[[TrafficSettings], None],
+        poll_seconds: float = _POLL_SECONDS,
+    ) -> None:
+        self.path = Path(path) if path else None
+        self.apply = apply
+        self.poll_seconds = poll_seconds
+        self._last: bytes | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.errors = 0
+
+    def read(self) -> bytes:
+        if self.path is None:
+            return b""
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return b""  # no rollout configured (no ConfigMap mounted)
+        except OSError as exc:
+            raise TrafficError(f"cannot read {self.path}: {exc}") from exc
+
+    def check(self) -> TrafficSettings | None:
+        """New valid settings when the file's content changed, else None."""
+        try:
+            content = self.read()
+        except TrafficError as exc:
+            marker = str(exc).encode()
+            if marker != self._last:
+                self._last = marker
+                self.errors += 1
+                log.error("traffic file: %s; keeping the last good settings", exc)
+            return None
+        if content == self._last:
+            return None
+        self._last = content
+        try:
+            return parse_traffic(content)
+        except TrafficError as exc:
+            self.errors += 1
+            log.error("traffic file %s: %s; keeping the last good settings", self.path, exc)
+            return None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Apply the file's current settings now (blocking, at start-up), then poll."""
+        self._loop = loop
+        first = self.check()
+        if first is not None:
+            self.apply(first)
+        if self.path is None:
+            return
+        self._thread = threading.Thread(target=self._poll, name="traffic-file", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                settings = self.check()
+            except Exception:  # never let the watcher die
+                log.exception("traffic file check failed")
+                continue
+            if settings is not None:
+                with contextlib.suppress(RuntimeError):  # loop closed at shutdown
+                    loop.call_soon_threadsafe(self.apply, settings)
+
+    def stop(self) -> None:
+        self._stop.set()
+        t, self._thread = self._thread, None
+        if t is not None:
+            t.join(5.0)
+
+
+@dataclass
+class LoadedCache:
+    """Triton's repository index (model -> READY versions), refreshed at most every ``ttl``."""
+
+    ttl: float = 10.0
+    value: dict[str, list[str]] | None = None
+    at: float = float("-inf")
+
+
+def ready_versions(index: object) -> dict[str, list[str]]:
+    """Model -> READY versions from Triton's ``POST /v2/repository/index`` answer."""
+    out: dict[str, list[str]] = {}
+    if not isinstance(index, list):
+        return out
+    for entry in index:
+        if not isinstance(entry, dict) or entry.get("state") != "READY":
+            continue
+        name, version = entry.get("name"), entry.get("version")
+        if isinstance(name, str) and version is not None:
+            out.setdefault(name, []).append(str(version))
+    for versions in out.values():
+        versions.sort(key=lambda v: (len(v), v))
+    return out
+
+
+class RolloutCollector(Collector):
+    """``modelops_rollout_sidecar_*`` from the current figures, at scrape time."""
+
+    def __init__(self, rollout: Rollout) -> None:
+        self.rollout = rollout
+
+    def collect(self) -> Iterator[object]:
+        r = self.rollout
+        f = r.figures
+        labels = ["role", "version"]
+        values = [r.role, r.own_version]
+        info = GaugeMetricFamily(
+            "modelops_rollout_sidecar_info",
+            "1 for the sidecar's current role and version; epoch is the rollout's candidate "
+            "version (counters restart when it changes).",
+            labels=[*labels, "epoch"],
+        )
+        info.add_metric([*values, f.epoch], 1)
+        yield info
+        counters = (
+            ("requests", "Infer calls answered by this pod's Triton (HTTP and gRPC).", f.requests),
+            ("errors", "Of those, non-2xx answers, gRPC errors and failed upstreams.", f.errors),
+            ("mirrored", "Infer requests mirrored to the candidate.", f.mirrored),
+            ("mirror_dropped", "Mirrors not sent: in-flight cap, or body too large.",
+             f.mirror_dropped),
+            ("mirror_errors", "Mirrors the candidate failed, answered non-200 or timed out.",
+             f.mirror_errors),
+            ("compared", "Mirrored requests whose two answers were compared.", f.compared),
+            ("agreed", "Compared answers that agree (spec.rollout.analysis.agreement).",
+             f.agreed),
+            ("split", "Infer requests answered by the candidate (canary weight).", f.split),
+            ("split_fallbacks", "Split requests answered here: candidate unreachable.",
+             f.split_fallbacks),
+        )  # fmt: skip
+        for name, doc, value in counters:
+            family = CounterMetricFamily(
+                f"modelops_rollout_sidecar_{name}", doc + " Since the epoch began.", labels=labels
+            )
+            family.add_metric(values, value)
+            yield family
+        hist = HistogramMetricFamily(
+            "modelops_rollout_sidecar_latency_seconds",
+            "Latency of the infer calls counted in requests, since the epoch began.",
+            labels=labels,
+        )
+        hist.add_metric(
+            values,
+            [(bound_label(b), n) for b, n in f.cumulative_buckets()],
+            sum_value=f.latency_sum,
+        )
+        yield hist
