@@ -141,6 +141,51 @@ def test_drift_seen_by_the_sidecar_becomes_a_drifted_condition(
     assert events
 
 
+def train_as_the_pod(
+    cluster: Cluster,
+    namespace: str,
+    tj_name: str,
+    template: dict,
+    store: Path,
+    tmp_path: Path,
+) -> None:
+    """Wait for the TrainingJob's simulated pod to run, run the step it would run (the
+    real trainer, on this machine), and finish the pod with the trainer's result."""
+    pod = wait_for(
+        lambda: next(
+            (
+                p
+                for p in cluster.core.list_namespaced_pod(
+                    namespace, label_selector=f"modelops.io/training-job={tj_name}"
+                ).items
+                if p.status.phase == "Running"
+            ),
+            None,
+        ),
+        timeout=60,
+        what="the training pod to run",
+    )
+    termination = tmp_path / "termination-log"
+    trained = subprocess.run(
+        [
+            sys.executable, "-m", "modelops.cli", "train",
+            "--entrypoint", template["entrypoint"],
+            "--dataset", template["dataset"]["uri"],
+            "--output", f"file://{store}",
+            "--model-name", template["output"]["modelName"],
+            "--checkpoint-dir", str(tmp_path / "ckpt"),
+            "--nproc-per-node", "1",
+            "--hp=epochs=2",
+            "--termination-log", str(termination),
+            "--instance-kind", "cpu",
+        ],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    _act_as_kubelet_finishing(cluster, namespace, pod, termination.read_text().strip())
+
+
 def _act_as_kubelet_finishing(cluster: Cluster, namespace: str, pod, message: str) -> None:
     """Mark a simulated trainer pod Succeeded with the real trainer's result as
     its termination message, as the kubelet would after the container exits."""
@@ -233,42 +278,8 @@ def test_drift_retrains_and_rolls_out_the_new_version(
         "modelops.io", "v1alpha1", namespace, "trainingjobs"
     )["items"]
     assert [t["metadata"]["name"] for t in tjs] == [tj_name], "exactly one retraining"
-    pod = wait_for(
-        lambda: next(
-            (
-                p
-                for p in cluster.core.list_namespaced_pod(
-                    namespace, label_selector=f"modelops.io/training-job={tj_name}"
-                ).items
-                if p.status.phase == "Running"
-            ),
-            None,
-        ),
-        timeout=60,
-        what="the training pod to run",
-    )
-
-    # The step the pod would run, run for real: it publishes version 1.
-    termination = tmp_path / "termination-log"
-    trained = subprocess.run(
-        [
-            sys.executable, "-m", "modelops.cli", "train",
-            "--entrypoint", template["entrypoint"],
-            "--dataset", template["dataset"]["uri"],
-            "--output", f"file://{store}",
-            "--model-name", MODEL,
-            "--checkpoint-dir", str(tmp_path / "ckpt"),
-            "--nproc-per-node", "1",
-            "--hp=epochs=2",
-            "--termination-log", str(termination),
-            "--instance-kind", "cpu",
-        ],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    train_as_the_pod(cluster, namespace, tj_name, template, store, tmp_path)
     assert (store / "1" / "SHA256SUMS").exists()
-    _act_as_kubelet_finishing(cluster, namespace, pod, termination.read_text().strip())
 
     def rolled_out() -> dict | None:
         md = get_md(cluster, namespace, "loop")

@@ -28,11 +28,14 @@ from typing import Any
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from kubernetes.client.exceptions import ApiException
 from tests.drift.conftest import wait_healthy
 from tests.support.cluster import Cluster, wait_for
 from tests.support.operator import OperatorProcess, condition, get_md, wait_ready
 from tests.support.rollout_models import CANDIDATE_PY, MODEL, N_FEATURES, STABLE_PY, write_repo
 
+from e2e.test_drift_status import train_as_the_pod
+from modelops.drift.reference import build_reference
 from modelops.triton.local_server import TritonServer, free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton]
@@ -60,6 +63,7 @@ class SidecarProcess:
     log: Path
     port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
+    extra: list[str] = field(default_factory=list)  # e.g. a drift reference
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,6 +80,7 @@ class SidecarProcess:
             "--upstream", self.upstream, "--model", MODEL,
             "--port", str(self.port), "--admin-port", str(self.admin_port),
             "--traffic-file", str(self.traffic_file), "--model-version", self.version,
+            *self.extra,
         ]  # fmt: skip
         self.proc = subprocess.Popen(argv, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         wait_healthy(self.admin, self.proc)
@@ -125,7 +130,14 @@ class Node:
             if version in self.sidecars:
                 mapping[f"{self.namespace}/{pod.metadata.name}"] = self.sidecars[version].admin
         _write_atomically(self.map_file, json.dumps(mapping))
-        cm = self.cluster.core.read_namespaced_config_map(f"{self.name}-traffic", self.namespace)
+        try:
+            cm = self.cluster.core.read_namespaced_config_map(
+                f"{self.name}-traffic", self.namespace
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return  # not rendered yet
+            raise
         traffic = json.loads((cm.data or {}).get("traffic.json") or "{}")
         candidate = traffic.get("candidate") or {}
         if candidate.get("version") in self.sidecars:
@@ -183,6 +195,7 @@ class ReadyWatch:
         self.cluster, self.namespace, self.name = cluster, namespace, name
         self.seen: list[str] = []
         self.phases: list[str] = []
+        self.elapsed = 0.0  # from the new version in the spec to the verdict
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -251,9 +264,15 @@ def rollout_of(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 
 def roll(
-    cluster: Cluster, namespace: str, name: str, sidecars: dict[str, SidecarProcess], rollout: dict
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    sidecars: dict[str, SidecarProcess],
+    rollout: dict,
+    restart: OperatorProcess | None = None,
 ) -> tuple[dict[str, Any], ReadyWatch, Load]:
-    """Serve version 1, then ask for version 2 under load; returns the final rollout."""
+    """Serve version 1, then ask for version 2 under load; returns the final rollout.
+    restart: kill this operator (SIGKILL) once analysis runs, and start it again."""
     body = gated_md(name, rollout)
     with Node(cluster, namespace, name, sidecars):
         cluster.apply(body, namespace)
@@ -265,6 +284,7 @@ def roll(
         )
         body["spec"]["model"]["version"] = "2"
         with ReadyWatch(cluster, namespace, name) as watch, Load(sidecars["1"].url) as load:
+            published = time.monotonic()
             cluster.apply(body, namespace)
 
             def decided() -> dict | None:
@@ -281,15 +301,26 @@ def roll(
                 timeout=60,
                 what="the candidate to start",
             )
+            if restart is not None:
+                wait_for(
+                    lambda: rollout_of(cluster, namespace, name).get("phase") == "Shadow",
+                    timeout=90,
+                    what="analysis to run",
+                )
+                restart.kill()
+                restart.start()
             final = wait_for(decided, timeout=180, what="a verdict on version 2")
+            watch.elapsed = time.monotonic() - published
     return final, watch, load
 
 
 def test_a_good_candidate_is_promoted_and_ready_never_drops(
     cluster: Cluster, operator: OperatorProcess, namespace: str, sidecars
 ):
-    final, watch, load = roll(cluster, namespace, "good", sidecars, SHADOW)
+    # The operator is killed mid-analysis and started again: it resumes from status.
+    final, watch, load = roll(cluster, namespace, "good", sidecars, SHADOW, restart=operator)
     assert final["phase"] == "Idle" and final["stable"] == "2", final
+    print(f"version published -> promoted: {watch.elapsed:.1f}s (operator restarted once)")
     assert final["stableSlot"] == "b"
     assert "Shadow" in watch.phases, watch.phases
     assert set(watch.seen) == {"True"}, "Ready dropped during the rollout"
@@ -307,6 +338,13 @@ def test_a_good_candidate_is_promoted_and_ready_never_drops(
         if e.involved_object.name == "good"
     }
     assert {"CandidateStarted", "StepStarted", "Promoting", "Promoted"} <= events
+    promoted = [
+        e
+        for e in cluster.core.list_namespaced_event(namespace).items
+        if e.involved_object.name == "good" and e.reason == "Promoted"
+    ]
+    assert len(promoted) == 1 and (promoted[0].count or 1) == 1, "promoted exactly once"
+    assert [h["version"] for h in md["status"]["history"]].count("2") == 1
     # The operator wrote only status: the user's manifest shows no difference.
     applied = gated_md("good", SHADOW)
     applied["spec"]["model"]["version"] = "2"
@@ -368,3 +406,147 @@ def test_a_bad_candidate_is_rolled_back_with_the_failing_figure(
     assert warnings and figure in warnings[0].message
     entry = get_md(cluster, namespace, name)["status"]["history"][0]
     assert entry["version"] == "2" and entry["outcome"] == "RolledBack"
+
+
+def test_a_candidate_waits_for_a_full_gpu_pool_with_the_schedulers_reason(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+):
+    """The stable pod takes every GPU of the only node it may use: the candidate waits,
+    then the rollout is Stalled; the stable version is never scaled down for it."""
+    body = gated_md("full", {**SHADOW, "surgeTimeoutSeconds": 10})
+    body["spec"]["resources"] = {"gpu": {"count": 8}, "cpu": "1", "memory": "2Gi"}
+    body["spec"]["scheduling"] = {"nodeSelector": {"kubernetes.io/hostname": "gpu-h100-0"}}
+    cluster.apply(body, namespace)
+    wait_ready(cluster, namespace, "full")
+    wait_for(
+        lambda: rollout_of(cluster, namespace, "full").get("phase") == "Idle",
+        timeout=60,
+        what="version 1 stable",
+    )
+    body["spec"]["model"]["version"] = "2"
+    cluster.apply(body, namespace)
+
+    def waiting() -> dict | None:
+        rollout = rollout_of(cluster, namespace, "full")
+        return rollout if "Insufficient nvidia.com/gpu" in (rollout.get("message") or "") else None
+
+    rollout = wait_for(waiting, timeout=60, what="the candidate to wait for a GPU")
+    assert rollout["phase"] == "Waiting" and rollout["candidate"] == "2"
+
+    def stalled() -> dict | None:
+        md = get_md(cluster, namespace, "full")
+        return md if condition(md, "Stalled").get("reason") == "CandidateUnschedulable" else None
+
+    md = wait_for(stalled, timeout=90, what="the rollout to stall")
+    assert condition(md, "Stalled")["status"] == "True"
+    assert "Insufficient nvidia.com/gpu" in condition(md, "Stalled")["message"]
+    assert condition(md, "Ready")["status"] == "True"
+    stable = cluster.apps.read_namespaced_deployment("full", namespace)
+    assert stable.spec.replicas == 1
+
+
+def test_the_closed_loop_drift_retrains_and_the_retrained_version_is_promoted_on_evidence(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    stable_triton: TritonServer,
+    candidate_triton: TritonServer,
+    drift_admin_port: int,
+    tmp_path: Path,
+):
+    """serve `latest` (resolved once to 1) -> drift -> retraining (the real trainer)
+    publishes 2 -> 2 runs as a shadow candidate -> analysis passes -> promoted, with the
+    TrainingJob in the lineage."""
+    set_mode(candidate_triton, "agree")
+    reference = tmp_path / "reference.json"
+    build_reference(np.random.default_rng(1).normal(size=(20_000, N_FEATURES)), bins=20).save(
+        reference
+    )
+    store = tmp_path / "store"
+    (store / "1").mkdir(parents=True)  # version 1 exists: the retraining publishes 2
+    template = {
+        "entrypoint": "modelops.trainer.examples.tabular",
+        "nodes": 1,
+        "resources": {"gpu": {"count": 1}, "cpu": "1", "memory": "2Gi"},
+        "dataset": {"uri": "synthetic://tabular?rows=4000&seed=3"},
+        "output": {"storageUri": f"file://{store}", "modelName": MODEL},
+        "hyperparameters": {"epochs": "2"},
+        "podMetadata": {"annotations": {"sim.modelops.io/result": "Hold"}},
+    }
+    body = gated_md("loop", SHADOW)
+    body["spec"]["model"] = {"storageUri": f"file://{store}", "version": "latest", "name": MODEL}
+    body["spec"]["driftMonitor"] = {
+        "enabled": True,
+        "reference": {"uri": f"file://{reference}"},
+        "method": "psi",
+        "window": 200,
+        "retrain": {"trainingJobTemplate": template, "cooldown": "1h"},
+    }
+    drift_flags = ["--reference", str(reference), "--method", "psi", "--window", "200"]
+    sidecars = {
+        "1": SidecarProcess(
+            "1",
+            stable_triton.http_url,
+            tmp_path / "t1.json",
+            tmp_path / "s1.log",
+            admin_port=drift_admin_port,  # where the operator reads drift (e2e/conftest.py)
+            extra=drift_flags,
+        ),
+        "2": SidecarProcess(
+            "2", candidate_triton.http_url, tmp_path / "t2.json", tmp_path / "s2.log"
+        ),
+    }
+    try:
+        for sidecar in sidecars.values():
+            sidecar.start()
+        # The simulated pods ask for `latest`: the node maps them to version 1's sidecar.
+        sidecars["latest"] = sidecars["1"]
+        with Node(cluster, namespace, "loop", sidecars):
+            cluster.apply(body, namespace)
+            wait_ready(cluster, namespace, "loop")
+            wait_for(
+                lambda: rollout_of(cluster, namespace, "loop").get("stable") == "1",
+                timeout=60,
+                what="latest resolved once to version 1 (what the replica loaded)",
+            )
+            client = httpclient.InferenceServerClient(sidecars["1"].url.removeprefix("http://"))
+            rng = np.random.default_rng(5)
+            for _ in range(10):  # shifted inputs: drift (the model takes batches of 64)
+                x = (rng.normal(size=(60, N_FEATURES)) + 2.0).astype(np.float32)
+                inp = httpclient.InferInput("INPUT0", list(x.shape), "FP32")
+                inp.set_data_from_numpy(x)
+                client.infer(MODEL, [inp])
+
+            def retraining() -> str | None:
+                status = get_md(cluster, namespace, "loop").get("status") or {}
+                return (status.get("retrain") or {}).get("trainingJob")
+
+            tj_name = wait_for(retraining, timeout=90, what="drift to start a TrainingJob")
+            train_as_the_pod(cluster, namespace, tj_name, template, store, tmp_path)
+            with Load(sidecars["1"].url):
+                wait_for(
+                    lambda: rollout_of(cluster, namespace, "loop").get("candidate") == "2",
+                    timeout=90,
+                    what="the retrained version to start as a candidate",
+                )
+                final = wait_for(
+                    lambda: (
+                        (r := rollout_of(cluster, namespace, "loop")).get("stable") == "2"
+                        and r.get("phase") == "Idle"
+                        and r
+                    ),
+                    timeout=180,
+                    what="the retrained version promoted",
+                )
+    finally:
+        for sidecar in {id(s): s for s in sidecars.values()}.values():
+            sidecar.stop()
+    assert final["stableSlot"] == "b"
+    md = get_md(cluster, namespace, "loop")
+    entry = md["status"]["history"][0]
+    assert (entry["version"], entry["outcome"]) == ("2", "Promoted")
+    assert entry["source"]["kind"] == "TrainingJob"
+    assert entry["source"]["trainingJob"]["name"] == tj_name
+    assert entry["source"]["datasetUri"] == template["dataset"]["uri"]
+    assert "loss" in entry["source"]["metrics"]
+    assert md["spec"]["model"]["version"] == "latest", "the operator never writes spec"

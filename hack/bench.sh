@@ -15,6 +15,8 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     "bench/loop/drift_to_ready.py --runs 1"
     "bench/rollout/gating.py --requests 2000 --decisions 200"
     "bench/rollout/mirror.py --seconds 2 --rounds 1"
+    "bench/rollout/promote.py --runs 1"
+    "bench/autoscaling/hpa.py --runs 1"
   )
 else
   runs=(
@@ -27,6 +29,8 @@ else
     "bench/loop/drift_to_ready.py --runs 3"
     "bench/rollout/gating.py"
     "bench/rollout/mirror.py"
+    "bench/rollout/promote.py --runs 3"
+    "bench/autoscaling/hpa.py --runs 3"
   )
 fi
 status=0

@@ -320,6 +320,20 @@ def test_grpc_calls_are_counted(pair, traffic) -> None:
         client.infer(MODEL, [bad])
     doc = settle(stable, lambda d: d["requests"] == 6)
     assert doc["errors"] == 1
+    # ModelStreamInfer: each request message is one call.
+    results: list = []
+    client.start_stream(callback=lambda result, error: results.append((result, error)))
+    for x in batches(3, seed=3):
+        inp = grpcclient.InferInput("INPUT0", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        client.async_stream_infer(MODEL, [inp])
+    deadline = time.monotonic() + 30
+    while len(results) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.stop_stream()
+    assert [error for _, error in results] == [None, None, None]
+    doc = settle(stable, lambda d: d["requests"] == 9)
+    assert doc["errors"] == 1 and doc["latencyBuckets"]["+Inf"] == 9
     client.close()
 
 
@@ -396,3 +410,36 @@ def test_slow_candidate_memory_stays_bounded_in_a_real_process(
         candidate_mode("agree")
         proc.terminate()
         proc.wait(10)
+
+
+def test_large_bodies_are_split_streamed_and_never_mirrored(pair, traffic) -> None:
+    """A body above --stats-max-bytes is streamed, not held: it can still go to the
+    candidate (and back to this Triton when the candidate is down), never be mirrored."""
+    stable, cand = pair
+    x = batches(1)[0]
+    doc = {
+        "inputs": [
+            {"name": "INPUT0", "shape": [2, N_FEATURES], "datatype": "FP32",
+             "data": x.ravel().tolist()}
+        ]
+    }  # fmt: skip
+    body = json.dumps(doc).encode() + b" " * (2 * 1024 * 1024)  # above the 1 MiB default
+    url = stable.url + f"/v2/models/{MODEL}/infer"
+
+    def scores() -> np.ndarray:
+        status, answer, _ = http_post(url, body)
+        assert status == 200, answer
+        out = json.loads(answer)["outputs"][0]
+        return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
+
+    use(traffic, pair, **settings(cand, "8", canaryWeight=100))
+    np.testing.assert_allclose(scores(), x[:, :3] * 1.5 + 0.01, rtol=1e-6)
+    settle(stable, lambda d: d["split"] == 1)
+    (dead,) = free_ports(1)
+    use(traffic, (stable,), **settings(f"http://127.0.0.1:{dead}", "8-down", canaryWeight=100))
+    np.testing.assert_array_equal(scores(), x[:, :3])
+    settle(stable, lambda d: d["splitFallbacks"] == 1 and d["requests"] == 1)
+    use(traffic, pair, **settings(cand, "8-mirror", mirrorPercent=100))
+    np.testing.assert_array_equal(scores(), x[:, :3])
+    doc = settle(stable, lambda d: d["requests"] == 1)
+    assert doc["mirrorDropped"] == 1 and doc["mirrored"] == 0

@@ -78,8 +78,15 @@ def test_invalid_environment_value_is_refused(monkeypatch):
         _parse([], monkeypatch, {"MODELOPS_DRIFT_WINDOW": "lots"})
 
 
+def test_without_a_reference_the_sidecar_keeps_no_statistics():
+    """A gated rollout's sidecar without drift detection: proxy and figures only."""
+    proxy = cli.build_proxy(_parse([]))
+    assert proxy.monitor.names == []
+    assert proxy.feeder.sample_rate == 0.0
+    assert proxy.monitor.summary("m")["score"] is None
+
+
 def test_run_reports_start_up_errors_with_exit_codes(tmp_path, caplog):
-    assert cli.run(_parse([])) == 2  # no reference
     assert cli.run(_parse(["--reference", str(tmp_path / "missing.json")])) == 2
     ref = tmp_path / "ref.json"
     build_reference(np.random.default_rng(0).normal(size=(100, 2))).save(ref)

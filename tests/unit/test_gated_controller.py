@@ -30,15 +30,17 @@ class Sidecars:
 
     def __init__(self) -> None:
         self.figures: dict[str, dict[str, Any]] | None = None
+        self.pulled: str | None = None  # what `latest` resolved to when the pods pulled
 
     def __call__(self, namespace: str, name: str, pods: Any) -> dict[str, dict[str, Any]]:
         return self.figures or {}
 
     def loaded(self, namespace: str, name: str, model: str, pods: Any) -> dict[str, list[str]]:
-        return {
-            p["metadata"]["name"]: [p["metadata"]["annotations"]["modelops.io/model-version"]]
-            for p in pods
-        }
+        def version(pod: Any) -> str:
+            asked = pod["metadata"]["annotations"]["modelops.io/model-version"]
+            return self.pulled if asked == "latest" and self.pulled else asked
+
+        return {p["metadata"]["name"]: [version(p)] for p in pods}
 
     def forget(self, namespace: str, name: str) -> None:
         pass
@@ -350,3 +352,38 @@ def test_a_candidate_without_a_node_waits_with_the_schedulers_reason_then_stalls
     assert "CandidateStalled" in h.events()
     # The stable Deployment was never scaled down for the candidate.
     assert h.deployment("fraud")["spec"]["replicas"] == 1
+
+
+def test_latest_is_resolved_once_by_what_the_pods_loaded_without_restarting_them():
+    h = Gated(
+        md_body(model={"storageUri": "s3://models/fraud", "version": "latest"}, rollout=SHADOW)
+    )
+    h.sidecars.pulled = "7"
+    h.reconcile()
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["stable"] == "7" and rollout["phase"] == "Idle"
+    template = h.deployment("fraud")["spec"]["template"]["metadata"]["annotations"]
+    assert template["modelops.io/model-version"] == "latest", "no restart to pin the number"
+    # A retraining publishes 8: it runs as a candidate beside the adopted 7.
+    h.kube.put(
+        {
+            "apiVersion": "modelops.io/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"name": "fraud-retrain-1", "namespace": "ml", "uid": "tj-1"},
+            "spec": {
+                "modelDeploymentRef": {"name": "fraud"},
+                "output": {"storageUri": "s3://models/fraud"},
+                "dataset": {"uri": "s3://data/fraud/2026-12"},
+            },
+            "status": {"phase": "Succeeded", "outputVersion": "8", "metrics": {"auc": 0.9}},
+        }
+    )
+    h.controller.indexes = None  # rebuilt by reconcile()
+    h.reconcile()
+    assert h.deployment("fraud-b") is not None
+    rollout = h.status()["rollout"]
+    assert (rollout["stable"], rollout["candidate"]) == ("7", "8")
+    assert rollout["candidateSource"]["trainingJob"]["name"] == "fraud-retrain-1"

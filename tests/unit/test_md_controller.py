@@ -43,6 +43,12 @@ def views_of(kube: FakeKube) -> dict[str, Any]:
             result = fn(namespace=namespace, name=name, labels=labels, body=obj)
             for key, value in result.items():
                 views[fn.__name__][key].append(value)
+        if kind.kind == "TrainingJob":
+            views["tj_index"][(namespace, name)].append(obj)
+            for key, value in (
+                ix.tj_by_md(namespace=namespace, name=name, spec=obj["spec"]) or {}
+            ).items():
+                views["tj_by_md"][key].append(value)
     return views
 
 

@@ -427,6 +427,15 @@ class Autoscaling(ApiModel):
         "status condition AutoscalerReady says KEDANotInstalled otherwise).",
     )
     metric: AutoscalingMetric = Field(description="Metric to scale on and its target.")
+    scale_down_stabilization_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description="How long the metric must stay low before replicas are removed: the "
+        "autoscaler scales in to the highest recommendation of this window. Unset keeps "
+        "Kubernetes' default (300 s), which rides out short lulls in traffic at the price of "
+        "GPUs held for five minutes after a burst.",
+    )
 
 
 # --- spec.scheduling ------------------------------------------------------------
@@ -749,7 +758,7 @@ class LoadedVersion(ApiModel):
 
     version: str = Field(max_length=64, description="The version Triton reports READY.")
     replicas: int = Field(description="How many ready replicas loaded it.")
-    pods: list[Annotated[str, Field(max_length=253)]] | None = Field(
+    pods: list[Annotated[str, Field(max_length=253, description="A pod name.")]] | None = Field(
         default=None,
         max_length=MAX_LOADED_PODS,
         description=f"Those replicas' pod names (the first {MAX_LOADED_PODS}, sorted).",

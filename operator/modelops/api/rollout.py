@@ -49,7 +49,8 @@ class ShadowPhase(ApiModel):
         le=100,
         description="Percentage of live requests (1-100) the data plane copies to the "
         "candidate. Clients only ever get the stable version's answer; the candidate's answer "
-        "is compared with it (analysis.minAgreement) and discarded.",
+        "is compared with it (analysis.minAgreement) and discarded. HTTP requests only: "
+        "gRPC calls are counted in the figures but not mirrored.",
     )
     duration: str | None = Field(
         default=None,
@@ -75,7 +76,8 @@ class CanaryStep(ApiModel):
         le=99,
         description="Percentage of live requests (1-99) the candidate answers during this "
         "step; the stable version answers the rest. 100 is not a step: passing the last step "
-        "promotes.",
+        "promotes. HTTP requests only: gRPC calls are counted in the figures, all answered "
+        "by the stable version.",
     )
     duration: str | None = Field(
         default=None,

@@ -17,7 +17,7 @@ renders "latest" as before and status.rollout carries only the surge state.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -109,20 +109,33 @@ def place(
     previous: Mapping[str, Any],
     figures: Mapping[str, Mapping[str, Any]] | None,
     now: datetime,
+    loaded: Mapping[str, Sequence[str]] | None = None,
 ) -> Placement:
     """previous: the last status (rollout, history, servedVersion); figures: the
-    sidecars' /rollout summaries by pod name (None when not read)."""
+    sidecars' /rollout summaries by pod name (None when not read); loaded: the
+    versions the pods' Triton servers loaded, by pod name."""
     prev_rollout = dict(previous.get("rollout") or {})
     slot = stable_slot(prev_rollout, children, md.name)
     stable_key = deployment_key(md.name, slot)
     target = resolve_target(md, trainings, prev_rollout)
     if target is None:
-        return Placement(
-            Layout(stable_version="latest", stable_slot=slot), None, stable_key, list(pods)
-        )
+        adopted = _unanimous(pods, loaded)
+        if adopted is None:
+            layout = Layout(stable_version="latest", stable_slot=slot)
+            return Placement(layout, None, stable_key, list(pods))
+        # `latest` resolved once, by the pods that pulled it: every replica loaded the
+        # same version, which becomes the recorded stable version. The pod template keeps
+        # asking for `latest` (re-rendering it with the number would restart every pod
+        # for nothing); a newer version reaches them only as a candidate.
+        target = Target(adopted, {"kind": "Latest"})
+        prev_rollout.setdefault("stable", adopted)
 
     stable_live = children.get(stable_key)
     view = DeploymentView.of(stable_live, baseline_replicas(md))
+    # The stable pods asked for `latest` and the spec still does: keep rendering it.
+    keep_latest = view.template_version in (None, "latest") and (
+        resolve_model_version(md, trainings) == "latest"
+    )
     in_slot = {s: [p for p in pods if slot_of_pod(p) == s] for s in SLOTS}
     gated = md.spec.rollout.strategy != "Direct"
     in_flight = prev_rollout.get("phase") in GATED_PHASES
@@ -161,7 +174,27 @@ def place(
         serving=_serving(previous),
         now=now,
     )
-    return _layout(md, decision, slot, in_slot, list(pods))
+    placement = _layout(md, decision, slot, in_slot, list(pods))
+    if keep_latest and placement.layout.stable_version == target.version:
+        placement = replace(placement, layout=replace(placement.layout, stable_version="latest"))
+    return placement
+
+
+def _unanimous(
+    pods: Sequence[Mapping[str, Any]], loaded: Mapping[str, Sequence[str]] | None
+) -> str | None:
+    """The one version every pod that reported loaded, when they agree (and some did)."""
+    if not loaded:
+        return None
+    seen = {
+        tuple(loaded[name])
+        for pod in pods
+        if (name := str((pod.get("metadata") or {}).get("name"))) in loaded
+    }
+    if len(seen) != 1:
+        return None
+    (versions,) = seen
+    return versions[0] if len(versions) == 1 and versions[0].isdigit() else None
 
 
 def _layout(

@@ -212,6 +212,7 @@ def plan(
         previous=previous,
         figures=obs.figures,
         now=obs.now,
+        loaded=obs.loaded,
     )
     layout = placement.layout
     deployment = obs.children.get(placement.stable_key)
