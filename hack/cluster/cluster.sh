@@ -2,7 +2,9 @@
 # Local Kubernetes control plane for modelops: real etcd, kube-apiserver
 # (RBAC and PodSecurity admission on), kube-controller-manager and
 # kube-scheduler, run as local processes by `kwokctl --runtime binary`, with
-# KWOK simulating GPU and CPU nodes and the pods scheduled onto them.
+# KWOK simulating GPU and CPU nodes and the pods scheduled onto them. GPUs come
+# from the device plugin's extended resource (nodes.yaml) and, on two more
+# pools, through Dynamic Resource Allocation (dra.yaml).
 #
 #   cluster.sh up [NAME]      start (or reuse) the cluster, register nodes, write its kubeconfig
 #   cluster.sh down [NAME]    stop it and delete its state
@@ -145,6 +147,8 @@ up() {
     echo "$profile_key" > "$profile"
   fi
   kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$here/nodes.yaml" >/dev/null
+  # DRA: the DeviceClass and the ResourceSlices of the DRA-only GPU pools.
+  kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$here/dra.yaml" >/dev/null
   route_metrics_server
   kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=120s >/dev/null
   log "ready. Use it with:"

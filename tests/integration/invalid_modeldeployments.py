@@ -60,6 +60,18 @@ def _tol(**fields: Any) -> dict[str, Any]:
     return _spec(scheduling={"tolerations": [fields]})
 
 
+def _gpu(**fields: Any) -> dict[str, Any]:
+    return _spec(resources={"gpu": fields})
+
+
+_H100 = {"name": "h100", "product": "NVIDIA H100 80GB HBM3"}
+_L4S = {"name": "l4", "count": 2, "product": "NVIDIA L4", "minMemory": "20Gi"}
+
+
+def _dra(**fields: Any) -> dict[str, Any]:
+    return _gpu(**{"allocation": "DRA", "alternatives": [_H100, _L4S], **fields})
+
+
 CASES: list[tuple[str, dict[str, Any], str]] = [
     # --- metadata / top level
     ("name-starts-with-digit", {"metadata": {"name": "1fraud"}}, "metadata.name"),
@@ -156,6 +168,65 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "gpu-product-without-gpu",
         _spec(resources={"gpu": {"count": 0, "product": "NVIDIA-H100-80GB-HBM3"}}),
         "spec.resources.gpu.product",
+    ),
+    # --- spec.resources.gpu, allocation DRA
+    ("gpu-allocation-unknown", _gpu(allocation="Dynamic"), "spec.resources.gpu.allocation"),
+    ("gpu-dra-without-alternatives", _gpu(allocation="DRA"), "spec.resources.gpu.alternatives"),
+    (
+        "gpu-dra-empty-alternatives",
+        _gpu(allocation="DRA", alternatives=[]),
+        "spec.resources.gpu.alternatives",
+    ),
+    (
+        "gpu-alternatives-without-dra",
+        _gpu(alternatives=[_H100]),
+        "spec.resources.gpu.alternatives",
+    ),
+    (
+        "gpu-device-class-without-dra",
+        _gpu(deviceClassName="gpu.nvidia.com"),
+        "spec.resources.gpu.deviceClassName",
+    ),
+    ("gpu-dra-count-zero", _dra(count=0), "spec.resources.gpu.count"),
+    (
+        "gpu-dra-with-node-label-product",
+        _dra(product="NVIDIA-H100-80GB-HBM3"),
+        "spec.resources.gpu.product",
+    ),
+    (
+        "gpu-dra-duplicate-alternative",
+        _dra(alternatives=[_H100, _H100]),
+        "spec.resources.gpu.alternatives",
+    ),
+    (
+        "gpu-dra-alternative-name-upper",
+        _dra(alternatives=[{**_H100, "name": "H100"}]),
+        "spec.resources.gpu.alternatives[0].name",
+    ),
+    (
+        "gpu-dra-alternative-without-name",
+        _dra(alternatives=[{"product": "NVIDIA L4"}]),
+        "spec.resources.gpu.alternatives[0].name",
+    ),
+    (
+        "gpu-dra-product-with-quote",
+        _dra(alternatives=[{**_H100, "product": "NVIDIA' || true || '"}]),
+        "spec.resources.gpu.alternatives[0].product",
+    ),
+    (
+        "gpu-dra-alternative-count-zero",
+        _dra(alternatives=[{**_H100, "count": 0}]),
+        "spec.resources.gpu.alternatives[0].count",
+    ),
+    (
+        "gpu-dra-min-memory-not-a-quantity",
+        _dra(alternatives=[{**_H100, "minMemory": "40 GB"}]),
+        "spec.resources.gpu.alternatives[0].minMemory",
+    ),
+    (
+        "gpu-dra-nine-alternatives",
+        _dra(alternatives=[{"name": f"a{i}"} for i in range(9)]),
+        "spec.resources.gpu.alternatives",
     ),
     ("memory-not-a-quantity", _spec(resources={"memory": "16 GB"}), "spec.resources.memory"),
     ("cpu-negative", _spec(resources={"cpu": -2}), "spec.resources.cpu"),
@@ -444,6 +515,10 @@ VALID_PATCHES: list[tuple[str, dict[str, Any]]] = [
         "rollout-canary-one-step",
         _rollout(strategy="Canary", canary={"steps": [{"weight": 99, "requests": 10}]}),
     ),
+    ("gpu-dra-h100-else-two-l4", _dra()),
+    ("gpu-dra-any-gpu-one-alternative", _dra(alternatives=[{"name": "any"}])),
+    ("gpu-dra-own-device-class", _dra(deviceClassName="h100.example.com")),
+    ("gpu-device-plugin-explicit", _gpu(allocation="DevicePlugin", count=2)),
     (
         "rollout-controls",
         _rollout(strategy="Canary", canary=_CANARY, control={"paused": True, "promote": "8"}),

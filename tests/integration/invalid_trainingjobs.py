@@ -32,6 +32,15 @@ def _spec(**fields: Any) -> dict[str, Any]:
     return {"spec": fields}
 
 
+_H100 = {"name": "h100", "count": 2, "product": "NVIDIA H100 80GB HBM3"}
+
+
+def _gpu(**fields: Any) -> dict[str, Any]:
+    """resources.gpu with allocation DRA and one H100 alternative, then ``fields``."""
+    gpu = {"allocation": "DRA", "alternatives": [_H100], **fields}
+    return _spec(resources={"gpu": gpu})
+
+
 def _env(name: str) -> dict[str, Any]:
     return _spec(env=[{"name": name, "value": "x"}])
 
@@ -173,6 +182,23 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "model-deployment-ref-bad-name",
         _spec(modelDeploymentRef={"name": "fraud.v2"}),
         "spec.modelDeploymentRef.name",
+    ),
+    # --- GPUs through DRA: every node the same GPUs, decided per job
+    (
+        "gpu-dra-two-alternatives",
+        _gpu(alternatives=[_H100, {"name": "l4", "count": 2, "product": "NVIDIA L4"}]),
+        "spec.resources.gpu.alternatives",
+    ),
+    (
+        "gpu-dra-alternative-without-product",
+        _gpu(alternatives=[{"name": "any"}]),
+        "spec.resources.gpu.alternatives",
+    ),
+    ("gpu-dra-without-alternatives", _gpu(alternatives=None), "spec.resources.gpu.alternatives"),
+    (
+        "gpu-dra-with-node-label-product",
+        _gpu(product="NVIDIA-H100-80GB-HBM3"),
+        "spec.resources.gpu.product",
     ),
     # --- unknown fields (strict field validation)
     ("unknown-field-in-spec", _spec(gpus=2), "spec.gpus"),

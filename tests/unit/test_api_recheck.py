@@ -90,6 +90,9 @@ def test_valid_objects_have_no_violations():
         (lambda: tj(dataset__uri="https://h/d.npz?sig=1"), "spec.dataset.uri"),
         (lambda: tj(output__storageUri="s3://k:s@models/m"), "spec.output.storageUri"),
         (lambda: tj(output__storageUri="https://h/m"), "spec.output.storageUri"),
+        # DRA without alternatives would render pods with no GPU at all.
+        (lambda: md(resources={"gpu": {"allocation": "DRA"}}), "spec.resources.gpu.alternatives"),
+        (lambda: tj(resources={"gpu": {"allocation": "DRA"}}), "spec.resources.gpu.alternatives"),
     ],
 )  # fmt: skip
 def test_each_rule_is_refused_naming_its_field(obj, field):

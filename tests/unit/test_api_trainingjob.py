@@ -164,8 +164,16 @@ def test_args_rule_matches_the_operator_s_own_flags():
 
 def test_shared_types_keep_their_rules_with_training_words():
     gpu = SPEC["properties"]["resources"]["properties"]["gpu"]
-    assert [r["message"] for r in gpu["x-kubernetes-validations"]] == [
-        "product needs count greater than 0"
+    md_gpu = root_schema(MODEL_DEPLOYMENT)["properties"]["spec"]["properties"]["resources"]
+    shared = [r["message"] for r in md_gpu["properties"]["gpu"]["x-kubernetes-validations"]]
+    messages = [r["message"] for r in gpu["x-kubernetes-validations"]]
+    assert messages[: len(shared)] == shared
+    assert shared[0] == "product needs count greater than 0"
+    # Plus the trainer's own: one alternative, with a product (every node the same GPUs).
+    assert [m.split(":")[0] for m in messages[len(shared) :]] == [
+        "a TrainingJob takes exactly one alternative",
+        "with allocation DRA a TrainingJob's alternative needs a product, so that all nodes "
+        "train on the same GPU model",
     ]
     assert "per node" in gpu["properties"]["count"]["description"]
     cpu = SPEC["properties"]["resources"]["properties"]["cpu"]

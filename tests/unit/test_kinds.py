@@ -81,4 +81,5 @@ def test_render_takes_its_child_kinds_from_the_registry():
         "HorizontalPodAutoscaler",
         "ScaledObject",
         "PodDisruptionBudget",
+        "ResourceClaimTemplate",
     }

@@ -32,6 +32,8 @@ def views_of(kube: FakeKube) -> dict[str, Any]:
         (ix.md_hpas, "HorizontalPodAutoscaler", ix.MANAGED),
         (ix.md_pdbs, "PodDisruptionBudget", ix.MANAGED),
         (ix.md_pods, "Pod", ix.OWNED_BY_MD),
+        (ix.md_claim_templates, "ResourceClaimTemplate", ix.MANAGED),
+        (ix.md_claims, "ResourceClaim", ix.OWNED_BY_MD),
     ]
     for (kind, namespace, name), obj in kube.objects.items():
         labels = obj["metadata"].get("labels") or {}
@@ -51,8 +53,8 @@ def views_of(kube: FakeKube) -> dict[str, Any]:
 
 
 class Harness:
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.kube = FakeKube()
+    def __init__(self, body: dict[str, Any], kube: FakeKube | None = None) -> None:
+        self.kube = kube or FakeKube()
         self.kube.put(body, uid=body["metadata"]["uid"])
         self.controller = ModelDeploymentController(
             kube=self.kube,
@@ -189,3 +191,57 @@ def test_own_status_write_is_recognised_so_its_echo_is_not_reconciled():
     rv = h.kube.live(ix_kind("ModelDeployment"), *KEY)["metadata"]["resourceVersion"]
     assert h.controller.is_own_write(KEY, rv)
     assert not h.controller.is_own_write(KEY, "another")
+
+
+DRA_GPU = {
+    "count": 1,
+    "allocation": "DRA",
+    "alternatives": [{"name": "h100", "product": "NVIDIA H100 80GB HBM3"}],
+}
+
+
+def test_dra_claim_template_is_applied_once_and_the_allocation_reaches_status():
+    h = Harness(md_body(resources={"gpu": DRA_GPU, "cpu": "2", "memory": "8Gi"}))
+    h.reconcile()
+    assert h.kube.count("apply", "ResourceClaimTemplate") == 1
+    assert h.kube.count("discovery") == 1  # is resource.k8s.io/v1 served? (cached after)
+    h.serve()
+    # The resource-claim controller's claim and the pod status naming it.
+    pod = h.kube.objects[(ix_kind("Pod"), "ml", "fraud-abc-0")]
+    pod["status"]["resourceClaimStatuses"] = [{"name": "gpu", "resourceClaimName": "c-0"}]
+    h.kube.put(
+        {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceClaim",
+            "metadata": {
+                "name": "c-0",
+                "namespace": "ml",
+                "labels": {"modelops.io/model-deployment": "fraud"},
+            },
+            "status": {
+                "allocation": {
+                    "devices": {
+                        "results": [
+                            {"request": "gpu/h100", "pool": "n", "device": "gpu-0", "driver": "d"}
+                        ]
+                    }
+                }
+            },
+        }
+    )
+    h.reconcile()
+    assert h.status()["gpu"]["allocated"][0]["alternative"] == "h100"
+    assert h.kube.count("apply") == 0
+    h.reconcile()
+    assert h.kube.count() == 0  # steady state: no call at all
+
+
+def test_dra_on_a_cluster_that_does_not_serve_it_applies_nothing():
+    from modelops.api.kinds import KINDS, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
+
+    kube = FakeKube(served=set(KINDS) - {SCALED_OBJECT, RESOURCE_CLAIM_TEMPLATE})
+    h = Harness(md_body(resources={"gpu": DRA_GPU, "cpu": "2", "memory": "8Gi"}), kube)
+    h.reconcile()
+    assert h.kube.count("apply") == 0
+    stalled = next(c for c in h.status()["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "DRANotServed")

@@ -28,6 +28,7 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "a version status cannot name is never reported as serving.",
             "OwnershipConflict": "Same as Stalled.",
             "InvalidSpec": "Same as Stalled.",
+            "DRANotServed": "Same as Stalled.",
             "Unschedulable": "Same as Stalled.",
             "ImagePullBackOff": "Same as Stalled.",
             "CrashLoopBackOff": "Same as Stalled.",
@@ -54,6 +55,7 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "Stalled": "False: no progress is possible; see Stalled.",
             "OwnershipConflict": "False: see Stalled.",
             "InvalidSpec": "False: see Stalled.",
+            "DRANotServed": "False: see Stalled.",
         },
     ),
     "Stalled": (
@@ -83,6 +85,9 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "enforces (reserved Triton flags or environment variables, credentials in a URI): "
             "it was stored before a CRD change, or with validation off. The message names the "
             "fields; nothing is rendered until it is fixed.",
+            "DRANotServed": "spec.resources.gpu.allocation is DRA but the cluster does not "
+            "serve resource.k8s.io/v1 (Kubernetes 1.34 or later); nothing is applied until it "
+            "does or the allocation is DevicePlugin.",
             "CandidateUnschedulable": "A gated rollout's candidate (spec.rollout.strategy "
             "Shadow or Canary) has waited for a node longer than surgeTimeoutSeconds; it keeps "
             "waiting and the stable version keeps serving (status.rollout.message).",
@@ -136,7 +141,7 @@ PASSTHROUGH = frozenset({"AutoscalerReady"})
 
 # Reasons the planners force onto Ready/Stalled/Reconciling when a problem blocks
 # everything (modelops.render.conditions.force_conditions), for both kinds.
-PLANNER_REASONS = frozenset({"OwnershipConflict", "InvalidSpec"})
+PLANNER_REASONS = frozenset({"OwnershipConflict", "InvalidSpec", "DRANotServed"})
 
 # kubectl wait / GitOps guidance printed above each kind's table in docs/api.md.
 MD_CONDITIONS_INTRO = (

@@ -40,6 +40,8 @@ LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_MODEL_DEPLOYMENT = f"{GROUP}/model-deployment"
 ANNOTATION_MODEL_VERSION = f"{GROUP}/model-version"
+# Digest of the GPU claim spec (DRA) on the ResourceClaimTemplate and the pod template.
+ANNOTATION_CLAIM_DIGEST = f"{GROUP}/claim-digest"
 # Which of a ModelDeployment's two Deployments ("slots") a pod belongs to. A gated
 # rollout runs the candidate in the other slot; promotion flips which slot is stable
 # (in status) without touching the candidate's pods. See render/slots.py.

@@ -168,9 +168,101 @@ def conditions_reference(kind: KindSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Prose that belongs next to the fields it explains; kept here so that docs/api.md
+# stays one generated file.
+_GPU_ROWS = (
+    (
+        "The cluster needs",
+        "NVIDIA's device plugin (GPU operator, GKE/EKS GPU node pools): nodes advertise "
+        "`nvidia.com/gpu`",
+        "Kubernetes 1.34 or later (`resource.k8s.io/v1`; prioritized lists are on by default "
+        "since 1.34, stable in 1.36) and NVIDIA's DRA driver for GPUs, whose DeviceClass is "
+        "`gpu.nvidia.com`",
+    ),
+    (
+        "The pod asks for",
+        "a container limit `nvidia.com/gpu: <count>`, plus a node selector on "
+        "`nvidia.com/gpu.product` when `product` is set",
+        "a ResourceClaim made from the ResourceClaimTemplate named after the object, listed "
+        "in the GPU container's `resources.claims`",
+    ),
+    (
+        "Choosing the GPU",
+        "one product, as the node label spells it (`NVIDIA-H100-80GB-HBM3`)",
+        "`alternatives` in order of preference, each a count plus a `product` (the driver's "
+        "`productName`, `NVIDIA H100 80GB HBM3`) and/or a `minMemory`",
+    ),
+    (
+        "When the preferred GPUs are taken",
+        "the pods wait (Pending, `Insufficient nvidia.com/gpu`)",
+        "the scheduler allocates the first alternative that fits, e.g. one H100, else two L4",
+    ),
+    (
+        "What status says",
+        "`status.gpus`: GPUs requested",
+        "`status.gpu.allocated`: per pod, the alternative and the devices granted; "
+        "`status.gpu.summary`; `status.gpus`: GPUs allocated",
+    ),
+    (
+        "Unschedulable",
+        "`Scheduled=False` with the scheduler's message, e.g. `Insufficient nvidia.com/gpu`",
+        "the same condition with the scheduler's DRA message, e.g. `cannot allocate all claims`",
+    ),
+    (
+        "Quota and queues",
+        "ResourceQuota and Kueue count `nvidia.com/gpu`",
+        "ResourceQuota counts devices per class "
+        "(`gpu.nvidia.com.deviceclass.resource.k8s.io/devices`); Kueue counts them only with "
+        "its DRA support enabled and the device class mapped to a quota resource",
+    ),
+)
+
+_GPU_GUIDE_TEXT = """
+Use **DevicePlugin** when the cluster runs the device plugin, a model runs on one GPU
+model, and quota or Kueue is set up in `nvidia.com/gpu`. Use **DRA** when the cluster runs
+NVIDIA's DRA driver and several GPU configurations can serve the model: a replica then runs
+on the second choice instead of waiting for the first, and status shows which one each
+replica got. A node should offer its GPUs one way only (the driver's documentation says to
+disable the device plugin's GPU allocation where the DRA driver runs).
+
+With DRA:
+
+* `resources.gpu.count` is the default count of every alternative; an alternative's own
+  `count` overrides it (two L4 instead of one H100). The Triton configuration does not
+  change with the alternative: Triton runs its instances on the GPUs the pod sees.
+* A ResourceClaimTemplate cannot be changed. When the alternatives (or deviceClassName)
+  change, the operator deletes the template and creates it anew, and the Deployment's pods
+  roll (the pod template carries the claim spec's digest); the GPU-safe rollout
+  (`spec.rollout.surgeTimeoutSeconds`) applies as with the device plugin.
+* Claims made for the pods are owned by the pods: they are deleted with them, so deleting
+  the ModelDeployment releases every device.
+* A TrainingJob takes exactly one alternative, with a product. Each node's pod gets its own
+  claim, the scheduler decides each claim on its own, and a `matchAttribute` constraint
+  cannot span claims, so a prioritized list could put some nodes on H100s and others on
+  pairs of L4s while `procsPerNode` and NCCL expect the same GPUs on every node. The
+  product is therefore decided once per job, in its spec. Kueue-compatible suspension is
+  unchanged: a suspended Job has no pods, hence no claims and no devices held.
+"""
+
+
+def gpu_allocation_guide() -> str:
+    """The section "Device plugin or DRA: when to use which"."""
+    lines = [
+        "## Device plugin or DRA: when to use which",
+        "",
+        "`spec.resources.gpu.allocation` chooses how the GPUs of a ModelDeployment replica or "
+        "a TrainingJob node are obtained. `DevicePlugin` stays the default.",
+        "",
+        "| | `DevicePlugin` (default) | `DRA` |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {what} | {_md(plugin)} | {_md(dra)} |" for what, plugin, dra in _GPU_ROWS]
+    return "\n".join(lines) + "\n" + _GPU_GUIDE_TEXT
+
+
 def api_reference() -> str:
-    """docs/api.md: every kind, every field."""
+    """docs/api.md: every kind, every field, and the GPU allocation guide."""
     first = KINDS[0]
     head = HEADER.format(api_version=c.API_VERSION, example=f"{first.singular}.spec.model")
     body = "\n".join(kind_reference(kind) + "\n" + conditions_reference(kind) for kind in KINDS)
-    return head + "\n" + body
+    return head + "\n" + body + "\n" + gpu_allocation_guide()

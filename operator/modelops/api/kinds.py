@@ -49,6 +49,13 @@ EVENT = Kind("v1", "Event", "events")
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 JOB = Kind("batch/v1", "Job", "jobs")
+# Dynamic Resource Allocation (GA in Kubernetes 1.34): the template is a child
+# of a ModelDeployment with spec.resources.gpu.allocation DRA; the claims made
+# from it belong to the pods and are only read.
+RESOURCE_CLAIM_TEMPLATE = Kind(
+    "resource.k8s.io/v1", "ResourceClaimTemplate", "resourceclaimtemplates"
+)
+RESOURCE_CLAIM = Kind("resource.k8s.io/v1", "ResourceClaim", "resourceclaims")
 # KEDA's: only served where KEDA is installed (see Kube.api_available).
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 
@@ -77,6 +84,8 @@ KINDS: tuple[Kind, ...] = (
     PDB,
     JOB,
     SCALED_OBJECT,
+    RESOURCE_CLAIM_TEMPLATE,
+    RESOURCE_CLAIM,
     CLUSTER_KOPF_PEERING,
     NAMESPACE,
     CUSTOM_RESOURCE_DEFINITION,

@@ -192,6 +192,50 @@ class Runtime(ApiModel):
 # --- spec.resources -------------------------------------------------------------
 
 
+# Names NVIDIA's DRA driver gives its products (productName, from NVML: "NVIDIA H100
+# 80GB HBM3", "NVIDIA L4"). The value is spliced into a CEL selector, so quotes and
+# backslashes are kept out by the pattern.
+GPU_PRODUCT_NAME = r"^[A-Za-z0-9][-A-Za-z0-9 ._()/+]*$"
+DEFAULT_DEVICE_CLASS = "gpu.nvidia.com"
+MAX_GPU_ALTERNATIVES = 8  # the API server's limit on firstAvailable subrequests
+
+
+class GpuAlternative(ApiModel):
+    """One way to satisfy the GPU request through DRA; the first that fits is allocated."""
+
+    name: str = Field(
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Name of this alternative (a DNS label, e.g. h100). It names the "
+        "subrequest in the ResourceClaim and is what status.gpu reports as allocated.",
+    )
+    count: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="GPUs per replica with this alternative. Defaults to resources.gpu.count.",
+    )
+    product: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=GPU_PRODUCT_NAME,
+        description="GPU model, as NVIDIA's DRA driver publishes it in the productName "
+        "device attribute (e.g. NVIDIA H100 80GB HBM3, NVIDIA L4; spaces, not the dashes of "
+        "the nvidia.com/gpu.product node label). Unset: any product.",
+    )
+    min_memory: Quantity | None = Field(
+        default=None,
+        description="Least GPU memory per device (the driver's memory capacity), e.g. 40Gi. "
+        "Unset: any amount.",
+    )
+
+
+GpuAllocation = Literal["DevicePlugin", "DRA"]
+# The CRD's default `{}` for resources.gpu is checked before its fields are defaulted.
+DRA_SELECTED = "(has(self.allocation) && self.allocation == 'DRA')"
+_DRA = DRA_SELECTED
+
+
 class GpuResources(ApiModel):
     """GPUs per replica."""
 
@@ -202,6 +246,32 @@ class GpuResources(ApiModel):
                 "product needs count greater than 0",
                 field_path=".product",
             ),
+            cel(
+                f"!{_DRA} || (has(self.alternatives) && self.alternatives.size() > 0)",
+                "allocation DRA needs at least one entry in alternatives",
+                field_path=".alternatives",
+            ),
+            cel(
+                f"{_DRA} || !has(self.alternatives)",
+                "alternatives are only used with allocation DRA",
+                field_path=".alternatives",
+            ),
+            cel(
+                f"{_DRA} || !has(self.deviceClassName)",
+                "deviceClassName is only used with allocation DRA",
+                field_path=".deviceClassName",
+            ),
+            cel(
+                f"!{_DRA} || !has(self.count) || self.count > 0",
+                "allocation DRA needs count greater than 0 (count 0 runs on CPU only)",
+                field_path=".count",
+            ),
+            cel(
+                f"!{_DRA} || !has(self.product)",
+                "product is the device-plugin node label; with allocation DRA name the product "
+                "in alternatives[].product",
+                field_path=".product",
+            ),
         )
     )
 
@@ -209,15 +279,54 @@ class GpuResources(ApiModel):
         default=1,
         ge=0,
         le=16,
-        description="nvidia.com/gpu devices per replica (container limit). 0 runs on CPU only.",
+        description="GPUs per replica: nvidia.com/gpu devices (container limit) with "
+        "allocation DevicePlugin, the default count of each alternative with allocation DRA. "
+        "0 runs on CPU only.",
     )
     product: str | None = Field(
         default=None,
         max_length=63,
         pattern=LABEL_VALUE,
         description="GPU model the pods must land on, as the nvidia.com/gpu.product node label "
-        "spells it (e.g. NVIDIA-H100-80GB-HBM3); becomes a node selector.",
+        "spells it (e.g. NVIDIA-H100-80GB-HBM3); becomes a node selector. Allocation "
+        "DevicePlugin only.",
     )
+    allocation: GpuAllocation = Field(
+        default="DevicePlugin",
+        description="How the GPUs are obtained. DevicePlugin: the nvidia.com/gpu extended "
+        "resource of NVIDIA's device plugin (a container limit; product becomes a node "
+        "selector). DRA: Dynamic Resource Allocation (resource.k8s.io/v1) through NVIDIA's "
+        "DRA driver: the operator renders a ResourceClaimTemplate from alternatives, the "
+        "scheduler allocates the first alternative that fits, and status.gpu reports which "
+        '(docs/api.md, "Device plugin or DRA: when to use which").',
+    )
+    alternatives: list[GpuAlternative] | None = Field(
+        default=None,
+        max_length=MAX_GPU_ALTERNATIVES,
+        json_schema_extra=map_list("name"),
+        description="Allocation DRA: the acceptable GPU configurations in order of "
+        'preference, e.g. one H100, else two L4 ("firstAvailable" of the ResourceClaim). '
+        f"At most {MAX_GPU_ALTERNATIVES}.",
+    )
+    device_class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="Allocation DRA: the DeviceClass the devices come from. Defaults to "
+        f"{DEFAULT_DEVICE_CLASS} (NVIDIA's DRA driver, full GPUs).",
+    )
+
+    @property
+    def dra(self) -> bool:
+        """Whether the GPUs come through Dynamic Resource Allocation."""
+        return self.allocation == "DRA" and self.count > 0
+
+    def per_pod(self, alternative: GpuAlternative | None = None) -> int:
+        """GPUs one pod gets: count, or with DRA the given (else the first) alternative's."""
+        if not self.dra or not self.alternatives:
+            return self.count
+        chosen = alternative or self.alternatives[0]
+        return chosen.count or self.count
 
 
 class Resources(ApiModel):
@@ -606,6 +715,40 @@ class RetrainStatus(ApiModel):
     count: int | None = Field(default=None, description="TrainingJobs started by drift so far.")
 
 
+class GpuAllocated(ApiModel):
+    """The GPUs one pod was granted through DRA."""
+
+    pod: str = Field(max_length=253, description="The pod.")
+    claim: str | None = Field(
+        default=None, max_length=253, description="The ResourceClaim made for the pod."
+    )
+    alternative: str = Field(
+        max_length=63, description="Name of the alternative the scheduler allocated."
+    )
+    devices: list[Annotated[str, Field(max_length=512, description="pool/device")]] | None = Field(
+        default=None,
+        max_length=16,
+        description="The devices, as <pool>/<device> (NVIDIA's driver names its pools "
+        "after the node, e.g. gpu-node-3/gpu-0).",
+    )
+
+
+class GpuStatus(ApiModel):
+    """How the GPUs were obtained; with DRA, which alternative each pod was granted."""
+
+    allocation: GpuAllocation = Field(description="DRA (only reported for DRA).")
+    allocated: list[GpuAllocated] | None = Field(
+        default=None,
+        max_length=1000,
+        description="One entry per pod whose claim is allocated, by pod name.",
+    )
+    summary: str | None = Field(
+        default=None,
+        max_length=1024,
+        description='Pods per allocated alternative, e.g. "h100: 2, l4: 1".',
+    )
+
+
 MAX_LOADED_VERSIONS = 8
 MAX_LOADED_PODS = 16
 
@@ -643,7 +786,15 @@ class ModelDeploymentStatus(ApiModel):
     selector: str | None = Field(
         default=None, description="Label selector of the pods (for the scale subresource)."
     )
-    gpus: int | None = Field(default=None, description="GPUs requested by all Triton pods.")
+    gpus: int | None = Field(
+        default=None,
+        description="GPUs requested by all Triton pods (with allocation DRA: the GPUs "
+        "allocated to their claims).",
+    )
+    gpu: GpuStatus | None = Field(
+        default=None,
+        description="With allocation DRA: which alternative each pod's claim was granted.",
+    )
     served_version: str | None = Field(
         default=None,
         description="Model version(s) the ready pods serve; comma-separated while several do.",

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 
 from . import constants as c
-from .modeldeployment import ModelDeployment
+from .modeldeployment import GpuResources, ModelDeployment
 from .trainingjob import TrainingJob
 from .types import EnvVar
 
@@ -63,9 +63,17 @@ def _uri(uri: str | None, path: str, *, allow_query: bool = False) -> list[Viola
     return []
 
 
+def _gpu(gpu: GpuResources, path: str) -> list[Violation]:
+    """DRA without alternatives would render a pod with no GPU at all (and no error)."""
+    if gpu.allocation == "DRA" and gpu.count > 0 and not gpu.alternatives:
+        return [(f"{path}.alternatives", "allocation DRA needs at least one alternative")]
+    return []
+
+
 def md_violations(md: ModelDeployment) -> list[Violation]:
     spec = md.spec
-    out = _reserved_args(spec.runtime.args, _TRITON_FLAG, "spec.runtime.args", "tritonserver")
+    out = _gpu(spec.resources.gpu, "spec.resources.gpu")
+    out += _reserved_args(spec.runtime.args, _TRITON_FLAG, "spec.runtime.args", "tritonserver")
     out += _reserved_env(
         spec.runtime.env, c.RESERVED_ENV_NAMES, (c.RESERVED_ENV_PREFIX,), "spec.runtime.env"
     )
@@ -78,7 +86,8 @@ def md_violations(md: ModelDeployment) -> list[Violation]:
 
 def tj_violations(tj: TrainingJob) -> list[Violation]:
     spec = tj.spec
-    out = _reserved_args(spec.args, _TRAINER_FLAG, "spec.args", "modelops train")
+    out = _gpu(spec.resources.gpu, "spec.resources.gpu")
+    out += _reserved_args(spec.args, _TRAINER_FLAG, "spec.args", "modelops train")
     out += _reserved_env(
         spec.env,
         c.RESERVED_TRAINING_ENV_NAMES,

@@ -13,6 +13,7 @@ CRD schema, docs/api.md and the parsed spec the renderers read.
 
 from __future__ import annotations
 
+import copy
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
@@ -37,6 +38,7 @@ from .base import (
     validations,
 )
 from .modeldeployment import (
+    DRA_SELECTED,
     GPU_PRODUCT_NOT_IN_NODE_SELECTOR,
     GpuResources,
     Resources,
@@ -70,18 +72,45 @@ _RESERVED_ENV_TEXT = (
 # --- spec.resources ---------------------------------------------------------------
 
 
+_REWORD_GPU = reworded(
+    GpuResources,
+    count="GPUs per node: nvidia.com/gpu devices (container limit) with allocation "
+    "DevicePlugin, the default count of the alternative with allocation DRA; usually equal "
+    "to procsPerNode. 0 trains on CPU only.",
+    product="GPU model the pods must land on, as the nvidia.com/gpu.product node "
+    "label spells it (e.g. NVIDIA-H100-80GB-HBM3); becomes a node selector. Allocation "
+    "DevicePlugin only.",
+    alternatives="Allocation DRA: exactly one alternative, with a product. Each node's "
+    "pod gets its own ResourceClaim, and the scheduler decides every claim on its own, so "
+    "a prioritized list could give different nodes different products or GPU counts; a "
+    "TrainingJob therefore names its product (one decision per job).",
+)
+# A distributed job needs the same GPUs on every node (see the alternatives text).
+_TRAINER_DRA_RULES = [
+    cel(
+        f"!{DRA_SELECTED} || !has(self.alternatives) || self.alternatives.size() <= 1",
+        "a TrainingJob takes exactly one alternative: every node must get the same GPUs, and "
+        "alternatives are decided per pod",
+        field_path=".alternatives",
+    ),
+    cel(
+        f"!{DRA_SELECTED} || !has(self.alternatives) || self.alternatives.all(a, has(a.product))",
+        "with allocation DRA a TrainingJob's alternative needs a product, so that all nodes "
+        "train on the same GPU model",
+        field_path=".alternatives",
+    ),
+]
+
+
+def _trainer_gpu_schema(schema: dict[str, Any]) -> None:
+    _REWORD_GPU(schema)
+    schema.setdefault("x-kubernetes-validations", []).extend(copy.deepcopy(_TRAINER_DRA_RULES))
+
+
 class TrainerGpuResources(GpuResources):
     """GPUs per node (each node is one pod)."""
 
-    model_config = ConfigDict(
-        json_schema_extra=reworded(
-            GpuResources,
-            count="nvidia.com/gpu devices per node (container limit), usually equal to "
-            "procsPerNode. 0 trains on CPU only.",
-            product="GPU model the pods must land on, as the nvidia.com/gpu.product node "
-            "label spells it (e.g. NVIDIA-H100-80GB-HBM3); becomes a node selector.",
-        )
-    )
+    model_config = ConfigDict(json_schema_extra=_trainer_gpu_schema)
 
 
 class TrainerResources(Resources):

@@ -20,9 +20,17 @@ from typing import Any
 import kopf
 
 from modelops.api import constants as c
-from modelops.api.kinds import Kind
+from modelops.api.kinds import RESOURCE_CLAIM, Kind
 from modelops.render import projections as p
-from modelops.render.children import CONFIG_MAP, DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE
+from modelops.render.children import (
+    CONFIG_MAP,
+    DEPLOYMENT,
+    HPA,
+    PDB,
+    RESOURCE_CLAIM_TEMPLATE,
+    SCALED_OBJECT,
+    SERVICE,
+)
 from modelops.render.slots import child_key, extra_child_names
 
 Key = tuple[str, str]
@@ -68,6 +76,17 @@ md_services = _child_index("md_services", SERVICE, p.project_owned)
 md_configmaps = _child_index("md_configmaps", CONFIG_MAP, p.project_owned)
 md_hpas = _child_index("md_hpas", HPA, p.project_autoscaler)
 md_pdbs = _child_index("md_pdbs", PDB, p.project_owned)
+md_claim_templates = _child_index(
+    "md_claim_templates", RESOURCE_CLAIM_TEMPLATE, p.project_claim_template
+)
+
+
+# The claims made for the pods from the GPU claim template carry the template's
+# labels (render/dra.py), so the same server-side selector as the pods finds
+# them; their owner is the pod, so they are read, never written.
+@kopf.index(*_group_version(RESOURCE_CLAIM.api_version), RESOURCE_CLAIM.plural, labels=OWNED_BY_MD)
+def md_claims(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
+    return {_md_key(namespace, labels): p.project_claim(body)}
 
 
 @kopf.index("", "v1", "pods", labels=OWNED_BY_MD)
@@ -103,6 +122,17 @@ def tj_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any
     return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_pod(body)}
 
 
+@kopf.index(
+    *_group_version(RESOURCE_CLAIM_TEMPLATE.api_version),
+    RESOURCE_CLAIM_TEMPLATE.plural,
+    labels=OWNED_BY_TJ,
+)
+def tj_claim_templates(
+    namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict:
+    return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_claim_template(body)}
+
+
 @kopf.index("", "v1", "services", labels=OWNED_BY_TJ)
 def tj_services(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
     return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_owned(body)}
@@ -115,12 +145,15 @@ INDEX_NAMES = (
     "md_configmaps",
     "md_hpas",
     "md_pdbs",
+    "md_claim_templates",
+    "md_claims",
     "md_pods",
     "tj_index",
     "tj_by_md",
     "tj_jobs",
     "tj_pods",
     "tj_services",
+    "tj_claim_templates",
 )
 MD_CHILD_INDEXES = {
     DEPLOYMENT.kind: "md_deployments",
@@ -128,6 +161,7 @@ MD_CHILD_INDEXES = {
     CONFIG_MAP.kind: "md_configmaps",
     HPA.kind: "md_hpas",
     PDB.kind: "md_pdbs",
+    RESOURCE_CLAIM_TEMPLATE.kind: "md_claim_templates",
 }
 
 
@@ -199,6 +233,10 @@ class Indexes:
     def md_pods(self, key: Key) -> list[Mapping[str, Any]]:
         return self.all("md_pods", key)
 
+    def md_claims(self, key: Key) -> list[Mapping[str, Any]]:
+        """ResourceClaims made for the ModelDeployment's pods (DRA)."""
+        return self.all("md_claims", key)
+
     def trainings_for(self, key: Key) -> list[Mapping[str, Any]]:
         """TrainingJobs whose modelDeploymentRef names this ModelDeployment."""
         out = []
@@ -218,6 +256,13 @@ class Indexes:
 
     def tj_pods(self, key: Key) -> list[Mapping[str, Any]]:
         return self.all("tj_pods", key)
+
+    def tj_claim_template(self, key: Key) -> Mapping[str, Any] | None:
+        """The TrainingJob's ResourceClaimTemplate (named after it), or None."""
+        return next(
+            (x for x in self.all("tj_claim_templates", key) if x["metadata"]["name"] == key[1]),
+            None,
+        )
 
     def tj_service(self, key: Key, name: str) -> Mapping[str, Any] | None:
         return next(

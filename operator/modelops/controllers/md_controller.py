@@ -25,7 +25,7 @@ from modelops.controllers.indexes import Indexes, Key
 from modelops.controllers.rollout_reader import RolloutReader
 from modelops.kube import KubeApi
 from modelops.render import md_planner
-from modelops.render.children import DEPLOYMENT, SCALED_OBJECT
+from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
 from modelops.render.gating.decide import GATED_PHASES
 from modelops.render.ownership import Applied
 from modelops.render.plan import Plan
@@ -113,9 +113,14 @@ class ModelDeploymentController:
         keda = False
         events: list[dict[str, Any]] = []
         drift = None
+        claims: list[Mapping[str, Any]] = []
+        dra_served = True
         figures = None
         loaded = None
         if isinstance(md, ModelDeployment):
+            if md.spec.resources.gpu.dra:
+                dra_served = self.kube.api_available(RESOURCE_CLAIM_TEMPLATE)
+                claims = self.indexes.md_claims(key)
             scaling = md.spec.autoscaling
             if scaling is not None and scaling.engine == "keda":
                 keda = self.kube.api_available(SCALED_OBJECT)
@@ -140,6 +145,8 @@ class ModelDeploymentController:
             keda=keda,
             drift=drift,
             events=events,
+            claims=claims,
+            dra_served=dra_served,
             figures=figures,
             loaded=loaded,
         )

@@ -16,8 +16,17 @@ from typing import Any
 import kopf
 
 from modelops.api import constants as c
+from modelops.api.kinds import RESOURCE_CLAIM
 from modelops.controllers.indexes import MANAGED, MD, OWNED_BY_MD, _group_version
-from modelops.render.children import CONFIG_MAP, DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE
+from modelops.render.children import (
+    CONFIG_MAP,
+    DEPLOYMENT,
+    HPA,
+    PDB,
+    RESOURCE_CLAIM_TEMPLATE,
+    SCALED_OBJECT,
+    SERVICE,
+)
 from modelops.render.projections import project_autoscaler
 
 
@@ -39,11 +48,18 @@ async def child_event(namespace: str, labels: Mapping[str, str], memo: kopf.Memo
         memo.operator.enqueue_md((namespace, owner), child=True)
 
 
-for _kind in (DEPLOYMENT, SERVICE, CONFIG_MAP, HPA, PDB):
+for _kind in (DEPLOYMENT, SERVICE, CONFIG_MAP, HPA, PDB, RESOURCE_CLAIM_TEMPLATE):
     kopf.on.event(
         *_group_version(_kind.api_version), _kind.plural, labels=MANAGED, id=f"{_kind.plural}"
     )(child_event)
 kopf.on.event("", "v1", "pods", labels=OWNED_BY_MD, id="pods")(child_event)
+# A claim's allocation is written before its pod is bound: status.gpu follows it.
+kopf.on.event(
+    *_group_version(RESOURCE_CLAIM.api_version),
+    RESOURCE_CLAIM.plural,
+    labels=OWNED_BY_MD,
+    id="resourceclaims",
+)(child_event)
 
 
 @kopf.on.event(*_group_version(SCALED_OBJECT.api_version), SCALED_OBJECT.plural, labels=MANAGED)

@@ -29,6 +29,8 @@ WATCHED_CHILDREN = tuple(
         kinds.PDB,
         kinds.JOB,
         kinds.POD,
+        kinds.RESOURCE_CLAIM_TEMPLATE,
+        kinds.RESOURCE_CLAIM,
     )
 )
 

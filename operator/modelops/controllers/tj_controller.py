@@ -68,6 +68,7 @@ class TrainingJobController:
                 pods=self.indexes.tj_pods(key),
                 service=self.indexes.tj_service(key, f"{key[1]}{SERVICE_SUFFIX}"),
                 now=self.clock(),
+                claim_template=self.indexes.tj_claim_template(key),
             )
             plan = planner.plan(obs, tj, self._applied.get(key), self.trainer_image)
             outcome = self.actuator.act(plan, body)

@@ -8,7 +8,8 @@ from typing import Any
 import kopf
 
 from modelops.api import constants as c
-from modelops.controllers.indexes import OWNED_BY_TJ, TJ
+from modelops.api.kinds import RESOURCE_CLAIM_TEMPLATE
+from modelops.controllers.indexes import OWNED_BY_TJ, TJ, _group_version
 
 
 @kopf.on.event(*TJ)
@@ -38,6 +39,18 @@ async def job_event(namespace: str, labels: Mapping[str, str], memo: kopf.Memo, 
 
 @kopf.on.event("", "v1", "pods", labels=OWNED_BY_TJ)
 async def tj_pod_event(
+    namespace: str, labels: Mapping[str, str], memo: kopf.Memo, **_: Any
+) -> None:
+    await _child_event(namespace, labels, memo)
+
+
+@kopf.on.event(
+    *_group_version(RESOURCE_CLAIM_TEMPLATE.api_version),
+    RESOURCE_CLAIM_TEMPLATE.plural,
+    labels=OWNED_BY_TJ,
+    id="tj-resourceclaimtemplates",
+)
+async def tj_claim_template_event(
     namespace: str, labels: Mapping[str, str], memo: kopf.Memo, **_: Any
 ) -> None:
     await _child_event(namespace, labels, memo)

@@ -11,11 +11,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelops.api import constants as c
-from modelops.api.kinds import CONFIG_MAP, DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE, Kind
+from modelops.api.kinds import (
+    CONFIG_MAP,
+    DEPLOYMENT,
+    HPA,
+    PDB,
+    RESOURCE_CLAIM_TEMPLATE,
+    SCALED_OBJECT,
+    SERVICE,
+    Kind,
+)
 from modelops.api.modeldeployment import ModelDeployment
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS, render_autoscaler
 from .deployment import render_deployment
+from .dra import render_claim_template
 from .drift_sidecar import sidecar_enabled
 from .meta import as_md
 from .pdb import render_pdb
@@ -28,7 +38,7 @@ from .traffic import render_traffic_config
 ChildKind = Kind
 
 
-_KINDS = (DEPLOYMENT, SERVICE, CONFIG_MAP, HPA, SCALED_OBJECT, PDB)
+_KINDS = (RESOURCE_CLAIM_TEMPLATE, DEPLOYMENT, SERVICE, CONFIG_MAP, HPA, SCALED_OBJECT, PDB)
 
 
 def child_kinds() -> tuple[Kind, ...]:
@@ -47,7 +57,8 @@ def render_children(
     triton_image: str = c.DEFAULT_TRITON_IMAGE,
     layout: Layout | None = None,
 ) -> list[dict[str, Any]]:
-    """The desired children, in apply order (Deployments first, autoscaler after them).
+    """The desired children, in apply order (the GPU claim template before the pods that
+    reference it, Deployments, the autoscaler after them).
 
     triton_image: the operator's default Triton image (spec.runtime.image overrides it).
     layout: which versions run in which slot (render/slots.py); by default one
@@ -67,11 +78,13 @@ def render_children(
             slot=slot,
         )
 
-    out = [
+    claim_template = render_claim_template(md)  # DRA: before the pods that name it
+    out = [] if claim_template is None else [claim_template]
+    out.append(
         deployment(
             layout.stable_slot, layout.stable_version, layout.stable_replicas, replace_in_place
         )
-    ]
+    )
     if layout.candidate_version is not None:
         out.append(
             deployment(

@@ -28,6 +28,7 @@ from .containers import (
     security_context,
     with_scratch,
 )
+from .dra import apply_to_pod
 from .drift_sidecar import drift_parts, sidecar_enabled
 from .meta import as_md, child_metadata, labels, selector_labels
 from .placement import container_resources, node_selector, tolerations
@@ -105,6 +106,7 @@ def render_deployment(
             },
         }
     )
+    apply_to_pod(md, spec["template"]["spec"], spec["template"], TRITON_CONTAINER)  # DRA GPUs
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

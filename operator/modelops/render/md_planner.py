@@ -38,8 +38,17 @@ from modelops.api.modeldeployment import MAX_LOADED_PODS, MAX_LOADED_VERSIONS, M
 from modelops.api.recheck import describe, violations
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS
-from .children import DEPLOYMENT, HPA, PDB, SCALED_OBJECT, SERVICE, render_children
+from .children import (
+    DEPLOYMENT,
+    HPA,
+    PDB,
+    RESOURCE_CLAIM_TEMPLATE,
+    SCALED_OBJECT,
+    SERVICE,
+    render_children,
+)
 from .conditions import set_condition
+from .dra import allocated_gpus, gpu_status, template_actions
 from .gated import place
 from .gating import RolloutPlan
 from .outcome import conclude, digest
@@ -58,8 +67,13 @@ REQUEUE_WHILE_PROGRESSING_S = 10.0
 # Drift windows close on the sidecars; the operator polls them this often.
 REQUEUE_FOR_DRIFT_S = 30.0
 
-CHILD_KINDS = (DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
+CHILD_KINDS = (RESOURCE_CLAIM_TEMPLATE, DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
 AUTOSCALER_KINDS = (HPA.kind, SCALED_OBJECT.kind)
+DRA_NOT_SERVED = (
+    "spec.resources.gpu.allocation is DRA, but this cluster does not serve "
+    "resource.k8s.io/v1 ResourceClaimTemplates (Dynamic Resource Allocation, Kubernetes "
+    "1.34 or later): use allocation DevicePlugin here"
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,9 @@ class Observed:
     ModelDeployment in modelDeploymentRef; keda: the ScaledObject API is
     served; drift: the merged sidecar summary (None when not read); figures: the
     sidecars' rollout figures by pod (read only while ``reads_figures`` says so);
-    events: Warning events, read only when ``wants_events`` said so.
+    events: Warning events, read only when ``wants_events`` said so; claims: the
+    ResourceClaims made for the pods from the GPU claim template (DRA only);
+    dra_served: the cluster serves resource.k8s.io/v1 (only asked with DRA).
     """
 
     body: Mapping[str, Any]
@@ -95,6 +111,8 @@ class Observed:
     events: Sequence[Mapping[str, Any]] = ()
     # The sidecars' /rollout summaries by pod name, read while a candidate runs.
     figures: Mapping[str, Mapping[str, Any]] | None = None
+    claims: Sequence[Mapping[str, Any]] = ()
+    dra_served: bool = True
     # pod name -> the model versions its Triton reports loaded (ready pods that answered).
     loaded: Mapping[str, Sequence[str]] | None = None
 
@@ -217,6 +235,17 @@ def plan(
     applies, problems = apply_actions(
         rendered, obs.children, owner_uid=obs.uid, applied=applied, digest=out.digest
     )
+    applies, replaced = template_actions(
+        rendered, obs.children.get(RESOURCE_CLAIM_TEMPLATE.kind), obs.uid, applies
+    )
+    if replaced is not None:
+        out.deletes.append(replaced)
+        out.digest = ""  # what was rendered is not applied yet: the next plan applies it
+    if md.spec.resources.gpu.dra and not obs.dra_served:
+        # Pods naming a claim template the API server does not know would never
+        # start: change nothing, and say why.
+        applies = []
+        problems.append(Failure(RESOURCE_CLAIM_TEMPLATE.kind, "DRANotServed", DRA_NOT_SERVED))
     for action in applies:
         if action.key == placement.stable_key and deployment is not None and md.spec.autoscaling:
             out.applies.extend(_replicas_handover(md, deployment, action.key))
@@ -252,6 +281,10 @@ def plan(
     )
     if placement.decision is not None:
         _record_decision(status, placement.decision, out, previous.get("conditions"), obs.now)
+    gpu = gpu_status(md, obs.pods, obs.claims)
+    if gpu is not None:
+        status["gpu"] = gpu
+        status["gpus"] = allocated_gpus(gpu)
     if obs.loaded:
         status["loadedVersions"] = loaded_versions(obs.pods, obs.loaded)
     if previous.get("retrain"):

@@ -42,7 +42,7 @@ def container_resources(resources: Resources) -> dict[str, Any]:
     """requests == limits for CPU and memory (Guaranteed QoS), GPUs as a limit."""
     requests = {"cpu": str(resources.cpu), "memory": str(resources.memory)}
     limits = dict(requests)
-    if resources.gpu.count > 0:
+    if resources.gpu.count > 0 and not resources.gpu.dra:  # DRA: a claim (render/dra.py)
         # Extended resources are requested through limits; the API server
         # copies the value into requests.
         limits[GPU_RESOURCE] = str(resources.gpu.count)

@@ -154,6 +154,11 @@ def project_pod(body: Mapping[str, Any]) -> dict[str, Any]:
         out_meta["annotations"] = kept_annotations
     out_status: dict[str, Any] = _pick(status, ("phase", "podIP", "reason", "message", "startTime"))
     out_status["conditions"] = _conditions(status)
+    if status.get("resourceClaimStatuses"):
+        # Which ResourceClaim was made for each of the pod's claims (DRA).
+        out_status["resourceClaimStatuses"] = [
+            _pick(entry, ("name", "resourceClaimName")) for entry in status["resourceClaimStatuses"]
+        ]
     for key in ("initContainerStatuses", "containerStatuses"):
         if status.get(key):
             out_status[key] = [_container_status(cs) for cs in status[key]]
@@ -185,6 +190,29 @@ def project_owned(body: Mapping[str, Any]) -> dict[str, Any]:
         "kind": body.get("kind"),
         "metadata": _meta(body),
     }
+
+
+def project_claim_template(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A ResourceClaimTemplate: identity and the digest of the claim spec it holds
+    (its spec is immutable; the planner compares digests, render/dra.py)."""
+    out = project_owned(body)
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    digest = annotations.get(c.ANNOTATION_CLAIM_DIGEST)
+    if digest:
+        out["metadata"]["annotations"] = {c.ANNOTATION_CLAIM_DIGEST: digest}
+    return out
+
+
+def project_claim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A ResourceClaim made for a pod: its name and the devices allocated to it."""
+    meta = body.get("metadata") or {}
+    allocation = (body.get("status") or {}).get("allocation") or {}
+    results = (allocation.get("devices") or {}).get("results") or []
+    out: dict[str, Any] = {"metadata": _pick(meta, ("name", "namespace", "uid"))}
+    if results:
+        kept = [_pick(r, ("request", "driver", "pool", "device")) for r in results]
+        out["status"] = {"allocation": {"devices": {"results": kept}}}
+    return out
 
 
 def project_job(body: Mapping[str, Any]) -> dict[str, Any]:

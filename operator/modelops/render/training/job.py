@@ -34,9 +34,11 @@ from ..containers import (
     security_context,
     with_scratch,
 )
+from ..dra import claim_pod
 from ..placement import container_resources, node_selector, tolerations
 from ..pods import get
 from ..sources import PodSource, pod_source
+from .gpu_claims import render_claim_template
 from .names import (
     as_tj,
     attempt_of,
@@ -131,6 +133,8 @@ def render_job(
         },
         "spec": _pod_spec(tj, attempt, _image(tj, image, earlier_jobs, attempt)),
     }
+    template = job_spec["template"]
+    claim_pod(render_claim_template(tj), template["spec"], template, TRAINER_CONTAINER)  # DRA
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
 
 

@@ -20,12 +20,16 @@ import pydantic
 
 from modelops.api import constants as c
 from modelops.api.base import plain
+from modelops.api.kinds import RESOURCE_CLAIM_TEMPLATE
 from modelops.api.recheck import describe, violations
 from modelops.api.trainingjob import TrainingJob
 
+from ..dra import template_actions
 from ..outcome import conclude, digest
 from ..ownership import Applied, apply_actions
-from ..plan import Create, Failure, Patch, Plan
+from ..plan import Create, Delete, Failure, Patch, Plan
+from ..projections import controller_uid
+from .gpu_claims import render_claim_template
 from .job import render_job, suspend_patch
 from .names import job_name
 from .restart import decide_restart, elapsed_seconds, is_finished
@@ -40,13 +44,15 @@ REQUEUE_WHILE_RUNNING_S = 15.0
 @dataclass(frozen=True)
 class Observed:
     """body: the TrainingJob; jobs and pods: those labelled with its name;
-    service: its live headless Service (projection) or None."""
+    service: its live headless Service (projection) or None; claim_template: its
+    live ResourceClaimTemplate (projection) or None (GPUs through DRA)."""
 
     body: Mapping[str, Any]
     jobs: Sequence[Mapping[str, Any]]
     pods: Sequence[Mapping[str, Any]]
     service: Mapping[str, Any] | None
     now: datetime
+    claim_template: Mapping[str, Any] | None = None
 
     @property
     def uid(self) -> str:
@@ -88,14 +94,23 @@ def plan(
         return conclude(Plan(), previous, status, [Failure(c.TJ_KIND, "InvalidSpec", tj)], obs.now)
 
     service = render_headless_service(tj)
-    out = Plan(digest=digest(service), status_first=True)
-    out.applies, problems = apply_actions(
-        [service],
-        {service["kind"]: obs.service},
+    template = render_claim_template(tj)
+    rendered = [service] if template is None else [template, service]
+    # The digest of the Service alone when there is no template, as before DRA.
+    out = Plan(digest=digest(service if template is None else rendered), status_first=True)
+    applies, problems = apply_actions(
+        rendered,
+        {service["kind"]: obs.service, RESOURCE_CLAIM_TEMPLATE.kind: obs.claim_template},
         owner_uid=obs.uid,
         applied=applied,
         digest=out.digest,
     )
+    out.applies, replaced = template_actions(rendered, obs.claim_template, obs.uid, applies)
+    if replaced is not None:
+        out.deletes.append(replaced)
+        out.digest = ""  # what was rendered is not applied yet: the next plan applies it
+    elif template is None and obs.claim_template is not None:
+        out.deletes += _stale_template(obs)
 
     restarts = int(previous.get("restarts") or 0)
     name = job_name(tj, restarts)
@@ -131,6 +146,10 @@ def plan(
     elif job is not None and (suspend := suspend_patch(tj, job)):
         meta = job["metadata"]
         out.patches.append(Patch("batch/v1", "Job", meta["namespace"], meta["name"], suspend))
+    if replaced is not None:
+        # The next attempt's pods must get their claims from the new template: the
+        # Job is created once it exists (the delete's event brings that reconcile).
+        out.creates = []
     out.requeue_after = None if is_finished(status) else REQUEUE_WHILE_RUNNING_S
     return conclude(out, previous, status, problems, obs.now)
 
@@ -139,6 +158,7 @@ def revise(obs: Observed, done: Plan, failures: Sequence[Failure]) -> Plan:
     """The plan's status once the shell reports what it could not do."""
     out = Plan(
         applies=done.applies,
+        deletes=done.deletes,
         creates=done.creates,
         patches=done.patches,
         requeue_after=done.requeue_after,
@@ -148,6 +168,16 @@ def revise(obs: Observed, done: Plan, failures: Sequence[Failure]) -> Plan:
     )
     problems = list(done.problems) + list(failures)
     return conclude(out, obs.previous, dict(done.status), problems, obs.now)
+
+
+def _stale_template(obs: Observed) -> list[Delete]:
+    """The claim template of a TrainingJob that no longer uses DRA (ours only)."""
+    live = obs.claim_template
+    if live is None or controller_uid(live) != obs.uid:
+        return []
+    meta = live["metadata"]
+    kind = RESOURCE_CLAIM_TEMPLATE
+    return [Delete(kind.api_version, kind.kind, meta["namespace"], meta["name"], meta["uid"])]
 
 
 def _job_of(pod: Mapping[str, Any]) -> str | None:

@@ -106,7 +106,7 @@ def derive_trainingjob_status(
         ),
         "jobName": job_name(tj, restarts),
         "activeNodes": sum(1 for p in pods if is_running(p)),
-        "gpus": tj.spec.resources.gpu.count * sum(1 for p in pods if not is_terminal(p)),
+        "gpus": tj.spec.resources.gpu.per_pod() * sum(1 for p in pods if not is_terminal(p)),
         "restarts": restarts,
     }
     start = prev.get("startTime") or view.start_time
