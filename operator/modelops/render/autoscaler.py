@@ -97,14 +97,17 @@ def _scaled_object(
                 "threshold": target,
             },
         }
+    spec: dict[str, Any] = {
+        "scaleTargetRef": _target_ref(md),
+        "minReplicaCount": scaling.min_replicas,
+        "maxReplicaCount": scaling.max_replicas,
+        "triggers": [trigger],
+    }
+    if scaling.cooldown_seconds is not None:
+        spec["cooldownPeriod"] = scaling.cooldown_seconds
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
         "metadata": child_metadata(md),
-        "spec": {
-            "scaleTargetRef": _target_ref(md),
-            "minReplicaCount": scaling.min_replicas,
-            "maxReplicaCount": scaling.max_replicas,
-            "triggers": [trigger],
-        },
+        "spec": spec,
     }
