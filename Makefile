@@ -19,7 +19,7 @@ controlplane: ## build (or reuse) etcd, kube-*, kubectl, kwok from upstream Go m
 	@hack/controlplane/build.sh >/dev/null
 
 .PHONY: dev
-dev: venv controlplane ## start the local cluster, the operator and the sample
+dev: venv controlplane tools ## start the local cluster, Prometheus + prometheus-adapter, the operator and the sample
 	@hack/dev.sh $(CLUSTER)
 
 .PHONY: cluster-up
@@ -31,10 +31,15 @@ cluster-down: ## stop the local cluster and delete its state
 	@hack/cluster/cluster.sh down $(CLUSTER)
 
 .PHONY: tools
-tools: ## install/build the test tools: promtool and prometheus (Debian), helm and fake-gcs-server (Go modules)
+tools: ## install/build the test tools: promtool and prometheus (Debian), helm, fake-gcs-server and prometheus-adapter (Go modules)
 	@hack/install-prometheus.sh
 	@hack/helm/build.sh >/dev/null
 	@hack/fake-gcs/build.sh >/dev/null
+	@hack/prometheus-adapter/build.sh >/dev/null
+
+.PHONY: prometheus-adapter
+prometheus-adapter: ## build (or reuse) prometheus-adapter from its Go module
+	@hack/prometheus-adapter/build.sh >/dev/null
 
 .PHONY: lint
 lint: venv ## ruff and the import-layering contracts
@@ -68,7 +73,7 @@ e2e: venv controlplane ## end-to-end scenarios; MODELOPS_KUBECONFIG=... to use a
 	$(PY) -m pytest e2e
 
 .PHONY: bench
-bench: venv controlplane ## benchmarks; each prints its figures and the command that made them
+bench: venv controlplane tools ## benchmarks; each prints its figures and the command that made them
 	@hack/bench.sh
 
 .PHONY: keda

@@ -15,6 +15,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     "bench/loop/drift_to_ready.py --runs 1"
     "bench/rollout/gating.py --requests 2000 --decisions 200"
     "bench/autoscaling/keda.py --runs 1"
+    "bench/autoscaling/hpa.py --runs 1"
   )
 else
   runs=(
@@ -27,6 +28,7 @@ else
     "bench/loop/drift_to_ready.py --runs 3"
     "bench/rollout/gating.py"
     "bench/autoscaling/keda.py --runs 3"
+    "bench/autoscaling/hpa.py --runs 3"
   )
 fi
 status=0

@@ -39,8 +39,22 @@ KUBECONFIG=$op_kubeconfig MODELOPS_METRICS_PORT=${MODELOPS_METRICS_PORT:-18080} 
   nohup .venv/bin/modelops run --standalone --liveness "" > "$state/operator.log" 2>&1 &
 echo $! > "$state/operator.pid"
 
+# The metrics path: Prometheus and prometheus-adapter (custom.metrics.k8s.io),
+# so the sample's queue-time HPA reads real values instead of reporting
+# FailedGetPodsMetric. The sample's pods are simulated; a real Triton (a small
+# python-backend model) stands in for each of them and Prometheus labels its
+# metrics with the pod's name (hack/metrics/stack.sh, tests/support/metrics.py).
+metrics_state=$(hack/metrics/stack.sh up "$name")
+if [ -f "$state/triton-per-pod.pid" ] && kill -0 "$(cat "$state/triton-per-pod.pid")" 2>/dev/null; then
+  kill "$(cat "$state/triton-per-pod.pid")" && sleep 1
+fi
+
 kubectl create namespace modelops-demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply --server-side -n modelops-demo -f manifests/samples/modeldeployment.yaml >/dev/null
+nohup .venv/bin/python -m tests.support.metrics --kubeconfig "$kubeconfig" \
+  --namespace modelops-demo --model-deployment fraud-detector --targets "$metrics_state/targets" \
+  > "$state/triton-per-pod.log" 2>&1 &
+echo $! > "$state/triton-per-pod.pid"
 kubectl wait -n modelops-demo --for=condition=Ready md/fraud-detector --timeout=120s
 kubectl get nodes -L nvidia.com/gpu.product -L nvidia.com/gpu.count
 echo
@@ -48,6 +62,8 @@ kubectl get -n modelops-demo md,deployments,pods,services,hpa -o wide
 cat <<MSG
 
 modelops is running (log: $state/operator.log, metrics: http://127.0.0.1:${MODELOPS_METRICS_PORT:-18080}/metrics).
+Prometheus: $(cat "$metrics_state/prometheus.url"); custom metrics:
+  kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta1/namespaces/modelops-demo/pods/*/triton_queue_time_per_request_us"
 Use the cluster from this shell:
   export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH
   kubectl get md -A -w

@@ -141,3 +141,38 @@ def test_keda_cpu_uses_the_cpu_scaler():
         "metricType": "Utilization",
         "metadata": {"value": "60", "containerName": "triton"},
     }
+
+
+def _with_stabilization(engine: str, seconds: int | None) -> dict[str, Any]:
+    autoscaling: dict[str, Any] = {
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "engine": engine,
+        "metric": {"type": "queue-time", "target": 20000},
+    }
+    if seconds is not None:
+        autoscaling["scaleDownStabilizationSeconds"] = seconds
+    out = render_autoscaler(md_body(autoscaling=autoscaling), prometheus_address=PROM)
+    assert out is not None
+    return out
+
+
+def test_hpa_keeps_kubernetes_default_behavior_unless_asked():
+    assert "behavior" not in _with_stabilization("hpa", None)["spec"]
+    assert "advanced" not in _with_stabilization("keda", None)["spec"]
+
+
+@pytest.mark.parametrize("seconds", [0, 15, 3600])
+def test_scale_down_stabilization_reaches_the_hpa(seconds: int):
+    want = {"scaleDown": {"stabilizationWindowSeconds": seconds}}
+    assert _with_stabilization("hpa", seconds)["spec"]["behavior"] == want
+    keda = _with_stabilization("keda", seconds)["spec"]
+    assert keda["advanced"] == {"horizontalPodAutoscalerConfig": {"behavior": want}}
+
+
+@pytest.mark.parametrize("seconds", [-1, 3601])
+def test_scale_down_stabilization_out_of_range_is_refused(seconds: int):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="scaleDownStabilizationSeconds"):
+        _with_stabilization("hpa", seconds)

@@ -332,6 +332,15 @@ class Autoscaling(ApiModel):
         "Shorter frees GPUs sooner after the last request; the next request then waits for a "
         "pod to start and load the model.",
     )
+    scale_down_stabilization_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description="How long the metric must stay low before replicas are removed: the "
+        "autoscaler scales in to the highest recommendation of this window. Unset keeps "
+        "Kubernetes' default (300 s), which rides out short lulls in traffic at the price of "
+        "GPUs held for five minutes after a burst.",
+    )
 
 
 # --- spec.scheduling ------------------------------------------------------------

@@ -63,17 +63,33 @@ def _hpa(md: ModelDeployment, scaling: Autoscaling) -> dict[str, Any]:
                 "target": {"type": "AverageValue", "averageValue": str(target)},
             },
         }
+    spec: dict[str, Any] = {
+        "scaleTargetRef": _target_ref(md),
+        "minReplicas": scaling.min_replicas,
+        "maxReplicas": scaling.max_replicas,
+        "metrics": [hpa_metric],
+    }
+    behavior = _behavior(scaling)
+    if behavior:
+        spec["behavior"] = behavior
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": child_metadata(md),
-        "spec": {
-            "scaleTargetRef": _target_ref(md),
-            "minReplicas": scaling.min_replicas,
-            "maxReplicas": scaling.max_replicas,
-            "metrics": [hpa_metric],
-        },
+        "spec": spec,
     }
+
+
+def _behavior(scaling: Autoscaling) -> dict[str, Any] | None:
+    """The HPA's `behavior`, or None to keep Kubernetes' defaults.
+
+    Only the scale-down stabilization window is configurable; the scale-down
+    policies themselves stay at the defaults (remove up to all surplus replicas
+    per period once the window allows it).
+    """
+    if scaling.scale_down_stabilization_seconds is None:
+        return None
+    return {"scaleDown": {"stabilizationWindowSeconds": scaling.scale_down_stabilization_seconds}}
 
 
 def _scaled_object(
@@ -105,6 +121,10 @@ def _scaled_object(
     }
     if scaling.cooldown_seconds is not None:
         spec["cooldownPeriod"] = scaling.cooldown_seconds
+    behavior = _behavior(scaling)
+    if behavior:
+        # KEDA passes this through to the HPA it creates.
+        spec["advanced"] = {"horizontalPodAutoscalerConfig": {"behavior": behavior}}
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
