@@ -38,30 +38,14 @@ def drift_admin_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def prometheus_port() -> int:
-    """Where the tests that need one run a real Prometheus.
-
-    The operator renders it into KEDA's Prometheus trigger (serverAddress);
-    KEDA runs on this machine too, so the address is a local one.
-    """
-    return free_port()
-
-
-@pytest.fixture(scope="session")
 def operator(
-    operator_kubeconfig: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    drift_admin_port: int,
-    prometheus_port: int,
+    operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory, drift_admin_port: int
 ) -> Iterator[OperatorProcess]:
     log = tmp_path_factory.mktemp("op-log") / "operator.log"
     op = OperatorProcess(
         kubeconfig=operator_kubeconfig,
         log_path=log,
-        extra_env={
-            "MODELOPS_DRIFT_URL": f"http://127.0.0.1:{drift_admin_port}/drift",
-            "MODELOPS_PROMETHEUS_ADDRESS": f"http://127.0.0.1:{prometheus_port}",
-        },
+        extra_env={"MODELOPS_DRIFT_URL": f"http://127.0.0.1:{drift_admin_port}/drift"},
     ).start()
     try:
         yield op

@@ -3,8 +3,8 @@
 Real pieces: KEDA built from its Go module (operator and external-metrics API
 server, tests/support/keda.py) with the release's CRDs; the aggregation layer
 of the local API server serving KEDA's external.metrics.k8s.io; the HPA
-controller in kube-controller-manager reading it; a real Prometheus scraping a
-real tritonserver; the operator rendering the ScaledObject whose Prometheus
+controller in kube-controller-manager reading it; the local metrics stack's
+Prometheus (hack/metrics/stack.sh) scraping a real tritonserver; the operator rendering the ScaledObject whose Prometheus
 trigger KEDA evaluates. Simulated: only the pods (KWOK).
 
 Scale from zero needs a series that exists while no pod does: Triton's own
@@ -31,8 +31,14 @@ import tritonclient.http as httpclient
 from tests.drift.conftest import MODEL, N_FEATURES, write_model_repository
 from tests.support.cluster import Cluster, wait_for
 from tests.support.keda import NOT_CACHED, Keda, cached_build
+from tests.support.metrics import (
+    MetricsStack,
+    attribute,
+    forget,
+    start_metrics_stack,
+    stop_metrics_stack,
+)
 from tests.support.operator import OperatorProcess, condition, get_md
-from tests.support.prometheus import Prometheus, Target
 
 from modelops.triton.local_server import TritonServer
 
@@ -41,6 +47,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.triton, pytest.mark.keda, pytest.
 # Short enough for a test, long enough that one KEDA polling interval (30 s)
 # of quiet is not taken for idleness on its own.
 COOLDOWN_S = 15
+PROMETHEUS_ENV = "MODELOPS_PROMETHEUS_ADDRESS"
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +63,33 @@ def keda(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def prometheus(
-    prometheus_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Prometheus]:
-    prom = Prometheus(prometheus_port, tmp_path_factory.mktemp("prometheus")).start()
+def metrics_stack(cluster: Cluster) -> Iterator[MetricsStack]:
+    stack = start_metrics_stack(cluster)
     try:
-        yield prom
+        yield stack
     finally:
-        prom.stop()
+        stop_metrics_stack(cluster, stack)
+
+
+@pytest.fixture(scope="module")
+def keda_operator(
+    operator: OperatorProcess, metrics_stack: MetricsStack
+) -> Iterator[OperatorProcess]:
+    """The session's operator, restarted to render the local Prometheus into
+    KEDA's triggers (MODELOPS_PROMETHEUS_ADDRESS, read at start), then restored."""
+    before = operator.extra_env.get(PROMETHEUS_ENV)
+    operator.stop()
+    operator.extra_env[PROMETHEUS_ENV] = metrics_stack.prometheus_url
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+        if before is None:
+            operator.extra_env.pop(PROMETHEUS_ENV, None)
+        else:
+            operator.extra_env[PROMETHEUS_ENV] = before
+        operator.start()
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +184,7 @@ def rendered_query(cluster: Cluster, namespace: str, name: str) -> str:
 
 
 def test_keda_installed_later_takes_over_and_scales_an_idle_model_to_zero(
-    cluster: Cluster, operator: OperatorProcess, namespace: str, keda: Keda, prometheus: Prometheus
+    cluster: Cluster, keda_operator: OperatorProcess, namespace: str, keda: Keda
 ):
     crd = cluster.kubectl("get", "crd", "scaledobjects.keda.sh", check=False)
     assert crd.returncode != 0, "KEDA's CRDs are already installed: this test installs them"
@@ -204,22 +230,22 @@ def test_keda_installed_later_takes_over_and_scales_an_idle_model_to_zero(
 
 def test_idle_model_goes_to_zero_and_a_request_brings_it_back(
     cluster: Cluster,
-    operator: OperatorProcess,
+    keda_operator: OperatorProcess,
     namespace: str,
     keda: Keda,
-    prometheus: Prometheus,
+    metrics_stack: MetricsStack,
     triton: TritonServer,
+    request: pytest.FixtureRequest,
 ):
     keda.start()
     keda.wait_available()
     name = "wake"
     # The stand-in for traffic seen while no pod exists (module docstring).
-    prometheus.scrape(
-        Target(
-            f"127.0.0.1:{triton.metrics_port}",
-            {"namespace": namespace, "pod": f"{name}-standin-0"},
-        )
+    standin = f"{name}-standin-0"
+    attribute(
+        metrics_stack.targets, "triton", namespace, standin, f"{triton.host}:{triton.metrics_port}"
     )
+    request.addfinalizer(lambda: forget(metrics_stack.targets, "triton", namespace, standin))
     cluster.apply(scale_to_zero_md(name), namespace)
     wait_for(
         lambda: scaled_to_zero(cluster, namespace, name),
@@ -232,7 +258,7 @@ def test_idle_model_goes_to_zero_and_a_request_brings_it_back(
     start = time.monotonic()
     with Load(triton.http_address) as load:
         active = wait_for(
-            lambda: [v for _, v in prometheus.query(query) if v > 0],
+            lambda: [v for r in metrics_stack.query(query) if (v := float(r["value"][1])) > 0],
             timeout=60,
             what=f"the trigger's query to see the load: {query}",
         )
