@@ -15,8 +15,9 @@ venv: ## create or reuse the Python environment (.venv -> ~/.cache/modelops/venv
 	@hack/venv.sh
 
 .PHONY: controlplane
-controlplane: ## build (or reuse) etcd, kube-*, kubectl, kwok from upstream Go modules
+controlplane: ## build (or reuse) etcd, kube-*, kubectl, kwok and metrics-server from upstream Go modules
 	@hack/controlplane/build.sh >/dev/null
+	@hack/metrics-server/build.sh >/dev/null
 
 .PHONY: dev
 dev: venv controlplane tools ## start the local cluster, Prometheus + prometheus-adapter, the operator and the sample
@@ -37,8 +38,8 @@ tools: ## install/build the test tools: promtool and prometheus (Debian), helm, 
 	@hack/fake-gcs/build.sh >/dev/null
 	@hack/prometheus-adapter/build.sh >/dev/null
 
-.PHONY: prometheus-adapter
-prometheus-adapter: ## build (or reuse) prometheus-adapter from its Go module
+.PHONY: adapter
+adapter: ## build (or reuse) prometheus-adapter from its Go module
 	@hack/prometheus-adapter/build.sh >/dev/null
 
 .PHONY: lint

@@ -12,6 +12,11 @@ the test profile does with Prometheus target labels (tests/support/metrics.py).
 The DCGM test serves a dcgm-exporter-shaped text endpoint: a stand-in for GPU
 hardware that cannot exist on this machine. Prometheus, the adapter and the
 HPA controller reading it are real.
+
+The CPU test reads metrics.k8s.io from a real metrics-server (built from its
+Go module, run by kwokctl), which scrapes the kubelet resource metrics KWOK
+simulates. A simulated pod has no processes, so its CPU usage is declared:
+KWOK reports what the pod's kwok.x-k8s.io/usage-cpu annotation says.
 """
 
 from __future__ import annotations
@@ -321,3 +326,40 @@ def test_gpu_utilization_from_a_dcgm_shaped_endpoint_scales_out(
     finally:
         forget(metrics_stack.targets, "dcgm", namespace, "exporter")
         server.shutdown()
+
+
+def test_cpu_usage_from_metrics_server_scales_out_and_back_in(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+):
+    cluster.apply(md_body("cpu-busy", "cpu", 50), namespace)
+    wait_ready(cluster, namespace, "cpu-busy")
+    pod = cluster.core.list_namespaced_pod(
+        namespace, label_selector=f"{LABEL_MODEL_DEPLOYMENT}=cpu-busy"
+    ).items[0]
+    # 1.9 cores of the Triton container's 1-core request: 190 % against a
+    # 50 % target, and still above it averaged over MAX_REPLICAS pods.
+    cluster.kubectl(
+        "annotate", "pod", "-n", namespace, pod.metadata.name, "kwok.x-k8s.io/usage-cpu=1900m"
+    )
+    out = wait_for(
+        lambda: replicas_in_status(cluster, namespace, "cpu-busy", MAX_REPLICAS),
+        timeout=240,
+        what=f"{MAX_REPLICAS} ready replicas on CPU utilization",
+    )
+    assert condition(out, "AutoscalerReady")["status"] == "True"
+    hpa = json.loads(
+        cluster.kubectl("get", "hpa", "-n", namespace, "cpu-busy", "-o", "json").stdout
+    )
+    [current] = hpa["status"]["currentMetrics"]
+    assert current["type"] == "ContainerResource"
+    assert current["containerResource"]["container"] == "triton"
+    assert current["containerResource"]["current"]["averageUtilization"] > 50
+
+    cluster.kubectl(
+        "annotate", "pod", "-n", namespace, pod.metadata.name, "kwok.x-k8s.io/usage-cpu-"
+    )
+    wait_for(
+        lambda: replicas_in_status(cluster, namespace, "cpu-busy", 1),
+        timeout=240,
+        what="scale-in once the pod's CPU usage fell",
+    )

@@ -45,8 +45,11 @@ echo $! > "$state/operator.pid"
 # python-backend model) stands in for each of them and Prometheus labels its
 # metrics with the pod's name (hack/metrics/stack.sh, tests/support/metrics.py).
 metrics_state=$(hack/metrics/stack.sh up "$name")
+# A previous run's Tritons go first (they withdraw their targets on the way out).
 if [ -f "$state/triton-per-pod.pid" ] && kill -0 "$(cat "$state/triton-per-pod.pid")" 2>/dev/null; then
-  kill "$(cat "$state/triton-per-pod.pid")" && sleep 1
+  old=$(cat "$state/triton-per-pod.pid")
+  kill "$old"
+  for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.2; done
 fi
 
 kubectl create namespace modelops-demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null

@@ -25,11 +25,62 @@ log() { echo "cluster: $*" >&2; }
 # The flags below are part of the cluster: one started by an older version of
 # this script (e.g. without the aggregation layer) is replaced, not reused.
 profile="$KWOK_WORKDIR/clusters/$name/modelops.profile"
-profile_key=$(sha256sum "$here/cluster.sh" "$here/stages.yaml" | sha256sum | cut -c1-12)
+profile_key=$(sha256sum "$here/cluster.sh" "$here/stages.yaml" "$here"/metrics-server/* | sha256sum | cut -c1-12)
 
 running() {
   [ -f "$kubeconfig" ] && [ "$(cat "$profile" 2>/dev/null)" = "$profile_key" ] &&
     kubectl --kubeconfig "$kubeconfig" --request-timeout=5s get --raw=/readyz >/dev/null 2>&1
+}
+
+# kwokctl points metrics-server's APIService at an ExternalName Service
+# (localhost), which aggregator routing cannot resolve ("unsupported service
+# type"). It is routed like prometheus-adapter's (hack/metrics/stack.sh): a
+# Service without selector and an EndpointSlice with this host's first
+# non-loopback address (the API server refuses loopback endpoints), where
+# metrics-server listens on all addresses.
+route_metrics_server() {
+  local kc=(kubectl --kubeconfig "$kubeconfig") port ip
+  port=$("${kc[@]}" get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.spec.service.port}')
+  ip=$({ ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4}'
+         hostname -I 2>/dev/null | tr ' ' '\n' | grep -F .; } | head -n 1 || true)
+  [ -n "$ip" ] || { log "no non-loopback IPv4 address for the API server to reach metrics-server"; return 1; }
+  if [ "$("${kc[@]}" get service -n kube-system metrics-server -o jsonpath='{.spec.type}')" = ExternalName ]; then
+    "${kc[@]}" delete service -n kube-system metrics-server >/dev/null
+  fi
+  "${kc[@]}" apply --server-side --force-conflicts -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system, labels: {k8s-app: metrics-server}}
+spec:
+  ports: [{name: https, port: $port, targetPort: $port, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: metrics-server-local
+  namespace: kube-system
+  labels: {kubernetes.io/service-name: metrics-server}
+addressType: IPv4
+ports: [{name: https, port: $port, protocol: TCP}]
+endpoints: [{addresses: ["$ip"], conditions: {ready: true}}]
+YAML
+}
+
+# kwokctl starts metrics-server without waiting for the API server, and
+# metrics-server exits when its first request (the request-header CA) fails;
+# kwokctl does not restart components. Restarting the cluster's processes
+# (state is kept) with the API server already warm is the remedy.
+ensure_metrics_server() {
+  local pidfile="$KWOK_WORKDIR/clusters/$name/pids/metrics-server.pid"
+  for attempt in 1 2 3; do
+    sleep 3
+    if kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then return 0; fi
+    log "metrics-server exited at start (attempt $attempt); restarting the cluster's processes"
+    kwokctl stop cluster --name "$name" >/dev/null 2>&1 || true
+    kwokctl start cluster --name "$name" --wait 2m >/dev/null 2>&1 || true
+  done
+  log "metrics-server does not stay up; see $KWOK_WORKDIR/clusters/$name/logs/metrics-server.log"
+  return 1
 }
 
 up() {
@@ -51,6 +102,23 @@ up() {
     #
     # The HPA controller syncs every 5 s instead of 15 s, so that scaling
     # tests and benchmarks wait less; the decision logic is unchanged.
+    #
+    # metrics-server (metrics.k8s.io, the HPA's cpu metric) runs as a local
+    # process too, built from its Go module; it scrapes the kubelet resource
+    # metrics KWOK simulates for each node, whose pod usage comes from the
+    # pod annotations kwok.x-k8s.io/usage-cpu and usage-memory. Its objects
+    # come from ./metrics-server instead of a download.
+    ms_bin=$("$root/hack/metrics-server/build.sh")
+    # kwokctl caches a manifest by its source path forever, so the source is a
+    # copy named by its content.
+    ms_key=$(cat "$here"/metrics-server/* | sha256sum | cut -c1-12)
+    ms_manifests="$KWOK_WORKDIR/manifests/metrics-server-$ms_key"
+    if [ ! -d "$ms_manifests" ]; then
+      mkdir -p "$ms_manifests.partial" && cp "$here"/metrics-server/* "$ms_manifests.partial/"
+      mv "$ms_manifests.partial" "$ms_manifests"
+    fi
+    printf '%s\n' "apiVersion: config.kwok.x-k8s.io/v1alpha1" "kind: KwokctlConfiguration" \
+      "options: {metricsServerManifests: [\"$ms_manifests\"]}" > "$ms_manifests.kwokctl.yaml"
     kwokctl create cluster --name "$name" --runtime binary \
       --kubeconfig "" \
       --etcd-binary "$bin/etcd" \
@@ -58,6 +126,7 @@ up() {
       --kube-controller-manager-binary "$bin/kube-controller-manager" \
       --kube-scheduler-binary "$bin/kube-scheduler" \
       --kwok-controller-binary "$bin/kwok" \
+      --enable metrics-server --metrics-server-binary "$ms_bin/metrics-server" \
       --kube-authorization=true --kube-admission=true \
       --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 \
       --extra-args "kube-apiserver=requestheader-client-ca-file=$pki/ca.crt" \
@@ -68,13 +137,15 @@ up() {
       --extra-args kube-apiserver=enable-aggregator-routing=true \
       --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
       --extra-args kwok-controller=cidr=10.244.0.1/16 \
-      --config "$here/stages.yaml" \
+      --config "$here/stages.yaml" --config "$ms_manifests.kwokctl.yaml" \
       --wait 2m >&2
     kwokctl get kubeconfig --name "$name" > "$kubeconfig.tmp"
     mv "$kubeconfig.tmp" "$kubeconfig"
+    ensure_metrics_server
     echo "$profile_key" > "$profile"
   fi
   kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$here/nodes.yaml" >/dev/null
+  route_metrics_server
   kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=120s >/dev/null
   log "ready. Use it with:"
   log "  export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH"

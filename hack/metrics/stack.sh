@@ -61,7 +61,8 @@ free_port() {
 # dials the endpoint itself, so the adapter listens on this host's first
 # non-loopback IPv4 address.
 host_ip() {
-  ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}'
+  { ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4}'
+    hostname -I 2>/dev/null | tr ' ' '\n' | grep -F .; } | head -n 1 || true
 }
 
 certificates() {
@@ -122,7 +123,11 @@ YAML
 start_adapter() {
   local kubeconfig=$1 ip=$2 bin port
   bin=$("$root/hack/prometheus-adapter/build.sh")
-  if alive adapter && [ "$(cat "$state/adapter.kubeconfig-path" 2>/dev/null)" = "$kubeconfig" ]; then
+  # Reused only while it still talks to this cluster (a re-created cluster has
+  # new certificates, hence a new kubeconfig) and this Prometheus.
+  local wants
+  wants="$(sha256sum < "$kubeconfig" | cut -c1-16) $(cat "$state/prometheus.url")"
+  if alive adapter && [ "$(cat "$state/adapter.for" 2>/dev/null)" = "$wants" ]; then
     return
   fi
   stop adapter
@@ -143,7 +148,7 @@ start_adapter() {
     --config="$RULES" \
     --v=2 > "$state/adapter.log" 2>&1 &
   echo $! > "$state/adapter.pid"
-  echo "$kubeconfig" > "$state/adapter.kubeconfig-path"
+  echo "$wants" > "$state/adapter.for"
   echo "$ip:$port" > "$state/adapter.address"
 }
 
@@ -153,6 +158,8 @@ register() {
   ca=$(base64 -w0 < "$state/pki/ca.crt")
   # A Service without a selector and an EndpointSlice written here: the
   # endpoint is this host, where the adapter listens.
+  # Both versions the adapter serves, as its upstream manifests register
+  # them; clients (the HPA controller) pick the preferred one by discovery.
   local apiservices=""
   for version in v1beta1 v1beta2; do
     apiservices+="---
@@ -235,8 +242,13 @@ down() {
 }
 
 env_() {
-  echo "MODELOPS_PROMETHEUS_URL=$(cat "$state/prometheus.url")"
-  echo "MODELOPS_METRICS_TARGETS=$state/targets"
+  if alive prometheus && alive adapter; then
+    echo "MODELOPS_METRICS_RUNNING=1"
+    echo "MODELOPS_PROMETHEUS_URL=$(cat "$state/prometheus.url")"
+    echo "MODELOPS_METRICS_TARGETS=$state/targets"
+  else
+    echo "MODELOPS_METRICS_RUNNING=0"
+  fi
 }
 
 case "${1:-}" in

@@ -72,6 +72,9 @@ class MetricsStack:
     name: str
     state: Path
     prometheus_url: str
+    # False when the stack was already running (e.g. `make dev`'s): then the
+    # tests leave it running.
+    started_here: bool = True
 
     @property
     def targets(self) -> Path:
@@ -109,16 +112,25 @@ def _stack(cluster: Cluster, verb: str, name: str) -> str:
     return proc.stdout
 
 
+def _running(cluster: Cluster, name: str) -> bool:
+    env = _stack(cluster, "env", name)
+    return "MODELOPS_METRICS_RUNNING=1" in env.splitlines()
+
+
 def start_metrics_stack(cluster: Cluster) -> MetricsStack:
     name = stack_name(cluster)
+    was_running = _running(cluster, name)
     state = Path(_stack(cluster, "up", name).strip().splitlines()[-1])
     return MetricsStack(
-        name=name, state=state, prometheus_url=(state / "prometheus.url").read_text().strip()
+        name=name,
+        state=state,
+        prometheus_url=(state / "prometheus.url").read_text().strip(),
+        started_here=not was_running,
     )
 
 
 def stop_metrics_stack(cluster: Cluster, stack: MetricsStack) -> None:
-    if os.environ.get("MODELOPS_KEEP_CLUSTER") != "1":
+    if stack.started_here and os.environ.get("MODELOPS_KEEP_CLUSTER") != "1":
         _stack(cluster, "down", stack.name)
 
 
