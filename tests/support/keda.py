@@ -214,6 +214,7 @@ class Keda:
     work_dir: Path
     processes: list[_Process] = field(default_factory=list)
     started: bool = False
+    adapter_port: int = 0
 
     def start(self) -> Keda:
         if self.started:
