@@ -77,6 +77,10 @@ e2e: venv controlplane ## end-to-end scenarios; MODELOPS_KUBECONFIG=... to use a
 bench: venv controlplane tools ## benchmarks; each prints its figures and the command that made them
 	@hack/bench.sh
 
+.PHONY: keda
+keda: ## build (or reuse) KEDA's operator and metrics server from its Go module (cold: tens of minutes); e2e/test_keda_real.py runs once it is built
+	@hack/keda/build.sh >/dev/null
+
 .PHONY: crds
 crds: venv ## regenerate crds/ from the pydantic API models
 	$(PY) -m modelops.cli crds --output-dir crds --docs docs/api.md

@@ -16,6 +16,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     "bench/rollout/gating.py --requests 2000 --decisions 200"
     "bench/rollout/mirror.py --seconds 2 --rounds 1"
     "bench/rollout/promote.py --runs 1"
+    "bench/autoscaling/keda.py --runs 1"
     "bench/autoscaling/hpa.py --runs 1"
   )
 else
@@ -30,6 +31,7 @@ else
     "bench/rollout/gating.py"
     "bench/rollout/mirror.py"
     "bench/rollout/promote.py --runs 3"
+    "bench/autoscaling/keda.py --runs 3"
     "bench/autoscaling/hpa.py --runs 3"
   )
 fi

@@ -244,6 +244,16 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         _autoscaling(minReplicas=0, engine="keda", metric={"type": "cpu", "target": 70}),
         "spec.autoscaling.minReplicas",
     ),
+    (
+        "autoscaling-cooldown-with-hpa",
+        _autoscaling(cooldownSeconds=30),
+        "spec.autoscaling.cooldownSeconds",
+    ),
+    (
+        "autoscaling-cooldown-negative",
+        _autoscaling(engine="keda", cooldownSeconds=-1),
+        "spec.autoscaling.cooldownSeconds",
+    ),
     ("autoscaling-max-missing", _autoscaling(maxReplicas=None), "spec.autoscaling.maxReplicas"),
     (
         "autoscaling-max-zero",

@@ -119,7 +119,10 @@ def test_invalid_keeps_the_field_paths_of_its_causes():
 def test_a_body_that_is_not_a_status_still_gives_a_usable_error():
     err = errors.from_status(502, b"<html>bad gateway</html>", http_reason="Bad Gateway")
     assert type(err) is errors.ServerError
-    assert (err.reason, err.message) == ("Bad Gateway", "Bad Gateway")
+    # The reason is one word, as conditions and metric labels need it.
+    assert (err.reason, err.message) == ("BadGateway", "Bad Gateway")
+    err = errors.from_status(404, b"404 page not found", http_reason="Not Found")
+    assert type(err) is errors.NotFound and err.reason == "NotFound"
     err = errors.from_status(418, None)
     assert (err.reason, err.message, err.status) == ("HTTP418", "HTTP 418", 418)
 

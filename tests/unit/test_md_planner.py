@@ -276,6 +276,23 @@ def test_keda_missing_renders_no_scaled_object_and_says_so():
     assert reason(p.status, "AutoscalerReady") == ("False", "KEDANotInstalled")
 
 
+def test_keda_missing_looks_again_even_when_serving():
+    """KEDA's CRD events can arrive before discovery serves the API; without a
+    requeue the model would wait for the next full resync (minutes)."""
+    body = md_body(autoscaling={**AUTOSCALING, "engine": "keda", "minReplicas": 1})
+    children = cluster(body)
+    children.pop("ScaledObject", None)
+    applied = record(children, body)
+    pods = [pod(version="3")]
+    body = {**body, "status": plan(body, children, applied, pods=pods, keda=False).status}
+    p = plan(body, children, applied, pods=pods, keda=False)
+    assert reason(p.status, "Ready") == ("True", "Serving")
+    assert p.requeue_after == md_planner.REQUEUE_FOR_KEDA_S
+    plain = md_body()
+    steady = {**plain, "status": plan(plain, cluster(plain), None, pods=pods).status}
+    assert plan(steady, cluster(plain), None, pods=pods).requeue_after is None
+
+
 def test_invalid_stored_spec_renders_nothing_and_names_the_field():
     body = md_body(replicas="many")
     p = md_planner.plan(observed(body, {}), md_planner.parse(body), None, SETTINGS)

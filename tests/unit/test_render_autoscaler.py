@@ -94,6 +94,21 @@ def test_keda_shape_allows_scale_to_zero():
     assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]) == (0, 6)
 
 
+def test_keda_cooldown_only_when_asked():
+    assert "cooldownPeriod" not in scaled("concurrency", 4, engine="keda", min_replicas=0)["spec"]
+    body = md_body(
+        autoscaling={
+            "minReplicas": 0,
+            "maxReplicas": 2,
+            "engine": "keda",
+            "cooldownSeconds": 20,
+            "metric": {"type": "concurrency", "target": 4},
+        }
+    )
+    so = render_autoscaler(body, prometheus_address=PROM)
+    assert so is not None and so["spec"]["cooldownPeriod"] == 20
+
+
 def test_keda_queue_time_query():
     t = trigger(scaled("queue-time", 2000, engine="keda"))
     assert t["type"] == "prometheus" and t["metricType"] == "Value"

@@ -404,6 +404,11 @@ class Autoscaling(ApiModel):
                 "to measure",
                 field_path=".minReplicas",
             ),
+            cel(
+                "!has(self.cooldownSeconds) || self.engine == 'keda'",
+                "cooldownSeconds is KEDA's: it needs engine keda",
+                field_path=".cooldownSeconds",
+            ),
         )
     )
 
@@ -427,6 +432,15 @@ class Autoscaling(ApiModel):
         "status condition AutoscalerReady says KEDANotInstalled otherwise).",
     )
     metric: AutoscalingMetric = Field(description="Metric to scale on and its target.")
+    cooldown_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=86_400,
+        description="engine keda only: how long the trigger must stay inactive before KEDA "
+        "scales to minReplicas 0 (KEDA's cooldownPeriod; KEDA's default, 300, when unset). "
+        "Shorter frees GPUs sooner after the last request; the next request then waits for a "
+        "pod to start and load the model.",
+    )
     scale_down_stabilization_seconds: int | None = Field(
         default=None,
         ge=0,

@@ -21,6 +21,7 @@ as "AlreadyExists", "Invalid", "Conflict"), its human `message` and the HTTP
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -116,7 +117,10 @@ def from_status(
 ) -> KubeError:
     """The error for an HTTP ``status`` answered with ``body`` (ideally a metav1.Status)."""
     doc = _status_document(body)
-    reason = str(doc.get("reason") or http_reason or f"HTTP{status}")
+    # An answer without a metav1.Status (e.g. "404 page not found" for a group
+    # whose CRD was just deleted) has only the HTTP phrase; as a reason it must
+    # be one CamelCase word, like the API server's own (conditions require it).
+    reason = str(doc.get("reason") or _reason_word(http_reason) or f"HTTP{status}")
     message = str(doc.get("message") or http_reason or _text(body) or f"HTTP {status}")
     details = doc.get("details") if isinstance(doc.get("details"), Mapping) else {}
     causes = tuple(
@@ -129,6 +133,12 @@ def from_status(
         if isinstance(c, Mapping)
     )
     return error_class(status, reason, message)(reason, message, status, causes)
+
+
+def _reason_word(phrase: str) -> str:
+    """An HTTP reason phrase as a reason: "Not Found" -> "NotFound"."""
+    word = re.sub(r"[^A-Za-z0-9]", "", phrase.title())
+    return word if word[:1].isalpha() else ""
 
 
 def error_class(status: int, reason: str, message: str) -> type[KubeError]:

@@ -122,6 +122,8 @@ def _scaled_object(
         "maxReplicaCount": scaling.max_replicas,
         "triggers": [trigger],
     }
+    if scaling.cooldown_seconds is not None:
+        spec["cooldownPeriod"] = scaling.cooldown_seconds
     behavior = _behavior(scaling)
     if behavior:
         # KEDA passes this through to the HPA it creates.

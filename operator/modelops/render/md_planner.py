@@ -66,6 +66,9 @@ from .status import derive_status
 REQUEUE_WHILE_PROGRESSING_S = 10.0
 # Drift windows close on the sidecars; the operator polls them this often.
 REQUEUE_FOR_DRIFT_S = 30.0
+# KEDA's CRD events can come before discovery serves its API: a model waiting
+# for KEDA looks again this often (the discovery answer is cached as long).
+REQUEUE_FOR_KEDA_S = 30.0
 
 CHILD_KINDS = (RESOURCE_CLAIM_TEMPLATE, DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
 AUTOSCALER_KINDS = (HPA.kind, SCALED_OBJECT.kind)
@@ -485,7 +488,13 @@ def _requeue_after(
         return REQUEUE_WHILE_PROGRESSING_S
     if drift is not None or (md.spec.drift_monitor and md.spec.drift_monitor.enabled):
         return REQUEUE_FOR_DRIFT_S
+    if _reason(status, "AutoscalerReady") == "KEDANotInstalled":
+        return REQUEUE_FOR_KEDA_S
     return None
+
+
+def _reason(status: Mapping[str, Any], ctype: str) -> str | None:
+    return next((x.get("reason") for x in status.get("conditions", []) if x["type"] == ctype), None)
 
 
 def watched_child_kinds() -> tuple[tuple[str, str, str], ...]:
