@@ -18,51 +18,20 @@ Run: .venv/bin/python bench/autoscaling/hpa.py [--runs 3]
 
 from __future__ import annotations
 
-import argparse
-import re
-import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scenario import main
+
 TEST = "e2e/test_autoscaling_real.py::test_queue_time_above_target_scales_out_and_back_in"
 FIGURES = {
-    "queue-time breach -> new replica Ready": re.compile(
-        r"queue-time breach -> new replica Ready: ([0-9.]+)s"
-    ),
-    "queue-time breach -> status.readyReplicas at max": re.compile(
+    "queue-time breach -> new replica Ready": r"queue-time breach -> new replica Ready: ([0-9.]+)s",
+    "queue-time breach -> status.readyReplicas at max": (
         r"queue-time breach -> status.readyReplicas \d+: ([0-9.]+)s"
     ),
-    "load stopped -> scaled in to minReplicas": re.compile(
-        r"load stopped -> scaled in to 1: ([0-9.]+)s"
-    ),
+    "load stopped -> scaled in to minReplicas": r"load stopped -> scaled in to 1: ([0-9.]+)s",
 }
 
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    seconds: dict[str, list[float]] = {name: [] for name in FIGURES}
-    for _ in range(args.runs):
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", TEST],
-            cwd=REPO, capture_output=True, text=True,
-        )  # fmt: skip
-        found = {name: pattern.search(proc.stdout) for name, pattern in FIGURES.items()}
-        if proc.returncode != 0 or not all(found.values()):
-            print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n")
-            return 1
-        for name, match in found.items():
-            assert match is not None
-            seconds[name].append(float(match.group(1)))
-    print(f"command: .venv/bin/python bench/autoscaling/hpa.py --runs {args.runs}")
-    for name, values in seconds.items():
-        runs = ", ".join(f"{s:.1f}" for s in values)
-        print(f"{name}: median {statistics.median(values):.1f}s (runs: {runs})")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(TEST, FIGURES, "bench/autoscaling/hpa.py"))

@@ -13,40 +13,14 @@ Run: .venv/bin/python bench/rollout/promote.py [--runs 3]
 
 from __future__ import annotations
 
-import argparse
-import re
-import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scenario import main
+
 TEST = "e2e/test_gated_rollout.py::test_a_good_candidate_is_promoted_and_ready_never_drops"
-FIGURE = re.compile(r"version published -> promoted: ([0-9.]+)s")
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    seconds = []
-    for _ in range(args.runs):
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", TEST],
-            cwd=REPO, capture_output=True, text=True,
-        )  # fmt: skip
-        found = FIGURE.search(proc.stdout)
-        if proc.returncode != 0 or not found:
-            print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n")
-            return 1
-        seconds.append(float(found.group(1)))
-    print(f"command: .venv/bin/python bench/rollout/promote.py --runs {args.runs}")
-    print(
-        f"version published -> promoted: median {statistics.median(seconds):.1f}s "
-        f"(runs: {', '.join(f'{s:.1f}' for s in seconds)})"
-    )
-    return 0
-
+FIGURES = {"version published -> promoted": r"version published -> promoted: ([0-9.]+)s"}
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(TEST, FIGURES, "bench/rollout/promote.py"))
