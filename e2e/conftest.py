@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.cluster import Cluster
+from tests.support.metrics import MetricsStack, start_metrics_stack, stop_metrics_stack
 from tests.support.operator import (
     OperatorProcess,
     free_port,
@@ -69,3 +70,14 @@ def operator(
         yield op
     finally:
         op.stop()
+
+
+@pytest.fixture(scope="module")
+def metrics_stack(cluster: Cluster) -> Iterator[MetricsStack]:
+    """Prometheus + prometheus-adapter (and the aggregation layer's registrations) for the
+    autoscaling e2e modules; a stack `make dev` left running is reused and left alone."""
+    stack = start_metrics_stack(cluster)
+    try:
+        yield stack
+    finally:
+        stop_metrics_stack(cluster, stack)

@@ -25,7 +25,7 @@ import http.server
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,6 @@ from tests.support.metrics import (
     TritonPerPod,
     attribute,
     forget,
-    start_metrics_stack,
-    stop_metrics_stack,
     write_sleepy_repository,
 )
 from tests.support.operator import OperatorProcess, condition, get_md, wait_ready
@@ -60,15 +58,6 @@ MAX_REPLICAS = 3
 # The HPA removes surplus replicas after this much calm (Kubernetes' default
 # is 300 s); set through spec.autoscaling.scaleDownStabilizationSeconds.
 STABILIZATION_S = 15
-
-
-@pytest.fixture(scope="module")
-def metrics_stack(cluster: Cluster) -> Iterator[MetricsStack]:
-    stack = start_metrics_stack(cluster)
-    try:
-        yield stack
-    finally:
-        stop_metrics_stack(cluster, stack)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pytest
@@ -92,19 +92,16 @@ class SidecarProcess:
             self.proc.wait(timeout=30)
 
 
-class Node:
-    """What the kubelet and the cluster network would do for the simulated pods."""
+class Background:
+    """Calls ``tick`` every ``interval`` seconds on a thread, inside a with-block."""
 
-    def __init__(
-        self, cluster: Cluster, namespace: str, name: str, sidecars: dict[str, SidecarProcess]
-    ) -> None:
-        self.cluster, self.namespace, self.name = cluster, namespace, name
-        self.sidecars = sidecars
-        self.map_file = Path(os.environ["MODELOPS_SIDECAR_MAP"])
+    interval = 0.25
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Node:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -115,12 +112,29 @@ class Node:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.sync()
+                self.tick()
             except Exception as err:  # the API server restarting, a pod going away
-                print(f"node sync: {err}")
-            self._stop.wait(0.3)
+                print(f"{type(self).__name__}: {err}")
+            self._stop.wait(self.interval)
 
-    def sync(self) -> None:
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+class Node(Background):
+    """What the kubelet and the cluster network would do for the simulated pods."""
+
+    interval = 0.3
+
+    def __init__(
+        self, cluster: Cluster, namespace: str, name: str, sidecars: dict[str, SidecarProcess]
+    ) -> None:
+        super().__init__()
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+        self.sidecars = sidecars
+        self.map_file = Path(os.environ["MODELOPS_SIDECAR_MAP"])
+
+    def tick(self) -> None:
         pods = self.cluster.core.list_namespaced_pod(
             self.namespace, label_selector=f"modelops.io/model-deployment={self.name}"
         ).items
@@ -154,67 +168,47 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-class Load:
+class Load(Background):
     """A client sending infer requests to the stable sidecar, checking every answer is
     the stable version's."""
 
+    interval = 0.02
+
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.client = httpclient.InferenceServerClient(url.removeprefix("http://"))
         self.rng = np.random.default_rng(3)
         self.sent = self.wrong = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            x = self.rng.normal(size=(4, N_FEATURES)).astype(np.float32)
-            inp = httpclient.InferInput("INPUT0", list(x.shape), "FP32")
-            inp.set_data_from_numpy(x)
-            try:
-                out = self.client.infer(MODEL, [inp]).as_numpy("SCORES")
-            except Exception:
-                out = None
-            self.sent += 1
-            if out is None or not np.allclose(out, x[:, :3]):
-                self.wrong += 1
-            time.sleep(0.02)
+    def tick(self) -> None:
+        x = self.rng.normal(size=(4, N_FEATURES)).astype(np.float32)
+        inp = httpclient.InferInput("INPUT0", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        try:
+            out = self.client.infer(MODEL, [inp]).as_numpy("SCORES")
+        except Exception:
+            out = None
+        self.sent += 1
+        if out is None or not np.allclose(out, x[:, :3]):
+            self.wrong += 1
 
 
-class ReadyWatch:
+class ReadyWatch(Background):
     """Polls the ModelDeployment's Ready condition for the whole rollout."""
 
     def __init__(self, cluster: Cluster, namespace: str, name: str) -> None:
+        super().__init__()
         self.cluster, self.namespace, self.name = cluster, namespace, name
         self.seen: list[str] = []
         self.phases: list[str] = []
         self.elapsed = 0.0  # from the new version in the spec to the verdict
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> ReadyWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            md = get_md(self.cluster, self.namespace, self.name)
-            self.seen.append(condition(md, "Ready").get("status", "Unknown"))
-            phase = ((md.get("status") or {}).get("rollout") or {}).get("phase")
-            if phase and (not self.phases or self.phases[-1] != phase):
-                self.phases.append(phase)
-            self._stop.wait(0.25)
+    def tick(self) -> None:
+        md = get_md(self.cluster, self.namespace, self.name)
+        self.seen.append(condition(md, "Ready").get("status", "Unknown"))
+        phase = ((md.get("status") or {}).get("rollout") or {}).get("phase")
+        if phase and (not self.phases or self.phases[-1] != phase):
+            self.phases.append(phase)
 
 
 @pytest.fixture

@@ -36,8 +36,6 @@ from tests.support.metrics import (
     MetricsStack,
     attribute,
     forget,
-    start_metrics_stack,
-    stop_metrics_stack,
 )
 from tests.support.operator import OperatorProcess, condition, get_md
 
@@ -61,15 +59,6 @@ def keda(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield installed
     finally:
         installed.stop()
-
-
-@pytest.fixture(scope="module")
-def metrics_stack(cluster: Cluster) -> Iterator[MetricsStack]:
-    stack = start_metrics_stack(cluster)
-    try:
-        yield stack
-    finally:
-        stop_metrics_stack(cluster, stack)
 
 
 @pytest.fixture(scope="module")
