@@ -91,6 +91,8 @@ def named_value_paths() -> list[tuple[str, str]]:
             head = path.split(".")[0]
             if path.rsplit(".", 1)[1] in FILE_SUFFIXES:
                 continue
+            if path.endswith((".k8s.io", ".x-k8s.io")):
+                continue  # an API group (metrics.k8s.io), not a value path
             if head in top and head not in crd_spec_fields():
                 found.append((rel, path))
     return sorted(set(found))
