@@ -319,11 +319,12 @@ def test_a_queued_training_job_holds_no_devices_until_admitted(
 ):
     # No Kueue runs here: the Job stays suspended, as Kueue leaves it until admission.
     cluster.apply(_training("queued", queueName="gpu-queue"), namespace)
-    wait_for(
-        lambda: cluster.batch.read_namespaced_job("queued-a0", namespace).spec.suspend,
-        timeout=60,
-        what="the suspended Job",
-    )
+
+    def suspended() -> bool:
+        jobs = cluster.batch.list_namespaced_job(namespace).items  # none until the operator acts
+        return any(j.metadata.name == "queued-a0" and j.spec.suspend for j in jobs)
+
+    wait_for(suspended, timeout=60, what="the suspended Job")
     template = cluster.custom.get_namespaced_custom_object(
         "resource.k8s.io", "v1", namespace, "resourceclaimtemplates", "queued"
     )
