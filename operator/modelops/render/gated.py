@@ -23,9 +23,10 @@ from typing import Any
 
 from modelops.api.modeldeployment import ModelDeployment
 
+from .drift_sidecar import gated as is_gated
 from .gating import (
     ActionKind,
-    CandidatePods,
+    ObservedFigures,
     RolloutPlan,
     Target,
     candidate_pods,
@@ -55,11 +56,6 @@ class Placement:
     decision: RolloutPlan | None
     stable_key: str
     serving_pods: list[Mapping[str, Any]]
-
-    @property
-    def reads_figures(self) -> bool:
-        """Whether the next reconcile needs the sidecars' figures (a candidate runs)."""
-        return self.layout.candidate_version is not None
 
 
 def stable_slot(
@@ -137,7 +133,7 @@ def place(
         resolve_model_version(md, trainings) == "latest"
     )
     in_slot = {s: [p for p in pods if slot_of_pod(p) == s] for s in SLOTS}
-    gated = md.spec.rollout.strategy != "Direct"
+    gated = is_gated(md)
     in_flight = prev_rollout.get("phase") in GATED_PHASES
     if gated and not in_flight and stable_live is not None and not view.complete:
         # A candidate starts only beside a settled stable version: its pods must all
@@ -233,7 +229,7 @@ def _figures(
     stable_pods: Sequence[Mapping[str, Any]],
     candidate_pods_: Sequence[Mapping[str, Any]],
     version: str,
-) -> Any:
+) -> ObservedFigures | None:
     """ObservedFigures from the sidecars' summaries of this candidate's epoch (a summary
     of an earlier epoch, or from a sidecar that has not read the settings yet, is left
     out)."""
@@ -273,4 +269,4 @@ def _serving(previous: Mapping[str, Any]) -> str | None:
     return str(served) if isinstance(served, str) and served.isdigit() else None
 
 
-__all__ = ["CandidatePods", "Placement", "place", "resolve_target", "stable_slot"]
+__all__ = ["Placement", "place", "resolve_target", "stable_slot"]

@@ -98,7 +98,7 @@ class Observed:
     pods: the Triton pods (all revisions); trainings: TrainingJobs naming this
     ModelDeployment in modelDeploymentRef; keda: the ScaledObject API is
     served; drift: the merged sidecar summary (None when not read); figures: the
-    sidecars' rollout figures by pod (read only while ``reads_figures`` says so);
+    sidecars' rollout figures by pod (read only while a gated rollout's candidate runs);
     events: Warning events, read only when ``wants_events`` said so; claims: the
     ResourceClaims made for the pods from the GPU claim template (DRA only);
     dra_served: the cluster serves resource.k8s.io/v1 (only asked with DRA).
