@@ -25,7 +25,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO / "hack" / "cluster" / "cluster.sh"
-TEST_CLUSTER_NAME = "modelops-test"
+# Several checkouts on one machine (git worktrees) each run their own test
+# cluster by setting MODELOPS_TEST_CLUSTER.
+TEST_CLUSTER_NAME = os.environ.get("MODELOPS_TEST_CLUSTER", "modelops-test")
 
 T = TypeVar("T")
 
