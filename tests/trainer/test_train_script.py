@@ -23,6 +23,7 @@ from modelops.storage.pull import pull_model
 from modelops.triton.local_server import free_port
 from tests.support import pod_process
 from tests.support.cluster import REPO
+from tests.support.mounts import scratch_on_tmp
 from tests.unit.test_render_trainingjob_fixtures import tj_body
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
@@ -161,7 +162,8 @@ def test_the_trainer_runs_with_a_read_only_root(tmp_path):
             "mount --make-rprivate /",
             f"mount --bind {shlex.quote(str(store))} /mnt",
             f"mount --bind {shlex.quote(str(output))} /srv",
-            f"mount --bind {shlex.quote(str(scratch))} /tmp",
+            # A checkout under /tmp (the script, the editable install) stays visible.
+            *scratch_on_tmp(scratch, [REPO]),
             "mount -o remount,bind,ro /",
             "! touch /.modelops-probe 2>/dev/null",
             "exec " + " ".join(shlex.quote(a) for a in argv),

@@ -27,6 +27,9 @@ from modelops.triton.config import ModelSignature, RuntimeSettings, TensorSpec
 from modelops.triton.local_server import free_port, prepare_backend_directory
 from modelops.triton.packaging import package_torchscript
 from tests.support.models import script_linear, torch_reference
+from tests.support.mounts import scratch_on_tmp
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.triton, pytest.mark.torch, pytest.mark.slow]
 
@@ -84,7 +87,8 @@ def test_triton_loads_and_serves_with_only_its_volumes_writable(triton_install, 
             "mount -o remount,bind,ro /mnt",
             f"mount --bind {shlex.quote(str(work))} /srv",
             "mount -o remount,bind,ro /srv",
-            f"mount --bind {shlex.quote(str(scratch))} /tmp",
+            # A checkout under /tmp (its editable install) stays visible.
+            *scratch_on_tmp(scratch, [REPO]),
             "mount -o remount,bind,ro /",
             # The shape really holds: the root refuses writes, /tmp takes them.
             "! touch /.modelops-probe 2>/dev/null",
