@@ -28,5 +28,12 @@ else
   # The environment is reused; the editable install must point at this clone.
   "$venv/bin/pip" install --quiet --no-deps -e .
 fi
+# Several clones share one cached environment, and the editable install points at
+# whichever clone installed last. A process started through a clone's own .venv
+# link (sys.prefix is then <clone>/.venv) imports that clone's source first.
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cat > "$site/zz_modelops_checkout.pth" <<'PTH'
+import os, sys; _o = os.path.join(os.path.dirname(sys.prefix), "operator"); os.path.isfile(os.path.join(_o, "modelops", "__init__.py")) and sys.path.insert(0, _o)
+PTH
 ln -sfn "$venv" .venv
 echo "venv: $venv" >&2
