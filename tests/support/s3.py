@@ -86,14 +86,15 @@ def _wait_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout: flo
     raise RuntimeError(f"moto server not up after {timeout}s: {log.read_text()[-2000:]}")
 
 
-def start_s3_server(work_dir: Path) -> S3Server:
+def start_s3_server(work_dir: Path, host: str = "127.0.0.1") -> S3Server:
+    """moto on ``host`` (loopback by default; a real node's host address for pods)."""
     port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"http://{host}:{port}"
     log = work_dir / "moto.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
