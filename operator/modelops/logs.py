@@ -139,3 +139,5 @@ def configure(log_format: str = "text", level: int = logging.INFO) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Python's warnings too, so that a JSON log stays one object per line.
+    logging.captureWarnings(True)
