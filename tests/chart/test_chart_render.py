@@ -167,6 +167,9 @@ def test_operator_deployment_matches_the_plain_manifest(default):
             assert container(plain)["args"] == [*container(chart)["args"], "--create-peering"]
             continue
         assert container(chart).get(key) == container(plain).get(key), key
+    # The same selector (immutable in a Deployment): an install moves between the
+    # plain manifests and the chart (release `modelops`) without deleting it.
+    assert chart["spec"]["selector"] == plain["spec"]["selector"]
     # Whatever selects the manifests' operator pod selects the chart's too.
     pod_labels = chart["spec"]["template"]["metadata"]["labels"]
     assert matches(plain["spec"]["selector"]["matchLabels"], pod_labels)
