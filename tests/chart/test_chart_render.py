@@ -677,6 +677,8 @@ def test_chart_copies_are_identical_to_their_sources():
         for name in ("servicemonitors.yaml", "prometheusrule.yaml", "grafana-dashboard.json")
     ]
     pairs.append((ARGOCD_CM, CHART / "files" / "argocd" / "argocd-cm.yaml"))
+    sample = REPO / "manifests" / "samples" / "modeldeployment.yaml"
+    pairs.append((sample, CHART / "files" / "samples" / "modeldeployment.yaml"))
     stale = [
         str(copy.relative_to(REPO))
         for source, copy in pairs
@@ -819,3 +821,15 @@ def test_default_images_reach_every_operator_deployment(helm: Helm):
     )
     for deployment in of_kind(docs, "Deployment"):
         assert env(deployment)["MODELOPS_TRITON_IMAGE"] == "mirror.example/tritonserver:25.08-py3"
+
+
+def test_notes_print_the_sample_of_this_release(helm: Helm):
+    # NOTES must not send people to a branch URL whose sample may belong to
+    # another release: they print the chart's own copy (files/samples).
+    notes = helm.run(
+        "install", "modelops", str(CHART), "-n", "modelops-system", "--dry-run=client"
+    ).stdout
+    assert "raw.githubusercontent.com" not in notes
+    body = notes.split("-f - <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    sample = REPO / "manifests" / "samples" / "modeldeployment.yaml"
+    assert yaml.safe_load(body) == yaml.safe_load(sample.read_text())
