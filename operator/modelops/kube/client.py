@@ -387,14 +387,17 @@ def from_kubeconfig(config_file: str | None = None, context: str | None = None) 
     """A Kube for a command run by a person (the kubectl plugin): the kubeconfig as
     kubectl reads it ($KUBECONFIG, else ~/.kube/config) and its context's namespace
     ("default" when the context names none)."""
-    contexts, active = kubernetes.config.list_kube_config_contexts(config_file=config_file)
-    chosen = next((c for c in contexts if c["name"] == context), None) if context else active
-    if chosen is None:
-        raise errors.KubeError("NotFound", f"no context {context!r} in the kubeconfig", 0)
+    try:
+        contexts, active = kubernetes.config.list_kube_config_contexts(config_file=config_file)
+        chosen = next((c for c in contexts if c["name"] == context), None) if context else active
+        if chosen is None:
+            raise kubernetes.config.ConfigException(f"no context {context!r} in the kubeconfig")
+        api_client = kubernetes.config.new_client_from_config(
+            config_file=config_file, context=chosen["name"]
+        )
+    except kubernetes.config.ConfigException as err:
+        raise errors.KubeError("InvalidKubeconfig", str(err), 0) from None
     namespace = (chosen.get("context") or {}).get("namespace") or "default"
-    api_client = kubernetes.config.new_client_from_config(
-        config_file=config_file, context=chosen["name"]
-    )
     return Kube(api_client), namespace
 
 
