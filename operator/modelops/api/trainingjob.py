@@ -276,9 +276,10 @@ class TrainingJobSpec(ApiModel):
         max_length=512,
         description="Trainer image: it runs `modelops train`, so it must contain the modelops "
         "package with PyTorch; build custom images FROM the default, or install modelops "
-        "from its source checkout or built wheel (`pip install './modelops[train]'`, not "
-        "from PyPI, where the name modelops is another project's) plus your training "
-        "module. Unset: the operator's default trainer image (its --trainer-image "
+        "from its source checkout or a wheel built from it (`pip install "
+        "'/path/to/checkout[train]'`; not `pip install modelops`: that name on PyPI is "
+        "another project's) plus your training module. Unset: the operator's default "
+        "trainer image (its --trainer-image "
         "setting, Helm value defaultImages.trainer), taken when the first attempt starts "
         "and kept by its restarts. A value equal to a former default of this field ("
         + ", ".join(c.FORMER_DEFAULT_TRAINER_IMAGES)
