@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.chart.helm import CHART, Helm, find, objname, of_kind
-from tests.support.cluster import REPO
+from tests.support.cluster import REPO, Cluster
 
 INSTALL = REPO / "manifests" / "install"
 MONITORING = REPO / "deploy" / "monitoring"
@@ -823,11 +823,14 @@ def test_default_images_reach_every_operator_deployment(helm: Helm):
         assert env(deployment)["MODELOPS_TRITON_IMAGE"] == "mirror.example/tritonserver:25.08-py3"
 
 
-def test_notes_print_the_sample_of_this_release(helm: Helm):
+@pytest.mark.cluster
+def test_notes_print_the_sample_of_this_release(helm: Helm, cluster: Cluster):
     # NOTES must not send people to a branch URL whose sample may belong to
-    # another release: they print the chart's own copy (files/samples).
-    notes = helm.run(
-        "install", "modelops", str(CHART), "-n", "modelops-system", "--dry-run=client"
+    # another release: they print the chart's own copy (files/samples). helm
+    # renders NOTES only for an install (its lookup needs a cluster): a dry run.
+    on_cluster = Helm(binary=helm.binary, home=helm.home, kubeconfig=cluster.kubeconfig)
+    notes = on_cluster.run(
+        "install", "notes-test", str(CHART), "-n", "default", "--dry-run=server"
     ).stdout
     assert "raw.githubusercontent.com" not in notes
     body = notes.split("-f - <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
