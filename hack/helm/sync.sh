@@ -10,6 +10,8 @@
 #       guarantees on a fresh cluster
 #   deploy/monitoring/*.yaml|json -> charts/modelops/files/monitoring/
 #   deploy/argocd/argocd-cm.yaml  -> charts/modelops/files/argocd/
+#   manifests/samples/modeldeployment.yaml -> charts/modelops/files/samples/
+#       printed by NOTES.txt: the sample of this very release, no URL to follow
 #
 # tests/chart/test_chart_render.py fails when a copy differs from its source,
 # so run this after `make crds` or an edit under deploy/. `--check` only
@@ -33,6 +35,7 @@ for f in servicemonitors.yaml prometheusrule.yaml grafana-dashboard.json; do
   [ -e "$repo/deploy/monitoring/$f" ] && pairs+=("$repo/deploy/monitoring/$f" "$chart/files/monitoring/$f")
 done
 [ -e "$repo/deploy/argocd/argocd-cm.yaml" ] && pairs+=("$repo/deploy/argocd/argocd-cm.yaml" "$chart/files/argocd/argocd-cm.yaml")
+pairs+=("$repo/manifests/samples/modeldeployment.yaml" "$chart/files/samples/modeldeployment.yaml")
 
 stale=0
 for ((i = 0; i < ${#pairs[@]}; i += 2)); do

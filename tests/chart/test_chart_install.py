@@ -315,7 +315,7 @@ def test_upgrade_with_new_resources_rolls_the_operator(release: Release):
     }
     release.helm.run(
         "upgrade", release.name, str(CHART), "--namespace", release.namespace,
-        "--reuse-values", "--set", "resources.limits.memory=768Mi",
+        "--reset-then-reuse-values", "--set", "resources.limits.memory=768Mi",
         "--wait", "--timeout", "90s",
     )  # fmt: skip
     for name, (old_hash, old_generation) in before.items():

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.chart.helm import CHART, Helm, find, objname, of_kind
-from tests.support.cluster import REPO
+from tests.support.cluster import REPO, Cluster
 
 INSTALL = REPO / "manifests" / "install"
 MONITORING = REPO / "deploy" / "monitoring"
@@ -167,6 +167,9 @@ def test_operator_deployment_matches_the_plain_manifest(default):
             assert container(plain)["args"] == [*container(chart)["args"], "--create-peering"]
             continue
         assert container(chart).get(key) == container(plain).get(key), key
+    # The same selector (immutable in a Deployment): an install moves between the
+    # plain manifests and the chart (release `modelops`) without deleting it.
+    assert chart["spec"]["selector"] == plain["spec"]["selector"]
     # Whatever selects the manifests' operator pod selects the chart's too.
     pod_labels = chart["spec"]["template"]["metadata"]["labels"]
     assert matches(plain["spec"]["selector"]["matchLabels"], pod_labels)
@@ -674,6 +677,8 @@ def test_chart_copies_are_identical_to_their_sources():
         for name in ("servicemonitors.yaml", "prometheusrule.yaml", "grafana-dashboard.json")
     ]
     pairs.append((ARGOCD_CM, CHART / "files" / "argocd" / "argocd-cm.yaml"))
+    sample = REPO / "manifests" / "samples" / "modeldeployment.yaml"
+    pairs.append((sample, CHART / "files" / "samples" / "modeldeployment.yaml"))
     stale = [
         str(copy.relative_to(REPO))
         for source, copy in pairs
@@ -816,3 +821,19 @@ def test_default_images_reach_every_operator_deployment(helm: Helm):
     )
     for deployment in of_kind(docs, "Deployment"):
         assert env(deployment)["MODELOPS_TRITON_IMAGE"] == "mirror.example/tritonserver:25.08-py3"
+
+
+@pytest.mark.cluster
+def test_notes_print_the_sample_of_this_release(helm: Helm, cluster: Cluster):
+    # NOTES must not send people to a branch URL whose sample may belong to
+    # another release: they print the chart's own copy (files/samples). helm
+    # renders NOTES only for an install (its lookup needs a cluster): a dry run.
+    on_cluster = Helm(binary=helm.binary, home=helm.home, kubeconfig=cluster.kubeconfig)
+    notes = on_cluster.run(
+        "install", "notes-test", str(CHART), "-n", "default", "--dry-run=server",
+        "--set", "crds.install=false",  # the session's CRDs belong to no release
+    ).stdout  # fmt: skip
+    assert "raw.githubusercontent.com" not in notes
+    body = notes.split("-f - <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    sample = REPO / "manifests" / "samples" / "modeldeployment.yaml"
+    assert yaml.safe_load(body) == yaml.safe_load(sample.read_text())

@@ -1,6 +1,7 @@
-"""`helm upgrade` on the real control plane: the CRDs upgrade with the chart (and
-survive uninstall), and a new default Triton image rolls every ModelDeployment
-that does not name its own image, and no other.
+"""`helm upgrade` on the real control plane: from the real previous release of the
+chart (extracted from git history) with the command docs/install.md gives, the
+CRDs upgrade with the chart (and survive uninstall); and a new default Triton
+image rolls every ModelDeployment that does not name its own image, and no other.
 
 The second test runs the operator as the chart's Deployment runs it: its exact
 command line and environment (read back from the API server after each helm
@@ -12,7 +13,9 @@ upgrade as the Deployment's new pod would be. The serving pods are simulated
 from __future__ import annotations
 
 import contextlib
-import shutil
+import io
+import subprocess
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,49 +80,86 @@ def crd(cluster: Cluster, name: str) -> dict[str, Any]:
     return yaml.safe_load(cluster.kubectl("get", "crd", name, "-o", "yaml").stdout)
 
 
-def runtime_properties(cluster: Cluster) -> dict[str, Any]:
-    spec = crd(cluster, MD_CRD)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return spec["properties"]["spec"]["properties"]["runtime"]["properties"]
+# Chart releases, by the commit that was released (CHANGELOG.md). 0.1.0 is the
+# first-parent commit before the branch that started [Unreleased] was merged
+# (CRDs still in the chart's crds/ directory, images still CRD defaults).
+RELEASES = {"0.1.0": "fa51725f10216cf8ef26c08104ce679095ec20e1"}
+# A field the previous release's ModelDeployment CRD does not declare.
+NEW_FIELD = ("rollout", "analysis")
 
 
-def older_chart(tmp: Path) -> Path:
-    """A copy of the chart as an earlier release: version 0.0.9, and its ModelDeployment
-    CRD without spec.runtime.imagePullPolicy (the field this upgrade adds)."""
-    chart = tmp / "modelops-0.0.9"
-    shutil.copytree(CHART, chart)
-    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
-    meta["version"] = "0.0.9"
-    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    path = chart / "files" / "crds" / f"modelops.io_{MD_CRD.split('.')[0]}.yaml"
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    (doc,) = docs
-    for version in doc["spec"]["versions"]:
-        runtime = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
-            "runtime"
-        ]
-        del runtime["properties"]["imagePullPolicy"]
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return chart
+def chart_version(chart: Path) -> str:
+    return str(yaml.safe_load((chart / "Chart.yaml").read_text())["version"])
 
 
-def md_with_pull_policy(name: str) -> str:
+def previous_release() -> tuple[str, str]:
+    """(version, commit) of the newest release older than the working tree's chart.
+    While the working tree still says 0.1.0 (changes not yet released), 0.1.0 is
+    the release it upgrades from."""
+    current = Version(chart_version(CHART))
+    older = [v for v in RELEASES if Version(v) < current] or [
+        v for v in RELEASES if Version(v) == current
+    ]
+    version = max(older, key=Version)
+    return version, RELEASES[version]
+
+
+class Version(tuple):
+    """ "0.10.1" > "0.9.0": compared as numbers."""
+
+    def __new__(cls, text: str) -> Version:
+        return super().__new__(cls, (int(p) for p in text.split("-")[0].split(".")))
+
+
+def released_chart(tmp: Path) -> tuple[Path, str]:
+    """charts/modelops exactly as released, extracted from git history."""
+    version, commit = previous_release()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, "charts/modelops"],
+        capture_output=True,
+    )
+    if archive.returncode != 0:
+        pytest.fail(
+            f"chart {version} ({commit}) is not in this clone's history "
+            f"(a shallow clone? git fetch --unshallow): {archive.stderr.decode()}"
+        )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tmp, filter="data")
+    chart = tmp / "charts" / "modelops"
+    assert chart_version(chart) == version
+    return chart, version
+
+
+def md_with_new_field(name: str) -> str:
     body = yaml.safe_load(SAMPLE.read_text())
     body["metadata"]["name"] = name
-    body["spec"]["runtime"]["imagePullPolicy"] = "IfNotPresent"
+    body["spec"]["rollout"]["analysis"] = {"minRequests": 250}
     return yaml.safe_dump(body)
 
 
-def test_helm_upgrade_upgrades_the_crds_and_uninstall_keeps_them(
+def rollout_properties(cluster: Cluster) -> dict[str, Any]:
+    spec = crd(cluster, MD_CRD)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return spec["properties"]["spec"]["properties"]["rollout"]["properties"]
+
+
+def operator_env(cluster: Cluster, namespace: str, release: str) -> dict[str, str]:
+    deployment = cluster.apps.read_namespaced_deployment(f"{release}-operator", namespace)
+    [container] = deployment.spec.template.spec.containers
+    return {e.name: e.value for e in container.env or []}
+
+
+def test_upgrade_from_the_real_previous_release_with_the_documented_command(
     cluster: Cluster, helm: Helm, tmp_path: Path
 ):
     h = chart_helm(cluster, helm)
-    old = older_chart(tmp_path)
-    # The cluster as the earlier release left it: its CRDs, applied outside Helm
-    # (as chart 0.1.0's crds/ directory or kubectl did).
-    old_crd = old / "files" / "crds" / "modelops.io_modeldeployments.yaml"
-    exists = cluster.kubectl("get", "crd", MD_CRD, check=False).returncode == 0
-    cluster.kubectl("replace" if exists else "create", "-f", str(old_crd))
-    cluster.kubectl("create", "-f", str(CRDS / "modelops.io_trainingjobs.yaml"), check=False)
+    old, old_version = released_chart(tmp_path)
+    # The cluster as that release left it: its CRDs from the chart's crds/ directory
+    # (Helm installs those once and never upgrades them, so they are applied here,
+    # replacing whatever CRDs this test session installed before).
+    for path in sorted((old / "crds").glob("modelops.io_*.yaml")):
+        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+        exists = cluster.kubectl("get", "crd", name, check=False).returncode == 0
+        cluster.kubectl("replace" if exists else "create", "-f", str(path))
     try:
         with (
             release_namespace(cluster) as ns,
@@ -127,39 +167,47 @@ def test_helm_upgrade_upgrades_the_crds_and_uninstall_keeps_them(
         ):
             apps = next(workloads)
             name = ns
-            # Taking over CRDs that no release owns is what upgrading from 0.1.0 needs.
-            h.run(
-                "install", name, str(old), "-n", ns, "--take-ownership",
-                "--wait", "--timeout", "90s",
-            )  # fmt: skip
-            assert "imagePullPolicy" not in runtime_properties(cluster)
+            h.run("install", name, str(old), "-n", ns, "--wait", "--timeout", "90s")
+            assert "analysis" not in rollout_properties(cluster)
+            # The previous release predates the default images as a setting.
+            assert "MODELOPS_TRITON_IMAGE" not in operator_env(cluster, ns, name)
             # The API server refuses the field the old CRD does not declare.
             refused = cluster.kubectl(
                 "apply", "--server-side", "--validate=strict", "-n", apps, "-f", "-",
-                input=md_with_pull_policy("with-pull-policy"), check=False,
+                input=md_with_new_field("with-new-field"), check=False,
             )  # fmt: skip
             assert refused.returncode != 0, refused.stdout
-            assert "imagePullPolicy" in refused.stderr, refused.stderr
+            assert "analysis" in refused.stderr, refused.stderr
 
-            h.run("upgrade", name, str(CHART), "-n", ns, "--wait", "--timeout", "90s")
+            # Exactly the command docs/install.md gives for an upgrade from 0.1.0.
+            h.run(
+                "upgrade", name, str(CHART), "-n", ns,
+                "--reset-then-reuse-values", "--take-ownership",
+                "--wait", "--timeout", "90s",
+            )  # fmt: skip
             live = crd(cluster, MD_CRD)
-            assert "imagePullPolicy" in runtime_properties(cluster)
+            assert "analysis" in rollout_properties(cluster)
             assert live["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
             assert live["metadata"]["annotations"]["meta.helm.sh/release-name"] == name
             assert live["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+            # Values the new chart adds are there (--reuse-values would have dropped
+            # them, keeping the old release's values whole).
+            assert operator_env(cluster, ns, name)["MODELOPS_TRITON_IMAGE"] == (
+                c.DEFAULT_TRITON_IMAGE
+            )
             # The same object is accepted now, and the field is stored.
             cluster.kubectl(
                 "apply", "--server-side", "--validate=strict", "-n", apps, "-f", "-",
-                input=md_with_pull_policy("with-pull-policy"),
+                input=md_with_new_field("with-new-field"),
             )  # fmt: skip
             stored = cluster.custom.get_namespaced_custom_object(
-                "modelops.io", "v1alpha1", apps, "modeldeployments", "with-pull-policy"
+                "modelops.io", "v1alpha1", apps, "modeldeployments", "with-new-field"
             )
-            assert stored["spec"]["runtime"]["imagePullPolicy"] == "IfNotPresent"
+            assert stored["spec"]["rollout"]["analysis"]["minRequests"] == 250
             history = h.run("history", name, "-n", ns, "-o", "yaml").stdout
             assert [r["chart"] for r in yaml.safe_load(history)] == [
-                "modelops-0.0.9",
-                f"modelops-{yaml.safe_load((CHART / 'Chart.yaml').read_text())['version']}",
+                f"modelops-{old_version}",
+                f"modelops-{chart_version(CHART)}",
             ]
 
             h.run("uninstall", name, "-n", ns, "--wait")
@@ -167,11 +215,17 @@ def test_helm_upgrade_upgrades_the_crds_and_uninstall_keeps_them(
             for name_ in MODELOPS_CRDS:
                 assert crd(cluster, name_)["metadata"]["name"] == name_
             assert cluster.custom.get_namespaced_custom_object(
-                "modelops.io", "v1alpha1", apps, "modeldeployments", "with-pull-policy"
+                "modelops.io", "v1alpha1", apps, "modeldeployments", "with-new-field"
             )
             assert not h.run("list", "-n", ns, "-q").stdout.strip()
     finally:
         release_the_crds(cluster)
+
+
+def test_the_previous_release_is_older_or_the_unreleased_base():
+    version, commit = previous_release()
+    assert Version(version) <= Version(chart_version(CHART))
+    assert len(commit) == 40
 
 
 # --- the default Triton image as a Helm value ---------------------------------------
@@ -275,7 +329,7 @@ def test_a_new_default_triton_image_rolls_every_follower_and_no_override(
 
             # One value for the whole fleet.
             h.run(
-                "upgrade", name, str(CHART), "-n", ns, "--reuse-values",
+                "upgrade", name, str(CHART), "-n", ns, "--reset-then-reuse-values",
                 "--set", f"defaultImages.triton={NEW_TRITON}", "--wait", "--timeout", "90s",
             )  # fmt: skip
             before.stop()

@@ -160,6 +160,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("backoff-limit-101", _spec(backoffLimit=101), "spec.backoffLimit"),
     ("active-deadline-zero", _spec(activeDeadlineSeconds=0), "spec.activeDeadlineSeconds"),
     ("ttl-negative", _spec(ttlSecondsAfterFinished=-1), "spec.ttlSecondsAfterFinished"),
+    ("ttl-below-floor", _spec(ttlSecondsAfterFinished=0), "spec.ttlSecondsAfterFinished"),
     ("suspend-string", _spec(suspend="yes"), "spec.suspend"),
     ("queue-name-uppercase", _spec(queueName="GPU-Queue"), "spec.queueName"),
     ("queue-name-with-dot", _spec(queueName="gpu.queue"), "spec.queueName"),

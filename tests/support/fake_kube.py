@@ -237,7 +237,12 @@ class FakeKube:
         ]
 
     def post_event(
-        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+        self,
+        involved: Mapping[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
         meta = involved["metadata"]
         try:
@@ -249,6 +254,7 @@ class FakeKube:
                 "metadata": {
                     "namespace": meta["namespace"],
                     "name": f"{meta['name']}.{len(self.events)}",
+                    "annotations": dict(annotations or {}),
                 },
                 "involvedObject": {
                     "apiVersion": involved.get("apiVersion"),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from modelops.api.base import GO_DURATION
 from modelops.api.modeldeployment import ModelDeployment
 from modelops.render.retrain import (
     LABEL_RETRAIN_OF,
@@ -67,7 +69,14 @@ def test_parse_go_duration(text, seconds):
     assert parse_go_duration(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["6 hours", "", "h", "1d"])
+@pytest.mark.parametrize("text", ["1500us", "90000000000ns", "1h0m0.5s", "2m30s10ms"])
+def test_every_duration_the_crd_admits_parses(text):
+    # The CRD's pattern is the API server's promise; the parser must keep it.
+    assert re.fullmatch(GO_DURATION, text)
+    assert parse_go_duration(text).total_seconds() > 0
+
+
+@pytest.mark.parametrize("text", ["6 hours", "", "h", "1d", "1µs"])
 def test_parse_go_duration_refuses_other_text(text):
     with pytest.raises(ValueError):
         parse_go_duration(text)

@@ -7,6 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from modelops.api import constants as c
 from modelops.render.training import (
@@ -338,8 +339,14 @@ def test_run_policy_fields():
     assert "activeDeadlineSeconds" not in plain and "ttlSecondsAfterFinished" not in plain
 
 
-def test_job_ttl_leaves_the_operator_time_to_see_the_outcome():
-    assert render_job(tj_body(ttlSecondsAfterFinished=0))["spec"]["ttlSecondsAfterFinished"] == 300
+def test_job_ttl_below_the_floor_is_refused_not_raised():
+    # The operator must see how an attempt ended; 0 is refused by the API, naming the
+    # field, instead of being silently turned into 300.
+    assert (
+        render_job(tj_body(ttlSecondsAfterFinished=300))["spec"]["ttlSecondsAfterFinished"] == 300
+    )
+    with pytest.raises(ValidationError, match=r"ttl_?[sS]econds_?[aA]fter_?[fF]inished"):
+        render_job(tj_body(ttlSecondsAfterFinished=0))
 
 
 def test_deadline_covers_all_attempts():

@@ -54,18 +54,26 @@ class ModelSource(ApiModel):
     )
     format: ModelFormat = Field(
         default="triton",
-        description="Format of the stored model. triton: already a Triton model directory "
-        "with config.pbtxt (served as is). torchscript, onnx, tensorrt, python: a bare "
-        "artifact for which the operator writes the Triton configuration.",
+        description="Format of the stored model. Every format needs a Triton config.pbtxt "
+        "beside the versions (or in the version directory); the operator writes none. "
+        "triton: served with its config.pbtxt as is. torchscript, onnx, tensorrt, python: "
+        "the config.pbtxt must run that backend (checked at pull; FormatMismatch otherwise), "
+        "and spec.runtime settings are applied to it. `modelops package-model --publish` "
+        "writes a TorchScript or ONNX file as such a model, with its config.pbtxt and "
+        "SHA256SUMS (docs/training.md, Publishing a model).",
     )
     version: str = Field(
         default="latest",
         max_length=10,
         pattern=r"^(latest|[1-9][0-9]{0,8})$",
-        description='Model version to serve: "latest" follows the highest version found '
-        "under storageUri (a retrained model rolls out without a Git commit), or a positive "
-        'integer as a string (quote it: "3") to pin one. The resolved version is reported '
-        "in status.servedVersion.",
+        description='Model version to serve: a positive integer as a string (quote it: "3") '
+        'pins one. "latest" follows the newest version published by a succeeded TrainingJob '
+        "whose modelDeploymentRef names this ModelDeployment and whose output.storageUri is "
+        "this storageUri: it rolls out without a Git commit and is shown in "
+        "status.desiredVersion. Until such a TrainingJob exists, each pod resolves latest to "
+        "the highest version under storageUri when it starts: the operator does not list "
+        "storage, so a version uploaded by other tools reaches only pods started after it "
+        "(status.loadedVersions shows what each replica loaded).",
     )
     name: str | None = Field(
         default=None,
@@ -83,9 +91,11 @@ class ModelSource(ApiModel):
     )
     verify_checksums: bool = Field(
         default=True,
-        description="Serve only versions that carry a SHA256SUMS manifest (modelops writes one "
-        "when it publishes a version, e.g. from a TrainingJob) and check every file against "
-        "it. Set false to also serve versions uploaded by other tools, without a manifest.",
+        description="Serve only versions that carry a SHA256SUMS manifest and check every "
+        "file against it. modelops writes the manifest when it publishes a version: a "
+        "TrainingJob's output, or `modelops package-model --publish <storageUri>` for a model "
+        "made elsewhere (docs/training.md, Publishing a model). Set false to also serve "
+        "versions uploaded by other tools, without a manifest.",
     )
 
 

@@ -46,6 +46,13 @@ from .modeldeployment import (
 )
 from .types import Condition, EnvVar, SecretReference
 
+# Floor of spec.ttlSecondsAfterFinished: the operator must see how an attempt
+# ended (failed: restart it; succeeded: done) before Kubernetes deletes the Job,
+# or it would find no Job and run the attempt again. Refused below it at apply
+# time rather than raised silently. Finished pods hold no resources, so keeping
+# them a few minutes costs only their API objects.
+MIN_JOB_TTL_SECONDS = 300
+
 # The Job of attempt N is `<name>-a<N>` and its pods' hostnames `<name>-a<N>-<rank>`,
 # which must fit a DNS label (63): 55 + len("-a100") + len("-63") == 63.
 MAX_NAME_LENGTH = 55
@@ -268,11 +275,13 @@ class TrainingJobSpec(ApiModel):
         min_length=1,
         max_length=512,
         description="Trainer image: it runs `modelops train`, so it must contain the modelops "
-        "package with PyTorch; build custom images FROM the default or with "
-        "`pip install modelops[train]` plus your training module. Unset: the operator's "
-        "default trainer image (its --trainer-image setting, Helm value "
-        "defaultImages.trainer), taken when the first attempt starts and kept by its "
-        "restarts. A value equal to a former default of this field ("
+        "package with PyTorch; build custom images FROM the default, or install modelops "
+        "from its source checkout or a wheel built from it (`pip install "
+        "'/path/to/checkout[train]'`; not `pip install modelops`: that name on PyPI is "
+        "another project's) plus your training module. Unset: the operator's default "
+        "trainer image (its --trainer-image "
+        "setting, Helm value defaultImages.trainer), taken when the first attempt starts "
+        "and kept by its restarts. A value equal to a former default of this field ("
         + ", ".join(c.FORMER_DEFAULT_TRAINER_IMAGES)
         + ") counts as unset; pin that image by digest.",
     )
@@ -384,11 +393,12 @@ class TrainingJobSpec(ApiModel):
     )
     ttl_seconds_after_finished: int | None = Field(
         default=None,
-        ge=0,
+        ge=MIN_JOB_TTL_SECONDS,
         description="Seconds after an attempt's Job finishes before Kubernetes deletes it "
-        "and its pods (logs included); at least 300, so that the operator always sees how "
-        "an attempt ended. The TrainingJob and its status stay, so GitOps tools do not "
-        "recreate it. Unset keeps the Jobs until the TrainingJob is deleted.",
+        f"and its pods (logs included); at least {MIN_JOB_TTL_SECONDS} (a smaller value is "
+        "refused), so that the operator always sees how an attempt ended. The TrainingJob "
+        "and its status stay, so GitOps tools do not recreate it. Unset keeps the Jobs "
+        "until the TrainingJob is deleted.",
     )
     suspend: bool = Field(
         default=False,
@@ -427,9 +437,11 @@ class TrainingJobSpec(ApiModel):
     )
     model_deployment_ref: ModelDeploymentReference | None = Field(
         default=None,
-        description="The ModelDeployment this job retrains (informational, and the default "
-        "output.modelName). The new version rolls out because that deployment follows "
-        "version latest on the same storage, not through this reference.",
+        description="The ModelDeployment this job retrains: the default output.modelName, and "
+        "how that deployment finds this job. When the job succeeds and its output.storageUri "
+        "is the deployment's storageUri, a deployment following version latest resolves "
+        "latest to the version this job published and rolls it out (with lineage in "
+        "status.history); a deployment with a pinned version ignores it.",
     )
 
 

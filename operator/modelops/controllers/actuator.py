@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelops import logs
 from modelops.api.kinds import kind_of, kind_of_object
 from modelops.controllers import metrics
 from modelops.kube import KubeApi
@@ -75,6 +76,17 @@ class Actuator:
         """Write the status patch and post the events; then, for plans that must
         record status before creating, the creates and patches."""
         meta = owner["metadata"]
+        # The decision, once per reconcile: INFO when it writes, DEBUG at steady state
+        # (every object is looked at again each resync; those lines would be noise).
+        log.log(
+            logging.INFO if plan.writes or plan.failed else logging.DEBUG,
+            "%s %s/%s: %s",
+            self.kind,
+            meta["namespace"],
+            meta["name"],
+            plan.decision,
+            extra={"decision": plan.decision},
+        )
         if plan.status_patch:
             try:
                 live = self.kube.patch_status(
@@ -96,7 +108,7 @@ class Actuator:
                 out.failures.append(_failure(self.kind, err))
                 return
         for type_, reason, message in plan.events:
-            self.kube.post_event(owner, type_, reason, message)
+            self.kube.post_event(owner, type_, reason, message, logs.event_annotations())
         if plan.status_first:
             self._create_and_patch(plan, out)
 

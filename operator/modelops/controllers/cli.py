@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 
+from modelops import logs
 from modelops.api import constants as c
 from modelops.api.images import TRAINER_IMAGE_ENV, TRITON_IMAGE_ENV, ImageDefaults
 
@@ -56,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="trainer image of every TrainingJob whose spec.image is unset "
         f"(env {TRAINER_IMAGE_ENV}; default %(default)s)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=os.environ.get("MODELOPS_LOG_FORMAT") or "text",
+        help="text (for people) or json (one object a line: time, level, logger, msg, "
+        "object, namespace, reconcile_id, decision); env MODELOPS_LOG_FORMAT; "
+        "default %(default)s",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
 
 
@@ -67,10 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     operator.IMAGE_DEFAULTS = ImageDefaults(triton=args.triton_image, trainer=args.trainer_image)
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     trace_path = os.environ.get("MODELOPS_TRACEMALLOC")
     if trace_path:
         _trace_memory_to(trace_path)

@@ -21,6 +21,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from modelops import logs
 from modelops.api.images import ImageDefaults
 from modelops.controllers import (
     indexes,  # noqa: F401  (registers the indexes)
@@ -143,7 +144,9 @@ class Operator:
     def _reconcile(self, key: QueueKey) -> Result:
         kind, namespace, name = key
         controller = self.md if kind == "md" else self.tj
-        return controller.reconcile((namespace, name))
+        # Log records and Events made during this reconcile carry its id (modelops.logs).
+        with logs.reconciling(_kind(key), namespace, name):
+            return controller.reconcile((namespace, name))
 
 
 def _kind(key: QueueKey) -> str:

@@ -37,7 +37,8 @@ WATCHED_CHILDREN = tuple(
 # Reconciles at once. Each holds a thread while it waits on the API server
 # (the official client is synchronous), so after a mass change throughput is
 # workers / API latency: 8 workers at 1,000 objects put a 10-30 s lag on status
-# under churn (bench/operator/scale.py). Bounded, so a burst queues instead of
+# under churn (bench/operator/scale.py), hence 32. The chart's operator.workers
+# (values.yaml, README) names this default: keep them in step. Bounded, so a burst queues instead of
 # opening hundreds of connections (kube.client.CONNECTION_POOL_SIZE).
 DEFAULT_WORKERS = 32
 

@@ -263,14 +263,21 @@ class Kube:
         return list(json.loads(response.data).get("items") or [])
 
     def post_event(
-        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+        self,
+        involved: Mapping[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
         """Record a core/v1 Event about ``involved`` (best effort: never raises)."""
         meta = involved["metadata"]
         now = datetime.now(UTC)
         event = kubernetes.client.CoreV1Event(
             metadata=kubernetes.client.V1ObjectMeta(
-                generate_name=f"{meta['name']}.", namespace=meta["namespace"]
+                generate_name=f"{meta['name']}.",
+                namespace=meta["namespace"],
+                annotations=dict(annotations) if annotations else None,
             ),
             involved_object=kubernetes.client.V1ObjectReference(
                 api_version=involved.get("apiVersion"),
@@ -374,6 +381,24 @@ def _translated() -> Iterator[None]:
 # (controllers.settings.workers); the client's default pool (5 per CPU) would
 # make the extra threads queue for a connection.
 CONNECTION_POOL_SIZE = 64
+
+
+def from_kubeconfig(config_file: str | None = None, context: str | None = None) -> tuple[Kube, str]:
+    """A Kube for a command run by a person (the kubectl plugin): the kubeconfig as
+    kubectl reads it ($KUBECONFIG, else ~/.kube/config) and its context's namespace
+    ("default" when the context names none)."""
+    try:
+        contexts, active = kubernetes.config.list_kube_config_contexts(config_file=config_file)
+        chosen = next((c for c in contexts if c["name"] == context), None) if context else active
+        if chosen is None:
+            raise kubernetes.config.ConfigException(f"no context {context!r} in the kubeconfig")
+        api_client = kubernetes.config.new_client_from_config(
+            config_file=config_file, context=chosen["name"]
+        )
+    except kubernetes.config.ConfigException as err:
+        raise errors.KubeError("InvalidKubeconfig", str(err), 0) from None
+    namespace = (chosen.get("context") or {}).get("namespace") or "default"
+    return Kube(api_client), namespace
 
 
 def _default_api_client() -> kubernetes.client.ApiClient:

@@ -66,7 +66,12 @@ class KubeApi(Protocol):
         ...
 
     def post_event(
-        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+        self,
+        involved: Mapping[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
         """Record an Event about ``involved``; never raises."""
         ...

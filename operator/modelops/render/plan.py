@@ -124,6 +124,33 @@ class Plan:
     status_first: bool = False
 
     @property
+    def decision(self) -> str:
+        """What this plan does, in one short line for the logs ("apply Deployment
+        fraud; status Ready=True/Serving; requeue 30s"); "no change" at steady state."""
+        parts = []
+        for verb, items in (
+            ("apply", [f"{a.kind} {a.name}" for a in self.applies]),
+            ("delete", [f"{d.kind} {d.name}" for d in self.deletes]),
+            ("create", [str(c.obj.get("kind")) for c in self.creates]),
+            ("patch", [f"{p.kind} {p.name}" for p in self.patches]),
+            ("event", [e[1] for e in self.events]),
+        ):
+            if items:
+                parts.append(f"{verb} {', '.join(items)}")
+        if self.status_patch:
+            ready = next(
+                (c for c in self.status.get("conditions") or [] if c.get("type") == "Ready"), None
+            )
+            parts.append(
+                f"status Ready={ready.get('status')}/{ready.get('reason')}" if ready else "status"
+            )
+        if self.failed:
+            parts.append("retry with back-off")
+        elif self.requeue_after is not None:
+            parts.append(f"requeue {self.requeue_after:g}s")
+        return "; ".join(parts) or "no change"
+
+    @property
     def writes(self) -> int:
         """API writes this plan makes (events included): its budget."""
         return (

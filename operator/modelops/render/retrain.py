@@ -22,14 +22,16 @@ from modelops.api.modeldeployment import ModelDeployment
 from .meta import owner_reference
 
 LABEL_RETRAIN_OF = f"{c.GROUP}/retrain-of"
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# Every unit the CRD patterns admit (api.base.GO_DURATION, api.rollout.DURATION):
+# a value the API server accepted must never fail here at reconcile time.
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 # TrainingJob names are limited to 55 characters (its Job names add a suffix).
 _TJ_NAME_LIMIT = 55
 
 
 def parse_go_duration(text: str) -> timedelta:
-    """'1h30m' -> 90 minutes (the subset of Go durations the CRD pattern allows)."""
+    """'1h30m' -> 90 minutes (Go durations as the CRD patterns allow them, without µs)."""
     parts = _GO_DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"not a Go duration: {text!r}")

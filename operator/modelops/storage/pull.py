@@ -81,6 +81,14 @@ def _check_model_name(name: str) -> str:
     return name
 
 
+# Versions uploaded by other tools carry no manifest: say how to make one, or how
+# to accept them (the operator passes --allow-unverified for verifyChecksums: false).
+UNVERIFIED_HINT = (
+    "; publish it with `modelops package-model --publish <storageUri>`, or accept versions "
+    "without a manifest (spec.model.verifyChecksums: false, --allow-unverified)"
+)
+
+
 def _choose_version(
     store: ModelStore, requested: int | None, allow_unverified: bool
 ) -> tuple[int, bool]:
@@ -96,7 +104,7 @@ def _choose_version(
         raise StorageError(
             "VersionIncomplete",
             f"{store.describe()}: version {requested} has no {MANIFEST_NAME} (still being "
-            "written, or not published by modelops; --allow-unverified accepts it)",
+            f"written, or not published by modelops){UNVERIFIED_HINT}",
         )
     if requested is not None:
         raise StorageError(
@@ -106,7 +114,8 @@ def _choose_version(
         )
     raise StorageError(
         "VersionIncomplete",
-        f"{store.describe()}: no complete version (versions {listing.all} lack {MANIFEST_NAME})",
+        f"{store.describe()}: no complete version (versions {listing.all} lack "
+        f"{MANIFEST_NAME}){UNVERIFIED_HINT}",
     )
 
 
@@ -173,7 +182,9 @@ def _prepare_config(
         return raw  # nothing to check or apply: no need to parse
     if raw is None:
         raise StorageError(
-            "InvalidConfig", f"{where}: no {CONFIG_NAME} to check the format or apply settings to"
+            "InvalidConfig",
+            f"{where}: no {CONFIG_NAME} to check the format or apply settings to; the model "
+            f"needs a Triton {CONFIG_NAME} (`modelops package-model` writes one)",
         )
     try:
         text = raw.decode()

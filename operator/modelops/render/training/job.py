@@ -50,11 +50,6 @@ from .names import (
 )
 
 TRAINER_CONTAINER = "trainer"
-# Floor of a Job's ttlSecondsAfterFinished: the operator must see how an attempt
-# ended (failed: restart it; succeeded: done) before Kubernetes deletes the Job,
-# or it would find no Job and run the attempt again. Finished pods hold no
-# resources, so keeping them a few minutes costs only their API objects.
-MIN_JOB_TTL_SECONDS = 300
 CHECKPOINT_DIR = "/checkpoints"
 DATASET_MOUNT = "/mnt/dataset"
 OUTPUT_MOUNT = "/mnt/output"
@@ -117,9 +112,8 @@ def render_job(
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = max(1, spec.active_deadline_seconds - elapsed_seconds)
     if spec.ttl_seconds_after_finished is not None:
-        job_spec["ttlSecondsAfterFinished"] = max(
-            spec.ttl_seconds_after_finished, MIN_JOB_TTL_SECONDS
-        )
+        # At least MIN_JOB_TTL_SECONDS: the API refuses less (api/trainingjob.py).
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
     extra = spec.pod_metadata
     job_spec["template"] = {
         "metadata": {
