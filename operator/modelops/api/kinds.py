@@ -64,6 +64,8 @@ CLUSTER_KOPF_PEERING = Kind(
     "kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False
 )
 NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
+# The leader election record the operator replicas share (controllers/leader.py).
+LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
 CUSTOM_RESOURCE_DEFINITION = Kind(
     "apiextensions.k8s.io/v1",
     "CustomResourceDefinition",
@@ -89,6 +91,7 @@ KINDS: tuple[Kind, ...] = (
     CLUSTER_KOPF_PEERING,
     NAMESPACE,
     CUSTOM_RESOURCE_DEFINITION,
+    LEASE,
 )
 
 _BY_TYPE = {(k.api_version, k.kind): k for k in KINDS}
