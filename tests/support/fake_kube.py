@@ -32,7 +32,8 @@ etcd compaction does: a watch from an older version raises Gone.
 from __future__ import annotations
 
 import copy
-import itertools
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -72,9 +73,13 @@ class FakeKube:
         self._faults: list[_Fault] = []
         # The last configuration `apply` sent per object: the fields it owns.
         self._applied_configs: dict[tuple[Kind, str | None, str], dict[str, Any]] = {}
-        self._rv = itertools.count(1)
+        self._rv = 0
+        self._rv_lock = threading.Lock()  # informer threads read while a test writes
+        # A watch with nothing new waits this long before it ends (the real one
+        # waits for its timeout): informer threads in tests do not spin.
+        self.watch_wait_s = 0.0
         # (resourceVersion, type, kind, object copy): what a watch replays.
-        self.history: list[tuple[int, str, Kind, dict[str, Any]]] = []
+        self.history: list[tuple[int, str, Kind | None, dict[str, Any]]] = []
         self.compacted = 0
         # Leader election's fence, as on Kube (None: every write goes).
         self.fence: Any = None
@@ -90,7 +95,7 @@ class FakeKube:
         meta["uid"] = uid or meta.get("uid") or str(uuid.uuid4())
         meta.setdefault("generation", 1)
         meta.setdefault("creationTimestamp", _now())
-        meta["resourceVersion"] = str(next(self._rv))
+        meta["resourceVersion"] = str(self._bump())
         key = (kind, meta.get("namespace"), meta["name"])
         self._emit("MODIFIED" if key in self.objects else "ADDED", kind, live)
         self.objects[key] = live
@@ -100,7 +105,7 @@ class FakeKube:
     def remove(self, kind: Kind, namespace: str | None, name: str) -> None:
         """Delete as someone else would (not recorded)."""
         live = self.objects.pop((kind, namespace, name))
-        live["metadata"]["resourceVersion"] = str(next(self._rv))
+        live["metadata"]["resourceVersion"] = str(self._bump())
         self._emit("DELETED", kind, live)
 
     def compact(self) -> None:
@@ -112,7 +117,7 @@ class FakeKube:
         """Changes the API server makes elsewhere (other objects, other tenants):
         the resourceVersion moves on without an event for our watches."""
         for _ in range(times):
-            next(self._rv)
+            self.history.append((self._bump(), "OTHER", None, {}))
 
     def live(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The stored object (a copy), without recording a call."""
@@ -244,7 +249,7 @@ class FakeKube:
             )
         del self.objects[key]
         self._applied_configs.pop(key, None)
-        live["metadata"]["resourceVersion"] = str(next(self._rv))
+        live["metadata"]["resourceVersion"] = str(self._bump())
         self._emit("DELETED", kind, live)
         return True
 
@@ -256,7 +261,7 @@ class FakeKube:
         live = self._existing(key)
         patched = _merge(live, {"status": dict(status)}, delete_nulls=True)
         patched["metadata"]["generation"] = live["metadata"].get("generation", 1)
-        patched["metadata"]["resourceVersion"] = str(next(self._rv))
+        patched["metadata"]["resourceVersion"] = str(self._bump())
         self.objects[key] = patched
         self._emit("MODIFIED", kind, patched)
         return copy.deepcopy(patched)
@@ -349,15 +354,21 @@ class FakeKube:
     def _replay(
         self, kind: Kind, namespace: str | None, since: int, labels: str, fields: str
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        for rv, type_, k, obj in list(self.history):
+        # One snapshot: the bookmark says exactly how far it went (a change made
+        # while this watch waits is for the next watch, not skipped by it).
+        snapshot = list(self.history)
+        reached = max([since, *(entry[0] for entry in snapshot)])
+        for rv, type_, k, obj in snapshot:
             if rv <= since or k != kind:
                 continue
             if namespace not in (None, obj["metadata"].get("namespace")):
                 continue
             if _labels_match(obj, labels) and _selected(obj, fields):
                 yield type_, copy.deepcopy(obj)
+        if self.watch_wait_s:
+            time.sleep(self.watch_wait_s)
         # What the API server sends with allowWatchBookmarks: the version reached.
-        yield "BOOKMARK", {"metadata": {"resourceVersion": str(self._current_rv())}}
+        yield "BOOKMARK", {"metadata": {"resourceVersion": str(reached)}}
 
     # -- the leader election record (unfenced, as on Kube) -------------------------------
 
@@ -373,7 +384,7 @@ class FakeKube:
         if key in self.leases:
             raise errors.AlreadyExists("AlreadyExists", f'leases "{key[1]}" already exists', 409)
         stored = copy.deepcopy(dict(lease))
-        stored["metadata"]["resourceVersion"] = str(next(self._rv))
+        stored["metadata"]["resourceVersion"] = str(self._bump())
         self.leases[key] = stored
         return copy.deepcopy(stored)
 
@@ -391,7 +402,7 @@ class FakeKube:
                 409,
             )
         stored = copy.deepcopy(dict(lease))
-        stored["metadata"]["resourceVersion"] = str(next(self._rv))
+        stored["metadata"]["resourceVersion"] = str(self._bump())
         self.leases[key] = stored
         return copy.deepcopy(stored)
 
@@ -409,10 +420,13 @@ class FakeKube:
         self.history.append((rv, type_, kind, copy.deepcopy(dict(obj))))
 
     def _current_rv(self) -> int:
-        # itertools.count has no peek: take one and keep it as the next.
-        current = next(self._rv)
-        self._rv = itertools.count(current)
-        return current - 1
+        with self._rv_lock:
+            return self._rv
+
+    def _bump(self) -> int:
+        with self._rv_lock:
+            self._rv += 1
+            return self._rv
 
     def _record(self, verb: str, kind: Kind | str, namespace: str | None, name: str | None) -> None:
         if self.fence is not None and verb in _WRITES:
@@ -448,7 +462,7 @@ class FakeKube:
         meta.update(
             uid=str(uuid.uuid4()),
             generation=1,
-            resourceVersion=str(next(self._rv)),
+            resourceVersion=str(self._bump()),
             creationTimestamp=_now(),
         )
         self.objects[(kind, meta.get("namespace"), meta["name"])] = live
@@ -465,7 +479,7 @@ class FakeKube:
         if new != live:
             if _without(new, "metadata", "status") != _without(live, "metadata", "status"):
                 new["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
-            new["metadata"]["resourceVersion"] = str(next(self._rv))
+            new["metadata"]["resourceVersion"] = str(self._bump())
             self._emit("MODIFIED", key[0], new)
         self.objects[key] = new
         return copy.deepcopy(new)
