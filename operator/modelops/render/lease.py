@@ -25,7 +25,7 @@ takeover (>= 15 s later) comes after the leader's fence (10 s) by at least the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -72,8 +72,10 @@ class Record:
         )
 
     def same_as(self, other: Record) -> bool:
-        """The same record, whatever was read twice (client-go compares the spec)."""
-        return replace(self, resource_version=None) == replace(other, resource_version=None)
+        """Nobody wrote it in between: the same spec at the same resourceVersion
+        (client-go compares the spec only; any write, even one that leaves the spec
+        as it was, shows the writer alive, so the version counts too)."""
+        return self == other
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,7 @@ class Observation:
 
 def observe(previous: Observation | None, record: Record | None, now: float) -> Observation:
     if previous is not None and _unchanged(previous.record, record):
-        # Keep the first sighting, but remember the newest resourceVersion (the
-        # next update must carry it).
-        return Observation(record, previous.since)
+        return previous  # keep the first sighting
     return Observation(record, now)
 
 
