@@ -142,7 +142,9 @@ class Operator:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        barriers = [self._barrier(kind) for kind in BARRIERS]
+        # The barriers open while standing by too: a standby's stores are listed
+        # and watched, so taking over costs no list.
+        barriers = [asyncio.create_task(self._barrier(kind)) for kind in BARRIERS]
         if self.elector is not None:
             await self.elector.leading.wait()
             log.info("leading: reconciling")
