@@ -444,6 +444,7 @@ class Kube:
                 response.status, response.read(), http_reason=response.reason or ""
             )
         raw = response.response  # urllib3's, not preloaded: read as it streams
+        ended = False
         try:
             with _translated():
                 for line in _lines(raw):
@@ -453,7 +454,12 @@ class Kube:
                         code = int(obj.get("code") or 500)
                         raise errors.from_status(code, obj)
                     yield str(type_), obj
+            ended = True
         finally:
+            if not ended:
+                # Left mid-stream: the connection still carries the rest of the
+                # watch, so it is closed rather than handed to the next request.
+                raw.close()
             raw.release_conn()
 
     # -- the leader election record (never fenced: it is how a replica becomes leader) --
