@@ -3,8 +3,8 @@
     kubectl apply --server-side -f crds/ -f manifests/install/
 
 kubectl maps every object of one invocation to its API before applying any,
-so this line used to fail on a fresh cluster: manifests/install/ held a
-ClusterKopfPeering, whose CRD the same command creates. This test starts a
+so this line used to fail on a fresh cluster when manifests/install/ held an
+object whose CRD the same command creates. This test starts a
 cluster of its own (the session's cluster has the CRDs already, which would
 hide the problem), runs the line, runs the operator with the Deployment's own
 command line and a token of its ServiceAccount, and checks that it takes the

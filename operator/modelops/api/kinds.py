@@ -59,10 +59,6 @@ RESOURCE_CLAIM = Kind("resource.k8s.io/v1", "ResourceClaim", "resourceclaims")
 # KEDA's: only served where KEDA is installed (see Kube.api_available).
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 
-# kopf's peering records (the operator creates the cluster one when missing).
-CLUSTER_KOPF_PEERING = Kind(
-    "kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False
-)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
 # The leader election record the operator replicas share (controllers/leader.py).
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
@@ -88,7 +84,6 @@ KINDS: tuple[Kind, ...] = (
     SCALED_OBJECT,
     RESOURCE_CLAIM_TEMPLATE,
     RESOURCE_CLAIM,
-    CLUSTER_KOPF_PEERING,
     NAMESPACE,
     CUSTOM_RESOURCE_DEFINITION,
     LEASE,
