@@ -2,13 +2,18 @@
 (tests/unit/test_informer.py) assume of list and watch holds here.
 
 - list then watch from the list's resourceVersion; the server-side label selector;
-- a watch from a compacted resourceVersion ("1", long gone on any cluster that
-  ran a while) is refused with 410 Gone, and the informer lists again;
 - a CRD created after the informer started: 404 until then (an empty, synced
   store), its objects once it is served; deleted while watched, the watch
   ends and the store empties.
 
 Watches here use a 1-2 s server-side timeout so each `sync_once` returns soon.
+
+410 Gone is covered against the fake only (tests/unit/test_informer.py): on
+kube-apiserver 1.36 a watch from resourceVersion "1", or from a version etcd
+has compacted, is answered from the watch cache's history (a replay, no 410);
+the cache drops history only after its 75 s freshness window and its size
+limit, too slow for this suite. Kube.watch_objects maps both forms of the
+answer (an HTTP 410 and an ERROR event with code 410) to Gone.
 """
 
 from __future__ import annotations
@@ -82,24 +87,6 @@ def test_list_then_watch_with_the_server_side_selector(kube: Kube, namespace: st
     informer.sync_once()
     assert sink.names() == ["b"]
     assert int(informer.resource_version) > int(listed_at)
-
-
-def test_a_compacted_resource_version_is_gone_and_the_informer_lists_again(
-    kube: Kube, namespace: str
-):
-    with pytest.raises(errors.Gone) as gone:
-        list(kube.watch_objects(CONFIG_MAP, namespace, resource_version="1", timeout_s=1))
-    assert gone.value.status == 410
-    kube.apply(config_map(namespace, "a"))
-    sink = Sink()
-    informer = Informer(
-        kube, CONFIG_MAP, namespace, sink, label_selector=SELECTOR, watch_timeout_s=1
-    )
-    informer.resource_version = "1"  # as if it had been away for a long time
-    assert informer.sync_once() == 0
-    assert informer.resource_version == ""  # told to list
-    informer.sync_once()
-    assert sink.names() == ["a"]
 
 
 def _crd(group: str) -> dict[str, Any]:
