@@ -25,7 +25,7 @@ import pytest
 
 from modelops.api.kinds import CONFIG_MAP, Kind
 from modelops.controllers.stores import Store
-from modelops.kube import Kube, errors
+from modelops.kube import Kube
 from modelops.kube.informer import Informer
 from tests.support.cluster import Cluster, wait_for
 

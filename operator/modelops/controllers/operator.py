@@ -158,7 +158,8 @@ class Operator:
         if self.informers is not None:
             started = time.monotonic()
             await self.informers.wait_synced(BARRIERS[kind])
-            log.info("%s stores listed after %.1fs", _kind(kind), time.monotonic() - started)
+            name = "ModelDeployment" if kind == "md" else "TrainingJob"
+            log.info("%s stores listed after %.1fs", name, time.monotonic() - started)
         self._open.add(kind)
         for key in self._parked.pop(kind, set()):
             self.queue.add(key)
