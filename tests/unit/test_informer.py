@@ -237,3 +237,27 @@ def test_relist_of_one_namespace_leaves_the_others():
     store.replace(NS, [pod("a")])
     store.replace(NS, [])
     assert store.keys() == [("team-b", "fraud")]
+
+
+def test_an_edit_of_an_object_without_generation_is_a_change():
+    """A Service's projection is its identity only; its resourceVersion is how the
+    planner sees an edit made behind the operator's back (render/ownership.py)."""
+    store = Store("md_services", ix.indexer(ix.md_services), ix.has_labels(ix.MANAGED))
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "fraud",
+            "namespace": NS,
+            "uid": "u",
+            "resourceVersion": "1",
+            "labels": {
+                "app.kubernetes.io/managed-by": "modelops",
+                "modelops.io/model-deployment": "fraud",
+            },
+        },
+        "spec": {"ports": [{"port": 8000}]},
+    }
+    store.upsert(svc)
+    edited = {**svc, "metadata": {**svc["metadata"], "resourceVersion": "2"}}
+    assert store.upsert(edited) == [Change((NS, "fraud"), MODIFIED, "2")]

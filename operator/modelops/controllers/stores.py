@@ -10,8 +10,9 @@ objects by label (``select``).
 
 - A store keeps projections (render/projections.py), never bodies.
 - An update whose projection did not change (a pod's status field the planner
-  never reads, or only the resourceVersion) is stored but reported as no
-  change: nothing a reconcile reads moved, so nothing is queued.
+  never reads, or only the resourceVersion of an object with a generation) is
+  stored but reported as no change: nothing a reconcile reads moved, so
+  nothing is queued.
 - `replace` (a relist) reports the objects that appeared, changed or
   disappeared since the store last heard of them, so deletes missed while the
   watch was down are not lost.
@@ -55,13 +56,21 @@ def _version(obj: Mapping[str, Any]) -> str | None:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal projections, or equal but for metadata.resourceVersion."""
+    """Nothing a reconcile reads changed: equal projections, or equal but for the
+    resourceVersion of an object that has a generation.
+
+    The resourceVersion counts where there is no generation: for a Service or
+    ConfigMap it is what shows an edit made behind the operator's back
+    (render/ownership.py's fingerprint). Where a generation exists, it moves
+    on every spec edit and the resourceVersion is not read."""
     if a == b:
         return True
     if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
         return False
     meta_a, meta_b = a.get("metadata"), b.get("metadata")
     if not (isinstance(meta_a, Mapping) and isinstance(meta_b, Mapping)):
+        return False
+    if meta_a.get("generation") is None or meta_b.get("generation") is None:
         return False
     strip = "resourceVersion"
     return {**a, "metadata": {k: v for k, v in meta_a.items() if k != strip}} == {
