@@ -7,6 +7,7 @@ py=.venv/bin/python
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   runs=(
     "bench/operator/scale.py --sizes 50"
+    "bench/operator/failover.py --n 20"
     "bench/drift/overhead.py --seconds 2 --rounds 1"
     "bench/drift/http_parser.py --iterations 20000 --repeat 2"
     "bench/drift/stats_path.py --rounds 1"
@@ -22,6 +23,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 else
   runs=(
     "bench/operator/scale.py --sizes 100,1000"
+    "bench/operator/failover.py --n 200"
     "bench/drift/overhead.py"
     "bench/drift/http_parser.py"
     "bench/drift/stats_path.py"

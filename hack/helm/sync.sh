@@ -4,10 +4,6 @@
 #
 #   crds/modelops.io_*.yaml       -> charts/modelops/files/crds/
 #       rendered by templates/crds.yaml, so `helm upgrade` upgrades them
-#   crds/kopf.dev_*.yaml          -> charts/modelops/crds/
-#       Helm's install-once directory: kopf's peering CRD must exist before
-#       the chart's ClusterKopfPeering template is mapped, which only crds/
-#       guarantees on a fresh cluster
 #   deploy/monitoring/*.yaml|json -> charts/modelops/files/monitoring/
 #   deploy/argocd/argocd-cm.yaml  -> charts/modelops/files/argocd/
 #   manifests/samples/modeldeployment.yaml -> charts/modelops/files/samples/

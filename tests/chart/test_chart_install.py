@@ -1,7 +1,8 @@
 """The Helm chart on the real control plane: install into a namespace that
 enforces Pod Security "restricted", run the operator with the chart's
-ServiceAccount until the sample is Ready, run the two HA Deployments' command
-lines to see the standby pause and take over, upgrade, uninstall.
+ServiceAccount until the sample is Ready, run two replicas with the
+Deployment's command line to see the standby take the Lease over, upgrade,
+uninstall.
 
 The tests of this module run in order on one release; each name of it is
 random (namespace `modelops-helm-<hex>`, release of the same name), so the
@@ -41,13 +42,15 @@ from tests.support.operator import (
 pytestmark = pytest.mark.cluster
 
 SAMPLE = REPO / "manifests" / "samples" / "modeldeployment.yaml"
-CLUSTER_KINDS = ("clusterroles", "clusterrolebindings", "clusterkopfpeerings")
+CLUSTER_KINDS = ("clusterroles", "clusterrolebindings")
 NAMESPACED_KINDS = (
     "deployments",
     "replicasets",
     "services",
     "serviceaccounts",
     "poddisruptionbudgets",
+    "roles",
+    "rolebindings",
     "configmaps",
 )
 
@@ -112,7 +115,7 @@ def release(
     try:
         chart_helm.run(
             "install", name, str(CHART), "--namespace", name,
-            "--set", "ha.enabled=true", "--set", "crds.install=false",
+            "--set", "crds.install=false",
             "--wait", "--timeout", "90s",
         )  # fmt: skip
         yield rel
@@ -135,19 +138,20 @@ def test_install_runs_the_operator_pods_under_restricted_pod_security(release: R
         check=False,
     )  # fmt: skip
     assert refused.returncode != 0 and "restricted" in refused.stderr, refused.stderr
-    # ...and both operator pods were admitted and run.
-    for name in (release.operator, f"{release.operator}-standby"):
-        status = release.deployment(name).status
-        assert status.ready_replicas == 1, (name, status)
+    # ...and both operator replicas were admitted and run.
+    status = release.deployment(release.operator).status
+    assert status.ready_replicas == 2, status
     pods = release.pods()
     assert len(pods) == 2 and all(p.status.phase == "Running" for p in pods)
     assert {p.spec.service_account_name for p in pods} == {release.operator}
     nodes = {p.spec.node_name for p in pods}
-    assert len(nodes) == 2, f"primary and standby share node {nodes}"
+    assert len(nodes) == 2, f"the two replicas share node {nodes}"
     # Cluster-scoped objects carry the release's name.
     release.cluster.kubectl("get", "clusterrole", release.operator)
     release.cluster.kubectl("get", "clusterrolebinding", release.operator)
-    release.cluster.kubectl("get", "clusterkopfpeering", release.name)
+    release.cluster.kubectl(
+        "get", "role,rolebinding", f"{release.operator}-leader-election", "-n", release.namespace
+    )
 
 
 def test_operator_with_the_charts_service_account_makes_the_sample_ready(
@@ -194,6 +198,15 @@ class PodProcess:
         (container,) = deployment.spec.template.spec.containers
         self.args = list(container.args)
         self.env = {e.name: e.value for e in container.env if e.value is not None}
+        # The downward API's pod name and namespace, as the kubelet would set them.
+        pod_fields = {
+            "metadata.namespace": deployment.metadata.namespace,
+            "metadata.name": f"{deployment.metadata.name}-local-{free_port()}",
+        }
+        for e in container.env:
+            ref = e.value_from.field_ref if e.value_from is not None else None
+            if ref is not None and ref.field_path in pod_fields:
+                self.env[e.name] = pod_fields[ref.field_path]
         self.liveness = free_port()
         self.log = log
         env = dict(
@@ -233,55 +246,46 @@ class PodProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
 
 
-def peers(release: Release) -> dict[str, Any]:
-    """Live entries of the release's peering record: identity -> {priority, ...}."""
-    record = release.cluster.custom.get_cluster_custom_object(
-        "kopf.dev", "v1", "clusterkopfpeerings", release.name
+def lease_holder(release: Release) -> str | None:
+    proc = release.cluster.kubectl(
+        "get", "lease", release.operator, "-n", release.namespace, "-o", "yaml", check=False
     )
-    return record.get("status") or {}
+    if proc.returncode != 0:
+        return None
+    return (yaml.safe_load(proc.stdout).get("spec") or {}).get("holderIdentity") or None
 
 
-def test_ha_deployments_command_lines_give_a_working_primary_and_a_paused_standby(
+def test_two_replicas_command_lines_give_one_leader_and_a_standby_that_takes_over(
     release: Release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(operator_support, "SERVICE_ACCOUNT", (release.namespace, release.operator))
     kubeconfig = service_account_kubeconfig(release.cluster, tmp_path / "kubeconfig")
+    deployment = release.deployment(release.operator)
     processes: list[PodProcess] = []
     try:
-        primary = PodProcess(release.deployment(release.operator), kubeconfig, tmp_path / "p.log")
-        processes.append(primary)
-        wait_for(lambda: len(peers(release)) == 1, timeout=60, what="the primary's peering entry")
-        standby = PodProcess(
-            release.deployment(f"{release.operator}-standby"), kubeconfig, tmp_path / "s.log"
-        )
-        processes.append(standby)
-        live = wait_for(
-            lambda: len(p := peers(release)) == 2 and p, timeout=60, what="both peering entries"
-        )
-        # Distinct priorities, as the Deployments set them: never a tie, in
-        # which kopf would pause both.
-        assert sorted(int(p["priority"]) for p in live.values()) == sorted(
-            int(proc.env["MODELOPS_PRIORITY"]) for proc in processes
-        )
-        assert int(primary.env["MODELOPS_PRIORITY"]) > int(standby.env["MODELOPS_PRIORITY"])
+        first = PodProcess(deployment, kubeconfig, tmp_path / "first.log")
+        processes.append(first)
+        holder = wait_for(lambda: lease_holder(release), timeout=60, what="a Lease holder")
+        assert first.logged(f"{holder} acquired the Lease")
+        second = PodProcess(deployment, kubeconfig, tmp_path / "second.log")
+        processes.append(second)
         wait_for(
-            lambda: standby.logged("Pausing operations in favour of"),
+            lambda: second.logged("ModelDeployment stores listed"),
             timeout=60,
-            what="the standby to pause",
+            what="the standby's stores listed",
         )
-        assert standby.alive(), "a paused standby must still pass its liveness probe"
-        assert not primary.logged("Pausing operations"), primary.tail()
+        assert second.alive(), "a standby must pass its liveness probe"
+        assert not second.logged("leading: reconciling"), second.tail()
 
-        # The primary goes away (removing its entry); the standby takes over.
-        primary.stop()
+        # The leader stops (an upgrade's rolling update): it hands the Lease
+        # back and the standby takes it at its next look, well within the lease.
+        first.stop()
+        stopped = time.monotonic()
         wait_for(
-            lambda: standby.logged("Resuming operations"),
-            timeout=60,
-            what="the standby to resume",
+            lambda: second.logged("leading: reconciling"), timeout=15, what="the standby to lead"
         )
-        assert [int(p["priority"]) for p in peers(release).values()] == [
-            int(standby.env["MODELOPS_PRIORITY"])
-        ]
+        print(f"\nLease handed over {time.monotonic() - stopped:.1f}s after the leader stopped")
+        assert lease_holder(release) != holder
     except AssertionError as err:
         logs = "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in processes)
         raise AssertionError(f"{err}\n{logs}") from None
@@ -310,9 +314,7 @@ def template_hash(release: Release, name: str) -> tuple[str, int]:
 
 
 def test_upgrade_with_new_resources_rolls_the_operator(release: Release):
-    before = {
-        n: template_hash(release, n) for n in (release.operator, f"{release.operator}-standby")
-    }
+    before = {release.operator: template_hash(release, release.operator)}
     release.helm.run(
         "upgrade", release.name, str(CHART), "--namespace", release.namespace,
         "--reset-then-reuse-values", "--set", "resources.limits.memory=768Mi",
@@ -345,15 +347,13 @@ def test_uninstall_leaves_no_operator_objects_but_keeps_the_crds(release: Releas
     while (leftovers := release.leftovers()) and time.monotonic() < deadline:
         time.sleep(1)
     assert not leftovers, f"left behind by helm uninstall: {leftovers}"
-    for name in (release.operator, f"{release.operator}-standby"):
-        proc = release.cluster.kubectl(
-            "get", "deployment", name, "-n", release.namespace, check=False
-        )
-        assert proc.returncode != 0 and "NotFound" in proc.stderr
+    proc = release.cluster.kubectl(
+        "get", "deployment", release.operator, "-n", release.namespace, check=False
+    )
+    assert proc.returncode != 0 and "NotFound" in proc.stderr
     for kind, name in (
         ("clusterrole", release.operator),
         ("clusterrolebinding", release.operator),
-        ("clusterkopfpeering", release.name),
         ("serviceaccount", release.operator),
     ):
         ns = ["-n", release.namespace] if kind == "serviceaccount" else []
@@ -361,11 +361,7 @@ def test_uninstall_leaves_no_operator_objects_but_keeps_the_crds(release: Releas
         assert proc.returncode != 0 and "NotFound" in proc.stderr, (kind, name)
     # crds.install=false: the CRDs were never the release's and stay untouched.
     crds = release.cluster.kubectl("get", "crd", "-o", "name").stdout.split()
-    for crd in (
-        "modeldeployments.modelops.io",
-        "trainingjobs.modelops.io",
-        "clusterkopfpeerings.kopf.dev",
-    ):
+    for crd in ("modeldeployments.modelops.io", "trainingjobs.modelops.io"):
         assert f"customresourcedefinition.apiextensions.k8s.io/{crd}" in crds
     # Helm's own release records are gone too.
     assert not release.helm.run("list", "-n", release.namespace, "-q").stdout.strip()

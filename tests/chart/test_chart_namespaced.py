@@ -89,15 +89,14 @@ def test_operator_with_only_namespaced_roles_serves_its_namespaces_only(
         except AssertionError as err:
             raise AssertionError(f"{err}\noperator log:\n{process.tail()}") from None
         assert live["status"]["readyReplicas"] >= 1
-        # kopf peers through the namespace's KopfPeering, not the cluster-scoped record.
-        record = wait_for(
-            lambda: cluster.custom.get_namespaced_custom_object(
-                "kopf.dev", "v1", watched, "kopfpeerings", name
-            ).get("status"),
+        # The leader Lease is in the release namespace (its Role is there, not in
+        # the watched namespaces), held by this process.
+        holder = wait_for(
+            lambda: _lease_holder(cluster, name, operator),
             timeout=30,
-            what="the KopfPeering entry",
+            what="the leader Lease",
         )
-        assert len(record) == 1
+        assert process.logged(f"{holder} acquired the Lease")
         # The other namespace is not the operator's: no children, no status.
         untouched = cluster.custom.get_namespaced_custom_object(
             "modelops.io", "v1alpha1", other, "modeldeployments", md
@@ -111,3 +110,10 @@ def test_operator_with_only_namespaced_roles_serves_its_namespaces_only(
         chart_helm.run("uninstall", name, "--namespace", name, "--wait", check=False)
         cluster.core.delete_namespace(name, propagation_policy="Background")
     assert not rbac_denials(tmp_path / "operator.log")
+
+
+def _lease_holder(cluster: Cluster, namespace: str, name: str) -> str | None:
+    proc = cluster.kubectl("get", "lease", "-n", namespace, name, "-o", "yaml", check=False)
+    if proc.returncode != 0:
+        return None
+    return (yaml.safe_load(proc.stdout).get("spec") or {}).get("holderIdentity") or None

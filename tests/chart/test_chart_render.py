@@ -55,10 +55,9 @@ def default(helm: Helm) -> list[dict[str, Any]]:
 
 LINT_SETS = {
     "default": [],
-    "ha": ["ha.enabled=true"],
+    "one-replica": ["replicaCount=1", "leaderElection.enabled=false"],
     "namespaced": ["watchNamespaces={team-a,team-b}", "networkPolicy.enabled=true"],
     "everything": [
-        "ha.enabled=true",
         "monitoring.enabled=true",
         "monitoring.labels.release=kube-prometheus-stack",
         "grafanaDashboard.enabled=true",
@@ -91,12 +90,9 @@ def crds() -> list[dict[str, Any]]:
 
 def test_default_install_has_exactly_the_objects_of_the_plain_manifests(default):
     # The Namespace is --create-namespace's job (namespace.create is off by default).
-    # The plain install takes its CRDs from crds/ and the operator creates its
-    # peering record (--create-peering); the chart renders the modelops CRDs
-    # (kopf's is in its crds/ directory) and ships the record.
+    # The plain install takes its CRDs from crds/; the chart renders them.
     expected = [objname(d) for d in manifests() if d["kind"] != "Namespace"]
-    expected += [objname(d) for d in crds() if d["spec"]["group"] == "modelops.io"]
-    expected.append("ClusterKopfPeering/modelops")
+    expected += [objname(d) for d in crds()]
     assert sorted(objname(d) for d in default) == sorted(expected)
 
 
@@ -161,11 +157,6 @@ def test_operator_deployment_matches_the_plain_manifest(default):
     for key in POD_FIELDS:
         assert chart_pod.get(key) == plain_pod.get(key), key
     for key in CONTAINER_FIELDS:
-        if key == "args":
-            # The one difference: the plain install has no peering record to
-            # apply in the same kubectl call as its CRD, so its operator makes it.
-            assert container(plain)["args"] == [*container(chart)["args"], "--create-peering"]
-            continue
         assert container(chart).get(key) == container(plain).get(key), key
     # The same selector (immutable in a Deployment): an install moves between the
     # plain manifests and the chart (release `modelops`) without deleting it.
@@ -187,22 +178,31 @@ def test_metrics_service_matches_the_plain_manifest(default):
     assert matches(plain["metadata"]["labels"], chart["metadata"]["labels"])
 
 
-def test_peering_record_is_the_one_the_operator_is_told_to_use(default):
-    peering = find(default, "ClusterKopfPeering")
+def test_leader_election_role_and_pdb_match_the_plain_manifests(default):
+    for kind in ("Role", "RoleBinding", "PodDisruptionBudget"):
+        plain, chart = find(manifests(), kind), find(default, kind)
+        assert chart["metadata"]["name"] == plain["metadata"]["name"], kind
+        for key in ("rules", "roleRef", "subjects"):
+            if key in plain:
+                assert chart[key] == plain[key], (kind, key)
+    # The chart's selectors also carry the release (app.kubernetes.io/instance).
+    plain_pdb = find(manifests(), "PodDisruptionBudget")["spec"]
+    chart_pdb = find(default, "PodDisruptionBudget")["spec"]
+    assert chart_pdb["minAvailable"] == plain_pdb["minAvailable"] == 1
+    assert matches(plain_pdb["selector"]["matchLabels"], chart_pdb["selector"]["matchLabels"])
     args = container(find(default, "Deployment"))["args"]
-    assert args[args.index("--peering") + 1] == peering["metadata"]["name"]
-    plain = container(find(manifests(), "Deployment"))["args"]
-    assert plain[plain.index("--peering") + 1] == peering["metadata"]["name"]
-    # The plain manifests ship no record: kubectl could not map it before its CRD exists.
-    assert not of_kind(manifests(), "ClusterKopfPeering")
+    assert args[args.index("--leader-elect-id") + 1] == "modelops-operator"
+    pod_labels = find(default, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert matches(
+        find(default, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], pod_labels
+    )
 
 
 def test_every_namespaced_object_goes_to_the_release_namespace(helm: Helm):
-    docs = helm.template("ha.enabled=true", release="r1", namespace="ops")
+    docs = helm.template(release="r1", namespace="ops")
     cluster_scoped = {
         "ClusterRole",
         "ClusterRoleBinding",
-        "ClusterKopfPeering",
         "Namespace",
         "CustomResourceDefinition",
     }
@@ -215,10 +215,10 @@ def test_every_namespaced_object_goes_to_the_release_namespace(helm: Helm):
 
 def test_cluster_scoped_names_carry_the_release(helm: Helm):
     # Two releases in one cluster must not share (and on uninstall delete) a
-    # ClusterRole, binding or peering record.
+    # ClusterRole or binding.
     one = helm.template(release="team-a", namespace="a")
     two = helm.template(release="team-b", namespace="b")
-    for kind in ("ClusterRoleBinding", "ClusterKopfPeering"):
+    for kind in ("ClusterRoleBinding",):
         a, b = find(one, kind)["metadata"]["name"], find(two, kind)["metadata"]["name"]
         assert a != b and "team-a" in a and "team-b" in b, (kind, a, b)
     for suffix in ("operator", "edit", "view"):
@@ -236,7 +236,7 @@ def test_name_overrides_rename_objects_but_keep_the_app_label(helm: Helm):
     assert find(docs, "Deployment")["metadata"]["name"] == "prod-mlops-operator"
     docs = helm.template("fullnameOverride=platform-ml", release="prod")
     find(docs, "ClusterRole", "platform-ml-operator")
-    assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "platform-ml"
+    assert find(docs, "Role")["metadata"]["name"] == "platform-ml-operator-leader-election"
     # The ServiceMonitor's job name (and so OperatorDown) comes from this label.
     assert find(docs, "Service")["metadata"]["labels"]["app.kubernetes.io/name"] == (
         "modelops-operator"
@@ -256,7 +256,6 @@ def test_default_pod_meets_pod_security_restricted(default):
         "PodMonitor",
         "PrometheusRule",
         "ConfigMap",
-        "PodDisruptionBudget",
     ):
         assert not of_kind(default, kind), f"{kind} rendered with default values"
 
@@ -264,61 +263,57 @@ def test_default_pod_meets_pod_security_restricted(default):
 # --- non-default values --------------------------------------------------------------
 
 
-def test_ha_gives_two_pods_distinct_peering_priorities(helm: Helm):
-    docs = helm.template("ha.enabled=true", release="prod", namespace="ops")
-    deployments = of_kind(docs, "Deployment")
-    assert len(deployments) == 2
-    primary = find(docs, "Deployment", "prod-modelops-operator")
-    standby = find(docs, "Deployment", "prod-modelops-operator-standby")
-    # One pod per Deployment, replaced only after the old one is gone: each
-    # priority belongs to one live pod at a time.
-    for d in (primary, standby):
-        assert d["spec"]["replicas"] == 1
-        assert d["spec"]["strategy"] == {"type": "Recreate"}
-    assert (env(primary)["MODELOPS_PRIORITY"], env(standby)["MODELOPS_PRIORITY"]) == ("100", "50")
-    peering = find(docs, "ClusterKopfPeering")["metadata"]["name"]
-    for d in (primary, standby):
-        args = container(d)["args"]
-        assert args[args.index("--peering") + 1] == peering
-    # Neither Deployment claims the other's pod.
-    labels = {
-        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in deployments
+def test_replicas_elect_a_leader_with_the_configured_durations(helm: Helm):
+    docs = helm.template(
+        "replicaCount=3",
+        "leaderElection.leaseDuration=30",
+        "leaderElection.renewDeadline=20",
+        "leaderElection.retryPeriod=4",
+        release="prod",
+        namespace="ops",
+    )
+    (deployment,) = of_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    # Rolling: a new pod starts as a standby before an old one goes.
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    args = container(deployment)["args"]
+    flags = {a: args[i + 1] for i, a in enumerate(args) if a.startswith("--leader-elect-")}
+    assert flags == {
+        "--leader-elect-id": "prod-modelops-operator",
+        "--leader-elect-lease-duration": "30",
+        "--leader-elect-renew-deadline": "20",
+        "--leader-elect-retry-period": "4",
     }
-    assert not matches(
-        primary["spec"]["selector"]["matchLabels"], labels[standby["metadata"]["name"]]
-    )
-    assert not matches(
-        standby["spec"]["selector"]["matchLabels"], labels[primary["metadata"]["name"]]
-    )
-    # The metrics Service and the disruption budget cover both.
-    service, pdb = find(docs, "Service"), find(docs, "PodDisruptionBudget")
-    assert pdb["spec"]["minAvailable"] == 1
-    for pod_labels in labels.values():
-        assert matches(service["spec"]["selector"], pod_labels)
-        assert matches(pdb["spec"]["selector"]["matchLabels"], pod_labels)
-    # Spread over nodes, so one node failure does not take both.
-    term = standby["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+    assert "--leader-elect" in args
+    assert env(deployment)["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    role = find(docs, "Role", "prod-modelops-operator-leader-election")
+    assert role["metadata"]["namespace"] == "ops"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        }
+    ]
+    # Spread over nodes, and never all evicted at once by a drain.
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    term = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
         "preferredDuringSchedulingIgnoredDuringExecution"
     ][0]["podAffinityTerm"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
-    for pod_labels in labels.values():
-        assert matches(term["labelSelector"]["matchLabels"], pod_labels)
+    assert matches(term["labelSelector"]["matchLabels"], pod_labels)
+    assert find(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
 
 
-def test_ha_priorities_are_configurable_and_must_differ(helm: Helm):
-    docs = helm.template("ha.enabled=true", "peering.priority=10", "ha.standbyPriority=3")
-    prios = sorted(env(d)["MODELOPS_PRIORITY"] for d in of_kind(docs, "Deployment"))
-    assert prios == ["10", "3"]
-    err = helm.template_error("ha.enabled=true", "ha.standbyPriority=100")
-    assert "ha.standbyPriority (100) must be lower than peering.priority (100)" in err
-
-
-def test_primary_selector_does_not_change_with_ha(helm: Helm):
-    # Deployment selectors are immutable: turning ha on by `helm upgrade` must
-    # not need a different one for the primary.
-    off = find(helm.template(), "Deployment")
-    on = find(helm.template("ha.enabled=true"), "Deployment", "modelops-operator")
-    assert off["spec"]["selector"] == on["spec"]["selector"]
+def test_one_replica_needs_no_leader_election_but_two_do(helm: Helm):
+    docs = helm.template("replicaCount=1", "leaderElection.enabled=false")
+    args = container(find(docs, "Deployment"))["args"]
+    assert not [a for a in args if a.startswith("--leader-elect")]
+    assert not of_kind(docs, "PodDisruptionBudget") and not of_kind(docs, "Role")
+    err = helm.template_error("leaderElection.enabled=false")
+    assert "replicaCount 2 needs leaderElection.enabled" in err
+    err = helm.template_error("leaderElection.renewDeadline=15")
+    assert "leaderElection.leaseDuration (15) must be longer than" in err
 
 
 def test_custom_image_resources_and_operator_settings(helm: Helm, tmp_path: Path):
@@ -360,12 +355,13 @@ def test_custom_image_resources_and_operator_settings(helm: Helm, tmp_path: Path
         "requests": {"cpu": "250m", "memory": "300Mi"},
         "limits": {"memory": "1Gi"},
     }
-    assert c["args"] == ["run", "--peering", "modelops", "--verbose"]
+    assert c["args"][0] == "run" and c["args"][-1] == "--verbose"
     assert env(deployment) == {
+        "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
+        "POD_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         "MODELOPS_IMAGE": "registry.example/ml/modelops-runtime:0.2.0",
         "MODELOPS_TRITON_IMAGE": "registry.example/nvidia/tritonserver:25.08-py3",
         "MODELOPS_TRAINER_IMAGE": "registry.example/ml/modelops-train:0.2.0",
-        "MODELOPS_PRIORITY": "100",
         "MODELOPS_PROMETHEUS_ADDRESS": "http://prometheus.mon.svc:9090",
         "MODELOPS_WORKERS": "4",
         "TZ": "UTC",
@@ -547,7 +543,7 @@ def test_argocd_health_configmap_carries_the_argocd_cm_keys(helm: Helm):
 
 REJECTIONS = [
     (["replicaCount=two"], "/replicaCount", "want integer"),
-    (["replicaCount=2"], "/replicaCount", "maximum"),
+    (["replicaCount=-1"], "/replicaCount", "minimum"),
     (["nonsense=1"], "'nonsense' not allowed", "additional properties"),
     (["image.pullPolicy=Sometimes"], "/image/pullPolicy", "IfNotPresent"),
     (["image.repository="], "/image/repository", "minLength"),
@@ -555,8 +551,8 @@ REJECTIONS = [
     (["operator.env[0].value=x"], "/operator/env/0", "missing property 'name'"),
     (["image.tag=2"], "/image/tag", "want string"),
     (["image.digest=latest"], "/image/digest", "does not match pattern"),
-    (["ha.enabled=yes"], "/ha/enabled", "want boolean"),
-    (["ha.standbyPriority=low"], "/ha/standbyPriority", "want integer"),
+    (["leaderElection.enabled=yes"], "/leaderElection/enabled", "want boolean"),
+    (["leaderElection.leaseDuration=long"], "/leaderElection/leaseDuration", "want number"),
     (["operator.workers=0"], "/operator/workers", "minimum"),
     (["resources.limits.memory=true"], "/resources/limits/memory", "want"),
     (["metrics.service.port=70000"], "/metrics/service/port", "maximum"),
@@ -701,7 +697,7 @@ def test_chart_copies_are_identical_to_their_sources():
 
 # --- namespaced install and NetworkPolicies ------------------------------------------------
 
-CLUSTER_ONLY_RESOURCES = {"customresourcedefinitions", "clusterkopfpeerings"}
+CLUSTER_ONLY_RESOURCES = {"customresourcedefinitions"}
 
 
 def test_namespaced_install_has_a_role_per_namespace_and_no_cluster_write(helm: Helm):
@@ -711,20 +707,17 @@ def test_namespaced_install_has_a_role_per_namespace_and_no_cluster_write(helm: 
     for namespace in ("team-a", "team-b"):
         role = find([d for d in of_kind(docs, "Role") if d["metadata"]["namespace"] == namespace],
                     "Role")  # fmt: skip
-        # The ClusterRole's rules, rule for rule, with the namespaced peering instead.
-        assert role["rules"][:-1] == namespaced
-        assert role["rules"][-1]["resources"] == ["kopfpeerings"]
+        # The ClusterRole's rules, rule for rule.
+        assert role["rules"] == namespaced
         binding = find(
             [d for d in of_kind(docs, "RoleBinding") if d["metadata"]["namespace"] == namespace],
             "RoleBinding",
         )
         assert binding["roleRef"]["name"] == role["metadata"]["name"]
         assert binding["subjects"][0]["namespace"] == DEFAULT_NAMESPACE
-    assert {d["metadata"]["namespace"] for d in of_kind(docs, "KopfPeering")} == {
-        "team-a",
-        "team-b",
-    }
-    assert not of_kind(docs, "ClusterKopfPeering")
+    # The leader Lease stays in the release namespace.
+    lease_role = find(of_kind(docs, "Role"), "Role", "modelops-operator-leader-election")
+    assert lease_role["metadata"]["namespace"] == DEFAULT_NAMESPACE
     # What stays cluster-scoped for the operator only reads (the tenant roles are
     # aggregated into edit/view for users, not bound to the operator).
     bound = {b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding")}
@@ -792,11 +785,8 @@ def test_crds_are_templates_equal_to_crds_and_kept_on_uninstall(default):
         assert crd["metadata"]["annotations"] == {KEEP: "keep"}
         assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "modelops"
         assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
-    # kopf's CRD stays in Helm's crds/ (installed before the peering record template).
-    assert sorted(p.name for p in (CHART / "crds").glob("*.yaml")) == [
-        "kopf.dev_clusterkopfpeerings.yaml",
-        "kopf.dev_kopfpeerings.yaml",  # the namespaced install's peering
-    ]
+    # Nothing in Helm's install-once crds/ (kopf's peering CRDs went with the peering).
+    assert not list((CHART / "crds").glob("*.yaml"))
 
 
 def test_crds_keep_false_lets_uninstall_delete_them_and_install_false_skips_them(helm: Helm):
@@ -816,9 +806,7 @@ def test_default_images_are_one_setting_in_values_and_manifests(default):
 
 
 def test_default_images_reach_every_operator_deployment(helm: Helm):
-    docs = helm.template(
-        "ha.enabled=true", "defaultImages.triton=mirror.example/tritonserver:25.08-py3"
-    )
+    docs = helm.template("defaultImages.triton=mirror.example/tritonserver:25.08-py3")
     for deployment in of_kind(docs, "Deployment"):
         assert env(deployment)["MODELOPS_TRITON_IMAGE"] == "mirror.example/tritonserver:25.08-py3"
 

@@ -3,12 +3,12 @@
     kubectl apply --server-side -f crds/ -f manifests/install/
 
 kubectl maps every object of one invocation to its API before applying any,
-so this line used to fail on a fresh cluster: manifests/install/ held a
-ClusterKopfPeering, whose CRD the same command creates. This test starts a
+so this line used to fail on a fresh cluster when manifests/install/ held an
+object whose CRD the same command creates. This test starts a
 cluster of its own (the session's cluster has the CRDs already, which would
 hide the problem), runs the line, runs the operator with the Deployment's own
-command line and a token of its ServiceAccount, and checks that it created
-and joined its peering record and serves the sample.
+command line and a token of its ServiceAccount, and checks that it takes the
+leader Lease (RBAC for it included) and serves the sample.
 """
 
 from __future__ import annotations
@@ -64,33 +64,29 @@ def test_the_documented_line_installs_everything_in_one_go(fresh: Cluster, tmp_p
     fresh.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     for args in (
         ("get", "crd", "modeldeployments.modelops.io", "trainingjobs.modelops.io"),
-        ("get", "crd", "clusterkopfpeerings.kopf.dev"),
         ("get", "clusterrole", "modelops-operator", "modelops-edit", "modelops-view"),
         ("get", "clusterrolebinding", "modelops-operator"),
         ("get", "-n", "modelops-system", "serviceaccount/modelops-operator"),
         ("get", "-n", "modelops-system", "deployment/modelops-operator"),
         ("get", "-n", "modelops-system", "service/modelops-operator-metrics"),
+        ("get", "-n", "modelops-system", "poddisruptionbudget/modelops-operator"),
+        ("get", "-n", "modelops-system", "role/modelops-operator-leader-election"),
     ):
         fresh.kubectl(*args)
-    # Nothing in the line is a peering record; the operator makes it.
-    assert not fresh.kubectl("get", "clusterkopfpeerings", "-o", "name").stdout.strip()
 
     # The operator pod's exact command line (args and env), run here, as its
-    # ServiceAccount: it creates the record, joins it, and serves the sample.
+    # ServiceAccount: it takes the Lease and serves the sample.
     kubeconfig = service_account_kubeconfig(fresh, tmp_path / "operator.kubeconfig")
     deployment = fresh.apps.read_namespaced_deployment("modelops-operator", "modelops-system")
     operator = PodProcess(deployment, kubeconfig, tmp_path / "operator.log")
     try:
-        assert "--create-peering" in operator.args
-        record = wait_for(
-            lambda: _peering_status(fresh),
+        assert "--leader-elect" in operator.args
+        holder = wait_for(
+            lambda: _lease_holder(fresh),
             timeout=90,
-            what="the operator's entry in ClusterKopfPeering/modelops",
+            what="the operator holding Lease modelops-system/modelops-operator",
         )
-        assert [int(p["priority"]) for p in record.values()] == [
-            int(operator.env["MODELOPS_PRIORITY"])
-        ]
-        assert not operator.logged("Pausing operations")
+        assert operator.logged(f"{holder} acquired the Lease")
         fresh.kubectl("create", "namespace", "ml")
         fresh.apply(yaml.safe_load(SAMPLE.read_text()), "ml")
         try:
@@ -115,8 +111,10 @@ def test_the_documented_line_installs_everything_in_one_go(fresh: Cluster, tmp_p
     assert not rbac_denials(operator.log)
 
 
-def _peering_status(cluster: Cluster) -> dict | None:
-    proc = cluster.kubectl("get", "clusterkopfpeering", "modelops", "-o", "yaml", check=False)
+def _lease_holder(cluster: Cluster) -> str | None:
+    proc = cluster.kubectl(
+        "get", "lease", "-n", "modelops-system", "modelops-operator", "-o", "yaml", check=False
+    )
     if proc.returncode != 0:
         return None
-    return yaml.safe_load(proc.stdout).get("status") or None
+    return (yaml.safe_load(proc.stdout).get("spec") or {}).get("holderIdentity") or None

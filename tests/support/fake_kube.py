@@ -21,14 +21,21 @@ API server in tests/integration/test_kube_client.py):
   `forget_api_cache` (the real client caches them for 30 s).
 A fault the test wants (an Invalid apply, a server outage) is queued with
 `fail(...)`.
+
+List and watch (for the informers): every stored change is kept in a history
+of (resourceVersion, type, object); `watch_objects` replays the history after
+the version asked for, then a BOOKMARK at the newest version, and ends (as the
+API server does at the watch's timeout). `compact` forgets history the way
+etcd compaction does: a watch from an older version raises Gone.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
+import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -66,7 +73,17 @@ class FakeKube:
         self._faults: list[_Fault] = []
         # The last configuration `apply` sent per object: the fields it owns.
         self._applied_configs: dict[tuple[Kind, str | None, str], dict[str, Any]] = {}
-        self._rv = itertools.count(1)
+        self._rv = 0
+        self._rv_lock = threading.Lock()  # informer threads read while a test writes
+        # A watch with nothing new waits this long before it ends (the real one
+        # waits for its timeout): informer threads in tests do not spin.
+        self.watch_wait_s = 0.0
+        # (resourceVersion, type, kind, object copy): what a watch replays.
+        self.history: list[tuple[int, str, Kind | None, dict[str, Any]]] = []
+        self.compacted = 0
+        # Leader election's fence, as on Kube (None: every write goes).
+        self.fence: Any = None
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- test helpers (not recorded) ------------------------------------------------
 
@@ -78,11 +95,29 @@ class FakeKube:
         meta["uid"] = uid or meta.get("uid") or str(uuid.uuid4())
         meta.setdefault("generation", 1)
         meta.setdefault("creationTimestamp", _now())
-        meta["resourceVersion"] = str(next(self._rv))
+        meta["resourceVersion"] = str(self._bump())
         key = (kind, meta.get("namespace"), meta["name"])
+        self._emit("MODIFIED" if key in self.objects else "ADDED", kind, live)
         self.objects[key] = live
         self._applied_configs.pop(key, None)
         return copy.deepcopy(live)
+
+    def remove(self, kind: Kind, namespace: str | None, name: str) -> None:
+        """Delete as someone else would (not recorded)."""
+        live = self.objects.pop((kind, namespace, name))
+        live["metadata"]["resourceVersion"] = str(self._bump())
+        self._emit("DELETED", kind, live)
+
+    def compact(self) -> None:
+        """Forget the watch history up to now, as etcd compaction does."""
+        self.compacted = self._current_rv()
+        self.history.clear()
+
+    def touch_other(self, times: int = 1) -> None:
+        """Changes the API server makes elsewhere (other objects, other tenants):
+        the resourceVersion moves on without an event for our watches."""
+        for _ in range(times):
+            self.history.append((self._bump(), "OTHER", None, {}))
 
     def live(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The stored object (a copy), without recording a call."""
@@ -214,6 +249,8 @@ class FakeKube:
             )
         del self.objects[key]
         self._applied_configs.pop(key, None)
+        live["metadata"]["resourceVersion"] = str(self._bump())
+        self._emit("DELETED", kind, live)
         return True
 
     def patch_status(
@@ -224,8 +261,9 @@ class FakeKube:
         live = self._existing(key)
         patched = _merge(live, {"status": dict(status)}, delete_nulls=True)
         patched["metadata"]["generation"] = live["metadata"].get("generation", 1)
-        patched["metadata"]["resourceVersion"] = str(next(self._rv))
+        patched["metadata"]["resourceVersion"] = str(self._bump())
         self.objects[key] = patched
+        self._emit("MODIFIED", kind, patched)
         return copy.deepcopy(patched)
 
     def list_events(self, namespace: str, field_selector: str) -> list[dict[str, Any]]:
@@ -278,9 +316,127 @@ class FakeKube:
     def forget_api_cache(self) -> None:
         self._discovered.clear()
 
+    # -- list and watch --------------------------------------------------------------
+
+    def list_objects(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> tuple[list[dict[str, Any]], str]:
+        self._record("list", kind, namespace, None)
+        self._require_served(kind)
+        items = [
+            copy.deepcopy(obj)
+            for (k, ns, _), obj in sorted(self.objects.items(), key=lambda kv: str(kv[0][1:]))
+            if k == kind
+            and namespace in (None, ns)
+            and _labels_match(obj, label_selector)
+            and _selected(obj, field_selector)
+        ]
+        return items, str(self._current_rv())
+
+    def watch_objects(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        label_selector: str = "",
+        field_selector: str = "",
+        timeout_s: int = 300,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        self._record("watch", kind, namespace, None)
+        self._require_served(kind)
+        since = int(resource_version)
+        if since < self.compacted:
+            raise errors.Gone(
+                "Expired", f"too old resource version: {since} ({self.compacted})", 410
+            )
+        return self._replay(kind, namespace, since, label_selector, field_selector)
+
+    def _replay(
+        self, kind: Kind, namespace: str | None, since: int, labels: str, fields: str
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        # One snapshot: the bookmark says exactly how far it went (a change made
+        # while this watch waits is for the next watch, not skipped by it).
+        snapshot = list(self.history)
+        reached = max([since, *(entry[0] for entry in snapshot)])
+        for rv, type_, k, obj in snapshot:
+            if rv <= since or k != kind:
+                continue
+            if namespace not in (None, obj["metadata"].get("namespace")):
+                continue
+            if _labels_match(obj, labels) and _selected(obj, fields):
+                yield type_, copy.deepcopy(obj)
+        if self.watch_wait_s:
+            time.sleep(self.watch_wait_s)
+        # What the API server sends with allowWatchBookmarks: the version reached.
+        yield "BOOKMARK", {"metadata": {"resourceVersion": str(reached)}}
+
+    # -- the leader election record (unfenced, as on Kube) -------------------------------
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._record("get", "Lease", namespace, name)
+        found = self.leases.get((namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def create_lease(self, lease: Mapping[str, Any]) -> dict[str, Any]:
+        meta = lease["metadata"]
+        self._record("create_lease", "Lease", meta["namespace"], meta["name"])
+        key = (meta["namespace"], meta["name"])
+        if key in self.leases:
+            raise errors.AlreadyExists("AlreadyExists", f'leases "{key[1]}" already exists', 409)
+        stored = copy.deepcopy(dict(lease))
+        stored["metadata"]["resourceVersion"] = str(self._bump())
+        self.leases[key] = stored
+        return copy.deepcopy(stored)
+
+    def replace_lease(self, lease: Mapping[str, Any]) -> dict[str, Any]:
+        meta = lease["metadata"]
+        self._record("update_lease", "Lease", meta["namespace"], meta["name"])
+        key = (meta["namespace"], meta["name"])
+        live = self._existing_lease(key)
+        if meta.get("resourceVersion") != live["metadata"]["resourceVersion"]:
+            raise errors.Conflict(
+                "Conflict",
+                f'Operation cannot be fulfilled on leases.coordination.k8s.io "{key[1]}": '
+                "the object has been modified; please apply your changes to the latest "
+                "version and try again",
+                409,
+            )
+        stored = copy.deepcopy(dict(lease))
+        stored["metadata"]["resourceVersion"] = str(self._bump())
+        self.leases[key] = stored
+        return copy.deepcopy(stored)
+
+    def _existing_lease(self, key: tuple[str, str]) -> dict[str, Any]:
+        if key not in self.leases:
+            raise errors.NotFound(
+                "NotFound", f'leases.coordination.k8s.io "{key[1]}" not found', 404
+            )
+        return self.leases[key]
+
     # -- internals ----------------------------------------------------------------
 
+    def _emit(self, type_: str, kind: Kind, obj: Mapping[str, Any]) -> None:
+        rv = int(obj["metadata"]["resourceVersion"])
+        self.history.append((rv, type_, kind, copy.deepcopy(dict(obj))))
+
+    def _current_rv(self) -> int:
+        with self._rv_lock:
+            return self._rv
+
+    def _bump(self) -> int:
+        with self._rv_lock:
+            self._rv += 1
+            return self._rv
+
     def _record(self, verb: str, kind: Kind | str, namespace: str | None, name: str | None) -> None:
+        if self.fence is not None and verb in _WRITES:
+            self.fence()  # refused before it is sent, so not recorded
         kind_name = kind if isinstance(kind, str) else kind.kind
         self.calls.append(Call(verb, kind_name, namespace, name))
         for fault in self._faults:
@@ -312,10 +468,11 @@ class FakeKube:
         meta.update(
             uid=str(uuid.uuid4()),
             generation=1,
-            resourceVersion=str(next(self._rv)),
+            resourceVersion=str(self._bump()),
             creationTimestamp=_now(),
         )
         self.objects[(kind, meta.get("namespace"), meta["name"])] = live
+        self._emit("ADDED", kind, live)
         return copy.deepcopy(live)
 
     def _store_update(
@@ -328,12 +485,14 @@ class FakeKube:
         if new != live:
             if _without(new, "metadata", "status") != _without(live, "metadata", "status"):
                 new["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
-            new["metadata"]["resourceVersion"] = str(next(self._rv))
+            new["metadata"]["resourceVersion"] = str(self._bump())
+            self._emit("MODIFIED", key[0], new)
         self.objects[key] = new
         return copy.deepcopy(new)
 
 
 _EVENT_KIND = "Event"
+_WRITES = frozenset({"apply", "create", "patch", "delete", "patch_status", "create_event"})
 
 
 def _conflict_message(kind: Kind, name: str, detail: str) -> str:
@@ -391,6 +550,23 @@ def _selected(obj: Mapping[str, Any], selector: str) -> bool:
         for part in path.split("."):
             value = value.get(part) if isinstance(value, Mapping) else None
         if (str(value) == wanted) == negate:
+            return False
+    return True
+
+
+def _labels_match(obj: Mapping[str, Any], selector: str) -> bool:
+    """A label selector of `key=value`, `key!=value` and `key` (exists) terms."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            key, _, value = term.partition("!=")
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, _, value = term.partition("=")
+            if labels.get(key) != value.lstrip("="):
+                return False
+        elif term not in labels:
             return False
     return True
 

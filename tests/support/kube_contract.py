@@ -267,3 +267,43 @@ def posted_events_are_listed_by_field_selector(kube: KubeApi, ns: str) -> None:
 def discovery_knows_built_in_kinds(kube: KubeApi, ns: str) -> None:
     assert kube.api_available(SERVICE)
     assert kube.api_available(DEPLOYMENT)
+
+
+# -- list, watch and the leader Lease ----------------------------------------------------
+
+
+@scenario
+def a_watch_from_the_lists_version_sees_later_changes_only(kube: Any, ns: str) -> None:
+    kube.apply(service(ns, "before", team="a"))
+    items, version = kube.list_objects(SERVICE, ns, label_selector="team=a")
+    assert [i["metadata"]["name"] for i in items] == ["before"]
+    kube.apply(service(ns, "after", team="a"))
+    kube.apply(service(ns, "stranger", team="b"))
+    seen = []
+    for type_, obj in kube.watch_objects(
+        SERVICE, ns, resource_version=version, label_selector="team=a", timeout_s=1
+    ):
+        if type_ != "BOOKMARK":
+            seen.append((type_, obj["metadata"]["name"]))
+    assert seen == [("ADDED", "after")]
+
+
+@scenario
+def a_lease_is_updated_only_from_the_version_read(kube: Any, ns: str) -> None:
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "leader", "namespace": ns},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15},
+    }
+    assert kube.get_lease(ns, "leader") is None
+    created = kube.create_lease(lease)
+    with pytest.raises(errors.AlreadyExists):
+        kube.create_lease(lease)
+    taken = {**created, "spec": {**created["spec"], "holderIdentity": "b"}}
+    kube.replace_lease(taken)
+    # The first writer's version is stale now: its renewal is refused.
+    renewed = {**created, "spec": {**created["spec"], "renewTime": "2026-12-07T04:00:00.000000Z"}}
+    with pytest.raises(errors.Conflict):
+        kube.replace_lease(renewed)
+    assert kube.get_lease(ns, "leader")["spec"]["holderIdentity"] == "b"

@@ -8,6 +8,7 @@ ClusterRole in manifests/install/rbac.yaml is enough.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,8 +28,8 @@ SERVICE_ACCOUNT = ("modelops-system", "modelops-operator")
 
 
 def install(cluster: Cluster) -> None:
-    """CRDs, namespace, RBAC and tenant roles (not the operator Deployment; the tests
-    run the operator --standalone, so it needs no peering record)."""
+    """CRDs, namespace, RBAC and tenant roles (not the operator Deployment: the tests
+    run the operator as a local process)."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     cluster.kubectl(
         "wait",
@@ -75,6 +76,9 @@ class OperatorProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # `modelops run` arguments after the fixed ones: one replica by default;
+    # ["--leader-elect"] for a replica that takes part in leader election.
+    args: list[str] = field(default_factory=lambda: ["--standalone"])
 
     def start(self) -> OperatorProcess:
         env = dict(
@@ -85,7 +89,7 @@ class OperatorProcess:
         )
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelops.cli", "run", "--standalone", "--liveness", ""],
+            [sys.executable, "-m", "modelops.cli", "run", "--liveness", "", *self.args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -133,9 +137,33 @@ class OperatorProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def writes(self) -> list[Write]:
+        """Every write this process sent, from its log (MODELOPS_LOG_WRITES=true)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        out = []
+        for line in text.splitlines():
+            found = _WRITE.search(line)
+            if found:
+                verb, kind, obj, who, at = found.groups()
+                out.append(Write(verb, kind, obj, who, float(at)))
+        return out
+
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class Write:
+    verb: str
+    kind: str
+    obj: str  # namespace/name
+    identity: str
+    at: float  # wall-clock time.time() when it was sent
+
+
+# The line Kube logs before every write (modelops.kube.client, MODELOPS_LOG_WRITES).
+_WRITE = re.compile(r"write (\S+) (\S+) (\S+) by (\S+) at ([0-9.]+)")
 
 
 def wait_ready(cluster: Cluster, namespace: str, name: str, timeout: float = 90) -> dict:

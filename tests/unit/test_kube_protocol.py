@@ -58,3 +58,23 @@ def test_implementations_satisfy_the_protocol(impl: str, kube: Kube):
             f"{impl}.{name} has extra required parameters: {extra}"
         )
         assert got.return_annotation == wanted.return_annotation, f"{impl}.{name} returns differ"
+
+
+@pytest.mark.parametrize("protocol", ["watch", "lease"])
+@pytest.mark.parametrize("impl", ["kube", "fake"])
+def test_informers_and_the_elector_get_what_they_call(impl: str, protocol: str, kube: Kube):
+    """The informer's WatchApi and the elector's LeaseApi, on both implementations:
+    every parameter the protocol names exists, keyword-only where it says so."""
+    from modelops.controllers.leader import LeaseApi
+    from modelops.kube.informer import WatchApi
+
+    wanted_protocol = WatchApi if protocol == "watch" else LeaseApi
+    cls = Kube if impl == "kube" else FakeKube
+    methods = [n for n, _ in inspect.getmembers(wanted_protocol, inspect.isfunction) if n[0] != "_"]
+    assert methods
+    for name in methods:
+        wanted = inspect.signature(getattr(wanted_protocol, name)).parameters
+        got = inspect.signature(getattr(cls, name)).parameters
+        for param in wanted.values():
+            assert param.name in got, (cls.__name__, name, param.name)
+            assert got[param.name].kind == param.kind, (cls.__name__, name, param.name)

@@ -28,11 +28,6 @@ Kubernetes names are at most 63 characters; the longest suffix added below is
 {{- printf "%s-operator" (include "modelops.fullname" .) -}}
 {{- end -}}
 
-{{/* The kopf peering record; the operator's --peering argument names it. */}}
-{{- define "modelops.peeringName" -}}
-{{- include "modelops.fullname" . -}}
-{{- end -}}
-
 {{- define "modelops.namespace" -}}
 {{- default .Release.Namespace .Values.namespace.name -}}
 {{- end -}}
@@ -87,8 +82,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 Cross-field checks that JSON schema cannot express.
 */}}
 {{- define "modelops.validate" -}}
-{{- if and .Values.ha.enabled (ge (int .Values.ha.standbyPriority) (int .Values.peering.priority)) -}}
-{{- fail (printf "ha.standbyPriority (%v) must be lower than peering.priority (%v): kopf pauses the lower of two live replicas, and pauses both when they are equal" .Values.ha.standbyPriority .Values.peering.priority) -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail (printf "replicaCount %v needs leaderElection.enabled: without the Lease every replica would reconcile and write" .Values.replicaCount) -}}
+{{- end -}}
+{{- if and .Values.leaderElection.enabled (le (float64 .Values.leaderElection.leaseDuration) (float64 .Values.leaderElection.renewDeadline)) -}}
+{{- fail (printf "leaderElection.leaseDuration (%v) must be longer than leaderElection.renewDeadline (%v): the leader must stop writing before a standby may take over" .Values.leaderElection.leaseDuration .Values.leaderElection.renewDeadline) -}}
 {{- end -}}
 {{- if and .Values.namespace.create (not .Values.namespace.name) -}}
 {{- fail "namespace.create needs namespace.name: Helm keeps the release in the release namespace, which must exist before the chart is installed, so the chart can only create another one (or use helm install --create-namespace)" -}}

@@ -59,11 +59,9 @@ RESOURCE_CLAIM = Kind("resource.k8s.io/v1", "ResourceClaim", "resourceclaims")
 # KEDA's: only served where KEDA is installed (see Kube.api_available).
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 
-# kopf's peering records (the operator creates the cluster one when missing).
-CLUSTER_KOPF_PEERING = Kind(
-    "kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False
-)
 NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
+# The leader election record the operator replicas share (controllers/leader.py).
+LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
 CUSTOM_RESOURCE_DEFINITION = Kind(
     "apiextensions.k8s.io/v1",
     "CustomResourceDefinition",
@@ -86,9 +84,9 @@ KINDS: tuple[Kind, ...] = (
     SCALED_OBJECT,
     RESOURCE_CLAIM_TEMPLATE,
     RESOURCE_CLAIM,
-    CLUSTER_KOPF_PEERING,
     NAMESPACE,
     CUSTOM_RESOURCE_DEFINITION,
+    LEASE,
 )
 
 _BY_TYPE = {(k.api_version, k.kind): k for k in KINDS}

@@ -10,6 +10,7 @@ import os
 from modelops import logs
 from modelops.api import constants as c
 from modelops.api.images import TRAINER_IMAGE_ENV, TRITON_IMAGE_ENV, ImageDefaults
+from modelops.render.lease import LeaseConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,23 +23,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(comma-separated), else all namespaces",
     )
     parser.add_argument(
-        "--peering",
-        default=os.environ.get("MODELOPS_PEERING", "modelops"),
-        help="kopf peering name shared by the replicas of one operator (default: modelops)",
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("MODELOPS_LEADER_ELECT", "") == "true",
+        help="run as one of several replicas: only the holder of the Lease reconciles and "
+        "writes, the others keep their caches warm (env MODELOPS_LEADER_ELECT=true)",
     )
     parser.add_argument(
-        "--priority",
-        type=int,
-        default=int(os.environ.get("MODELOPS_PRIORITY", "0")),
-        help="peering priority: of two running replicas the higher one works",
+        "--leader-elect-namespace",
+        default=os.environ.get("MODELOPS_LEADER_ELECT_NAMESPACE") or _own_namespace(),
+        help="namespace of the Lease (default: the pod's own, else modelops-system)",
     )
-    parser.add_argument("--standalone", action="store_true", help="no peering (one replica)")
     parser.add_argument(
-        "--create-peering",
+        "--leader-elect-id",
+        default=os.environ.get("MODELOPS_LEADER_ELECT_ID", "modelops-operator"),
+        help="name of the Lease the replicas of one operator share (default %(default)s)",
+    )
+    parser.add_argument(
+        "--leader-elect-lease-duration",
+        type=float,
+        default=float(os.environ.get("MODELOPS_LEASE_DURATION_S", "15")),
+        help="seconds a standby waits after the last renewal it saw before taking over",
+    )
+    parser.add_argument(
+        "--leader-elect-renew-deadline",
+        type=float,
+        default=float(os.environ.get("MODELOPS_LEASE_RENEW_DEADLINE_S", "10")),
+        help="seconds the leader goes on without a successful renewal before it stops "
+        "writing and exits",
+    )
+    parser.add_argument(
+        "--leader-elect-retry-period",
+        type=float,
+        default=float(os.environ.get("MODELOPS_LEASE_RETRY_PERIOD_S", "2")),
+        help="seconds between two looks at the Lease (renewals, takeover attempts)",
+    )
+    parser.add_argument(
+        "--standalone",
         action="store_true",
-        default=os.environ.get("MODELOPS_CREATE_PEERING", "") == "true",
-        help="create the ClusterKopfPeering record named by --peering when it is missing "
-        "(the plain manifests rely on it; the Helm chart ships the record itself)",
+        help="one replica, no leader election (the default unless --leader-elect)",
     )
     parser.add_argument(
         "--liveness",
@@ -85,23 +108,45 @@ def run(args: argparse.Namespace) -> int:
         # a large fleet rolls out. The operator logs what matters itself.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = args.namespace or _env_namespaces()
-    if args.create_peering and not args.standalone and not namespaces:
-        # Before kopf starts, so that its first keep-alive finds the record.
-        from modelops.kube import Kube
-        from modelops.kube.peering import ensure_cluster_peering
-
-        ensure_cluster_peering(Kube(), args.peering)
+    try:
+        lease = LeaseConfig(
+            lease_duration_s=args.leader_elect_lease_duration,
+            renew_deadline_s=args.leader_elect_renew_deadline,
+            retry_period_s=args.leader_elect_retry_period,
+        )
+    except ValueError as err:
+        raise SystemExit(f"modelops run: {err}") from None
+    options = operator.Options(
+        namespaces=tuple(namespaces),
+        leader_elect=args.leader_elect and not args.standalone,
+        lease_namespace=args.leader_elect_namespace,
+        lease_name=args.leader_elect_id,
+        identity=operator.holder_identity(),
+        lease=lease,
+    )
+    # kopf runs the process and the liveness probe; it watches nothing and does
+    # not peer (the Lease decides who works), hence standalone.
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,
             namespaces=namespaces,
-            standalone=args.standalone,
-            peering_name=None if args.standalone else args.peering,
-            priority=args.priority,
+            standalone=True,
             liveness_endpoint=args.liveness or None,
+            memo=kopf.Memo(options=options),
         )
     )
     return 0
+
+
+def _own_namespace() -> str:
+    """The pod's namespace (the downward API's POD_NAMESPACE, or the service account's)."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+            return f.read().strip() or "modelops-system"
+    except OSError:
+        return "modelops-system"
 
 
 def _env_namespaces() -> list[str]:

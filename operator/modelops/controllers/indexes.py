@@ -1,11 +1,18 @@
-"""kopf indexes: what the operator remembers of every watched object.
+"""What the operator remembers of every watched object, and how it reads it.
 
-Each index keeps a projection (``modelops.render.projections``), never the
-body, keyed by the owner the object belongs to. Only objects the operator
-owns are watched (label-filtered), so Secrets, ConfigMaps and other tenants'
-objects are never listed or cached (KServe OOMs caching every Secret of a big
-cluster, kserve#3467). The ScaledObject index is declared even without KEDA:
-kopf starts its watch when the CRD appears.
+Each store (controllers/stores.py, fed by kube/informer.py) keeps a
+projection (``modelops.render.projections``), never the body, keyed by the
+owner the object belongs to. Only objects the operator owns are listed and
+watched (a server-side label selector), so Secrets, ConfigMaps and other
+tenants' objects are never listed or cached (KServe OOMs caching every Secret
+of a big cluster, kserve#3467).
+
+`WATCHES` says what is watched: one list+watch per resource, fanned out to
+the stores that pick their objects by label (pods feed both the
+ModelDeployment and the TrainingJob pod stores). `MD_STORES` / `TJ_STORES`
+say which stores each reconcile reads: a reconcile waits only for those to be
+listed (its barrier), and a resource that is not served (KEDA's ScaledObject
+without KEDA) counts as listed, empty.
 
 ``Indexes`` reads them: one consistent-enough look at an owner's children,
 taken at the start of a reconcile.
@@ -14,96 +21,88 @@ taken at the start of a reconcile.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import kopf
-
 from modelops.api import constants as c
-from modelops.api.kinds import RESOURCE_CLAIM, Kind
-from modelops.render import projections as p
-from modelops.render.children import (
+from modelops.api.kinds import (
     CONFIG_MAP,
     DEPLOYMENT,
     HPA,
+    JOB,
+    MODEL_DEPLOYMENT,
     PDB,
+    POD,
+    RESOURCE_CLAIM,
     RESOURCE_CLAIM_TEMPLATE,
     SCALED_OBJECT,
     SERVICE,
+    TRAINING_JOB,
+    Kind,
 )
+from modelops.controllers.stores import IndexFn, Select, Store
+from modelops.render import projections as p
 from modelops.render.slots import child_key, extra_child_names
 
 Key = tuple[str, str]
-MD = (c.GROUP, c.VERSION, c.MD_PLURAL)
-TJ = (c.GROUP, c.VERSION, c.TJ_PLURAL)
-MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_MODEL_DEPLOYMENT: kopf.PRESENT}
-OWNED_BY_MD = {c.LABEL_MODEL_DEPLOYMENT: kopf.PRESENT}
-OWNED_BY_TJ = {c.LABEL_TRAINING_JOB: kopf.PRESENT}
+# Label requirements: a value, or None for "present with any value".
+MANAGED: dict[str, str | None] = {
+    c.LABEL_MANAGED_BY: c.MANAGED_BY,
+    c.LABEL_MODEL_DEPLOYMENT: None,
+}
+OWNED_BY_MD: dict[str, str | None] = {c.LABEL_MODEL_DEPLOYMENT: None}
+OWNED_BY_TJ: dict[str, str | None] = {c.LABEL_TRAINING_JOB: None}
+# The server-side selector of every child watch: the operator's own objects only.
+MANAGED_SELECTOR = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
 
 
-def _group_version(api_version: str) -> tuple[str, str]:
-    group, _, version = api_version.rpartition("/")
-    return group, version
+def has_labels(required: Mapping[str, str | None]) -> Select:
+    def select(labels: Mapping[str, str]) -> bool:
+        return all(k in labels and (v is None or labels[k] == v) for k, v in required.items())
+
+    return select
 
 
 def _md_key(namespace: str, labels: Mapping[str, str]) -> Key:
     return (namespace, labels.get(c.LABEL_MODEL_DEPLOYMENT, ""))
 
 
-# -- ModelDeployment and its children ------------------------------------------------
+# -- index functions: object -> {key: projection} ---------------------------------------
 
 
-@kopf.index(*MD)
-def md_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+def md_index(namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict:
     return {(namespace, name): p.project_custom_object(body)}
 
 
-def _child_index(
-    name: str, kind: Kind, project: Callable[[Mapping[str, Any]], dict]
-) -> Callable[..., dict]:
-    """An index of one child kind: (namespace, owner name) -> projection."""
+def _child_index(name: str, project: Callable[[Mapping[str, Any]], dict]) -> Callable[..., dict]:
+    """An index of one ModelDeployment child kind: (namespace, owner name) -> projection."""
 
-    def index(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
+    def index(namespace: str, labels: Mapping[str, str], body: Mapping[str, Any], **_: Any) -> dict:
         return {_md_key(namespace, labels): project(body)}
 
     index.__name__ = name
-    group, version = _group_version(kind.api_version)
-    return kopf.index(group, version, kind.plural, labels=MANAGED, id=name)(index)
+    return index
 
 
-md_deployments = _child_index("md_deployments", DEPLOYMENT, p.project_deployment)
-md_services = _child_index("md_services", SERVICE, p.project_owned)
-md_configmaps = _child_index("md_configmaps", CONFIG_MAP, p.project_owned)
-md_hpas = _child_index("md_hpas", HPA, p.project_autoscaler)
-md_pdbs = _child_index("md_pdbs", PDB, p.project_owned)
-md_claim_templates = _child_index(
-    "md_claim_templates", RESOURCE_CLAIM_TEMPLATE, p.project_claim_template
-)
-
-
+md_deployments = _child_index("md_deployments", p.project_deployment)
+md_services = _child_index("md_services", p.project_owned)
+md_configmaps = _child_index("md_configmaps", p.project_owned)
+md_hpas = _child_index("md_hpas", p.project_autoscaler)
+md_pdbs = _child_index("md_pdbs", p.project_owned)
+md_claim_templates = _child_index("md_claim_templates", p.project_claim_template)
+md_scaled_objects = _child_index("md_scaled_objects", p.project_autoscaler)
 # The claims made for the pods from the GPU claim template carry the template's
 # labels (render/dra.py), so the same server-side selector as the pods finds
 # them; their owner is the pod, so they are read, never written.
-@kopf.index(*_group_version(RESOURCE_CLAIM.api_version), RESOURCE_CLAIM.plural, labels=OWNED_BY_MD)
-def md_claims(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {_md_key(namespace, labels): p.project_claim(body)}
+md_claims = _child_index("md_claims", p.project_claim)
+md_pods = _child_index("md_pods", p.project_pod)
 
 
-@kopf.index("", "v1", "pods", labels=OWNED_BY_MD)
-def md_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {_md_key(namespace, labels): p.project_pod(body)}
-
-
-# -- TrainingJob and its children ------------------------------------------------------
-
-
-@kopf.index(*TJ)
-def tj_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+def tj_index(namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict:
     return {(namespace, name): p.project_custom_object(body)}
 
 
-@kopf.index(*TJ)
-def tj_by_md(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict | None:
+def tj_by_md(namespace: str, name: str, spec: Mapping[str, Any], **_: Any) -> dict | None:
     """TrainingJobs by the ModelDeployment they feed: (namespace, md name) -> tj name.
 
     A ModelDeployment reconcile reads its trainings through this, instead of
@@ -112,49 +111,123 @@ def tj_by_md(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict | Non
     return {(namespace, ref): name} if ref else None
 
 
-@kopf.index("batch", "v1", "jobs", labels=OWNED_BY_TJ)
-def tj_jobs(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_job(body)}
+def _tj_child_index(name: str, project: Callable[[Mapping[str, Any]], dict]) -> Callable[..., dict]:
+    def index(namespace: str, labels: Mapping[str, str], body: Mapping[str, Any], **_: Any) -> dict:
+        return {(namespace, labels[c.LABEL_TRAINING_JOB]): project(body)}
+
+    index.__name__ = name
+    return index
 
 
-@kopf.index("", "v1", "pods", labels=OWNED_BY_TJ)
-def tj_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_pod(body)}
+tj_jobs = _tj_child_index("tj_jobs", p.project_job)
+tj_pods = _tj_child_index("tj_pods", p.project_pod)
+tj_claim_templates = _tj_child_index("tj_claim_templates", p.project_claim_template)
+tj_services = _tj_child_index("tj_services", p.project_owned)
 
 
-@kopf.index(
-    *_group_version(RESOURCE_CLAIM_TEMPLATE.api_version),
-    RESOURCE_CLAIM_TEMPLATE.plural,
-    labels=OWNED_BY_TJ,
+def indexer(fn: Callable[..., dict | None]) -> IndexFn:
+    """An index function (keyword arguments, a one-entry dict) as a store's IndexFn."""
+
+    def index(body: Mapping[str, Any]) -> tuple[Key, Any] | None:
+        meta = body.get("metadata") or {}
+        found = fn(
+            namespace=meta.get("namespace") or "",
+            name=meta.get("name") or "",
+            labels=meta.get("labels") or {},
+            spec=body.get("spec") or {},
+            body=body,
+        )
+        return next(iter(found.items()), None) if found else None
+
+    return index
+
+
+# -- what is watched, and which store each watch feeds ------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    name: str
+    index: Callable[..., dict | None]
+    labels: Mapping[str, str | None]
+
+    def build(self) -> Store:
+        return Store(self.name, indexer(self.index), has_labels(self.labels))
+
+
+@dataclass(frozen=True)
+class Watch:
+    kind: Kind
+    label_selector: str
+    stores: tuple[StoreSpec, ...]
+    # Served only where an optional component is installed (its CRD may come
+    # and go while the operator runs): watched only while its CRD exists.
+    optional_crd: str | None = None
+
+
+WATCHES: tuple[Watch, ...] = (
+    Watch(MODEL_DEPLOYMENT, "", (StoreSpec("md_index", md_index, {}),)),
+    Watch(
+        TRAINING_JOB,
+        "",
+        (StoreSpec("tj_index", tj_index, {}), StoreSpec("tj_by_md", tj_by_md, {})),
+    ),
+    Watch(DEPLOYMENT, MANAGED_SELECTOR, (StoreSpec("md_deployments", md_deployments, MANAGED),)),
+    Watch(
+        SERVICE,
+        MANAGED_SELECTOR,
+        (
+            StoreSpec("md_services", md_services, MANAGED),
+            StoreSpec("tj_services", tj_services, OWNED_BY_TJ),
+        ),
+    ),
+    Watch(CONFIG_MAP, MANAGED_SELECTOR, (StoreSpec("md_configmaps", md_configmaps, MANAGED),)),
+    Watch(HPA, MANAGED_SELECTOR, (StoreSpec("md_hpas", md_hpas, MANAGED),)),
+    Watch(PDB, MANAGED_SELECTOR, (StoreSpec("md_pdbs", md_pdbs, MANAGED),)),
+    Watch(
+        RESOURCE_CLAIM_TEMPLATE,
+        MANAGED_SELECTOR,
+        (
+            StoreSpec("md_claim_templates", md_claim_templates, MANAGED),
+            StoreSpec("tj_claim_templates", tj_claim_templates, OWNED_BY_TJ),
+        ),
+    ),
+    Watch(RESOURCE_CLAIM, MANAGED_SELECTOR, (StoreSpec("md_claims", md_claims, OWNED_BY_MD),)),
+    Watch(
+        POD,
+        MANAGED_SELECTOR,
+        (
+            StoreSpec("md_pods", md_pods, OWNED_BY_MD),
+            StoreSpec("tj_pods", tj_pods, OWNED_BY_TJ),
+        ),
+    ),
+    Watch(JOB, MANAGED_SELECTOR, (StoreSpec("tj_jobs", tj_jobs, OWNED_BY_TJ),)),
+    Watch(
+        SCALED_OBJECT,
+        MANAGED_SELECTOR,
+        (StoreSpec("md_scaled_objects", md_scaled_objects, MANAGED),),
+        optional_crd=f"{SCALED_OBJECT.plural}.{SCALED_OBJECT.group}",
+    ),
 )
-def tj_claim_templates(
-    namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any
-) -> dict:
-    return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_claim_template(body)}
 
-
-@kopf.index("", "v1", "services", labels=OWNED_BY_TJ)
-def tj_services(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
-    return {(namespace, labels[c.LABEL_TRAINING_JOB]): p.project_owned(body)}
-
-
-INDEX_NAMES = (
-    "md_index",
-    "md_deployments",
-    "md_services",
-    "md_configmaps",
-    "md_hpas",
-    "md_pdbs",
-    "md_claim_templates",
-    "md_claims",
-    "md_pods",
-    "tj_index",
-    "tj_by_md",
-    "tj_jobs",
-    "tj_pods",
-    "tj_services",
-    "tj_claim_templates",
+MD_STORES = frozenset(
+    {
+        "md_index",
+        "md_deployments",
+        "md_services",
+        "md_configmaps",
+        "md_hpas",
+        "md_pdbs",
+        "md_claim_templates",
+        "md_scaled_objects",
+        "md_claims",
+        "md_pods",
+        "tj_index",  # its trainings (trainings_for)
+        "tj_by_md",
+    }
 )
+TJ_STORES = frozenset({"tj_index", "tj_jobs", "tj_pods", "tj_services", "tj_claim_templates"})
+INDEX_NAMES = tuple(spec.name for watch in WATCHES for spec in watch.stores)
 MD_CHILD_INDEXES = {
     DEPLOYMENT.kind: "md_deployments",
     SERVICE.kind: "md_services",
@@ -162,39 +235,16 @@ MD_CHILD_INDEXES = {
     HPA.kind: "md_hpas",
     PDB.kind: "md_pdbs",
     RESOURCE_CLAIM_TEMPLATE.kind: "md_claim_templates",
+    SCALED_OBJECT.kind: "md_scaled_objects",
 }
-
-
-class OwnedStore:
-    """Projections of one child kind by owner, kept by an event handler (not kopf)."""
-
-    def __init__(self) -> None:
-        self._by_owner: dict[Key, dict[str, dict[str, Any]]] = {}
-
-    def put(self, owner: Key, name: str, projection: dict[str, Any]) -> None:
-        self._by_owner.setdefault(owner, {})[name] = projection
-
-    def drop(self, owner: Key, name: str) -> None:
-        children = self._by_owner.get(owner)
-        if children is not None:
-            children.pop(name, None)
-            if not children:
-                del self._by_owner[owner]
-
-    def clear(self) -> None:
-        self._by_owner.clear()
-
-    def get(self, owner: Key, name: str) -> dict[str, Any] | None:
-        return self._by_owner.get(owner, {}).get(name)
 
 
 @dataclass
 class Indexes:
-    """Read access to kopf's indexes (live views handed to the start-up handler)
-    and to the operator's own store of ScaledObjects."""
+    """Read access to the stores by name (anything with ``get(key)`` -> list and
+    ``keys()``: the informer stores, or plain dicts in tests)."""
 
     views: Mapping[str, Any]
-    scaled_objects: OwnedStore = field(default_factory=OwnedStore)
 
     def one(self, index: str, key: Key) -> Mapping[str, Any] | None:
         store = self.views.get(index, {}).get(key)
@@ -227,7 +277,6 @@ class Indexes:
                 name = child["metadata"].get("name")
                 if name in names:
                     out[child_key(kind, name, key[1])] = child
-        out[SCALED_OBJECT.kind] = self.scaled_objects.get(key, key[1])
         return out
 
     def md_pods(self, key: Key) -> list[Mapping[str, Any]]:

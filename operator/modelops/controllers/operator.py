@@ -1,11 +1,24 @@
 """Operator start-up and shutdown, and the work queue that runs every reconcile.
 
-kopf is the watch layer: its indexes keep projections of what is watched, and
-its event handlers only queue keys. Reconciles run here, on a WorkQueue
-(per-key de-duplication, delayed adds, back-off with jitter), by a bounded
-number of workers, each reconcile on a thread of a pool of the same size (the
-official kubernetes client is synchronous). Everything is built at start-up
-and kept in kopf's ``memo``: no module-level state.
+The operator's own informers (controllers/informers.py) list and watch what
+it owns into stores of projections; their changes only queue keys
+(controllers/modeldeployment.py, trainingjob.py). Reconciles run here, on a
+WorkQueue (per-key de-duplication, delayed adds, back-off with jitter), by a
+bounded number of workers, each reconcile on a thread of a pool of the same
+size (the official kubernetes client is synchronous).
+
+kopf is kept for what it does well and costs nothing at scale: the process
+life cycle (start-up and cleanup handlers, signal handling, graceful
+shutdown) and the liveness endpoint. It no longer watches anything: its
+indexes held every handler until all of them were filled, with a readiness
+check per object that grew quadratically with the fleet, and its peering
+is replaced by the Lease (controllers/leader.py).
+
+Start-up order: informers start at once, leader or not (a standby keeps its
+stores warm, so a failover does not pay a cold start); workers start once
+this replica leads; each reconcile kind waits only for the stores it reads
+(its barrier). Everything is built at start-up and kept in kopf's ``memo``:
+no module-level state.
 """
 
 from __future__ import annotations
@@ -14,7 +27,11 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import secrets
+import signal
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,21 +40,21 @@ from prometheus_client import start_http_server
 
 from modelops import logs
 from modelops.api.images import ImageDefaults
-from modelops.controllers import (
-    indexes,  # noqa: F401  (registers the indexes)
-    metrics,
-    modeldeployment,  # noqa: F401  (registers the handlers)
-    trainingjob,  # noqa: F401
-)
+from modelops.controllers import metrics, modeldeployment, trainingjob
 from modelops.controllers.drift_reader import DriftReader
-from modelops.controllers.indexes import INDEX_NAMES, Indexes, Key
+from modelops.controllers.indexes import MD_STORES, TJ_STORES, Indexes, Key
+from modelops.controllers.informers import Informers
+from modelops.controllers.leader import LeaderElector
 from modelops.controllers.md_controller import ModelDeploymentController, Result
 from modelops.controllers.rollout_reader import RolloutReader
 from modelops.controllers.settings import configure, workers
+from modelops.controllers.stores import Change
 from modelops.controllers.tj_controller import TrainingJobController
 from modelops.controllers.workqueue import MonotonicClock, ShutDown, WorkQueue
 from modelops.kube import Kube
+from modelops.kube.errors import NotLeader
 from modelops.render import DEFAULT_PROMETHEUS_ADDRESS
+from modelops.render.lease import LeaseConfig
 from modelops.render.md_planner import Settings
 
 DEFAULT_OPERATOR_IMAGE = "ghcr.io/modelops/modelops:0.1.0"
@@ -51,6 +68,27 @@ RESYNC_S = 300.0
 log = logging.getLogger("modelops.operator")
 
 QueueKey = tuple[str, str, str]  # ("md" | "tj", namespace, name)
+# The stores each kind of reconcile reads: its barrier.
+BARRIERS = {"md": MD_STORES, "tj": TJ_STORES}
+
+
+@dataclass(frozen=True)
+class Options:
+    """How `modelops run` was asked to run (handed over in kopf's memo)."""
+
+    namespaces: tuple[str, ...] = ()
+    leader_elect: bool = False
+    lease_namespace: str = "modelops-system"
+    lease_name: str = "modelops-operator"
+    identity: str = ""
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
+
+
+def holder_identity() -> str:
+    """The pod name (or host name) and a random suffix: a restarted pod with the same
+    name is a new holder, never mistaken for the one that held the lease before."""
+    base = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{base}_{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -59,9 +97,14 @@ class Operator:
     tj: TrainingJobController
     queue: WorkQueue[QueueKey]
     concurrency: int
+    informers: Informers | None = None
+    elector: LeaderElector | None = None
     _since: dict[QueueKey, float] = field(default_factory=dict)
+    # Keys taken before their kind's stores were listed: queued again at the barrier.
+    _parked: dict[str, set[QueueKey]] = field(default_factory=dict)
+    _open: set[str] = field(default_factory=set)
 
-    # -- what the kopf handlers call --
+    # -- what the triggers call --
 
     def enqueue_md(self, key: Key, *, child: bool = False) -> None:
         self._enqueue(("md", *key), child)
@@ -89,15 +132,44 @@ class Operator:
         else:
             self.queue.add(key)
 
+    def on_changes(self, store: str, changes: list[Change]) -> None:
+        """Store changes (on the event loop) -> keys on the queue."""
+        if store.startswith("tj_"):
+            trainingjob.on_changes(self, store, changes)
+        else:
+            modeldeployment.on_changes(self, store, changes)
+
     # -- the workers --
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        # The barriers open while standing by too: a standby's stores are listed
+        # and watched, so taking over costs no list.
+        barriers = [asyncio.create_task(self._barrier(kind)) for kind in BARRIERS]
+        if self.elector is not None:
+            await self.elector.leading.wait()
+            log.info("leading: reconciling")
         with concurrent.futures.ThreadPoolExecutor(
             self.concurrency, thread_name_prefix="reconcile"
         ) as pool:
             workers = [self._worker(loop, pool) for _ in range(self.concurrency)]
-            await asyncio.gather(self._resync(), *workers)
+            await asyncio.gather(self._resync(), *barriers, *workers)
+
+    async def _barrier(self, kind: str) -> None:
+        if self.informers is not None:
+            started = time.monotonic()
+            await self.informers.wait_synced(BARRIERS[kind])
+            name = "ModelDeployment" if kind == "md" else "TrainingJob"
+            log.info("%s stores listed after %.1fs", name, time.monotonic() - started)
+        self._open.add(kind)
+        for key in self._parked.pop(kind, set()):
+            self.queue.add(key)
+
+    def stop(self) -> None:
+        """Stop handing out work at once (the lease is lost, or shutdown)."""
+        self.queue.shutdown()
+        if self.informers is not None:
+            self.informers.stop()
 
     async def _resync(self) -> None:
         while not self.queue.is_shut_down:
@@ -115,10 +187,20 @@ class Operator:
                 key = await self.queue.get()
             except ShutDown:
                 return
+            if key[0] not in self._open:
+                # Its stores are not listed yet: a reconcile now would see no
+                # children and re-create them. It runs at the barrier.
+                self._parked.setdefault(key[0], set()).add(key)
+                self.queue.done(key)
+                continue
             since = self._since.pop(key, None)
             log.debug("reconciling %s %s/%s", *key)
             try:
                 result = await loop.run_in_executor(pool, self._reconcile, key)
+            except NotLeader:
+                log.warning("not the leader: %s %s/%s left for the new leader", *key)
+                self.queue.done(key)
+                return
             except Exception as err:
                 metrics.RECONCILE_ERRORS.labels(_kind(key), type(err).__name__).inc()
                 delay = self.queue.add_rate_limited(key)
@@ -155,7 +237,7 @@ def _kind(key: QueueKey) -> str:
 
 def build(kube: Kube, views: Any) -> Operator:
     """The operator's parts, configured from the environment (`modelops run` sets
-    the image defaults from its flags)."""
+    the image defaults from its flags); ``views``: the stores by name."""
     idx = Indexes(views)
     images = ImageDefaults.from_environ()
     settings = Settings(
@@ -180,25 +262,68 @@ def build(kube: Kube, views: Any) -> Operator:
     )
 
 
+def start(
+    options: Options, loop: asyncio.AbstractEventLoop, exit_process: Callable[[], None]
+) -> Operator:
+    """Build the operator, start its informers and, with leader election, its elector."""
+    kube = Kube()
+    kube.identity = options.identity or holder_identity()
+    holder: list[Operator] = []
+    informers = Informers(
+        kube,
+        loop,
+        on_changes=lambda store, changes: holder[0].on_changes(store, changes),
+        on_crd=lambda crd, present: holder[0].keda_changed(),
+        namespaces=tuple(options.namespaces) or (None,),
+    )
+    operator = build(kube, informers.stores)
+    operator.informers = informers
+    holder.append(operator)
+    if options.leader_elect:
+
+        def lost() -> None:
+            # Exit rather than go back to standby: the controllers' memory (what
+            # they applied, their own status versions) assumed one writer, and
+            # the new leader has written since. A restarted process starts clean
+            # as a standby; the other replica already leads, so nothing waits on it.
+            operator.stop()
+            exit_process()
+
+        operator.elector = LeaderElector(
+            kube,
+            options.lease_namespace,
+            options.lease_name,
+            kube.identity,
+            options.lease,
+            on_lost=lost,
+        )
+        kube.fence = operator.elector.check
+    informers.start()
+    return operator
+
+
 @kopf.on.startup()
-async def startup(
-    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **kwargs: Any
-) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     configure(settings)
-    # kopf hands every index to start-up handlers; they are live views.
-    operator = build(Kube(), {name: kwargs[name] for name in INDEX_NAMES})
+    options: Options = getattr(memo, "options", None) or Options()
+    loop = asyncio.get_running_loop()
+    operator = start(options, loop, lambda: os.kill(os.getpid(), signal.SIGTERM))
     memo.operator = operator
     port = int(os.environ.get("MODELOPS_METRICS_PORT", "8080"))
     if port:
         start_http_server(port)
         logger.info("metrics on :%d/metrics", port)
     memo.workers = asyncio.create_task(operator.run())
+    if operator.elector is not None:
+        memo.elector = asyncio.create_task(operator.elector.run())
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     operator = getattr(memo, "operator", None)
     if operator is not None:
-        operator.queue.shutdown()
-        task = memo.workers
-        task.cancel()
+        operator.stop()
+        memo.workers.cancel()
+        if operator.elector is not None:
+            memo.elector.cancel()
+            await operator.elector.release()

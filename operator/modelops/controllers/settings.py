@@ -1,4 +1,4 @@
-"""kopf settings shared by every controller, applied once at operator start."""
+"""Operator settings: the number of workers, and kopf's, applied once at start."""
 
 from __future__ import annotations
 
@@ -7,32 +7,6 @@ import os
 from typing import Any
 
 import kopf
-
-from modelops.api import constants as c
-from modelops.api import kinds
-
-# kopf keeps its own bookkeeping (handler progress, the last-handled spec) in
-# this subtree of status, which the CRD declares x-kubernetes-preserve-unknown-
-# fields. Keeping it out of metadata.annotations means a GitOps tool that
-# diffs the object never sees a field it did not write.
-KOPF_STATUS_FIELD = "status.kopf"
-
-MANAGED_SELECTOR = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
-WATCHED_CHILDREN = tuple(
-    (kind.group, kind.version, kind.plural)
-    for kind in (
-        kinds.DEPLOYMENT,
-        kinds.SERVICE,
-        kinds.CONFIG_MAP,
-        kinds.HPA,
-        kinds.SCALED_OBJECT,
-        kinds.PDB,
-        kinds.JOB,
-        kinds.POD,
-        kinds.RESOURCE_CLAIM_TEMPLATE,
-        kinds.RESOURCE_CLAIM,
-    )
-)
 
 # Reconciles at once. Each holds a thread while it waits on the API server
 # (the official client is synchronous), so after a mass change throughput is
@@ -49,32 +23,11 @@ def workers() -> int:
 
 
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(
-        field=f"{KOPF_STATUS_FIELD}.progress"
-    )
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
-        field=f"{KOPF_STATUS_FIELD}.diffbase"
-    )
-    settings.persistence.finalizer = "modelops.io/finalizer"
+    """kopf runs the process (start-up, cleanup, signals, the liveness probe) and
+    watches nothing: the informers (controllers/informers.py) do, and the Lease
+    (controllers/leader.py) decides which replica works."""
     # Events are written by the controllers themselves for the transitions
     # an SRE cares about; kopf's per-handler chatter would drown them.
     settings.posting.level = logging.WARNING
-    # Reconciles run on the operator's own work queue (controllers.operator);
-    # kopf's own handlers are async and only queue keys.
-    settings.execution.max_workers = 1
-    # A watch that goes silent (a dropped connection through a proxy) is
-    # re-established instead of hanging forever.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.inactivity_timeout = 600
-    # Server-side filtering: only the operator's own children and pods are
-    # listed and streamed, not every pod and Service of the cluster (the
-    # handlers' `labels=` filters alone would be applied after the fact).
-    for group, version, plural in WATCHED_CHILDREN:
-        settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
-    # Peering: with two replicas the one of higher priority works, the other
-    # waits; a replica that stops refreshing its record is gone after this.
-    settings.peering.lifetime = 30
-    settings.peering.mandatory = False

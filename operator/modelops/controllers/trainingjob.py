@@ -1,63 +1,33 @@
-"""kopf triggers for TrainingJobs and their children: they only queue work."""
+"""Triggers for TrainingJobs and their children: store changes -> queued keys."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
-import kopf
+from modelops.controllers.stores import DELETED, Change
 
-from modelops.api import constants as c
-from modelops.api.kinds import RESOURCE_CLAIM_TEMPLATE
-from modelops.controllers.indexes import OWNED_BY_TJ, TJ, _group_version
+if TYPE_CHECKING:
+    from modelops.controllers.operator import Operator
 
 
-@kopf.on.event(*TJ)
-async def tj_event(
-    type: str | None, namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
-    operator = memo.operator
-    key = (namespace, name)
-    ref = ((body.get("spec") or {}).get("modelDeploymentRef") or {}).get("name")
-    if ref:
-        # Its result may be the version the ModelDeployment follows.
-        operator.enqueue_md((namespace, ref), child=True)
-    if type == "DELETED":
-        operator.tj_deleted(key)
-    elif not operator.tj.is_own_write(key, body.metadata.get("resourceVersion")):
-        operator.enqueue_tj(key)
-
-
-async def _child_event(namespace: str, labels: Mapping[str, str], memo: kopf.Memo) -> None:
-    memo.operator.enqueue_tj((namespace, labels[c.LABEL_TRAINING_JOB]), child=True)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=OWNED_BY_TJ)
-async def job_event(namespace: str, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
-    await _child_event(namespace, labels, memo)
-
-
-@kopf.on.event("", "v1", "pods", labels=OWNED_BY_TJ)
-async def tj_pod_event(
-    namespace: str, labels: Mapping[str, str], memo: kopf.Memo, **_: Any
-) -> None:
-    await _child_event(namespace, labels, memo)
-
-
-@kopf.on.event(
-    *_group_version(RESOURCE_CLAIM_TEMPLATE.api_version),
-    RESOURCE_CLAIM_TEMPLATE.plural,
-    labels=OWNED_BY_TJ,
-    id="tj-resourceclaimtemplates",
-)
-async def tj_claim_template_event(
-    namespace: str, labels: Mapping[str, str], memo: kopf.Memo, **_: Any
-) -> None:
-    await _child_event(namespace, labels, memo)
-
-
-@kopf.on.event("", "v1", "services", labels=OWNED_BY_TJ)
-async def tj_service_event(
-    namespace: str, labels: Mapping[str, str], memo: kopf.Memo, **_: Any
-) -> None:
-    await _child_event(namespace, labels, memo)
+def on_changes(operator: Operator, store: str, changes: list[Change]) -> None:
+    if store == "tj_index":
+        for change in changes:
+            if change.type == DELETED:
+                operator.tj_deleted(change.key)
+                continue
+            # Its result (status) may be the version the ModelDeployment follows:
+            # the ModelDeployment looks again, own status writes included.
+            md = operator.tj.model_deployment_of(change.key)
+            if md is not None:
+                operator.enqueue_md(md, child=True)
+            if not operator.tj.is_own_write(change.key, change.resource_version):
+                operator.enqueue_tj(change.key)
+        return
+    if store == "tj_by_md":
+        # A TrainingJob now feeds (or no longer feeds) this ModelDeployment.
+        for change in changes:
+            operator.enqueue_md(change.key, child=True)
+        return
+    for change in changes:  # a Job, pod, Service or claim template of a TrainingJob
+        operator.enqueue_tj(change.key, child=True)

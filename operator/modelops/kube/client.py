@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -36,12 +37,13 @@ import kubernetes
 import urllib3
 from prometheus_client import Counter
 
-from modelops.api.kinds import Kind, kind_of_object
+from modelops.api.kinds import EVENT, LEASE, Kind, kind_of_object
 
 from . import errors
 
 FIELD_MANAGER = "modelops"
 log = logging.getLogger("modelops.kube")
+WRITE_LOG = logging.getLogger("modelops.kube.writes")
 
 API_REQUESTS = Counter(
     "modelops_api_requests_total",
@@ -54,6 +56,12 @@ API_REQUESTS = Counter(
 # without a restart; long enough that a reconcile storm asks once.
 DISCOVERY_TTL_SECONDS = 30.0
 REQUEST_TIMEOUT_S = 60.0
+# Objects per page of a list (the API server's own default chunk size for
+# its watch cache is 500 too).
+LIST_PAGE_SIZE = 500
+# How long the API server keeps one watch open; with bookmarks, resuming
+# after it costs one request and no list.
+WATCH_TIMEOUT_S = 300
 
 # An apply with this resourceVersion only ever creates (see Kube.apply).
 NEVER_A_RESOURCE_VERSION = str(2**64 - 1)
@@ -73,6 +81,27 @@ def object_path(kind: Kind, namespace: str | None, name: str | None = None) -> s
     scope = f"/namespaces/{namespace}" if namespace else ""
     suffix = f"/{name}" if name else ""
     return f"{prefix}{scope}/{kind.plural}{suffix}"
+
+
+def _collection_path(kind: Kind, namespace: str | None) -> str:
+    """A collection to list or watch: one namespace's, or (None) every namespace's."""
+    if namespace is None and kind.namespaced:
+        prefix = "/api/v1" if kind.api_version == "v1" else f"/apis/{kind.api_version}"
+        return f"{prefix}/{kind.plural}"
+    return object_path(kind, namespace)
+
+
+def _lines(raw: Any) -> Iterator[bytes]:
+    """The newline-separated JSON documents of a watch stream, as they arrive."""
+    pending = b""
+    for chunk in raw.stream(amt=65536, decode_content=True):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
 
 
 def _resource(kind: Kind) -> str:
@@ -98,6 +127,30 @@ class Kube:
         self._timeout = request_timeout_s
         self._clock = clock
         self._api_cache: dict[Kind, tuple[float, bool]] = {}
+        # Set by leader election (controllers/leader.py): called before every
+        # write, raises errors.NotLeader when this process may not write. None:
+        # no leader election (one replica), every write goes.
+        self.fence: Callable[[], None] | None = None
+        # Who this process is in the write log (the Lease holder identity).
+        self.identity = ""
+        # One log line per write (verb, object, identity, wall time): the audit
+        # the failover test reads to show no object was written by two leaders.
+        self.log_writes = os.environ.get("MODELOPS_LOG_WRITES", "") == "true"
+
+    def _write(self, verb: str, kind: Kind, namespace: str | None, name: str | None) -> None:
+        """Every write passes here first: the leader fence, then the write log."""
+        if self.fence is not None:
+            self.fence()
+        if self.log_writes:
+            WRITE_LOG.info(
+                "write %s %s %s/%s by %s at %.3f",
+                verb,
+                kind.kind,
+                namespace or "",
+                name or "",
+                self.identity or "-",
+                time.time(),
+            )
 
     # -- object verbs --------------------------------------------------------------
 
@@ -126,6 +179,7 @@ class Kube:
             raise ValueError("an object cannot both exist with a uid and not exist")
         kind = kind_of_object(obj)
         meta = obj["metadata"]
+        self._write("apply", kind, meta.get("namespace"), meta["name"])
         body = dict(obj)  # a copy: the caller's object is left as it was
         if uid_precondition is not None:
             body["metadata"] = {**meta, "uid": uid_precondition}
@@ -171,6 +225,7 @@ class Kube:
         operator goes on applying, use ``apply(obj, create_only=True)``.
         """
         kind = kind_of_object(obj)
+        self._write("create", kind, obj["metadata"].get("namespace"), obj["metadata"].get("name"))
         API_REQUESTS.labels("create").inc()
         return self._request(
             "POST",
@@ -191,6 +246,7 @@ class Kube:
         self, kind: Kind, namespace: str | None, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
         """JSON merge patch (RFC 7386) of an object; NotFound when it does not exist."""
+        self._write("patch", kind, namespace, name)
         API_REQUESTS.labels("patch").inc()
         return self._request(
             "PATCH",
@@ -208,6 +264,7 @@ class Kube:
         name now belongs to another object (re-created, or never ours). Owned
         objects (pods of a Deployment) are deleted in the background.
         """
+        self._write("delete", kind, namespace, name)
         API_REQUESTS.labels("delete").inc()
         try:
             self._request(
@@ -231,6 +288,7 @@ class Kube:
         """
         if not kind.group:
             raise ValueError(f"{kind.kind}: the status of core kinds is not the operator's")
+        self._write("patch_status", kind, namespace, name)
         API_REQUESTS.labels("patch_status").inc()
         body = {"status": dict(status)}
         common: dict[str, Any] = {
@@ -270,8 +328,10 @@ class Kube:
         message: str,
         annotations: Mapping[str, str] | None = None,
     ) -> None:
-        """Record a core/v1 Event about ``involved`` (best effort: never raises)."""
+        """Record a core/v1 Event about ``involved`` (best effort: never raises a
+        KubeError; NotLeader, like every write, when this process may not write)."""
         meta = involved["metadata"]
+        self._write("create_event", EVENT, meta["namespace"], meta["name"])
         now = datetime.now(UTC)
         event = kubernetes.client.CoreV1Event(
             metadata=kubernetes.client.V1ObjectMeta(
@@ -307,6 +367,132 @@ class Kube:
                 ).read()  # the answer is not needed; reading it frees the connection
         except errors.KubeError as err:
             log.warning("could not record event %s on %s: %s", reason, meta["name"], err)
+
+    # -- list and watch (the informers: kube/informer.py) ----------------------------
+
+    def list_objects(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every object of ``kind`` (in ``namespace``, or all namespaces with None) that
+        the selectors match, and the list's resourceVersion to watch from.
+
+        Paged (``limit``/``continue``), so one answer never holds a big fleet's pods;
+        the pages of one list are one consistent snapshot. NotFound: the cluster does
+        not serve the kind (yet). Gone: a page's continue token expired (list again).
+        """
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = [("limit", str(page_size))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
+            if token:
+                query.append(("continue", token))
+            API_REQUESTS.labels("list").inc()
+            page = self._request("GET", _collection_path(kind, namespace), query=query)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                return items, str(meta.get("resourceVersion") or "")
+
+    def watch_objects(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        label_selector: str = "",
+        field_selector: str = "",
+        timeout_s: int = WATCH_TIMEOUT_S,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The changes after ``resource_version``: (type, object) pairs, BOOKMARK
+        included (its object carries only the resourceVersion reached).
+
+        Ends when the server closes the watch (after ``timeout_s``, or when the
+        kind stops being served); the caller watches again from the last version
+        it saw. Raises Gone when that version is compacted (an HTTP 410, or an
+        ERROR event with code 410 inside the stream).
+        """
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_s)),
+        ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        API_REQUESTS.labels("watch").inc()
+        method, url, headers, _, _ = self.api_client.param_serialize(
+            "GET",
+            _collection_path(kind, namespace),
+            query_params=query,
+            header_params={"Accept": _JSON},
+            auth_settings=["BearerToken"],
+        )
+        with _translated():
+            # A read timeout past the server's own: a silent connection (a proxy
+            # that dropped it) ends the watch instead of hanging forever.
+            response = self.api_client.call_api(
+                method, url, header_params=headers, _request_timeout=(10, timeout_s + 30)
+            )
+        if response.status >= 400:
+            raise errors.from_status(
+                response.status, response.read(), http_reason=response.reason or ""
+            )
+        raw = response.response  # urllib3's, not preloaded: read as it streams
+        ended = False
+        try:
+            with _translated():
+                for line in _lines(raw):
+                    event = json.loads(line)
+                    type_, obj = event.get("type"), event.get("object") or {}
+                    if type_ == "ERROR":
+                        code = int(obj.get("code") or 500)
+                        raise errors.from_status(code, obj)
+                    yield str(type_), obj
+            ended = True
+        finally:
+            if not ended:
+                # Left mid-stream: the connection still carries the rest of the
+                # watch, so it is closed rather than handed to the next request.
+                raw.close()
+            raw.release_conn()
+
+    # -- the leader election record (never fenced: it is how a replica becomes leader) --
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        API_REQUESTS.labels("get").inc()
+        try:
+            return self._request("GET", object_path(LEASE, namespace, name))
+        except errors.NotFound:
+            return None
+
+    def create_lease(self, lease: Mapping[str, Any]) -> dict[str, Any]:
+        """AlreadyExists when another replica created it first."""
+        API_REQUESTS.labels("create").inc()
+        return self._request(
+            "POST", object_path(LEASE, lease["metadata"]["namespace"]), body=dict(lease)
+        )
+
+    def replace_lease(self, lease: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT carrying the resourceVersion read: Conflict when someone wrote in between
+        (the optimistic lock two candidates race on)."""
+        meta = lease["metadata"]
+        API_REQUESTS.labels("update").inc()
+        return self._request(
+            "PUT", object_path(LEASE, meta["namespace"], meta["name"]), body=dict(lease)
+        )
 
     # -- discovery ------------------------------------------------------------------
 

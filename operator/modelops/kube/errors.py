@@ -12,10 +12,13 @@ as "AlreadyExists", "Invalid", "Conflict"), its human `message` and the HTTP
     │   ├── AlreadyExists     create (or create-only apply) of a name that exists
     │   └── PreconditionFailed  a uid precondition did not hold: the name is another object's
     ├── Forbidden             403 (RBAC, admission webhooks, quota)
+    ├── Gone                  410: a watch or list from a resourceVersion etcd has compacted
     ├── Invalid               422: schema / CEL / immutable field; `causes` name the fields
     └── ServerError           5xx
         └── Unavailable       the server could not answer now (429, 503, 504, no
                               connection, timeout): retry with backoff
+
+    NotLeader                 not a KubeError: this process may not write (see below)
 """
 
 from __future__ import annotations
@@ -89,6 +92,11 @@ class Forbidden(KubeError):
     """403: RBAC, an admission webhook or a quota refused the request."""
 
 
+class Gone(KubeError):
+    """410: the resourceVersion a watch (or list) started from is older than etcd keeps:
+    the watcher must list again."""
+
+
 class Invalid(KubeError):
     """422: the object fails validation (schema, CEL rule, immutable field)."""
 
@@ -155,11 +163,23 @@ def error_class(status: int, reason: str, message: str) -> type[KubeError]:
         return Forbidden
     if status == 422:
         return Invalid
+    if status == 410:
+        return Gone
     if status in _RETRYABLE_STATUSES:
         return Unavailable
     if status >= 500:
         return ServerError
     return KubeError
+
+
+class NotLeader(Exception):
+    """A write refused before it was sent: this process does not hold the leader Lease
+    (or its last renewal is older than the renew deadline, so another replica may
+    hold it by now).
+
+    Deliberately not a KubeError: callers that handle API errors (record a
+    failure, go on with the next action) must not handle this one. It means
+    "stop": the reconcile is abandoned at its first refused write."""
 
 
 def unreachable(err: BaseException) -> Unavailable:
