@@ -30,10 +30,11 @@ else
 fi
 # Several clones share one cached environment, and the editable install points at
 # whichever clone installed last. A process started through a clone's own .venv
-# link (sys.prefix is then <clone>/.venv) imports that clone's source first.
+# link (sys.prefix is then <clone>/.venv), or a console script run from a
+# clone's root (make lint), imports that clone's source first.
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 cat > "$site/zz_modelops_checkout.pth" <<'PTH'
-import os, sys; _o = os.path.join(os.path.dirname(sys.prefix), "operator"); os.path.isfile(os.path.join(_o, "modelops", "__init__.py")) and sys.path.insert(0, _o)
+import os, sys; _o = next((p for p in (os.path.join(os.path.dirname(sys.prefix), "operator"), os.path.join(os.getcwd(), "operator")) if os.path.isfile(os.path.join(p, "modelops", "__init__.py"))), None); _o and sys.path.insert(0, _o)
 PTH
 ln -sfn "$venv" .venv
 echo "venv: $venv" >&2
