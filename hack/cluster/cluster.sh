@@ -195,7 +195,12 @@ up() {
   kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$here/dra.yaml" >/dev/null
   route_metrics_server
   if [ -n "$real_node" ]; then
-    "$node_sh" up "$name" || log "the real node did not come up: KWOK nodes only (hack/node/node.sh status $name)"
+    if ! "$node_sh" up "$name"; then
+      # Removed, so that the KWOK nodes stay usable; the tests that need the
+      # real node fail with the reason (hack/node/node.sh status).
+      "$node_sh" down "$name" || true
+      log "the real node did not come up: KWOK nodes only (hack/node/node.sh status $name)"
+    fi
   fi
   kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=120s >/dev/null
   log "ready. Use it with:"

@@ -6,8 +6,11 @@
 #   coredns              <- github.com/coredns/coredns (hack/node/coredns), the plugins the cluster's DNS uses
 #
 # Each piece is cached under a key that covers its inputs (wrapper
-# go.mod/go.sum/sources, this script, the Go version), so a warm run only
+# go.mod/go.sum/sources, the build flags, the Go version), so a warm run only
 # checks that the binaries exist, and a CoreDNS bump does not rebuild the kubelet.
+#
+#   build.sh            all of them; prints the bin directory
+#   build.sh coredns    CoreDNS only (for hack/node/images.sh); prints its bin directory
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -24,13 +27,22 @@ if [ "$(pin "$here/k8s/go.mod")" != "$KUBE_VERSION" ] || [ "$(pin "$root/hack/co
 fi
 COREDNS_VERSION=$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$here/coredns/go.mod")
 
-gover=$(go version)
-key() { cat "$here/build.sh" "$@" <(echo "$gover") | sha256sum | cut -c1-12; }
-k8s_out="$CACHE/node/k8s-$KUBE_VERSION-$(key "$here"/k8s/go.mod "$here"/k8s/go.sum "$here"/k8s/tools.go)"
+# The control plane's version stamps: the API server and kubectl show the
+# node's version from them, and the kubelet checks version skew.
+major=${KUBE_VERSION#v}; major=${major%%.*}
+minor=${KUBE_VERSION#v*.}; minor=${minor%%.*}
+k8s_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  k8s_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+  k8s_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+export CGO_ENABLED=0 GOFLAGS=-trimpath
+
+recipe="$(go version) CGO_ENABLED=$CGO_ENABLED GOFLAGS=$GOFLAGS"
+key() { { cat "$@"; echo "$recipe"; } | sha256sum | cut -c1-12; }
+k8s_out="$CACHE/node/k8s-$KUBE_VERSION-$(key "$here"/k8s/go.mod "$here"/k8s/go.sum "$here"/k8s/tools.go <(echo "$k8s_ldflags"))"
 dns_out="$CACHE/node/coredns-$COREDNS_VERSION-$(key "$here"/coredns/go.mod "$here"/coredns/go.sum "$here"/coredns/main.go)"
 bin="$CACHE/node/bin-$(echo "$k8s_out $dns_out" | sha256sum | cut -c1-12)"
-
-export CGO_ENABLED=0 GOFLAGS=-trimpath
 
 if ! [ -x "$dns_out/bin/coredns" ]; then
   log "building CoreDNS $COREDNS_VERSION"
@@ -41,20 +53,16 @@ if ! [ -x "$dns_out/bin/coredns" ]; then
   log "coredns built in $(( $(date +%s) - start ))s"
 fi
 
+if [ "${1:-}" = coredns ]; then
+  echo "$dns_out/bin"
+  exit 0
+fi
+
 if ! [ -x "$k8s_out/bin/kubelet" ] || ! [ -x "$k8s_out/bin/kube-proxy" ]; then
-  # The control plane's version stamps: the API server and kubectl show the
-  # node's version from them, and the kubelet checks version skew.
-  major=${KUBE_VERSION#v}; major=${major%%.*}
-  minor=${KUBE_VERSION#v*.}; minor=${minor%%.*}
-  ldflags="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  done
   log "building kubelet and kube-proxy $KUBE_VERSION (cold: ~10 min after the control plane, which shares most packages)"
   start=$(date +%s)
   mkdir -p "$k8s_out.partial"
-  (cd "$here/k8s" && go build -o "$k8s_out.partial/" -ldflags "$ldflags" \
+  (cd "$here/k8s" && go build -o "$k8s_out.partial/" -ldflags "$k8s_ldflags" \
       k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
   rm -rf "$k8s_out" && mkdir -p "$k8s_out" && mv "$k8s_out.partial" "$k8s_out/bin"
   log "kubelet, kube-proxy built in $(( $(date +%s) - start ))s"

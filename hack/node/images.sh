@@ -14,8 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${MODELOPS_CACHE:-$HOME/.cache/modelops}
 log() { echo "node-images: $*" >&2; }
 
-bin=$("$here/build.sh")
-coredns=$(readlink -f "$bin/coredns")
+coredns="$("$here/build.sh" coredns)/coredns"
 key=$(cat "$here/images.sh" "$here/oci.py" "$here"/images/go.mod "$here"/images/*/*.go <(go version) <(echo "$coredns") \
       | sha256sum | cut -c1-12)
 out="$CACHE/node/images-$key"

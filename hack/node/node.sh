@@ -43,10 +43,19 @@ kubeconfig="$KWOK_WORKDIR/clusters/$name/modelops.kubeconfig"
 pki="$KWOK_WORKDIR/clusters/$name/pki"
 
 log() { echo "node: $*" >&2; }
-fail() { # reason -> the reason file (read by cluster.sh and the tests' real_node fixture), exit 3
+# Two ways to fail, told apart for the tests' real_node fixture
+# (tests/support/real_node.py): this machine cannot run a real node (the
+# fixture skips with the reason), or it can and the node did not come up (a
+# bug: the fixture fails with it).
+fail() { # the machine cannot: $W/unavailable, exit 3
   mkdir -p "$W" && echo "$*" > "$W/unavailable"
   log "no real node: $*"
   exit 3
+}
+broken() { # the machine can, the node did not come up: $W/broken, exit 4
+  mkdir -p "$W" && echo "$*" > "$W/broken"
+  log "real node failed: $*"
+  exit 4
 }
 innet() { nsenter --net="/run/netns/$NETNS" "$@"; }
 ctr_() { ctr --address "$R/containerd.sock" -n k8s.io "$@"; }
@@ -197,6 +206,7 @@ prepare() {
   [ "$(id -u)" = 0 ] || fail "not root: a kubelet and containerd need root"
   [ -d /sys/fs/cgroup/memory ] || fail "no cgroup v1 memory controller at /sys/fs/cgroup/memory"
   "$here/install-deps.sh" || fail "containerd/runc/CNI plugins/iptables missing and not installable (hack/node/install-deps.sh)"
+  "$here/build.sh" >/dev/null || fail "building kubelet, kube-proxy or CoreDNS failed (hack/node/build.sh)"
   local images
   images=$("$here/images.sh") || fail "building the node's images failed (hack/node/images.sh)"
   # shellcheck disable=SC1091
@@ -215,8 +225,7 @@ prepare() {
   # overlayfs), not only start containerd.
   local out
   ctr_ containers rm modelops-probe >/dev/null 2>&1 || true
-  if ! out=$(timeout 60 ctr --address "$R/containerd.sock" -n modelops-probe run --rm \
-        "$NODEPROBE_IMAGE" modelops-probe /nodeprobe write /tmp/probe 2>&1) ||
+  if ! out=$(timeout 60 ctr_ run --rm "$NODEPROBE_IMAGE" modelops-probe /nodeprobe write /tmp/probe 2>&1) ||
       ! grep -q 'write: ok' <<<"$out"; then
     fail "containerd cannot run a container here: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
   fi
@@ -263,6 +272,13 @@ cgroups_up() {
     case "$c" in */unified/|*/systemd/) continue ;; esac
     mkdir -p "$c${CGROOT#/}" 2>/dev/null || true
   done
+  # A new cpuset v1 group starts with no CPUs and no memory nodes: its
+  # parent's, or no process can join it.
+  local cs=/sys/fs/cgroup/cpuset
+  if [ -d "$cs${CGROOT}" ]; then
+    [ -n "$(cat "$cs${CGROOT}/cpuset.cpus")" ] || cat "$cs/cpuset.cpus" > "$cs${CGROOT}/cpuset.cpus"
+    [ -n "$(cat "$cs${CGROOT}/cpuset.mems")" ] || cat "$cs/cpuset.mems" > "$cs${CGROOT}/cpuset.mems"
+  fi
 }
 
 kubelet_up() {
@@ -446,20 +462,21 @@ up() {
   if [ "$advertised" != "$HOST_IP" ]; then
     log "warning: the API server advertises $advertised, not $HOST_IP: pods cannot reach the kubernetes Service (start the cluster with hack/cluster/cluster.sh)"
   fi
+  rm -f "$W/broken"
   local bin
   bin=$("$here/build.sh")
   alive kubelet || kubelet_up "$bin"
   alive kube-proxy || kube_proxy_up "$bin"
-  wait_for 120 "node $NODE to register" kc get node "$NODE" || fail "the kubelet did not register $NODE (see $W/logs/kubelet.log)"
+  wait_for 120 "node $NODE to register" kc get node "$NODE" || broken "the kubelet did not register $NODE (see $W/logs/kubelet.log)"
   if ! alive gpu-keeper; then
     gpu_patch || true
     (gpu_keeper </dev/null >>"$W/logs/gpu-keeper.log" 2>&1 &
      echo $! > "$(pidfile gpu-keeper)")
   fi
-  wait_for 120 "node $NODE Ready" node_ready || fail "$NODE did not become Ready (see $W/logs/kubelet.log)"
+  wait_for 120 "node $NODE Ready" node_ready || broken "$NODE did not become Ready (see $W/logs/kubelet.log)"
   coredns_up "$COREDNS_IMAGE"
   kc rollout status -n kube-system deployment/coredns --timeout=120s >/dev/null ||
-    fail "CoreDNS did not become ready (kubectl -n kube-system describe pod -l k8s-app=kube-dns)"
+    broken "CoreDNS did not become ready (kubectl -n kube-system describe pod -l k8s-app=kube-dns)"
   wait_for 30 "nvidia.com/gpu on $NODE" test "$(gpu_capacity)" = "$GPUS" || true
   log "$NODE Ready: pods $POD_CIDR, DNS $DNS_IP, nvidia.com/gpu=$(gpu_capacity)"
 }
@@ -479,7 +496,7 @@ down() {
   stop kube-proxy
   # What is left (the kubelet gone, a pod that would not stop): killed here.
   if alive containerd; then
-    for ns in k8s.io modelops-probe; do
+    for ns in k8s.io; do
       for t in $(ctr --address "$R/containerd.sock" -n "$ns" tasks ls -q 2>/dev/null); do
         ctr --address "$R/containerd.sock" -n "$ns" tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
       done
@@ -515,13 +532,15 @@ down() {
   rm -rf "$R"
   # Keep the reason file and the logs for a post-mortem; the rest goes.
   if [ -d "$W" ]; then
-    find "$W" -mindepth 1 -maxdepth 1 ! -name logs ! -name unavailable ! -name index -exec rm -rf {} + 2>/dev/null || true
+    find "$W" -mindepth 1 -maxdepth 1 ! -name logs ! -name unavailable ! -name broken ! -name index \
+      -exec rm -rf {} + 2>/dev/null || true
   fi
 }
 
 status() {
   local what
   if [ -f "$W/unavailable" ]; then echo "unavailable: $(cat "$W/unavailable")"; fi
+  if [ -f "$W/broken" ]; then echo "failed: $(cat "$W/broken")"; fi
   for what in containerd kubelet kube-proxy gpu-keeper; do
     if alive "$what"; then echo "$what: running (pid $(cat "$(pidfile "$what")"))"; else echo "$what: stopped"; fi
   done
@@ -530,8 +549,9 @@ status() {
 
 # info: one JSON line for tests and benchmarks (tests/support/real_node.py).
 info() {
-  local reason="" pod_cidr="" images="{}"
+  local reason="" broke="" pod_cidr="" images="{}"
   [ -f "$W/unavailable" ] && reason=$(cat "$W/unavailable")
+  [ -f "$W/broken" ] && broke=$(cat "$W/broken")
   if [ -f "$W/index" ]; then addresses; pod_cidr=$POD_CIDR; fi
   if [ -f "$W/images.env" ]; then
     images=$(awk -F= 'NF == 2 {printf "%s\"%s\": \"%s\"", (n++ ? ", " : ""), tolower(substr($1, 1, length($1) - 6)), $2}' "$W/images.env")
@@ -539,8 +559,12 @@ info() {
   fi
   local running=false
   alive kubelet && running=true
-  python3 -c 'import json, sys; print(json.dumps({"node": sys.argv[1], "running": sys.argv[2] == "true", "unavailable": sys.argv[3], "pod_cidr": sys.argv[4], "images": json.loads(sys.argv[5]), "logs": sys.argv[6]}))' \
-    "$NODE" "$running" "$reason" "$pod_cidr" "$images" "$W/logs"
+  python3 -c 'import json, sys
+keys = ("node", "running", "unavailable", "broken", "pod_cidr", "images", "logs")
+info = dict(zip(keys, sys.argv[1:]))
+info["running"] = info["running"] == "true"
+info["images"] = json.loads(info["images"])
+print(json.dumps(info))' "$NODE" "$running" "$reason" "$broke" "$pod_cidr" "$images" "$W/logs"
 }
 
 case "$cmd" in

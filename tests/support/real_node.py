@@ -67,6 +67,7 @@ def find_real_node(cluster: Cluster, cluster_name: str = TEST_CLUSTER_NAME) -> R
     info = json.loads(proc.stdout)
     if info["unavailable"]:
         raise Unavailable(f"this machine cannot run a real node: {info['unavailable']}")
+    assert not info["broken"], f"the real node did not come up: {info['broken']}"
     assert info["running"], f"the real node's kubelet is not running (logs: {info['logs']})"
 
     def ready() -> bool:
