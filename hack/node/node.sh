@@ -265,6 +265,12 @@ EOF
 }
 
 kc() { kubectl --kubeconfig "$kubeconfig" --request-timeout=20s "$@"; }
+# kubectl from the control plane's build, where it is not on PATH already
+# (cluster.sh puts it there). Only called where the cluster exists, so the
+# control plane is built and this is quick.
+kubectl_on_path() {
+  command -v kubectl >/dev/null || PATH="$("$root/hack/controlplane/build.sh"):$PATH"
+}
 
 cgroups_up() {
   local c
@@ -324,7 +330,7 @@ EOF
   cgroups_up
   start kubelet kubelet.log "$bin/kubelet" --config="$W/kubelet.yaml" --kubeconfig="$W/kubelet.kubeconfig" \
     --root-dir="$W/kubelet" --cert-dir="$W/kubelet/pki" --hostname-override="$NODE" --node-ip="$NODE_IP" \
-    --node-labels="modelops.io/node-kind=real,modelops.io/pool=real,kubernetes.io/os=linux"
+    --node-labels="modelops.io/node-kind=real,modelops.io/pool=real"
 }
 
 kube_proxy_up() {
@@ -450,6 +456,7 @@ EOF
 
 up() {
   [ -f "$kubeconfig" ] || { log "cluster '$name' is not up (no $kubeconfig)"; exit 1; }
+  kubectl_on_path
   if ! alive containerd; then
     prepare >/dev/null
   fi
@@ -489,6 +496,10 @@ down() {
   # Pods first, while the kubelet still runs: it stops their containers and
   # tears their sandboxes' networks down through the CNI plugins.
   if alive kubelet && [ -f "$kubeconfig" ]; then
+    kubectl_on_path || true
+    # Cordoned first, so that a Deployment's replacement pod (CoreDNS) is not
+    # started again on the node being stopped.
+    kc cordon "$NODE" >/dev/null 2>&1 || true
     kc delete pods -A --field-selector "spec.nodeName=$NODE" --grace-period=1 --wait=false >/dev/null 2>&1 || true
     wait_for 20 "the pods on $NODE to stop" test -z "$(ctr_ tasks ls -q 2>/dev/null)" || true
   fi
@@ -528,7 +539,7 @@ down() {
   for c in /sys/fs/cgroup/*/"${CGROOT#/}"; do
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
-  if [ -f "$kubeconfig" ]; then kc delete node "$NODE" --wait=false >/dev/null 2>&1 || true; fi
+  if [ -f "$kubeconfig" ] && kubectl_on_path; then kc delete node "$NODE" --wait=false >/dev/null 2>&1 || true; fi
   rm -rf "$R"
   # Keep the reason file and the logs for a post-mortem; the rest goes.
   if [ -d "$W" ]; then
@@ -544,7 +555,7 @@ status() {
   for what in containerd kubelet kube-proxy gpu-keeper; do
     if alive "$what"; then echo "$what: running (pid $(cat "$(pidfile "$what")"))"; else echo "$what: stopped"; fi
   done
-  if [ -f "$kubeconfig" ]; then kc get node "$NODE" -o wide 2>/dev/null || true; fi
+  if [ -f "$kubeconfig" ] && kubectl_on_path; then kc get node "$NODE" -o wide 2>/dev/null || true; fi
 }
 
 # info: one JSON line for tests and benchmarks (tests/support/real_node.py).
