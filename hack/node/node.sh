@@ -274,9 +274,9 @@ kubectl_on_path() {
 
 cgroups_up() {
   local c
+  # Every v1 hierarchy (the kubelet checks them all, the named systemd one too).
   for c in /sys/fs/cgroup/*/; do
-    case "$c" in */unified/|*/systemd/) continue ;; esac
-    mkdir -p "$c${CGROOT#/}" 2>/dev/null || true
+    [ -f "$c/cgroup.procs" ] && mkdir -p "$c${CGROOT#/}"
   done
   # A new cpuset v1 group starts with no CPUs and no memory nodes: its
   # parent's, or no process can join it.
