@@ -156,10 +156,23 @@ up() {
     # The serving certificate also names the kubernetes Service's ClusterIP
     # (in-cluster clients on the real node dial it) and the real node's
     # address of the API server.
+    #
+    # KWOK manages only the nodes annotated kwok.x-k8s.io/node=fake (all of
+    # nodes.yaml's and dra.yaml's), never the real node, nor the pods bound to
+    # it. These are component patches in the file, not --extra-args: kwokctl
+    # v0.8.0 indexes a second --extra-args of a component other than the first
+    # one out of range (a panic).
     sans="\"10.96.0.1\"${real_node:+, \"$real_node\"}"
-    printf '%s\n' "apiVersion: config.kwok.x-k8s.io/v1alpha1" "kind: KwokctlConfiguration" \
-      "options: {metricsServerManifests: [\"$ms_manifests\"], kubeApiserverCertSANs: [$sans]}" \
-      > "$ms_manifests.$name.kwokctl.yaml"
+    cat > "$ms_manifests.$name.kwokctl.yaml" <<YAML
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options: {metricsServerManifests: ["$ms_manifests"], kubeApiserverCertSANs: [$sans]}
+componentsPatches:
+- name: kwok-controller
+  extraArgs:
+  - {key: manage-all-nodes, value: "false", override: true}
+  - {key: manage-nodes-with-annotation-selector, value: "kwok.x-k8s.io/node=fake"}
+YAML
     kwokctl create cluster --name "$name" --runtime binary \
       --kubeconfig "" \
       --etcd-binary "$bin/etcd" \
@@ -178,8 +191,6 @@ up() {
       --extra-args kube-apiserver=enable-aggregator-routing=true \
       --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
       --extra-args kwok-controller=cidr=10.244.0.1/16 \
-      --extra-args kwok-controller=manage-all-nodes=false \
-      --extra-args kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
       --extra-args "kube-apiserver=kubelet-client-certificate=$pki/admin.crt" \
       --extra-args "kube-apiserver=kubelet-client-key=$pki/admin.key" \
       "${real_args[@]}" \

@@ -225,7 +225,8 @@ prepare() {
   # overlayfs), not only start containerd.
   local out
   ctr_ containers rm modelops-probe >/dev/null 2>&1 || true
-  if ! out=$(timeout 60 ctr_ run --rm "$NODEPROBE_IMAGE" modelops-probe /nodeprobe write /tmp/probe 2>&1) ||
+  if ! out=$(timeout 60 ctr --address "$R/containerd.sock" -n k8s.io run --rm \
+        "$NODEPROBE_IMAGE" modelops-probe /nodeprobe write /tmp/probe 2>&1) ||
       ! grep -q 'write: ok' <<<"$out"; then
     fail "containerd cannot run a container here: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
   fi
