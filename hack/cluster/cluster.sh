@@ -155,7 +155,9 @@ up() {
     fi
     # The serving certificate also names the kubernetes Service's ClusterIP
     # (in-cluster clients on the real node dial it) and the real node's
-    # address of the API server.
+    # address of the API server. The API server reaches a kubelet (logs,
+    # exec, the pod proxy) by its InternalIP, with kwokctl's admin
+    # certificate: no DNS here knows the node's hostname.
     #
     # KWOK manages only the nodes annotated kwok.x-k8s.io/node=fake (all of
     # nodes.yaml's and dra.yaml's), never the real node, nor the pods bound to
@@ -191,6 +193,7 @@ YAML
       --extra-args kube-apiserver=enable-aggregator-routing=true \
       --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
       --extra-args kwok-controller=cidr=10.244.0.1/16 \
+      --extra-args kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname \
       --extra-args "kube-apiserver=kubelet-client-certificate=$pki/admin.crt" \
       --extra-args "kube-apiserver=kubelet-client-key=$pki/admin.key" \
       "${real_args[@]}" \

@@ -471,6 +471,18 @@ up() {
     log "warning: the API server advertises $advertised, not $HOST_IP: pods cannot reach the kubernetes Service (start the cluster with hack/cluster/cluster.sh)"
   fi
   rm -f "$W/broken"
+  # A cluster replaced under a running node (cluster.sh recreates a stale
+  # one) has a new CA and API port: the daemons and certificates made for
+  # the old one go; the new kubelet removes the old pods' containers.
+  local stamp
+  stamp="$(sha256sum < "$pki/ca.crt" | cut -c1-16) $(api_port)"
+  if [ "$(cat "$W/cluster.stamp" 2>/dev/null)" != "$stamp" ]; then
+    stop gpu-keeper
+    stop kube-proxy
+    stop kubelet
+    rm -rf "$W/pki" "$W/kubelet/pki"
+    echo "$stamp" > "$W/cluster.stamp"
+  fi
   local bin
   bin=$("$here/build.sh")
   alive kubelet || kubelet_up "$bin"
