@@ -220,3 +220,24 @@ def test_a_container_over_its_memory_limit_is_oom_killed(
     time.sleep(2)
     within = _pod(cluster, namespace, "within").status.container_statuses[0]
     assert within.state.running and within.restart_count == 0, within
+
+
+def test_a_gpu_requesting_pod_is_scheduled_to_the_real_node_and_runs(
+    cluster: Cluster, namespace: str, real_node: RealNode
+):
+    # Through the scheduler (a node selector, not nodeName): the node's
+    # nvidia.com/gpu capacity is what lets it fit; the container runs on CPU.
+    spec = real_node.pod_spec(
+        restartPolicy="Never",
+        containers=[
+            _container(
+                real_node, "write", "/tmp/ran", resources={"limits": {"nvidia.com/gpu": "1"}}
+            )
+        ],
+    )
+    del spec["nodeName"]
+    spec["nodeSelector"] = {"modelops.io/node-kind": "real"}
+    _create(cluster, namespace, "gpu", spec)
+    terminated = _terminated(cluster, namespace, "gpu")
+    assert terminated.exit_code == 0 and terminated.message == "write: ok", terminated
+    assert _pod(cluster, namespace, "gpu").spec.node_name == real_node.name
