@@ -102,12 +102,14 @@ ensure_metrics_server() {
 prepare_real_node() {
   if [ "${MODELOPS_REAL_NODES:-1}" = 0 ]; then
     log "real node off (MODELOPS_REAL_NODES=0): KWOK nodes only"
+    "$node_sh" down "$name" || true
     return 0
   fi
   if real_node=$("$node_sh" prepare "$name"); then
     log "real node: containerd runs containers here; the API server advertises $real_node"
   else
     real_node=""
+    "$node_sh" down "$name" || true
     log "carrying on with KWOK nodes only"
   fi
 }
