@@ -10,6 +10,7 @@
 #   node.sh down NAME      stop all of it and remove what it made (processes, containers, mounts, netns, cgroups)
 #   node.sh status NAME    what runs, or why it does not (the reason file)
 #   node.sh info NAME      the same as one JSON line, with the images' references (for tests)
+#   node.sh import NAME ARCHIVE...   load more OCI image archives into the node's containerd
 #
 # Isolation: the node lives in its own network namespace, joined to the host by
 # a veth pair (host 10.201.I.1, node 10.201.I.2; I from the cluster's name).
@@ -604,12 +605,24 @@ info["images"] = json.loads(info["images"])
 print(json.dumps(info))' "$NODE" "$running" "$reason" "$broke" "$pod_cidr" "$images" "$W/logs"
 }
 
+# import NAME ARCHIVE...: more OCI archives into the node's containerd (e.g.
+# the project's images from hack/images/build.sh), so that pods on the node
+# run them with imagePullPolicy IfNotPresent or Never.
+import_images() {
+  alive containerd || { log "the real node of '$name' is not running"; exit 1; }
+  local a
+  for a in "$@"; do
+    ctr_ images import "$a" >&2 || { log "importing $a failed"; exit 1; }
+  done
+}
+
 case "$cmd" in
+  import) shift 2; import_images "$@" ;;
   gpu-keeper) kubectl_on_path; gpu_keeper ;;
   info) info ;;
   prepare) prepare ;;
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 prepare|up|down|status|info NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 prepare|up|down|status|info NAME | import NAME ARCHIVE..." >&2; exit 2 ;;
 esac
