@@ -23,6 +23,12 @@ controlplane: ## build (or reuse) etcd, kube-*, kubectl, kwok and metrics-server
 dev: venv controlplane tools ## start the local cluster, Prometheus + prometheus-adapter, the operator and the sample
 	@hack/dev.sh $(CLUSTER)
 
+.PHONY: node
+node: ## install containerd/runc/CNI plugins (Debian, if missing) and build kubelet, kube-proxy, CoreDNS and the real node's images
+	@hack/node/install-deps.sh
+	@hack/node/images.sh >/dev/null
+	@hack/node/build.sh >/dev/null
+
 .PHONY: cluster-up
 cluster-up: controlplane ## start (or reuse) the local cluster
 	@hack/cluster/cluster.sh up $(CLUSTER) >/dev/null

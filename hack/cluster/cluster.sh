@@ -6,6 +6,12 @@
 # from the device plugin's extended resource (nodes.yaml) and, on two more
 # pools, through Dynamic Resource Allocation (dra.yaml).
 #
+# Where this machine can run containers, a real node (`real-1`: kubelet,
+# kube-proxy, containerd, CoreDNS; hack/node/node.sh) joins the KWOK nodes, so
+# that pods can really run. MODELOPS_REAL_NODES=0 turns it off; where the
+# machine cannot (no root, no containerd, no cgroup v1 memory controller), the
+# cluster carries on with KWOK nodes only and prints the reason.
+#
 #   cluster.sh up [NAME]      start (or reuse) the cluster, register nodes, write its kubeconfig
 #   cluster.sh down [NAME]    stop it and delete its state
 #   cluster.sh kubeconfig [NAME]   print the kubeconfig path
@@ -25,12 +31,18 @@ export KWOK_KUBECTL_BINARY="$bin/kubectl"
 log() { echo "cluster: $*" >&2; }
 
 # The flags below are part of the cluster: one started by an older version of
-# this script (e.g. without the aggregation layer) is replaced, not reused.
+# this script (e.g. without the aggregation layer), or with another real-node
+# address, is replaced, not reused.
 profile="$KWOK_WORKDIR/clusters/$name/modelops.profile"
-profile_key=$(sha256sum "$here/cluster.sh" "$here/stages.yaml" "$here"/metrics-server/* | sha256sum | cut -c1-12)
+profile_key() {
+  { sha256sum "$here/cluster.sh" "$here/stages.yaml" "$here"/metrics-server/*; echo "real-node=$real_node"; } |
+    sha256sum | cut -c1-12
+}
+node_sh="$root/hack/node/node.sh"
+real_node=""
 
 running() {
-  [ -f "$kubeconfig" ] && [ "$(cat "$profile" 2>/dev/null)" = "$profile_key" ] &&
+  [ -f "$kubeconfig" ] && [ "$(cat "$profile" 2>/dev/null)" = "$(profile_key)" ] &&
     kubectl --kubeconfig "$kubeconfig" --request-timeout=5s get --raw=/readyz >/dev/null 2>&1
 }
 
@@ -85,12 +97,36 @@ ensure_metrics_server() {
   return 1
 }
 
+# The real node's network and runtime come first: the API server must
+# advertise an address that the pods' network namespaces can reach.
+prepare_real_node() {
+  if [ "${MODELOPS_REAL_NODES:-1}" = 0 ]; then
+    log "real node off (MODELOPS_REAL_NODES=0): KWOK nodes only"
+    "$node_sh" down "$name" || true
+    return 0
+  fi
+  if real_node=$("$node_sh" prepare "$name"); then
+    log "real node: containerd runs containers here; the API server advertises $real_node"
+  else
+    real_node=""
+    "$node_sh" down "$name" || true
+    log "carrying on with KWOK nodes only"
+  fi
+}
+
 up() {
+  prepare_real_node
   if running; then
     log "cluster '$name' is already running"
   else
     # A half-started or stale cluster (e.g. after a reboot) is replaced.
     kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
+    real_args=()
+    if [ -n "$real_node" ]; then
+      # Pods reach the API server through the kubernetes Service, whose
+      # endpoint is this address (the host's end of the node's link).
+      real_args+=(--extra-args "kube-apiserver=advertise-address=$real_node")
+    fi
     log "starting cluster '$name' (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)"
     pki="$KWOK_WORKDIR/clusters/$name/pki"
     # The aggregation layer, for prometheus-adapter's custom.metrics.k8s.io
@@ -119,8 +155,28 @@ up() {
       mkdir -p "$ms_manifests.partial" && cp "$here"/metrics-server/* "$ms_manifests.partial/"
       mv "$ms_manifests.partial" "$ms_manifests"
     fi
-    printf '%s\n' "apiVersion: config.kwok.x-k8s.io/v1alpha1" "kind: KwokctlConfiguration" \
-      "options: {metricsServerManifests: [\"$ms_manifests\"]}" > "$ms_manifests.kwokctl.yaml"
+    # The serving certificate also names the kubernetes Service's ClusterIP
+    # (in-cluster clients on the real node dial it) and the real node's
+    # address of the API server. The API server reaches a kubelet (logs,
+    # exec, the pod proxy) by its InternalIP, with kwokctl's admin
+    # certificate: no DNS here knows the node's hostname.
+    #
+    # KWOK manages only the nodes annotated kwok.x-k8s.io/node=fake (all of
+    # nodes.yaml's and dra.yaml's), never the real node, nor the pods bound to
+    # it. These are component patches in the file, not --extra-args: kwokctl
+    # v0.8.0 indexes a second --extra-args of a component other than the first
+    # one out of range (a panic).
+    sans="\"10.96.0.1\"${real_node:+, \"$real_node\"}"
+    cat > "$ms_manifests.$name.kwokctl.yaml" <<YAML
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options: {metricsServerManifests: ["$ms_manifests"], kubeApiserverCertSANs: [$sans]}
+componentsPatches:
+- name: kwok-controller
+  extraArgs:
+  - {key: manage-all-nodes, value: "false", override: true}
+  - {key: manage-nodes-with-annotation-selector, value: "kwok.x-k8s.io/node=fake"}
+YAML
     kwokctl create cluster --name "$name" --runtime binary \
       --kubeconfig "" \
       --etcd-binary "$bin/etcd" \
@@ -139,17 +195,29 @@ up() {
       --extra-args kube-apiserver=enable-aggregator-routing=true \
       --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
       --extra-args kwok-controller=cidr=10.244.0.1/16 \
-      --config "$here/stages.yaml" --config "$ms_manifests.kwokctl.yaml" \
+      --extra-args kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname \
+      --extra-args "kube-apiserver=kubelet-client-certificate=$pki/admin.crt" \
+      --extra-args "kube-apiserver=kubelet-client-key=$pki/admin.key" \
+      "${real_args[@]}" \
+      --config "$here/stages.yaml" --config "$ms_manifests.$name.kwokctl.yaml" \
       --wait 2m >&2
     kwokctl get kubeconfig --name "$name" > "$kubeconfig.tmp"
     mv "$kubeconfig.tmp" "$kubeconfig"
     ensure_metrics_server
-    echo "$profile_key" > "$profile"
+    profile_key > "$profile"
   fi
   kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$here/nodes.yaml" >/dev/null
   # DRA: the DeviceClass and the ResourceSlices of the DRA-only GPU pools.
   kubectl --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$here/dra.yaml" >/dev/null
   route_metrics_server
+  if [ -n "$real_node" ]; then
+    if ! "$node_sh" up "$name"; then
+      # Removed, so that the KWOK nodes stay usable; the tests that need the
+      # real node fail with the reason (hack/node/node.sh status).
+      "$node_sh" down "$name" || true
+      log "the real node did not come up: KWOK nodes only (hack/node/node.sh status $name)"
+    fi
+  fi
   kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=120s >/dev/null
   log "ready. Use it with:"
   log "  export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH"
@@ -166,6 +234,7 @@ down() {
     fi
   done
   "$root/hack/metrics/stack.sh" down "$name" || true
+  "$node_sh" down "$name" || true
   kwokctl delete cluster --name "$name" >&2 || true
 }
 
