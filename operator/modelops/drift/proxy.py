@@ -128,7 +128,7 @@ from modelops.drift.http1 import (
 from modelops.drift.metrics import CONTENT_TYPE, DriftMetrics, classify_endpoint
 from modelops.drift.monitor import DriftMonitor
 from modelops.drift.outputs import Answer
-from modelops.drift.payload import http_parser
+from modelops.drift.payload import HttpParser
 from modelops.drift.rollout import (
     DEFAULT_MIRROR_MAX_IN_FLIGHT,
     DEFAULT_MIRROR_TIMEOUT,
@@ -196,6 +196,87 @@ class ProxyConfig:
             self.header_timeout, self.body_timeout, self.idle_timeout, self.upstream_timeout
         )
         return max(0.02, min(0.5, shortest / 5))
+
+
+# Request heads remembered with what the proxy derived from them, and the largest kept.
+_HEAD_CACHE = 256
+_HEAD_CACHE_BYTES = 4096
+_UNSET: Any = object()
+
+
+class _Parsed:
+    """A request head and everything the proxy derives from its bytes alone.
+
+    Clients send the same head bytes again and again (tritonclient's heads
+    differ only when the body length does), and what the proxy reads from a
+    head depends on nothing but those bytes, so it is computed once per
+    distinct head and kept (:attr:`DriftProxy.heads`, bounded): llhttp, the
+    smuggling checks, framing, the head sent upstream and the statistics
+    parser are skipped for a head seen before. A head that fails a check is
+    never kept, so it fails again every time.
+    """
+
+    __slots__ = (
+        "close",
+        "endpoint",
+        "expect",
+        "framing",
+        "head",
+        "infer",
+        "line",
+        "parser",
+        "remaining",
+        "up_head",
+        "up_length",
+    )
+
+    def __init__(self, raw: bytes) -> None:
+        line, head = parse_request(raw)
+        self.endpoint = classify_endpoint(line.path)
+        check_request_head(line, head)
+        self.framing, self.remaining = request_framing(head)
+        self.line, self.head = line, head
+        self.close = not keep_alive(line.version, head)
+        expect = head.get(b"expect")
+        self.expect = expect is not None and expect.lower() == b"100-continue"
+        # An inference call (KServe v2 infer over POST): the only requests that
+        # count in rollout figures, are mirrored or split, and feed statistics.
+        self.infer = line.method == "POST" and _INFER_PATH.match(line.path) is not None
+        self.up_length = -1
+        self.up_head = b""
+        self.parser: HttpParser | None = _UNSET
+
+    def upstream_head(self, body_length: int) -> bytes:
+        if body_length != self.up_length:
+            self.up_head = upstream_request_head(self.line, self.head, body_length)
+            self.up_length = body_length
+        return self.up_head
+
+    def stats_parser(self, model: str | None, max_bytes: int) -> HttpParser | None:
+        """The statistics parser of this head's bodies; None: not the watched model."""
+        parser = self.parser
+        if parser is _UNSET:
+            parser = None
+            m = _INFER_PATH.match(self.line.path)
+            if m is not None and (model is None or urllib.parse.unquote(m.group(1)) == model):
+                hl = self.head.get(b"inference-header-content-length")
+                try:
+                    header_length = int(hl) if hl is not None else None
+                except ValueError:
+                    header_length = -1  # becomes a "decode" skip, off the hot path
+                enc = self.head.get(b"content-encoding")
+                encoding = enc.decode("latin-1") if enc else None
+                parser = HttpParser(header_length, encoding, max_bytes)
+            self.parser = parser
+        return parser
+
+
+# Response heads from Triton (and the candidate) by (bytes, request method):
+# (head, status, framing, length, reusable). Pure functions of those bytes,
+# kept like request heads (see _Parsed); Triton's heads repeat exactly.
+_RESPONSE_HEADS: dict[tuple[bytes, str], tuple[Head, int, str, int, bool]] = {}
+# (Triton's head, close, chunked) -> the head the client gets.
+_CLIENT_HEADS: dict[tuple[bytes, bool, bool], bytes] = {}
 
 
 def _error_body(message: str) -> bytes:
@@ -323,14 +404,26 @@ class _Upstream(asyncio.Protocol):
                     raise ProtocolError(502, "response head from Triton too large")
                 buf += data
                 return
-            head = parse_head(data[:i])
-            status = parse_status_line(head.start)
+            raw = data[:i]
             data = data[i + 4 :]
+            known = _RESPONSE_HEADS.get((raw, self.method))
+            if known is not None:
+                head, status, framing, remaining, reusable = known
+                break
+            head = parse_head(raw)
+            status = parse_status_line(head.start)
             if not 100 <= status < 200:
+                framing, remaining = response_framing(head, status, self.method)
+                reusable = keep_alive(head.start[:8], head) and framing != "close"
+                if len(raw) <= _HEAD_CACHE_BYTES:
+                    if len(_RESPONSE_HEADS) >= _HEAD_CACHE:
+                        _RESPONSE_HEADS.clear()
+                    _RESPONSE_HEADS[(raw, self.method)] = (
+                        head, status, framing, remaining, reusable
+                    )  # fmt: skip
                 break  # 1xx are interim: the real response follows
         self.head, self.status = head, status
-        self.framing, self.remaining = response_framing(head, status, self.method)
-        self.reusable = keep_alive(head.start[:8], head) and self.framing != "close"
+        self.framing, self.remaining, self.reusable = framing, remaining, reusable
         owner = self.owner
         assert owner is not None
         out = owner.response_head(head, self.framing)
@@ -612,6 +705,7 @@ class _Downstream(asyncio.Protocol):
         # the request being read / proxied
         self.line: RequestLine | None = None
         self.head: RequestHead | None = None
+        self.parsed: _Parsed | None = None
         self.framing = "length"
         self.remaining = 0  # body bytes still to come (length framing)
         self.decoder: ChunkedDecoder | None = None
@@ -743,16 +837,25 @@ class _Downstream(asyncio.Protocol):
             if find_bare_line_break(buf):
                 raise ProtocolError(400, "bare CR or LF in the request head")
             return False
-        line, head = parse_request(bytes(buf[: i + 4]))
-        self.endpoint = classify_endpoint(line.path)
-        check_request_head(line, head)
+        raw = bytes(buf[: i + 4])
+        heads = self.proxy.heads
+        parsed = heads.get(raw)
+        if parsed is None:
+            parsed = _Parsed(raw)
+            if len(raw) <= _HEAD_CACHE_BYTES:
+                if len(heads) >= _HEAD_CACHE:
+                    heads.clear()  # many distinct heads: start over rather than grow
+                heads[raw] = parsed
+        line, head = parsed.line, parsed.head
+        self.parsed = parsed
+        self.endpoint = parsed.endpoint
         del buf[: i + 4]
-        self.framing, self.remaining = request_framing(head)
+        self.framing, self.remaining = parsed.framing, parsed.remaining
         self.line, self.head = line, head
         self.t0 = time.perf_counter()
         self.phase, self.since = _BODY, self.clock()
         self.decoder, self.streaming_body, self.streamed, self.body = None, False, False, b""
-        self.close_after = not keep_alive(line.version, head)
+        self.close_after = parsed.close
         self.response_started = False
         cfg = self.cfg
         proxy = self.proxy
@@ -770,9 +873,8 @@ class _Downstream(asyncio.Protocol):
             self._reserve(self.remaining)
         if proxy.rollout.acting and self.endpoint == "infer":
             self._route(line, head)
-        expect = head.get(b"expect")
         has_body = self.framing == "chunked" or self.remaining > 0
-        if expect is not None and expect.lower() == b"100-continue" and has_body and not buf:
+        if parsed.expect and has_body and not buf:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return True
 
@@ -906,8 +1008,10 @@ class _Downstream(asyncio.Protocol):
         assert self.line is not None and self.head is not None and conn.transport is not None
         self.up = conn
         conn.begin(self, self.line.method, self.clock())
+        parsed = self.parsed
+        assert parsed is not None
         if self.streaming_body:
-            head = upstream_request_head(self.line, self.head, self.remaining)
+            head = parsed.upstream_head(self.remaining)
             if self.split_pool is not None:
                 head = head[:-2] + _SPLIT_FIELD
             conn.transport.write(head)
@@ -916,7 +1020,7 @@ class _Downstream(asyncio.Protocol):
             self.resume_client_reading()
             return
         body = self.body
-        head = upstream_request_head(self.line, self.head, len(body))
+        head = parsed.upstream_head(len(body))
         if self.split_pool is not None:
             head = head[:-2] + _SPLIT_FIELD
         if len(body) > _COALESCE_LIMIT:
@@ -930,7 +1034,14 @@ class _Downstream(asyncio.Protocol):
             self.close_after = True  # the body ends when the connection does
         if self.streaming_body:
             self.close_after = True  # Triton answered before the whole body: cannot resync
-        out = client_response_head(head, close=self.close_after, chunked=framing == "chunked")
+        key = (head.raw, self.close_after, framing == "chunked")
+        out = _CLIENT_HEADS.get(key)
+        if out is None:
+            out = client_response_head(head, close=key[1], chunked=key[2])
+            if len(head.raw) <= _HEAD_CACHE_BYTES:
+                if len(_CLIENT_HEADS) >= _HEAD_CACHE:
+                    _CLIENT_HEADS.clear()
+                _CLIENT_HEADS[key] = out
         if self.capture is not None:
             self.capture_skip = len(out)
             self.capture_answer = _answer_fields(head, framing)
@@ -974,10 +1085,10 @@ class _Downstream(asyncio.Protocol):
             self.close_after = True
         self.up = None
         self.proxy._pool_release(conn)
-        line, head = self.line, self.head
-        assert line is not None and head is not None
-        if status == 200 and line.method == "POST":
-            self.proxy.sample(line, head, self.body, self.streamed)
+        parsed = self.parsed
+        assert parsed is not None
+        if status == 200 and parsed.infer:
+            self.proxy.sample(parsed, self.body, self.streamed)
         self._end_request(status)
 
     def upstream_failed(self, conn: _Upstream, kind: str, detail: str = "") -> None:
@@ -1131,6 +1242,7 @@ class DriftProxy:
         self.buffered = 0  # request body bytes held, all connections together
         self.now = 0.0  # loop time, refreshed by the sweep and on each read
         self.retry_after = b"Retry-After: %d" % config.retry_after
+        self.heads: dict[bytes, _Parsed] = {}  # see _Parsed
         # Gated rollouts: settings from the traffic file, figures for GET /rollout.
         self.rollout = Rollout(
             config.model_version,
@@ -1276,26 +1388,16 @@ class DriftProxy:
     def timed_out(self, reason: str) -> None:
         self.metrics.timeouts.labels(reason).inc()
 
-    def sample(self, line: RequestLine, head: RequestHead, body: bytes, streamed: bool) -> None:
-        m = _INFER_PATH.match(line.path)
-        if m is None:
-            return
-        model = self.config.model
-        if model is not None and urllib.parse.unquote(m.group(1)) != model:
+    def sample(self, parsed: _Parsed, body: bytes, streamed: bool) -> None:
+        """Offer a successful infer request's body to the statistics (hot path: an
+        append to the feeder's queue; the parser is the head's, built once)."""
+        parser = parsed.stats_parser(self.config.model, self.config.stats_max_bytes)
+        if parser is None:
             return
         if streamed:
             self.feeder.skip("too_large")
             return
-        hl = head.get(b"inference-header-content-length")
-        try:
-            header_length = int(hl) if hl is not None else None
-        except ValueError:
-            header_length = -1  # becomes a "decode" skip, off the hot path
-        enc = head.get(b"content-encoding")
-        parse = http_parser(
-            header_length, enc.decode("latin-1") if enc else None, self.config.stats_max_bytes
-        )
-        self.feeder.offer(body, parse)
+        self.feeder.offer(body, parser)
 
     # -- admin endpoints ----------------------------------------------------------
 
