@@ -22,8 +22,10 @@ infinite are ``null``; times are RFC 3339 UTC)::
     {
       "schema": "modelops.drift.summary/v1",
       "model": "fraud",                 # --model, "" when every model is watched
-      "method": "psi",                  # psi | ks | js
-      "threshold": 0.2,                 # PSI/JS threshold, or the KS family-wise alpha
+      "method": "ksz",                  # ksz (default) | psi | ks | js
+      "threshold": 0.001,               # PSI/JS threshold, or the KS family-wise alpha
+                                        # (ksz: over the monitor's whole life)
+      "window_alpha": 0.00049,          # ksz/ks: the alpha the last window was allowed
       "score": 0.31,                    # max per-feature score of `method` in the last
                                         # window (KS: the statistic D); null before the first
       "drifted": true,                  # model-level decision (after --confirm-windows)
@@ -198,7 +200,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     g = parser.add_argument_group("detection")
-    _add(g, "--method", choices=METHODS, default="psi", help="test that decides drift")
+    _add(
+        g,
+        "--method",
+        choices=METHODS,
+        default="ksz",
+        help="test that decides drift (ksz: KS and mean z-test per feature, false-alarm "
+        "probability --ks-alpha over the monitor's life; see modelops.drift.detectors)",
+    )
     _add(
         g,
         "--threshold",
@@ -225,7 +234,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ks-alpha",
         type=float,
         default=DEFAULT_KS_ALPHA,
-        help="family-wise false-alarm probability per window for ks (Bonferroni over features)",
+        help="family-wise false-alarm probability per window for ks (Bonferroni over "
+        "features); for ksz, over every window of the monitor's life (spent over windows)",
     )
     _add(
         g,
@@ -470,7 +480,7 @@ def _warn_if_noisy(ref: Reference, det: DetectorConfig, window: int) -> None:
     Under no drift, PSI is about chi2(bins-1) * (1/n_ref + 1/n_window), so its
     mean is roughly (bins-1) * (1/n_ref + 1/n_window).
     """
-    if det.method == "ks" or window <= 0:
+    if det.method in ("ks", "ksz") or window <= 0:
         return
     bins = max(f.n_bins for f in ref.features)
     expected_psi = (bins - 1) * (1 / ref.n_samples + 1 / window)
