@@ -389,6 +389,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="fraction of successful infer requests inspected",
     )
+    _add(
+        g,
+        "--drain-seconds",
+        type=_non_negative_float,
+        default=20.0,
+        help="on SIGTERM: stop accepting, then wait at most this long for requests in "
+        "progress to finish before exiting (keep it under the pod's grace period)",
+    )
     _add(g, "--log-level", default="INFO", help="logging level")
     add_grpc_arguments(parser)
     add_rollout_arguments(parser)
@@ -598,6 +606,8 @@ async def serve(args: argparse.Namespace) -> int:
     )
     try:
         await stop.wait()
+        log.info("drift-monitor: draining (at most %gs)", args.drain_seconds)
+        await proxy.drain(args.drain_seconds)
     finally:
         log.info("drift-monitor: shutting down")
         if grpc_proxy is not None:

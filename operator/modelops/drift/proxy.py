@@ -106,6 +106,7 @@ from modelops.drift.feeder import (
     DEFAULT_MAX_QUEUE_BYTES,
     StatsFeeder,
 )
+from modelops.drift.figures import SIDECAR_ID
 from modelops.drift.http1 import (
     MAX_HEAD_BYTES,
     ChunkedDecoder,
@@ -276,7 +277,7 @@ class _Parsed:
 # kept like request heads (see _Parsed); Triton's heads repeat exactly.
 _RESPONSE_HEADS: dict[tuple[bytes, str], tuple[Head, int, str, int, bool]] = {}
 # (Triton's head, close, chunked) -> the head the client gets.
-_CLIENT_HEADS: dict[tuple[bytes, bool, bool], bytes] = {}
+_CLIENT_HEADS: dict[tuple[bytes, bool, bool, bytes], bytes] = {}
 
 
 def _error_body(message: str) -> bytes:
@@ -655,6 +656,7 @@ class _Mirror:
 
     def check_timeout(self, now: float) -> None:
         if not self.ended and now - self.started > self.proxy.rollout.mirror_timeout:
+            self.figures.mirror_timeouts += 1
             up, self.up = self.up, None
             if up is not None:
                 up.owner = None
@@ -720,6 +722,7 @@ class _Downstream(asyncio.Protocol):
         # Gated rollout, set only while the rollout acts (see _route):
         self.routed = False  # this request was considered for split / mirror
         self.split_pool: _Pool | None = None  # the candidate answers it
+        self.split_failed = False  # the candidate answered 5xx: its answer is dropped
         self.capture: bytearray | None = None  # Triton's answer, kept for a mirror
         self.capture_skip = 0  # response head bytes at the start of the next send
         self.capture_answer: Answer | None = None  # header fields of the captured answer
@@ -871,7 +874,7 @@ class _Downstream(asyncio.Protocol):
             self.streaming_body = self.streamed = True
         elif self.remaining:
             self._reserve(self.remaining)
-        if proxy.rollout.acting and self.endpoint == "infer":
+        if parsed.infer and proxy.rollout.acting:
             self._route(line, head)
         has_body = self.framing == "chunked" or self.remaining > 0
         if parsed.expect and has_body and not buf:
@@ -888,7 +891,10 @@ class _Downstream(asyncio.Protocol):
         rollout = proxy.rollout
         self.routed = True
         if rollout.split.percent and rollout.split.take() and proxy.candidate_pool is not None:
-            self.split_pool = proxy.candidate_pool
+            if rollout.breaker.allows(self.clock()):
+                self.split_pool = proxy.candidate_pool
+            else:  # the candidate keeps failing: this pod's Triton answers meanwhile
+                rollout.figures.split_fallbacks += 1
             return
         if rollout.mirror.percent and rollout.mirror.take():
             if self.streaming_body:
@@ -993,9 +999,7 @@ class _Downstream(asyncio.Protocol):
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "timeout"
             if self.split_pool is not None and self.phase == _WAIT:
                 # The candidate cannot be reached: this pod's Triton answers instead.
-                self.split_pool = None
-                self.proxy.rollout.figures.split_fallbacks += 1
-                self.start_upstream()
+                self._split_failed(timeout=reason == "timeout")
                 return
             self._finish_error(502, f"Triton at {pool.url} is unreachable: {reason}")
             return
@@ -1029,15 +1033,38 @@ class _Downstream(asyncio.Protocol):
             conn.transport.write(head + body)
 
     def response_head(self, head: Head, framing: str) -> bytes:
+        up = self.up
+        if (
+            self.split_pool is not None
+            and up is not None
+            and up.status >= 500
+            and not self.streamed
+        ):
+            # The candidate failed this split request: the client never sees it;
+            # this pod's Triton answers instead (inference is idempotent).
+            self.split_failed = True
+            return b""
         self.response_started = True
         if framing == "close":
             self.close_after = True  # the body ends when the connection does
         if self.streaming_body:
             self.close_after = True  # Triton answered before the whole body: cannot resync
-        key = (head.raw, self.close_after, framing == "chunked")
+        fields = b""
+        parsed = self.parsed
+        if parsed is not None and parsed.infer:
+            # Which version answered, under which rollout epoch (issue 18). A split
+            # answer carries the candidate sidecar's own fields already.
+            rollout = self.proxy.rollout
+            if self.split_pool is None:
+                fields = rollout.answer_fields
+            elif b"\r\nx-modelops-version:" not in head.lower:
+                fields = rollout.candidate_fields
+        key = (head.raw, self.close_after, framing == "chunked", fields)
         out = _CLIENT_HEADS.get(key)
         if out is None:
             out = client_response_head(head, close=key[1], chunked=key[2])
+            if fields:
+                out = out[:-2] + fields + b"\r\n"
             if len(head.raw) <= _HEAD_CACHE_BYTES:
                 if len(_CLIENT_HEADS) >= _HEAD_CACHE:
                     _CLIENT_HEADS.clear()
@@ -1066,7 +1093,7 @@ class _Downstream(asyncio.Protocol):
 
     def send(self, first: bytes, second: bytes) -> None:
         t = self.transport
-        if self.phase == _CLOSED or t is None:
+        if self.phase == _CLOSED or t is None or self.split_failed:
             return
         if self.capture is not None:
             self._capture(first, second)
@@ -1085,6 +1112,9 @@ class _Downstream(asyncio.Protocol):
             self.close_after = True
         self.up = None
         self.proxy._pool_release(conn)
+        if self.split_failed:
+            self._split_failed(timeout=False)
+            return
         parsed = self.parsed
         assert parsed is not None
         if status == 200 and parsed.infer:
@@ -1106,6 +1136,14 @@ class _Downstream(asyncio.Protocol):
             self.retried = True
             self.start_upstream()
             return
+        if (
+            self.split_pool is not None
+            and self.phase == _WAIT
+            and not self.response_started
+            and not self.streamed
+        ):
+            self._split_failed(timeout=kind == "split_timeout")
+            return
         if kind == "timeout":
             status = 504
             msg = f"Triton at {upstream} did not answer in time ({self.cfg.upstream_timeout:g}s)"
@@ -1117,6 +1155,22 @@ class _Downstream(asyncio.Protocol):
                 " mid-response" if got_bytes else ""
             )
         self._finish_error(status, msg)
+
+    def _split_failed(self, timeout: bool) -> None:
+        """The candidate failed a split request (5xx, reset, no answer in time):
+        counted against it, and sent to this pod's Triton instead."""
+        rollout = self.proxy.rollout
+        figures = rollout.figures
+        figures.split_errors += 1
+        if timeout:
+            figures.split_timeouts += 1
+        figures.split_fallbacks += 1
+        if rollout.breaker.failure(self.clock()):
+            figures.breaker_trips += 1
+        self.split_failed = False
+        self.split_pool = None
+        self.retried = False
+        self.start_upstream()
 
     def _finish_error(self, status: int, message: str) -> None:
         if self.phase == _CLOSED:
@@ -1131,7 +1185,8 @@ class _Downstream(asyncio.Protocol):
         seconds = time.perf_counter() - self.t0
         proxy = self.proxy
         proxy.metrics.observe_request(status, self.endpoint, seconds)
-        if self.endpoint == "infer":
+        parsed = self.parsed
+        if parsed is not None and parsed.infer:
             if self.routed:
                 self._end_routed(status, seconds)
             else:
@@ -1139,7 +1194,7 @@ class _Downstream(asyncio.Protocol):
         self._unreserve()
         self.body = b""
         self.retried = self.streaming_body = False
-        if self.close_after or self.phase == _CLOSED:
+        if self.close_after or self.phase == _CLOSED or proxy.draining:
             self.close()
             return
         self.phase, self.since = _IDLE, self.clock()
@@ -1153,11 +1208,13 @@ class _Downstream(asyncio.Protocol):
             self._advance()
 
     def _end_routed(self, status: int, seconds: float) -> None:
-        figures = self.proxy.rollout.figures
+        rollout = self.proxy.rollout
+        figures = rollout.figures
         if self.split_pool is not None:
+            # The candidate answered (a 5xx or no answer fell back to this pod's
+            # Triton in _split_failed and does not end here).
             figures.split += 1
-            if not 200 <= status < 300:
-                figures.split_errors += 1
+            rollout.breaker.success()
         else:
             figures.observe(status, seconds)
             answer = self.capture_answer
@@ -1167,7 +1224,7 @@ class _Downstream(asyncio.Protocol):
                     stable = Answer(bytes(self.capture), *answer)
                     self.proxy.start_mirror(self.line, self.head, self.body, stable)
                 else:
-                    self.proxy.rollout.mirrors_ended += 1  # only successful requests mirror
+                    rollout.mirrors_ended += 1  # only successful requests mirror
         self.routed = False
         self.split_pool = None
         self.capture = self.capture_answer = None
@@ -1209,7 +1266,17 @@ class _Downstream(asyncio.Protocol):
                 self.fail(408, f"request body stalled for {cfg.body_timeout:g}s")
         if self.phase == _WAIT:
             up = self.up
-            if up is not None and not up.reading_paused and now - up.last > cfg.upstream_timeout:
+            if up is None or up.reading_paused:
+                return
+            if (
+                self.split_pool is not None
+                and not self.response_started
+                and now - up.last > self.proxy.rollout.mirror_timeout
+            ):
+                self.proxy.timed_out("split")
+                up.close()
+                self.upstream_failed(up, "split_timeout")
+            elif now - up.last > cfg.upstream_timeout:
                 up.close()
                 self.upstream_failed(up, "timeout")
 
@@ -1243,6 +1310,7 @@ class DriftProxy:
         self.now = 0.0  # loop time, refreshed by the sweep and on each read
         self.retry_after = b"Retry-After: %d" % config.retry_after
         self.heads: dict[bytes, _Parsed] = {}  # see _Parsed
+        self.draining = False  # SIGTERM received: every connection closes after its response
         # Gated rollouts: settings from the traffic file, figures for GET /rollout.
         self.rollout = Rollout(
             config.model_version,
@@ -1307,6 +1375,28 @@ class DriftProxy:
                 mirror.check_timeout(now)
         self._sweeper = loop.call_later(self.config.sweep_period, self._sweep)
 
+    async def drain(self, grace: float) -> None:
+        """SIGTERM: stop accepting connections, let every request in progress (and
+        every mirror) finish, for at most ``grace`` seconds; idle keep-alive
+        connections are closed, busy ones close after their response (which
+        says ``Connection: close`` when it has not started yet). ``stop`` follows."""
+        loop = asyncio.get_running_loop()
+        self.draining = True
+        if self._server is not None:
+            self._server.close()  # the listening socket goes now; connections stay
+        deadline = loop.time() + grace
+        while True:
+            for client in list(self._clients):
+                if client.phase == _IDLE and not client.buf:
+                    client.close()
+                else:
+                    client.close_after = True
+            if (not self._clients and not self._mirrors) or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        if self._clients:
+            log.warning("drain: %d connection(s) still busy after %gs", len(self._clients), grace)
+
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -1370,6 +1460,11 @@ class DriftProxy:
         if pool is None or not rollout.acting:
             rollout.mirrors_ended += 1  # the rollout ended while this request was in flight
             return
+        if len(body) > self.config.stats_max_bytes:
+            # A chunked body is known whole only now: above the cap it is not mirrored.
+            rollout.figures.mirror_dropped += 1
+            rollout.mirrors_ended += 1
+            return
         # Its slot was taken when the request was chosen (_Downstream._route).
         request = upstream_request_head(line, head, len(body))[:-2] + _MIRROR_FIELD
         mirror = _Mirror(self, pool, request, body, stable)
@@ -1407,7 +1502,11 @@ class DriftProxy:
         app.router.add_get("/drift", self._drift)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/rollout", self._rollout)
+        app.router.add_get("/drift/histograms", self._histograms)
         return app
+
+    async def _histograms(self, request: web.Request) -> web.Response:
+        return web.json_response(self.monitor.histograms(SIDECAR_ID))
 
     async def _metrics(self, request: web.Request) -> web.Response:
         m = self.metrics

@@ -47,6 +47,74 @@ DEFAULT_TRAFFIC_FILE = "/etc/modelops/traffic/traffic.json"
 DEFAULT_MIRROR_MAX_IN_FLIGHT = 16
 DEFAULT_MIRROR_TIMEOUT = 10.0
 _POLL_SECONDS = 1.0
+# Circuit breaker on the candidate (split traffic): this many failures in a row
+# open it for BREAKER_COOLDOWN seconds, then one request probes it.
+BREAKER_FAILURES = 5
+BREAKER_COOLDOWN = 10.0
+
+
+class CircuitBreaker:
+    """Stops sending split requests to a candidate that keeps failing them.
+
+    Closed: every split request goes to the candidate. ``failures`` failures in
+    a row open it: for ``cooldown`` seconds no split request goes there (this
+    pod's Triton answers them). Then one request probes the candidate
+    (half-open): its success closes the breaker, its failure opens it again for
+    another ``cooldown``; a probe that never reports (its client left) lets the
+    next probe through after ``cooldown``. Event loop only.
+    """
+
+    def __init__(
+        self, failures: int = BREAKER_FAILURES, cooldown: float = BREAKER_COOLDOWN
+    ) -> None:
+        self.limit = failures
+        self.cooldown = cooldown
+        self.failures = 0
+        self.open_until: float | None = None  # None: closed
+        self.half_open = False
+
+    @property
+    def closed(self) -> bool:
+        return self.open_until is None
+
+    def allows(self, now: float) -> bool:
+        if self.open_until is None:
+            return True
+        if now < self.open_until:
+            return False
+        self.open_until = now + self.cooldown  # one probe per cooldown
+        self.half_open = True
+        return True
+
+    def success(self) -> None:
+        self.failures = 0
+        self.open_until = None
+        self.half_open = False
+
+    def failure(self, now: float) -> bool:
+        """Count one failure; True when this one opened the breaker."""
+        self.failures += 1
+        if self.half_open or (self.open_until is None and self.failures >= self.limit):
+            self.open_until = now + self.cooldown
+            self.half_open = False
+            self.failures = 0
+            return True
+        return False
+
+
+def _field_value(value: str) -> bytes:
+    """A header field value from configuration: visible ASCII only (no CR/LF)."""
+    return "".join(c for c in value if "!" <= c <= "~").encode("ascii")
+
+
+def answer_fields(version: str, epoch: str) -> bytes:
+    """``X-Modelops-Version`` / ``X-Modelops-Epoch`` lines for an infer response."""
+    out = b""
+    if version:
+        out += b"X-Modelops-Version: " + _field_value(version) + b"\r\n"
+    if epoch:
+        out += b"X-Modelops-Epoch: " + _field_value(epoch) + b"\r\n"
+    return out
 
 
 class Rollout:
@@ -75,6 +143,10 @@ class Rollout:
         self.mirrors_ended = 0  # event loop only: ended without a comparison
         self.worker = CompareWorker(max_answer_bytes, run_later)
         self.on_change: list[Callable[[TrafficSettings], None]] = []
+        self.breaker = CircuitBreaker()
+        # Header lines naming who answered an infer call: this pod, or the candidate.
+        self.answer_fields = answer_fields(own_version, "")
+        self.candidate_fields = b""
 
     @property
     def mirrors_in_flight(self) -> int:
@@ -92,6 +164,11 @@ class Rollout:
         if settings.canary_weight != old.canary_weight:
             self.split = PercentSelector(settings.canary_weight)
         self.acting = settings.acts(self.own_version)
+        if settings.candidate != old.candidate or settings.epoch != old.epoch:
+            self.breaker = CircuitBreaker()  # a new candidate starts trusted
+        self.answer_fields = answer_fields(self.own_version, settings.epoch)
+        c = settings.candidate
+        self.candidate_fields = answer_fields(c.version, settings.epoch) if c else b""
         for callback in self.on_change:
             callback(settings)
         log.info(
