@@ -267,3 +267,19 @@ def test_sigterm_drains_requests_in_flight_with_zero_client_errors(triton, refer
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_self_compare_measures_the_noise_floor_against_the_own_triton(stable):
+    """selfComparePercent: a share of calls answered twice by this pod's own Triton
+    and compared (a deterministic model agrees with itself every time)."""
+    sc, traffic = stable
+    _use(sc, traffic, {"epoch": "noise", "selfComparePercent": 50})
+    x = np.random.default_rng(4).normal(size=(2, N_FEATURES)).astype(np.float32)
+    for _ in range(10):
+        status, _, headers = http_post(f"{sc.url}/v2/models/{MODEL}/infer", _infer_body(x))
+        assert status == 200 and headers["X-Modelops-Epoch"] == "noise"
+    deadline = time.monotonic() + 10
+    while (doc := _rollout(sc))["selfCompared"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert doc["selfCompared"] == doc["selfAgreed"] == 5
+    assert doc["requests"] == 10 and doc["mirrored"] == doc["compared"] == 0

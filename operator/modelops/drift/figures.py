@@ -24,7 +24,10 @@ The document's keys are the contract with the operator
   time (also counted in ``mirrorErrors`` / ``splitErrors``);
 - ``splitFallbacks``: split calls the stable version answered because the
   candidate failed them (unreachable, 5xx, reset, timeout) or its circuit
-  breaker was open; ``breakerTrips``: times the breaker opened.
+  breaker was open; ``breakerTrips``: times the breaker opened;
+- ``selfCompared`` / ``selfAgreed``: the noise floor, when the traffic file
+  asks for it (``selfComparePercent``): calls sent a second time to this
+  pod's own Triton and compared with the first answer by the agreement rule.
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ class RolloutFigures:
         "mirrored",
         "not_compared",
         "requests",
+        "self_agreed",
+        "self_compared",
         "split",
         "split_errors",
         "split_fallbacks",
@@ -103,6 +108,9 @@ class RolloutFigures:
         self.split_timeouts = 0  # of the errors, no answer within the split timeout
         self.split_fallbacks = 0  # answered here instead (candidate failed or breaker open)
         self.breaker_trips = 0  # the candidate's circuit breaker opened
+        # Noise floor: calls answered twice by this pod's own Triton, and compared.
+        self.self_compared = 0
+        self.self_agreed = 0
 
     def observe(self, status: int, seconds: float) -> None:
         """One infer call answered by this sidecar's Triton (status 0: no answer)."""
@@ -144,5 +152,7 @@ class RolloutFigures:
             "splitTimeouts": self.split_timeouts,
             "splitFallbacks": self.split_fallbacks,
             "breakerTrips": self.breaker_trips,
+            "selfCompared": self.self_compared,
+            "selfAgreed": self.self_agreed,
             "loaded": loaded,
         }

@@ -569,9 +569,11 @@ class _Mirror:
         request: bytes,
         body: bytes,
         stable: Answer,
+        self_compare: bool = False,
     ) -> None:
         self.proxy = proxy
         self.pool = pool
+        self.self_compare = self_compare  # to this pod's own Triton: the noise floor
         self.figures = proxy.rollout.figures  # this epoch's, even if it ends in the next
         self.request, self.body, self.stable = request, body, stable
         assert proxy._loop is not None
@@ -656,7 +658,8 @@ class _Mirror:
 
     def check_timeout(self, now: float) -> None:
         if not self.ended and now - self.started > self.proxy.rollout.mirror_timeout:
-            self.figures.mirror_timeouts += 1
+            if not self.self_compare:
+                self.figures.mirror_timeouts += 1
             up, self.up = self.up, None
             if up is not None:
                 up.owner = None
@@ -675,9 +678,10 @@ class _Mirror:
         if status == 200:
             # Counted as ended by the worker, which may say "not compared".
             candidate = None if self.too_large else Answer(bytes(self.capture), *self.answer)
-            rollout.compare(self.figures, self.stable, candidate)
+            rollout.compare(self.figures, self.stable, candidate, self.self_compare)
         else:
-            self.figures.mirror_errors += 1
+            if not self.self_compare:
+                self.figures.mirror_errors += 1
             rollout.mirrors_ended += 1
         self.request = self.body = b""
         self.capture = bytearray()
@@ -723,6 +727,7 @@ class _Downstream(asyncio.Protocol):
         self.routed = False  # this request was considered for split / mirror
         self.split_pool: _Pool | None = None  # the candidate answers it
         self.split_failed = False  # the candidate answered 5xx: its answer is dropped
+        self.self_compare = False  # the captured answer is compared with a second own one
         self.capture: bytearray | None = None  # Triton's answer, kept for a mirror
         self.capture_skip = 0  # response head bytes at the start of the next send
         self.capture_answer: Answer | None = None  # header fields of the captured answer
@@ -905,6 +910,17 @@ class _Downstream(asyncio.Protocol):
             if rollout.mirror_slot():
                 rollout.mirrors_started += 1
                 self.capture = bytearray()
+            return
+        if (
+            rollout.self_compare.percent
+            and rollout.self_compare.take()
+            and not self.streaming_body
+            and rollout.mirror_slot()
+        ):
+            # The noise floor: the same call once more to this pod's own Triton.
+            rollout.mirrors_started += 1
+            self.capture = bytearray()
+            self.self_compare = True
 
     def _reserve(self, n: int) -> None:
         proxy = self.proxy
@@ -1222,10 +1238,12 @@ class _Downstream(asyncio.Protocol):
                 if answer is not None and status == 200:
                     assert self.line is not None and self.head is not None
                     stable = Answer(bytes(self.capture), *answer)
-                    self.proxy.start_mirror(self.line, self.head, self.body, stable)
+                    self.proxy.start_mirror(
+                        self.line, self.head, self.body, stable, self.self_compare
+                    )
                 else:
                     rollout.mirrors_ended += 1  # only successful requests mirror
-        self.routed = False
+        self.routed = self.self_compare = False
         self.split_pool = None
         self.capture = self.capture_answer = None
         self.capture_skip = 0
@@ -1434,8 +1452,7 @@ class DriftProxy:
     def _candidate_changed(self, settings: TrafficSettings) -> None:
         """A pool of connections to the candidate while this sidecar mirrors or splits."""
         address = None
-        if settings.acts(self.rollout.own_version):
-            assert settings.candidate is not None
+        if settings.acts(self.rollout.own_version) and settings.candidate is not None:
             address = settings.candidate.http_address
         old = self.candidate_pool
         if old is not None and address == (old.host, old.port):
@@ -1452,11 +1469,17 @@ class DriftProxy:
             )
 
     def start_mirror(
-        self, line: RequestLine, head: RequestHead, body: bytes, stable: Answer
+        self,
+        line: RequestLine,
+        head: RequestHead,
+        body: bytes,
+        stable: Answer,
+        self_compare: bool = False,
     ) -> None:
-        """Send a copy of a request the stable Triton answered with 200 to the candidate."""
+        """Send a copy of a request the stable Triton answered with 200 to the candidate
+        (``self_compare``: to the same Triton once more, for the noise floor)."""
         rollout = self.rollout
-        pool = self.candidate_pool
+        pool = self._pool if self_compare else self.candidate_pool
         if pool is None or not rollout.acting:
             rollout.mirrors_ended += 1  # the rollout ended while this request was in flight
             return
@@ -1467,8 +1490,9 @@ class DriftProxy:
             return
         # Its slot was taken when the request was chosen (_Downstream._route).
         request = upstream_request_head(line, head, len(body))[:-2] + _MIRROR_FIELD
-        mirror = _Mirror(self, pool, request, body, stable)
-        rollout.figures.mirrored += 1
+        mirror = _Mirror(self, pool, request, body, stable, self_compare)
+        if not self_compare:
+            rollout.figures.mirrored += 1
         self._mirrors.add(mirror)
         mirror.start()
 

@@ -139,6 +139,7 @@ class Rollout:
         self.acting = False  # the one attribute the hot path checks
         self.mirror = PercentSelector(0)
         self.split = PercentSelector(0)
+        self.self_compare = PercentSelector(0)
         self.mirrors_started = 0  # event loop only
         self.mirrors_ended = 0  # event loop only: ended without a comparison
         self.worker = CompareWorker(max_answer_bytes, run_later)
@@ -163,6 +164,8 @@ class Rollout:
             self.mirror = PercentSelector(settings.mirror_percent)
         if settings.canary_weight != old.canary_weight:
             self.split = PercentSelector(settings.canary_weight)
+        if settings.self_compare_percent != old.self_compare_percent:
+            self.self_compare = PercentSelector(settings.self_compare_percent)
         self.acting = settings.acts(self.own_version)
         if settings.candidate != old.candidate or settings.epoch != old.epoch:
             self.breaker = CircuitBreaker()  # a new candidate starts trusted
@@ -187,11 +190,20 @@ class Rollout:
             return False
         return True
 
-    def compare(self, figures: RolloutFigures, stable: Answer, candidate: Answer | None) -> None:
+    def compare(
+        self,
+        figures: RolloutFigures,
+        stable: Answer,
+        candidate: Answer | None,
+        self_compare: bool = False,
+    ) -> None:
         """Queue the comparison of a mirrored request's two 200 answers (None: the
-        candidate's answer was too large to keep; counted as not compared)."""
+        candidate's answer was too large to keep; counted as not compared).
+        ``self_compare``: the second answer is this pod's own (the noise floor)."""
         agreement = self.settings.agreement
-        self.worker.offer(figures, stable, candidate, agreement.mode, agreement.tolerance)
+        self.worker.offer(
+            figures, stable, candidate, agreement.mode, agreement.tolerance, self_compare
+        )
 
     def document(self, loaded: dict[str, list[str]]) -> dict[str, object]:
         return self.figures.document(version=self.own_version, role=self.role, loaded=loaded)
@@ -221,9 +233,12 @@ class CompareWorker:
         candidate: Answer | None,
         mode: str,
         tolerance: float | None,
+        self_compare: bool = False,
     ) -> None:
         self.queued += 1
-        job = functools.partial(self.run_one, figures, stable, candidate, mode, tolerance)
+        job = functools.partial(
+            self.run_one, figures, stable, candidate, mode, tolerance, self_compare
+        )
         if self.run_later is None:
             job()
         else:
@@ -236,10 +251,12 @@ class CompareWorker:
         candidate: Answer | None,
         mode: str,
         tolerance: float | None,
+        self_compare: bool = False,
     ) -> None:
         try:
             if candidate is None:
-                figures.not_compared += 1
+                if not self_compare:
+                    figures.not_compared += 1
                 return
             try:
                 agreed = compare_answers(
@@ -248,7 +265,11 @@ class CompareWorker:
             except Exception:  # a bug here must not count as agreement
                 log.exception("comparison of a mirrored answer failed")
                 agreed = None
-            if agreed is None:
+            if self_compare:
+                if agreed is not None:
+                    figures.self_compared += 1
+                    figures.self_agreed += bool(agreed)
+            elif agreed is None:
                 figures.not_compared += 1
             else:
                 figures.compared += 1
