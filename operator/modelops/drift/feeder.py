@@ -16,12 +16,13 @@ about twice the sidecar's CPU per request); one wake-up per batch costs
 that once per 20 ms, whatever the request rate (``wakeups`` and ``batches``
 count them; a test holds it at a few per 1,000 requests).
 
-A batch is read with as little Python per payload as possible: binary
-tensor bodies (tritonclient's default) whose JSON header is byte-identical
-to one seen before are not parsed again; the worker slices their tensor
-bytes at the offsets it found the first time
-(:func:`~modelops.drift.payload.binary_plan`) and turns the whole batch into
-one array, one window update and one metric increment. Any other payload is
+A batch is read with as little Python per payload as possible: HTTP
+binary tensor bodies (tritonclient's default) whose JSON header is
+byte-identical to one seen before, and gRPC ModelInfer messages that match
+one seen before up to their ``raw_input_contents``, are not parsed again;
+the worker slices their tensor bytes at the offsets it found the first time
+(:class:`~modelops.drift.payload.PlannedParser`) and turns the whole batch
+into one array, one window update and one metric increment. Any other payload is
 parsed whole, as before. The statistics are the same either way (every
 row of every sampled request).
 
@@ -66,10 +67,9 @@ from modelops.drift.monitor import DriftMonitor
 from modelops.drift.payload import (
     BinaryPlan,
     FeatureMapper,
-    HttpParser,
     Parser,
+    PlannedParser,
     SkipSample,
-    binary_plan,
     guarded,
 )
 
@@ -82,9 +82,8 @@ DEFAULT_CPU_SHARE = 0.5
 _BURST_SECONDS = 0.25
 # How often the worker wakes up and takes what has queued as one batch.
 _BATCH_SECONDS = 0.02
-# Binary request headers whose plan is remembered, and the largest one kept.
+# Layouts whose plan is remembered.
 _PLANS = 256
-_PLAN_HEADER_BYTES = 4096
 # Worker CPU time between two explicit GIL hand-overs: the longest the event
 # loop waits for the GIL because of statistics (a hand-over per payload would
 # cost more in futex calls than the parsing itself).
@@ -129,8 +128,8 @@ class StatsFeeder:
         self.poll_seconds = _BATCH_SECONDS
         self.wakeups = 0  # worker wake-ups (worker only; read by tests and /metrics)
         self.batches = 0  # wake-ups that found payloads
-        # (binary header, body length) -> where the features are; worker only.
-        self._plans: dict[tuple[bytes, int], BinaryPlan | None] = {}
+        # layout key (PlannedParser.plan_key) -> where the features are; worker only.
+        self._plans: dict[tuple[object, ...], BinaryPlan | None] = {}
 
     # -- hot path (event loop) -----------------------------------------------------
 
@@ -229,18 +228,16 @@ class StatsFeeder:
         self.metrics.samples_m.inc(rows.shape[0])
         self.processed += payloads
 
-    def _plan(self, payload: bytes, parse: HttpParser) -> BinaryPlan | None:
-        hl = parse.header_length
-        assert hl is not None
-        if not 0 < hl <= min(len(payload), _PLAN_HEADER_BYTES):
+    def _plan(self, payload: bytes, parse: PlannedParser) -> BinaryPlan | None:
+        key = parse.plan_key(payload)
+        if key is None:
             return None
-        key = (payload[:hl], len(payload))
         plans = self._plans
         try:
             return plans[key]
         except KeyError:
             pass
-        plan = binary_plan(key[0], key[1], self.mapper.names, self.mapper.input_name)
+        plan = parse.make_plan(payload, self.mapper.names, self.mapper.input_name)
         if len(plans) >= _PLANS:
             plans.clear()  # new shapes all the time: start over rather than grow
         plans[key] = plan
@@ -256,7 +253,7 @@ class StatsFeeder:
         n = 0
         for payload, parse in batch:
             plan = None
-            if type(parse) is HttpParser and parse.plain_binary:
+            if isinstance(parse, PlannedParser):
                 try:
                     plan = self._plan(payload, parse)
                 except Exception:  # a plan is only a shortcut: the full parse decides

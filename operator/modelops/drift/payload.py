@@ -111,7 +111,35 @@ def decode_body(body: bytes, content_encoding: str | None, max_bytes: int | None
     return out
 
 
-class HttpParser:
+# Longest layout key (a binary request's JSON header, a gRPC request without its
+# tensors) the statistics worker remembers a plan for.
+PLAN_KEY_BYTES = 4096
+
+
+class PlannedParser:
+    """A :data:`Parser` whose payloads often share one layout (see :class:`BinaryPlan`).
+
+    ``plan_key`` names a payload's layout cheaply (None: no plan, parse it
+    whole); ``make_plan`` reads where the features lie in a payload of that
+    layout, once. Payloads with equal keys have their features at the same
+    offsets, so the worker slices the others instead of parsing them.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, payload: bytes) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def plan_key(self, payload: bytes) -> tuple[object, ...] | None:
+        return None
+
+    def make_plan(
+        self, payload: bytes, feature_names: Sequence[str], input_name: str | None
+    ) -> BinaryPlan | None:
+        return None
+
+
+class HttpParser(PlannedParser):
     """The :data:`Parser` of one HTTP infer request body (called later, in the worker).
 
     A class rather than a closure so that the proxy can build it once per
@@ -132,6 +160,23 @@ class HttpParser:
     def __call__(self, body: bytes) -> dict[str, np.ndarray]:
         body = decode_body(body, self.content_encoding, self.max_bytes)
         return parse_infer_request(body, self.header_length)
+
+    def plan_key(self, payload: bytes) -> tuple[object, ...] | None:
+        hl = self.header_length
+        if not self.plain_binary or hl is None or not 0 < hl <= min(len(payload), PLAN_KEY_BYTES):
+            return None
+        return ("http", payload[:hl], len(payload))
+
+    def make_plan(
+        self, payload: bytes, feature_names: Sequence[str], input_name: str | None
+    ) -> BinaryPlan | None:
+        hl = self.header_length
+        assert hl is not None
+        try:
+            self(payload)  # a body that would be skipped gets no plan: each is parsed whole
+        except Exception:
+            return None
+        return binary_plan(payload[:hl], len(payload), feature_names, input_name)
 
     @property
     def plain_binary(self) -> bool:
@@ -179,7 +224,6 @@ def binary_plan(
     inputs = doc.get("inputs") if isinstance(doc, dict) else None
     if not isinstance(inputs, list):
         return None
-    nf = len(feature_names)
     base = len(header)
     offset = 0
     found: list[tuple[str, BinaryPlan | None, list[int]]] = []
@@ -206,6 +250,18 @@ def binary_plan(
         if math.prod(shape) * dtype.itemsize != size:
             return None
         found.append((name, BinaryPlan(base + start, base + start + size, dtype), shape))
+    return choose_plan(found, feature_names, input_name)
+
+
+def choose_plan(
+    found: list[tuple[str, BinaryPlan | None, list[int]]],
+    feature_names: Sequence[str],
+    input_name: str | None,
+) -> BinaryPlan | None:
+    """The one tensor :class:`FeatureMapper` would take, from (name, plan, shape) of
+    every numeric input in order; None when it would take several (one input per
+    feature), none, or when names repeat."""
+    nf = len(feature_names)
     names = [n for n, _, _ in found]
     if input_name is not None:
         chosen = [f for f in found if f[0] == input_name]
