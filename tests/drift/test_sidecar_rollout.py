@@ -276,8 +276,8 @@ def test_candidate_errors_are_errors_not_disagreement(pair, traffic, candidate_m
     doc = settle(stable, lambda d: d["mirrorErrors"] == 8)
     assert doc["compared"] == doc["agreed"] == 0 and doc["errors"] == 0
     cdoc = settle(cand, lambda d: d["requests"] == 8)
-    # Triton refuses the call (400): a client error, reported apart, not gating (issue 18).
-    assert cdoc["clientErrors"] == 8 and cdoc["errors"] == 0
+    # The model fails the call (Triton answers 500): an error users feel.
+    assert cdoc["errors"] == 8 and cdoc["clientErrors"] == 0
 
 
 @pytest.mark.parametrize(
