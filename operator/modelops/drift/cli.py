@@ -565,7 +565,13 @@ def build_grpc_proxy(args: argparse.Namespace, proxy: DriftProxy) -> GrpcProxy |
         max_kept_bytes=args.stats_queue_bytes,
     )
     rollout = proxy.rollout
-    return GrpcProxy(config, proxy.feeder, proxy.metrics.registry, lambda: rollout.figures)
+    return GrpcProxy(
+        config,
+        proxy.feeder,
+        proxy.metrics.registry,
+        lambda: rollout.figures,
+        lambda: (rollout.own_version, rollout.settings.epoch),
+    )
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -607,7 +613,12 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         await stop.wait()
         log.info("drift-monitor: draining (at most %gs)", args.drain_seconds)
-        await proxy.drain(args.drain_seconds)
+        if grpc_proxy is not None:
+            await asyncio.gather(
+                proxy.drain(args.drain_seconds), grpc_proxy.drain(args.drain_seconds)
+            )
+        else:
+            await proxy.drain(args.drain_seconds)
     finally:
         log.info("drift-monitor: shutting down")
         if grpc_proxy is not None:
