@@ -571,6 +571,7 @@ def build_grpc_proxy(args: argparse.Namespace, proxy: DriftProxy) -> GrpcProxy |
         proxy.metrics.registry,
         lambda: rollout.figures,
         lambda: (rollout.own_version, rollout.settings.epoch),
+        rollout,
     )
 
 

@@ -267,3 +267,56 @@ class GrpcParser(PlannedParser):
 def model_infer_parser(model: str | None) -> GrpcParser:
     """The :data:`~modelops.drift.payload.Parser` of ModelInfer request messages."""
     return GrpcParser(model)
+
+
+def parse_model_infer_response(message: bytes) -> dict[str, np.ndarray]:
+    """Output tensors of one serialized ``ModelInferResponse``, by name (mirror
+    comparisons; the comparison worker runs it). BYTES outputs come back as
+    arrays of byte strings, as the HTTP answers' do."""
+    response = service_pb2.ModelInferResponse()
+    try:
+        response.ParseFromString(message)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise SkipSample("decode", "invalid ModelInferResponse") from exc
+    raw = response.raw_output_contents
+    if raw and len(raw) != len(response.outputs):
+        raise SkipSample("decode", "raw_output_contents do not match the outputs")
+    out: dict[str, np.ndarray] = {}
+    for i, tensor in enumerate(response.outputs):
+        shape = list(tensor.shape)
+        try:
+            if tensor.datatype == "BYTES":
+                if raw:
+                    arr = np.array(_bytes_elements(raw[i]), dtype=object)
+                else:
+                    arr = np.array(list(tensor.contents.bytes_contents), dtype=object)
+            else:
+                kind = _TYPES.get(tensor.datatype)
+                if kind is None:
+                    raise SkipSample("decode", f"{tensor.name}: {tensor.datatype}")
+                dtype, field = kind
+                if raw:
+                    arr = np.frombuffer(raw[i], dtype=dtype)
+                elif field is not None:
+                    arr = np.asarray(getattr(tensor.contents, field), dtype=_FIELD_DTYPES[field])
+                else:
+                    raise SkipSample("decode", f"{tensor.name}: no data")
+            out[tensor.name] = arr.reshape(shape)
+        except (ValueError, TypeError) as exc:
+            raise SkipSample("shape", f"{tensor.name}: {exc}") from exc
+    return out
+
+
+def _bytes_elements(raw: bytes) -> list[bytes]:
+    """A BYTES tensor's raw form: each element as a 4-byte little-endian length, then it."""
+    out, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise ValueError("truncated BYTES element length")
+        size = int.from_bytes(raw[pos : pos + 4], "little")
+        pos += 4
+        if pos + size > len(raw):
+            raise ValueError("truncated BYTES element")
+        out.append(raw[pos : pos + size])
+        pos += size
+    return out

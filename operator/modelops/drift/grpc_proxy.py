@@ -89,7 +89,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import hpack
 import numpy as np
@@ -97,7 +97,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from modelops.drift.figures import RolloutFigures
 from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
+from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
+from modelops.drift.rollout import Rollout
+from modelops.drift.traffic import MIRROR_HEADER
 
 log = logging.getLogger("modelops.drift.grpc")
 
@@ -340,6 +343,12 @@ class _Stream:
     answered: bool = False
     headed: bool = False  # Triton's first header block for the stream was seen
     status: int | None = None  # grpc-status of Triton's answer
+    # Mirroring (a ModelInfer chosen for the candidate): the request and
+    # Triton's answer, each whole and uncompressed, else ``mirror_drop``.
+    mirror: RolloutFigures | None = None  # the figures of the epoch that chose it
+    mirror_request: bytes | None = None
+    mirror_answer: bytes | None = None
+    mirror_drop: bool = False
 
 
 # -- reading frames along ---------------------------------------------------------------------
@@ -524,7 +533,7 @@ class _Observer:
         # The client's encoder may use the table size Triton allows; Triton
         # enforces its own limit, so any size it accepts is followed here.
         self.decoder.max_allowed_table_size = 1 << 20
-        self._cache: dict[bytes, tuple[bytes | None, bytes | None]] = {}
+        self._cache: dict[bytes, tuple[bytes | None, bytes | None, bool]] = {}
         self._block = bytearray()
         self._block_stream = 0
         self._block_flags = 0
@@ -537,8 +546,9 @@ class _Observer:
         self.requests = _ClientSide(self)
         self.responses = _ServerSide(self)
 
-    def _decode(self, block: bytes) -> tuple[bytes | None, bytes | None]:
-        """(:path, grpc-encoding) of one header block, through a cache when that is exact.
+    def _decode(self, block: bytes) -> tuple[bytes | None, bytes | None, bool]:
+        """(:path, grpc-encoding, sent as a mirror) of one header block, through a
+        cache when that is exact.
 
         A block made only of one-byte indexed fields (a repeated call: every
         field already in the tables) leaves the HPACK table as it was, so its
@@ -552,16 +562,19 @@ class _Observer:
             if hit is not None:
                 return hit
         path = encoding = None
+        mirrored = False
         for name, value in self.decoder.decode(block, raw=True):
             if name == b":path":
                 path = value
             elif name == b"grpc-encoding":
                 encoding = value
+            elif name == MIRROR_HEADER:
+                mirrored = True
         if not indexed_only:
             self._cache.clear()  # the table may have changed
         elif len(self._cache) < _HEADER_CACHE:
-            self._cache[block] = (path, encoding)
-        return path, encoding
+            self._cache[block] = (path, encoding, mirrored)
+        return path, encoding, mirrored
 
     def _decode_status(self, block: bytes) -> int | None:
         """grpc-status of one of Triton's header blocks (None: not in it)."""
@@ -597,7 +610,7 @@ class _Observer:
         return self.relay.answer_metadata()
 
     def on_headers(self, stream: int, flags: int, block: bytes) -> None:
-        path, encoding = self._decode(block)
+        path, encoding, mirrored = self._decode(block)
         if stream in self.open:
             return  # trailers from the client: not a new call
         self.open.add(stream)
@@ -625,12 +638,24 @@ class _Observer:
 
         st.requests.reserve = reserve
         self.streams[stream] = st
+        if label == "ModelInfer" and not mirrored:  # another sidecar's mirror: never again
+            relay.choose_mirror(st)
 
     def request_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
         relay = self.relay
         if st.method == "ModelStreamInfer" and relay.figures is not None:
             now = time.perf_counter()
             st.arrivals.extend(now for _ in msgs)
+        if st.mirror is not None:
+            for payload, compressed, over in msgs:
+                if (
+                    st.mirror_request is None
+                    and isinstance(payload, bytes)
+                    and not (compressed or over)
+                ):
+                    st.mirror_request = payload
+                else:  # compressed, above the cap, or a second message
+                    st.mirror_drop = True
         for payload, compressed, over in msgs:
             if not isinstance(payload, bytes) or (not compressed and not relay.watched(payload)):
                 if not over and isinstance(payload, bytes):
@@ -645,6 +670,16 @@ class _Observer:
 
     def response_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
         st.answered = True
+        if st.mirror is not None:
+            for payload, compressed, over in msgs:
+                if (
+                    st.mirror_answer is None
+                    and isinstance(payload, bytes)
+                    and not (compressed or over)
+                ):
+                    st.mirror_answer = payload
+                else:
+                    st.mirror_drop = True
         figures = self.relay.figures
         if figures is not None and st.method == "ModelStreamInfer":
             now = time.perf_counter()
@@ -675,6 +710,8 @@ class _Observer:
         if st.held:
             self.relay.release(st.held)  # kept messages never answered, and partial ones
             st.held = 0
+        if st.mirror is not None:
+            self.relay.end_mirror(st, answered=count and st.status == 0)
         figures = self.relay.figures
         if count and figures is not None:
             # ModelInfer: by Triton's grpc-status (a client's fault is apart); a
@@ -984,6 +1021,7 @@ class GrpcProxy:
         registry: CollectorRegistry | None = None,
         figures: Callable[[], RolloutFigures] | None = None,
         answer: Callable[[], tuple[str, str]] | None = None,
+        rollout: Rollout | None = None,
     ) -> None:
         self.config = config
         self.feeder = feeder
@@ -991,6 +1029,11 @@ class GrpcProxy:
         self.answer = answer
         self._answer_key: tuple[str, str] = ("", "")
         self._answer_bytes = b""
+        # Mirroring ModelInfer to the candidate's gRPC address (traffic file).
+        self.rollout = rollout
+        self._channel: Any = None  # grpc.aio.Channel to the candidate, made when first needed
+        self._channel_address: str | None = None
+        self._mirror_call: Any = None
         # The current epoch's rollout figures (a getter: the object changes with the epoch).
         self.figures = figures
         self.metrics = GrpcMetrics(registry)
@@ -1010,6 +1053,102 @@ class GrpcProxy:
             lambda: _Client(self), host, port, reuse_address=True, backlog=1024
         )
         return int(self._server.sockets[0].getsockname()[1])
+
+    # -- mirroring -----------------------------------------------------------------------------
+
+    def choose_mirror(self, st: _Stream) -> None:
+        """Mirror this ModelInfer? (the traffic file's share, within the in-flight cap)."""
+        rollout = self.rollout
+        if rollout is None or not rollout.acting or not rollout.mirror.percent:
+            return
+        candidate = rollout.settings.candidate
+        if candidate is None or not candidate.grpc or not rollout.mirror.take():
+            return
+        # The slot is taken now, while Triton's answer is kept: the cap bounds
+        # kept answers as well as mirrors on the wire (as for HTTP).
+        if rollout.mirror_slot():
+            rollout.mirrors_started += 1
+            st.mirror = rollout.figures
+            st.responses = _Messages(True, rollout.max_answer_bytes)
+
+    def end_mirror(self, st: _Stream, answered: bool) -> None:
+        """The stream ended: send the request to the candidate when Triton answered OK."""
+        rollout, figures = self.rollout, st.mirror
+        assert rollout is not None and figures is not None
+        request, stable = st.mirror_request, st.mirror_answer
+        candidate = rollout.settings.candidate
+        if (
+            not answered
+            or request is None
+            or stable is None
+            or st.mirror_drop
+            or candidate is None
+            or not candidate.grpc
+            or not rollout.acting
+        ):
+            if answered and (st.mirror_drop or request is None or stable is None):
+                figures.mirror_dropped += 1  # above the caps, or compressed
+            rollout.mirrors_ended += 1  # only successful calls mirror
+            return
+        try:
+            call = self._mirror_stub(candidate.grpc, rollout.max_answer_bytes)
+        except Exception as exc:  # e.g. an address grpc refuses
+            log.warning("gRPC mirror to %r not possible: %s", candidate.grpc, exc)
+            figures.mirror_errors += 1
+            rollout.mirrors_ended += 1
+            return
+        figures.mirrored += 1
+        task = asyncio.get_running_loop().create_task(
+            self._mirror(call, figures, request, stable, rollout)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _mirror_stub(self, address: str, max_answer: int) -> Any:
+        if address != self._channel_address:
+            import grpc  # only a mirroring sidecar loads grpcio
+
+            old = self._channel
+            if old is not None:
+                task = asyncio.get_running_loop().create_task(old.close())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self._channel = grpc.aio.insecure_channel(
+                address, options=[("grpc.max_receive_message_length", max_answer)]
+            )
+            self._channel_address = address
+            # Bytes in, bytes out: no serializers, the request goes as the client sent it.
+            self._mirror_call = self._channel.unary_unary(MODEL_INFER.decode())
+        return self._mirror_call
+
+    async def _mirror(
+        self, call: Any, figures: RolloutFigures, request: bytes, stable: bytes, rollout: Rollout
+    ) -> None:
+        import grpc
+
+        try:
+            answer = await call(
+                request, timeout=rollout.mirror_timeout, metadata=((MIRROR_HEADER.decode(), "1"),)
+            )
+        except asyncio.CancelledError:
+            rollout.mirrors_ended += 1
+            raise
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # its answer above the cap
+                rollout.compare(figures, Answer(stable, grpc=True), None)
+                return
+            figures.mirror_errors += 1
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                figures.mirror_timeouts += 1
+            rollout.mirrors_ended += 1
+            return
+        except Exception:  # anything else is the candidate failing too
+            figures.mirror_errors += 1
+            rollout.mirrors_ended += 1
+            return
+        # Counted as ended by the worker, which also compares.
+        rollout.compare(figures, Answer(stable, grpc=True), Answer(answer, grpc=True))
 
     def answer_metadata(self) -> bytes:
         if self.answer is None:
@@ -1055,6 +1194,9 @@ class GrpcProxy:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._channel_address = None
 
     def reserve(self, n: int) -> bool:
         """Room for ``n`` more bytes of kept request messages (relay-wide budget)?"""

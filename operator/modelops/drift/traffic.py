@@ -46,7 +46,7 @@ class TrafficError(ValueError):
 class Candidate:
     version: str
     http: str  # http://host:port of the candidate's Service (its sidecar)
-    grpc: str | None = None  # host:port; read, not used yet (gRPC is counted, not mirrored)
+    grpc: str | None = None  # host:port of its gRPC endpoint: gRPC ModelInfer mirrors go there
 
     @property
     def http_address(self) -> tuple[str, int]:
