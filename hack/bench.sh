@@ -8,6 +8,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   runs=(
     "bench/operator/scale.py --sizes 50"
     "bench/drift/overhead.py --seconds 2 --rounds 1"
+    "bench/drift/grpc_mirror.py --seconds 2"
     "bench/drift/http_parser.py --iterations 20000 --repeat 2"
     "bench/drift/stats_path.py --rounds 1"
     "bench/drift/detection.py"
@@ -23,6 +24,7 @@ else
   runs=(
     "bench/operator/scale.py --sizes 100,1000"
     "bench/drift/overhead.py"
+    "bench/drift/grpc_mirror.py"
     "bench/drift/http_parser.py"
     "bench/drift/stats_path.py"
     "bench/drift/detection.py"
