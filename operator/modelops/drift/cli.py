@@ -407,8 +407,8 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
         "gated rollouts",
         "A stable pod's sidecar mirrors a share of infer requests to the candidate version "
         "(answers compared, discarded) and/or forwards a share to it (canary weight), as the "
-        "traffic file says; every sidecar counts its infer calls for GET /rollout. HTTP only: "
-        "gRPC calls are counted, not mirrored or split.",
+        "traffic file says; every sidecar counts its infer calls for GET /rollout. gRPC "
+        "ModelInfer calls are mirrored (to candidate.grpc) but not split.",
     )
     _add(
         g,
