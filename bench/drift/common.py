@@ -190,8 +190,19 @@ def cpu_seconds(pid: int) -> float:
 
 @contextlib.contextmanager
 def sidecar_process(
-    upstream: str, reference: Path, port: int, admin_port: int, *extra: str
+    upstream: str,
+    reference: Path,
+    port: int,
+    admin_port: int,
+    *extra: str,
+    source: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """The sidecar as a subprocess; ``source``: run the ``modelops`` package found
+    there instead (another checkout's ``operator/`` directory, for before/after rows)."""
+    env = None
+    if source is not None:
+        path = os.environ.get("PYTHONPATH", "")
+        env = {**os.environ, "PYTHONPATH": f"{source}{os.pathsep}{path}"}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -213,6 +224,7 @@ def sidecar_process(
             *extra,
         ],
         cwd=REPO_ROOT,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 30

@@ -22,9 +22,16 @@ load: ``http`` (raw HTTP/1.1, above) and ``grpc`` (``ModelInfer`` with the
 tensor in ``raw_input_contents``, as tritonclient.grpc sends it; see
 grpc_load.py), run in the same loop, so their rows land in the same table.
 
+Each measurement alternates three targets: ``direct`` (Triton), ``relay``
+(``relay.py``, a bare byte-forwarding relay in Python: the floor any Python
+sidecar pays) and ``sidecar``. Both the relay and the sidecar are placed
+alike (pinned: both on the sidecar's core).
+
 Reported: throughput (median over rounds), p50/p99 latency (pooled),
-the ratios, the added latency, and the sidecar's own CPU time per request
-(independent of how many cores the machine has).
+the ratios, the added latency, and the CPU time per request of the relay and
+of the sidecar (independent of how many cores the machine has), with the
+load average at the start and end of every measurement: on a shared machine
+compare rows of one run only.
 
     python bench/drift/overhead.py [--seconds 5] [--rounds 3] [--clients 1,8]
         [--placements unpinned,pinned] [--protocols http,grpc]
@@ -38,9 +45,10 @@ import contextlib
 import json
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +77,7 @@ from modelops.triton.local_server import TritonServer, free_ports
 
 # (target name, concurrency, seconds) -> one measured run
 Load = Callable[[str, int, float], Awaitable[LoadResult]]
+TARGETS = ["direct", "relay", "sidecar"]
 
 
 @dataclass
@@ -94,7 +103,12 @@ def _http_bodies(host: str, port: int, use_json: bool, batch: int, n: int = 4096
 
 
 def http_protocol(triton: TritonServer, sidecar_port: int, args: argparse.Namespace) -> Protocol:
-    targets = {"direct": ("127.0.0.1", triton.http_port), "sidecar": ("127.0.0.1", sidecar_port)}
+    targets = {
+        "direct": ("127.0.0.1", triton.http_port),
+        "relay": ("127.0.0.1", args.relay_http_port),
+        "sidecar": ("127.0.0.1", sidecar_port),
+        "before": ("127.0.0.1", args.before_port),
+    }
     bodies = {k: _http_bodies(h, p, args.json, args.batch) for k, (h, p) in targets.items()}
 
     async def load(target: str, clients: int, seconds: float) -> LoadResult:
@@ -108,6 +122,8 @@ def grpc_protocol(triton: TritonServer, sidecar_port: int, args: argparse.Namesp
     """ModelInfer over gRPC, raw tensors (see grpc_load.py); the sidecar's gRPC port is
     ``args.grpc_port``, the relay in front of Triton's gRPC port."""
     targets = grpc_targets(triton.grpc_url, args.grpc_port)
+    targets["relay"] = f"127.0.0.1:{args.relay_grpc_port}"
+    targets["before"] = f"127.0.0.1:{args.before_grpc_port}"
     messages = infer_messages(args.batch)
 
     async def load(target: str, clients: int, seconds: float) -> LoadResult:
@@ -154,6 +170,31 @@ def pin(pid: int, cpus: set[int]) -> None:
                 os.sched_setaffinity(tid, cpus)
 
 
+@contextlib.contextmanager
+def relay_process(routes: list[tuple[int, str]]) -> Iterator[subprocess.Popen[bytes]]:
+    """relay.py listening on each (port, upstream host:port)."""
+    argv = [sys.executable, str(Path(__file__).resolve().parent / "relay.py")]
+    for port, target in routes:
+        argv += [str(port), target]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"relay.py did not start ({proc.wait()})")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def _pooled(results: list[LoadResult]) -> LoadResult:
     return LoadResult(
         requests=sum(r.requests for r in results),
@@ -176,6 +217,18 @@ def main() -> int:
     ap.add_argument("--placements", default="unpinned,pinned", help="unpinned and/or pinned")
     ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated")
     ap.add_argument("--output", help="also write the results as JSON here")
+    ap.add_argument(
+        "--sidecar-arg",
+        action="append",
+        default=[],
+        help="extra flag for the sidecar under test (repeat; e.g. --sidecar-arg=--sample-rate=0.1)",
+    )
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout's operator/ directory: its sidecar is measured too, as the "
+        "'before' target of the same run (e.g. git archive BASE operator | tar -x -C DIR)",
+    )
     args = ap.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     placements = args.placements.split(",")
@@ -195,26 +248,57 @@ def main() -> int:
         build_reference(np.random.default_rng(1).normal(size=(10_000, N_FEATURES))).save(ref_path)
         print(f"machine: {machine()}", flush=True)
         with TritonServer(repo) as triton:
-            port, admin, args.grpc_port = free_ports(3)
+            ports = free_ports(8)
+            port, admin, args.grpc_port, args.relay_http_port, args.relay_grpc_port = ports[:5]
+            args.before_port, before_admin, args.before_grpc_port = ports[5:]
             extra = ("--model", MODEL, "--method", args.method, "--window", str(args.window))
             if "grpc" in protocols:
                 extra += grpc_sidecar_args(triton.grpc_url, args.grpc_port)
-            with sidecar_process(triton.http_url, ref_path, port, admin, *extra) as sidecar:
+            routes = [
+                (args.relay_http_port, f"127.0.0.1:{triton.http_port}"),
+                (args.relay_grpc_port, triton.grpc_url.rpartition("/")[2]),
+            ]
+            before_extra = extra[:6]
+            if "grpc" in protocols:
+                before_extra += grpc_sidecar_args(triton.grpc_url, args.before_grpc_port)
+            with contextlib.ExitStack() as stack:
+                sidecar = stack.enter_context(
+                    sidecar_process(
+                        triton.http_url, ref_path, port, admin, *extra, *args.sidecar_arg
+                    )
+                )
+                relay = stack.enter_context(relay_process(routes))
+                pids = {"relay": relay.pid, "sidecar": sidecar.pid}
+                if args.before is not None:
+                    before = stack.enter_context(
+                        sidecar_process(
+                            triton.http_url,
+                            ref_path,
+                            args.before_port,
+                            before_admin,
+                            *before_extra,
+                            source=args.before.resolve(),
+                        )
+                    )
+                    pids["before"] = before.pid
+                    TARGETS.insert(2, "before")
                 protos = [PROTOCOLS[p](triton, port, args) for p in protocols]
                 triton_pid = triton.pid
                 assert triton_pid is not None
                 for placement in placements:
                     if placement == "pinned":
-                        pin(sidecar.pid, sidecar_cpu_set)
+                        for pid in pids.values():
+                            pin(pid, sidecar_cpu_set)
                         pin(triton_pid, rest)
                         os.sched_setaffinity(0, rest)
                     else:
-                        pin(sidecar.pid, all_cpus)
+                        for pid in pids.values():
+                            pin(pid, all_cpus)
                         pin(triton_pid, all_cpus)
                         os.sched_setaffinity(0, all_cpus)
                     for proto in protos:
                         for c in clients:
-                            rows.append(_measure(proto, placement, c, args, sidecar.pid))
+                            rows.extend(_measure(proto, placement, c, args, pids))
                 os.sched_setaffinity(0, all_cpus)
                 drift = get_json(f"http://127.0.0.1:{admin}/drift")
 
@@ -228,19 +312,21 @@ def main() -> int:
     )
     print()
     header = (
-        f"{'placement':<9} | {'proto':<5} | {'clients':>7} | {'direct req/s':>12} | "
-        f"{'sidecar req/s':>13} | {'ratio':>5} | {'direct p50':>10} | {'added p50':>9} | "
-        f"{'direct p99':>10} | {'added p99':>9} | {'sidecar CPU/req':>15}"
+        f"{'placement':<9} | {'proto':<5} | {'clients':>7} | {'target':<7} | {'req/s':>6} | "
+        f"{'vs direct':>9} | {'p50':>8} | {'added p50':>9} | {'p99':>8} | {'added p99':>9} | "
+        f"{'CPU/req':>8} | {'load':>9}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
+        added50 = "" if row["target"] == "direct" else f"{row['added_p50_ms']:6.3f} ms"
+        added99 = "" if row["target"] == "direct" else f"{row['added_p99_ms']:6.3f} ms"
+        cpu = "" if row["target"] == "direct" else f"{row['cpu_us_per_request']:5.0f} us"
         print(
             f"{row['placement']:<9} | {row['protocol']:<5} | {row['clients']:>7} | "
-            f"{row['direct_rps']:>12.0f} | {row['sidecar_rps']:>13.0f} | "
-            f"{row['throughput_ratio']:>5.2f} | {row['direct_p50_ms']:>7.3f} ms | "
-            f"{row['added_p50_ms']:>6.3f} ms | {row['direct_p99_ms']:>7.3f} ms | "
-            f"{row['added_p99_ms']:>6.3f} ms | {row['sidecar_cpu_us_per_request']:>12.0f} us"
+            f"{row['target']:<7} | {row['rps']:>6.0f} | {row['throughput_ratio']:>9.2f} | "
+            f"{row['p50_ms']:>5.3f} ms | {added50:>9} | {row['p99_ms']:>5.3f} ms | "
+            f"{added99:>9} | {cpu:>8} | {row['load']:>9}"
         )
     print()
     print(
@@ -255,17 +341,24 @@ def main() -> int:
 
 
 def _measure(
-    proto: Protocol, placement: str, c: int, args: argparse.Namespace, sidecar_pid: int
-) -> dict[str, float | int | str]:
-    results: dict[str, list[LoadResult]] = {"direct": [], "sidecar": []}
-    cpu_total, req_total = 0.0, 0
+    proto: Protocol,
+    placement: str,
+    c: int,
+    args: argparse.Namespace,
+    pids: dict[str, int],
+) -> list[dict[str, float | int | str]]:
+    """One row per target; relay and sidecar rows compared with the direct runs
+    of the same rounds (the targets alternate within each round)."""
+    results: dict[str, list[LoadResult]] = {t: [] for t in TARGETS}
+    cpu = dict.fromkeys(TARGETS, 0.0)
+    load_start = _load()
     for _ in range(args.rounds):
-        for name in ("direct", "sidecar"):
-            before = cpu_seconds(sidecar_pid)
+        for name in TARGETS:
+            pid = pids.get(name)
+            before = cpu_seconds(pid) if pid else 0.0
             r = asyncio.run(proto.load(name, c, args.seconds))
-            if name == "sidecar":
-                cpu_total += cpu_seconds(sidecar_pid) - before
-                req_total += r.requests
+            if pid:
+                cpu[name] += cpu_seconds(pid) - before
             if r.errors:
                 raise SystemExit(f"{proto.name} {name}: {r.errors} failed requests {r.statuses}")
             results[name].append(r)
@@ -274,24 +367,30 @@ def _measure(
                 f"p50={r.pct(50) * 1e3:.3f} ms p99={r.pct(99) * 1e3:.3f} ms",
                 flush=True,
             )
-    d, s = _pooled(results["direct"]), _pooled(results["sidecar"])
+    load = f"{load_start}-{_load()}"
+    d = _pooled(results["direct"])
     d_tp = float(np.median([r.throughput for r in results["direct"]]))
-    s_tp = float(np.median([r.throughput for r in results["sidecar"]]))
-    return {
-        "placement": placement,
-        "protocol": proto.name,
-        "clients": c,
-        "direct_rps": d_tp,
-        "sidecar_rps": s_tp,
-        "throughput_ratio": s_tp / d_tp,
-        "direct_p50_ms": d.pct(50) * 1e3,
-        "sidecar_p50_ms": s.pct(50) * 1e3,
-        "added_p50_ms": (s.pct(50) - d.pct(50)) * 1e3,
-        "direct_p99_ms": d.pct(99) * 1e3,
-        "sidecar_p99_ms": s.pct(99) * 1e3,
-        "added_p99_ms": (s.pct(99) - d.pct(99)) * 1e3,
-        "sidecar_cpu_us_per_request": cpu_total / max(req_total, 1) * 1e6,
-    }
+    rows: list[dict[str, float | int | str]] = []
+    for name in TARGETS:
+        s = _pooled(results[name])
+        tp = float(np.median([r.throughput for r in results[name]]))
+        rows.append(
+            {
+                "placement": placement,
+                "protocol": proto.name,
+                "clients": c,
+                "target": name,
+                "rps": tp,
+                "throughput_ratio": tp / d_tp,
+                "p50_ms": s.pct(50) * 1e3,
+                "added_p50_ms": (s.pct(50) - d.pct(50)) * 1e3,
+                "p99_ms": s.pct(99) * 1e3,
+                "added_p99_ms": (s.pct(99) - d.pct(99)) * 1e3,
+                "cpu_us_per_request": cpu[name] / max(s.requests, 1) * 1e6,
+                "load": load,
+            }
+        )
+    return rows
 
 
 if __name__ == "__main__":

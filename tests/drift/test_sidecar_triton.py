@@ -16,6 +16,7 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from modelops.drift.detectors import METHODS
 from tests.drift.conftest import (
     MODEL,
     N_FEATURES,
@@ -192,7 +193,7 @@ def test_triton_and_sidecar_metrics_move(triton, sidecar_subprocess, protocol):
     assert metric_value(text, "modelops_drift_dropped_samples_total", model=MODEL) == 0
     # One score series per (reference feature, method), whatever the traffic.
     series = [ln for ln in text.splitlines() if ln.startswith("modelops_drift_feature_score{")]
-    assert len(series) == N_FEATURES * 3
+    assert len(series) == N_FEATURES * len(METHODS)  # psi, ks, js and ksz
     assert "_created" not in text
 
 

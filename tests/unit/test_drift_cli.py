@@ -24,7 +24,7 @@ def _parse(argv, monkeypatch=None, env=None):
 def test_defaults():
     a = _parse([])
     assert (a.method, a.window, a.window_seconds, a.port, a.admin_port) == (
-        "psi",
+        "ksz",  # issue 19: the default that finds 0.25 sigma, alpha over its life
         1000,
         0.0,
         8080,
@@ -32,7 +32,7 @@ def test_defaults():
     )
     assert a.upstream == "http://127.0.0.1:8000" and a.threshold is None
     det = cli.detector_config(a)
-    assert (det.method, det.threshold, det.min_drifted_features) == ("psi", 0.2, 1)
+    assert (det.method, det.threshold, det.min_drifted_features) == ("ksz", 0.001, 1)
 
 
 @pytest.mark.parametrize(
@@ -97,11 +97,13 @@ def test_run_reports_start_up_errors_with_exit_codes(tmp_path, caplog):
 def test_small_windows_warn_for_psi(tmp_path, caplog):
     ref = build_reference(np.random.default_rng(0).normal(size=(10_000, 3)), bins=20)
     with caplog.at_level(logging.WARNING, logger="modelops.drift"):
-        cli._warn_if_noisy(ref, cli.detector_config(_parse(["--window", "100"])), 100)
+        psi = ["--method", "psi"]
+        cli._warn_if_noisy(ref, cli.detector_config(_parse([*psi, "--window", "100"])), 100)
         assert "expect false alarms" in caplog.text
         caplog.clear()
-        cli._warn_if_noisy(ref, cli.detector_config(_parse([])), 1000)
+        cli._warn_if_noisy(ref, cli.detector_config(_parse(psi)), 1000)
         cli._warn_if_noisy(ref, cli.detector_config(_parse(["--method", "ks"])), 50)
+        cli._warn_if_noisy(ref, cli.detector_config(_parse([])), 50)  # ksz: a p-value test
         assert caplog.text == ""
 
 

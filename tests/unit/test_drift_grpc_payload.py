@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from tritonclient.grpc import InferInput, service_pb2
 
-from modelops.drift.grpc_payload import leading_model_name, model_infer_parser, parse_model_infer
+from modelops.drift.grpc_payload import (
+    leading_model_name,
+    model_infer_parser,
+    parse_model_infer,
+    parse_model_infer_response,
+)
 from modelops.drift.payload import FeatureMapper, SkipSample
 
 
@@ -158,3 +163,37 @@ def test_model_parser_checks_the_name_it_could_not_read_on_the_hot_path():
     mine = other.SerializeToString() + _request("watched").SerializeToString()
     assert list(model_infer_parser("watched")(mine)) == ["INPUT0"]
     assert list(model_infer_parser(None)(unordered)) == ["INPUT0"]
+
+
+def test_model_infer_responses_raw_and_typed_and_bytes():
+    """Mirror comparisons read Triton's answers (raw) and other servers' (typed)."""
+    y = np.array([[1.5], [-2.0]], dtype=np.float32)
+    raw = service_pb2.ModelInferResponse(model_name="m")
+    raw.outputs.add(name="Y", datatype="FP32", shape=[2, 1])
+    raw.outputs.add(name="LABEL", datatype="BYTES", shape=[2])
+    raw.raw_output_contents.append(y.tobytes())
+    raw.raw_output_contents.append(b"\x01\x00\x00\x00a\x02\x00\x00\x00bc")
+    out = parse_model_infer_response(raw.SerializeToString())
+    np.testing.assert_array_equal(out["Y"], y)
+    assert out["LABEL"].tolist() == [b"a", b"bc"]
+    typed = service_pb2.ModelInferResponse(model_name="m")
+    t = typed.outputs.add(name="Y", datatype="FP32", shape=[2, 1])
+    t.contents.fp32_contents.extend([1.5, -2.0])
+    np.testing.assert_array_equal(parse_model_infer_response(typed.SerializeToString())["Y"], y)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda r: r.raw_output_contents.append(b"\x00" * 3),  # 3 bytes for 2 floats
+        lambda r: r.raw_output_contents.extend([b"\x00" * 8, b"x"]),  # more raw than outputs
+    ],
+)
+def test_unreadable_model_infer_responses_are_refused(mutate):
+    r = service_pb2.ModelInferResponse(model_name="m")
+    r.outputs.add(name="Y", datatype="FP32", shape=[2, 1])
+    mutate(r)
+    with pytest.raises(SkipSample):
+        parse_model_infer_response(r.SerializeToString())
+    with pytest.raises(SkipSample):
+        parse_model_infer_response(b"\xff\xff\xff")

@@ -348,20 +348,23 @@ def _conversation(model: str) -> tuple[bytes, bytes, list[bytes]]:
         + _frame(0x1, 0x4, 7, block7)
         + _frame(0x0, 0x1, 7, _grpc_message(infer1))
     )
-    senc = hpack.Encoder()
-    ok_head = senc.encode([(":status", "200"), ("content-type", "application/grpc")])
+    senc = hpack.Encoder()  # encoded in wire order too: the relay decodes Triton's blocks
+
+    def ok_head() -> bytes:
+        return senc.encode([(":status", "200"), ("content-type", "application/grpc")])
+
     server = b"".join(
         [
             _frame(0x4, 0, 0, b""),
-            _frame(0x1, 0x4, 1, ok_head),
+            _frame(0x1, 0x4, 1, ok_head()),
             _frame(0x0, 0, 1, _grpc_message(b"\x12\x02ok")),
             _frame(0x1, 0x5, 1, senc.encode([("grpc-status", "0")])),
             _frame(0x1, 0x5, 7, senc.encode([(":status", "200"), ("grpc-status", "3")])),
-            _frame(0x1, 0x4, 3, ok_head),
+            _frame(0x1, 0x4, 3, ok_head()),
             _frame(0x0, 0, 3, _grpc_message(b"\x12\x02ok")[:3]),
             _frame(0x0, 0, 3, _grpc_message(b"\x12\x02ok")[3:]),
             _frame(0x1, 0x5, 3, senc.encode([("grpc-status", "0")])),
-            _frame(0x1, 0x4, 5, ok_head),
+            _frame(0x1, 0x4, 5, ok_head()),
             _frame(0x0, 0, 5, _grpc_message(b"meta")),
             _frame(0x1, 0x5, 5, senc.encode([("grpc-status", "0")])),
         ]
@@ -506,3 +509,95 @@ def test_a_client_that_never_reads_is_not_buffered_for():
         writer.close()
 
     _run(body)
+
+
+def _frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    out, i = [], 0
+    while i < len(data):
+        n = int.from_bytes(data[i : i + 3], "big")
+        sid = int.from_bytes(data[i + 5 : i + 9], "big")
+        out.append((data[i + 3], data[i + 4], sid, data[i + 9 : i + 9 + n]))
+        i += 9 + n
+    return out
+
+
+def _relay_server_side(proxy: GrpcProxy, client: bytes, server: bytes, chunk: int) -> bytes:
+    from modelops.drift.grpc_proxy import _FrameReader, _Observer
+
+    obs = _Observer(proxy)
+    creader, sreader = _FrameReader(preface=True), _FrameReader(preface=False)
+    for i in range(0, len(client), chunk):
+        creader.feed(client[i : i + chunk], obs.requests)
+    out: list = []
+    for i in range(0, len(server), chunk):
+        sreader.feed(server[i : i + chunk], obs.responses, out)
+    assert sreader.at_boundary()
+    return b"".join(bytes(piece) for piece in out)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 9, 13, 4096])
+def test_model_infer_answers_gain_version_and_epoch_and_are_classified(chunk, event_loop_kind):
+    from modelops.drift.figures import RolloutFigures
+
+    client, server, _ = _conversation("fraud")
+    figures = RolloutFigures("e1")
+    proxy = GrpcProxy(
+        GrpcProxyConfig(model="fraud"), Offers(), CollectorRegistry(),
+        lambda: figures, lambda: ("7", "e1"),
+    )  # fmt: skip
+    relayed = _relay_server_side(proxy, client, server, chunk)
+    # The client decodes Triton's blocks plus the added fields with one table: in step.
+    dec = hpack.Decoder()
+    first_block: dict[int, dict[str, str]] = {}
+    for ftype, _, sid, payload in _frames(relayed):
+        if ftype == 0x1:
+            fields = dict(dec.decode(payload))
+            first_block.setdefault(sid, fields)
+    for sid in (1, 3, 7):  # ModelInfer: answered, answered, refused (trailers only)
+        assert first_block[sid]["x-modelops-version"] == "7"
+        assert first_block[sid]["x-modelops-epoch"] == "e1"
+    assert "x-modelops-version" not in first_block[5]  # ModelMetadata
+    assert first_block[7]["grpc-status"] == "3"
+    # Everything else is what Triton sent.
+    strip = [f for f in _frames(relayed) if f[0] != 0x1]
+    assert strip == [f for f in _frames(server) if f[0] != 0x1]
+    # Two answered, one refused for a client's fault (INVALID_ARGUMENT).
+    assert (figures.requests, figures.errors, figures.client_errors) == (3, 0, 1)
+
+
+def test_without_metadata_the_bytes_pass_unchanged():
+    client, server, _ = _conversation("fraud")
+    proxy = GrpcProxy(GrpcProxyConfig(model="fraud"), Offers(), CollectorRegistry())
+    for chunk in (1, 7, 4096):
+        assert _relay_server_side(proxy, client, server, chunk) == server
+
+
+def test_a_reader_that_gives_up_still_passes_every_byte():
+    from modelops.drift.grpc_proxy import _FrameReader, _ObserveError, _Observer
+
+    client, _, _ = _conversation("fraud")
+    proxy = GrpcProxy(
+        GrpcProxyConfig(model="fraud"), Offers(), CollectorRegistry(), answer=lambda: ("7", "")
+    )
+    obs = _Observer(proxy)
+    creader = _FrameReader(preface=True)
+    creader.feed(client, obs.requests)
+    # A header block of stream 1 cut by a read, then a CONTINUATION of another stream.
+    enc = hpack.Encoder()
+    block = enc.encode([(":status", "200")])
+    bad = _frame(0x4, 0, 0, b"") + _frame(0x1, 0, 1, block) + _frame(0x9, 0x4, 3, b"\x88")
+    sreader, out = _FrameReader(preface=False), []
+    sreader.feed(bad[:12], obs.responses, out)
+    with pytest.raises(_ObserveError):
+        sreader.feed(bad[12:], obs.responses, out)
+    assert b"".join(bytes(p) for p in out) == bad
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [(None, 0), (0, 200), (3, 400), (5, 400), (16, 400), (14, 500),
+                             (13, 500), (4, 500), (2, 500), (8, 500)],
+)  # fmt: skip
+def test_grpc_status_classes(status, expected):
+    from modelops.drift.grpc_proxy import status_class
+
+    assert status_class(status) == expected

@@ -229,6 +229,8 @@ def test_summary_document(ref20):
         "variance_ratio",
         "n",
         "nonfinite",
+        "z_pvalue",
+        "ksz",
     }
 
 

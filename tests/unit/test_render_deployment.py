@@ -377,6 +377,22 @@ def test_drift_threshold_left_to_the_sidecar_default_when_unset():
     assert "--threshold" not in args
 
 
+def test_a_retired_pod_leaves_the_endpoints_then_drains_before_triton_stops():
+    """Issue 18: preStop sleeps take the pod out of the Services first; the sidecar
+    drains while Triton still serves; the grace period covers it all."""
+    dep = render(md_body(driftMonitor=DRIFT))
+    drift, triton = container(dep, "drift-monitor"), container(dep, "triton")
+    sidecar_sleep = drift["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = float(arg_value(drift["args"], "--drain-seconds"))
+    triton_sleep = triton["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert sidecar_sleep >= 3 and drain > 0
+    assert triton_sleep >= sidecar_sleep + drain  # Triton outlives the drain
+    assert pod_spec(dep)["terminationGracePeriodSeconds"] > triton_sleep
+    plain = render()
+    assert "lifecycle" not in container(plain, "triton")
+    assert "terminationGracePeriodSeconds" not in pod_spec(plain)
+
+
 def test_no_sidecar_when_drift_disabled():
     body = md_body(driftMonitor={**DRIFT, "enabled": False})
     names = [c["name"] for c in pod_spec(render(body))["containers"]]

@@ -600,18 +600,21 @@ class DriftMonitor(ApiModel):
         default=None,
         description="Reference data; required when enabled.",
     )
-    method: Literal["psi", "js", "ks"] = Field(
-        default="psi",
-        description="Test per input feature: psi (population stability index), js "
-        "(Jensen-Shannon divergence, base 2) or ks (two-sample Kolmogorov-Smirnov test).",
+    method: Literal["ksz", "psi", "js", "ks"] = Field(
+        default="ksz",
+        description="Test per input feature: ksz (KS and mean-shift z-test, false-alarm "
+        "probability spent over windows: threshold bounds false alarms over the monitor's "
+        "life), psi (population stability index), js (Jensen-Shannon divergence, base 2) "
+        "or ks (two-sample Kolmogorov-Smirnov test).",
     )
     threshold: float | None = Field(
         default=None,
         gt=0,
         le=100,
         description="For psi and js: a feature drifts when its score exceeds this. For ks: "
-        "the family-wise false-alarm probability per window (alpha). Unset uses the "
-        "method's default: psi 0.2, js 0.04, ks 0.001.",
+        "the family-wise false-alarm probability per window (alpha); for ksz: over all "
+        "windows of a sidecar's life. Unset uses the method's default: psi 0.2, js 0.04, "
+        "ks and ksz 0.001.",
     )
     window: int = Field(
         default=1000,

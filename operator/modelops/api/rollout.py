@@ -49,8 +49,8 @@ class ShadowPhase(ApiModel):
         le=100,
         description="Percentage of live requests (1-100) the data plane copies to the "
         "candidate. Clients only ever get the stable version's answer; the candidate's answer "
-        "is compared with it (analysis.minAgreement) and discarded. HTTP requests only: "
-        "gRPC calls are counted in the figures but not mirrored.",
+        "is compared with it (analysis.minAgreement) and discarded. HTTP infer requests and "
+        "gRPC ModelInfer calls (ModelStreamInfer streams are counted, not mirrored).",
     )
     duration: str | None = Field(
         default=None,

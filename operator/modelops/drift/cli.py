@@ -22,8 +22,10 @@ infinite are ``null``; times are RFC 3339 UTC)::
     {
       "schema": "modelops.drift.summary/v1",
       "model": "fraud",                 # --model, "" when every model is watched
-      "method": "psi",                  # psi | ks | js
-      "threshold": 0.2,                 # PSI/JS threshold, or the KS family-wise alpha
+      "method": "ksz",                  # ksz (default) | psi | ks | js
+      "threshold": 0.001,               # PSI/JS threshold, or the KS family-wise alpha
+                                        # (ksz: over the monitor's whole life)
+      "window_alpha": 0.00049,          # ksz/ks: the alpha the last window was allowed
       "score": 0.31,                    # max per-feature score of `method` in the last
                                         # window (KS: the statistic D); null before the first
       "drifted": true,                  # model-level decision (after --confirm-windows)
@@ -198,7 +200,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     g = parser.add_argument_group("detection")
-    _add(g, "--method", choices=METHODS, default="psi", help="test that decides drift")
+    _add(
+        g,
+        "--method",
+        choices=METHODS,
+        default="ksz",
+        help="test that decides drift (ksz: KS and mean z-test per feature, false-alarm "
+        "probability --ks-alpha over the monitor's life; see modelops.drift.detectors)",
+    )
     _add(
         g,
         "--threshold",
@@ -225,7 +234,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ks-alpha",
         type=float,
         default=DEFAULT_KS_ALPHA,
-        help="family-wise false-alarm probability per window for ks (Bonferroni over features)",
+        help="family-wise false-alarm probability per window for ks (Bonferroni over "
+        "features); for ksz, over every window of the monitor's life (spent over windows)",
     )
     _add(
         g,
@@ -379,6 +389,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="fraction of successful infer requests inspected",
     )
+    _add(
+        g,
+        "--drain-seconds",
+        type=_non_negative_float,
+        default=20.0,
+        help="on SIGTERM: stop accepting, then wait at most this long for requests in "
+        "progress to finish before exiting (keep it under the pod's grace period)",
+    )
     _add(g, "--log-level", default="INFO", help="logging level")
     add_grpc_arguments(parser)
     add_rollout_arguments(parser)
@@ -389,8 +407,8 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
         "gated rollouts",
         "A stable pod's sidecar mirrors a share of infer requests to the candidate version "
         "(answers compared, discarded) and/or forwards a share to it (canary weight), as the "
-        "traffic file says; every sidecar counts its infer calls for GET /rollout. HTTP only: "
-        "gRPC calls are counted, not mirrored or split.",
+        "traffic file says; every sidecar counts its infer calls for GET /rollout. gRPC "
+        "ModelInfer calls are mirrored (to candidate.grpc) but not split.",
     )
     _add(
         g,
@@ -470,7 +488,7 @@ def _warn_if_noisy(ref: Reference, det: DetectorConfig, window: int) -> None:
     Under no drift, PSI is about chi2(bins-1) * (1/n_ref + 1/n_window), so its
     mean is roughly (bins-1) * (1/n_ref + 1/n_window).
     """
-    if det.method == "ks" or window <= 0:
+    if det.method in ("ks", "ksz") or window <= 0:
         return
     bins = max(f.n_bins for f in ref.features)
     expected_psi = (bins - 1) * (1 / ref.n_samples + 1 / window)
@@ -547,7 +565,14 @@ def build_grpc_proxy(args: argparse.Namespace, proxy: DriftProxy) -> GrpcProxy |
         max_kept_bytes=args.stats_queue_bytes,
     )
     rollout = proxy.rollout
-    return GrpcProxy(config, proxy.feeder, proxy.metrics.registry, lambda: rollout.figures)
+    return GrpcProxy(
+        config,
+        proxy.feeder,
+        proxy.metrics.registry,
+        lambda: rollout.figures,
+        lambda: (rollout.own_version, rollout.settings.epoch),
+        rollout,
+    )
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -588,6 +613,13 @@ async def serve(args: argparse.Namespace) -> int:
     )
     try:
         await stop.wait()
+        log.info("drift-monitor: draining (at most %gs)", args.drain_seconds)
+        if grpc_proxy is not None:
+            await asyncio.gather(
+                proxy.drain(args.drain_seconds), grpc_proxy.drain(args.drain_seconds)
+            )
+        else:
+            await proxy.drain(args.drain_seconds)
     finally:
         log.info("drift-monitor: shutting down")
         if grpc_proxy is not None:

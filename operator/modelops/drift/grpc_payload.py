@@ -25,13 +25,21 @@ watched model.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2
 
-from modelops.drift.payload import Parser, SkipSample
+from modelops.drift.payload import (
+    PLAN_KEY_BYTES,
+    BinaryPlan,
+    PlannedParser,
+    SkipSample,
+    choose_plan,
+)
 
 # Triton datatype -> (numpy dtype of its raw bytes, typed-contents field).
 # FP16 has no typed field (raw only); BF16 and BYTES are not features.
@@ -137,17 +145,76 @@ def parse_model_infer(message: bytes) -> dict[str, np.ndarray]:
     return out
 
 
-def model_infer_parser(model: str | None) -> Parser:
-    """:func:`parse_model_infer`, also refusing requests for another model.
+# ModelInferRequest.raw_input_contents: field 7, length-delimited.
+_RAW_FIELD = 7
 
-    The proxy already filters on :func:`leading_model_name`; this catches the
-    rare request whose name it could not read that way.
+
+def raw_layout(message: bytes) -> tuple[int, tuple[tuple[int, int], ...]] | None:
+    """(where ``raw_input_contents`` begin, (start, end) of each entry) when they are
+    the message's last fields, as every protobuf encoder writes them (field-number
+    order, and 7 is the last field of ModelInferRequest); None otherwise. Walks the
+    top-level field headers only: a few dozen bytecodes per field."""
+    n = len(message)
+    i = 0
+    first = -1
+    raws: list[tuple[int, int]] = []
+    while i < n:
+        tag_at = i
+        tag = shift = 0
+        while True:  # the tag varint
+            if i >= n or shift > 28:
+                return None
+            byte = message[i]
+            i += 1
+            tag |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        if tag & 7 != 2:  # every ModelInferRequest field is length-delimited
+            return None
+        length = shift = 0
+        while True:
+            if i >= n or shift > 35:
+                return None
+            byte = message[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        end = i + length
+        if end > n:
+            return None
+        if tag >> 3 == _RAW_FIELD:
+            if first < 0:
+                first = tag_at
+            raws.append((i, end))
+        elif first >= 0:
+            return None  # another field after the raw contents: parse it whole
+        i = end
+    if first < 0:
+        return None
+    return first, tuple(raws)
+
+
+class GrpcParser(PlannedParser):
+    """:func:`parse_model_infer`, also refusing requests for another model (when
+    ``model`` is set). The proxy already filters on :func:`leading_model_name`;
+    this catches the rare request whose name it could not read that way.
+
+    Plans (see :class:`~modelops.drift.payload.PlannedParser`): requests whose
+    bytes before ``raw_input_contents`` are identical, with raw entries of the
+    same lengths, have the same layout; the first is parsed whole.
     """
-    if model is None:
-        return parse_model_infer
 
-    def parse(message: bytes) -> dict[str, np.ndarray]:
-        if leading_model_name(message) is None:
+    __slots__ = ("model",)
+
+    def __init__(self, model: str | None) -> None:
+        self.model = model
+
+    def __call__(self, message: bytes) -> dict[str, np.ndarray]:
+        model = self.model
+        if model is not None and leading_model_name(message) is None:
             request = service_pb2.ModelInferRequest()
             try:
                 request.ParseFromString(message)
@@ -157,4 +224,99 @@ def model_infer_parser(model: str | None) -> Parser:
                 raise SkipSample("unmapped", "request for another model")
         return parse_model_infer(message)
 
-    return parse
+    def plan_key(self, message: bytes) -> tuple[object, ...] | None:
+        layout = raw_layout(message)
+        if layout is None or layout[0] > PLAN_KEY_BYTES:
+            return None
+        first, raws = layout
+        return ("grpc", message[:first], tuple(b - a for a, b in raws))
+
+    def make_plan(
+        self, message: bytes, feature_names: Sequence[str], input_name: str | None
+    ) -> BinaryPlan | None:
+        """The plan of requests laid out like ``message``: only when each input has
+        its raw entry (no typed contents, no shared memory) and the full parse
+        of ``message`` succeeds, so a sliced request reads exactly like a parsed one."""
+        layout = raw_layout(message)
+        if layout is None:
+            return None
+        try:
+            self(message)  # any skip (model, shape, decode): no plan, parse each whole
+        except Exception:
+            return None
+        request = service_pb2.ModelInferRequest()
+        request.ParseFromString(message)
+        raws = layout[1]
+        if len(request.inputs) != len(raws) or len(request.raw_input_contents) != len(raws):
+            return None
+        found: list[tuple[str, BinaryPlan | None, list[int]]] = []
+        for inp, (start, end) in zip(request.inputs, raws, strict=True):
+            if _SHM_PARAM in inp.parameters or inp.HasField("contents"):
+                return None
+            kind = _TYPES.get(inp.datatype)
+            if kind is None:
+                continue
+            dtype = kind[0]
+            shape = list(inp.shape)
+            if math.prod(shape) * dtype.itemsize != end - start:
+                return None
+            found.append((inp.name, BinaryPlan(start, end, dtype), shape))
+        return choose_plan(found, feature_names, input_name)
+
+
+def model_infer_parser(model: str | None) -> GrpcParser:
+    """The :data:`~modelops.drift.payload.Parser` of ModelInfer request messages."""
+    return GrpcParser(model)
+
+
+def parse_model_infer_response(message: bytes) -> dict[str, np.ndarray]:
+    """Output tensors of one serialized ``ModelInferResponse``, by name (mirror
+    comparisons; the comparison worker runs it). BYTES outputs come back as
+    arrays of byte strings, as the HTTP answers' do."""
+    response = service_pb2.ModelInferResponse()
+    try:
+        response.ParseFromString(message)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise SkipSample("decode", "invalid ModelInferResponse") from exc
+    raw = response.raw_output_contents
+    if raw and len(raw) != len(response.outputs):
+        raise SkipSample("decode", "raw_output_contents do not match the outputs")
+    out: dict[str, np.ndarray] = {}
+    for i, tensor in enumerate(response.outputs):
+        shape = list(tensor.shape)
+        try:
+            if tensor.datatype == "BYTES":
+                if raw:
+                    arr = np.array(_bytes_elements(raw[i]), dtype=object)
+                else:
+                    arr = np.array(list(tensor.contents.bytes_contents), dtype=object)
+            else:
+                kind = _TYPES.get(tensor.datatype)
+                if kind is None:
+                    raise SkipSample("decode", f"{tensor.name}: {tensor.datatype}")
+                dtype, field = kind
+                if raw:
+                    arr = np.frombuffer(raw[i], dtype=dtype)
+                elif field is not None:
+                    arr = np.asarray(getattr(tensor.contents, field), dtype=_FIELD_DTYPES[field])
+                else:
+                    raise SkipSample("decode", f"{tensor.name}: no data")
+            out[tensor.name] = arr.reshape(shape)
+        except (ValueError, TypeError) as exc:
+            raise SkipSample("shape", f"{tensor.name}: {exc}") from exc
+    return out
+
+
+def _bytes_elements(raw: bytes) -> list[bytes]:
+    """A BYTES tensor's raw form: each element as a 4-byte little-endian length, then it."""
+    out, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise ValueError("truncated BYTES element length")
+        size = int.from_bytes(raw[pos : pos + 4], "little")
+        pos += 4
+        if pos + size > len(raw):
+            raise ValueError("truncated BYTES element")
+        out.append(raw[pos : pos + size])
+        pos += size
+    return out

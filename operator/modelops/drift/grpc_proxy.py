@@ -39,6 +39,22 @@ to the statistics feeder, which parses them in its worker thread
 A compressed message (``grpc-encoding`` gzip or deflate) is decompressed by
 the worker, with the same output cap as HTTP bodies.
 
+Triton's header blocks are decoded too (their own HPACK table, the same
+per-table-state cache), for issue 18:
+
+- rollout figures: a ``ModelInfer`` counts by Triton's ``grpc-status``: OK, a
+  client's fault (INVALID_ARGUMENT, NOT_FOUND, ...; ``clientErrors``, not
+  gating), or an error users feel (UNAVAILABLE, INTERNAL, ..., or no status:
+  a reset, a deadline the client gave up on). Other methods never count;
+- the first header block of each ``ModelInfer`` answer (headers, or trailers
+  of an error answer) gains ``x-modelops-version`` / ``x-modelops-epoch``,
+  appended as HPACK literals *without indexing*: they leave the client's
+  table untouched, so Triton's encoder and the client's decoder stay in step.
+  Only that frame is held back until whole; every other byte passes as read;
+- drain (SIGTERM): each client gets a GOAWAY (last stream 2^31-1, NO_ERROR:
+  no new streams, every open one served) inserted between two of Triton's
+  frames; a connection closes once its streams have all ended.
+
 Only requests for the watched model are kept: its name is the message's
 first field (:func:`~modelops.drift.grpc_payload.leading_model_name`); the
 rare message whose name cannot be read that way is kept and the parser
@@ -73,7 +89,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import hpack
 import numpy as np
@@ -81,7 +97,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from modelops.drift.figures import RolloutFigures
 from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
+from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
+from modelops.drift.rollout import Rollout
+from modelops.drift.traffic import MIRROR_HEADER
 
 log = logging.getLogger("modelops.drift.grpc")
 
@@ -93,7 +112,7 @@ METHOD_LABELS = ("ModelInfer", "ModelStreamInfer", "other")
 
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # HTTP/2 frame types and flags (RFC 9113 section 6).
-_DATA, _HEADERS, _RST_STREAM, _CONTINUATION = 0x0, 0x1, 0x3, 0x9
+_DATA, _HEADERS, _RST_STREAM, _GOAWAY, _CONTINUATION = 0x0, 0x1, 0x3, 0x7, 0x9
 _END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
 # A frame header: 24-bit length (as 16 + 8 bits), type, flags, stream id (with its reserved bit).
 _FRAME_HEAD = struct.Struct(">HBBBL")
@@ -110,6 +129,62 @@ _HEADER_CACHE = 64
 # reading pauses until this one drains. With one read (up to 256 KiB with
 # uvloop) on top, a connection buffers at most ~0.6 MiB, both ways together.
 _WRITE_HIGH = 64 * 1024
+# The client's SETTINGS_MAX_FRAME_SIZE is not followed: a header frame grows
+# by the answer's metadata only while it stays within the protocol's default.
+_DEFAULT_MAX_FRAME = 16384
+# Drain: a connection with no open stream is closed after this quiet time.
+_DRAIN_QUIET = 0.2
+# Graceful shutdown (RFC 9113 section 6.8): "no new streams", every stream the
+# client opened is still served (last stream id 2^31-1, NO_ERROR).
+_GOAWAY_FRAME = struct.pack(">HBBBLLL", 0, 8, _GOAWAY, 0, 0, 0x7FFFFFFF, 0)
+# gRPC status codes that are the caller's fault (counted in clientErrors, not
+# errors): INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED,
+# FAILED_PRECONDITION, OUT_OF_RANGE, UNAUTHENTICATED.
+CLIENT_FAULT_CODES = frozenset({3, 5, 6, 7, 9, 11, 16})
+
+
+def status_class(grpc_status: int | None) -> int:
+    """The HTTP-like status the rollout figures count for a ModelInfer's grpc-status:
+    200 for OK, 400 for a client's fault, 500 for the server's, 0 for no status
+    (a reset, a connection gone: no answer)."""
+    if grpc_status is None:
+        return 0
+    if grpc_status == 0:
+        return 200
+    return 400 if grpc_status in CLIENT_FAULT_CODES else 500
+
+
+def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first | value])
+    out, value = bytearray([first | limit]), value - limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _literal(name: bytes, value: bytes) -> bytes:
+    # "Literal Header Field without Indexing, new name" (RFC 7541 6.2.2): it
+    # leaves the client's HPACK table untouched, so Triton's encoder and the
+    # client's decoder stay in step although the relay added it.
+    return b"\x00" + _hpack_int(len(name), 7, 0) + name + _hpack_int(len(value), 7, 0) + value
+
+
+def _visible(value: str) -> bytes:
+    return "".join(c for c in value if "!" <= c <= "~").encode("ascii")
+
+
+def answer_metadata(version: str, epoch: str) -> bytes:
+    """``x-modelops-version`` / ``x-modelops-epoch`` as HPACK bytes for a ModelInfer answer."""
+    out = b""
+    if version:
+        out += _literal(b"x-modelops-version", _visible(version))
+    if epoch:
+        out += _literal(b"x-modelops-epoch", _visible(epoch))
+    return out
 
 
 class Feeder(Protocol):
@@ -266,6 +341,14 @@ class _Stream:
     t0: float = 0.0
     arrivals: deque[float] = field(default_factory=deque)
     answered: bool = False
+    headed: bool = False  # Triton's first header block for the stream was seen
+    status: int | None = None  # grpc-status of Triton's answer
+    # Mirroring (a ModelInfer chosen for the candidate): the request and
+    # Triton's answer, each whole and uncompressed, else ``mirror_drop``.
+    mirror: RolloutFigures | None = None  # the figures of the epoch that chose it
+    mirror_request: bytes | None = None
+    mirror_answer: bytes | None = None
+    mirror_drop: bool = False
 
 
 # -- reading frames along ---------------------------------------------------------------------
@@ -279,7 +362,10 @@ class _FrameReader:
     arrives, never buffered here.
     """
 
-    __slots__ = ("_buf", "_flags", "_head", "_keep", "_preface", "_remaining", "_stream", "_type")
+    __slots__ = (
+        "_buf", "_flags", "_head", "_held", "_keep", "_preface", "_remaining", "_rewritten",
+        "_stream", "_target", "_type", "frames",
+    )  # fmt: skip
 
     def __init__(self, preface: bool) -> None:
         self._preface = len(_PREFACE) if preface else 0
@@ -288,10 +374,28 @@ class _FrameReader:
         self._type = self._flags = self._stream = 0
         self._buf = bytearray()
         self._keep = False
+        # Rewriting (the Triton side only, with ``out``): metadata appended to
+        # the frame being read (b"": none), the rewritten frame once read, and
+        # the bytes of earlier reads not yet passed on (a frame head cut by a
+        # read's end, or a frame to rewrite, until it is whole).
+        self._target = b""
+        self._rewritten: bytes | None = None
+        self._held = bytearray()
+        self.frames = 0  # frames read: after the first, Triton's preface is through
 
-    def feed(self, data: bytes, want: _Wants) -> None:
+    def at_boundary(self) -> bool:
+        """Between two frames, with nothing held back: a frame may be inserted here."""
+        return self._remaining == 0 and not self._head and not self._held and self.frames > 0
+
+    def feed(self, data: bytes, want: _Wants, out: list[bytes | memoryview] | None = None) -> None:
+        """Read ``data`` along. With ``out``, the bytes to pass on are appended to it
+        instead of being passed on by the caller: the same bytes, except that the
+        header blocks ``want.target`` names grow by its metadata, and that a frame
+        head or a frame to rewrite cut by the end of ``data`` waits for the next
+        read. If reading fails, ``out`` still gets every byte, unchanged."""
         mv = memoryview(data)
         i, n = 0, len(data)
+        emit = 0  # with out: data[emit:] (after self._held) is not in out yet
         if self._preface:
             take = min(self._preface, n)
             start = len(_PREFACE) - self._preface
@@ -299,31 +403,74 @@ class _FrameReader:
                 raise _ObserveError("not an HTTP/2 client preface")
             self._preface -= take
             i = take
-        while i < n:
-            if self._remaining == 0:
-                if not self._head and n - i >= 9:  # a whole frame header in this chunk
-                    hi, lo, ftype, flags, sid = _FRAME_HEAD.unpack_from(data, i)
-                    i += 9
+        try:
+            while i < n:
+                if self._remaining == 0:
+                    hstart = i
+                    began_here = not self._head
+                    if began_here and n - i >= 9:  # a whole frame header in this chunk
+                        hi, lo, ftype, flags, sid = _FRAME_HEAD.unpack_from(data, i)
+                        i += 9
+                    else:
+                        take = min(9 - len(self._head), n - i)
+                        self._head += mv[i : i + take]
+                        i += take
+                        if len(self._head) < 9:
+                            if out is not None:  # keep the cut head back
+                                if began_here:
+                                    if self._held:
+                                        out.append(bytes(self._held))
+                                    out.append(mv[emit:hstart])
+                                    self._held = bytearray(mv[hstart:n])
+                                else:
+                                    self._held += mv[emit:n]
+                                emit = n
+                            return
+                        hi, lo, ftype, flags, sid = _FRAME_HEAD.unpack_from(self._head)
+                        self._head = bytearray()
+                    self.frames += 1
+                    self._start((hi << 8) | lo, ftype, flags, sid, want)
+                    if out is not None:
+                        if self._target:
+                            # Hold the frame back from its head on, until it is whole.
+                            if hstart > emit:
+                                out.append(mv[emit:hstart])
+                                emit = hstart
+                        elif not began_here and self._held:
+                            out.append(bytes(self._held))  # the cut head of a plain frame
+                            self._held = bytearray()
                 else:
-                    take = min(9 - len(self._head), n - i)
-                    self._head += mv[i : i + take]
+                    take = min(self._remaining, n - i)
+                    if self._keep:
+                        if self._type == _DATA:
+                            want.data(self._stream, mv[i : i + take])
+                        else:
+                            self._buf += mv[i : i + take]
+                    self._remaining -= take
                     i += take
-                    if len(self._head) < 9:
-                        return
-                    hi, lo, ftype, flags, sid = _FRAME_HEAD.unpack_from(self._head)
-                    self._head = bytearray()
-                self._start((hi << 8) | lo, ftype, flags, sid, want)
-                continue
-            take = min(self._remaining, n - i)
-            if self._keep:
-                if self._type == _DATA:
-                    want.data(self._stream, mv[i : i + take])
-                else:
-                    self._buf += mv[i : i + take]
-            self._remaining -= take
-            i += take
-            if self._remaining == 0:
-                self._end(want)
+                    if self._remaining == 0:
+                        self._end(want)
+                if self._rewritten is not None:
+                    if out is not None:
+                        out.append(self._rewritten)
+                        self._held = bytearray()
+                        emit = i
+                    self._rewritten = None
+        except BaseException:
+            if out is not None:
+                if self._held:
+                    out.append(bytes(self._held))
+                out.append(mv[emit:])
+                self._held = bytearray()
+            raise
+        if out is not None:
+            if self._target:
+                self._held += mv[emit:n]
+            else:
+                if self._held:
+                    out.append(bytes(self._held))
+                    self._held = bytearray()
+                out.append(mv[emit:n])
 
     def _start(self, length: int, ftype: int, flags: int, sid: int, want: _Wants) -> None:
         if length > _MAX_FRAME:
@@ -335,6 +482,8 @@ class _FrameReader:
             raise _ObserveError("control frame too large to follow")
         if ftype == _DATA and self._keep and flags & _PADDED:
             raise _ObserveError("padded DATA")  # gRPC peers do not pad; not worth following
+        if self._keep and flags & _END_HEADERS and ftype in (_HEADERS, _CONTINUATION):
+            self._target = want.target(self._stream)
         if length == 0:
             self._end(want)
 
@@ -342,8 +491,26 @@ class _FrameReader:
         if self._keep and self._type != _DATA:
             buf, self._buf = self._buf, bytearray()
             want.frame(self._type, self._flags, self._stream, buf)
+            if self._target:
+                self._rewritten = _grown(self._type, self._flags, self._stream, buf, self._target)
+                self._target = b""
         elif self._type == _DATA and self._flags & _END_STREAM:
             want.frame(_DATA, self._flags, self._stream, b"")
+
+
+def _grown(ftype: int, flags: int, stream: int, payload: bytes | bytearray, extra: bytes) -> bytes:
+    """A header frame (the last of its block) with ``extra`` appended to its block."""
+    body = memoryview(payload)
+    new_flags = flags
+    if ftype == _HEADERS and flags & _PADDED:  # the padding goes: allowed, and simpler
+        pad = body[0]
+        body = body[1 : len(body) - pad]
+        new_flags &= ~_PADDED
+    length = len(body) + len(extra)
+    if length > _DEFAULT_MAX_FRAME:  # unchanged: the client may not take a larger frame
+        n = len(payload)
+        return _FRAME_HEAD.pack(n >> 8, n & 0xFF, ftype, flags, stream) + bytes(payload)
+    return _FRAME_HEAD.pack(length >> 8, length & 0xFF, ftype, new_flags, stream) + body + extra
 
 
 class _Wants(Protocol):
@@ -352,6 +519,8 @@ class _Wants(Protocol):
     def data(self, stream: int, chunk: memoryview) -> None: ...
 
     def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None: ...
+
+    def target(self, stream: int) -> bytes: ...
 
 
 class _Observer:
@@ -364,15 +533,22 @@ class _Observer:
         # The client's encoder may use the table size Triton allows; Triton
         # enforces its own limit, so any size it accepts is followed here.
         self.decoder.max_allowed_table_size = 1 << 20
-        self._cache: dict[bytes, tuple[bytes | None, bytes | None]] = {}
+        self._cache: dict[bytes, tuple[bytes | None, bytes | None, bool]] = {}
         self._block = bytearray()
         self._block_stream = 0
         self._block_flags = 0
+        # Triton's header blocks, decoded too: their grpc-status tells a
+        # client's fault from a server's (the same caching as the client's).
+        self.response_decoder = hpack.Decoder()
+        self.response_decoder.max_allowed_table_size = 1 << 20
+        self._response_cache: dict[bytes, int | None] = {}
+        self.open: set[int] = set()  # streams of any method not ended yet (for the drain)
         self.requests = _ClientSide(self)
         self.responses = _ServerSide(self)
 
-    def _decode(self, block: bytes) -> tuple[bytes | None, bytes | None]:
-        """(:path, grpc-encoding) of one header block, through a cache when that is exact.
+    def _decode(self, block: bytes) -> tuple[bytes | None, bytes | None, bool]:
+        """(:path, grpc-encoding, sent as a mirror) of one header block, through a
+        cache when that is exact.
 
         A block made only of one-byte indexed fields (a repeated call: every
         field already in the tables) leaves the HPACK table as it was, so its
@@ -386,25 +562,64 @@ class _Observer:
             if hit is not None:
                 return hit
         path = encoding = None
+        mirrored = False
         for name, value in self.decoder.decode(block, raw=True):
             if name == b":path":
                 path = value
             elif name == b"grpc-encoding":
                 encoding = value
+            elif name == MIRROR_HEADER:
+                mirrored = True
         if not indexed_only:
             self._cache.clear()  # the table may have changed
         elif len(self._cache) < _HEADER_CACHE:
-            self._cache[block] = (path, encoding)
-        return path, encoding
+            self._cache[block] = (path, encoding, mirrored)
+        return path, encoding, mirrored
+
+    def _decode_status(self, block: bytes) -> int | None:
+        """grpc-status of one of Triton's header blocks (None: not in it)."""
+        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
+        if indexed_only and block in self._response_cache:
+            return self._response_cache[block]
+        status = None
+        for name, value in self.response_decoder.decode(block, raw=True):
+            if name == b"grpc-status":
+                status = int(value) if value.isdigit() else 2  # unparsable: UNKNOWN
+        if not indexed_only:
+            self._response_cache.clear()
+        elif len(self._response_cache) < _HEADER_CACHE:
+            self._response_cache[block] = status
+        return status
+
+    def on_response_headers(self, stream: int, flags: int, block: bytes) -> None:
+        status = self._decode_status(block)
+        st = self.streams.get(stream)
+        if st is not None:
+            st.headed = True
+            if status is not None:
+                st.status = status
+        if flags & _END_STREAM:
+            self.open.discard(stream)
+            self.close_stream(stream)
+
+    def target(self, stream: int) -> bytes:
+        """Metadata to add to Triton's first header block of this stream (b"": none)."""
+        st = self.streams.get(stream)
+        if st is None or st.headed or st.method != "ModelInfer":
+            return b""
+        return self.relay.answer_metadata()
 
     def on_headers(self, stream: int, flags: int, block: bytes) -> None:
-        path, encoding = self._decode(block)
+        path, encoding, mirrored = self._decode(block)
+        if stream in self.open:
+            return  # trailers from the client: not a new call
+        self.open.add(stream)
         label = _PATH_LABELS.get(path or b"", "other")
         relay = self.relay
         relay.metrics.call(label)
         if (
             label == "other"
-            or relay.feeder is None
+            or (relay.feeder is None and relay.figures is None)
             or stream in self.streams
             or len(self.streams) >= relay.config.max_observed_streams
             or flags & _END_STREAM
@@ -423,12 +638,24 @@ class _Observer:
 
         st.requests.reserve = reserve
         self.streams[stream] = st
+        if label == "ModelInfer" and not mirrored:  # another sidecar's mirror: never again
+            relay.choose_mirror(st)
 
     def request_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
         relay = self.relay
         if st.method == "ModelStreamInfer" and relay.figures is not None:
             now = time.perf_counter()
             st.arrivals.extend(now for _ in msgs)
+        if st.mirror is not None:
+            for payload, compressed, over in msgs:
+                if (
+                    st.mirror_request is None
+                    and isinstance(payload, bytes)
+                    and not (compressed or over)
+                ):
+                    st.mirror_request = payload
+                else:  # compressed, above the cap, or a second message
+                    st.mirror_drop = True
         for payload, compressed, over in msgs:
             if not isinstance(payload, bytes) or (not compressed and not relay.watched(payload)):
                 if not over and isinstance(payload, bytes):
@@ -443,6 +670,16 @@ class _Observer:
 
     def response_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
         st.answered = True
+        if st.mirror is not None:
+            for payload, compressed, over in msgs:
+                if (
+                    st.mirror_answer is None
+                    and isinstance(payload, bytes)
+                    and not (compressed or over)
+                ):
+                    st.mirror_answer = payload
+                else:
+                    st.mirror_drop = True
         figures = self.relay.figures
         if figures is not None and st.method == "ModelStreamInfer":
             now = time.perf_counter()
@@ -473,14 +710,16 @@ class _Observer:
         if st.held:
             self.relay.release(st.held)  # kept messages never answered, and partial ones
             st.held = 0
+        if st.mirror is not None:
+            self.relay.end_mirror(st, answered=count and st.status == 0)
         figures = self.relay.figures
         if count and figures is not None:
-            # ModelInfer: Triton sends a response message only with status OK
-            # (an error is trailers-only); a reset or an unanswered end is an error.
+            # ModelInfer: by Triton's grpc-status (a client's fault is apart); a
+            # reset or an end without status is no answer, an error.
             # ModelStreamInfer: request messages left unanswered at the end failed.
             now = time.perf_counter()
             if st.method == "ModelInfer":
-                figures().observe(200 if st.answered else 500, now - st.t0)
+                figures().observe(status_class(st.status), now - st.t0)
             else:
                 for since in st.arrivals:
                     figures().observe(500, now - since)
@@ -515,6 +754,9 @@ class _ClientSide:
             self.obs.request_messages(st, out)
             out.clear()
 
+    def target(self, stream: int) -> bytes:
+        return b""
+
     def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None:
         obs = self.obs
         if ftype == _HEADERS:
@@ -539,22 +781,27 @@ class _ClientSide:
                 block, obs._block = bytes(obs._block), bytearray()
                 obs.on_headers(stream, obs._block_flags, block)
         elif ftype == _RST_STREAM:
+            obs.open.discard(stream)
             obs.close_stream(stream)
 
 
 class _ServerSide:
-    """Frames from Triton: only the DATA and stream ends of observed streams."""
+    """Frames from Triton: header blocks and resets (always), DATA of observed streams."""
 
     def __init__(self, obs: _Observer) -> None:
         self.obs = obs
         self._out: list[_Msg] = []
+        self._block = bytearray()
+        self._block_stream = 0
+        self._block_flags = 0
 
     def wanted(self, ftype: int, flags: int, stream: int) -> bool:
-        if stream not in self.obs.streams:
-            return False
         if ftype == _DATA:
-            return True
-        return ftype == _RST_STREAM or (ftype == _HEADERS and bool(flags & _END_STREAM))
+            return stream in self.obs.streams
+        return ftype in (_HEADERS, _CONTINUATION, _RST_STREAM)
+
+    def target(self, stream: int) -> bytes:
+        return self.obs.target(stream)
 
     def data(self, stream: int, chunk: memoryview) -> None:
         st = self.obs.streams.get(stream)
@@ -567,8 +814,31 @@ class _ServerSide:
             out.clear()
 
     def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None:
-        if ftype == _RST_STREAM or flags & _END_STREAM:
-            self.obs.close_stream(stream)
+        obs = self.obs
+        if ftype == _HEADERS:
+            block = memoryview(payload)
+            if flags & _PADDED:
+                pad = block[0]
+                block = block[1 : len(block) - pad]
+            if flags & _PRIORITY:
+                block = block[5:]
+            if flags & _END_HEADERS:
+                obs.on_response_headers(stream, flags, block.tobytes())
+            else:
+                self._block = bytearray(block)
+                self._block_stream, self._block_flags = stream, flags
+        elif ftype == _CONTINUATION:
+            if stream != self._block_stream:
+                raise _ObserveError("CONTINUATION out of sequence")
+            self._block += payload
+            if len(self._block) > _MAX_HEADER_BLOCK:
+                raise _ObserveError("header block too large")
+            if flags & _END_HEADERS:
+                block, self._block = bytes(self._block), bytearray()
+                obs.on_response_headers(stream, self._block_flags, block)
+        elif ftype == _RST_STREAM or flags & _END_STREAM:  # a reset, or DATA ending the stream
+            obs.open.discard(stream)
+            obs.close_stream(stream)
 
 
 # -- the two sides of one relayed connection ---------------------------------------------------
@@ -584,6 +854,9 @@ class _Client(asyncio.Protocol):
         self._observer_all = self.observer  # kept after observation stops, to release its bytes
         self.reader = _FrameReader(preface=True)
         self.closed = False
+        # Drain: a GOAWAY waits for a frame boundary of Triton's byte stream.
+        self.goaway_pending = False
+        self.goaway_sent = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -668,6 +941,27 @@ class _Client(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def start_drain(self) -> None:
+        """Tell the client to open no new streams here, once the bytes allow it."""
+        up = self.upstream
+        if self.goaway_sent or self.closed:
+            return
+        if up is None or self.observer is None:
+            return  # no frame boundary known: the drain's deadline closes it
+        if up.reader.at_boundary():
+            self.send_goaway()
+        else:
+            self.goaway_pending = True
+
+    def send_goaway(self) -> None:
+        self.goaway_pending = False
+        self.goaway_sent = True
+        self.write(_GOAWAY_FRAME)
+
+    def idle(self) -> bool:
+        """After the GOAWAY, no stream left open (nothing left to answer)."""
+        return self.goaway_sent and self.observer is not None and not self.observer.open
+
 
 class _Upstream(asyncio.Protocol):
     def __init__(self, client: _Client) -> None:
@@ -684,14 +978,20 @@ class _Upstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         client = self.client
-        client.write(data)
         obs = client.observer
-        if obs is not None:
-            try:
-                self.reader.feed(data, obs.responses)
-            except (_ObserveError, ValueError, IndexError) as exc:
-                client.relay.observation_lost(exc)
-                client.observer = None
+        if obs is None:
+            client.write(data)
+            return
+        out: list[bytes | memoryview] = []
+        try:
+            self.reader.feed(data, obs.responses, out)
+        except (_ObserveError, hpack.HPACKError, ValueError, IndexError) as exc:
+            client.relay.observation_lost(exc)
+            client.observer = None
+        for piece in out:
+            client.write(piece)
+        if client.goaway_pending and client.observer is not None and self.reader.at_boundary():
+            client.send_goaway()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.client.close()
@@ -720,9 +1020,20 @@ class GrpcProxy:
         feeder: Feeder | None = None,
         registry: CollectorRegistry | None = None,
         figures: Callable[[], RolloutFigures] | None = None,
+        answer: Callable[[], tuple[str, str]] | None = None,
+        rollout: Rollout | None = None,
     ) -> None:
         self.config = config
         self.feeder = feeder
+        # (version, epoch) that ModelInfer answers name in their metadata.
+        self.answer = answer
+        self._answer_key: tuple[str, str] = ("", "")
+        self._answer_bytes = b""
+        # Mirroring ModelInfer to the candidate's gRPC address (traffic file).
+        self.rollout = rollout
+        self._channel: Any = None  # grpc.aio.Channel to the candidate, made when first needed
+        self._channel_address: str | None = None
+        self._mirror_call: Any = None
         # The current epoch's rollout figures (a getter: the object changes with the epoch).
         self.figures = figures
         self.metrics = GrpcMetrics(registry)
@@ -743,6 +1054,134 @@ class GrpcProxy:
         )
         return int(self._server.sockets[0].getsockname()[1])
 
+    # -- mirroring -----------------------------------------------------------------------------
+
+    def choose_mirror(self, st: _Stream) -> None:
+        """Mirror this ModelInfer? (the traffic file's share, within the in-flight cap)."""
+        rollout = self.rollout
+        if rollout is None or not rollout.acting or not rollout.mirror.percent:
+            return
+        candidate = rollout.settings.candidate
+        if candidate is None or not candidate.grpc or not rollout.mirror.take():
+            return
+        # The slot is taken now, while Triton's answer is kept: the cap bounds
+        # kept answers as well as mirrors on the wire (as for HTTP).
+        if rollout.mirror_slot():
+            rollout.mirrors_started += 1
+            st.mirror = rollout.figures
+            st.responses = _Messages(True, rollout.max_answer_bytes)
+
+    def end_mirror(self, st: _Stream, answered: bool) -> None:
+        """The stream ended: send the request to the candidate when Triton answered OK."""
+        rollout, figures = self.rollout, st.mirror
+        assert rollout is not None and figures is not None
+        request, stable = st.mirror_request, st.mirror_answer
+        candidate = rollout.settings.candidate
+        if (
+            not answered
+            or request is None
+            or stable is None
+            or st.mirror_drop
+            or candidate is None
+            or not candidate.grpc
+            or not rollout.acting
+        ):
+            if answered and (st.mirror_drop or request is None or stable is None):
+                figures.mirror_dropped += 1  # above the caps, or compressed
+            rollout.mirrors_ended += 1  # only successful calls mirror
+            return
+        try:
+            call = self._mirror_stub(candidate.grpc, rollout.max_answer_bytes)
+        except Exception as exc:  # e.g. an address grpc refuses
+            log.warning("gRPC mirror to %r not possible: %s", candidate.grpc, exc)
+            figures.mirror_errors += 1
+            rollout.mirrors_ended += 1
+            return
+        figures.mirrored += 1
+        task = asyncio.get_running_loop().create_task(
+            self._mirror(call, figures, request, stable, rollout)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _mirror_stub(self, address: str, max_answer: int) -> Any:
+        if address != self._channel_address:
+            import grpc  # only a mirroring sidecar loads grpcio
+
+            old = self._channel
+            if old is not None:
+                task = asyncio.get_running_loop().create_task(old.close())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self._channel = grpc.aio.insecure_channel(
+                address, options=[("grpc.max_receive_message_length", max_answer)]
+            )
+            self._channel_address = address
+            # Bytes in, bytes out: no serializers, the request goes as the client sent it.
+            self._mirror_call = self._channel.unary_unary(MODEL_INFER.decode())
+        return self._mirror_call
+
+    async def _mirror(
+        self, call: Any, figures: RolloutFigures, request: bytes, stable: bytes, rollout: Rollout
+    ) -> None:
+        import grpc
+
+        try:
+            answer = await call(
+                request, timeout=rollout.mirror_timeout, metadata=((MIRROR_HEADER.decode(), "1"),)
+            )
+        except asyncio.CancelledError:
+            rollout.mirrors_ended += 1
+            raise
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # its answer above the cap
+                rollout.compare(figures, Answer(stable, grpc=True), None)
+                return
+            figures.mirror_errors += 1
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                figures.mirror_timeouts += 1
+            rollout.mirrors_ended += 1
+            return
+        except Exception:  # anything else is the candidate failing too
+            figures.mirror_errors += 1
+            rollout.mirrors_ended += 1
+            return
+        # Counted as ended by the worker, which also compares.
+        rollout.compare(figures, Answer(stable, grpc=True), Answer(answer, grpc=True))
+
+    def answer_metadata(self) -> bytes:
+        if self.answer is None:
+            return b""
+        key = self.answer()
+        if key != self._answer_key:
+            self._answer_key, self._answer_bytes = key, answer_metadata(*key)
+        return self._answer_bytes
+
+    async def drain(self, grace: float) -> None:
+        """SIGTERM: stop accepting, send each client a GOAWAY (at a frame boundary
+        of Triton's bytes), close each connection once its streams have all ended
+        (and stayed so for a moment: a stream the client opened as the GOAWAY
+        travelled still arrives), for at most ``grace`` seconds. ``stop`` follows."""
+        loop = asyncio.get_running_loop()
+        if self._server is not None:
+            self._server.close()
+        deadline = loop.time() + grace
+        idle_since: dict[_Client, float] = {}
+        while self._clients and loop.time() < deadline:
+            now = loop.time()
+            for client in list(self._clients):
+                client.start_drain()
+                if not client.idle():
+                    idle_since.pop(client, None)
+                elif now - idle_since.setdefault(client, now) >= _DRAIN_QUIET:
+                    client.close()
+            await asyncio.sleep(0.02)
+        if self._clients:
+            log.warning(
+                "drain: %d gRPC connection(s) still busy after %gs", len(self._clients), grace
+            )
+
     async def stop(self, grace: float = 5.0) -> None:
         if self._server is not None:
             self._server.close()
@@ -755,6 +1194,9 @@ class GrpcProxy:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._channel_address = None
 
     def reserve(self, n: int) -> bool:
         """Room for ``n`` more bytes of kept request messages (relay-wide budget)?"""

@@ -33,6 +33,7 @@ from modelops.drift.reference import Reference
 from modelops.drift.window import ReferenceLayout, WindowAccumulator
 
 SUMMARY_SCHEMA = "modelops.drift.summary/v1"
+HISTOGRAMS_SCHEMA = "modelops.drift.histograms/v1"
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,20 @@ class DriftMonitor:
         window: WindowConfig,
         clock: Callable[[], float] = time.time,
         on_evaluation: Callable[[Evaluation, DriftState, float], None] | None = None,
+        windows_before: int = 0,
     ) -> None:
+        """``windows_before``: windows this monitor's false-alarm budget was already
+        spent on (``ksz``; benches use it to look at a monitor late in its life)."""
         self.reference = reference
         self.detector = detector
         self.window = window
         self._clock = clock
         self._on_evaluation = on_evaluation
+        self._windows_before = windows_before
         self._layout = ReferenceLayout(reference)
         self._acc = WindowAccumulator(self._layout)
+        # Sufficient statistics of every completed window since start (see histograms()).
+        self._totals: list[Any] | None = None
         self._lock = threading.Lock()
         self._window_started = clock()
         self.total_samples = 0
@@ -147,6 +154,11 @@ class DriftMonitor:
 
     def _evaluate_locked(self) -> Evaluation:
         t0 = time.perf_counter()
+        sums = self._acc.sums()
+        if self._totals is None:
+            self._totals = list(sums)
+        else:
+            self._totals = [a + b for a, b in zip(self._totals, sums, strict=True)]
         w = self._acc.snapshot(reset=True)
         lay = self._layout
         ev = evaluate(
@@ -163,6 +175,7 @@ class DriftMonitor:
             self.detector,
             win_nonfinite=w.nonfinite,
             min_finite=self._min_finite,
+            window=self._windows_before + self._state.evaluations + 1,
         )
         now = self._clock()
         self._window_started = now
@@ -177,6 +190,40 @@ class DriftMonitor:
         if self._on_evaluation is not None:
             self._on_evaluation(ev, self._state, time.perf_counter() - t0)
         return ev
+
+    def histograms(self, sidecar: str = "") -> dict[str, Any]:
+        """Cumulative sufficient statistics since this monitor started: the input of
+        a drift decision over several replicas. Counters only grow; ``sidecar``
+        changes when the process restarts (counters back at zero). A reader takes
+        the difference between two reads of one sidecar, sums the differences of
+        all replicas bin by bin, and evaluates the sum as one window (bins are
+        the reference's, so they line up; ``sum``/``sumsq`` are of ``x - center``).
+        """
+        with self._lock:
+            current = self._acc.sums()
+            totals = self._totals
+            if totals is not None:
+                current = tuple(a + b for a, b in zip(totals, current, strict=True))
+        counts, n, nonfinite, s1, s2, rows = current
+        lay = self._layout
+        bins = lay.mask.sum(axis=1)
+        return {
+            "schema": HISTOGRAMS_SCHEMA,
+            "sidecar": sidecar,
+            "rows": int(rows),
+            "features": [
+                {
+                    "name": name,
+                    "center": float(lay.mean[i]),
+                    "bins": counts[i, : bins[i]].tolist(),
+                    "n": int(n[i]),
+                    "nonfinite": int(nonfinite[i]),
+                    "sum": float(s1[i]),
+                    "sumsq": float(s2[i]),
+                }
+                for i, name in enumerate(lay.names)
+            ],
+        }
 
     def summary(self, model: str = "") -> dict[str, Any]:
         """The ``/drift`` document (see modelops.drift.cli for the schema)."""
@@ -194,6 +241,8 @@ class DriftMonitor:
                         "js": _num(f.js),
                         "ks": _num(f.ks),
                         "ks_pvalue": _num(f.ks_pvalue),
+                        "z_pvalue": _num(f.z_pvalue),
+                        "ksz": _num(f.ksz),
                         "mean_shift": _num(f.mean_shift),
                         "variance_ratio": _num(f.variance_ratio),
                         "n": f.n,
@@ -205,6 +254,9 @@ class DriftMonitor:
             "model": model,
             "method": self.detector.method,
             "threshold": self.detector.threshold,
+            # ksz: the false-alarm probability the last window was allowed (its share
+            # of "threshold", which bounds false alarms over the monitor's life).
+            "window_alpha": ev.alpha if ev is not None else None,
             "score": _num(ev.score) if ev is not None else None,
             "drifted": st.drifted,
             "since": _rfc3339(st.since),

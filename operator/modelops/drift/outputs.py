@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from modelops.drift.agreement import answers_agree
+from modelops.drift.grpc_payload import parse_model_infer_response
 from modelops.drift.http1 import ChunkedDecoder, ProtocolError
 from modelops.drift.payload import _DTYPES, SkipSample, decode_body
 
@@ -34,12 +35,14 @@ class OutputError(Exception):
 
 @dataclass(frozen=True)
 class Answer:
-    """One HTTP answer as the proxy captured it (body bytes as received)."""
+    """One answer as the proxy captured it: an HTTP body as received, or (``grpc``)
+    a serialized ``ModelInferResponse``."""
 
     body: bytes
     header_length: int | None = None  # Inference-Header-Content-Length
     content_encoding: str | None = None
     chunked: bool = False  # body still carries its chunked framing
+    grpc: bool = False
 
 
 def _bytes_elements(raw: memoryview) -> list[bytes]:
@@ -142,6 +145,13 @@ def parse_infer_response(body: bytes, header_length: int | None = None) -> dict[
 def read_answer(answer: Answer, max_bytes: int) -> dict[str, np.ndarray]:
     """Outputs of a captured answer: de-chunk, decompress (capped), parse."""
     body = answer.body
+    if answer.grpc:
+        if len(body) > max_bytes:
+            raise OutputError("answer above the cap")
+        try:
+            return parse_model_infer_response(body)
+        except SkipSample as exc:
+            raise OutputError(str(exc)) from exc
     if answer.chunked:
         decoder = ChunkedDecoder(keep_body=True, max_body=max_bytes)
         try:

@@ -34,6 +34,7 @@ Rows are mapped onto the reference's features in one of two ways:
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -110,15 +111,170 @@ def decode_body(body: bytes, content_encoding: str | None, max_bytes: int | None
     return out
 
 
+# Longest layout key (a binary request's JSON header, a gRPC request without its
+# tensors) the statistics worker remembers a plan for.
+PLAN_KEY_BYTES = 4096
+
+
+class PlannedParser:
+    """A :data:`Parser` whose payloads often share one layout (see :class:`BinaryPlan`).
+
+    ``plan_key`` names a payload's layout cheaply (None: no plan, parse it
+    whole); ``make_plan`` reads where the features lie in a payload of that
+    layout, once. Payloads with equal keys have their features at the same
+    offsets, so the worker slices the others instead of parsing them.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, payload: bytes) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def plan_key(self, payload: bytes) -> tuple[object, ...] | None:
+        return None
+
+    def make_plan(
+        self, payload: bytes, feature_names: Sequence[str], input_name: str | None
+    ) -> BinaryPlan | None:
+        return None
+
+
+class HttpParser(PlannedParser):
+    """The :data:`Parser` of one HTTP infer request body (called later, in the worker).
+
+    A class rather than a closure so that the proxy can build it once per
+    distinct request head and the worker can recognise bodies it may read
+    by :func:`binary_plan` (identity-encoded binary tensors) without parsing
+    their JSON header again.
+    """
+
+    __slots__ = ("content_encoding", "header_length", "max_bytes")
+
+    def __init__(
+        self, header_length: int | None, content_encoding: str | None, max_bytes: int | None
+    ) -> None:
+        self.header_length = header_length
+        self.content_encoding = content_encoding
+        self.max_bytes = max_bytes
+
+    def __call__(self, body: bytes) -> dict[str, np.ndarray]:
+        body = decode_body(body, self.content_encoding, self.max_bytes)
+        return parse_infer_request(body, self.header_length)
+
+    def plan_key(self, payload: bytes) -> tuple[object, ...] | None:
+        hl = self.header_length
+        if not self.plain_binary or hl is None or not 0 < hl <= min(len(payload), PLAN_KEY_BYTES):
+            return None
+        return ("http", payload[:hl], len(payload))
+
+    def make_plan(
+        self, payload: bytes, feature_names: Sequence[str], input_name: str | None
+    ) -> BinaryPlan | None:
+        hl = self.header_length
+        assert hl is not None
+        try:
+            self(payload)  # a body that would be skipped gets no plan: each is parsed whole
+        except Exception:
+            return None
+        return binary_plan(payload[:hl], len(payload), feature_names, input_name)
+
+    @property
+    def plain_binary(self) -> bool:
+        """Binary tensors, not compressed: a body :func:`binary_plan` may describe."""
+        enc = self.content_encoding
+        return self.header_length is not None and (
+            enc is None or enc.strip().lower() in ("", "identity")
+        )
+
+
 def http_parser(
     header_length: int | None, content_encoding: str | None, max_bytes: int | None = None
-) -> Parser:
+) -> HttpParser:
     """The :data:`Parser` of one HTTP infer request body (run later, in the worker)."""
+    return HttpParser(header_length, content_encoding, max_bytes)
 
-    def parse(body: bytes) -> dict[str, np.ndarray]:
-        return parse_infer_request(decode_body(body, content_encoding, max_bytes), header_length)
 
-    return parse
+class BinaryPlan:
+    """Where the feature tensor lies in every body with one binary request header.
+
+    Bodies with byte-identical JSON headers and the same length have their
+    tensors at the same offsets, so the statistics worker reads the header of
+    the first one and then only slices the bytes of the others (tritonclient
+    sends the same header for every request of one shape).
+    """
+
+    __slots__ = ("dtype", "end", "start")
+
+    def __init__(self, start: int, end: int, dtype: np.dtype[Any]) -> None:
+        self.start, self.end, self.dtype = start, end, dtype
+
+
+def binary_plan(
+    header: bytes, body_length: int, feature_names: Sequence[str], input_name: str | None
+) -> BinaryPlan | None:
+    """The plan of bodies with this binary ``header``, or None when a body of this
+    kind is not one plain binary tensor holding every feature (then each body is
+    parsed whole, which also gives the skip reason). Equivalent, by construction,
+    to :func:`parse_infer_request` followed by :class:`FeatureMapper` on such bodies.
+    """
+    try:
+        doc = json.loads(header)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    inputs = doc.get("inputs") if isinstance(doc, dict) else None
+    if not isinstance(inputs, list):
+        return None
+    base = len(header)
+    offset = 0
+    found: list[tuple[str, BinaryPlan | None, list[int]]] = []
+    for inp in inputs:
+        if not isinstance(inp, dict):
+            return None
+        name, dtype_name, shape = inp.get("name"), inp.get("datatype"), inp.get("shape")
+        params = inp.get("parameters") or {}
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        start = offset
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or base + offset + size > body_length:
+                return None
+            offset += size
+        dtype = _DTYPES.get(dtype_name) if isinstance(dtype_name, str) else None
+        if dtype is None or not isinstance(name, str):
+            continue
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            return None
+        if size is None:
+            if "data" in inp:
+                return None  # a JSON tensor: the whole parse decides
+            continue
+        if math.prod(shape) * dtype.itemsize != size:
+            return None
+        found.append((name, BinaryPlan(base + start, base + start + size, dtype), shape))
+    return choose_plan(found, feature_names, input_name)
+
+
+def choose_plan(
+    found: list[tuple[str, BinaryPlan | None, list[int]]],
+    feature_names: Sequence[str],
+    input_name: str | None,
+) -> BinaryPlan | None:
+    """The one tensor :class:`FeatureMapper` would take, from (name, plan, shape) of
+    every numeric input in order; None when it would take several (one input per
+    feature), none, or when names repeat."""
+    nf = len(feature_names)
+    names = [n for n, _, _ in found]
+    if input_name is not None:
+        chosen = [f for f in found if f[0] == input_name]
+    elif all(n in names for n in feature_names):
+        return None  # one input per feature: the whole parse
+    else:
+        chosen = [f for f in found if len(f[2]) >= 1 and f[2][-1] == nf][:1]
+    if len(chosen) != 1 or len(set(names)) != len(names):
+        return None
+    _, plan, shape = chosen[0]
+    if not shape or shape[-1] != nf:
+        return None
+    return plan
 
 
 def guarded(parse: Parser, payload: bytes) -> dict[str, np.ndarray]:

@@ -29,7 +29,10 @@ within a sum of configured limits:
   its response for ``body_timeout`` is disconnected;
 - the statistics queue is bounded in bytes and the worker works off the
   event loop (:mod:`modelops.drift.feeder`); decompression stops at
-  ``stats_max_bytes``.
+  ``stats_max_bytes``;
+- the caches of parsed heads (request heads, Triton's response heads, the
+  heads sent to clients; see ``_Parsed``) and the worker's layout plans hold
+  at most 256 entries of at most 4 KiB keys each: under 5 MiB together.
 
 With the defaults (256 clients, 64 MiB buffered, 16 MiB statistics queue,
 1 MiB statistics cap) the bound is about 60 MiB of interpreter, numpy and
@@ -42,7 +45,9 @@ for head room (the memory cgroup also charges kernel socket buffers).
 abuse case of issue 10 (a 53 MiB JSON body, six stalled 64 MiB bodies, a
 gzip bomb, 150 MiB responses to a client that never reads, 300 slow heads,
 20,000 requests): peak RSS 62-65 MiB in each, 89 MiB under a stream of
-1 MiB JSON bodies being sampled.
+1 MiB JSON bodies being sampled (issue 19 re-measured both before and after
+its changes on one machine: 75-78 MiB in each case, 104 MiB before and
+107 MiB after under the 1 MiB JSON stream).
 
 Only a successful ``POST /v2/models/{name}[/versions/{v}]/infer`` with a
 buffered body is looked at, after its response was written: the body is
@@ -106,6 +111,7 @@ from modelops.drift.feeder import (
     DEFAULT_MAX_QUEUE_BYTES,
     StatsFeeder,
 )
+from modelops.drift.figures import SIDECAR_ID
 from modelops.drift.http1 import (
     MAX_HEAD_BYTES,
     ChunkedDecoder,
@@ -128,7 +134,7 @@ from modelops.drift.http1 import (
 from modelops.drift.metrics import CONTENT_TYPE, DriftMetrics, classify_endpoint
 from modelops.drift.monitor import DriftMonitor
 from modelops.drift.outputs import Answer
-from modelops.drift.payload import http_parser
+from modelops.drift.payload import HttpParser
 from modelops.drift.rollout import (
     DEFAULT_MIRROR_MAX_IN_FLIGHT,
     DEFAULT_MIRROR_TIMEOUT,
@@ -196,6 +202,87 @@ class ProxyConfig:
             self.header_timeout, self.body_timeout, self.idle_timeout, self.upstream_timeout
         )
         return max(0.02, min(0.5, shortest / 5))
+
+
+# Request heads remembered with what the proxy derived from them, and the largest kept.
+_HEAD_CACHE = 256
+_HEAD_CACHE_BYTES = 4096
+_UNSET: Any = object()
+
+
+class _Parsed:
+    """A request head and everything the proxy derives from its bytes alone.
+
+    Clients send the same head bytes again and again (tritonclient's heads
+    differ only when the body length does), and what the proxy reads from a
+    head depends on nothing but those bytes, so it is computed once per
+    distinct head and kept (:attr:`DriftProxy.heads`, bounded): llhttp, the
+    smuggling checks, framing, the head sent upstream and the statistics
+    parser are skipped for a head seen before. A head that fails a check is
+    never kept, so it fails again every time.
+    """
+
+    __slots__ = (
+        "close",
+        "endpoint",
+        "expect",
+        "framing",
+        "head",
+        "infer",
+        "line",
+        "parser",
+        "remaining",
+        "up_head",
+        "up_length",
+    )
+
+    def __init__(self, raw: bytes) -> None:
+        line, head = parse_request(raw)
+        self.endpoint = classify_endpoint(line.path)
+        check_request_head(line, head)
+        self.framing, self.remaining = request_framing(head)
+        self.line, self.head = line, head
+        self.close = not keep_alive(line.version, head)
+        expect = head.get(b"expect")
+        self.expect = expect is not None and expect.lower() == b"100-continue"
+        # An inference call (KServe v2 infer over POST): the only requests that
+        # count in rollout figures, are mirrored or split, and feed statistics.
+        self.infer = line.method == "POST" and _INFER_PATH.match(line.path) is not None
+        self.up_length = -1
+        self.up_head = b""
+        self.parser: HttpParser | None = _UNSET
+
+    def upstream_head(self, body_length: int) -> bytes:
+        if body_length != self.up_length:
+            self.up_head = upstream_request_head(self.line, self.head, body_length)
+            self.up_length = body_length
+        return self.up_head
+
+    def stats_parser(self, model: str | None, max_bytes: int) -> HttpParser | None:
+        """The statistics parser of this head's bodies; None: not the watched model."""
+        parser = self.parser
+        if parser is _UNSET:
+            parser = None
+            m = _INFER_PATH.match(self.line.path)
+            if m is not None and (model is None or urllib.parse.unquote(m.group(1)) == model):
+                hl = self.head.get(b"inference-header-content-length")
+                try:
+                    header_length = int(hl) if hl is not None else None
+                except ValueError:
+                    header_length = -1  # becomes a "decode" skip, off the hot path
+                enc = self.head.get(b"content-encoding")
+                encoding = enc.decode("latin-1") if enc else None
+                parser = HttpParser(header_length, encoding, max_bytes)
+            self.parser = parser
+        return parser
+
+
+# Response heads from Triton (and the candidate) by (bytes, request method):
+# (head, status, framing, length, reusable). Pure functions of those bytes,
+# kept like request heads (see _Parsed); Triton's heads repeat exactly.
+_RESPONSE_HEADS: dict[tuple[bytes, str], tuple[Head, int, str, int, bool]] = {}
+# (Triton's head, close, chunked) -> the head the client gets.
+_CLIENT_HEADS: dict[tuple[bytes, bool, bool, bytes], bytes] = {}
 
 
 def _error_body(message: str) -> bytes:
@@ -323,14 +410,26 @@ class _Upstream(asyncio.Protocol):
                     raise ProtocolError(502, "response head from Triton too large")
                 buf += data
                 return
-            head = parse_head(data[:i])
-            status = parse_status_line(head.start)
+            raw = data[:i]
             data = data[i + 4 :]
+            known = _RESPONSE_HEADS.get((raw, self.method))
+            if known is not None:
+                head, status, framing, remaining, reusable = known
+                break
+            head = parse_head(raw)
+            status = parse_status_line(head.start)
             if not 100 <= status < 200:
+                framing, remaining = response_framing(head, status, self.method)
+                reusable = keep_alive(head.start[:8], head) and framing != "close"
+                if len(raw) <= _HEAD_CACHE_BYTES:
+                    if len(_RESPONSE_HEADS) >= _HEAD_CACHE:
+                        _RESPONSE_HEADS.clear()
+                    _RESPONSE_HEADS[(raw, self.method)] = (
+                        head, status, framing, remaining, reusable
+                    )  # fmt: skip
                 break  # 1xx are interim: the real response follows
         self.head, self.status = head, status
-        self.framing, self.remaining = response_framing(head, status, self.method)
-        self.reusable = keep_alive(head.start[:8], head) and self.framing != "close"
+        self.framing, self.remaining, self.reusable = framing, remaining, reusable
         owner = self.owner
         assert owner is not None
         out = owner.response_head(head, self.framing)
@@ -475,9 +574,11 @@ class _Mirror:
         request: bytes,
         body: bytes,
         stable: Answer,
+        self_compare: bool = False,
     ) -> None:
         self.proxy = proxy
         self.pool = pool
+        self.self_compare = self_compare  # to this pod's own Triton: the noise floor
         self.figures = proxy.rollout.figures  # this epoch's, even if it ends in the next
         self.request, self.body, self.stable = request, body, stable
         assert proxy._loop is not None
@@ -562,6 +663,8 @@ class _Mirror:
 
     def check_timeout(self, now: float) -> None:
         if not self.ended and now - self.started > self.proxy.rollout.mirror_timeout:
+            if not self.self_compare:
+                self.figures.mirror_timeouts += 1
             up, self.up = self.up, None
             if up is not None:
                 up.owner = None
@@ -580,9 +683,10 @@ class _Mirror:
         if status == 200:
             # Counted as ended by the worker, which may say "not compared".
             candidate = None if self.too_large else Answer(bytes(self.capture), *self.answer)
-            rollout.compare(self.figures, self.stable, candidate)
+            rollout.compare(self.figures, self.stable, candidate, self.self_compare)
         else:
-            self.figures.mirror_errors += 1
+            if not self.self_compare:
+                self.figures.mirror_errors += 1
             rollout.mirrors_ended += 1
         self.request = self.body = b""
         self.capture = bytearray()
@@ -612,6 +716,7 @@ class _Downstream(asyncio.Protocol):
         # the request being read / proxied
         self.line: RequestLine | None = None
         self.head: RequestHead | None = None
+        self.parsed: _Parsed | None = None
         self.framing = "length"
         self.remaining = 0  # body bytes still to come (length framing)
         self.decoder: ChunkedDecoder | None = None
@@ -626,6 +731,8 @@ class _Downstream(asyncio.Protocol):
         # Gated rollout, set only while the rollout acts (see _route):
         self.routed = False  # this request was considered for split / mirror
         self.split_pool: _Pool | None = None  # the candidate answers it
+        self.split_failed = False  # the candidate answered 5xx: its answer is dropped
+        self.self_compare = False  # the captured answer is compared with a second own one
         self.capture: bytearray | None = None  # Triton's answer, kept for a mirror
         self.capture_skip = 0  # response head bytes at the start of the next send
         self.capture_answer: Answer | None = None  # header fields of the captured answer
@@ -743,16 +850,25 @@ class _Downstream(asyncio.Protocol):
             if find_bare_line_break(buf):
                 raise ProtocolError(400, "bare CR or LF in the request head")
             return False
-        line, head = parse_request(bytes(buf[: i + 4]))
-        self.endpoint = classify_endpoint(line.path)
-        check_request_head(line, head)
+        raw = bytes(buf[: i + 4])
+        heads = self.proxy.heads
+        parsed = heads.get(raw)
+        if parsed is None:
+            parsed = _Parsed(raw)
+            if len(raw) <= _HEAD_CACHE_BYTES:
+                if len(heads) >= _HEAD_CACHE:
+                    heads.clear()  # many distinct heads: start over rather than grow
+                heads[raw] = parsed
+        line, head = parsed.line, parsed.head
+        self.parsed = parsed
+        self.endpoint = parsed.endpoint
         del buf[: i + 4]
-        self.framing, self.remaining = request_framing(head)
+        self.framing, self.remaining = parsed.framing, parsed.remaining
         self.line, self.head = line, head
         self.t0 = time.perf_counter()
         self.phase, self.since = _BODY, self.clock()
         self.decoder, self.streaming_body, self.streamed, self.body = None, False, False, b""
-        self.close_after = not keep_alive(line.version, head)
+        self.close_after = parsed.close
         self.response_started = False
         cfg = self.cfg
         proxy = self.proxy
@@ -768,11 +884,10 @@ class _Downstream(asyncio.Protocol):
             self.streaming_body = self.streamed = True
         elif self.remaining:
             self._reserve(self.remaining)
-        if proxy.rollout.acting and self.endpoint == "infer":
+        if parsed.infer and proxy.rollout.acting:
             self._route(line, head)
-        expect = head.get(b"expect")
         has_body = self.framing == "chunked" or self.remaining > 0
-        if expect is not None and expect.lower() == b"100-continue" and has_body and not buf:
+        if parsed.expect and has_body and not buf:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return True
 
@@ -786,7 +901,10 @@ class _Downstream(asyncio.Protocol):
         rollout = proxy.rollout
         self.routed = True
         if rollout.split.percent and rollout.split.take() and proxy.candidate_pool is not None:
-            self.split_pool = proxy.candidate_pool
+            if rollout.breaker.allows(self.clock()):
+                self.split_pool = proxy.candidate_pool
+            else:  # the candidate keeps failing: this pod's Triton answers meanwhile
+                rollout.figures.split_fallbacks += 1
             return
         if rollout.mirror.percent and rollout.mirror.take():
             if self.streaming_body:
@@ -797,6 +915,17 @@ class _Downstream(asyncio.Protocol):
             if rollout.mirror_slot():
                 rollout.mirrors_started += 1
                 self.capture = bytearray()
+            return
+        if (
+            rollout.self_compare.percent
+            and rollout.self_compare.take()
+            and not self.streaming_body
+            and rollout.mirror_slot()
+        ):
+            # The noise floor: the same call once more to this pod's own Triton.
+            rollout.mirrors_started += 1
+            self.capture = bytearray()
+            self.self_compare = True
 
     def _reserve(self, n: int) -> None:
         proxy = self.proxy
@@ -891,9 +1020,7 @@ class _Downstream(asyncio.Protocol):
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "timeout"
             if self.split_pool is not None and self.phase == _WAIT:
                 # The candidate cannot be reached: this pod's Triton answers instead.
-                self.split_pool = None
-                self.proxy.rollout.figures.split_fallbacks += 1
-                self.start_upstream()
+                self._split_failed(timeout=reason == "timeout")
                 return
             self._finish_error(502, f"Triton at {pool.url} is unreachable: {reason}")
             return
@@ -906,8 +1033,10 @@ class _Downstream(asyncio.Protocol):
         assert self.line is not None and self.head is not None and conn.transport is not None
         self.up = conn
         conn.begin(self, self.line.method, self.clock())
+        parsed = self.parsed
+        assert parsed is not None
         if self.streaming_body:
-            head = upstream_request_head(self.line, self.head, self.remaining)
+            head = parsed.upstream_head(self.remaining)
             if self.split_pool is not None:
                 head = head[:-2] + _SPLIT_FIELD
             conn.transport.write(head)
@@ -916,7 +1045,7 @@ class _Downstream(asyncio.Protocol):
             self.resume_client_reading()
             return
         body = self.body
-        head = upstream_request_head(self.line, self.head, len(body))
+        head = parsed.upstream_head(len(body))
         if self.split_pool is not None:
             head = head[:-2] + _SPLIT_FIELD
         if len(body) > _COALESCE_LIMIT:
@@ -925,12 +1054,42 @@ class _Downstream(asyncio.Protocol):
             conn.transport.write(head + body)
 
     def response_head(self, head: Head, framing: str) -> bytes:
+        up = self.up
+        if (
+            self.split_pool is not None
+            and up is not None
+            and up.status >= 500
+            and not self.streamed
+        ):
+            # The candidate failed this split request: the client never sees it;
+            # this pod's Triton answers instead (inference is idempotent).
+            self.split_failed = True
+            return b""
         self.response_started = True
         if framing == "close":
             self.close_after = True  # the body ends when the connection does
         if self.streaming_body:
             self.close_after = True  # Triton answered before the whole body: cannot resync
-        out = client_response_head(head, close=self.close_after, chunked=framing == "chunked")
+        fields = b""
+        parsed = self.parsed
+        if parsed is not None and parsed.infer:
+            # Which version answered, under which rollout epoch (issue 18). A split
+            # answer carries the candidate sidecar's own fields already.
+            rollout = self.proxy.rollout
+            if self.split_pool is None:
+                fields = rollout.answer_fields
+            elif b"\r\nx-modelops-version:" not in head.lower:
+                fields = rollout.candidate_fields
+        key = (head.raw, self.close_after, framing == "chunked", fields)
+        out = _CLIENT_HEADS.get(key)
+        if out is None:
+            out = client_response_head(head, close=key[1], chunked=key[2])
+            if fields:
+                out = out[:-2] + fields + b"\r\n"
+            if len(head.raw) <= _HEAD_CACHE_BYTES:
+                if len(_CLIENT_HEADS) >= _HEAD_CACHE:
+                    _CLIENT_HEADS.clear()
+                _CLIENT_HEADS[key] = out
         if self.capture is not None:
             self.capture_skip = len(out)
             self.capture_answer = _answer_fields(head, framing)
@@ -955,7 +1114,7 @@ class _Downstream(asyncio.Protocol):
 
     def send(self, first: bytes, second: bytes) -> None:
         t = self.transport
-        if self.phase == _CLOSED or t is None:
+        if self.phase == _CLOSED or t is None or self.split_failed:
             return
         if self.capture is not None:
             self._capture(first, second)
@@ -974,10 +1133,13 @@ class _Downstream(asyncio.Protocol):
             self.close_after = True
         self.up = None
         self.proxy._pool_release(conn)
-        line, head = self.line, self.head
-        assert line is not None and head is not None
-        if status == 200 and line.method == "POST":
-            self.proxy.sample(line, head, self.body, self.streamed)
+        if self.split_failed:
+            self._split_failed(timeout=False)
+            return
+        parsed = self.parsed
+        assert parsed is not None
+        if status == 200 and parsed.infer:
+            self.proxy.sample(parsed, self.body, self.streamed)
         self._end_request(status)
 
     def upstream_failed(self, conn: _Upstream, kind: str, detail: str = "") -> None:
@@ -995,6 +1157,14 @@ class _Downstream(asyncio.Protocol):
             self.retried = True
             self.start_upstream()
             return
+        if (
+            self.split_pool is not None
+            and self.phase == _WAIT
+            and not self.response_started
+            and not self.streamed
+        ):
+            self._split_failed(timeout=kind == "split_timeout")
+            return
         if kind == "timeout":
             status = 504
             msg = f"Triton at {upstream} did not answer in time ({self.cfg.upstream_timeout:g}s)"
@@ -1006,6 +1176,22 @@ class _Downstream(asyncio.Protocol):
                 " mid-response" if got_bytes else ""
             )
         self._finish_error(status, msg)
+
+    def _split_failed(self, timeout: bool) -> None:
+        """The candidate failed a split request (5xx, reset, no answer in time):
+        counted against it, and sent to this pod's Triton instead."""
+        rollout = self.proxy.rollout
+        figures = rollout.figures
+        figures.split_errors += 1
+        if timeout:
+            figures.split_timeouts += 1
+        figures.split_fallbacks += 1
+        if rollout.breaker.failure(self.clock()):
+            figures.breaker_trips += 1
+        self.split_failed = False
+        self.split_pool = None
+        self.retried = False
+        self.start_upstream()
 
     def _finish_error(self, status: int, message: str) -> None:
         if self.phase == _CLOSED:
@@ -1020,7 +1206,8 @@ class _Downstream(asyncio.Protocol):
         seconds = time.perf_counter() - self.t0
         proxy = self.proxy
         proxy.metrics.observe_request(status, self.endpoint, seconds)
-        if self.endpoint == "infer":
+        parsed = self.parsed
+        if parsed is not None and parsed.infer:
             if self.routed:
                 self._end_routed(status, seconds)
             else:
@@ -1028,7 +1215,7 @@ class _Downstream(asyncio.Protocol):
         self._unreserve()
         self.body = b""
         self.retried = self.streaming_body = False
-        if self.close_after or self.phase == _CLOSED:
+        if self.close_after or self.phase == _CLOSED or proxy.draining:
             self.close()
             return
         self.phase, self.since = _IDLE, self.clock()
@@ -1042,11 +1229,13 @@ class _Downstream(asyncio.Protocol):
             self._advance()
 
     def _end_routed(self, status: int, seconds: float) -> None:
-        figures = self.proxy.rollout.figures
+        rollout = self.proxy.rollout
+        figures = rollout.figures
         if self.split_pool is not None:
+            # The candidate answered (a 5xx or no answer fell back to this pod's
+            # Triton in _split_failed and does not end here).
             figures.split += 1
-            if not 200 <= status < 300:
-                figures.split_errors += 1
+            rollout.breaker.success()
         else:
             figures.observe(status, seconds)
             answer = self.capture_answer
@@ -1054,10 +1243,12 @@ class _Downstream(asyncio.Protocol):
                 if answer is not None and status == 200:
                     assert self.line is not None and self.head is not None
                     stable = Answer(bytes(self.capture), *answer)
-                    self.proxy.start_mirror(self.line, self.head, self.body, stable)
+                    self.proxy.start_mirror(
+                        self.line, self.head, self.body, stable, self.self_compare
+                    )
                 else:
-                    self.proxy.rollout.mirrors_ended += 1  # only successful requests mirror
-        self.routed = False
+                    rollout.mirrors_ended += 1  # only successful requests mirror
+        self.routed = self.self_compare = False
         self.split_pool = None
         self.capture = self.capture_answer = None
         self.capture_skip = 0
@@ -1098,7 +1289,17 @@ class _Downstream(asyncio.Protocol):
                 self.fail(408, f"request body stalled for {cfg.body_timeout:g}s")
         if self.phase == _WAIT:
             up = self.up
-            if up is not None and not up.reading_paused and now - up.last > cfg.upstream_timeout:
+            if up is None or up.reading_paused:
+                return
+            if (
+                self.split_pool is not None
+                and not self.response_started
+                and now - up.last > self.proxy.rollout.mirror_timeout
+            ):
+                self.proxy.timed_out("split")
+                up.close()
+                self.upstream_failed(up, "split_timeout")
+            elif now - up.last > cfg.upstream_timeout:
                 up.close()
                 self.upstream_failed(up, "timeout")
 
@@ -1131,6 +1332,8 @@ class DriftProxy:
         self.buffered = 0  # request body bytes held, all connections together
         self.now = 0.0  # loop time, refreshed by the sweep and on each read
         self.retry_after = b"Retry-After: %d" % config.retry_after
+        self.heads: dict[bytes, _Parsed] = {}  # see _Parsed
+        self.draining = False  # SIGTERM received: every connection closes after its response
         # Gated rollouts: settings from the traffic file, figures for GET /rollout.
         self.rollout = Rollout(
             config.model_version,
@@ -1195,6 +1398,28 @@ class DriftProxy:
                 mirror.check_timeout(now)
         self._sweeper = loop.call_later(self.config.sweep_period, self._sweep)
 
+    async def drain(self, grace: float) -> None:
+        """SIGTERM: stop accepting connections, let every request in progress (and
+        every mirror) finish, for at most ``grace`` seconds; idle keep-alive
+        connections are closed, busy ones close after their response (which
+        says ``Connection: close`` when it has not started yet). ``stop`` follows."""
+        loop = asyncio.get_running_loop()
+        self.draining = True
+        if self._server is not None:
+            self._server.close()  # the listening socket goes now; connections stay
+        deadline = loop.time() + grace
+        while True:
+            for client in list(self._clients):
+                if client.phase == _IDLE and not client.buf:
+                    client.close()
+                else:
+                    client.close_after = True
+            if (not self._clients and not self._mirrors) or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        if self._clients:
+            log.warning("drain: %d connection(s) still busy after %gs", len(self._clients), grace)
+
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -1232,8 +1457,7 @@ class DriftProxy:
     def _candidate_changed(self, settings: TrafficSettings) -> None:
         """A pool of connections to the candidate while this sidecar mirrors or splits."""
         address = None
-        if settings.acts(self.rollout.own_version):
-            assert settings.candidate is not None
+        if settings.acts(self.rollout.own_version) and settings.candidate is not None:
             address = settings.candidate.http_address
         old = self.candidate_pool
         if old is not None and address == (old.host, old.port):
@@ -1250,18 +1474,30 @@ class DriftProxy:
             )
 
     def start_mirror(
-        self, line: RequestLine, head: RequestHead, body: bytes, stable: Answer
+        self,
+        line: RequestLine,
+        head: RequestHead,
+        body: bytes,
+        stable: Answer,
+        self_compare: bool = False,
     ) -> None:
-        """Send a copy of a request the stable Triton answered with 200 to the candidate."""
+        """Send a copy of a request the stable Triton answered with 200 to the candidate
+        (``self_compare``: to the same Triton once more, for the noise floor)."""
         rollout = self.rollout
-        pool = self.candidate_pool
+        pool = self._pool if self_compare else self.candidate_pool
         if pool is None or not rollout.acting:
             rollout.mirrors_ended += 1  # the rollout ended while this request was in flight
             return
+        if len(body) > self.config.stats_max_bytes:
+            # A chunked body is known whole only now: above the cap it is not mirrored.
+            rollout.figures.mirror_dropped += 1
+            rollout.mirrors_ended += 1
+            return
         # Its slot was taken when the request was chosen (_Downstream._route).
         request = upstream_request_head(line, head, len(body))[:-2] + _MIRROR_FIELD
-        mirror = _Mirror(self, pool, request, body, stable)
-        rollout.figures.mirrored += 1
+        mirror = _Mirror(self, pool, request, body, stable, self_compare)
+        if not self_compare:
+            rollout.figures.mirrored += 1
         self._mirrors.add(mirror)
         mirror.start()
 
@@ -1276,26 +1512,16 @@ class DriftProxy:
     def timed_out(self, reason: str) -> None:
         self.metrics.timeouts.labels(reason).inc()
 
-    def sample(self, line: RequestLine, head: RequestHead, body: bytes, streamed: bool) -> None:
-        m = _INFER_PATH.match(line.path)
-        if m is None:
-            return
-        model = self.config.model
-        if model is not None and urllib.parse.unquote(m.group(1)) != model:
+    def sample(self, parsed: _Parsed, body: bytes, streamed: bool) -> None:
+        """Offer a successful infer request's body to the statistics (hot path: an
+        append to the feeder's queue; the parser is the head's, built once)."""
+        parser = parsed.stats_parser(self.config.model, self.config.stats_max_bytes)
+        if parser is None:
             return
         if streamed:
             self.feeder.skip("too_large")
             return
-        hl = head.get(b"inference-header-content-length")
-        try:
-            header_length = int(hl) if hl is not None else None
-        except ValueError:
-            header_length = -1  # becomes a "decode" skip, off the hot path
-        enc = head.get(b"content-encoding")
-        parse = http_parser(
-            header_length, enc.decode("latin-1") if enc else None, self.config.stats_max_bytes
-        )
-        self.feeder.offer(body, parse)
+        self.feeder.offer(body, parser)
 
     # -- admin endpoints ----------------------------------------------------------
 
@@ -1305,7 +1531,11 @@ class DriftProxy:
         app.router.add_get("/drift", self._drift)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/rollout", self._rollout)
+        app.router.add_get("/drift/histograms", self._histograms)
         return app
+
+    async def _histograms(self, request: web.Request) -> web.Response:
+        return web.json_response(self.monitor.histograms(SIDECAR_ID))
 
     async def _metrics(self, request: web.Request) -> web.Response:
         m = self.metrics

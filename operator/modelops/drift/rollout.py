@@ -47,6 +47,74 @@ DEFAULT_TRAFFIC_FILE = "/etc/modelops/traffic/traffic.json"
 DEFAULT_MIRROR_MAX_IN_FLIGHT = 16
 DEFAULT_MIRROR_TIMEOUT = 10.0
 _POLL_SECONDS = 1.0
+# Circuit breaker on the candidate (split traffic): this many failures in a row
+# open it for BREAKER_COOLDOWN seconds, then one request probes it.
+BREAKER_FAILURES = 5
+BREAKER_COOLDOWN = 10.0
+
+
+class CircuitBreaker:
+    """Stops sending split requests to a candidate that keeps failing them.
+
+    Closed: every split request goes to the candidate. ``failures`` failures in
+    a row open it: for ``cooldown`` seconds no split request goes there (this
+    pod's Triton answers them). Then one request probes the candidate
+    (half-open): its success closes the breaker, its failure opens it again for
+    another ``cooldown``; a probe that never reports (its client left) lets the
+    next probe through after ``cooldown``. Event loop only.
+    """
+
+    def __init__(
+        self, failures: int = BREAKER_FAILURES, cooldown: float = BREAKER_COOLDOWN
+    ) -> None:
+        self.limit = failures
+        self.cooldown = cooldown
+        self.failures = 0
+        self.open_until: float | None = None  # None: closed
+        self.half_open = False
+
+    @property
+    def closed(self) -> bool:
+        return self.open_until is None
+
+    def allows(self, now: float) -> bool:
+        if self.open_until is None:
+            return True
+        if now < self.open_until:
+            return False
+        self.open_until = now + self.cooldown  # one probe per cooldown
+        self.half_open = True
+        return True
+
+    def success(self) -> None:
+        self.failures = 0
+        self.open_until = None
+        self.half_open = False
+
+    def failure(self, now: float) -> bool:
+        """Count one failure; True when this one opened the breaker."""
+        self.failures += 1
+        if self.half_open or (self.open_until is None and self.failures >= self.limit):
+            self.open_until = now + self.cooldown
+            self.half_open = False
+            self.failures = 0
+            return True
+        return False
+
+
+def _field_value(value: str) -> bytes:
+    """A header field value from configuration: visible ASCII only (no CR/LF)."""
+    return "".join(c for c in value if "!" <= c <= "~").encode("ascii")
+
+
+def answer_fields(version: str, epoch: str) -> bytes:
+    """``X-Modelops-Version`` / ``X-Modelops-Epoch`` lines for an infer response."""
+    out = b""
+    if version:
+        out += b"X-Modelops-Version: " + _field_value(version) + b"\r\n"
+    if epoch:
+        out += b"X-Modelops-Epoch: " + _field_value(epoch) + b"\r\n"
+    return out
 
 
 class Rollout:
@@ -71,10 +139,15 @@ class Rollout:
         self.acting = False  # the one attribute the hot path checks
         self.mirror = PercentSelector(0)
         self.split = PercentSelector(0)
+        self.self_compare = PercentSelector(0)
         self.mirrors_started = 0  # event loop only
         self.mirrors_ended = 0  # event loop only: ended without a comparison
         self.worker = CompareWorker(max_answer_bytes, run_later)
         self.on_change: list[Callable[[TrafficSettings], None]] = []
+        self.breaker = CircuitBreaker()
+        # Header lines naming who answered an infer call: this pod, or the candidate.
+        self.answer_fields = answer_fields(own_version, "")
+        self.candidate_fields = b""
 
     @property
     def mirrors_in_flight(self) -> int:
@@ -91,7 +164,14 @@ class Rollout:
             self.mirror = PercentSelector(settings.mirror_percent)
         if settings.canary_weight != old.canary_weight:
             self.split = PercentSelector(settings.canary_weight)
+        if settings.self_compare_percent != old.self_compare_percent:
+            self.self_compare = PercentSelector(settings.self_compare_percent)
         self.acting = settings.acts(self.own_version)
+        if settings.candidate != old.candidate or settings.epoch != old.epoch:
+            self.breaker = CircuitBreaker()  # a new candidate starts trusted
+        self.answer_fields = answer_fields(self.own_version, settings.epoch)
+        c = settings.candidate
+        self.candidate_fields = answer_fields(c.version, settings.epoch) if c else b""
         for callback in self.on_change:
             callback(settings)
         log.info(
@@ -110,11 +190,20 @@ class Rollout:
             return False
         return True
 
-    def compare(self, figures: RolloutFigures, stable: Answer, candidate: Answer | None) -> None:
+    def compare(
+        self,
+        figures: RolloutFigures,
+        stable: Answer,
+        candidate: Answer | None,
+        self_compare: bool = False,
+    ) -> None:
         """Queue the comparison of a mirrored request's two 200 answers (None: the
-        candidate's answer was too large to keep; counted as not compared)."""
+        candidate's answer was too large to keep; counted as not compared).
+        ``self_compare``: the second answer is this pod's own (the noise floor)."""
         agreement = self.settings.agreement
-        self.worker.offer(figures, stable, candidate, agreement.mode, agreement.tolerance)
+        self.worker.offer(
+            figures, stable, candidate, agreement.mode, agreement.tolerance, self_compare
+        )
 
     def document(self, loaded: dict[str, list[str]]) -> dict[str, object]:
         return self.figures.document(version=self.own_version, role=self.role, loaded=loaded)
@@ -144,9 +233,12 @@ class CompareWorker:
         candidate: Answer | None,
         mode: str,
         tolerance: float | None,
+        self_compare: bool = False,
     ) -> None:
         self.queued += 1
-        job = functools.partial(self.run_one, figures, stable, candidate, mode, tolerance)
+        job = functools.partial(
+            self.run_one, figures, stable, candidate, mode, tolerance, self_compare
+        )
         if self.run_later is None:
             job()
         else:
@@ -159,10 +251,12 @@ class CompareWorker:
         candidate: Answer | None,
         mode: str,
         tolerance: float | None,
+        self_compare: bool = False,
     ) -> None:
         try:
             if candidate is None:
-                figures.not_compared += 1
+                if not self_compare:
+                    figures.not_compared += 1
                 return
             try:
                 agreed = compare_answers(
@@ -171,7 +265,11 @@ class CompareWorker:
             except Exception:  # a bug here must not count as agreement
                 log.exception("comparison of a mirrored answer failed")
                 agreed = None
-            if agreed is None:
+            if self_compare:
+                if agreed is not None:
+                    figures.self_compared += 1
+                    figures.self_agreed += bool(agreed)
+            elif agreed is None:
                 figures.not_compared += 1
             else:
                 figures.compared += 1

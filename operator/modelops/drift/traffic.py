@@ -46,7 +46,7 @@ class TrafficError(ValueError):
 class Candidate:
     version: str
     http: str  # http://host:port of the candidate's Service (its sidecar)
-    grpc: str | None = None  # host:port; read, not used yet (gRPC is counted, not mirrored)
+    grpc: str | None = None  # host:port of its gRPC endpoint: gRPC ModelInfer mirrors go there
 
     @property
     def http_address(self) -> tuple[str, int]:
@@ -66,6 +66,9 @@ class TrafficSettings:
     mirror_percent: float = 0.0
     canary_weight: float = 0.0
     agreement: Agreement = Agreement()
+    # Noise floor (issue 18): this share of infer calls is sent a second time to
+    # this pod's own Triton and the two answers compared (stable vs stable).
+    self_compare_percent: float = 0.0
 
     def role(self, own_version: str) -> str:
         """``candidate`` when this pod serves the candidate version, else ``stable``."""
@@ -73,12 +76,12 @@ class TrafficSettings:
         return CANDIDATE if c is not None and own_version and c.version == own_version else STABLE
 
     def acts(self, own_version: str) -> bool:
-        """Whether a sidecar of ``own_version`` mirrors or splits anything."""
-        return (
-            self.candidate is not None
-            and self.role(own_version) == STABLE
-            and (self.mirror_percent > 0 or self.canary_weight > 0)
-        )
+        """Whether a sidecar of ``own_version`` mirrors, splits or self-compares anything."""
+        if self.role(own_version) != STABLE:
+            return False
+        if self.self_compare_percent > 0:
+            return True
+        return self.candidate is not None and (self.mirror_percent > 0 or self.canary_weight > 0)
 
 
 NO_ROLLOUT = TrafficSettings()
@@ -173,7 +176,14 @@ def parse_traffic(content: bytes | str) -> TrafficSettings:
         epoch = candidate.version if candidate is not None else ""
     else:
         epoch = _version(epoch_value, "epoch")
-    return TrafficSettings(epoch, candidate, mirror, weight, _agreement(doc.get("agreement")))
+    return TrafficSettings(
+        epoch,
+        candidate,
+        mirror,
+        weight,
+        _agreement(doc.get("agreement")),
+        _percent(doc, "selfComparePercent"),
+    )
 
 
 class PercentSelector:

@@ -111,6 +111,20 @@ class WindowAccumulator:
         idx = np.concatenate(flat)
         self._counts += np.bincount(idx, minlength=self._counts.size).reshape(self._counts.shape)
 
+    def sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """Copies of the sufficient statistics so far: (bin counts [features,
+        max_bins], finite n, non-finite n, sum and sum of squares of ``x - ref
+        mean``, rows). They add up across windows and across replicas."""
+        self._flush()
+        return (
+            self._counts.copy(),
+            self._n.copy(),
+            self._nonfinite.copy(),
+            self._s1.copy(),
+            self._s2.copy(),
+            self.samples,
+        )
+
     def snapshot(self, reset: bool = True) -> WindowStats:
         """Statistics of the rows added since the last reset."""
         self._flush()

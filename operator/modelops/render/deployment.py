@@ -29,7 +29,13 @@ from .containers import (
     with_scratch,
 )
 from .dra import apply_to_pod
-from .drift_sidecar import drift_parts, sidecar_enabled
+from .drift_sidecar import (
+    TERMINATION_GRACE_SECONDS,
+    TRITON_PRESTOP_SECONDS,
+    drift_parts,
+    prestop_sleep,
+    sidecar_enabled,
+)
 from .meta import as_md, child_metadata, labels, selector_labels
 from .placement import container_resources, node_selector, tolerations
 from .slots import deployment_name
@@ -161,6 +167,9 @@ def _pod_spec(
         ],
         "volumes": [*volumes, scratch_volume()],
     }
+    if drift.containers:
+        # preStop sleeps, the sidecar's drain, Triton's stop (see drift_sidecar).
+        pod["terminationGracePeriodSeconds"] = TERMINATION_GRACE_SECONDS
     if md.spec.service_account_name:
         pod["serviceAccountName"] = md.spec.service_account_name
     scheduling = md.spec.scheduling
@@ -274,6 +283,9 @@ def _triton_container(md: ModelDeployment, default_image: str) -> dict[str, Any]
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": security_context(),
     }
+    if drift:
+        # Keeps serving while the sidecar drains the calls in flight.
+        container["lifecycle"] = prestop_sleep(TRITON_PRESTOP_SECONDS)
     if runtime.image_pull_policy:
         container["imagePullPolicy"] = runtime.image_pull_policy
     if runtime.env:

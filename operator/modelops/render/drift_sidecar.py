@@ -33,6 +33,24 @@ OBJECT_STORE_SCHEMES = ("s3://", "gs://")
 TRAFFIC_VOLUME = "traffic"
 VERSION_FIELD = f"metadata.annotations['{c.ANNOTATION_MODEL_VERSION}']"
 
+# Retiring a serving pod without failing a call (issue 18). Each container
+# first sleeps in preStop (the kubelet's own sleep action: no shell needed in
+# either image), so the pod leaves the Services' endpoints before anything
+# stops taking calls. Then the sidecar gets SIGTERM and drains (HTTP
+# keep-alives closed, gRPC GOAWAY) for at most DRAIN_SECONDS, while Triton,
+# whose preStop lasts until that drain is over, still answers what is in
+# flight; then Triton stops. The grace period covers all three.
+PRESTOP_SECONDS = 5
+DRAIN_SECONDS = 20
+TRITON_STOP_SECONDS = 10
+TRITON_PRESTOP_SECONDS = PRESTOP_SECONDS + DRAIN_SECONDS
+TERMINATION_GRACE_SECONDS = TRITON_PRESTOP_SECONDS + TRITON_STOP_SECONDS
+
+
+def prestop_sleep(seconds: int) -> dict[str, Any]:
+    """A container's ``lifecycle``: sleep before SIGTERM (Kubernetes 1.30+)."""
+    return {"preStop": {"sleep": {"seconds": seconds}}}
+
 
 @dataclass(frozen=True)
 class DriftParts:
@@ -134,6 +152,8 @@ def _sidecar(
         md.model_name,
         "--traffic-file",
         posixpath.join(c.TRAFFIC_MOUNT_DIR, c.TRAFFIC_FILE_KEY),
+        "--drain-seconds",
+        str(DRAIN_SECONDS),
     ]
     if reference is not None and drift is not None:
         args += ["--reference", reference, "--method", drift.method, "--window", str(drift.window)]
@@ -167,6 +187,7 @@ def _sidecar(
         # liveness probe: loading a large reference takes a while, and the
         # sidecar exits on fatal errors by itself.
         "readinessProbe": http_probe("/v2/health/ready", "http-proxy", period=5, failures=3),
+        "lifecycle": prestop_sleep(PRESTOP_SECONDS),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": security_context(),
     }
