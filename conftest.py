@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.triton",
     "tests.support.s3",
     "tests.support.gcs",
+    "tests.support.project_images",
 ]

@@ -3,6 +3,7 @@ run as a local process, against the session's cluster."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,11 @@ def sidecar_map(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ.pop("MODELOPS_SIDECAR_MAP", None)
 
 
+def local_image(name: str) -> str:
+    """The reference hack/images/build.sh gives the image ``name`` of this version."""
+    return f"localhost/modelops-{name}:{importlib.metadata.version('modelops')}"
+
+
 @pytest.fixture(scope="session")
 def operator(
     operator_kubeconfig: Path,
@@ -64,6 +70,10 @@ def operator(
         extra_env={
             "MODELOPS_DRIFT_URL": f"http://127.0.0.1:{drift_admin_port}/drift",
             "MODELOPS_SIDECAR_MAP": str(sidecar_map),
+            # What pods on the real node run (hack/images/build.sh, imported by the
+            # project_images fixture); pods on KWOK's nodes never pull anything.
+            "MODELOPS_IMAGE": local_image("operator"),
+            "MODELOPS_TRITON_IMAGE": local_image("runtime"),
         },
     ).start()
     try:

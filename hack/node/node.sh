@@ -587,10 +587,10 @@ status() {
 
 # info: one JSON line for tests and benchmarks (tests/support/real_node.py).
 info() {
-  local reason="" broke="" pod_cidr="" images="{}"
+  local reason="" broke="" pod_cidr="" host_ip="" images="{}"
   [ -f "$W/unavailable" ] && reason=$(cat "$W/unavailable")
   [ -f "$W/broken" ] && broke=$(cat "$W/broken")
-  if [ -f "$W/index" ]; then addresses; pod_cidr=$POD_CIDR; fi
+  if [ -f "$W/index" ]; then addresses; pod_cidr=$POD_CIDR; host_ip=$HOST_IP; fi
   if [ -f "$W/images.env" ]; then
     images=$(awk -F= 'NF == 2 {printf "%s\"%s\": \"%s\"", (n++ ? ", " : ""), tolower(substr($1, 1, length($1) - 6)), $2}' "$W/images.env")
     images="{$images}"
@@ -598,11 +598,11 @@ info() {
   local running=false
   alive kubelet && running=true
   python3 -c 'import json, sys
-keys = ("node", "running", "unavailable", "broken", "pod_cidr", "images", "logs")
+keys = ("node", "running", "unavailable", "broken", "pod_cidr", "host_ip", "images", "logs")
 info = dict(zip(keys, sys.argv[1:]))
 info["running"] = info["running"] == "true"
 info["images"] = json.loads(info["images"])
-print(json.dumps(info))' "$NODE" "$running" "$reason" "$broke" "$pod_cidr" "$images" "$W/logs"
+print(json.dumps(info))' "$NODE" "$running" "$reason" "$broke" "$pod_cidr" "$host_ip" "$images" "$W/logs"
 }
 
 # import NAME ARCHIVE...: more OCI archives into the node's containerd (e.g.

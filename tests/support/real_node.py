@@ -36,6 +36,9 @@ class RealNode:
     name: str
     images: dict[str, str]
     pod_cidr: ipaddress.IPv4Network
+    # This machine's end of the node's link: what the node's pods reach of the host
+    # (the API server, a test's S3 endpoint).
+    host_ip: str
     logs: Path
 
     def pod_spec(self, **spec: object) -> dict[str, object]:
@@ -79,5 +82,6 @@ def find_real_node(cluster: Cluster, cluster_name: str = TEST_CLUSTER_NAME) -> R
         name=info["node"],
         images=info["images"],
         pod_cidr=ipaddress.ip_network(info["pod_cidr"]),
+        host_ip=info["host_ip"],
         logs=Path(info["logs"]),
     )
