@@ -13,6 +13,7 @@ with a tmpfs /tmp (the pods' scratch emptyDir; HOME=/tmp in the image).
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -113,7 +114,10 @@ class Podman:
             args += ["--volume", volume]
         for key, value in (env or {}).items():
             args += ["--env", f"{key}={value}"]
-        return self.run(*args, image, *command, timeout=timeout)
+        # As a pod's command and args: command[0] replaces the image's entrypoint,
+        # the rest its CMD.
+        args += ["--entrypoint", json.dumps(list(command[:1]))]
+        return self.run(*args, image, *command[1:], timeout=timeout)
 
 
 def unusable_reason() -> str | None:

@@ -167,6 +167,10 @@ def model_store(tmp_path) -> Path:
     )
     store = tmp_path / "store" / "double"
     assert publish_version(staging / "1", f"file://{store}") == 1
+    # The store belongs to the pod's uid, as a volume under fsGroup 1000 would
+    # (publish writes its files owner-only).
+    for path in [store.parent, *store.parent.rglob("*")]:
+        os.chown(path, 1000, 1000)
     return store
 
 
@@ -198,7 +202,7 @@ def test_runtime_pulls_a_model_and_serves_it_with_the_pods_command(
     pulled = podman.container(
         ref,
         pull,
-        volumes=[f"{model_store}:/store:ro", f"{models}:/models"],
+        volumes=[f"{model_store.parent}:/store:ro", f"{models}:/models"],
     )
     assert pulled.returncode == 0, pulled.stderr
     verify_version_dir(models / "double" / "1", exact=False)
