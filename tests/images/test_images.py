@@ -206,6 +206,9 @@ def test_runtime_pulls_a_model_and_serves_it_with_the_pods_command(
     )
     assert pulled.returncode == 0, pulled.stderr
     verify_version_dir(models / "double" / "1", exact=False)
+    # The sidecar's command is there too (it is started for real in the pods' e2e).
+    sidecar = podman.container(ref, ["modelops", "drift-monitor", "--help"])
+    assert sidecar.returncode == 0 and "--upstream" in sidecar.stdout, sidecar.stderr
 
     # The serving container: the pod's command and flags; ports on the host network.
     http, grpc, metrics = free_ports(3)
