@@ -104,7 +104,10 @@ syft_bin() {
 # --- Debian base (shared by the three images) -----------------------------------
 base_tar() {
   local key tar manifest partial
-  key=$(cat "$here/build.sh" "$here/debian.txt" <(echo "$SOURCE_DATE_EPOCH") | sha256sum | cut -c1-12)
+  # Keyed by this function's own text (not the whole script), so editing the
+  # image steps does not rebuild the base.
+  key=$(cat <(declare -f base_tar) "$here/debian.txt" \
+            <(echo "$SOURCE_DATE_EPOCH $SUITE $MIRROR $BASE_PACKAGES") | sha256sum | cut -c1-12)
   tar="$out/base/$SUITE-$key.tar"
   if [ ! -f "$tar" ]; then
     command -v mmdebstrap >/dev/null || die "mmdebstrap is missing: apt-get install -y mmdebstrap"
