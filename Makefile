@@ -66,6 +66,10 @@ test: venv controlplane tools lint ## every test: unit, integration (real API se
 kind-up: controlplane ## a kind cluster with fake GPU nodes (needs a Docker engine; skipped with a reason otherwise)
 	@hack/kind.sh $(CLUSTER)
 
+.PHONY: images
+images: ## build (or reuse) the operator, runtime and trainer OCI images without Docker (prints images.json)
+	@hack/images/build.sh all
+
 .PHONY: helm
 helm: ## build (or reuse) helm from its Go module
 	@hack/helm/build.sh >/dev/null

@@ -1,3 +1,3 @@
 """modelops: serve models on Triton, watch them for drift, retrain, roll out."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -379,7 +379,7 @@ def test_custom_image_resources_and_operator_settings(helm: Helm, tmp_path: Path
 def test_image_digest_pins_the_operator_and_child_image(helm: Helm):
     digest = "sha256:" + "ab" * 32
     deployment = find(helm.template(f"image.digest={digest}"), "Deployment")
-    assert container(deployment)["image"] == f"ghcr.io/modelops/modelops:0.1.0@{digest}"
+    assert container(deployment)["image"] == f"ghcr.io/modelops/modelops-operator:0.2.0@{digest}"
     assert env(deployment)["MODELOPS_IMAGE"] == container(deployment)["image"]
 
 

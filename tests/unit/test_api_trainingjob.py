@@ -39,7 +39,7 @@ def test_defaults_match_the_brief():
     spec = parse().spec
     # No schema default: the operator's trainer image setting applies (api/images.py).
     assert spec.image is None
-    assert c.DEFAULT_TRAINER_IMAGE == "ghcr.io/modelops/modelops-train:0.1.0"
+    assert c.DEFAULT_TRAINER_IMAGE == "ghcr.io/modelops/modelops-trainer:0.2.0"
     assert spec.entrypoint == "modelops.trainer.examples.tabular"
     assert (spec.nodes, spec.procs_per_node, spec.backoff_limit) == (1, 1, 3)
     assert spec.suspend is False and spec.queue_name is None

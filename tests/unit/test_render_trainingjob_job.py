@@ -137,7 +137,7 @@ def test_command_is_modelops_train_with_the_spec_s_flags():
         modelDeploymentRef={"name": "fraud-detector"},
     )
     container = trainer(render_job(body))
-    assert container["image"] == "ghcr.io/modelops/modelops-train:0.1.0"
+    assert container["image"] == "ghcr.io/modelops/modelops-trainer:0.2.0"
     assert container["command"] == ["modelops"]
     assert container["args"] == [
         "train",

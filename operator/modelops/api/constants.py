@@ -84,14 +84,14 @@ TJ_PLURAL = "trainingjobs"
 TJ_SINGULAR = "trainingjob"
 TJ_SHORT_NAMES = ("tj",)
 
-# The modelops image built with the `train` extra (PyTorch; the operator image
-# has none, see Dockerfile): built-in default of the operator's trainer image
+# The modelops trainer image (PyTorch; the operator image has none, see
+# hack/images/build.sh): built-in default of the operator's trainer image
 # setting (--trainer-image, MODELOPS_TRAINER_IMAGE, defaultImages.trainer).
 # Pinned like the Triton image; a new release changes it together with the
 # `modelops train` flags the renderer writes. A TrainingJob keeps the image of
 # its first attempt for its restarts (render/training/job.py), so its checkpoints
 # stay readable across an operator upgrade.
-DEFAULT_TRAINER_IMAGE = "ghcr.io/modelops/modelops-train:0.1.0"
+DEFAULT_TRAINER_IMAGE = "ghcr.io/modelops/modelops-trainer:0.2.0"
 
 # Values that were once CRD schema defaults, and so were written by admission
 # into every object created then. The operator reads them as "unset": such an

@@ -57,7 +57,7 @@ from modelops.render import DEFAULT_PROMETHEUS_ADDRESS
 from modelops.render.lease import LeaseConfig
 from modelops.render.md_planner import Settings
 
-DEFAULT_OPERATOR_IMAGE = "ghcr.io/modelops/modelops:0.1.0"
+DEFAULT_OPERATOR_IMAGE = "ghcr.io/modelops/modelops-operator:0.2.0"
 # A child's events come in bursts (a pod: scheduled, started, ready); its
 # owner is reconciled this long after the first one, once, with all of them.
 CHILD_EVENT_DELAY_S = 0.2

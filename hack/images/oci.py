@@ -1,0 +1,159 @@
+"""Writes an OCI image archive (an image layout in a tar) from layer tarballs.
+
+Used by hack/images/build.sh instead of a container engine: the image is a
+few JSON documents and gzip'ed layers, and writing them here keeps every byte
+under control, so two builds from the same inputs give the same digest:
+
+* layers are gzip'ed with mtime 0 and no file name (the tar streams are made
+  deterministic by the caller: sorted names, fixed mtimes, numeric owners);
+* the config's `created` and history times are SOURCE_DATE_EPOCH;
+* the archive itself is a tar with sorted entries, fixed mtimes, uid/gid 0.
+
+The index names the image twice: `org.opencontainers.image.ref.name` (skopeo,
+podman's oci-archive transport) and `io.containerd.image.name` (what
+`ctr images import` names the image by).
+
+Standard library only: it runs with any Python 3.11 before the project's
+virtual environment exists.
+
+    oci.py SPEC.json ARCHIVE   # prints {"digest": ..., "size": ...} on stdout
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import sys
+import tarfile
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+CHUNK = 1 << 20
+
+
+def _json_bytes(doc: dict[str, Any]) -> bytes:
+    # Sorted keys, no spaces: the same document always hashes the same.
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _put(blobs: Path, data: bytes) -> tuple[str, int]:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    (blobs / digest.removeprefix("sha256:")).write_bytes(data)
+    return digest, len(data)
+
+
+def _gzip_layer(blobs: Path, layer: Path) -> tuple[str, str, int]:
+    """(digest of the gzip blob, diff_id of the plain tar, blob size)."""
+    plain = hashlib.sha256()
+    tmp = blobs / "layer.tmp"
+    # filename="" and mtime=0: no name or time in the gzip header.
+    with (
+        layer.open("rb") as src,
+        tmp.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
+    ):
+        while chunk := src.read(CHUNK):
+            plain.update(chunk)
+            gz.write(chunk)
+    packed = hashlib.sha256()
+    with tmp.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            packed.update(chunk)
+    digest = "sha256:" + packed.hexdigest()
+    size = tmp.stat().st_size
+    tmp.rename(blobs / packed.hexdigest())
+    return digest, "sha256:" + plain.hexdigest(), size
+
+
+def build(spec: dict[str, Any], archive: Path) -> dict[str, Any]:
+    epoch = int(spec["epoch"])
+    created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with tempfile.TemporaryDirectory(dir=archive.parent) as tmp:
+        layout = Path(tmp)
+        blobs = layout / "blobs" / "sha256"
+        blobs.mkdir(parents=True)
+        layers, diff_ids, history = [], [], []
+        for layer in spec["layers"]:
+            digest, diff_id, size = _gzip_layer(blobs, Path(layer["path"]))
+            layers.append({"mediaType": MEDIA_LAYER, "digest": digest, "size": size})
+            diff_ids.append(diff_id)
+            history.append({"created": created, "created_by": layer["created_by"]})
+        config = {
+            "created": created,
+            "architecture": "amd64",
+            "os": "linux",
+            "config": spec["config"],
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": history,
+        }
+        config_digest, config_size = _put(blobs, _json_bytes(config))
+        annotations = spec["config"].get("Labels", {})
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_MANIFEST,
+            "config": {"mediaType": MEDIA_CONFIG, "digest": config_digest, "size": config_size},
+            "layers": layers,
+            "annotations": annotations,
+        }
+        manifest_digest, manifest_size = _put(blobs, _json_bytes(manifest))
+        index = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": MEDIA_MANIFEST,
+                    "digest": manifest_digest,
+                    "size": manifest_size,
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                    "annotations": {
+                        "org.opencontainers.image.ref.name": spec["ref"],
+                        "io.containerd.image.name": spec["ref"],
+                    },
+                }
+            ],
+        }
+        (layout / "index.json").write_bytes(_json_bytes(index))
+        (layout / "oci-layout").write_bytes(_json_bytes({"imageLayoutVersion": "1.0.0"}))
+        _tar_layout(layout, archive, epoch)
+    return {
+        "digest": manifest_digest,
+        # What a registry or containerd stores: compressed layers + config + manifest.
+        "size": sum(entry["size"] for entry in layers) + config_size + manifest_size,
+        "uncompressed_size": sum(Path(layer["path"]).stat().st_size for layer in spec["layers"]),
+    }
+
+
+def _tar_layout(layout: Path, archive: Path, epoch: int) -> None:
+    partial = archive.with_name(archive.name + ".partial")
+    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(layout.rglob("*")):
+            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(layout)))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = epoch, 0, 0, "", ""
+            info.mode = 0o755 if path.is_dir() else 0o644
+            if path.is_file():
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    partial.replace(archive)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    spec = json.loads(Path(argv[1]).read_text())
+    result = build(spec, Path(argv[2]))
+    json.dump(result, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
