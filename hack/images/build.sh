@@ -6,7 +6,8 @@
 #   operator  the project wheel on Debian bookworm; `modelops run`; no torch
 #   runtime   + tritonserver 2.51 from the nvidia-pytriton wheel with its python
 #             backend laid out as /opt/tritonserver (Triton's default paths);
-#             also runs `modelops pull-model` and `modelops drift-monitor`
+#             also runs `modelops pull-model` and `modelops drift-monitor`, and
+#             has the trainer's torch (CPU-pruned) so that TorchScript models load
 #   trainer   + PyTorch; `modelops train`. CPU by default: the CUDA libraries
 #             torch links stay (it cannot import without them), those it only
 #             dlopens on a GPU go (prune_cuda.py); MODELOPS_TRAINER_CUDA=full keeps all
@@ -201,7 +202,7 @@ build_image() {
     "$here/triton-layout.sh" "$rootfs"
     layer_paths+=(./opt/tritonserver)
   fi
-  if [ "$name" = trainer ] && [ "${MODELOPS_TRAINER_CUDA:-cpu}" != full ]; then
+  if [ "$name" != operator ] && [ "${MODELOPS_TRAINER_CUDA:-cpu}" != full ]; then
     "$PY" "$here/prune_cuda.py" "$rootfs$SITE" >&2
   fi
   check_image "$name" "$rootfs"
@@ -232,10 +233,11 @@ EOF
   log "$name: built in $(( $(date +%s) - start ))s"
 }
 
-# Guards, in the image's own root: the CLI starts, torch only in the trainer.
+# Guards, in the image's own root: the CLI starts, torch in the trainer and the
+# runtime (TorchScript), never in the operator.
 check_image() {
   local name=$1 r=$2 want=0
-  [ "$name" = trainer ] && want=1
+  [ "$name" != operator ] && want=1
   chroot "$r" /usr/bin/env -i PATH=$VENV/bin:/usr/bin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1 \
     $VENV/bin/modelops crds > /dev/null || die "$name: 'modelops crds' fails in the image"
   chroot "$r" /usr/bin/env -i PYTHONDONTWRITEBYTECODE=1 $VENV/bin/python -c \
@@ -253,7 +255,7 @@ image_spec() {  # name base.tar app.tar -> the oci.py spec
     runtime)
       env='"PATH=/opt/modelops/bin:/opt/tritonserver/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LD_LIBRARY_PATH=/opt/tritonserver/lib", "HOME=/tmp", "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"'
       entry='[]'; cmd='["tritonserver", "--model-repository=/models"]'
-      desc="Triton Inference Server 2.51 (CPU, python backend, from nvidia-pytriton) with the modelops CLI (pull-model, drift-monitor)" ;;
+      desc="Triton Inference Server 2.51 (CPU, python backend, from nvidia-pytriton) with torch for TorchScript models and the modelops CLI (pull-model, drift-monitor)" ;;
     trainer)
       entry='["modelops"]'; cmd='["train", "--help"]'
       desc="modelops trainer (modelops train) with PyTorch" ;;

@@ -28,10 +28,12 @@ compile() {
 # The project's wheel is built with these (setuptools backend), pinned too.
 compile build.lock hack/images/build.in
 compile operator.lock pyproject.toml
-compile runtime.lock pyproject.toml hack/images/runtime.in
 # Trainer: torch from PyPI. Its Linux wheel links the CUDA runtime libraries
 # (libtorch_cuda.so NEEDs libcudart, cublas, cudnn, nccl, ...), so `import torch`
 # fails without the nvidia-* wheels even on a CPU; PyPI has no CPU-only torch
 # and download.pytorch.org is not reachable here. Left out: triton, the GPU
 # compiler behind torch.compile, imported only when compiling for a GPU.
 compile trainer.lock pyproject.toml hack/images/trainer.in --no-emit-package=triton
+# Runtime: tritonserver (nvidia-pytriton) and the same torch as the trainer, for
+# TorchScript models served by the python backend.
+compile runtime.lock pyproject.toml hack/images/runtime.in --no-emit-package=triton
