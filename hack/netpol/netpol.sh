@@ -119,6 +119,7 @@ up() {
   [ -f "$kubeconfig" ] || { log "cluster '$name' is not up (no $kubeconfig)"; exit 1; }
   [ -e "/run/netns/$NETNS" ] && [ -f "$W/index" ] || { log "the real node of '$name' is not up (hack/node/node.sh up $name)"; exit 1; }
   kubectl_on_path
+  local t0=$SECONDS
   rm -f "$N/unavailable" "$N/broken"
   "$here/install-deps.sh" || fail "ipset missing and not installable (hack/netpol/install-deps.sh)"
   # What the controller's rules need from the kernel, tried in the node's
@@ -164,7 +165,7 @@ up() {
     sleep 0.5
   done
   synced || broken "kube-router did not set up its chains in 30s (see $logf)"
-  log "kube-router $("$bin/kube-router" --version 2>&1 | sed -n 's/.* version \(v[^,]*\),.*/\1/p') enforces NetworkPolicies on $NODE"
+  log "kube-router $("$bin/kube-router" --version 2>&1 | sed -n 's/.* version \(v[^,]*\),.*/\1/p') enforces NetworkPolicies on $NODE (up in $((SECONDS - t0))s)"
 }
 
 # Its rules and sets, where the namespace outlives this (node.sh down deletes
