@@ -15,10 +15,6 @@ admin port.
 from __future__ import annotations
 
 import contextlib
-import json
-import subprocess
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +22,14 @@ from typing import Any
 
 import pytest
 from tests.chart.helm import Helm, build_helm
-from tests.support.cluster import REPO, TEST_CLUSTER_NAME, Cluster, fresh_namespace, wait_for
-from tests.support.real_node import RealNode
+from tests.support.cluster import Cluster, fresh_namespace, wait_for
+from tests.support.netpol import Client, find_policy_agent, run_client, run_netcheck
+from tests.support.real_node import RealNode, Unavailable
 
 from modelops.api import constants as c
 
 pytestmark = pytest.mark.cluster
 
-NETPOL_SCRIPT = REPO / "hack" / "netpol" / "netpol.sh"
 RELEASE = "modelops"
 # The chart's operator pod labels (templates/_helpers.tpl modelops.selectorLabels).
 OPERATOR_LABELS = {
@@ -53,81 +49,6 @@ SERVER_PORTS = (
     c.DRIFT_ADMIN_PORT,
     UNLISTED_PORT,
 )
-# The port each client pod takes the test's probe requests on.
-CLIENT_PORT = 9000
-PROBE_TIMEOUT = "2s"
-
-
-def _policy_agent_image() -> str:
-    """The netcheck image where the policy agent runs; skips or fails as real_node does."""
-    proc = subprocess.run(
-        [str(NETPOL_SCRIPT), "info", TEST_CLUSTER_NAME], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, f"netpol.sh info failed: {proc.stderr.strip()}"
-    info = json.loads(proc.stdout)
-    if info["unavailable"]:
-        pytest.skip(f"no NetworkPolicy agent on this machine: {info['unavailable']}")
-    assert not info["broken"], f"the NetworkPolicy agent did not come up: {info['broken']}"
-    assert info["running"], f"kube-router is not running (log: {info['log']})"
-    return str(info["image"])
-
-
-@dataclass(frozen=True)
-class Client:
-    """A netcheck pod that connects to other pods when asked."""
-
-    name: str
-    ip: str
-
-    def probe(self, addr: str, mode: str) -> dict[str, Any]:
-        query = urllib.parse.urlencode({"addr": addr, "mode": mode, "timeout": PROBE_TIMEOUT})
-        url = f"http://{self.ip}:{CLIENT_PORT}/probe?{query}"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return json.loads(resp.read(64 << 10))
-
-
-def _run_netcheck(
-    cluster: Cluster,
-    real_node: RealNode,
-    image: str,
-    namespace: str,
-    name: str,
-    ports: tuple[int, ...],
-    labels: dict[str, str],
-) -> str:
-    """A netcheck pod serving ``ports`` on the real node; returns its IP once Ready."""
-    spec = real_node.pod_spec(
-        containers=[
-            {
-                "name": "netcheck",
-                "image": image,
-                "imagePullPolicy": "Never",
-                "args": ["serve", *map(str, ports)],
-                "ports": [{"containerPort": p} for p in ports],
-                # The kubelet's probe comes from the node itself, which the
-                # policy agent lets through.
-                "readinessProbe": {"tcpSocket": {"port": ports[0]}, "periodSeconds": 1},
-                "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
-            }
-        ],
-        terminationGracePeriodSeconds=1,
-    )
-    cluster.core.create_namespaced_pod(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": labels},
-            "spec": spec,
-        },
-    )
-
-    def ready() -> str | None:
-        pod = cluster.core.read_namespaced_pod(name, namespace)
-        up = any(x.type == "Ready" and x.status == "True" for x in pod.status.conditions or [])
-        return pod.status.pod_ip if up else None
-
-    return wait_for(ready, timeout=90, what=f"pod {namespace}/{name} Ready")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +66,10 @@ class Setup:
 
 @pytest.fixture
 def setup(cluster: Cluster, real_node: RealNode, helm: Helm, tmp_path: Path) -> Iterator[Setup]:
-    image = _policy_agent_image()
+    try:
+        image = find_policy_agent()
+    except Unavailable as e:
+        pytest.skip(str(e))
     with contextlib.ExitStack() as stack:
 
         def new_namespace() -> str:
@@ -155,7 +79,7 @@ def setup(cluster: Cluster, real_node: RealNode, helm: Helm, tmp_path: Path) -> 
             return ns
 
         serving, operator, other, monitoring = (new_namespace() for _ in range(4))
-        server_ip = _run_netcheck(
+        server_ip = run_netcheck(
             cluster, real_node, image, serving, "server", SERVER_PORTS,
             {c.LABEL_MODEL_DEPLOYMENT: "web"},
         )  # fmt: skip
@@ -172,12 +96,7 @@ def setup(cluster: Cluster, real_node: RealNode, helm: Helm, tmp_path: Path) -> 
             "same-ns": (serving, {"app": "neighbour"}),
         }
         clients = {
-            key: Client(
-                key,
-                _run_netcheck(
-                    cluster, real_node, image, ns, f"client-{key}", (CLIENT_PORT,), labels
-                ),
-            )
+            key: run_client(cluster, real_node, image, ns, f"client-{key}", labels)
             for key, (ns, labels) in where.items()
         }
         docs = helm.template(
