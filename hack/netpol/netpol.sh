@@ -11,6 +11,8 @@
 #   netpol.sh status NAME   whether it runs, or why not
 #   netpol.sh info NAME     the same as one JSON line, with the e2e image's reference (for tests)
 #
+# MODELOPS_NETPOL=0 leaves it off (the NetworkPolicy e2e then skips, saying so).
+#
 # Why kube-router: the bridge CNI enforces nothing; kube-network-policies
 # (SIG Network's agent) needs the nftables `queue` expression, which the
 # kernels here lack (CONFIG_NFT_QUEUE unset), while kube-router needs only
@@ -121,6 +123,11 @@ up() {
   kubectl_on_path
   local t0=$SECONDS
   rm -f "$N/unavailable" "$N/broken"
+  if [ "${MODELOPS_NETPOL:-1}" = 0 ]; then
+    stop_agent
+    remove_rules || true
+    fail "turned off (MODELOPS_NETPOL=0)"
+  fi
   "$here/install-deps.sh" || fail "ipset missing and not installable (hack/netpol/install-deps.sh)"
   # What the controller's rules need from the kernel, tried in the node's
   # namespace on a throwaway set and chain.
