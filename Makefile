@@ -24,10 +24,13 @@ dev: venv controlplane tools ## start the local cluster, Prometheus + prometheus
 	@hack/dev.sh $(CLUSTER)
 
 .PHONY: node
-node: ## install containerd/runc/CNI plugins (Debian, if missing) and build kubelet, kube-proxy, CoreDNS and the real node's images
+node: ## install containerd/runc/CNI plugins (Debian, if missing) and build kubelet, kube-proxy, CoreDNS, kube-router (NetworkPolicies) and the real node's images
 	@hack/node/install-deps.sh
 	@hack/node/images.sh >/dev/null
 	@hack/node/build.sh >/dev/null
+	@hack/netpol/install-deps.sh
+	@hack/netpol/build.sh >/dev/null
+	@hack/netpol/images.sh >/dev/null
 
 .PHONY: cluster-up
 cluster-up: controlplane ## start (or reuse) the local cluster

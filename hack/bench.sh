@@ -21,6 +21,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     "bench/autoscaling/keda.py --runs 1"
     "bench/autoscaling/hpa.py --runs 1"
     "bench/node/pod_ready.py --runs 2"
+    "bench/netpol/enforce.py --runs 2"
   )
 else
   runs=(
@@ -39,6 +40,7 @@ else
     "bench/autoscaling/keda.py --runs 3"
     "bench/autoscaling/hpa.py --runs 3"
     "bench/node/pod_ready.py --runs 5"
+    "bench/netpol/enforce.py --runs 5"
   )
 fi
 status=0

@@ -509,6 +509,8 @@ up() {
   kc rollout status -n kube-system deployment/coredns --timeout=120s >/dev/null ||
     broken "CoreDNS did not become ready (kubectl -n kube-system describe pod -l k8s-app=kube-dns)"
   wait_for 30 "nvidia.com/gpu on $NODE" test "$(gpu_capacity)" = "$GPUS" || true
+  # NetworkPolicy enforcement (kube-router's firewall); the node works without it.
+  "$root/hack/netpol/netpol.sh" up "$name" || log "warning: NetworkPolicies not enforced (hack/netpol/netpol.sh status $name)"
   log "$NODE Ready: pods $POD_CIDR, DNS $DNS_IP, nvidia.com/gpu=$(gpu_capacity)"
 }
 
@@ -532,6 +534,7 @@ down() {
   fi
   stop kubelet
   stop kube-proxy
+  "$root/hack/netpol/netpol.sh" down "$name" || true
   # What is left (the kubelet gone, a pod that would not stop): killed here.
   if alive containerd; then
     for ns in k8s.io; do
@@ -582,6 +585,7 @@ status() {
   for what in containerd kubelet kube-proxy gpu-keeper; do
     if alive "$what"; then echo "$what: running (pid $(cat "$(pidfile "$what")"))"; else echo "$what: stopped"; fi
   done
+  "$root/hack/netpol/netpol.sh" status "$name" || true
   if [ -f "$kubeconfig" ] && kubectl_on_path; then kc get node "$NODE" -o wide 2>/dev/null || true; fi
 }
 

@@ -747,7 +747,7 @@ def test_network_policies_guard_the_admin_and_rendezvous_ports(helm: Helm):
     ]
     open_rule, admin_rule = serving["spec"]["ingress"]
     assert "from" not in open_rule and {p["port"] for p in open_rule["ports"]} == {
-        8000, 8001, 8002, 8080,
+        8000, 8001, 8002, 8080, 8081,
     }  # fmt: skip
     assert admin_rule["ports"] == [{"port": 8090, "protocol": "TCP"}]
     operator_peer, monitoring_peer = admin_rule["from"]
