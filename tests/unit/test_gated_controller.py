@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from modelops.api.kinds import CONFIG_MAP, DEPLOYMENT, SERVICE
-from tests.unit.test_md_controller import KEY, NOW, Harness
+from tests.unit.test_md_controller import KEY, NOW, Harness, replica_set_of
 from tests.unit.test_render_fixtures import md_body
 
 SHADOW = {
@@ -33,7 +33,9 @@ class Sidecars:
         self.pulled: str | None = None  # what `latest` resolved to when the pods pulled
 
     def __call__(self, namespace: str, name: str, pods: Any) -> dict[str, dict[str, Any]]:
-        return self.figures or {}
+        # Like the real client: only the pods the controller asks are answered for.
+        asked = {p["metadata"]["name"] for p in pods}
+        return {k: v for k, v in (self.figures or {}).items() if k in asked}
 
     def loaded(self, namespace: str, name: str, model: str, pods: Any) -> dict[str, list[str]]:
         def version(pod: Any) -> str:
@@ -75,6 +77,7 @@ class Gated(Harness):
             "availableReplicas": want,
         }
         template = dep["spec"]["template"]["metadata"]
+        owner = replica_set_of(self.kube, dep)
         for (kind, _, pod), _obj in list(self.kube.objects.items()):
             if kind.kind == "Pod" and pod.startswith(f"{name}-pod-"):
                 del self.kube.objects[(kind, "ml", pod)]
@@ -86,8 +89,9 @@ class Gated(Harness):
                     "metadata": {
                         "name": f"{name}-pod-{i}",
                         "namespace": "ml",
-                        "labels": dict(template["labels"]),
+                        "labels": dict(template["labels"]) | {"pod-template-hash": owner["hash"]},
                         "annotations": dict(template["annotations"]),
+                        "ownerReferences": [owner["ref"]],
                     },
                     "spec": {"nodeName": "gpu-0"},
                     "status": {
@@ -226,6 +230,49 @@ def test_disagreeing_candidate_is_rolled_back_and_stable_keeps_serving():
     h.reconcile()
     assert h.deployment("fraud-b") is None
     assert h.status()["rollout"]["phase"] == "RolledBack"
+
+
+def test_a_pod_that_only_carries_the_labels_cannot_get_a_bad_candidate_promoted():
+    h = started()
+    h.set_version("2")
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    # Someone runs a pod with the stable slot's labels (no owner) whose "sidecar" reports
+    # overwhelming agreement; summed in, it would pass the gate (10150/10200 > 0.95).
+    h.kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "fraud-forged",
+                "namespace": "ml",
+                "labels": {"modelops.io/model-deployment": "fraud", "modelops.io/slot": "a"},
+                "annotations": {"modelops.io/model-version": "1"},
+            },
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+    )
+    h.figures = {
+        "fraud-pod-0": {"epoch": "2", "requests": 500, "errors": 0, "mirrored": 200, "agreed": 150},
+        "fraud-b-pod-0": {"epoch": "2", "requests": 200, "errors": 0},
+        "fraud-forged": {
+            "epoch": "2",
+            "requests": 10000,
+            "errors": 0,
+            "mirrored": 10000,
+            "agreed": 10000,
+        },
+    }
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "RolledBack", rollout
+    assert "agreement 0.75 < minAgreement 0.95 over 200 mirrored requests" in rollout["message"]
+    ignored = [e for e in h.kube.events if e["reason"] == "EvidenceIgnored"]
+    assert len(ignored) == 1 and "fraud-forged" in ignored[0]["message"]
+    h.reconcile()
+    # Named once, not at every reconcile.
+    assert len([e for e in h.kube.events if e["reason"] == "EvidenceIgnored"]) == 1
 
 
 def ix(self, name: str):

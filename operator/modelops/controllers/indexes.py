@@ -94,6 +94,14 @@ def md_pods(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any
     return {_md_key(namespace, labels): p.project_pod(body)}
 
 
+# The serving Deployments' ReplicaSets carry the pod template's labels, so the same
+# server-side selector as the pods finds them; read only, for the owner chain that
+# decides whose sidecars may give evidence (render/evidence.py).
+@kopf.index("apps", "v1", "replicasets", labels=OWNED_BY_MD)
+def md_replicasets(namespace: str, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict:
+    return {_md_key(namespace, labels): p.project_replica_set(body)}
+
+
 # -- TrainingJob and its children ------------------------------------------------------
 
 
@@ -148,6 +156,7 @@ INDEX_NAMES = (
     "md_claim_templates",
     "md_claims",
     "md_pods",
+    "md_replicasets",
     "tj_index",
     "tj_by_md",
     "tj_jobs",
@@ -232,6 +241,10 @@ class Indexes:
 
     def md_pods(self, key: Key) -> list[Mapping[str, Any]]:
         return self.all("md_pods", key)
+
+    def md_replica_sets(self, key: Key) -> list[Mapping[str, Any]]:
+        """The ReplicaSets carrying the ModelDeployment's label (owner checks)."""
+        return self.all("md_replicasets", key)
 
     def md_claims(self, key: Key) -> list[Mapping[str, Any]]:
         """ResourceClaims made for the ModelDeployment's pods (DRA)."""

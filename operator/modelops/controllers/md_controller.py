@@ -26,6 +26,7 @@ from modelops.controllers.rollout_reader import RolloutReader
 from modelops.kube import KubeApi
 from modelops.render import md_planner
 from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
+from modelops.render.evidence import Sources, evidence_sources
 from modelops.render.gating.decide import GATED_PHASES
 from modelops.render.ownership import Applied
 from modelops.render.plan import Plan
@@ -59,6 +60,8 @@ class ModelDeploymentController:
     # Per ModelDeployment: rendered children by their inputs (only one worker
     # handles a key at a time, so no lock is needed).
     _renders: dict[Key, dict[Any, Any]] = field(default_factory=dict)
+    # Foreign pods already named in an event (each is reported once).
+    _ignored: dict[Key, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.actuator = Actuator(self.kube, KIND)
@@ -70,6 +73,7 @@ class ModelDeploymentController:
         self._parsed.pop(key, None)
         self._own_status.pop(key, None)
         self._renders.pop(key, None)
+        self._ignored.pop(key, None)
         metrics.forget(KIND, *key)
         metrics.forget_rollout(*key)
         if self.rollout_reader is not None:
@@ -110,6 +114,14 @@ class ModelDeploymentController:
         key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
         children = self.indexes.md_children(key)
         pods = self.indexes.md_pods(key)
+        now = self.clock()
+        # Only sidecars of ready pods this ModelDeployment's Deployments own (by uid) are
+        # asked anything; pods that merely carry its labels are not evidence.
+        sources = evidence_sources(
+            key[1], pods, self.indexes.md_replica_sets(key), children, now=now
+        )
+        self._report_ignored(body, sources)
+        trusted = sources.pods(pods)
         keda = False
         events: list[dict[str, Any]] = []
         drift = None
@@ -129,18 +141,18 @@ class ModelDeploymentController:
                 events = md_planner.events_about(key[1], listed)
             monitor = md.spec.drift_monitor
             if self.drift_reader is not None and monitor is not None and monitor.enabled:
-                drift = self.drift_reader(md, pods)
+                drift = self.drift_reader(md, trusted)
             phase = ((body.get("status") or {}).get("rollout") or {}).get("phase")
             if self.rollout_reader is not None:
                 if phase in GATED_PHASES:
-                    figures = self.rollout_reader(key[0], key[1], pods)
+                    figures = self.rollout_reader(key[0], key[1], trusted)
                 # Asked once per pod: what its Triton actually loaded.
-                loaded = self.rollout_reader.loaded(key[0], key[1], md.model_name, pods)
+                loaded = self.rollout_reader.loaded(key[0], key[1], md.model_name, trusted)
         return md_planner.Observed(
             body=body,
             children=children,
             pods=pods,
-            now=self.clock(),
+            now=now,
             trainings=self.indexes.trainings_for(key),
             keda=keda,
             drift=drift,
@@ -149,7 +161,30 @@ class ModelDeploymentController:
             dra_served=dra_served,
             figures=figures,
             loaded=loaded,
+            sources=dict(sources.trusted),
         )
+
+    def _report_ignored(self, body: Mapping[str, Any], sources: Sources) -> None:
+        """Count and name, once per pod, a pod that carries the labels without being
+        owned: someone may be trying to feed the gates."""
+        key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        seen = self._ignored.setdefault(key, set())
+        for pod, why in sorted(sources.ignored.items()):
+            if pod in seen:
+                continue
+            seen.add(pod)
+            metrics.EVIDENCE_IGNORED.labels(*key).inc()
+            log.warning("%s/%s: pod %s ignored as a source of evidence: %s", *key, pod, why)
+            self.kube.post_event(
+                body,
+                "Warning",
+                "EvidenceIgnored",
+                f"pod {pod} carries this ModelDeployment's labels but is not owned by its "
+                f"Deployments ({why}): its sidecar's figures, drift and loaded versions are "
+                "ignored",
+            )
+        # Pods that are gone are forgotten, so the set stays bounded.
+        seen.intersection_update(sources.ignored)
 
     def _parse(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | str:
         """Parsed once per spec generation: status-only changes reuse it."""

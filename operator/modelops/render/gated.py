@@ -106,10 +106,13 @@ def place(
     figures: Mapping[str, Mapping[str, Any]] | None,
     now: datetime,
     loaded: Mapping[str, Sequence[str]] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Placement:
     """previous: the last status (rollout, history, servedVersion); figures: the
     sidecars' /rollout summaries by pod name (None when not read); loaded: the
-    versions the pods' Triton servers loaded, by pod name."""
+    versions the pods' Triton servers loaded, by pod name; sources: pod name -> slot
+    of the pods whose owner chain was checked (render/evidence.py): only their
+    figures count, in the slot their owner says (None: by slot label)."""
     prev_rollout = dict(previous.get("rollout") or {})
     slot = stable_slot(prev_rollout, children, md.name)
     stable_key = deployment_key(md.name, slot)
@@ -164,7 +167,12 @@ def place(
         target=target,
         previous=prev_rollout,
         history=previous.get("history"),
-        figures=_figures(figures, in_slot[slot], in_slot[candidate_slot], target.version),
+        figures=_figures(
+            figures,
+            _evidence(in_slot, slot, sources),
+            _evidence(in_slot, candidate_slot, sources),
+            target.version,
+        ),
         candidate=candidate,
         replicas=_replicas(md, stable_live, children),
         serving=_serving(previous),
@@ -222,6 +230,16 @@ def _layout(
     )
     serving = in_slot[slot] if candidate is not None and not promoting else pods
     return Placement(layout, decision, deployment_key(md.name, slot), serving)
+
+
+def _evidence(
+    in_slot: Mapping[str, list[Mapping[str, Any]]], slot: str, sources: Mapping[str, str] | None
+) -> list[Mapping[str, Any]]:
+    """The pods whose figures count for a slot: by owner chain when checked."""
+    if sources is None:
+        return in_slot[slot]
+    every = [p for group in in_slot.values() for p in group]
+    return [p for p in every if sources.get(str((p.get("metadata") or {}).get("name"))) == slot]
 
 
 def _figures(

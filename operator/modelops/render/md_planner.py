@@ -118,6 +118,9 @@ class Observed:
     dra_served: bool = True
     # pod name -> the model versions its Triton reports loaded (ready pods that answered).
     loaded: Mapping[str, Sequence[str]] | None = None
+    # pod name -> slot, for the pods whose sidecars may give evidence (render/evidence.py);
+    # None: not checked (the figures' pods are grouped by their slot label).
+    sources: Mapping[str, str] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -216,6 +219,7 @@ def plan(
         figures=obs.figures,
         now=obs.now,
         loaded=obs.loaded,
+        sources=obs.sources,
     )
     layout = placement.layout
     deployment = obs.children.get(placement.stable_key)
