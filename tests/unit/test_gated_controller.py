@@ -123,6 +123,12 @@ class Gated(Harness):
     def events(self) -> list[str]:
         return [e["reason"] for e in self.kube.events]
 
+    def epoch(self) -> str:
+        """The attempt the sidecars count under (what traffic.json tells them)."""
+        epoch = self.status()["rollout"]["epoch"]
+        assert self.traffic()["epoch"] == epoch
+        return epoch
+
 
 def started(version: str = "1") -> Gated:
     h = Gated(
@@ -186,8 +192,14 @@ def test_new_version_runs_as_candidate_beside_stable_and_is_promoted():
 
     # The sidecars report a good candidate: promoted, the candidate's pods stay.
     h.figures = {
-        "fraud-pod-0": {"epoch": "2", "requests": 500, "errors": 0, "mirrored": 120, "agreed": 119},
-        "fraud-b-pod-0": {"epoch": "2", "requests": 120, "errors": 0},
+        "fraud-pod-0": {
+            "epoch": h.epoch(),
+            "requests": 500,
+            "errors": 0,
+            "mirrored": 120,
+            "agreed": 119,
+        },
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 120, "errors": 0},
     }
     h.controller.clock = lambda: NOW + timedelta(minutes=1)
     h.reconcile()
@@ -213,8 +225,14 @@ def test_disagreeing_candidate_is_rolled_back_and_stable_keeps_serving():
     h.run_pods("fraud-b")
     h.reconcile()
     h.figures = {
-        "fraud-pod-0": {"epoch": "2", "requests": 500, "errors": 0, "mirrored": 200, "agreed": 150},
-        "fraud-b-pod-0": {"epoch": "2", "requests": 200, "errors": 0},
+        "fraud-pod-0": {
+            "epoch": h.epoch(),
+            "requests": 500,
+            "errors": 0,
+            "mirrored": 200,
+            "agreed": 150,
+        },
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 200, "errors": 0},
     }
     h.reconcile()
     rollout = h.status()["rollout"]
@@ -254,10 +272,16 @@ def test_a_pod_that_only_carries_the_labels_cannot_get_a_bad_candidate_promoted(
         }
     )
     h.figures = {
-        "fraud-pod-0": {"epoch": "2", "requests": 500, "errors": 0, "mirrored": 200, "agreed": 150},
-        "fraud-b-pod-0": {"epoch": "2", "requests": 200, "errors": 0},
+        "fraud-pod-0": {
+            "epoch": h.epoch(),
+            "requests": 500,
+            "errors": 0,
+            "mirrored": 200,
+            "agreed": 150,
+        },
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 200, "errors": 0},
         "fraud-forged": {
-            "epoch": "2",
+            "epoch": h.epoch(),
             "requests": 10000,
             "errors": 0,
             "mirrored": 10000,
@@ -273,6 +297,84 @@ def test_a_pod_that_only_carries_the_labels_cannot_get_a_bad_candidate_promoted(
     h.reconcile()
     # Named once, not at every reconcile.
     assert len([e for e in h.kube.events if e["reason"] == "EvidenceIgnored"]) == 1
+
+
+def in_shadow() -> Gated:
+    h = started()
+    h.set_version("2")
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Shadow"
+    return h
+
+
+def test_a_version_tried_again_counts_from_zero_under_a_new_epoch():
+    h = in_shadow()
+    first = h.epoch()
+    assert first.startswith("2.")
+    h.figures = {
+        "fraud-pod-0": {"epoch": first, "requests": 500, "mirrored": 200, "agreed": 150},
+        "fraud-b-pod-0": {"epoch": first, "requests": 200, "errors": 0},
+    }
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "RolledBack"
+    assert h.status()["rollout"]["rejected"]["epoch"] == first
+    assert h.status()["history"][0]["epoch"] == first
+    # A looser gate is a reason to judge version 2 again: a new attempt.
+    body = h.kube.objects[(h._md_kind(), *KEY)]
+    body["spec"]["rollout"]["analysis"]["minAgreement"] = 0.7
+    body["metadata"]["generation"] += 1
+    h.controller.clock = lambda: NOW + timedelta(minutes=5)
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Shadow"
+    second = h.epoch()
+    assert second != first
+    # The sidecars still report the first attempt's counts (0.75 would now pass): they
+    # are not this attempt's evidence.
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Shadow", rollout
+    assert rollout["analysis"]["mirrored"] == 0
+
+
+def test_counters_going_backwards_within_one_sidecar_are_refused_with_the_reason():
+    h = in_shadow()
+    epoch = h.epoch()
+    h.figures = {
+        "fraud-pod-0": {
+            "epoch": epoch,
+            "sidecar": "s",
+            "requests": 90,
+            "mirrored": 60,
+            "compared": 60,
+            "agreed": 60,
+        },
+        "fraud-b-pod-0": {"epoch": epoch, "sidecar": "c", "requests": 60},
+    }
+    h.reconcile()
+    h.figures["fraud-pod-0"] = h.figures["fraud-pod-0"] | {
+        "mirrored": 10,
+        "compared": 10,
+        "agreed": 10,
+    }
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert (
+        "counters went backwards within sidecar s: mirrored went from 60 to 10"
+        in (rollout["analysis"]["refused"])
+    )
+    assert rollout["analysis"]["mirrored"] == 60  # the last good figures stand
+    refusals = [e for e in h.kube.events if e["reason"] == "FiguresRefused"]
+    assert refusals and "fraud-pod-0" in refusals[0]["message"]
+    # A restarted sidecar (a new id) starting from zero is not refused: it adds up.
+    h.figures["fraud-pod-0"] = h.figures["fraud-pod-0"] | {"sidecar": "s2"}
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert "refused" not in rollout["analysis"]
+    assert rollout["analysis"]["mirrored"] == 70
 
 
 def ix(self, name: str):
@@ -325,8 +427,8 @@ def test_canary_splits_by_weight_capped_by_ready_capacity_and_hpa_follows_the_st
 
     # A candidate answering with errors is rolled back with the figure in the message.
     h.figures = {
-        "fraud-pod-0": {"epoch": "2", "requests": 300, "errors": 0},
-        "fraud-b-pod-0": {"epoch": "2", "requests": 300, "errors": 30},
+        "fraud-pod-0": {"epoch": h.epoch(), "requests": 300, "errors": 0},
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 300, "errors": 30},
     }
     h.reconcile()
     rollout = h.status()["rollout"]
@@ -348,7 +450,9 @@ def test_an_operator_restarted_mid_analysis_resumes_from_status():
     fresh.kube = h.kube
     fresh.controller.kube = h.kube
     fresh.controller.actuator.kube = h.kube
-    fresh.figures = {"fraud-pod-0": {"epoch": "2", "requests": 10, "mirrored": 5, "agreed": 5}}
+    fresh.figures = {
+        "fraud-pod-0": {"epoch": h.epoch(), "requests": 10, "mirrored": 5, "agreed": 5}
+    }
     fresh.reconcile()
     after = h.status()["rollout"]
     assert after["phase"] == "Shadow"

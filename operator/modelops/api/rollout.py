@@ -366,6 +366,9 @@ class VersionFigures(ApiModel):
     errors: int | None = Field(default=None, description="Requests that failed.")
     error_rate: float | None = Field(default=None, description="errors / requests.")
     latency_p99_seconds: float | None = Field(default=None, description="p99 latency, seconds.")
+    client_errors: int | None = Field(
+        default=None, description="4xx answers: reported apart, never gating."
+    )
 
 
 class AnalysisFigures(ApiModel):
@@ -381,6 +384,29 @@ class AnalysisFigures(ApiModel):
     )
     step_requests: int | None = Field(
         default=None, description="Requests the candidate answered in the current step."
+    )
+    sent: int | None = Field(
+        default=None,
+        description="Requests the stable sidecars sent the candidate (mirrored and split).",
+    )
+    sent_failed: int | None = Field(
+        default=None,
+        description="Of those, the ones the candidate failed as seen by the stable side "
+        "(5xx, resets, timeouts): the candidate is judged from both sides.",
+    )
+    sent_timeouts: int | None = Field(default=None, description="Of those, timeouts.")
+    split_fallbacks: int | None = Field(
+        default=None, description="Split requests answered by the stable version instead."
+    )
+    self_agreement: float | None = Field(
+        default=None,
+        description="The stable version's agreement with itself on mirrored requests (the "
+        "noise floor), when the sidecars measure it.",
+    )
+    refused: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Figures refused because they do not add up, with the reason; never summed.",
     )
     verdict: str | None = Field(
         default=None,
@@ -401,6 +427,9 @@ class RejectedVersion(ApiModel):
         "resources, rollout policy without control) when it was rolled back.",
     )
     reason: str | None = Field(default=None, max_length=4096, description="Why.")
+    epoch: str | None = Field(
+        default=None, max_length=80, description="The attempt that was rolled back."
+    )
 
 
 class TrainingJobRef(ApiModel):
@@ -465,6 +494,13 @@ class RolloutStatus(ApiModel):
     )
     candidate: str | None = Field(
         default=None, max_length=64, description="Candidate version under analysis."
+    )
+    epoch: str | None = Field(
+        default=None,
+        max_length=80,
+        description='This attempt at the candidate (opaque, "<version>.<start>"): the '
+        "sidecars count figures per epoch (traffic.json), so a version retried under the same "
+        "number starts from zero.",
     )
     step: int | None = Field(
         default=None,
@@ -532,7 +568,12 @@ class HistoryEntry(ApiModel):
         default=None,
         max_length=80,
         description="sha256 digest of the version's SHA256SUMS manifest (which lists every "
-        "file's digest), as sha256:<hex>.",
+        "file's digest), as sha256:<hex>: what was judged.",
+    )
+    epoch: str | None = Field(
+        default=None,
+        max_length=80,
+        description="The attempt (status.rollout.epoch) whose figures decided the outcome.",
     )
     serving_since: str | None = Field(
         default=None,

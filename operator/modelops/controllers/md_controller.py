@@ -28,6 +28,7 @@ from modelops.render import md_planner
 from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
 from modelops.render.evidence import Sources, evidence_sources
 from modelops.render.gating.decide import GATED_PHASES
+from modelops.render.gating.ledger import PodLedger, post
 from modelops.render.ownership import Applied
 from modelops.render.plan import Plan
 
@@ -62,6 +63,11 @@ class ModelDeploymentController:
     _renders: dict[Key, dict[Any, Any]] = field(default_factory=dict)
     # Foreign pods already named in an event (each is reported once).
     _ignored: dict[Key, set[str]] = field(default_factory=dict)
+    # Per ModelDeployment, per pod: the sidecars' figures of the current epoch with the
+    # baselines of restarted sidecars (render/gating/ledger.py).
+    _ledgers: dict[Key, dict[str, PodLedger]] = field(default_factory=dict)
+    # Refusals already named in an event: (pod, reason).
+    _refused: dict[Key, set[tuple[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.actuator = Actuator(self.kube, KIND)
@@ -74,6 +80,8 @@ class ModelDeploymentController:
         self._own_status.pop(key, None)
         self._renders.pop(key, None)
         self._ignored.pop(key, None)
+        self._ledgers.pop(key, None)
+        self._refused.pop(key, None)
         metrics.forget(KIND, *key)
         metrics.forget_rollout(*key)
         if self.rollout_reader is not None:
@@ -129,6 +137,8 @@ class ModelDeploymentController:
         dra_served = True
         figures = None
         loaded = None
+        evidence: dict[str, str] = dict(sources.trusted)
+        refused: dict[str, str] = {}
         if isinstance(md, ModelDeployment):
             if md.spec.resources.gpu.dra:
                 dra_served = self.kube.api_available(RESOURCE_CLAIM_TEMPLATE)
@@ -142,10 +152,20 @@ class ModelDeploymentController:
             monitor = md.spec.drift_monitor
             if self.drift_reader is not None and monitor is not None and monitor.enabled:
                 drift = self.drift_reader(md, trusted)
-            phase = ((body.get("status") or {}).get("rollout") or {}).get("phase")
+            rollout = (body.get("status") or {}).get("rollout") or {}
             if self.rollout_reader is not None:
-                if phase in GATED_PHASES:
-                    figures = self.rollout_reader(key[0], key[1], trusted)
+                if rollout.get("phase") in GATED_PHASES:
+                    epoch = str(rollout.get("epoch") or rollout.get("candidate") or "")
+                    documents = self.rollout_reader(key[0], key[1], trusted)
+                    posted = post(self._ledgers.get(key, {}), documents, sources.trusted, epoch)
+                    self._ledgers[key] = dict(posted.pods)
+                    figures, slots = posted.effective(epoch)
+                    # Pods gone since keep their last figures within the epoch.
+                    evidence = slots | evidence
+                    refused = dict(posted.refused)
+                    self._report_refused(body, refused)
+                else:
+                    self._ledgers.pop(key, None)
                 # Asked once per pod: what its Triton actually loaded.
                 loaded = self.rollout_reader.loaded(key[0], key[1], md.model_name, trusted)
         return md_planner.Observed(
@@ -161,8 +181,22 @@ class ModelDeploymentController:
             dra_served=dra_served,
             figures=figures,
             loaded=loaded,
-            sources=dict(sources.trusted),
+            sources=evidence,
+            refused=refused,
         )
+
+    def _report_refused(self, body: Mapping[str, Any], refused: Mapping[str, str]) -> None:
+        """Count each refusal and name it once in an event (status says it too)."""
+        key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        seen = self._refused.setdefault(key, set())
+        for pod, why in sorted(refused.items()):
+            if (pod, why) in seen:
+                continue
+            seen.add((pod, why))
+            metrics.EVIDENCE_REFUSED.labels(*key, "backwards").inc()
+            self.kube.post_event(
+                body, "Warning", "FiguresRefused", f"figures of pod {pod} refused: {why}"
+            )
 
     def _report_ignored(self, body: Mapping[str, Any], sources: Sources) -> None:
         """Count and name, once per pod, a pod that carries the labels without being

@@ -107,12 +107,14 @@ def place(
     now: datetime,
     loaded: Mapping[str, Sequence[str]] | None = None,
     sources: Mapping[str, str] | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> Placement:
     """previous: the last status (rollout, history, servedVersion); figures: the
     sidecars' /rollout summaries by pod name (None when not read); loaded: the
     versions the pods' Triton servers loaded, by pod name; sources: pod name -> slot
     of the pods whose owner chain was checked (render/evidence.py): only their
-    figures count, in the slot their owner says (None: by slot label)."""
+    figures count, in the slot their owner says (None: by slot label); refused: pod ->
+    why its latest figures were refused before (counters going backwards)."""
     prev_rollout = dict(previous.get("rollout") or {})
     slot = stable_slot(prev_rollout, children, md.name)
     stable_key = deployment_key(md.name, slot)
@@ -169,9 +171,12 @@ def place(
         history=previous.get("history"),
         figures=_figures(
             figures,
-            _evidence(in_slot, slot, sources),
-            _evidence(in_slot, candidate_slot, sources),
-            target.version,
+            in_slot,
+            slot,
+            candidate_slot,
+            sources,
+            _epoch(prev_rollout, target.version),
+            refused,
         ),
         candidate=candidate,
         replicas=_replicas(md, stable_live, children),
@@ -224,6 +229,7 @@ def _layout(
         traffic=traffic_settings(
             md,
             candidate_version=candidate,
+            epoch=decision.epoch,
             mirror_percent=decision.mirror_percent,
             canary_weight=decision.canary_weight,
         ),
@@ -232,37 +238,44 @@ def _layout(
     return Placement(layout, decision, deployment_key(md.name, slot), serving)
 
 
-def _evidence(
-    in_slot: Mapping[str, list[Mapping[str, Any]]], slot: str, sources: Mapping[str, str] | None
-) -> list[Mapping[str, Any]]:
-    """The pods whose figures count for a slot: by owner chain when checked."""
-    if sources is None:
-        return in_slot[slot]
-    every = [p for group in in_slot.values() for p in group]
-    return [p for p in every if sources.get(str((p.get("metadata") or {}).get("name"))) == slot]
+def _epoch(previous: Mapping[str, Any], version: str) -> str:
+    """The epoch the sidecars count the current attempt under (status.rollout.epoch; the
+    version for a rollout started before epochs were per attempt)."""
+    if previous.get("candidate") == version and previous.get("epoch"):
+        return str(previous["epoch"])
+    return version
 
 
 def _figures(
     summaries: Mapping[str, Mapping[str, Any]] | None,
-    stable_pods: Sequence[Mapping[str, Any]],
-    candidate_pods_: Sequence[Mapping[str, Any]],
-    version: str,
+    in_slot: Mapping[str, list[Mapping[str, Any]]],
+    stable_slot_: str,
+    candidate_slot: str,
+    sources: Mapping[str, str] | None,
+    epoch: str,
+    refused: Mapping[str, str] | None,
 ) -> ObservedFigures | None:
-    """ObservedFigures from the sidecars' summaries of this candidate's epoch (a summary
-    of an earlier epoch, or from a sidecar that has not read the settings yet, is left
-    out)."""
+    """ObservedFigures from the sidecars' summaries of this attempt's epoch (a summary of
+    an earlier epoch, or from a sidecar that has not read the settings yet, is left out),
+    each in the slot its owner chain gave it (sources; by slot label when not checked)."""
     if not summaries:
         return None
+    if sources is None:
+        sources = {
+            str((p.get("metadata") or {}).get("name")): slot
+            for slot, group in in_slot.items()
+            for p in group
+        }
 
-    def of(group: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        out = []
-        for pod in group:
-            summary = summaries.get(str((pod.get("metadata") or {}).get("name")))
-            if summary is not None and str(summary.get("epoch") or "") == version:
-                out.append(summary)
-        return out
+    def of(slot: str) -> dict[str, Mapping[str, Any]]:
+        return {
+            name: summary
+            for name, summary in sorted(summaries.items())
+            if sources.get(name) == slot and str(summary.get("epoch") or "") == epoch
+        }
 
-    return merge_figures(of(stable_pods), of(candidate_pods_))
+    before = [f"pod {pod}: {why}" for pod, why in sorted((refused or {}).items())]
+    return merge_figures(of(stable_slot_), of(candidate_slot), refused=before)
 
 
 def _replicas(

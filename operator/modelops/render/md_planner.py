@@ -121,6 +121,8 @@ class Observed:
     # pod name -> slot, for the pods whose sidecars may give evidence (render/evidence.py);
     # None: not checked (the figures' pods are grouped by their slot label).
     sources: Mapping[str, str] | None = None
+    # pod name -> why its latest rollout figures were refused (render/gating/ledger.py).
+    refused: Mapping[str, str] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -220,6 +222,7 @@ def plan(
         now=obs.now,
         loaded=obs.loaded,
         sources=obs.sources,
+        refused=obs.refused,
     )
     layout = placement.layout
     deployment = obs.children.get(placement.stable_key)

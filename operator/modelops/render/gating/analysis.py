@@ -74,6 +74,12 @@ def evaluate(analysis: Analysis, figures: ObservedFigures, *, mirroring: bool) -
     nothing to compare with), so minAgreement is judged in the shadow phase
     and its verdict stands for the canary steps that follow.
     """
+    if not figures.consistent:
+        # The two sides do not add up: no gate passes or fails on figures someone got
+        # wrong (or forged); the deadline (progressDeadline) bounds the wait.
+        return Verdict(
+            (Check("figures", Result.PENDING, "figures refused: " + "; ".join(figures.refused)),)
+        )
     checks: list[Check] = []
     cand, stable = figures.candidate, figures.stable
     enough = cand.requests >= analysis.min_requests
@@ -228,6 +234,8 @@ def figures_status(
 
     def version(v: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"requests": v.requests, "errors": v.errors}
+        if v.client_errors:
+            out["clientErrors"] = v.client_errors
         if v.requests:
             out["errorRate"] = round(v.error_rate, 6)
         if v.latency_p99_s is not None:
@@ -243,6 +251,17 @@ def figures_status(
     }
     if figures.agreement is not None:
         out["agreement"] = round(figures.agreement, 6)
+    if figures.sent:
+        out["sent"] = figures.sent
+        out["sentFailed"] = figures.sent_failed
+        if figures.sent_timeouts:
+            out["sentTimeouts"] = figures.sent_timeouts
+        if figures.split_fallbacks:
+            out["splitFallbacks"] = figures.split_fallbacks
+    if figures.self_agreement is not None:
+        out["selfAgreement"] = round(figures.self_agreement, 6)
+    if figures.refused:
+        out["refused"] = "; ".join(figures.refused)[:1024]
     return out
 
 

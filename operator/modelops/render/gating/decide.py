@@ -114,6 +114,18 @@ class RolloutPlan:
     events: tuple[RolloutEvent, ...]
     requeue_after: float | None
     stalled: str | None = None
+    # The current attempt's epoch (status.rollout.epoch): the sidecars count figures per
+    # epoch, so a version retried under the same number starts from zero.
+    epoch: str | None = None
+
+
+def new_epoch(version: str, now: datetime, used: Sequence[str | None] = ()) -> str:
+    """An opaque id for one attempt at a candidate: "<version>.<start, unix seconds>",
+    never one of ``used`` (the previous attempts status still names)."""
+    second = int(now.timestamp())
+    while f"{version}.{second}" in used:
+        second += 1
+    return f"{version}.{second}"
 
 
 @dataclass(frozen=True)
@@ -312,11 +324,13 @@ class _Decision:
 
     def _start(self, stable: str, forced: bool) -> RolloutPlan:
         version = self.target.version
+        rejected = self.prev.get("rejected") or {}
         state: dict[str, Any] = {
             "phase": "Waiting",
             "strategy": self.spec.strategy,
             "stable": stable,
             "candidate": version,
+            "epoch": new_epoch(version, self.now, (self.prev.get("epoch"), rejected.get("epoch"))),
             "candidateSince": format_time(self.now),
             "step": 0,
             "steps": len(self.steps),
@@ -349,6 +363,9 @@ class _Decision:
 
     def _advance(self, stable: str, state: dict[str, Any]) -> RolloutPlan:
         version = self.target.version
+        # A rollout started by an operator from before per-attempt epochs: its sidecars
+        # count under the version number; keep that until it ends.
+        state.setdefault("epoch", version)
         state.update(self._source_fields())
         state["steps"] = len(self.steps)
         if self.control.abort == version:
@@ -463,6 +480,9 @@ class _Decision:
         base = int(state.get("stepStartRequests") or 0)
         step_requests = max(0, self.figures.candidate.requests - base)
         state["analysis"] = figures_status(self.figures, step_requests, verdict)
+        refused = state["analysis"].get("refused")
+        if refused and refused != (self.prev.get("analysis") or {}).get("refused"):
+            self._event("Warning", "FiguresRefused", truncate(f"figures refused: {refused}"))
         if verdict.result is Result.FAIL:
             return self._roll_back(state, verdict.text)
 
@@ -582,7 +602,9 @@ class _Decision:
         version = self.target.version
         stable = state["stable"]
         reason = truncate(reason, 1024)
-        self.history = lineage.push(self.history, self._entry("RolledBack", reason, False))
+        self.history = lineage.push(
+            self.history, self._entry("RolledBack", reason, False, state.get("epoch"))
+        )
         self._event(
             "Warning",
             "RolledBack",
@@ -597,6 +619,7 @@ class _Decision:
                 "version": version,
                 "specDigest": spec_digest(self.md),
                 "reason": reason,
+                **({"epoch": state["epoch"]} if state.get("epoch") else {}),
             },
             "message": _rejected_message(version, reason, stable),
         }
@@ -613,6 +636,7 @@ class _Decision:
             reason=why,
             now=self.now,
             checksum=self.prev.get("candidateChecksum"),
+            epoch=self.prev.get("epoch"),
         )
         self.history = lineage.push(self.history, entry)
         self._event("Normal", "Superseded", f"candidate version {old} dropped: {why}")
@@ -660,15 +684,25 @@ class _Decision:
             out["candidateChecksum"] = self.target.checksum
         return out
 
-    def _entry(self, outcome: str, reason: str, serving: bool) -> dict[str, Any]:
+    def _entry(
+        self, outcome: str, reason: str, serving: bool, epoch: str | None = None
+    ) -> dict[str, Any]:
+        if epoch is None and self.prev.get("candidate") == self.target.version:
+            epoch = self.prev.get("epoch")
         return lineage.history_entry(
             self.target.version,
             self.target.source or lineage.latest_source(),
             outcome=outcome,
             reason=reason,
             now=self.now,
-            checksum=self.target.checksum,
+            checksum=self.target.checksum or self.prev.get("candidateChecksum"),
             serving_since=self.now if serving else None,
+            epoch=epoch
+            or (
+                self.prev.get("epoch")
+                if self.prev.get("candidate") == self.target.version
+                else None
+            ),
         )
 
     def _event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
@@ -730,6 +764,7 @@ class _Decision:
             events=tuple(self.events),
             requeue_after=requeue,
             stalled=stalled,
+            epoch=status.get("epoch") if candidate is not None else None,
         )
 
 
@@ -738,6 +773,7 @@ _ORDER = (
     "strategy",
     "stable",
     "candidate",
+    "epoch",
     "step",
     "steps",
     "mirrorPercent",
@@ -781,6 +817,7 @@ __all__ = [
     "Step",
     "Verdict",
     "decide_gated_rollout",
+    "new_epoch",
     "plan_steps",
     "spec_digest",
 ]
