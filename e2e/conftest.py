@@ -34,7 +34,8 @@ def drift_admin_port() -> int:
     """Where the drift e2e test runs its sidecar's admin endpoint.
 
     Pods on the local cluster are simulated, so their IPs lead nowhere; the
-    operator is pointed at the one real sidecar (a local process) instead.
+    test maps its pods to the one real sidecar (a local process) in the
+    sidecar map (MODELOPS_SIDECAR_MAP), the operator's only address override.
     """
     return free_port()
 
@@ -54,17 +55,13 @@ def sidecar_map(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def operator(
     operator_kubeconfig: Path,
     tmp_path_factory: pytest.TempPathFactory,
-    drift_admin_port: int,
     sidecar_map: Path,
 ) -> Iterator[OperatorProcess]:
     log = tmp_path_factory.mktemp("op-log") / "operator.log"
     op = OperatorProcess(
         kubeconfig=operator_kubeconfig,
         log_path=log,
-        extra_env={
-            "MODELOPS_DRIFT_URL": f"http://127.0.0.1:{drift_admin_port}/drift",
-            "MODELOPS_SIDECAR_MAP": str(sidecar_map),
-        },
+        extra_env={"MODELOPS_SIDECAR_MAP": str(sidecar_map)},
     ).start()
     try:
         yield op

@@ -471,7 +471,6 @@ def test_the_closed_loop_drift_retrains_and_the_retrained_version_is_promoted_on
     namespace: str,
     stable_triton: TritonServer,
     candidate_triton: TritonServer,
-    drift_admin_port: int,
     tmp_path: Path,
 ):
     """serve `latest` (resolved once to 1) -> drift -> retraining (the real trainer)
@@ -509,8 +508,7 @@ def test_the_closed_loop_drift_retrains_and_the_retrained_version_is_promoted_on
             stable_triton.http_url,
             tmp_path / "t1.json",
             tmp_path / "s1.log",
-            admin_port=drift_admin_port,  # where the operator reads drift (e2e/conftest.py)
-            extra=drift_flags,
+            extra=drift_flags,  # the operator reads its drift through the sidecar map
         ),
         "2": SidecarProcess(
             "2", candidate_triton.http_url, tmp_path / "t2.json", tmp_path / "s2.log"

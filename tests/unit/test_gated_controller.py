@@ -2,7 +2,9 @@
 objects exist at each phase, what the sidecars are told, what status says.
 
 The data plane's figures are given to the planner as the sidecars would report
-them (tests/drift and e2e/test_gated_rollout.py run the real sidecars)."""
+them: a stand-in for the sidecar client's cache (tests/unit/test_sidecar_client.py
+tests the client against real sockets; tests/drift and e2e/test_gated_rollout.py
+run the real sidecars)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from modelops.api.kinds import CONFIG_MAP, DEPLOYMENT, SERVICE
+from modelops.controllers.sidecar_client import Snapshot
 from tests.unit.test_md_controller import KEY, NOW, Harness, replica_set_of
 from tests.unit.test_render_fixtures import md_body
 
@@ -32,10 +35,13 @@ class Sidecars:
         self.figures: dict[str, dict[str, Any]] | None = None
         self.pulled: str | None = None  # what `latest` resolved to when the pods pulled
 
-    def __call__(self, namespace: str, name: str, pods: Any) -> dict[str, dict[str, Any]]:
+    def rollout(self, namespace: str, name: str, pods: Any) -> Snapshot:
         # Like the real client: only the pods the controller asks are answered for.
         asked = {p["metadata"]["name"] for p in pods}
-        return {k: v for k, v in (self.figures or {}).items() if k in asked}
+        return Snapshot({k: v for k, v in (self.figures or {}).items() if k in asked})
+
+    def drift(self, namespace: str, name: str, pods: Any) -> None:
+        return None
 
     def loaded(self, namespace: str, name: str, model: str, pods: Any) -> dict[str, list[str]]:
         def version(pod: Any) -> str:
@@ -52,7 +58,7 @@ class Gated(Harness):
     def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body)
         self.sidecars = Sidecars()
-        self.controller.rollout_reader = self.sidecars  # type: ignore[assignment]
+        self.controller.sidecars = self.sidecars  # type: ignore[assignment]
 
     @property
     def figures(self) -> dict[str, dict[str, Any]] | None:

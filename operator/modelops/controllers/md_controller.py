@@ -12,7 +12,7 @@ to reconcile again).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,7 @@ from modelops.api.modeldeployment import ModelDeployment
 from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator, Outcome
 from modelops.controllers.indexes import Indexes, Key
-from modelops.controllers.rollout_reader import RolloutReader
+from modelops.controllers.sidecar_client import SidecarClient
 from modelops.kube import KubeApi
 from modelops.render import md_planner
 from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
@@ -34,8 +34,6 @@ from modelops.render.plan import Plan
 
 KIND = c.MD_KIND
 log = logging.getLogger("modelops.modeldeployment")
-
-DriftReader = Callable[[ModelDeployment, Sequence[Mapping[str, Any]]], dict | None]
 
 
 @dataclass(frozen=True)
@@ -52,8 +50,8 @@ class ModelDeploymentController:
     kube: KubeApi
     indexes: Indexes
     settings: md_planner.Settings
-    drift_reader: DriftReader | None = None
-    rollout_reader: RolloutReader | None = None
+    # The sidecars' figures, drift and loaded versions, read off the reconcile path.
+    sidecars: SidecarClient | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _applied: dict[Key, Applied] = field(default_factory=dict)
     _parsed: dict[Key, tuple[tuple[Any, Any], ModelDeployment | str]] = field(default_factory=dict)
@@ -84,8 +82,8 @@ class ModelDeploymentController:
         self._refused.pop(key, None)
         metrics.forget(KIND, *key)
         metrics.forget_rollout(*key)
-        if self.rollout_reader is not None:
-            self.rollout_reader.forget(*key)
+        if self.sidecars is not None:
+            self.sidecars.forget(*key)
 
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
         """Whether this version of the object is the one our last status patch made."""
@@ -139,6 +137,7 @@ class ModelDeploymentController:
         loaded = None
         evidence: dict[str, str] = dict(sources.trusted)
         refused: dict[str, str] = {}
+        unanswered: dict[str, str] = {}
         if isinstance(md, ModelDeployment):
             if md.spec.resources.gpu.dra:
                 dra_served = self.kube.api_available(RESOURCE_CLAIM_TEMPLATE)
@@ -150,13 +149,17 @@ class ModelDeploymentController:
                 listed = self.kube.list_events(key[0], field_selector="type=Warning")
                 events = md_planner.events_about(key[1], listed)
             monitor = md.spec.drift_monitor
-            if self.drift_reader is not None and monitor is not None and monitor.enabled:
-                drift = self.drift_reader(md, trusted)
+            if self.sidecars is not None and monitor is not None and monitor.enabled:
+                drift = self.sidecars.drift(key[0], key[1], trusted)
             rollout = (body.get("status") or {}).get("rollout") or {}
-            if self.rollout_reader is not None:
+            if self.sidecars is not None:
                 if rollout.get("phase") in GATED_PHASES:
                     epoch = str(rollout.get("epoch") or rollout.get("candidate") or "")
-                    documents = self.rollout_reader(key[0], key[1], trusted)
+                    # The last poll's answers; a refresh runs in the background and queues
+                    # this reconcile again when it is done.
+                    snapshot = self.sidecars.rollout(key[0], key[1], trusted)
+                    documents = dict(snapshot.documents)
+                    unanswered = dict(snapshot.unanswered)
                     posted = post(self._ledgers.get(key, {}), documents, sources.trusted, epoch)
                     self._ledgers[key] = dict(posted.pods)
                     figures, slots = posted.effective(epoch)
@@ -167,7 +170,7 @@ class ModelDeploymentController:
                 else:
                     self._ledgers.pop(key, None)
                 # Asked once per pod: what its Triton actually loaded.
-                loaded = self.rollout_reader.loaded(key[0], key[1], md.model_name, trusted)
+                loaded = self.sidecars.loaded(key[0], key[1], md.model_name, trusted)
         return md_planner.Observed(
             body=body,
             children=children,
@@ -183,6 +186,7 @@ class ModelDeploymentController:
             loaded=loaded,
             sources=evidence,
             refused=refused,
+            unanswered=unanswered,
         )
 
     def _report_refused(self, body: Mapping[str, Any], refused: Mapping[str, str]) -> None:

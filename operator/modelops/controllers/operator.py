@@ -28,11 +28,10 @@ from modelops.controllers import (
     modeldeployment,  # noqa: F401  (registers the handlers)
     trainingjob,  # noqa: F401
 )
-from modelops.controllers.drift_reader import DriftReader
 from modelops.controllers.indexes import INDEX_NAMES, Indexes, Key
 from modelops.controllers.md_controller import ModelDeploymentController, Result
-from modelops.controllers.rollout_reader import RolloutReader
 from modelops.controllers.settings import configure, workers
+from modelops.controllers.sidecar_client import SidecarClient
 from modelops.controllers.tj_controller import TrainingJobController
 from modelops.controllers.workqueue import MonotonicClock, ShutDown, WorkQueue
 from modelops.kube import Kube
@@ -92,11 +91,20 @@ class Operator:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        with concurrent.futures.ThreadPoolExecutor(
-            self.concurrency, thread_name_prefix="reconcile"
-        ) as pool:
-            workers = [self._worker(loop, pool) for _ in range(self.concurrency)]
-            await asyncio.gather(self._resync(), *workers)
+        sidecars = self.md.sidecars
+        if sidecars is not None:
+            # A finished poll of a ModelDeployment's sidecars (a pool thread) queues its
+            # reconcile, which then reads the fresh figures from the cache.
+            sidecars.on_ready = lambda key: loop.call_soon_threadsafe(self.queue.add, ("md", *key))
+        try:
+            with concurrent.futures.ThreadPoolExecutor(
+                self.concurrency, thread_name_prefix="reconcile"
+            ) as pool:
+                workers = [self._worker(loop, pool) for _ in range(self.concurrency)]
+                await asyncio.gather(self._resync(), *workers)
+        finally:
+            if sidecars is not None:
+                sidecars.close()
 
     async def _resync(self) -> None:
         while not self.queue.is_shut_down:
@@ -168,8 +176,7 @@ def build(kube: Kube, views: Any) -> Operator:
             kube,
             idx,
             settings,
-            drift_reader=DriftReader.from_environment(),
-            rollout_reader=RolloutReader.from_environment(),
+            sidecars=SidecarClient.from_environment(),
         ),
         tj=TrainingJobController(kube, idx, trainer_image=images.trainer),
         queue=WorkQueue(MonotonicClock()),

@@ -108,6 +108,7 @@ def place(
     loaded: Mapping[str, Sequence[str]] | None = None,
     sources: Mapping[str, str] | None = None,
     refused: Mapping[str, str] | None = None,
+    unanswered: Mapping[str, str] | None = None,
 ) -> Placement:
     """previous: the last status (rollout, history, servedVersion); figures: the
     sidecars' /rollout summaries by pod name (None when not read); loaded: the
@@ -177,6 +178,7 @@ def place(
             sources,
             _epoch(prev_rollout, target.version),
             refused,
+            unanswered,
         ),
         candidate=candidate,
         replicas=_replicas(md, stable_live, children),
@@ -254,6 +256,7 @@ def _figures(
     sources: Mapping[str, str] | None,
     epoch: str,
     refused: Mapping[str, str] | None,
+    unanswered: Mapping[str, str] | None = None,
 ) -> ObservedFigures | None:
     """ObservedFigures from the sidecars' summaries of this attempt's epoch (a summary of
     an earlier epoch, or from a sidecar that has not read the settings yet, is left out),
@@ -275,7 +278,9 @@ def _figures(
         }
 
     before = [f"pod {pod}: {why}" for pod, why in sorted((refused or {}).items())]
-    return merge_figures(of(stable_slot_), of(candidate_slot), refused=before)
+    figures = merge_figures(of(stable_slot_), of(candidate_slot), refused=before)
+    skipped = tuple(f"{pod} ({why})" for pod, why in sorted((unanswered or {}).items()))
+    return replace(figures, unanswered=skipped) if skipped else figures
 
 
 def _replicas(

@@ -123,6 +123,8 @@ class Observed:
     sources: Mapping[str, str] | None = None
     # pod name -> why its latest rollout figures were refused (render/gating/ledger.py).
     refused: Mapping[str, str] | None = None
+    # pod name -> why its sidecar gave no figures in time (skipped this look).
+    unanswered: Mapping[str, str] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -223,6 +225,7 @@ def plan(
         loaded=obs.loaded,
         sources=obs.sources,
         refused=obs.refused,
+        unanswered=obs.unanswered,
     )
     layout = placement.layout
     deployment = obs.children.get(placement.stable_key)

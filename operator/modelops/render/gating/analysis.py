@@ -262,6 +262,8 @@ def figures_status(
         out["selfAgreement"] = round(figures.self_agreement, 6)
     if figures.refused:
         out["refused"] = "; ".join(figures.refused)[:1024]
+    if figures.unanswered:
+        out["unanswered"] = ", ".join(figures.unanswered)[:1024]
     return out
 
 

@@ -530,7 +530,13 @@ class _Decision:
             self._transition_event(state)
         state["message"] = truncate(
             f"{label}: {self._traffic_text(index)}; {verdict.text}"
-            + (f"; waiting for {', '.join(waits)}" if waits else ""),
+            + (f"; waiting for {', '.join(waits)}" if waits else "")
+            + (
+                f"; skipped pods whose sidecars did not answer in time: "
+                f"{', '.join(self.figures.unanswered)}"
+                if self.figures.unanswered
+                else ""
+            ),
             4096,
         )
         self.actions.append(Action(ActionKind.WAIT, version))

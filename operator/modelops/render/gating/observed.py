@@ -65,6 +65,8 @@ class ObservedFigures:
     refused: tuple[str, ...] = ()
     # False when the stable and candidate sides do not add up: no verdict on them.
     consistent: bool = True
+    # Pods whose sidecars did not answer in time this look (skipped, "name (why)").
+    unanswered: tuple[str, ...] = ()
 
     @property
     def agreement(self) -> float | None:
