@@ -209,6 +209,23 @@ def test_new_version_runs_as_candidate_beside_stable_and_is_promoted():
     }
     h.controller.clock = lambda: NOW + timedelta(minutes=1)
     h.reconcile()
+    # 1 disagreement in 120 and no error in 120: promising, but not yet sure enough that
+    # the error rate is within 0.01 of stable's; status says how much more is needed.
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Shadow", rollout
+    assert "not decided yet" in rollout["message"]
+    assert rollout["analysis"]["requestsNeeded"] > 0
+    h.figures = {
+        "fraud-pod-0": {
+            "epoch": h.epoch(),
+            "requests": 5000,
+            "errors": 0,
+            "mirrored": 1000,
+            "agreed": 999,
+        },
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 1000, "errors": 0},
+    }
+    h.reconcile()
     assert h.status()["rollout"]["phase"] in ("Promoting", "Idle")
     h.reconcile()
     rollout = h.status()["rollout"]

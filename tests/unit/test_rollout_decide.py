@@ -39,12 +39,20 @@ GPU_MESSAGE = (
 SHADOW = {
     "strategy": "Shadow",
     "shadow": {"mirrorPercent": 10, "duration": "10m"},
-    "analysis": {"minRequests": 100, "minAgreement": 0.95, "maxLatencyP99Ratio": 1.5},
+    # State-machine tables: a loose error-rate gate that a few hundred clean requests
+    # decide (the statistics have their own tests, test_rollout_sequential.py).
+    "analysis": {
+        "minRequests": 100,
+        "minAgreement": 0.95,
+        "maxLatencyP99Ratio": 1.5,
+        "maxErrorRateIncrease": 0.05,
+    },
 }
+STRICT = {**SHADOW, "analysis": {**SHADOW["analysis"], "maxErrorRateIncrease": 0.01}}
 CANARY = {
     "strategy": "Canary",
     "canary": {"steps": [{"weight": 10, "duration": "5m"}, {"weight": 50, "requests": 1000}]},
-    "analysis": {"minRequests": 100, "maxLatencyP99Ratio": 1.5},
+    "analysis": {"minRequests": 100, "maxLatencyP99Ratio": 1.5, "maxErrorRateIncrease": 0.05},
 }
 CHAIN = {**SHADOW, "canary": CANARY["canary"]}
 TJ_SOURCE = {
@@ -211,17 +219,35 @@ ROWS: dict[str, Row] = {
     "shadow: error rate increase above the limit -> rolled back": Row(
         in_shadow,
         12,
-        figures=figs(200, cand_err=10, stable=2000, stable_err=2),
+        figures=figs(600, cand_err=30, stable=6000, stable_err=6),
+        rollout=STRICT,
         phase="RolledBack",
         message="error rate 0.05 vs stable 0.001: increase 0.049 > maxErrorRateIncrease 0.01 "
-        "over 200 requests",
+        "over 600 requests (at least 0.0196 at 95% confidence)",
         candidate=None,
+    ),
+    "shadow: error rate increase above the limit, too little evidence yet -> no verdict": Row(
+        in_shadow,
+        12,
+        figures=figs(200, cand_err=10, stable=2000, stable_err=2),
+        rollout=STRICT,
+        phase="Shadow",
+        message="increase 0.049 (between 0.00",
     ),
     "shadow: error rate increase within the limit passes": Row(
         in_shadow,
         12,
-        figures=figs(1000, cand_err=5, stable=10000, stable_err=20),
+        figures=figs(4000, cand_err=20, stable=40000, stable_err=80),
+        rollout=STRICT,
         phase="Promoting",
+    ),
+    "shadow: error rate within the limit on little evidence -> samples needed, ETA": Row(
+        in_shadow,
+        12,
+        figures=figs(1000, cand_err=5, stable=10000, stable_err=20),
+        rollout=STRICT,
+        phase="Shadow",
+        message="more requests needed (~",
     ),
     "shadow: p99 latency ratio above the limit -> rolled back": Row(
         in_shadow,
@@ -348,7 +374,7 @@ ROWS: dict[str, Row] = {
         20,
         figures=figs(1300, cand_err=100),
         phase="RolledBack",
-        message="increase 0.0769 > maxErrorRateIncrease 0.01 over 1300 requests",
+        message="increase 0.0769 > maxErrorRateIncrease 0.05 over 1300 requests",
         candidate=None,
     ),
 }
@@ -456,7 +482,11 @@ def test_steps_are_flattened_shadow_first():
 
 
 def test_a_step_without_duration_or_requests_needs_min_requests_of_its_own():
-    rollout = {"strategy": "Canary", "canary": {"steps": [{"weight": 10}, {"weight": 20}]}}
+    rollout = {
+        "strategy": "Canary",
+        "canary": {"steps": [{"weight": 10}, {"weight": 20}]},
+        "analysis": {"maxErrorRateIncrease": 0.05},
+    }
     w = World(rollout)
     w.tick(0, CandidatePods(desired=1, ready=0))
     w.tick(1, READY1, figs(0))

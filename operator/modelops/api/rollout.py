@@ -177,7 +177,7 @@ class Analysis(ApiModel):
 
     min_requests: int = Field(
         default=100,
-        ge=0,
+        ge=1,
         le=1_000_000_000,
         description="Requests the candidate must have answered (mirrored or live) before any "
         "gate can pass or fail; below it the rollout waits for evidence.",
@@ -187,8 +187,9 @@ class Analysis(ApiModel):
         ge=0,
         le=1,
         description="Largest increase of the candidate's error rate over the stable "
-        "version's on the same traffic, as a fraction (0.01: one percentage point). Unset "
-        "disables the gate.",
+        "version's on the same traffic, as a fraction (0.01: one percentage point). Errors "
+        "are what users feel (5xx, resets, timeouts; 4xx are reported apart). Decided "
+        "sequentially at `confidence`. Defaults to 0.01; null disables the gate.",
     )
     max_latency_p99_ratio: float | None = Field(
         default=None,
@@ -204,6 +205,15 @@ class Analysis(ApiModel):
         description="Least fraction (0-1) of mirrored requests where the candidate's answer "
         "agrees with the stable one (see agreement). Only mirrored requests have two answers "
         "to compare, so this needs strategy Shadow. Unset disables the gate.",
+    )
+    confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        le=0.9999,
+        description="How sure a verdict on a rate (error rate, agreement) must be: the "
+        "gates are decided with anytime-valid confidence sequences, so a verdict comes as "
+        "soon as the evidence is this sure, however often analysis looks, and false "
+        "promotions plus false rollbacks happen at most 1 - confidence of the time.",
     )
     agreement: Agreement = Field(
         default_factory=Agreement,

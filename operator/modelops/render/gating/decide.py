@@ -488,6 +488,9 @@ class _Decision:
 
         started_at = parse_time(state.get("stepStartedAt")) or self.now
         elapsed = self.now - started_at
+        outlook = self._outlook(verdict, step_requests, elapsed.total_seconds())
+        if outlook:
+            state["analysis"].update(outlook[1])
         waits: list[str] = []
         remaining: float | None = None
         if step.duration is not None and elapsed < step.duration:
@@ -530,6 +533,7 @@ class _Decision:
             self._transition_event(state)
         state["message"] = truncate(
             f"{label}: {self._traffic_text(index)}; {verdict.text}"
+            + (f"; {outlook[0]}" if outlook else "")
             + (f"; waiting for {', '.join(waits)}" if waits else "")
             + (
                 f"; skipped pods whose sidecars did not answer in time: "
@@ -549,6 +553,34 @@ class _Decision:
             traffic=step,
             requeue=max(1.0, requeue),
         )
+
+    def _outlook(
+        self, verdict: Verdict, step_requests: int, elapsed_s: float
+    ) -> tuple[str, dict[str, Any]] | None:
+        """While evidence is insufficient: the samples still needed at the current rates
+        and when they should be there at the current request rate."""
+        if verdict.result is not Result.PENDING:
+            return None
+        pending = [c for c in verdict.checks if c.result is Result.PENDING]
+        if any(c.needed is None for c in pending):
+            return (
+                "at the current figures no verdict is in sight (the estimate sits on the "
+                "limit); progressDeadline bounds the wait",
+                {},
+            )
+        needed = max(c.needed or 0 for c in pending)
+        if needed <= 0:
+            return None
+        fields: dict[str, Any] = {"requestsNeeded": needed}
+        text = f"about {needed} more requests needed"
+        rate = step_requests / elapsed_s if elapsed_s > 0 else 0.0
+        if rate > 0:
+            eta = math.ceil(needed / rate)
+            fields["etaSeconds"] = eta
+            text += f" (~{_duration_text(eta)} at {rate:.3g} requests/s)"
+        else:
+            text += " (no requests reach the candidate yet)"
+        return text, fields
 
     # -- promotion --------------------------------------------------------------------------
 
@@ -796,6 +828,14 @@ _ORDER = (
     "rejected",
     "message",
 )
+
+
+def _duration_text(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
 def _rejected_message(version: str, reason: str, stable: str) -> str:
