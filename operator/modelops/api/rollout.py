@@ -189,7 +189,8 @@ class Analysis(ApiModel):
         description="Largest increase of the candidate's error rate over the stable "
         "version's on the same traffic, as a fraction (0.01: one percentage point). Errors "
         "are what users feel (5xx, resets, timeouts; 4xx are reported apart). Decided "
-        "sequentially at `confidence`. Defaults to 0.01; null disables the gate.",
+        "sequentially at `confidence`. Always judged (default 0.01: the API server "
+        "replaces a null with the default); 1 lets any increase pass.",
     )
     max_latency_p99_ratio: float | None = Field(
         default=None,
@@ -205,6 +206,30 @@ class Analysis(ApiModel):
         description="Least fraction (0-1) of mirrored requests where the candidate's answer "
         "agrees with the stable one (see agreement). Only mirrored requests have two answers "
         "to compare, so this needs strategy Shadow. Unset disables the gate.",
+    )
+    progress_deadline: str = Field(
+        default="30m",
+        max_length=32,
+        pattern=DURATION,
+        description="How long a candidate may take to become ready (from its start), and "
+        "each step to reach a verdict once its own duration has passed (zero traffic, "
+        "minRequests never reached, evidence that decides nothing), as a Go duration. Past "
+        "it, onProgressDeadline decides.",
+    )
+    on_progress_deadline: Literal["Rollback", "Stall"] = Field(
+        default="Rollback",
+        description="Rollback: the candidate is rolled back with the reason. Stall: it keeps "
+        "its traffic and waits, the ModelDeployment turns Stalled (reason "
+        "ProgressDeadlineExceeded) until evidence arrives or a person acts (control.promote "
+        "/ control.abort).",
+    )
+    promotion_deadline: str = Field(
+        default="15m",
+        max_length=32,
+        pattern=DURATION,
+        description="How long a decided promotion may take to have every replica of the "
+        "new version ready. Past it (or at once when the new pods crash-loop) the promotion "
+        "is rolled back: the old stable version gets its replicas back.",
     )
     confidence: float = Field(
         default=0.95,
@@ -548,6 +573,12 @@ class RolloutStatus(ApiModel):
         default=None,
         description="True while the candidate has waited for a node longer than "
         "surgeTimeoutSeconds.",
+    )
+    promoting_since: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description="While Promoting: when the promotion was decided (promotionDeadline "
+        "counts from here).",
     )
     promotion_reason: str | None = Field(
         default=None,

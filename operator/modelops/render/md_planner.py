@@ -439,7 +439,7 @@ def _record_decision(
             previous_conditions,
             "Stalled",
             True,
-            "CandidateUnschedulable",
+            decision.stalled_reason,
             decision.stalled,
             now,
         )

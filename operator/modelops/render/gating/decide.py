@@ -33,7 +33,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -117,6 +117,8 @@ class RolloutPlan:
     # The current attempt's epoch (status.rollout.epoch): the sidecars count figures per
     # epoch, so a version retried under the same number starts from zero.
     epoch: str | None = None
+    # The Stalled condition's reason while stalled is set.
+    stalled_reason: str = "CandidateUnschedulable"
 
 
 def new_epoch(version: str, now: datetime, used: Sequence[str | None] = ()) -> str:
@@ -405,6 +407,16 @@ class _Decision:
                 return self._plan(state, stable, version, candidate_replicas=desired)
             return self._begin_step(stable, state, int(state.get("step") or 0))
         state["phase"] = "Waiting"
+        late = self._past_deadline(state.get("candidateSince"), timedelta(0))
+        if late is not None:
+            why = (
+                f"candidate version {version} not ready after {late}: {pods.ready}/{desired} "
+                "pods ready"
+                + (f"; waiting for a node: {pods.unschedulable}" if pods.unschedulable else "")
+            )
+            stalled = self._deadline(stable, state, why, candidate_replicas=desired)
+            if stalled is not None:
+                return stalled
         stalled_text: str | None = None
         requeue = WAIT_INTERVAL_S
         if pods.unschedulable:
@@ -524,7 +536,17 @@ class _Decision:
                 requeue=ANALYSIS_INTERVAL_S,
             )
         state["phase"] = step.kind
+        if not done:
+            late = self._past_deadline(state.get("stepStartedAt"), step.duration or timedelta(0))
+            if late is not None:
+                why = f"no verdict at {label} {late} after it could have passed: {verdict.text}"
+                stalled = self._deadline(
+                    stable, state, why, candidate_replicas=desired, traffic=step
+                )
+                if stalled is not None:
+                    return stalled
         if done:
+            state.pop("stalled", None)
             if index + 1 < len(self.steps):
                 self._event("Normal", "StepPassed", truncate(f"{label} passed: {verdict.text}"))
                 return self._begin_step(stable, state, index + 1)
@@ -582,11 +604,62 @@ class _Decision:
             text += " (no requests reach the candidate yet)"
         return text, fields
 
+    # -- deadlines ---------------------------------------------------------------------------
+
+    def _past_deadline(self, since: Any, grace: timedelta) -> str | None:
+        """How long past ``since`` + grace + progressDeadline it is now, as the reason's
+        words ("30m (progressDeadline)"); None while within it."""
+        start = parse_time(since)
+        limit = parse_go_duration(self.spec.analysis.progress_deadline)
+        if start is None or limit is None:
+            return None
+        if self.now - start - grace < limit:
+            return None
+        return f"progressDeadline {self.spec.analysis.progress_deadline}"
+
+    def _deadline(
+        self,
+        stable: str,
+        state: dict[str, Any],
+        why: str,
+        *,
+        candidate_replicas: int,
+        traffic: Step | None = None,
+    ) -> RolloutPlan | None:
+        """The progress deadline's outcome: roll back, or stay as Stalled with the reason
+        (the caller carries on deciding when None comes back: a stall that is already
+        recorded keeps its step running)."""
+        if self.spec.analysis.on_progress_deadline == "Rollback":
+            return self._roll_back(state, f"progress deadline exceeded: {why}")
+        text = truncate(
+            f"progress deadline exceeded: {why}; stable version {stable} keeps serving "
+            "(onProgressDeadline: Stall; control.promote or control.abort decide)",
+            4096,
+        )
+        state["stalled"] = True
+        state["message"] = text
+        if not self.prev.get("stalled"):
+            self._event("Warning", "ProgressDeadlineExceeded", truncate(text, 1024))
+            self.actions.append(Action(ActionKind.STALL, self.target.version, text))
+        return replace(
+            self._plan(
+                state,
+                stable,
+                self.target.version,
+                candidate_replicas=candidate_replicas,
+                traffic=traffic,
+                requeue=ANALYSIS_INTERVAL_S,
+                stalled=text,
+            ),
+            stalled_reason="ProgressDeadlineExceeded",
+        )
+
     # -- promotion --------------------------------------------------------------------------
 
     def _begin_promotion(self, stable: str, state: dict[str, Any], reason: str) -> RolloutPlan:
         state["phase"] = "Promoting"
         state["promotionReason"] = truncate(reason, 1024)
+        state["promotingSince"] = format_time(self.now)
         for key in ("waitingSince", "stalled"):
             state.pop(key, None)
         self._event(
@@ -600,6 +673,20 @@ class _Decision:
     def _promoting(self, stable: str, state: dict[str, Any]) -> RolloutPlan:
         version = self.target.version
         pods = self.pods
+        if pods.ready < self.replicas:
+            # The new stable must come up: pods that cannot recover, or a promotion that
+            # overruns its deadline, hand the replicas back to the old stable version.
+            if pods.problem:
+                return self._roll_back(state, f"promotion failed, new pods fail: {pods.problem}")
+            since = parse_time(state.get("promotingSince"))
+            limit = parse_go_duration(self.spec.analysis.promotion_deadline)
+            if since is not None and limit is not None and self.now - since >= limit:
+                return self._roll_back(
+                    state,
+                    f"promotion not complete within promotionDeadline "
+                    f"{self.spec.analysis.promotion_deadline}: {pods.ready}/{self.replicas} "
+                    "replicas of the new version ready",
+                )
         if pods.ready >= self.replicas:
             reason = state.get("promotionReason") or "promoted"
             self.history = lineage.push(self.history, self._entry("Promoted", reason, True))
@@ -822,6 +909,7 @@ _ORDER = (
     "waitingSince",
     "stalled",
     "promotionReason",
+    "promotingSince",
     "candidateSource",
     "candidateChecksum",
     "analysis",
