@@ -561,3 +561,31 @@ def test_latest_is_resolved_once_by_what_the_pods_loaded_without_restarting_them
     rollout = h.status()["rollout"]
     assert (rollout["stable"], rollout["candidate"]) == ("7", "8")
     assert rollout["candidateSource"]["trainingJob"]["name"] == "fraud-retrain-1"
+
+
+def test_an_abort_makes_the_candidate_unreachable_in_the_same_reconcile():
+    """Candidate traffic stops at once, not after the kubelet refreshes traffic.json (up
+    to a minute): the candidate Service the stable sidecars split to is deleted in the
+    reconcile that decides, and the stable sidecars fall back to their own Triton."""
+    body = md_body(model={"storageUri": "s3://models/fraud", "version": "1"}, rollout=CANARY)
+    h = Gated(body)
+    h.reconcile()
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    h.set_version("2")
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Canary"
+    assert h.kube.live(SERVICE, "ml", "fraud-candidate") is not None
+    live = h.kube.objects[(h._md_kind(), *KEY)]
+    live["spec"]["rollout"]["control"] = {"abort": "2"}
+    live["metadata"]["generation"] += 1
+    h.reconcile()  # one reconcile
+    assert h.status()["rollout"]["phase"] == "RolledBack"
+    assert h.kube.live(SERVICE, "ml", "fraud-candidate") is None
+    assert h.deployment("fraud-b") is None
+    assert h.traffic() == {}
+    # The candidate's pods may still be terminating: the Service keeps to the stable slot.
+    assert h.kube.live(SERVICE, "ml", "fraud")["spec"]["selector"]["modelops.io/slot"] == "a"

@@ -226,7 +226,11 @@ def _layout(
         stable_replicas=decision.stable_replicas,
         candidate_version=candidate,
         candidate_replicas=decision.candidate_replicas,
-        service_slot=slot if candidate is not None and not promoting else None,
+        # While a candidate runs, and right after one is rolled back (its pods may still be
+        # terminating, a promotion's among them), live traffic goes to the stable slot only.
+        service_slot=slot
+        if (candidate is not None and not promoting) or decision.status.get("phase") == "RolledBack"
+        else None,
         autoscaler=decision.stable_replicas is None,
         traffic=traffic_settings(
             md,
