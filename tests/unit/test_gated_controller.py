@@ -14,6 +14,7 @@ from typing import Any
 
 from modelops.api.kinds import CONFIG_MAP, DEPLOYMENT, SERVICE
 from modelops.controllers.sidecar_client import Snapshot
+from modelops.controllers.store_watcher import StoreView
 from tests.unit.test_md_controller import KEY, NOW, Harness, replica_set_of
 from tests.unit.test_render_fixtures import md_body
 
@@ -589,3 +590,58 @@ def test_an_abort_makes_the_candidate_unreachable_in_the_same_reconcile():
     assert h.traffic() == {}
     # The candidate's pods may still be terminating: the Service keeps to the stable slot.
     assert h.kube.live(SERVICE, "ml", "fraud")["spec"]["selector"]["modelops.io/slot"] == "a"
+
+
+class Store:
+    """What the store watcher's last listing says (tests/unit/test_store_watcher.py lists
+    a real store)."""
+
+    def __init__(self) -> None:
+        self.newest: str | None = None
+
+    def view(self, namespace: str, name: str, uri: str, want: Any = ()) -> StoreView:
+        versions = [v for v in (self.newest, *want) if v and v.isdigit()]
+        return StoreView(self.newest, {v: f"sha256:{int(v):064x}" for v in versions})
+
+    def forget(self, namespace: str, name: str) -> None:
+        pass
+
+
+def test_a_version_published_by_hand_under_latest_goes_through_the_strategy():
+    h = Gated(
+        md_body(model={"storageUri": "s3://models/fraud", "version": "latest"}, rollout=SHADOW)
+    )
+    store = Store()
+    h.controller.store = store  # type: ignore[assignment]
+    store.newest = "1"
+    h.reconcile()
+    # Pinned to the number the store listing resolved, never `latest`.
+    template = h.deployment("fraud")["spec"]["template"]["metadata"]["annotations"]
+    assert template["modelops.io/model-version"] == "1"
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Idle"
+    assert h.status()["history"][0]["checksum"] == f"sha256:{1:064x}"
+    # Someone copies version 2 into the store: no TrainingJob, still a candidate.
+    store.newest = "2"
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Waiting" and rollout["candidate"] == "2"
+    assert rollout["candidateSource"] == {"kind": "Latest"}
+    assert rollout["candidateChecksum"] == f"sha256:{2:064x}"
+    h.run_pods("fraud-b")
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Shadow"
+    h.figures = {
+        "fraud-pod-0": {"epoch": h.epoch(), "requests": 500, "mirrored": 200, "agreed": 100},
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 200},
+    }
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "RolledBack"
+    assert h.status()["history"][0]["checksum"] == f"sha256:{2:064x}"
+    # The stable pods stay pinned to 1: a restarting replica cannot pull the rejected 2.
+    h.reconcile()
+    template = h.deployment("fraud")["spec"]["template"]["metadata"]["annotations"]
+    assert template["modelops.io/model-version"] == "1"
+    assert h.deployment("fraud-b") is None

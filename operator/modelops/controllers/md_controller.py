@@ -23,6 +23,7 @@ from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator, Outcome
 from modelops.controllers.indexes import Indexes, Key
 from modelops.controllers.sidecar_client import SidecarClient
+from modelops.controllers.store_watcher import StoreWatcher
 from modelops.kube import KubeApi
 from modelops.render import md_planner
 from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
@@ -52,6 +53,8 @@ class ModelDeploymentController:
     settings: md_planner.Settings
     # The sidecars' figures, drift and loaded versions, read off the reconcile path.
     sidecars: SidecarClient | None = None
+    # The model store's versions and manifest digests, listed off the reconcile path.
+    store: StoreWatcher | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _applied: dict[Key, Applied] = field(default_factory=dict)
     _parsed: dict[Key, tuple[tuple[Any, Any], ModelDeployment | str]] = field(default_factory=dict)
@@ -84,6 +87,8 @@ class ModelDeploymentController:
         metrics.forget_rollout(*key)
         if self.sidecars is not None:
             self.sidecars.forget(*key)
+        if self.store is not None:
+            self.store.forget(*key)
 
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
         """Whether this version of the object is the one our last status patch made."""
@@ -138,6 +143,7 @@ class ModelDeploymentController:
         evidence: dict[str, str] = dict(sources.trusted)
         refused: dict[str, str] = {}
         unanswered: dict[str, str] = {}
+        store = None
         if isinstance(md, ModelDeployment):
             if md.spec.resources.gpu.dra:
                 dra_served = self.kube.api_available(RESOURCE_CLAIM_TEMPLATE)
@@ -152,6 +158,12 @@ class ModelDeploymentController:
             if self.sidecars is not None and monitor is not None and monitor.enabled:
                 drift = self.sidecars.drift(key[0], key[1], trusted)
             rollout = (body.get("status") or {}).get("rollout") or {}
+            if self.store is not None and _lists_store(md):
+                # Every version under `latest` is judged, whoever published it; and the
+                # lineage records the manifest digest of what was judged.
+                want = (rollout.get("candidate"), rollout.get("stable"), md.spec.model.version)
+                view = self.store.view(key[0], key[1], md.spec.model.storage_uri, want)
+                store = view.as_observed() if view is not None else None
             if self.sidecars is not None:
                 if rollout.get("phase") in GATED_PHASES:
                     epoch = str(rollout.get("epoch") or rollout.get("candidate") or "")
@@ -187,6 +199,7 @@ class ModelDeploymentController:
             sources=evidence,
             refused=refused,
             unanswered=unanswered,
+            store=store,
         )
 
     def _report_refused(self, body: Mapping[str, Any], refused: Mapping[str, str]) -> None:
@@ -247,3 +260,9 @@ class ModelDeploymentController:
         # After a failed apply the digest is not recorded: the next reconcile
         # applies again instead of believing the children are as rendered.
         self._applied[key] = Applied(plan.digest if applied_all else "", fingerprints)
+
+
+def _lists_store(md: ModelDeployment) -> bool:
+    """Whether the store is listed for this ModelDeployment: under `latest` (new versions
+    are discovered there) and for gated rollouts (the digest of what is judged)."""
+    return md.spec.model.version == "latest" or md.spec.rollout.strategy != "Direct"

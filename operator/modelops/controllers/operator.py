@@ -32,6 +32,7 @@ from modelops.controllers.indexes import INDEX_NAMES, Indexes, Key
 from modelops.controllers.md_controller import ModelDeploymentController, Result
 from modelops.controllers.settings import configure, workers
 from modelops.controllers.sidecar_client import SidecarClient
+from modelops.controllers.store_watcher import StoreWatcher
 from modelops.controllers.tj_controller import TrainingJobController
 from modelops.controllers.workqueue import MonotonicClock, ShutDown, WorkQueue
 from modelops.kube import Kube
@@ -91,11 +92,16 @@ class Operator:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        sidecars = self.md.sidecars
-        if sidecars is not None:
-            # A finished poll of a ModelDeployment's sidecars (a pool thread) queues its
-            # reconcile, which then reads the fresh figures from the cache.
-            sidecars.on_ready = lambda key: loop.call_soon_threadsafe(self.queue.add, ("md", *key))
+        sidecars, store = self.md.sidecars, self.md.store
+
+        def ready(key: Key) -> None:
+            # A finished poll or listing (a pool thread) queues the ModelDeployment's
+            # reconcile, which then reads the fresh answers from the cache.
+            loop.call_soon_threadsafe(self.queue.add, ("md", *key))
+
+        for source in (sidecars, store):
+            if source is not None:
+                source.on_ready = ready
         try:
             with concurrent.futures.ThreadPoolExecutor(
                 self.concurrency, thread_name_prefix="reconcile"
@@ -103,8 +109,9 @@ class Operator:
                 workers = [self._worker(loop, pool) for _ in range(self.concurrency)]
                 await asyncio.gather(self._resync(), *workers)
         finally:
-            if sidecars is not None:
-                sidecars.close()
+            for source in (sidecars, store):
+                if source is not None:
+                    source.close()
 
     async def _resync(self) -> None:
         while not self.queue.is_shut_down:
@@ -177,6 +184,7 @@ def build(kube: Kube, views: Any) -> Operator:
             idx,
             settings,
             sidecars=SidecarClient.from_environment(),
+            store=StoreWatcher(),
         ),
         tj=TrainingJobController(kube, idx, trainer_image=images.trainer),
         queue=WorkQueue(MonotonicClock()),

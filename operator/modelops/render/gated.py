@@ -72,13 +72,30 @@ def stable_slot(
 
 
 def resolve_target(
-    md: ModelDeployment, trainings: Sequence[Mapping[str, Any]], previous: Mapping[str, Any]
+    md: ModelDeployment,
+    trainings: Sequence[Mapping[str, Any]],
+    previous: Mapping[str, Any],
+    store: Mapping[str, Any] | None = None,
 ) -> Target | None:
-    """The concrete version the spec asks for now, with its lineage source; None when
-    it cannot be resolved (latest, nothing published, nothing recorded)."""
+    """The concrete version the spec asks for now, with its lineage source and manifest
+    digest; None when it cannot be resolved (latest, nothing published, nothing recorded).
+
+    store: the operator's own listing of the model store. Under `latest` its newest
+    complete version is a target too, whoever published it (never while a TrainingJob of
+    this ModelDeployment has not recorded its output yet: that version is the
+    TrainingJob's, with its lineage)."""
+    digests = (store or {}).get("digests") or {}
     version = resolve_model_version(md, trainings)
     if version.isdigit() and md.spec.model.version != "latest":
-        return Target(version, pinned_source())
+        return Target(version, pinned_source(), digests.get(version))
+    newest = (store or {}).get("newest")
+    if (
+        isinstance(newest, str)
+        and newest.isdigit()
+        and (not version.isdigit() or int(newest) > int(version))
+        and not _training_pending(trainings)
+    ):
+        version = newest
     if version.isdigit():
         producer = next(
             (
@@ -89,11 +106,24 @@ def resolve_target(
             None,
         )
         source = source_from_training_job(producer) if producer else {"kind": "Latest"}
-        return Target(version, source)
+        return Target(version, source, digests.get(version))
     stable = previous.get("stable")
     if isinstance(stable, str) and stable.isdigit():
-        return Target(stable, {"kind": "Latest"})
+        return Target(stable, {"kind": "Latest"}, digests.get(stable))
     return None
+
+
+def _training_pending(trainings: Sequence[Mapping[str, Any]]) -> bool:
+    """A TrainingJob that may be publishing now: not Failed, and not Succeeded with its
+    output version recorded."""
+    for tj in trainings:
+        status = tj.get("status") or {}
+        if status.get("phase") == "Failed":
+            continue
+        if status.get("phase") == "Succeeded" and str(status.get("outputVersion") or "").isdigit():
+            continue
+        return True
+    return False
 
 
 def place(
@@ -109,6 +139,7 @@ def place(
     sources: Mapping[str, str] | None = None,
     refused: Mapping[str, str] | None = None,
     unanswered: Mapping[str, str] | None = None,
+    store: Mapping[str, Any] | None = None,
 ) -> Placement:
     """previous: the last status (rollout, history, servedVersion); figures: the
     sidecars' /rollout summaries by pod name (None when not read); loaded: the
@@ -119,7 +150,7 @@ def place(
     prev_rollout = dict(previous.get("rollout") or {})
     slot = stable_slot(prev_rollout, children, md.name)
     stable_key = deployment_key(md.name, slot)
-    target = resolve_target(md, trainings, prev_rollout)
+    target = resolve_target(md, trainings, prev_rollout, store)
     if target is None:
         adopted = _unanimous(pods, loaded)
         if adopted is None:
@@ -134,9 +165,14 @@ def place(
 
     stable_live = children.get(stable_key)
     view = DeploymentView.of(stable_live, baseline_replicas(md))
-    # The stable pods asked for `latest` and the spec still does: keep rendering it.
-    keep_latest = view.template_version in (None, "latest") and (
-        resolve_model_version(md, trainings) == "latest"
+    # The stable pods asked for `latest` and the spec still does: keep rendering it, unless
+    # the operator lists the store itself. Then pods are pinned to the resolved number (one
+    # rolling restart), so no replica ever serves a version status does not name, and a
+    # restarting replica cannot pick up a version that was rolled back.
+    keep_latest = (
+        store is None
+        and view.template_version in (None, "latest")
+        and resolve_model_version(md, trainings) == "latest"
     )
     in_slot = {s: [p for p in pods if slot_of_pod(p) == s] for s in SLOTS}
     gated = is_gated(md)

@@ -125,6 +125,9 @@ class Observed:
     refused: Mapping[str, str] | None = None
     # pod name -> why its sidecar gave no figures in time (skipped this look).
     unanswered: Mapping[str, str] | None = None
+    # The model store's listing: {"newest": version or None, "digests": {version: digest}};
+    # None when not listed (pvc://, no credentials yet, not asked).
+    store: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -226,6 +229,7 @@ def plan(
         sources=obs.sources,
         refused=obs.refused,
         unanswered=obs.unanswered,
+        store=obs.store,
     )
     layout = placement.layout
     deployment = obs.children.get(placement.stable_key)
