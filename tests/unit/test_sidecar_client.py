@@ -233,3 +233,22 @@ def test_loaded_versions_are_asked_once_per_pod_in_the_background(tmp_path):
     finally:
         client.close()
         server.close()
+
+
+def test_a_chunked_answer_is_read_too():
+    body = json.dumps(DOC).encode()
+    chunked = b"".join(
+        f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (body[:7], body[7:])
+    )
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n"
+        )
+
+    server = Server(answer)
+    try:
+        raw = exchange(f"{server.url}/rollout", deadline=time.monotonic() + 5, max_bytes=1000)
+        assert json.loads(raw) == DOC
+    finally:
+        server.close()

@@ -178,9 +178,25 @@ def exchange(
     fields = status_line.split(" ", 2)
     if len(fields) < 2 or fields[1] != "200":
         raise Unanswered(f"answered {status_line[:80]!r}")
+    if b"transfer-encoding: chunked" in header.lower():
+        content = _dechunk(content)  # not expected for HTTP/1.0, but harmless to read
     if len(content) > max_bytes:
         raise Unanswered(f"answer larger than {max_bytes} bytes")
     return content
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    while True:
+        size_line, sep, data = data.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";", 1)[0].strip() or b"x", 16)
+        except ValueError as err:
+            raise Unanswered("a chunked answer that does not parse") from err
+        if not sep or size == 0:
+            return bytes(out)
+        out += data[:size]
+        data = data[size + 2 :]
 
 
 # --- the client ------------------------------------------------------------------------------

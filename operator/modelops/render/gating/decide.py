@@ -540,6 +540,8 @@ class _Decision:
             late = self._past_deadline(state.get("stepStartedAt"), step.duration or timedelta(0))
             if late is not None:
                 why = f"no verdict at {label} {late} after it could have passed: {verdict.text}"
+                if waits:
+                    why += f"; still waiting for {', '.join(waits)}"
                 stalled = self._deadline(
                     stable, state, why, candidate_replicas=desired, traffic=step
                 )
