@@ -689,3 +689,35 @@ def test_a_pod_the_modeldeployment_does_not_own_cannot_get_a_bad_candidate_promo
         if e.involved_object.name == name and e.reason == "EvidenceIgnored"
     ]
     assert ignored and f"{name}-forged" in ignored[0].message
+
+
+def test_zero_traffic_meets_the_progress_deadline_with_the_reason(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, sidecars
+):
+    """No client sends anything: no evidence ever arrives, and the rollout does not wait
+    forever: at progressDeadline the candidate is rolled back, saying why."""
+    name = "idle-traffic"
+    rollout = {
+        **SHADOW,
+        "analysis": {**SHADOW["analysis"], "progressDeadline": "20s"},
+    }
+    body = gated_md(name, rollout)
+    with Node(cluster, namespace, name, sidecars):
+        cluster.apply(body, namespace)
+        wait_ready(cluster, namespace, name)
+        wait_for(
+            lambda: rollout_of(cluster, namespace, name).get("phase") == "Idle",
+            timeout=60,
+            what="version 1 stable",
+        )
+        body["spec"]["model"]["version"] = "2"
+        cluster.apply(body, namespace)
+
+        def rolled_back() -> dict | None:
+            r = rollout_of(cluster, namespace, name)
+            return r if r.get("phase") == "RolledBack" else None
+
+        final = wait_for(rolled_back, timeout=120, what="the progress deadline's rollback")
+    assert "progress deadline exceeded: no verdict at shadow (step 1/1)" in final["message"]
+    assert "0/30 requests (minRequests)" in final["message"], final["message"]
+    assert final["stable"] == "1"
