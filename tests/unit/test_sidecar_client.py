@@ -252,3 +252,26 @@ def test_a_chunked_answer_is_read_too():
         assert json.loads(raw) == DOC
     finally:
         server.close()
+
+
+def test_a_reconcile_never_waits_for_a_dripping_sidecar(servers, tmp_path):
+    """The whole ModelDeployment reconcile, with the real client in it, while every pod's
+    sidecar drips its answer: the reconcile returns without waiting for any of them."""
+    from tests.unit.test_gated_controller import in_shadow
+
+    h = in_shadow()  # a candidate in shadow analysis: figures are wanted every look
+    mapping = {
+        f"ml/{pod['metadata']['name']}": servers["drip"].url
+        for (kind, _, _), pod in h.kube.objects.items()
+        if kind.kind == "Pod"
+    }
+    client = client_for(tmp_path, mapping, pod_deadline_s=3.0, poll_deadline_s=3.0)
+    h.controller.sidecars = client
+    try:
+        start = time.monotonic()
+        for _ in range(3):
+            h.reconcile()
+        assert time.monotonic() - start < 1.0
+        assert h.status()["rollout"]["phase"] == "Shadow"
+    finally:
+        client.close()
