@@ -14,7 +14,6 @@ local one (there is no cluster network here).
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
@@ -572,123 +571,6 @@ def test_the_closed_loop_drift_retrains_and_the_retrained_version_is_promoted_on
     assert entry["source"]["datasetUri"] == template["dataset"]["uri"]
     assert "loss" in entry["source"]["metrics"]
     assert md["spec"]["model"]["version"] == "latest", "the operator never writes spec"
-
-
-class ForgedSidecar:
-    """An HTTP server answering /rollout with figures that would promote anything: what a
-    pod that only copied a ModelDeployment's labels could report."""
-
-    def __init__(self) -> None:
-        self.document: dict[str, Any] = {
-            "sidecar": "forged",
-            "requests": 100_000,
-            "errors": 0,
-            "mirrored": 100_000,
-            "compared": 100_000,
-            "agreed": 100_000,
-        }
-        forged = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps(forged.document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-
-def test_a_pod_the_modeldeployment_does_not_own_cannot_get_a_bad_candidate_promoted(
-    cluster: Cluster,
-    operator: OperatorProcess,
-    namespace: str,
-    sidecars,
-    candidate_triton: TritonServer,
-    sidecar_map: Path,
-):
-    """A pod carrying the stable slot's labels, not made by the ModelDeployment's
-    Deployments, reports overwhelming agreement for a candidate whose answers differ:
-    the operator never asks it, names it in an event, and rolls the candidate back."""
-    set_mode(candidate_triton, "differ")
-    name = "forged"
-    body = gated_md(name, SHADOW)
-    with Node(cluster, namespace, name, sidecars), ForgedSidecar() as forged:
-        cluster.apply(body, namespace)
-        wait_ready(cluster, namespace, name)
-        wait_for(
-            lambda: rollout_of(cluster, namespace, name).get("phase") == "Idle",
-            timeout=60,
-            what="version 1 stable",
-        )
-        stable_pod = cluster.core.list_namespaced_pod(
-            namespace, label_selector=f"modelops.io/model-deployment={name}"
-        ).items[0]
-        body["spec"]["model"]["version"] = "2"
-        with Load(sidecars["1"].url):
-            cluster.apply(body, namespace)
-            rollout = wait_for(
-                lambda: (r := rollout_of(cluster, namespace, name)).get("epoch") and r,
-                timeout=60,
-                what="the candidate's attempt",
-            )
-            forged.document["epoch"] = rollout["epoch"]
-            labels = {"modelops.io/model-deployment": name, "modelops.io/slot": "a"}
-            pod = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": f"{name}-forged",
-                    "labels": labels,
-                    "annotations": {"modelops.io/model-version": "forged"},
-                },
-                "spec": {
-                    "nodeName": stable_pod.spec.node_name,
-                    "tolerations": [{"operator": "Exists"}],
-                    "containers": [{"name": "sidecar", "image": "forged:latest"}],
-                },
-            }
-            cluster.apply(pod, namespace)
-            mapping = json.loads(sidecar_map.read_text() or "{}")
-            mapping[f"{namespace}/{name}-forged"] = forged.url
-            _write_atomically(sidecar_map, json.dumps(mapping))
-
-            def decided() -> dict | None:
-                r = rollout_of(cluster, namespace, name)
-                return (
-                    r
-                    if r.get("phase") in ("RolledBack", "Idle") and not r.get("candidate")
-                    else None
-                )
-
-            final = wait_for(decided, timeout=180, what="a verdict on version 2")
-    assert final["phase"] == "RolledBack", final
-    assert "minAgreement 0.9" in final["message"], final["message"]
-    ignored = [
-        e
-        for e in cluster.core.list_namespaced_event(namespace).items
-        if e.involved_object.name == name and e.reason == "EvidenceIgnored"
-    ]
-    assert ignored and f"{name}-forged" in ignored[0].message
 
 
 def test_zero_traffic_meets_the_progress_deadline_with_the_reason(
