@@ -35,7 +35,8 @@ def drift_admin_port() -> int:
     """Where the drift e2e test runs its sidecar's admin endpoint.
 
     Pods on the local cluster are simulated, so their IPs lead nowhere; the
-    operator is pointed at the one real sidecar (a local process) instead.
+    test maps its pods to the one real sidecar (a local process) in the
+    sidecar map (MODELOPS_SIDECAR_MAP), the operator's only address override.
     """
     return free_port()
 
@@ -60,7 +61,6 @@ def local_image(name: str) -> str:
 def operator(
     operator_kubeconfig: Path,
     tmp_path_factory: pytest.TempPathFactory,
-    drift_admin_port: int,
     sidecar_map: Path,
 ) -> Iterator[OperatorProcess]:
     log = tmp_path_factory.mktemp("op-log") / "operator.log"
@@ -68,7 +68,6 @@ def operator(
         kubeconfig=operator_kubeconfig,
         log_path=log,
         extra_env={
-            "MODELOPS_DRIFT_URL": f"http://127.0.0.1:{drift_admin_port}/drift",
             "MODELOPS_SIDECAR_MAP": str(sidecar_map),
             # What pods on the real node run (hack/images/build.sh, imported by the
             # project_images fixture); pods on KWOK's nodes never pull anything.

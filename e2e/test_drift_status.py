@@ -8,6 +8,7 @@ status. Simulated: only the pod that would host them (KWOK).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -90,8 +91,28 @@ def send(
         assert np.allclose(result[:, 0], x.sum(axis=1), atol=1e-3)
 
 
+def map_pods_to(cluster: Cluster, namespace: str, name: str, sidecar_map: Path, admin: str):
+    """What the cluster network would do: the ModelDeployment's (simulated) pods' admin
+    port is the one real sidecar's (merged into the map other tests share)."""
+    pods = cluster.core.list_namespaced_pod(
+        namespace, label_selector=f"modelops.io/model-deployment={name}"
+    ).items
+    mapping = json.loads(sidecar_map.read_text() or "{}")
+    mapping.update({f"{namespace}/{p.metadata.name}": admin for p in pods})
+    tmp = sidecar_map.with_suffix(".tmp")
+    tmp.write_text(json.dumps(mapping))
+    tmp.replace(sidecar_map)
+    return len(pods)
+
+
 def test_drift_seen_by_the_sidecar_becomes_a_drifted_condition(
-    cluster: Cluster, operator: OperatorProcess, namespace: str, sidecar: str, reference: Path
+    cluster: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    sidecar: str,
+    reference: Path,
+    sidecar_map: Path,
+    drift_admin_port: int,
 ):
     body = {
         "apiVersion": "modelops.io/v1alpha1",
@@ -110,6 +131,9 @@ def test_drift_seen_by_the_sidecar_becomes_a_drifted_condition(
     }
     cluster.apply(body, namespace)
     wait_ready(cluster, namespace, "watched")
+    assert map_pods_to(
+        cluster, namespace, "watched", sidecar_map, f"http://127.0.0.1:{drift_admin_port}"
+    )
     client = httpclient.InferenceServerClient(sidecar)
     rng = np.random.default_rng(2)
 

@@ -315,6 +315,21 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "spec.rollout.shadow.mirrorPercent",
     ),
     (
+        "rollout-min-requests-zero",  # a candidate that answered nothing must not pass
+        _rollout(strategy="Shadow", shadow={}, analysis={"minRequests": 0}),
+        "spec.rollout.analysis.minRequests",
+    ),
+    (
+        "rollout-progress-deadline-in-words",
+        _rollout(strategy="Shadow", shadow={}, analysis={"progressDeadline": "half an hour"}),
+        "spec.rollout.analysis.progressDeadline",
+    ),
+    (
+        "rollout-on-progress-deadline-unknown",
+        _rollout(strategy="Shadow", shadow={}, analysis={"onProgressDeadline": "Pray"}),
+        "spec.rollout.analysis.onProgressDeadline",
+    ),
+    (
         "rollout-shadow-duration-in-words",
         _rollout(strategy="Shadow", shadow={"duration": "30 minutes"}),
         "spec.rollout.shadow.duration",

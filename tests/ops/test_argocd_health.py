@@ -416,7 +416,7 @@ GATED_STAGES: dict[str, tuple[Callable[[], dict[str, Any]], str, str]] = {
     ),
     "promoting": (
         lambda: gated_object(
-            _START, _SHADOW, (12.0, CandidatePods(desired=1, ready=0), _figures(400, 400))
+            _START, _SHADOW, (12.0, CandidatePods(desired=1, ready=0), _figures(1000, 1000))
         ),
         "Progressing",
         "Promoting: promoting version 4 over 3",
@@ -432,7 +432,7 @@ GATED_STAGES: dict[str, tuple[Callable[[], dict[str, Any]], str, str]] = {
         "Paused: paused by spec.rollout.control.paused",
     ),
     "promoted": (
-        lambda: gated_object(_START, _SHADOW, (12.0, _READY, _figures(400, 400))),
+        lambda: gated_object(_START, _SHADOW, (12.0, _READY, _figures(1000, 1000))),
         "Healthy",
         "serving model fraud version 3 on 1/1 replicas",
     ),
@@ -440,7 +440,7 @@ GATED_STAGES: dict[str, tuple[Callable[[], dict[str, Any]], str, str]] = {
         lambda: gated_object(_START, _SHADOW, (12.0, _READY, _figures(412, 334))),
         "Healthy",
         "rolled back version 4: agreement 0.811 < minAgreement 0.95 over 412 mirrored "
-        "requests; version 3 serves",
+        "requests (at most 0.87",
     ),
     "rolled back, pinned by the spec": (
         lambda: gated_object(_START, _SHADOW, (12.0, _READY, _figures(412, 334)), version="4"),

@@ -2,7 +2,9 @@
 objects exist at each phase, what the sidecars are told, what status says.
 
 The data plane's figures are given to the planner as the sidecars would report
-them (tests/drift and e2e/test_gated_rollout.py run the real sidecars)."""
+them: a stand-in for the sidecar client's cache (tests/unit/test_sidecar_client.py
+tests the client against real sockets; tests/drift and e2e/test_gated_rollout.py
+run the real sidecars)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from datetime import timedelta
 from typing import Any
 
 from modelops.api.kinds import CONFIG_MAP, DEPLOYMENT, SERVICE
-from tests.unit.test_md_controller import KEY, NOW, Harness
+from modelops.controllers.sidecar_client import Snapshot
+from modelops.controllers.store_watcher import StoreView
+from tests.unit.test_md_controller import KEY, NOW, Harness, replica_set_of
 from tests.unit.test_render_fixtures import md_body
 
 SHADOW = {
@@ -32,8 +36,13 @@ class Sidecars:
         self.figures: dict[str, dict[str, Any]] | None = None
         self.pulled: str | None = None  # what `latest` resolved to when the pods pulled
 
-    def __call__(self, namespace: str, name: str, pods: Any) -> dict[str, dict[str, Any]]:
-        return self.figures or {}
+    def rollout(self, namespace: str, name: str, pods: Any) -> Snapshot:
+        # Like the real client: only the pods the controller asks are answered for.
+        asked = {p["metadata"]["name"] for p in pods}
+        return Snapshot({k: v for k, v in (self.figures or {}).items() if k in asked})
+
+    def drift(self, namespace: str, name: str, pods: Any) -> None:
+        return None
 
     def loaded(self, namespace: str, name: str, model: str, pods: Any) -> dict[str, list[str]]:
         def version(pod: Any) -> str:
@@ -50,7 +59,7 @@ class Gated(Harness):
     def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body)
         self.sidecars = Sidecars()
-        self.controller.rollout_reader = self.sidecars  # type: ignore[assignment]
+        self.controller.sidecars = self.sidecars  # type: ignore[assignment]
 
     @property
     def figures(self) -> dict[str, dict[str, Any]] | None:
@@ -75,6 +84,7 @@ class Gated(Harness):
             "availableReplicas": want,
         }
         template = dep["spec"]["template"]["metadata"]
+        owner = replica_set_of(self.kube, dep)
         for (kind, _, pod), _obj in list(self.kube.objects.items()):
             if kind.kind == "Pod" and pod.startswith(f"{name}-pod-"):
                 del self.kube.objects[(kind, "ml", pod)]
@@ -86,8 +96,9 @@ class Gated(Harness):
                     "metadata": {
                         "name": f"{name}-pod-{i}",
                         "namespace": "ml",
-                        "labels": dict(template["labels"]),
+                        "labels": dict(template["labels"]) | {"pod-template-hash": owner["hash"]},
                         "annotations": dict(template["annotations"]),
+                        "ownerReferences": [owner["ref"]],
                     },
                     "spec": {"nodeName": "gpu-0"},
                     "status": {
@@ -118,6 +129,12 @@ class Gated(Harness):
 
     def events(self) -> list[str]:
         return [e["reason"] for e in self.kube.events]
+
+    def epoch(self) -> str:
+        """The attempt the sidecars count under (what traffic.json tells them)."""
+        epoch = self.status()["rollout"]["epoch"]
+        assert self.traffic()["epoch"] == epoch
+        return epoch
 
 
 def started(version: str = "1") -> Gated:
@@ -182,10 +199,33 @@ def test_new_version_runs_as_candidate_beside_stable_and_is_promoted():
 
     # The sidecars report a good candidate: promoted, the candidate's pods stay.
     h.figures = {
-        "fraud-pod-0": {"epoch": "2", "requests": 500, "errors": 0, "mirrored": 120, "agreed": 119},
-        "fraud-b-pod-0": {"epoch": "2", "requests": 120, "errors": 0},
+        "fraud-pod-0": {
+            "epoch": h.epoch(),
+            "requests": 500,
+            "errors": 0,
+            "mirrored": 120,
+            "agreed": 119,
+        },
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 120, "errors": 0},
     }
     h.controller.clock = lambda: NOW + timedelta(minutes=1)
+    h.reconcile()
+    # 1 disagreement in 120 and no error in 120: promising, but not yet sure enough that
+    # the error rate is within 0.01 of stable's; status says how much more is needed.
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Shadow", rollout
+    assert "not decided yet" in rollout["message"]
+    assert rollout["analysis"]["requestsNeeded"] > 0
+    h.figures = {
+        "fraud-pod-0": {
+            "epoch": h.epoch(),
+            "requests": 5000,
+            "errors": 0,
+            "mirrored": 1000,
+            "agreed": 999,
+        },
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 1000, "errors": 0},
+    }
     h.reconcile()
     assert h.status()["rollout"]["phase"] in ("Promoting", "Idle")
     h.reconcile()
@@ -209,8 +249,14 @@ def test_disagreeing_candidate_is_rolled_back_and_stable_keeps_serving():
     h.run_pods("fraud-b")
     h.reconcile()
     h.figures = {
-        "fraud-pod-0": {"epoch": "2", "requests": 500, "errors": 0, "mirrored": 200, "agreed": 150},
-        "fraud-b-pod-0": {"epoch": "2", "requests": 200, "errors": 0},
+        "fraud-pod-0": {
+            "epoch": h.epoch(),
+            "requests": 500,
+            "errors": 0,
+            "mirrored": 200,
+            "agreed": 150,
+        },
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 200, "errors": 0},
     }
     h.reconcile()
     rollout = h.status()["rollout"]
@@ -226,6 +272,133 @@ def test_disagreeing_candidate_is_rolled_back_and_stable_keeps_serving():
     h.reconcile()
     assert h.deployment("fraud-b") is None
     assert h.status()["rollout"]["phase"] == "RolledBack"
+
+
+def test_a_pod_that_only_carries_the_labels_cannot_get_a_bad_candidate_promoted():
+    h = started()
+    h.set_version("2")
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    # Someone runs a pod with the stable slot's labels (no owner) whose "sidecar" reports
+    # overwhelming agreement; summed in, it would pass the gate (10150/10200 > 0.95).
+    h.kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "fraud-forged",
+                "namespace": "ml",
+                "labels": {"modelops.io/model-deployment": "fraud", "modelops.io/slot": "a"},
+                "annotations": {"modelops.io/model-version": "1"},
+            },
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+    )
+    h.figures = {
+        "fraud-pod-0": {
+            "epoch": h.epoch(),
+            "requests": 500,
+            "errors": 0,
+            "mirrored": 200,
+            "agreed": 150,
+        },
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 200, "errors": 0},
+        "fraud-forged": {
+            "epoch": h.epoch(),
+            "requests": 10000,
+            "errors": 0,
+            "mirrored": 10000,
+            "agreed": 10000,
+        },
+    }
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "RolledBack", rollout
+    assert "agreement 0.75 < minAgreement 0.95 over 200 mirrored requests" in rollout["message"]
+    ignored = [e for e in h.kube.events if e["reason"] == "EvidenceIgnored"]
+    assert len(ignored) == 1 and "fraud-forged" in ignored[0]["message"]
+    h.reconcile()
+    # Named once, not at every reconcile.
+    assert len([e for e in h.kube.events if e["reason"] == "EvidenceIgnored"]) == 1
+
+
+def in_shadow() -> Gated:
+    h = started()
+    h.set_version("2")
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Shadow"
+    return h
+
+
+def test_a_version_tried_again_counts_from_zero_under_a_new_epoch():
+    h = in_shadow()
+    first = h.epoch()
+    assert first.startswith("2.")
+    h.figures = {
+        "fraud-pod-0": {"epoch": first, "requests": 500, "mirrored": 200, "agreed": 150},
+        "fraud-b-pod-0": {"epoch": first, "requests": 200, "errors": 0},
+    }
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "RolledBack"
+    assert h.status()["rollout"]["rejected"]["epoch"] == first
+    assert h.status()["history"][0]["epoch"] == first
+    # A looser gate is a reason to judge version 2 again: a new attempt.
+    body = h.kube.objects[(h._md_kind(), *KEY)]
+    body["spec"]["rollout"]["analysis"]["minAgreement"] = 0.7
+    body["metadata"]["generation"] += 1
+    h.controller.clock = lambda: NOW + timedelta(minutes=5)
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Shadow"
+    second = h.epoch()
+    assert second != first
+    # The sidecars still report the first attempt's counts (0.75 would now pass): they
+    # are not this attempt's evidence.
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Shadow", rollout
+    assert rollout["analysis"]["mirrored"] == 0
+
+
+def test_counters_going_backwards_within_one_sidecar_are_refused_with_the_reason():
+    h = in_shadow()
+    epoch = h.epoch()
+    h.figures = {
+        "fraud-pod-0": {
+            "epoch": epoch,
+            "sidecar": "s",
+            "requests": 90,
+            "mirrored": 60,
+            "compared": 60,
+            "agreed": 60,
+        },
+        "fraud-b-pod-0": {"epoch": epoch, "sidecar": "c", "requests": 60},
+    }
+    h.reconcile()
+    h.figures["fraud-pod-0"] = h.figures["fraud-pod-0"] | {
+        "mirrored": 10,
+        "compared": 10,
+        "agreed": 10,
+    }
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert (
+        "counters went backwards within sidecar s: mirrored went from 60 to 10"
+        in (rollout["analysis"]["refused"])
+    )
+    assert rollout["analysis"]["mirrored"] == 60  # the last good figures stand
+    refusals = [e for e in h.kube.events if e["reason"] == "FiguresRefused"]
+    assert refusals and "fraud-pod-0" in refusals[0]["message"]
+    # A restarted sidecar (a new id) starting from zero is not refused: it adds up.
+    h.figures["fraud-pod-0"] = h.figures["fraud-pod-0"] | {"sidecar": "s2"}
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert "refused" not in rollout["analysis"]
+    assert rollout["analysis"]["mirrored"] == 70
 
 
 def ix(self, name: str):
@@ -278,8 +451,8 @@ def test_canary_splits_by_weight_capped_by_ready_capacity_and_hpa_follows_the_st
 
     # A candidate answering with errors is rolled back with the figure in the message.
     h.figures = {
-        "fraud-pod-0": {"epoch": "2", "requests": 300, "errors": 0},
-        "fraud-b-pod-0": {"epoch": "2", "requests": 300, "errors": 30},
+        "fraud-pod-0": {"epoch": h.epoch(), "requests": 300, "errors": 0},
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 300, "errors": 30},
     }
     h.reconcile()
     rollout = h.status()["rollout"]
@@ -301,7 +474,9 @@ def test_an_operator_restarted_mid_analysis_resumes_from_status():
     fresh.kube = h.kube
     fresh.controller.kube = h.kube
     fresh.controller.actuator.kube = h.kube
-    fresh.figures = {"fraud-pod-0": {"epoch": "2", "requests": 10, "mirrored": 5, "agreed": 5}}
+    fresh.figures = {
+        "fraud-pod-0": {"epoch": h.epoch(), "requests": 10, "mirrored": 5, "agreed": 5}
+    }
     fresh.reconcile()
     after = h.status()["rollout"]
     assert after["phase"] == "Shadow"
@@ -387,3 +562,86 @@ def test_latest_is_resolved_once_by_what_the_pods_loaded_without_restarting_them
     rollout = h.status()["rollout"]
     assert (rollout["stable"], rollout["candidate"]) == ("7", "8")
     assert rollout["candidateSource"]["trainingJob"]["name"] == "fraud-retrain-1"
+
+
+def test_an_abort_makes_the_candidate_unreachable_in_the_same_reconcile():
+    """Candidate traffic stops at once, not after the kubelet refreshes traffic.json (up
+    to a minute): the candidate Service the stable sidecars split to is deleted in the
+    reconcile that decides, and the stable sidecars fall back to their own Triton."""
+    body = md_body(model={"storageUri": "s3://models/fraud", "version": "1"}, rollout=CANARY)
+    h = Gated(body)
+    h.reconcile()
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    h.set_version("2")
+    h.reconcile()
+    h.run_pods("fraud-b")
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Canary"
+    assert h.kube.live(SERVICE, "ml", "fraud-candidate") is not None
+    live = h.kube.objects[(h._md_kind(), *KEY)]
+    live["spec"]["rollout"]["control"] = {"abort": "2"}
+    live["metadata"]["generation"] += 1
+    h.reconcile()  # one reconcile
+    assert h.status()["rollout"]["phase"] == "RolledBack"
+    assert h.kube.live(SERVICE, "ml", "fraud-candidate") is None
+    assert h.deployment("fraud-b") is None
+    assert h.traffic() == {}
+    # The candidate's pods may still be terminating: the Service keeps to the stable slot.
+    assert h.kube.live(SERVICE, "ml", "fraud")["spec"]["selector"]["modelops.io/slot"] == "a"
+
+
+class Store:
+    """What the store watcher's last listing says (tests/unit/test_store_watcher.py lists
+    a real store)."""
+
+    def __init__(self) -> None:
+        self.newest: str | None = None
+
+    def view(self, namespace: str, name: str, uri: str, want: Any = ()) -> StoreView:
+        versions = [v for v in (self.newest, *want) if v and v.isdigit()]
+        return StoreView(self.newest, {v: f"sha256:{int(v):064x}" for v in versions})
+
+    def forget(self, namespace: str, name: str) -> None:
+        pass
+
+
+def test_a_version_published_by_hand_under_latest_goes_through_the_strategy():
+    h = Gated(
+        md_body(model={"storageUri": "s3://models/fraud", "version": "latest"}, rollout=SHADOW)
+    )
+    store = Store()
+    h.controller.store = store  # type: ignore[assignment]
+    store.newest = "1"
+    h.reconcile()
+    # Pinned to the number the store listing resolved, never `latest`.
+    template = h.deployment("fraud")["spec"]["template"]["metadata"]["annotations"]
+    assert template["modelops.io/model-version"] == "1"
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Idle"
+    assert h.status()["history"][0]["checksum"] == f"sha256:{1:064x}"
+    # Someone copies version 2 into the store: no TrainingJob, still a candidate.
+    store.newest = "2"
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Waiting" and rollout["candidate"] == "2"
+    assert rollout["candidateSource"] == {"kind": "Latest"}
+    assert rollout["candidateChecksum"] == f"sha256:{2:064x}"
+    h.run_pods("fraud-b")
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "Shadow"
+    h.figures = {
+        "fraud-pod-0": {"epoch": h.epoch(), "requests": 500, "mirrored": 200, "agreed": 100},
+        "fraud-b-pod-0": {"epoch": h.epoch(), "requests": 200},
+    }
+    h.reconcile()
+    assert h.status()["rollout"]["phase"] == "RolledBack"
+    assert h.status()["history"][0]["checksum"] == f"sha256:{2:064x}"
+    # The stable pods stay pinned to 1: a restarting replica cannot pull the rejected 2.
+    h.reconcile()
+    template = h.deployment("fraud")["spec"]["template"]["metadata"]["annotations"]
+    assert template["modelops.io/model-version"] == "1"
+    assert h.deployment("fraud-b") is None

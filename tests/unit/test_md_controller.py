@@ -32,6 +32,7 @@ def views_of(kube: FakeKube) -> dict[str, Any]:
         (ix.md_hpas, "HorizontalPodAutoscaler", ix.MANAGED),
         (ix.md_pdbs, "PodDisruptionBudget", ix.MANAGED),
         (ix.md_pods, "Pod", ix.OWNED_BY_MD),
+        (ix.md_replicasets, "ReplicaSet", ix.OWNED_BY_MD),
         (ix.md_claim_templates, "ResourceClaimTemplate", ix.MANAGED),
         (ix.md_claims, "ResourceClaim", ix.OWNED_BY_MD),
     ]
@@ -89,6 +90,7 @@ class Harness:
             "availableReplicas": want,
         }
         version = dep["spec"]["template"]["metadata"]["annotations"]["modelops.io/model-version"]
+        owner = replica_set_of(self.kube, dep)
         for i in range(want):
             self.kube.put(
                 {
@@ -97,8 +99,12 @@ class Harness:
                     "metadata": {
                         "name": f"fraud-abc-{i}",
                         "namespace": "ml",
-                        "labels": {"modelops.io/model-deployment": "fraud"},
+                        "labels": {
+                            "modelops.io/model-deployment": "fraud",
+                            "pod-template-hash": owner["hash"],
+                        },
                         "annotations": {"modelops.io/model-version": version},
+                        "ownerReferences": [owner["ref"]],
                     },
                     "spec": {"nodeName": "gpu-0"},
                     "status": {
@@ -111,6 +117,47 @@ class Harness:
                     },
                 }
             )
+
+
+def replica_set_of(kube: FakeKube, dep: dict[str, Any]) -> dict[str, Any]:
+    """What the Deployment controller does: the current ReplicaSet of the Deployment's
+    template (revision = generation here), controlled by it; returns the pods' controller
+    reference and template hash."""
+    revision = str(dep["metadata"]["generation"])
+    dep["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = revision
+    name = dep["metadata"]["name"]
+    template_hash = f"h{revision}"
+    labels = dict(dep["spec"]["template"]["metadata"].get("labels") or {})
+    labels["pod-template-hash"] = template_hash
+    rs = kube.put(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{name}-{template_hash}",
+                "namespace": dep["metadata"]["namespace"],
+                "labels": labels,
+                "annotations": {"deployment.kubernetes.io/revision": revision},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": name,
+                        "uid": dep["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+        }
+    )
+    ref = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": rs["metadata"]["name"],
+        "uid": rs["metadata"]["uid"],
+        "controller": True,
+    }
+    return {"ref": ref, "hash": template_hash}
 
 
 def ix_kind(name: str):

@@ -39,12 +39,20 @@ GPU_MESSAGE = (
 SHADOW = {
     "strategy": "Shadow",
     "shadow": {"mirrorPercent": 10, "duration": "10m"},
-    "analysis": {"minRequests": 100, "minAgreement": 0.95, "maxLatencyP99Ratio": 1.5},
+    # State-machine tables: a loose error-rate gate that a few hundred clean requests
+    # decide (the statistics have their own tests, test_rollout_sequential.py).
+    "analysis": {
+        "minRequests": 100,
+        "minAgreement": 0.95,
+        "maxLatencyP99Ratio": 1.5,
+        "maxErrorRateIncrease": 0.05,
+    },
 }
+STRICT = {**SHADOW, "analysis": {**SHADOW["analysis"], "maxErrorRateIncrease": 0.01}}
 CANARY = {
     "strategy": "Canary",
     "canary": {"steps": [{"weight": 10, "duration": "5m"}, {"weight": 50, "requests": 1000}]},
-    "analysis": {"minRequests": 100, "maxLatencyP99Ratio": 1.5},
+    "analysis": {"minRequests": 100, "maxLatencyP99Ratio": 1.5, "maxErrorRateIncrease": 0.05},
 }
 CHAIN = {**SHADOW, "canary": CANARY["canary"]}
 TJ_SOURCE = {
@@ -211,17 +219,35 @@ ROWS: dict[str, Row] = {
     "shadow: error rate increase above the limit -> rolled back": Row(
         in_shadow,
         12,
-        figures=figs(200, cand_err=10, stable=2000, stable_err=2),
+        figures=figs(600, cand_err=30, stable=6000, stable_err=6),
+        rollout=STRICT,
         phase="RolledBack",
         message="error rate 0.05 vs stable 0.001: increase 0.049 > maxErrorRateIncrease 0.01 "
-        "over 200 requests",
+        "over 600 requests (at least 0.0196 at 95% confidence)",
         candidate=None,
+    ),
+    "shadow: error rate increase above the limit, too little evidence yet -> no verdict": Row(
+        in_shadow,
+        12,
+        figures=figs(200, cand_err=10, stable=2000, stable_err=2),
+        rollout=STRICT,
+        phase="Shadow",
+        message="increase 0.049 (between 0.00",
     ),
     "shadow: error rate increase within the limit passes": Row(
         in_shadow,
         12,
-        figures=figs(1000, cand_err=5, stable=10000, stable_err=20),
+        figures=figs(4000, cand_err=20, stable=40000, stable_err=80),
+        rollout=STRICT,
         phase="Promoting",
+    ),
+    "shadow: error rate within the limit on little evidence -> samples needed, ETA": Row(
+        in_shadow,
+        12,
+        figures=figs(1000, cand_err=5, stable=10000, stable_err=20),
+        rollout=STRICT,
+        phase="Shadow",
+        message="more requests needed (~",
     ),
     "shadow: p99 latency ratio above the limit -> rolled back": Row(
         in_shadow,
@@ -348,7 +374,7 @@ ROWS: dict[str, Row] = {
         20,
         figures=figs(1300, cand_err=100),
         phase="RolledBack",
-        message="increase 0.0769 > maxErrorRateIncrease 0.01 over 1300 requests",
+        message="increase 0.0769 > maxErrorRateIncrease 0.05 over 1300 requests",
         candidate=None,
     ),
 }
@@ -456,7 +482,11 @@ def test_steps_are_flattened_shadow_first():
 
 
 def test_a_step_without_duration_or_requests_needs_min_requests_of_its_own():
-    rollout = {"strategy": "Canary", "canary": {"steps": [{"weight": 10}, {"weight": 20}]}}
+    rollout = {
+        "strategy": "Canary",
+        "canary": {"steps": [{"weight": 10}, {"weight": 20}]},
+        "analysis": {"maxErrorRateIncrease": 0.05},
+    }
     w = World(rollout)
     w.tick(0, CandidatePods(desired=1, ready=0))
     w.tick(1, READY1, figs(0))
@@ -851,3 +881,74 @@ def test_abort_already_in_git_when_the_version_appears_never_starts_it():
 def test_latest_must_be_resolved_before_deciding():
     with pytest.raises(ValueError, match="resolved number"):
         World(SHADOW, target=Target("latest")).tick(0)
+
+
+# --- deadlines ----------------------------------------------------------------------------
+
+STALL = {**SHADOW, "analysis": {**SHADOW["analysis"], "onProgressDeadline": "Stall"}}
+
+
+def test_zero_traffic_rolls_back_at_the_progress_deadline_with_the_reason():
+    w = in_shadow()
+    # The shadow step (10m duration) started at T0+1m: it could pass at 11m; the 30m
+    # progress deadline ends at 41m.
+    assert w.tick(40, READY1, figs(0)).status["phase"] == "Shadow"
+    plan = w.tick(41, READY1, figs(0))
+    assert plan.status["phase"] == "RolledBack"
+    assert plan.candidate_version is None
+    assert (
+        "progress deadline exceeded: no verdict at shadow (step 1/1) progressDeadline 30m after "
+        "it could have passed: 0/100 requests (minRequests)" in plan.status["message"]
+    )
+    assert reasons(plan) == ["RolledBack"]
+
+
+def test_with_stall_the_candidate_waits_stalled_until_evidence_decides():
+    w = in_shadow(STALL)
+    plan = w.tick(41, READY1, figs(50))
+    assert plan.status["phase"] == "Shadow" and plan.status["stalled"] is True
+    assert plan.stalled and plan.stalled_reason == "ProgressDeadlineExceeded"
+    assert plan.candidate_version == "8" and plan.mirror_percent == 10
+    assert reasons(plan) == ["ProgressDeadlineExceeded"]
+    again = w.tick(42, READY1, figs(60))
+    assert again.stalled and reasons(again) == []  # the event once
+    # Evidence arrives after all: the verdict stands, the stall ends.
+    done = w.tick(50, READY1, figs(1000))
+    assert done.status["phase"] == "Promoting" and "stalled" not in done.status
+    assert not done.stalled
+
+
+def test_a_candidate_never_ready_meets_the_progress_deadline():
+    w = World(SHADOW)
+    w.tick(0, CandidatePods(desired=1, ready=0))
+    assert w.tick(29, CandidatePods(desired=1, ready=0)).status["phase"] == "Waiting"
+    plan = w.tick(30, CandidatePods(desired=1, ready=0))
+    assert plan.status["phase"] == "RolledBack"
+    assert (
+        "candidate version 8 not ready after progressDeadline 30m: 0/1 pods ready"
+        in (plan.status["message"])
+    )
+
+
+def test_a_promotion_that_overruns_its_deadline_gives_the_old_stable_its_replicas_back():
+    w = in_shadow()
+    promoting = w.tick(12, READY1, figs(1000))
+    assert promoting.status["phase"] == "Promoting" and promoting.stable_replicas == 2
+    assert w.tick(26, CandidatePods(desired=2, ready=1), figs(1000)).status["phase"] == (
+        "Promoting"
+    )
+    plan = w.tick(27, CandidatePods(desired=2, ready=1), figs(1000))
+    assert plan.status["phase"] == "RolledBack"
+    assert "promotionDeadline 15m: 1/3 replicas of the new version ready" in plan.status["message"]
+    assert plan.candidate_version is None and plan.stable_replicas is None
+    assert plan.stable_version == "7"
+
+
+def test_a_crash_looping_new_stable_rolls_the_promotion_back_at_once():
+    w = in_shadow()
+    w.tick(12, READY1, figs(1000))
+    crashing = CandidatePods(desired=2, ready=1, problem="CrashLoopBackOff: pod fraud-b-2")
+    plan = w.tick(13, crashing, figs(1000))
+    assert plan.status["phase"] == "RolledBack"
+    assert "promotion failed, new pods fail: CrashLoopBackOff" in plan.status["message"]
+    assert plan.candidate_version is None and plan.stable_replicas is None

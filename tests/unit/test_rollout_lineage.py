@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -128,44 +129,104 @@ def _fig(
     )
 
 
+NO_ERR = {"maxErrorRateIncrease": None}  # one gate at a time
+LATENCY = NO_ERR | {"maxLatencyP99Ratio": 2}
+
+
+def _floor(mirrored: int, agreed: int, self_compared: int, self_agreed: int) -> ObservedFigures:
+    return replace(
+        _fig(mirrored, mirrored=mirrored, agreed=agreed),
+        self_compared=self_compared,
+        self_agreed=self_agreed,
+    )
+
+
 @pytest.mark.parametrize(
     ("analysis", "figures", "mirroring", "result", "text"),
     [
-        ({}, _fig(100), False, Result.PASS, "increase 0 <= maxErrorRateIncrease 0.01 over 100"),
-        ({}, _fig(99), False, Result.PENDING, "99/100 requests (minRequests)"),
         (
-            {"maxErrorRateIncrease": None},
-            _fig(100),
+            {},
+            _fig(1000),
             False,
             Result.PASS,
-            "100 requests >= minRequests 100",
+            "increase 0 <= maxErrorRateIncrease 0.01 over 1000 requests (at most 0.0",
         ),
-        ({"maxErrorRateIncrease": None}, _fig(5), False, Result.PENDING, "5/100 requests"),
-        ({"minRequests": 0, "maxErrorRateIncrease": None}, _fig(0), False, Result.PASS, ""),
-        ({"maxLatencyP99Ratio": 2}, _fig(100, c_p99=0.2), False, Result.PASS, "ratio 2 <= "),
-        ({"maxLatencyP99Ratio": 2}, _fig(100, c_p99=0.21), False, Result.FAIL, "ratio 2.1 > "),
+        # Clean, but 100 requests cannot show the increase is within 0.01 at 95%.
+        ({}, _fig(100), False, Result.PENDING, "at 95% confidence) vs maxErrorRateIncrease"),
+        ({}, _fig(300, cand_err=30), False, Result.FAIL, "increase 0.1 > maxErrorRateIncrease"),
+        ({}, _fig(99), False, Result.PENDING, "99/100 requests (minRequests)"),
+        (NO_ERR, _fig(100), False, Result.PASS, "100 requests >= minRequests 100"),
+        (NO_ERR, _fig(5), False, Result.PENDING, "5/100 requests"),
+        (NO_ERR | {"minRequests": 1}, _fig(1), False, Result.PASS, "1 requests >= minRequests 1"),
         (
-            {"minAgreement": 0.9},
-            _fig(100, mirrored=100, agreed=90),
+            NO_ERR | {"maxLatencyP99Ratio": 2},
+            _fig(100, c_p99=0.2),
+            False,
+            Result.PASS,
+            "ratio 2 <= ",
+        ),
+        (
+            NO_ERR | {"maxLatencyP99Ratio": 2},
+            _fig(100, c_p99=0.21),
+            False,
+            Result.FAIL,
+            "ratio 2.1 > ",
+        ),
+        (
+            NO_ERR | {"minAgreement": 0.9},
+            _fig(1000, mirrored=1000, agreed=990),
             True,
             Result.PASS,
-            ">= minAgreement 0.9",
+            "agreement 0.99 >= minAgreement 0.9 over 1000 mirrored requests (at least 0.9",
         ),
         (
-            {"minAgreement": 0.9},
-            _fig(100, mirrored=100, agreed=89),
+            NO_ERR | {"minAgreement": 0.9},
+            _fig(100, mirrored=100, agreed=50),
             True,
             Result.FAIL,
-            "agreement 0.89 < minAgreement 0.9 over 100 mirrored",
+            "agreement 0.5 < minAgreement 0.9 over 100 mirrored",
+        ),
+        # Just below the limit on 100 requests: not evidence enough either way.
+        (
+            NO_ERR | {"minAgreement": 0.9},
+            _fig(100, mirrored=100, agreed=89),
+            True,
+            Result.PENDING,
+            "agreement 0.89 (beyond the noise floor between",
         ),
         # Agreement is only judged while mirroring; in canary steps it is not a gate.
-        ({"minAgreement": 0.9}, _fig(100, mirrored=100, agreed=0), False, Result.PASS, ""),
+        (NO_ERR | {"minAgreement": 0.9}, _fig(100, mirrored=100, agreed=0), False, Result.PASS, ""),
         (
-            {"minAgreement": 0.9},
+            NO_ERR | {"minAgreement": 0.9},
             _fig(100, mirrored=40, agreed=40),
             True,
             Result.PENDING,
             "40/100 mirrored requests compared",
+        ),
+        # A non-deterministic model: stable agrees with itself only 90% of the time, so the
+        # candidate's 85% is 5 points beyond the noise, within 1 - minAgreement.
+        (
+            NO_ERR | {"minAgreement": 0.9},
+            _floor(4000, 3400, 4000, 3600),
+            True,
+            Result.PASS,
+            "stable agrees with itself 0.9 over 4000 (noise floor)",
+        ),
+        # The same candidate with the floor unmeasured: 15 points of disagreement fail.
+        (
+            NO_ERR | {"minAgreement": 0.9},
+            _fig(4000, mirrored=4000, agreed=3400),
+            True,
+            Result.FAIL,
+            "noise floor not measured (taken as 0)",
+        ),
+        # Figures that do not add up: no verdict at all.
+        (
+            {},
+            replace(_fig(1000, cand_err=500), consistent=False, refused=("one side is wrong",)),
+            False,
+            Result.PENDING,
+            "figures refused: one side is wrong",
         ),
     ],
 )
@@ -173,6 +234,11 @@ def test_live_gates(analysis, figures, mirroring, result, text):
     verdict = evaluate(Analysis.model_validate(analysis), figures, mirroring=mirroring)
     assert verdict.result is result, verdict
     assert text in verdict.text
+
+
+def test_min_requests_is_at_least_one():
+    with pytest.raises(ValueError, match="minRequests"):
+        Analysis.model_validate({"minRequests": 0})
 
 
 def test_eval_metric_without_a_gate_or_a_training_job_is_not_judged():

@@ -177,7 +177,7 @@ class Analysis(ApiModel):
 
     min_requests: int = Field(
         default=100,
-        ge=0,
+        ge=1,
         le=1_000_000_000,
         description="Requests the candidate must have answered (mirrored or live) before any "
         "gate can pass or fail; below it the rollout waits for evidence.",
@@ -187,8 +187,10 @@ class Analysis(ApiModel):
         ge=0,
         le=1,
         description="Largest increase of the candidate's error rate over the stable "
-        "version's on the same traffic, as a fraction (0.01: one percentage point). Unset "
-        "disables the gate.",
+        "version's on the same traffic, as a fraction (0.01: one percentage point). Errors "
+        "are what users feel (5xx, resets, timeouts; 4xx are reported apart). Decided "
+        "sequentially at `confidence`. Always judged (default 0.01: the API server "
+        "replaces a null with the default); 1 lets any increase pass.",
     )
     max_latency_p99_ratio: float | None = Field(
         default=None,
@@ -204,6 +206,39 @@ class Analysis(ApiModel):
         description="Least fraction (0-1) of mirrored requests where the candidate's answer "
         "agrees with the stable one (see agreement). Only mirrored requests have two answers "
         "to compare, so this needs strategy Shadow. Unset disables the gate.",
+    )
+    progress_deadline: str = Field(
+        default="30m",
+        max_length=32,
+        pattern=DURATION,
+        description="How long a candidate may take to become ready (from its start), and "
+        "each step to reach a verdict once its own duration has passed (zero traffic, "
+        "minRequests never reached, evidence that decides nothing), as a Go duration. Past "
+        "it, onProgressDeadline decides.",
+    )
+    on_progress_deadline: Literal["Rollback", "Stall"] = Field(
+        default="Rollback",
+        description="Rollback: the candidate is rolled back with the reason. Stall: it keeps "
+        "its traffic and waits, the ModelDeployment turns Stalled (reason "
+        "ProgressDeadlineExceeded) until evidence arrives or a person acts (control.promote "
+        "/ control.abort).",
+    )
+    promotion_deadline: str = Field(
+        default="15m",
+        max_length=32,
+        pattern=DURATION,
+        description="How long a decided promotion may take to have every replica of the "
+        "new version ready. Past it (or at once when the new pods crash-loop) the promotion "
+        "is rolled back: the old stable version gets its replicas back.",
+    )
+    confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        le=0.9999,
+        description="How sure a verdict on a rate (error rate, agreement) must be: the "
+        "gates are decided with anytime-valid confidence sequences, so a verdict comes as "
+        "soon as the evidence is this sure, however often analysis looks, and false "
+        "promotions plus false rollbacks happen at most 1 - confidence of the time.",
     )
     agreement: Agreement = Field(
         default_factory=Agreement,
@@ -366,6 +401,9 @@ class VersionFigures(ApiModel):
     errors: int | None = Field(default=None, description="Requests that failed.")
     error_rate: float | None = Field(default=None, description="errors / requests.")
     latency_p99_seconds: float | None = Field(default=None, description="p99 latency, seconds.")
+    client_errors: int | None = Field(
+        default=None, description="4xx answers: reported apart, never gating."
+    )
 
 
 class AnalysisFigures(ApiModel):
@@ -381,6 +419,29 @@ class AnalysisFigures(ApiModel):
     )
     step_requests: int | None = Field(
         default=None, description="Requests the candidate answered in the current step."
+    )
+    sent: int | None = Field(
+        default=None,
+        description="Requests the stable sidecars sent the candidate (mirrored and split).",
+    )
+    sent_failed: int | None = Field(
+        default=None,
+        description="Of those, the ones the candidate failed as seen by the stable side "
+        "(5xx, resets, timeouts): the candidate is judged from both sides.",
+    )
+    sent_timeouts: int | None = Field(default=None, description="Of those, timeouts.")
+    split_fallbacks: int | None = Field(
+        default=None, description="Split requests answered by the stable version instead."
+    )
+    self_agreement: float | None = Field(
+        default=None,
+        description="The stable version's agreement with itself on mirrored requests (the "
+        "noise floor), when the sidecars measure it.",
+    )
+    refused: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Figures refused because they do not add up, with the reason; never summed.",
     )
     verdict: str | None = Field(
         default=None,
@@ -401,6 +462,9 @@ class RejectedVersion(ApiModel):
         "resources, rollout policy without control) when it was rolled back.",
     )
     reason: str | None = Field(default=None, max_length=4096, description="Why.")
+    epoch: str | None = Field(
+        default=None, max_length=80, description="The attempt that was rolled back."
+    )
 
 
 class TrainingJobRef(ApiModel):
@@ -466,6 +530,13 @@ class RolloutStatus(ApiModel):
     candidate: str | None = Field(
         default=None, max_length=64, description="Candidate version under analysis."
     )
+    epoch: str | None = Field(
+        default=None,
+        max_length=80,
+        description='This attempt at the candidate (opaque, "<version>.<start>"): the '
+        "sidecars count figures per epoch (traffic.json), so a version retried under the same "
+        "number starts from zero.",
+    )
     step: int | None = Field(
         default=None,
         description="Index of the current step: the shadow phase first (when any), then "
@@ -503,6 +574,12 @@ class RolloutStatus(ApiModel):
         description="True while the candidate has waited for a node longer than "
         "surgeTimeoutSeconds.",
     )
+    promoting_since: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description="While Promoting: when the promotion was decided (promotionDeadline "
+        "counts from here).",
+    )
     promotion_reason: str | None = Field(
         default=None,
         max_length=1024,
@@ -532,7 +609,12 @@ class HistoryEntry(ApiModel):
         default=None,
         max_length=80,
         description="sha256 digest of the version's SHA256SUMS manifest (which lists every "
-        "file's digest), as sha256:<hex>.",
+        "file's digest), as sha256:<hex>: what was judged.",
+    )
+    epoch: str | None = Field(
+        default=None,
+        max_length=80,
+        description="The attempt (status.rollout.epoch) whose figures decided the outcome.",
     )
     serving_since: str | None = Field(
         default=None,

@@ -33,6 +33,7 @@ from modelops.api.kinds import (
     MODEL_DEPLOYMENT,
     PDB,
     POD,
+    REPLICA_SET,
     RESOURCE_CLAIM,
     RESOURCE_CLAIM_TEMPLATE,
     SCALED_OBJECT,
@@ -96,6 +97,12 @@ md_scaled_objects = _child_index("md_scaled_objects", p.project_autoscaler)
 # them; their owner is the pod, so they are read, never written.
 md_claims = _child_index("md_claims", p.project_claim)
 md_pods = _child_index("md_pods", p.project_pod)
+
+
+# The serving Deployments' ReplicaSets carry the pod template's labels, so the same
+# server-side selector as the pods finds them; read only, for the owner chain that
+# decides whose sidecars may give evidence (render/evidence.py).
+md_replicasets = _child_index("md_replicasets", p.project_replica_set)
 
 
 def tj_index(namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict:
@@ -201,6 +208,11 @@ WATCHES: tuple[Watch, ...] = (
             StoreSpec("tj_pods", tj_pods, OWNED_BY_TJ),
         ),
     ),
+    Watch(
+        REPLICA_SET,
+        MANAGED_SELECTOR,
+        (StoreSpec("md_replicasets", md_replicasets, OWNED_BY_MD),),
+    ),
     Watch(JOB, MANAGED_SELECTOR, (StoreSpec("tj_jobs", tj_jobs, OWNED_BY_TJ),)),
     Watch(
         SCALED_OBJECT,
@@ -222,6 +234,7 @@ MD_STORES = frozenset(
         "md_scaled_objects",
         "md_claims",
         "md_pods",
+        "md_replicasets",
         "tj_index",  # its trainings (trainings_for)
         "tj_by_md",
     }
@@ -281,6 +294,10 @@ class Indexes:
 
     def md_pods(self, key: Key) -> list[Mapping[str, Any]]:
         return self.all("md_pods", key)
+
+    def md_replica_sets(self, key: Key) -> list[Mapping[str, Any]]:
+        """The ReplicaSets carrying the ModelDeployment's label (owner checks)."""
+        return self.all("md_replicasets", key)
 
     def md_claims(self, key: Key) -> list[Mapping[str, Any]]:
         """ResourceClaims made for the ModelDeployment's pods (DRA)."""

@@ -12,7 +12,7 @@ to reconcile again).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,18 +22,19 @@ from modelops.api.modeldeployment import ModelDeployment
 from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator, Outcome
 from modelops.controllers.indexes import Indexes, Key
-from modelops.controllers.rollout_reader import RolloutReader
+from modelops.controllers.sidecar_client import SidecarClient
+from modelops.controllers.store_watcher import StoreWatcher
 from modelops.kube import KubeApi
 from modelops.render import md_planner
 from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
+from modelops.render.evidence import Sources, evidence_sources
 from modelops.render.gating.decide import GATED_PHASES
+from modelops.render.gating.ledger import PodLedger, post
 from modelops.render.ownership import Applied
 from modelops.render.plan import Plan
 
 KIND = c.MD_KIND
 log = logging.getLogger("modelops.modeldeployment")
-
-DriftReader = Callable[[ModelDeployment, Sequence[Mapping[str, Any]]], dict | None]
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,10 @@ class ModelDeploymentController:
     kube: KubeApi
     indexes: Indexes
     settings: md_planner.Settings
-    drift_reader: DriftReader | None = None
-    rollout_reader: RolloutReader | None = None
+    # The sidecars' figures, drift and loaded versions, read off the reconcile path.
+    sidecars: SidecarClient | None = None
+    # The model store's versions and manifest digests, listed off the reconcile path.
+    store: StoreWatcher | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _applied: dict[Key, Applied] = field(default_factory=dict)
     _parsed: dict[Key, tuple[tuple[Any, Any], ModelDeployment | str]] = field(default_factory=dict)
@@ -59,6 +62,13 @@ class ModelDeploymentController:
     # Per ModelDeployment: rendered children by their inputs (only one worker
     # handles a key at a time, so no lock is needed).
     _renders: dict[Key, dict[Any, Any]] = field(default_factory=dict)
+    # Foreign pods already named in an event (each is reported once).
+    _ignored: dict[Key, set[str]] = field(default_factory=dict)
+    # Per ModelDeployment, per pod: the sidecars' figures of the current epoch with the
+    # baselines of restarted sidecars (render/gating/ledger.py).
+    _ledgers: dict[Key, dict[str, PodLedger]] = field(default_factory=dict)
+    # Refusals already named in an event: (pod, reason).
+    _refused: dict[Key, set[tuple[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.actuator = Actuator(self.kube, KIND)
@@ -70,10 +80,15 @@ class ModelDeploymentController:
         self._parsed.pop(key, None)
         self._own_status.pop(key, None)
         self._renders.pop(key, None)
+        self._ignored.pop(key, None)
+        self._ledgers.pop(key, None)
+        self._refused.pop(key, None)
         metrics.forget(KIND, *key)
         metrics.forget_rollout(*key)
-        if self.rollout_reader is not None:
-            self.rollout_reader.forget(*key)
+        if self.sidecars is not None:
+            self.sidecars.forget(*key)
+        if self.store is not None:
+            self.store.forget(*key)
 
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
         """Whether this version of the object is the one our last status patch made."""
@@ -110,6 +125,14 @@ class ModelDeploymentController:
         key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
         children = self.indexes.md_children(key)
         pods = self.indexes.md_pods(key)
+        now = self.clock()
+        # Only sidecars of ready pods this ModelDeployment's Deployments own (by uid) are
+        # asked anything; pods that merely carry its labels are not evidence.
+        sources = evidence_sources(
+            key[1], pods, self.indexes.md_replica_sets(key), children, now=now
+        )
+        self._report_ignored(body, sources)
+        trusted = sources.pods(pods)
         keda = False
         events: list[dict[str, Any]] = []
         drift = None
@@ -117,6 +140,10 @@ class ModelDeploymentController:
         dra_served = True
         figures = None
         loaded = None
+        evidence: dict[str, str] = dict(sources.trusted)
+        refused: dict[str, str] = {}
+        unanswered: dict[str, str] = {}
+        store = None
         if isinstance(md, ModelDeployment):
             if md.spec.resources.gpu.dra:
                 dra_served = self.kube.api_available(RESOURCE_CLAIM_TEMPLATE)
@@ -128,19 +155,39 @@ class ModelDeploymentController:
                 listed = self.kube.list_events(key[0], field_selector="type=Warning")
                 events = md_planner.events_about(key[1], listed)
             monitor = md.spec.drift_monitor
-            if self.drift_reader is not None and monitor is not None and monitor.enabled:
-                drift = self.drift_reader(md, pods)
-            phase = ((body.get("status") or {}).get("rollout") or {}).get("phase")
-            if self.rollout_reader is not None:
-                if phase in GATED_PHASES:
-                    figures = self.rollout_reader(key[0], key[1], pods)
+            if self.sidecars is not None and monitor is not None and monitor.enabled:
+                drift = self.sidecars.drift(key[0], key[1], trusted)
+            rollout = (body.get("status") or {}).get("rollout") or {}
+            if self.store is not None and _lists_store(md):
+                # Every version under `latest` is judged, whoever published it; and the
+                # lineage records the manifest digest of what was judged.
+                want = (rollout.get("candidate"), rollout.get("stable"), md.spec.model.version)
+                view = self.store.view(key[0], key[1], md.spec.model.storage_uri, want)
+                store = view.as_observed() if view is not None else None
+            if self.sidecars is not None:
+                if rollout.get("phase") in GATED_PHASES:
+                    epoch = str(rollout.get("epoch") or rollout.get("candidate") or "")
+                    # The last poll's answers; a refresh runs in the background and queues
+                    # this reconcile again when it is done.
+                    snapshot = self.sidecars.rollout(key[0], key[1], trusted)
+                    documents = dict(snapshot.documents)
+                    unanswered = dict(snapshot.unanswered)
+                    posted = post(self._ledgers.get(key, {}), documents, sources.trusted, epoch)
+                    self._ledgers[key] = dict(posted.pods)
+                    figures, slots = posted.effective(epoch)
+                    # Pods gone since keep their last figures within the epoch.
+                    evidence = slots | evidence
+                    refused = dict(posted.refused)
+                    self._report_refused(body, refused)
+                else:
+                    self._ledgers.pop(key, None)
                 # Asked once per pod: what its Triton actually loaded.
-                loaded = self.rollout_reader.loaded(key[0], key[1], md.model_name, pods)
+                loaded = self.sidecars.loaded(key[0], key[1], md.model_name, trusted)
         return md_planner.Observed(
             body=body,
             children=children,
             pods=pods,
-            now=self.clock(),
+            now=now,
             trainings=self.indexes.trainings_for(key),
             keda=keda,
             drift=drift,
@@ -149,7 +196,46 @@ class ModelDeploymentController:
             dra_served=dra_served,
             figures=figures,
             loaded=loaded,
+            sources=evidence,
+            refused=refused,
+            unanswered=unanswered,
+            store=store,
         )
+
+    def _report_refused(self, body: Mapping[str, Any], refused: Mapping[str, str]) -> None:
+        """Count each refusal and name it once in an event (status says it too)."""
+        key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        seen = self._refused.setdefault(key, set())
+        for pod, why in sorted(refused.items()):
+            if (pod, why) in seen:
+                continue
+            seen.add((pod, why))
+            metrics.EVIDENCE_REFUSED.labels(*key, "backwards").inc()
+            self.kube.post_event(
+                body, "Warning", "FiguresRefused", f"figures of pod {pod} refused: {why}"
+            )
+
+    def _report_ignored(self, body: Mapping[str, Any], sources: Sources) -> None:
+        """Count and name, once per pod, a pod that carries the labels without being
+        owned: someone may be trying to feed the gates."""
+        key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        seen = self._ignored.setdefault(key, set())
+        for pod, why in sorted(sources.ignored.items()):
+            if pod in seen:
+                continue
+            seen.add(pod)
+            metrics.EVIDENCE_IGNORED.labels(*key).inc()
+            log.warning("%s/%s: pod %s ignored as a source of evidence: %s", *key, pod, why)
+            self.kube.post_event(
+                body,
+                "Warning",
+                "EvidenceIgnored",
+                f"pod {pod} carries this ModelDeployment's labels but is not owned by its "
+                f"Deployments ({why}): its sidecar's figures, drift and loaded versions are "
+                "ignored",
+            )
+        # Pods that are gone are forgotten, so the set stays bounded.
+        seen.intersection_update(sources.ignored)
 
     def _parse(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | str:
         """Parsed once per spec generation: status-only changes reuse it."""
@@ -174,3 +260,9 @@ class ModelDeploymentController:
         # After a failed apply the digest is not recorded: the next reconcile
         # applies again instead of believing the children are as rendered.
         self._applied[key] = Applied(plan.digest if applied_all else "", fingerprints)
+
+
+def _lists_store(md: ModelDeployment) -> bool:
+    """Whether the store is listed for this ModelDeployment: under `latest` (new versions
+    are discovered there) and for gated rollouts (the digest of what is judged)."""
+    return md.spec.model.version == "latest" or md.spec.rollout.strategy != "Direct"

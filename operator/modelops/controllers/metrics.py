@@ -46,6 +46,19 @@ MANAGED_RESOURCES = Gauge(
     "Managed resources by kind and by the status of their Ready condition.",
     ["kind", "ready"],
 )
+EVIDENCE_IGNORED = Counter(
+    "modelops_evidence_ignored_pods_total",
+    "Pods carrying a ModelDeployment's labels whose sidecar was not asked for figures, "
+    "drift or loaded versions because their owner chain does not lead to one of its "
+    "Deployments (each pod counted once; render/evidence.py).",
+    ["namespace", "name"],
+)
+EVIDENCE_REFUSED = Counter(
+    "modelops_evidence_refused_total",
+    "Sidecar rollout figures refused because they do not add up (negative counts, agreed > "
+    "compared, counters going backwards...), by reason.",
+    ["namespace", "name", "reason"],
+)
 
 # What each (kind, namespace, name) last exported, so stale series are removed,
 # and how many resources of each kind have each Ready status. Reconciles run

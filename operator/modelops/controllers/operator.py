@@ -27,9 +27,9 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import platform
 import secrets
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,13 +41,13 @@ from prometheus_client import start_http_server
 from modelops import logs
 from modelops.api.images import ImageDefaults
 from modelops.controllers import metrics, modeldeployment, trainingjob
-from modelops.controllers.drift_reader import DriftReader
 from modelops.controllers.indexes import MD_STORES, TJ_STORES, Indexes, Key
 from modelops.controllers.informers import Informers
 from modelops.controllers.leader import LeaderElector
 from modelops.controllers.md_controller import ModelDeploymentController, Result
-from modelops.controllers.rollout_reader import RolloutReader
 from modelops.controllers.settings import configure, workers
+from modelops.controllers.sidecar_client import SidecarClient
+from modelops.controllers.store_watcher import StoreWatcher
 from modelops.controllers.stores import Change
 from modelops.controllers.tj_controller import TrainingJobController
 from modelops.controllers.workqueue import MonotonicClock, ShutDown, WorkQueue
@@ -87,7 +87,7 @@ class Options:
 def holder_identity() -> str:
     """The pod name (or host name) and a random suffix: a restarted pod with the same
     name is a new holder, never mistaken for the one that held the lease before."""
-    base = os.environ.get("POD_NAME") or socket.gethostname()
+    base = os.environ.get("POD_NAME") or platform.node()
     return f"{base}_{secrets.token_hex(4)}"
 
 
@@ -143,17 +143,32 @@ class Operator:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        sidecars, store = self.md.sidecars, self.md.store
+
+        def ready(key: Key) -> None:
+            # A finished poll or listing (a pool thread) queues the ModelDeployment's
+            # reconcile, which then reads the fresh answers from the cache.
+            loop.call_soon_threadsafe(self.queue.add, ("md", *key))
+
+        for source in (sidecars, store):
+            if source is not None:
+                source.on_ready = ready
         # The barriers open while standing by too: a standby's stores are listed
         # and watched, so taking over costs no list.
         barriers = [asyncio.create_task(self._barrier(kind)) for kind in BARRIERS]
-        if self.elector is not None:
-            await self.elector.leading.wait()
-            log.info("leading: reconciling")
-        with concurrent.futures.ThreadPoolExecutor(
-            self.concurrency, thread_name_prefix="reconcile"
-        ) as pool:
-            workers = [self._worker(loop, pool) for _ in range(self.concurrency)]
-            await asyncio.gather(self._resync(), *barriers, *workers)
+        try:
+            if self.elector is not None:
+                await self.elector.leading.wait()
+                log.info("leading: reconciling")
+            with concurrent.futures.ThreadPoolExecutor(
+                self.concurrency, thread_name_prefix="reconcile"
+            ) as pool:
+                workers = [self._worker(loop, pool) for _ in range(self.concurrency)]
+                await asyncio.gather(self._resync(), *barriers, *workers)
+        finally:
+            for source in (sidecars, store):
+                if source is not None:
+                    source.close()
 
     async def _barrier(self, kind: str) -> None:
         if self.informers is not None:
@@ -253,8 +268,8 @@ def build(kube: Kube, views: Any) -> Operator:
             kube,
             idx,
             settings,
-            drift_reader=DriftReader.from_environment(),
-            rollout_reader=RolloutReader.from_environment(),
+            sidecars=SidecarClient.from_environment(),
+            store=StoreWatcher(),
         ),
         tj=TrainingJobController(kube, idx, trainer_image=images.trainer),
         queue=WorkQueue(MonotonicClock()),

@@ -72,13 +72,30 @@ def stable_slot(
 
 
 def resolve_target(
-    md: ModelDeployment, trainings: Sequence[Mapping[str, Any]], previous: Mapping[str, Any]
+    md: ModelDeployment,
+    trainings: Sequence[Mapping[str, Any]],
+    previous: Mapping[str, Any],
+    store: Mapping[str, Any] | None = None,
 ) -> Target | None:
-    """The concrete version the spec asks for now, with its lineage source; None when
-    it cannot be resolved (latest, nothing published, nothing recorded)."""
+    """The concrete version the spec asks for now, with its lineage source and manifest
+    digest; None when it cannot be resolved (latest, nothing published, nothing recorded).
+
+    store: the operator's own listing of the model store. Under `latest` its newest
+    complete version is a target too, whoever published it (never while a TrainingJob of
+    this ModelDeployment has not recorded its output yet: that version is the
+    TrainingJob's, with its lineage)."""
+    digests = (store or {}).get("digests") or {}
     version = resolve_model_version(md, trainings)
     if version.isdigit() and md.spec.model.version != "latest":
-        return Target(version, pinned_source())
+        return Target(version, pinned_source(), digests.get(version))
+    newest = (store or {}).get("newest")
+    if (
+        isinstance(newest, str)
+        and newest.isdigit()
+        and (not version.isdigit() or int(newest) > int(version))
+        and not _training_pending(trainings)
+    ):
+        version = newest
     if version.isdigit():
         producer = next(
             (
@@ -89,11 +106,24 @@ def resolve_target(
             None,
         )
         source = source_from_training_job(producer) if producer else {"kind": "Latest"}
-        return Target(version, source)
+        return Target(version, source, digests.get(version))
     stable = previous.get("stable")
     if isinstance(stable, str) and stable.isdigit():
-        return Target(stable, {"kind": "Latest"})
+        return Target(stable, {"kind": "Latest"}, digests.get(stable))
     return None
+
+
+def _training_pending(trainings: Sequence[Mapping[str, Any]]) -> bool:
+    """A TrainingJob that may be publishing now: not Failed, and not Succeeded with its
+    output version recorded."""
+    for tj in trainings:
+        status = tj.get("status") or {}
+        if status.get("phase") == "Failed":
+            continue
+        if status.get("phase") == "Succeeded" and str(status.get("outputVersion") or "").isdigit():
+            continue
+        return True
+    return False
 
 
 def place(
@@ -106,14 +136,21 @@ def place(
     figures: Mapping[str, Mapping[str, Any]] | None,
     now: datetime,
     loaded: Mapping[str, Sequence[str]] | None = None,
+    sources: Mapping[str, str] | None = None,
+    refused: Mapping[str, str] | None = None,
+    unanswered: Mapping[str, str] | None = None,
+    store: Mapping[str, Any] | None = None,
 ) -> Placement:
     """previous: the last status (rollout, history, servedVersion); figures: the
     sidecars' /rollout summaries by pod name (None when not read); loaded: the
-    versions the pods' Triton servers loaded, by pod name."""
+    versions the pods' Triton servers loaded, by pod name; sources: pod name -> slot
+    of the pods whose owner chain was checked (render/evidence.py): only their
+    figures count, in the slot their owner says (None: by slot label); refused: pod ->
+    why its latest figures were refused before (counters going backwards)."""
     prev_rollout = dict(previous.get("rollout") or {})
     slot = stable_slot(prev_rollout, children, md.name)
     stable_key = deployment_key(md.name, slot)
-    target = resolve_target(md, trainings, prev_rollout)
+    target = resolve_target(md, trainings, prev_rollout, store)
     if target is None:
         adopted = _unanimous(pods, loaded)
         if adopted is None:
@@ -128,9 +165,14 @@ def place(
 
     stable_live = children.get(stable_key)
     view = DeploymentView.of(stable_live, baseline_replicas(md))
-    # The stable pods asked for `latest` and the spec still does: keep rendering it.
-    keep_latest = view.template_version in (None, "latest") and (
-        resolve_model_version(md, trainings) == "latest"
+    # The stable pods asked for `latest` and the spec still does: keep rendering it, unless
+    # the operator lists the store itself. Then pods are pinned to the resolved number (one
+    # rolling restart), so no replica ever serves a version status does not name, and a
+    # restarting replica cannot pick up a version that was rolled back.
+    keep_latest = (
+        store is None
+        and view.template_version in (None, "latest")
+        and resolve_model_version(md, trainings) == "latest"
     )
     in_slot = {s: [p for p in pods if slot_of_pod(p) == s] for s in SLOTS}
     gated = is_gated(md)
@@ -164,7 +206,16 @@ def place(
         target=target,
         previous=prev_rollout,
         history=previous.get("history"),
-        figures=_figures(figures, in_slot[slot], in_slot[candidate_slot], target.version),
+        figures=_figures(
+            figures,
+            in_slot,
+            slot,
+            candidate_slot,
+            sources,
+            _epoch(prev_rollout, target.version),
+            refused,
+            unanswered,
+        ),
         candidate=candidate,
         replicas=_replicas(md, stable_live, children),
         serving=_serving(previous),
@@ -211,11 +262,16 @@ def _layout(
         stable_replicas=decision.stable_replicas,
         candidate_version=candidate,
         candidate_replicas=decision.candidate_replicas,
-        service_slot=slot if candidate is not None and not promoting else None,
+        # While a candidate runs, and right after one is rolled back (its pods may still be
+        # terminating, a promotion's among them), live traffic goes to the stable slot only.
+        service_slot=slot
+        if (candidate is not None and not promoting) or decision.status.get("phase") == "RolledBack"
+        else None,
         autoscaler=decision.stable_replicas is None,
         traffic=traffic_settings(
             md,
             candidate_version=candidate,
+            epoch=decision.epoch,
             mirror_percent=decision.mirror_percent,
             canary_weight=decision.canary_weight,
         ),
@@ -224,27 +280,47 @@ def _layout(
     return Placement(layout, decision, deployment_key(md.name, slot), serving)
 
 
+def _epoch(previous: Mapping[str, Any], version: str) -> str:
+    """The epoch the sidecars count the current attempt under (status.rollout.epoch; the
+    version for a rollout started before epochs were per attempt)."""
+    if previous.get("candidate") == version and previous.get("epoch"):
+        return str(previous["epoch"])
+    return version
+
+
 def _figures(
     summaries: Mapping[str, Mapping[str, Any]] | None,
-    stable_pods: Sequence[Mapping[str, Any]],
-    candidate_pods_: Sequence[Mapping[str, Any]],
-    version: str,
+    in_slot: Mapping[str, list[Mapping[str, Any]]],
+    stable_slot_: str,
+    candidate_slot: str,
+    sources: Mapping[str, str] | None,
+    epoch: str,
+    refused: Mapping[str, str] | None,
+    unanswered: Mapping[str, str] | None = None,
 ) -> ObservedFigures | None:
-    """ObservedFigures from the sidecars' summaries of this candidate's epoch (a summary
-    of an earlier epoch, or from a sidecar that has not read the settings yet, is left
-    out)."""
+    """ObservedFigures from the sidecars' summaries of this attempt's epoch (a summary of
+    an earlier epoch, or from a sidecar that has not read the settings yet, is left out),
+    each in the slot its owner chain gave it (sources; by slot label when not checked)."""
     if not summaries:
         return None
+    if sources is None:
+        sources = {
+            str((p.get("metadata") or {}).get("name")): slot
+            for slot, group in in_slot.items()
+            for p in group
+        }
 
-    def of(group: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        out = []
-        for pod in group:
-            summary = summaries.get(str((pod.get("metadata") or {}).get("name")))
-            if summary is not None and str(summary.get("epoch") or "") == version:
-                out.append(summary)
-        return out
+    def of(slot: str) -> dict[str, Mapping[str, Any]]:
+        return {
+            name: summary
+            for name, summary in sorted(summaries.items())
+            if sources.get(name) == slot and str(summary.get("epoch") or "") == epoch
+        }
 
-    return merge_figures(of(stable_pods), of(candidate_pods_))
+    before = [f"pod {pod}: {why}" for pod, why in sorted((refused or {}).items())]
+    figures = merge_figures(of(stable_slot_), of(candidate_slot), refused=before)
+    skipped = tuple(f"{pod} ({why})" for pod, why in sorted((unanswered or {}).items()))
+    return replace(figures, unanswered=skipped) if skipped else figures
 
 
 def _replicas(

@@ -118,6 +118,16 @@ class Observed:
     dra_served: bool = True
     # pod name -> the model versions its Triton reports loaded (ready pods that answered).
     loaded: Mapping[str, Sequence[str]] | None = None
+    # pod name -> slot, for the pods whose sidecars may give evidence (render/evidence.py);
+    # None: not checked (the figures' pods are grouped by their slot label).
+    sources: Mapping[str, str] | None = None
+    # pod name -> why its latest rollout figures were refused (render/gating/ledger.py).
+    refused: Mapping[str, str] | None = None
+    # pod name -> why its sidecar gave no figures in time (skipped this look).
+    unanswered: Mapping[str, str] | None = None
+    # The model store's listing: {"newest": version or None, "digests": {version: digest}};
+    # None when not listed (pvc://, no credentials yet, not asked).
+    store: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -216,6 +226,10 @@ def plan(
         figures=obs.figures,
         now=obs.now,
         loaded=obs.loaded,
+        sources=obs.sources,
+        refused=obs.refused,
+        unanswered=obs.unanswered,
+        store=obs.store,
     )
     layout = placement.layout
     deployment = obs.children.get(placement.stable_key)
@@ -429,7 +443,7 @@ def _record_decision(
             previous_conditions,
             "Stalled",
             True,
-            "CandidateUnschedulable",
+            decision.stalled_reason,
             decision.stalled,
             now,
         )

@@ -21,6 +21,8 @@ from modelops.api import constants as c
 # The field manager whose ownership of Deployment.spec.replicas matters when
 # autoscaling is switched on (see the replicas hand-over in the planner).
 FIELD_MANAGER = "modelops"
+# The Deployment controller's revision number, on a Deployment and its ReplicaSets.
+REVISION = "deployment.kubernetes.io/revision"
 OWNS_REPLICAS = "ownsReplicas"
 
 
@@ -75,10 +77,15 @@ def project_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
     status = body.get("status") or {}
     template_meta = (spec.get("template") or {}).get("metadata") or {}
     version = (template_meta.get("annotations") or {}).get(c.ANNOTATION_MODEL_VERSION)
+    meta = _meta(body)
+    revision = ((body.get("metadata") or {}).get("annotations") or {}).get(REVISION)
+    if revision is not None:
+        # Which ReplicaSet is current (render/evidence.py).
+        meta["annotations"] = {REVISION: revision}
     out: dict[str, Any] = {
         "apiVersion": body.get("apiVersion", "apps/v1"),
         "kind": "Deployment",
-        "metadata": _meta(body),
+        "metadata": meta,
         "spec": _pick(spec, ("replicas",)),
         "status": {
             **_pick(
@@ -148,6 +155,10 @@ def project_pod(body: Mapping[str, Any]) -> dict[str, Any]:
         if k in annotations
     }
     out_meta = _pick(meta, ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"))
+    owner = controller_uid(body)
+    if owner:
+        # The owner check of evidence (render/evidence.py) follows the controller chain.
+        out_meta["ownerReferences"] = [{"uid": owner, "controller": True}]
     if kept_labels:
         out_meta["labels"] = kept_labels
     if kept_annotations:
@@ -167,6 +178,25 @@ def project_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     if node:
         out["spec"] = {"nodeName": node}
     return out
+
+
+def project_replica_set(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A serving Deployment's ReplicaSet: identity, controller, template hash and
+    revision: the middle link of the evidence owner chain (render/evidence.py)."""
+    meta = body.get("metadata") or {}
+    out = _meta(body)
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            # Kind and name too: a ReplicaSet of a slot Deployment deleted a moment ago
+            # (garbage collection pending) is ours, not a stranger's.
+            out["ownerReferences"] = [_pick(ref, ("uid", "controller", "kind", "name"))]
+    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+    if template_hash is not None:
+        out["labels"] = {"pod-template-hash": template_hash}
+    revision = (meta.get("annotations") or {}).get(REVISION)
+    if revision is not None:
+        out["annotations"] = {REVISION: revision}
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": out}
 
 
 def project_autoscaler(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,13 +32,16 @@ def traffic_settings(
     candidate_version: str | None,
     mirror_percent: int,
     canary_weight: int,
+    epoch: str | None = None,
 ) -> dict[str, Any]:
-    """traffic.json: {} without a candidate; the candidate's address and shares otherwise."""
+    """traffic.json: {} without a candidate; the candidate's address and shares otherwise.
+    epoch: the attempt (status.rollout.epoch), so a version rolled back and tried again
+    under the same number starts its figures from zero; the version when not given."""
     if candidate_version is None:
         return {}
     host = f"{candidate_service_name(md.name)}.{md.namespace}.svc"
     return {
-        "epoch": candidate_version,
+        "epoch": epoch or candidate_version,
         "candidate": {
             "version": candidate_version,
             "http": f"http://{host}:{c.TRITON_HTTP_PORT}",

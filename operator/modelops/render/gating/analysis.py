@@ -17,12 +17,17 @@ from typing import Any
 from modelops.api.rollout import Analysis, EvalMetricGate
 
 from .observed import ObservedFigures
+from .sequential import Verdict as Seq
+from .sequential import difference
 
 
 class Result(enum.Enum):
     PASS = "Pass"
     FAIL = "Fail"
     PENDING = "Pending"
+
+
+_RESULT = {Seq.PASS: Result.PASS, Seq.FAIL: Result.FAIL, Seq.PENDING: Result.PENDING}
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,9 @@ class Check:
     gate: str
     result: Result
     text: str
+    # While PENDING on a sequential gate: further candidate requests (or compared
+    # mirrored requests, for agreement) until a verdict if the rates stay as they are.
+    needed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,28 +82,44 @@ def evaluate(analysis: Analysis, figures: ObservedFigures, *, mirroring: bool) -
     nothing to compare with), so minAgreement is judged in the shadow phase
     and its verdict stands for the canary steps that follow.
     """
+    if not figures.consistent:
+        # The two sides do not add up: no gate passes or fails on figures someone got
+        # wrong (or forged); the deadline (progressDeadline) bounds the wait.
+        return Verdict(
+            (Check("figures", Result.PENDING, "figures refused: " + "; ".join(figures.refused)),)
+        )
     checks: list[Check] = []
     cand, stable = figures.candidate, figures.stable
     enough = cand.requests >= analysis.min_requests
     evidence = f"over {cand.requests} requests"
 
+    alpha = 1.0 - analysis.confidence
+    sure = f"{_num(100 * analysis.confidence)}% confidence"
     if analysis.max_error_rate_increase is not None:
         limit = analysis.max_error_rate_increase
         if not enough:
             checks.append(_pending("maxErrorRateIncrease", cand.requests, analysis.min_requests))
         else:
-            increase = cand.error_rate - stable.error_rate
-            ok = increase <= limit + 1e-12
-            op = "<=" if ok else ">"
-            checks.append(
-                Check(
-                    "maxErrorRateIncrease",
-                    Result.PASS if ok else Result.FAIL,
-                    f"error rate {_num(cand.error_rate)} vs stable {_num(stable.error_rate)}: "
-                    f"increase {_num(max(increase, 0.0))} {op} maxErrorRateIncrease "
-                    f"{_num(limit)} {evidence}",
-                )
+            d = difference(
+                cand.errors, cand.requests, stable.errors, stable.requests, limit=limit, alpha=alpha
             )
+            head = (
+                f"error rate {_num(cand.error_rate)} vs stable {_num(stable.error_rate)}: "
+                f"increase {_num(max(d.estimate, 0.0))}"
+            )
+            if d.verdict is Seq.PENDING:
+                text = (
+                    f"{head} (between {_num(d.lower)} and {_num(d.upper)} at {sure}) vs "
+                    f"maxErrorRateIncrease {_num(limit)} {evidence}: not decided yet"
+                )
+            else:
+                ok = d.verdict is Seq.PASS
+                bound = f"at most {_num(d.upper)}" if ok else f"at least {_num(d.lower)}"
+                text = (
+                    f"{head} {'<=' if ok else '>'} maxErrorRateIncrease {_num(limit)} "
+                    f"{evidence} ({bound} at {sure})"
+                )
+            checks.append(Check("maxErrorRateIncrease", _RESULT[d.verdict], text, d.needed))
 
     if analysis.max_latency_p99_ratio is not None:
         limit = analysis.max_latency_p99_ratio
@@ -137,16 +161,7 @@ def evaluate(analysis: Analysis, figures: ObservedFigures, *, mirroring: bool) -
                 )
             )
         else:
-            ok = agreement >= limit - 1e-12
-            op = ">=" if ok else "<"
-            checks.append(
-                Check(
-                    "minAgreement",
-                    Result.PASS if ok else Result.FAIL,
-                    f"agreement {_num(agreement)} {op} minAgreement {_num(limit)} over "
-                    f"{figures.mirrored} mirrored requests",
-                )
-            )
+            checks.append(_agreement(figures, limit, alpha, sure))
 
     if not checks:
         # No live gate configured: minRequests alone is the evidence asked for.
@@ -164,7 +179,48 @@ def evaluate(analysis: Analysis, figures: ObservedFigures, *, mirroring: bool) -
 
 
 def _pending(gate: str, seen: int, needed: int) -> Check:
-    return Check(gate, Result.PENDING, f"{seen}/{needed} requests (minRequests)")
+    return Check(gate, Result.PENDING, f"{seen}/{needed} requests (minRequests)", needed - seen)
+
+
+def _agreement(figures: ObservedFigures, limit: float, alpha: float, sure: str) -> Check:
+    """minAgreement, decided sequentially on disagreement beyond the noise floor: the
+    candidate's disagreement with stable minus the stable version's disagreement with
+    itself (when the sidecars measure it; else taken as 0, and the text says so) must
+    stay within 1 - minAgreement."""
+    agreement = figures.agreement or 0.0
+    floor_known = figures.self_compared is not None and figures.self_compared > 0
+    self_compared = figures.self_compared or 0
+    d = difference(
+        figures.mirrored - figures.agreed,
+        figures.mirrored,
+        self_compared - (figures.self_agreed or 0),
+        self_compared,
+        limit=1.0 - limit,
+        alpha=alpha,
+        b_known=floor_known,
+    )
+    if floor_known:
+        floor = (
+            f"; stable agrees with itself {_num(figures.self_agreement or 0.0)} over "
+            f"{self_compared} (noise floor)"
+        )
+    else:
+        floor = "; noise floor not measured (taken as 0)"
+    over = f"over {figures.mirrored} mirrored requests"
+    if d.verdict is Seq.PENDING:
+        low, high = max(0.0, 1.0 - d.upper), min(1.0, 1.0 - d.lower)
+        text = (
+            f"agreement {_num(agreement)} (beyond the noise floor between {_num(low)} and "
+            f"{_num(high)} at {sure}) vs minAgreement {_num(limit)} {over}: not decided yet"
+        )
+    else:
+        ok = d.verdict is Seq.PASS
+        text = (
+            f"agreement {_num(agreement)} {'>=' if ok else '<'} minAgreement {_num(limit)} {over}"
+        )
+        bound = f"at least {_num(1.0 - d.upper)}" if ok else f"at most {_num(1.0 - d.lower)}"
+        text += f" ({bound} beyond the noise floor at {sure})"
+    return Check("minAgreement", _RESULT[d.verdict], text + floor, d.needed)
 
 
 def evaluate_eval_metric(
@@ -228,6 +284,8 @@ def figures_status(
 
     def version(v: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"requests": v.requests, "errors": v.errors}
+        if v.client_errors:
+            out["clientErrors"] = v.client_errors
         if v.requests:
             out["errorRate"] = round(v.error_rate, 6)
         if v.latency_p99_s is not None:
@@ -243,6 +301,19 @@ def figures_status(
     }
     if figures.agreement is not None:
         out["agreement"] = round(figures.agreement, 6)
+    if figures.sent:
+        out["sent"] = figures.sent
+        out["sentFailed"] = figures.sent_failed
+        if figures.sent_timeouts:
+            out["sentTimeouts"] = figures.sent_timeouts
+        if figures.split_fallbacks:
+            out["splitFallbacks"] = figures.split_fallbacks
+    if figures.self_agreement is not None:
+        out["selfAgreement"] = round(figures.self_agreement, 6)
+    if figures.refused:
+        out["refused"] = "; ".join(figures.refused)[:1024]
+    if figures.unanswered:
+        out["unanswered"] = ", ".join(figures.unanswered)[:1024]
     return out
 
 

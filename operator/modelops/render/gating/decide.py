@@ -33,7 +33,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -114,6 +114,20 @@ class RolloutPlan:
     events: tuple[RolloutEvent, ...]
     requeue_after: float | None
     stalled: str | None = None
+    # The current attempt's epoch (status.rollout.epoch): the sidecars count figures per
+    # epoch, so a version retried under the same number starts from zero.
+    epoch: str | None = None
+    # The Stalled condition's reason while stalled is set.
+    stalled_reason: str = "CandidateUnschedulable"
+
+
+def new_epoch(version: str, now: datetime, used: Sequence[str | None] = ()) -> str:
+    """An opaque id for one attempt at a candidate: "<version>.<start, unix seconds>",
+    never one of ``used`` (the previous attempts status still names)."""
+    second = int(now.timestamp())
+    while f"{version}.{second}" in used:
+        second += 1
+    return f"{version}.{second}"
 
 
 @dataclass(frozen=True)
@@ -312,11 +326,13 @@ class _Decision:
 
     def _start(self, stable: str, forced: bool) -> RolloutPlan:
         version = self.target.version
+        rejected = self.prev.get("rejected") or {}
         state: dict[str, Any] = {
             "phase": "Waiting",
             "strategy": self.spec.strategy,
             "stable": stable,
             "candidate": version,
+            "epoch": new_epoch(version, self.now, (self.prev.get("epoch"), rejected.get("epoch"))),
             "candidateSince": format_time(self.now),
             "step": 0,
             "steps": len(self.steps),
@@ -349,6 +365,9 @@ class _Decision:
 
     def _advance(self, stable: str, state: dict[str, Any]) -> RolloutPlan:
         version = self.target.version
+        # A rollout started by an operator from before per-attempt epochs: its sidecars
+        # count under the version number; keep that until it ends.
+        state.setdefault("epoch", version)
         state.update(self._source_fields())
         state["steps"] = len(self.steps)
         if self.control.abort == version:
@@ -388,6 +407,16 @@ class _Decision:
                 return self._plan(state, stable, version, candidate_replicas=desired)
             return self._begin_step(stable, state, int(state.get("step") or 0))
         state["phase"] = "Waiting"
+        late = self._past_deadline(state.get("candidateSince"), timedelta(0))
+        if late is not None:
+            why = (
+                f"candidate version {version} not ready after {late}: {pods.ready}/{desired} "
+                "pods ready"
+                + (f"; waiting for a node: {pods.unschedulable}" if pods.unschedulable else "")
+            )
+            stalled = self._deadline(stable, state, why, candidate_replicas=desired)
+            if stalled is not None:
+                return stalled
         stalled_text: str | None = None
         requeue = WAIT_INTERVAL_S
         if pods.unschedulable:
@@ -463,11 +492,17 @@ class _Decision:
         base = int(state.get("stepStartRequests") or 0)
         step_requests = max(0, self.figures.candidate.requests - base)
         state["analysis"] = figures_status(self.figures, step_requests, verdict)
+        refused = state["analysis"].get("refused")
+        if refused and refused != (self.prev.get("analysis") or {}).get("refused"):
+            self._event("Warning", "FiguresRefused", truncate(f"figures refused: {refused}"))
         if verdict.result is Result.FAIL:
             return self._roll_back(state, verdict.text)
 
         started_at = parse_time(state.get("stepStartedAt")) or self.now
         elapsed = self.now - started_at
+        outlook = self._outlook(verdict, step_requests, elapsed.total_seconds())
+        if outlook:
+            state["analysis"].update(outlook[1])
         waits: list[str] = []
         remaining: float | None = None
         if step.duration is not None and elapsed < step.duration:
@@ -501,7 +536,19 @@ class _Decision:
                 requeue=ANALYSIS_INTERVAL_S,
             )
         state["phase"] = step.kind
+        if not done:
+            late = self._past_deadline(state.get("stepStartedAt"), step.duration or timedelta(0))
+            if late is not None:
+                why = f"no verdict at {label} {late} after it could have passed: {verdict.text}"
+                if waits:
+                    why += f"; still waiting for {', '.join(waits)}"
+                stalled = self._deadline(
+                    stable, state, why, candidate_replicas=desired, traffic=step
+                )
+                if stalled is not None:
+                    return stalled
         if done:
+            state.pop("stalled", None)
             if index + 1 < len(self.steps):
                 self._event("Normal", "StepPassed", truncate(f"{label} passed: {verdict.text}"))
                 return self._begin_step(stable, state, index + 1)
@@ -510,7 +557,14 @@ class _Decision:
             self._transition_event(state)
         state["message"] = truncate(
             f"{label}: {self._traffic_text(index)}; {verdict.text}"
-            + (f"; waiting for {', '.join(waits)}" if waits else ""),
+            + (f"; {outlook[0]}" if outlook else "")
+            + (f"; waiting for {', '.join(waits)}" if waits else "")
+            + (
+                f"; skipped pods whose sidecars did not answer in time: "
+                f"{', '.join(self.figures.unanswered)}"
+                if self.figures.unanswered
+                else ""
+            ),
             4096,
         )
         self.actions.append(Action(ActionKind.WAIT, version))
@@ -524,11 +578,90 @@ class _Decision:
             requeue=max(1.0, requeue),
         )
 
+    def _outlook(
+        self, verdict: Verdict, step_requests: int, elapsed_s: float
+    ) -> tuple[str, dict[str, Any]] | None:
+        """While evidence is insufficient: the samples still needed at the current rates
+        and when they should be there at the current request rate."""
+        if verdict.result is not Result.PENDING:
+            return None
+        pending = [c for c in verdict.checks if c.result is Result.PENDING]
+        if any(c.needed is None for c in pending):
+            return (
+                "at the current figures no verdict is in sight (the estimate sits on the "
+                "limit); progressDeadline bounds the wait",
+                {},
+            )
+        needed = max(c.needed or 0 for c in pending)
+        if needed <= 0:
+            return None
+        fields: dict[str, Any] = {"requestsNeeded": needed}
+        text = f"about {needed} more requests needed"
+        rate = step_requests / elapsed_s if elapsed_s > 0 else 0.0
+        if rate > 0:
+            eta = math.ceil(needed / rate)
+            fields["etaSeconds"] = eta
+            text += f" (~{_duration_text(eta)} at {rate:.3g} requests/s)"
+        else:
+            text += " (no requests reach the candidate yet)"
+        return text, fields
+
+    # -- deadlines ---------------------------------------------------------------------------
+
+    def _past_deadline(self, since: Any, grace: timedelta) -> str | None:
+        """How long past ``since`` + grace + progressDeadline it is now, as the reason's
+        words ("30m (progressDeadline)"); None while within it."""
+        start = parse_time(since)
+        limit = parse_go_duration(self.spec.analysis.progress_deadline)
+        if start is None or limit is None:
+            return None
+        if self.now - start - grace < limit:
+            return None
+        return f"progressDeadline {self.spec.analysis.progress_deadline}"
+
+    def _deadline(
+        self,
+        stable: str,
+        state: dict[str, Any],
+        why: str,
+        *,
+        candidate_replicas: int,
+        traffic: Step | None = None,
+    ) -> RolloutPlan | None:
+        """The progress deadline's outcome: roll back, or stay as Stalled with the reason
+        (the caller carries on deciding when None comes back: a stall that is already
+        recorded keeps its step running)."""
+        if self.spec.analysis.on_progress_deadline == "Rollback":
+            return self._roll_back(state, f"progress deadline exceeded: {why}")
+        text = truncate(
+            f"progress deadline exceeded: {why}; stable version {stable} keeps serving "
+            "(onProgressDeadline: Stall; control.promote or control.abort decide)",
+            4096,
+        )
+        state["stalled"] = True
+        state["message"] = text
+        if not self.prev.get("stalled"):
+            self._event("Warning", "ProgressDeadlineExceeded", truncate(text, 1024))
+            self.actions.append(Action(ActionKind.STALL, self.target.version, text))
+        return replace(
+            self._plan(
+                state,
+                stable,
+                self.target.version,
+                candidate_replicas=candidate_replicas,
+                traffic=traffic,
+                requeue=ANALYSIS_INTERVAL_S,
+                stalled=text,
+            ),
+            stalled_reason="ProgressDeadlineExceeded",
+        )
+
     # -- promotion --------------------------------------------------------------------------
 
     def _begin_promotion(self, stable: str, state: dict[str, Any], reason: str) -> RolloutPlan:
         state["phase"] = "Promoting"
         state["promotionReason"] = truncate(reason, 1024)
+        state["promotingSince"] = format_time(self.now)
         for key in ("waitingSince", "stalled"):
             state.pop(key, None)
         self._event(
@@ -542,6 +675,20 @@ class _Decision:
     def _promoting(self, stable: str, state: dict[str, Any]) -> RolloutPlan:
         version = self.target.version
         pods = self.pods
+        if pods.ready < self.replicas:
+            # The new stable must come up: pods that cannot recover, or a promotion that
+            # overruns its deadline, hand the replicas back to the old stable version.
+            if pods.problem:
+                return self._roll_back(state, f"promotion failed, new pods fail: {pods.problem}")
+            since = parse_time(state.get("promotingSince"))
+            limit = parse_go_duration(self.spec.analysis.promotion_deadline)
+            if since is not None and limit is not None and self.now - since >= limit:
+                return self._roll_back(
+                    state,
+                    f"promotion not complete within promotionDeadline "
+                    f"{self.spec.analysis.promotion_deadline}: {pods.ready}/{self.replicas} "
+                    "replicas of the new version ready",
+                )
         if pods.ready >= self.replicas:
             reason = state.get("promotionReason") or "promoted"
             self.history = lineage.push(self.history, self._entry("Promoted", reason, True))
@@ -582,7 +729,9 @@ class _Decision:
         version = self.target.version
         stable = state["stable"]
         reason = truncate(reason, 1024)
-        self.history = lineage.push(self.history, self._entry("RolledBack", reason, False))
+        self.history = lineage.push(
+            self.history, self._entry("RolledBack", reason, False, state.get("epoch"))
+        )
         self._event(
             "Warning",
             "RolledBack",
@@ -597,6 +746,7 @@ class _Decision:
                 "version": version,
                 "specDigest": spec_digest(self.md),
                 "reason": reason,
+                **({"epoch": state["epoch"]} if state.get("epoch") else {}),
             },
             "message": _rejected_message(version, reason, stable),
         }
@@ -613,6 +763,7 @@ class _Decision:
             reason=why,
             now=self.now,
             checksum=self.prev.get("candidateChecksum"),
+            epoch=self.prev.get("epoch"),
         )
         self.history = lineage.push(self.history, entry)
         self._event("Normal", "Superseded", f"candidate version {old} dropped: {why}")
@@ -660,15 +811,25 @@ class _Decision:
             out["candidateChecksum"] = self.target.checksum
         return out
 
-    def _entry(self, outcome: str, reason: str, serving: bool) -> dict[str, Any]:
+    def _entry(
+        self, outcome: str, reason: str, serving: bool, epoch: str | None = None
+    ) -> dict[str, Any]:
+        if epoch is None and self.prev.get("candidate") == self.target.version:
+            epoch = self.prev.get("epoch")
         return lineage.history_entry(
             self.target.version,
             self.target.source or lineage.latest_source(),
             outcome=outcome,
             reason=reason,
             now=self.now,
-            checksum=self.target.checksum,
+            checksum=self.target.checksum or self.prev.get("candidateChecksum"),
             serving_since=self.now if serving else None,
+            epoch=epoch
+            or (
+                self.prev.get("epoch")
+                if self.prev.get("candidate") == self.target.version
+                else None
+            ),
         )
 
     def _event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
@@ -730,6 +891,7 @@ class _Decision:
             events=tuple(self.events),
             requeue_after=requeue,
             stalled=stalled,
+            epoch=status.get("epoch") if candidate is not None else None,
         )
 
 
@@ -738,6 +900,7 @@ _ORDER = (
     "strategy",
     "stable",
     "candidate",
+    "epoch",
     "step",
     "steps",
     "mirrorPercent",
@@ -748,12 +911,21 @@ _ORDER = (
     "waitingSince",
     "stalled",
     "promotionReason",
+    "promotingSince",
     "candidateSource",
     "candidateChecksum",
     "analysis",
     "rejected",
     "message",
 )
+
+
+def _duration_text(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
 def _rejected_message(version: str, reason: str, stable: str) -> str:
@@ -781,6 +953,7 @@ __all__ = [
     "Step",
     "Verdict",
     "decide_gated_rollout",
+    "new_epoch",
     "plan_steps",
     "spec_digest",
 ]

@@ -83,11 +83,15 @@ def history_entry(
     now: datetime,
     checksum: str | None = None,
     serving_since: datetime | None = None,
+    epoch: str | None = None,
 ) -> dict[str, Any]:
-    """One status.history entry. outcome: Promoted, RolledBack or Superseded."""
+    """One status.history entry. outcome: Promoted, RolledBack or Superseded. checksum:
+    the manifest digest of what was judged; epoch: the attempt whose figures judged it."""
     entry: dict[str, Any] = {"version": version, "source": dict(source)}
     if checksum:
         entry["checksum"] = checksum
+    if epoch:
+        entry["epoch"] = epoch
     if serving_since is not None:
         entry["servingSince"] = format_time(serving_since)
     entry["outcome"] = outcome

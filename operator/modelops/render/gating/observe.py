@@ -88,28 +88,171 @@ def histogram_quantile(q: float, buckets: Mapping[str | float, int]) -> float | 
     return lower_bound
 
 
+Summaries = Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]]
+
+# Counters a document may carry; each is a non-negative int when present.
+_COUNTERS = (
+    "requests",
+    "errors",
+    "clientErrors",
+    "mirrored",
+    "compared",
+    "agreed",
+    "notCompared",
+    "mirrorDropped",
+    "mirrorErrors",
+    "mirrorTimeouts",
+    "split",
+    "splitErrors",
+    "splitFallbacks",
+    "splitTimeouts",
+    "selfCompared",
+    "selfAgreed",
+)
+# part <= whole, for every document: (part, whole).
+_SUBSETS = (
+    ("agreed", "compared"),
+    ("mirrorErrors", "mirrored"),
+    ("mirrorTimeouts", "mirrorErrors"),
+    ("splitErrors", "split"),
+    ("splitTimeouts", "splitErrors"),
+    ("selfAgreed", "selfCompared"),
+)
+# In-flight mirrors a stable sidecar may have sent that its candidate has not counted yet
+# when both are read (the sidecar's --mirror-max-in-flight), and the share of sent
+# requests the two sides may differ by (pods replaced within a poll interval).
+IN_FLIGHT_PER_POD = 16
+SLACK_ABSOLUTE = 20
+SLACK_RELATIVE = 0.1
+
+
+def _count(summary: Mapping[str, Any], key: str) -> int:
+    value = summary.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def inconsistency(summary: Mapping[str, Any]) -> str | None:
+    """Why one sidecar's figures cannot be true (None when they add up): a counter that is
+    not a non-negative integer, a part larger than its whole (agreed > compared, compared >
+    mirrored, errors > requests, ...), a latency histogram that is not cumulative."""
+    for key in _COUNTERS:
+        value = summary.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"{key} {value!r} is not a count"
+    for part, whole in _SUBSETS:
+        if whole == "compared" and "compared" not in summary:
+            whole = "mirrored"  # an older sidecar: agreed counted against mirrored
+        if part in summary and _count(summary, part) > _count(summary, whole):
+            return f"{part} {_count(summary, part)} > {whole} {_count(summary, whole)}"
+    compared = _count(summary, "compared") + _count(summary, "notCompared")
+    if compared > _count(summary, "mirrored"):
+        return f"compared {compared} > mirrored {_count(summary, 'mirrored')}"
+    failed = _count(summary, "errors") + _count(summary, "clientErrors")
+    if failed > _count(summary, "requests"):
+        return f"errors {failed} > requests {_count(summary, 'requests')}"
+    buckets = summary.get("latencyBuckets")
+    if buckets is not None:
+        if not isinstance(buckets, Mapping):
+            return "latencyBuckets is not a histogram"
+        try:
+            pairs = sorted((float(le), n) for le, n in buckets.items())
+        except (TypeError, ValueError):
+            return "latencyBuckets has a bound that is not a number"
+        last = 0
+        for le, n in pairs:
+            if not isinstance(n, int) or isinstance(n, bool) or n < last:
+                return f"latencyBuckets is not cumulative at le={le:g}"
+            last = n
+    latency_sum = summary.get("latencySum")
+    if latency_sum is not None and (
+        not isinstance(latency_sum, int | float) or latency_sum < 0 or math.isnan(latency_sum)
+    ):
+        return f"latencySum {latency_sum!r} is not a duration"
+    return None
+
+
 def merge_version(summaries: Sequence[Mapping[str, Any]]) -> VersionFigures:
     """One version's figures from its pods' summaries: counters summed, p99 from the
     summed latency buckets."""
-    requests = sum(int(s.get("requests") or 0) for s in summaries)
-    errors = sum(int(s.get("errors") or 0) for s in summaries)
+    requests = sum(_count(s, "requests") for s in summaries)
+    errors = sum(_count(s, "errors") for s in summaries)
+    client_errors = sum(_count(s, "clientErrors") for s in summaries)
     buckets: dict[float, int] = {}
     for s in summaries:
         for le, n in (s.get("latencyBuckets") or {}).items():
             buckets[float(le)] = buckets.get(float(le), 0) + int(n)
-    return VersionFigures(requests, errors, histogram_quantile(0.99, buckets))
+    return VersionFigures(requests, errors, histogram_quantile(0.99, buckets), client_errors)
+
+
+def _named(summaries: Summaries) -> list[tuple[str, Mapping[str, Any]]]:
+    if isinstance(summaries, Mapping):
+        return [(str(k), v) for k, v in summaries.items()]
+    return [(f"#{i}", s) for i, s in enumerate(summaries)]
 
 
 def merge_figures(
-    stable: Sequence[Mapping[str, Any]], candidate: Sequence[Mapping[str, Any]]
+    stable: Summaries, candidate: Summaries, *, refused: Sequence[str] = ()
 ) -> ObservedFigures:
-    """ObservedFigures from the stable pods' and the candidate pods' summaries (the
-    mirrored / agreed counts come from the stable side, whose sidecar mirrors)."""
+    """ObservedFigures from the stable pods' and the candidate pods' summaries (by pod
+    name, or a plain sequence).
+
+    Every summary must add up on its own (``inconsistency``); one that does not is
+    refused: left out of every sum, its reason in ``refused``. The candidate is judged
+    from both sides: its requests and errors are the larger of what its own sidecars
+    counted and what the stable sidecars sent it and saw fail (5xx, resets, timeouts), so
+    a candidate that resets connections before its sidecar counts them is still seen
+    failing. The two sides must agree: fewer candidate requests than the stable side
+    sent (less those that failed, beyond in-flight slack) means one side is wrong, and
+    the figures are marked inconsistent (no verdict on them). refused: reasons found
+    earlier (counters that went backwards, render/gating/ledger.py)."""
+    reasons = list(refused)
+
+    def accepted(group: Summaries, side: str) -> list[Mapping[str, Any]]:
+        out = []
+        for name, summary in _named(group):
+            why = inconsistency(summary)
+            if why is None:
+                out.append(summary)
+            else:
+                reasons.append(f"{side} pod {name}: {why}")
+        return out
+
+    stable_ok = accepted(stable, "stable")
+    cand_ok = accepted(candidate, "candidate")
+    own = merge_version(cand_ok)
+    sent = sum(_count(s, "mirrored") + _count(s, "split") for s in stable_ok)
+    failed = sum(_count(s, "mirrorErrors") + _count(s, "splitErrors") for s in stable_ok)
+    timeouts = sum(_count(s, "mirrorTimeouts") + _count(s, "splitTimeouts") for s in stable_ok)
+    slack = max(SLACK_ABSOLUTE + IN_FLIGHT_PER_POD * len(stable_ok), SLACK_RELATIVE * sent)
+    consistent = True
+    if own.requests + failed + slack < sent:
+        consistent = False
+        reasons.append(
+            f"the candidate's pods counted {own.requests} requests but the stable side sent "
+            f"it {sent} ({failed} failed): one side's figures are wrong"
+        )
+    seen = VersionFigures(
+        requests=max(own.requests, sent),
+        errors=max(own.errors, failed),
+        latency_p99_s=own.latency_p99_s,
+        client_errors=own.client_errors,
+    )
+    self_docs = [s for s in stable_ok if "selfCompared" in s]
     return ObservedFigures(
-        stable=merge_version(stable),
-        candidate=merge_version(candidate),
-        mirrored=sum(_compared(s) for s in stable),
-        agreed=sum(int(s.get("agreed") or 0) for s in stable),
+        stable=merge_version(stable_ok),
+        candidate=seen,
+        mirrored=sum(_compared(s) for s in stable_ok),
+        agreed=sum(_count(s, "agreed") for s in stable_ok),
+        sent=sent,
+        sent_failed=failed,
+        sent_timeouts=timeouts,
+        split_fallbacks=sum(_count(s, "splitFallbacks") for s in stable_ok),
+        self_compared=sum(_count(s, "selfCompared") for s in self_docs) if self_docs else None,
+        self_agreed=sum(_count(s, "selfAgreed") for s in self_docs) if self_docs else None,
+        refused=tuple(reasons),
+        consistent=consistent,
     )
 
 
@@ -118,4 +261,4 @@ def _compared(summary: Mapping[str, Any]) -> int:
     (``mirrored`` also counts copies the candidate failed, which are candidate errors,
     not disagreement); ``mirrored`` from a sidecar that does not report it."""
     value = summary.get("compared")
-    return int(value if value is not None else summary.get("mirrored") or 0)
+    return _count(summary, "compared") if value is not None else _count(summary, "mirrored")

@@ -27,6 +27,9 @@ class VersionFigures:
     requests: int = 0
     errors: int = 0
     latency_p99_s: float | None = None
+    # 4xx answers: the client's mistake, reported apart and never gating (a client
+    # cannot move a verdict by sending bad requests).
+    client_errors: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -48,10 +51,33 @@ class ObservedFigures:
     candidate: VersionFigures = field(default_factory=VersionFigures)
     mirrored: int = 0
     agreed: int = 0
+    # The candidate seen from the stable side: copies and split requests sent to it, and
+    # how many of those it failed (5xx, reset, timeout; timeouts also counted apart).
+    sent: int = 0
+    sent_failed: int = 0
+    sent_timeouts: int = 0
+    split_fallbacks: int = 0
+    # The noise floor: mirrored requests compared stable against stable; None when the
+    # sidecars do not measure it.
+    self_compared: int | None = None
+    self_agreed: int | None = None
+    # Why figures were refused (never summed): a pod's reason, or the two sides'.
+    refused: tuple[str, ...] = ()
+    # False when the stable and candidate sides do not add up: no verdict on them.
+    consistent: bool = True
+    # Pods whose sidecars did not answer in time this look (skipped, "name (why)").
+    unanswered: tuple[str, ...] = ()
 
     @property
     def agreement(self) -> float | None:
         return self.agreed / self.mirrored if self.mirrored else None
+
+    @property
+    def self_agreement(self) -> float | None:
+        """The stable version's agreement with itself (the noise floor), when measured."""
+        if not self.self_compared or self.self_agreed is None:
+            return None
+        return self.self_agreed / self.self_compared
 
 
 @dataclass(frozen=True)
