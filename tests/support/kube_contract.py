@@ -277,6 +277,8 @@ def a_watch_from_the_lists_version_sees_later_changes_only(kube: Any, ns: str) -
     kube.apply(service(ns, "before", team="a"))
     items, version = kube.list_objects(SERVICE, ns, label_selector="team=a")
     assert [i["metadata"]["name"] for i in items] == ["before"]
+    # Each item says what it is, as a watched object does.
+    assert (items[0]["apiVersion"], items[0]["kind"]) == ("v1", "Service")
     kube.apply(service(ns, "after", team="a"))
     kube.apply(service(ns, "stranger", team="b"))
     seen = []

@@ -398,7 +398,12 @@ class Kube:
                 query.append(("continue", token))
             API_REQUESTS.labels("list").inc()
             page = self._request("GET", _collection_path(kind, namespace), query=query)
-            items.extend(page.get("items") or [])
+            for item in page.get("items") or []:
+                # The items of a list carry no apiVersion and kind (the list
+                # does); a watched object does. Stores see one shape.
+                item.setdefault("apiVersion", kind.api_version)
+                item.setdefault("kind", kind.kind)
+                items.append(item)
             meta = page.get("metadata") or {}
             token = meta.get("continue") or ""
             if not token:
