@@ -21,6 +21,9 @@ class Controller:
 
     seen: list[tuple[str, str]] = field(default_factory=list)
     fail_with: Exception | None = None
+    # What a ModelDeployment controller polls in the background: nothing here.
+    sidecars: None = None
+    store: None = None
 
     def reconcile(self, key: tuple[str, str]) -> Result:
         self.seen.append(key)
