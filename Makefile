@@ -20,7 +20,7 @@ controlplane: ## build (or reuse) etcd, kube-*, kubectl, kwok and metrics-server
 	@hack/metrics-server/build.sh >/dev/null
 
 .PHONY: dev
-dev: venv controlplane tools ## start the local cluster, Prometheus + prometheus-adapter, the operator and the sample
+dev: venv controlplane tools node images ## start the local cluster (with a real node where the machine can run containers), Prometheus + prometheus-adapter, the operator and the sample
 	@hack/dev.sh $(CLUSTER)
 
 .PHONY: node
@@ -62,7 +62,7 @@ unit: venv ## unit tests only (no cluster, no Triton)
 	$(PY) -m pytest tests/unit
 
 .PHONY: test
-test: venv controlplane tools lint ## every test: unit, integration (real API server, Triton, torch) and e2e
+test: venv controlplane tools node images lint ## every test: unit, integration (real API server, Triton, torch), images, e2e on real and simulated nodes
 	$(PY) -m pytest tests e2e
 
 .PHONY: kind-up
