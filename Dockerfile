@@ -43,7 +43,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY hack/images/ ./hack/images/
-COPY pyproject.toml README.md LICENSE ./
+COPY pyproject.toml LICENSE ./
+COPY docs/package.md ./docs/
 COPY operator ./operator
 # pip, setuptools and wheel pinned by build.lock; the image's packages by <IMAGE>.lock;
 # a plain (not editable) install of the project wheel, so /src is not needed at run time.
@@ -56,10 +57,10 @@ RUN python3.11 -m venv /opt/build \
  && /opt/build/bin/pip --python /opt/modelops/bin/python install --no-deps /dist/*.whl \
  && if [ "${IMAGE}" = runtime ]; then hack/images/triton-layout.sh /; fi
 
-# Guards: the console script works, and torch is only in the trainer image.
+# Guards: the console script works, and torch is in the trainer and runtime images only.
 RUN /opt/modelops/bin/modelops crds > /dev/null \
  && IMAGE="${IMAGE}" /opt/modelops/bin/python -c \
-    "import importlib.util as u, os, sys; has = u.find_spec('torch') is not None; wants = os.environ['IMAGE'] == 'trainer'; sys.exit(0 if has == wants else 'torch ' + ('missing from the trainer image' if wants else 'in the ' + os.environ['IMAGE'] + ' image'))"
+    "import importlib.util as u, os, sys; has = u.find_spec('torch') is not None; wants = os.environ['IMAGE'] != 'operator'; sys.exit(0 if has == wants else 'torch ' + ('missing from the ' + os.environ['IMAGE'] + ' image' if wants else 'in the ' + os.environ['IMAGE'] + ' image'))"
 
 # --- the image ----------------------------------------------------------------------
 FROM base

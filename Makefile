@@ -37,7 +37,10 @@ cluster-up: controlplane ## start (or reuse) the local cluster
 	@hack/cluster/cluster.sh up $(CLUSTER) >/dev/null
 
 .PHONY: cluster-down
-cluster-down: ## stop the local cluster and delete its state
+cluster-down: ## stop the local cluster, the processes `make dev` started, and delete its state
+	@for f in $${MODELOPS_CACHE:-$$HOME/.cache/modelops}/dev/$(CLUSTER)/*.pid \
+	          $${MODELOPS_CACHE:-$$HOME/.cache/modelops}/dev/$(CLUSTER)/real-sample/*.pid; do \
+	  [ -f "$$f" ] && { kill "$$(cat "$$f")" 2>/dev/null; rm -f "$$f"; }; done; true
 	@hack/cluster/cluster.sh down $(CLUSTER)
 
 .PHONY: tools

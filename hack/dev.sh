@@ -35,7 +35,11 @@ KUBECONFIG=$op_kubeconfig kubectl config use-context operator >/dev/null
 if [ -f "$state/operator.pid" ] && kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
   kill "$(cat "$state/operator.pid")" && sleep 1
 fi
+# Pods on the real node run the images built here (make images); pods on the
+# simulated nodes pull nothing.
+version=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("modelops"))')
 KUBECONFIG=$op_kubeconfig MODELOPS_METRICS_PORT=${MODELOPS_METRICS_PORT:-18080} \
+  MODELOPS_IMAGE=localhost/modelops-operator:$version MODELOPS_TRITON_IMAGE=localhost/modelops-runtime:$version \
   nohup .venv/bin/modelops run --standalone --liveness "" > "$state/operator.log" 2>&1 &
 echo $! > "$state/operator.pid"
 
@@ -62,6 +66,12 @@ kubectl wait -n modelops-demo --for=condition=Ready md/fraud-detector --timeout=
 kubectl get nodes -L nvidia.com/gpu.product -L nvidia.com/gpu.count
 echo
 kubectl get -n modelops-demo md,deployments,pods,services,hpa -o wide
+echo
+# The same sample served by real pods on the real node (where the machine can
+# run containers): model in a local S3 endpoint, one real inference at the end.
+.venv/bin/python -m tests.support.real_sample --kubeconfig "$kubeconfig" --cluster "$name" \
+  --namespace modelops-real --state "$state/real-sample"
+kubectl get -n modelops-real md,pods -o wide 2>/dev/null || true
 cat <<MSG
 
 modelops is running (log: $state/operator.log, metrics: http://127.0.0.1:${MODELOPS_METRICS_PORT:-18080}/metrics).

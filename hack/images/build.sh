@@ -60,7 +60,7 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/pyproject.toml")
 
 # The project wheel's inputs: what setuptools reads (pyproject, README, the package).
 source_files() {
-  (cd "$root" && { echo pyproject.toml; echo README.md; echo LICENSE;
+  (cd "$root" && { echo pyproject.toml; echo docs/package.md; echo LICENSE;
     find operator -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*'; } | LC_ALL=C sort)
 }
 source_hash=$(cd "$root" && source_files | while read -r f; do echo "$f"; sha256sum < "$f"; done | sha256sum | cut -c1-16)
@@ -69,7 +69,7 @@ source_hash=$(cd "$root" && source_files | while read -r f; do echo "$f"; sha256
 # have uncommitted changes (the key covers content, so the label stays true).
 revision=unknown
 if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
-  paths=(pyproject.toml README.md LICENSE operator hack/images)
+  paths=(pyproject.toml docs/package.md LICENSE operator hack/images)
   revision=$(git -C "$root" log -1 --format=%H -- "${paths[@]}")
   if [ -n "$(git -C "$root" status --porcelain -- "${paths[@]}")" ]; then revision="$revision-dirty"; fi
 fi

@@ -123,7 +123,7 @@ def test_image_is_labelled_non_root_and_listed_in_its_sbom(name):
     assert image["digest"].startswith("sha256:")
     packages = _sbom_packages(image)
     assert {"modelops", "numpy", "python3.11"} <= packages
-    assert ("torch" in packages) == (name == "trainer")
+    assert ("torch" in packages) == (name != "operator")  # TorchScript in the runtime
 
 
 # --- operator -------------------------------------------------------------------
