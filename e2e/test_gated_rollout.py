@@ -334,7 +334,10 @@ def test_a_good_candidate_is_promoted_and_ready_never_drops(
         for e in cluster.core.list_namespaced_event(namespace).items
         if e.involved_object.name == "good"
     }
-    assert {"CandidateStarted", "StepStarted", "Promoting", "Promoted"} <= events
+    # Events are posted after the status write that decides; the operator is killed
+    # once mid-rollout here, and a transition it had just written loses its event
+    # (status and history keep it). The outcome's own event always comes.
+    assert {"CandidateStarted", "Promoted"} <= events, events
     promoted = [
         e
         for e in cluster.core.list_namespaced_event(namespace).items
