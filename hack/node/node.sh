@@ -35,6 +35,9 @@ cmd=${1:-}
 name=${2:-${MODELOPS_CLUSTER:-modelops}}
 NODE=real-1
 GPUS=${MODELOPS_REAL_NODE_GPUS:-2}
+# The labels NVIDIA's GPU feature discovery puts on a node, for the fake GPUs:
+# a ModelDeployment asking for a product (the sample: H100) schedules here.
+GPU_PRODUCT=${MODELOPS_REAL_NODE_GPU_PRODUCT:-NVIDIA-H100-80GB-HBM3}
 DNS_IP=10.96.0.10
 W="$KWOK_WORKDIR/realnodes/$name"     # configs, logs, kubelet and containerd roots
 R="/run/modelops/$name"               # sockets and runtime state (short paths: unix sockets cap at 108 bytes)
@@ -335,7 +338,7 @@ EOF
   cgroups_up
   start kubelet kubelet.log "$bin/kubelet" --config="$W/kubelet.yaml" --kubeconfig="$W/kubelet.kubeconfig" \
     --root-dir="$W/kubelet" --cert-dir="$W/kubelet/pki" --hostname-override="$NODE" --node-ip="$NODE_IP" \
-    --node-labels="modelops.io/node-kind=real,modelops.io/pool=real"
+    --node-labels="modelops.io/node-kind=real,modelops.io/pool=real,nvidia.com/gpu.product=$GPU_PRODUCT,nvidia.com/gpu.count=$GPUS"
 }
 
 kube_proxy_up() {
