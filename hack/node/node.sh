@@ -333,6 +333,11 @@ evictionHard: {memory.available: 100Mi, nodefs.available: "1%", imagefs.availabl
 configMapAndSecretChangeDetectionStrategy: Watch
 syncFrequency: ${MODELOPS_KUBELET_SYNC:-3s}
 serializeImagePulls: false
+# Its own pod log directory: every real node on this machine would otherwise
+# share /var/log/pods, and each kubelet's garbage collection deletes the log
+# directories of pods it does not know, i.e. the other nodes' (kubectl logs
+# then fails with "no such file or directory").
+podLogsDir: $W/pod-logs
 EOF
   client_kubeconfig kubelet "system:node:$NODE" system:nodes
   cgroups_up

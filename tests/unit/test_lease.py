@@ -209,6 +209,45 @@ async def _release() -> None:
     assert b.is_leader
 
 
+def test_release_after_a_renewal_the_loop_did_not_see_still_hands_the_lease_back():
+    asyncio.run(_release_after_unseen_renewal())
+
+
+async def _release_after_unseen_renewal() -> None:
+    """Shutdown cancels the loop while a renewal runs on the Lease executor: the
+    renewal lands (a new resourceVersion) after the loop last observed the Lease.
+    The release must not be built on that stale record (a 409 left the standby to
+    wait out the whole lease, seen with the operator pods on a real node)."""
+    kube, clock, lost = FakeKube(), FakeClock(), []
+    a, b = elector(kube, "a", clock, lost), elector(kube, "b", clock, lost)
+    await a.step()
+    await b.step()
+    key = ("modelops-system", "modelops-operator")
+    # The in-flight renewal, landing behind the loop's back.
+    kube.replace_lease(kube.get_lease(*key))
+    await a.release()
+    assert kube.leases[key]["spec"]["holderIdentity"] == ""
+    clock.advance(2)
+    await b.step()
+    assert b.is_leader
+
+
+def test_release_leaves_a_lease_someone_else_holds_alone():
+    asyncio.run(_release_not_ours())
+
+
+async def _release_not_ours() -> None:
+    kube, clock, lost = FakeKube(), FakeClock(), []
+    a = elector(kube, "a", clock, lost)
+    await a.step()
+    key = ("modelops-system", "modelops-operator")
+    taken = kube.get_lease(*key)
+    taken["spec"]["holderIdentity"] = "b"
+    kube.replace_lease(taken)
+    await a.release()
+    assert kube.leases[key]["spec"]["holderIdentity"] == "b"
+
+
 def test_a_fenced_write_stops_the_actuator_at_the_first_refused_request():
     """NotLeader is not a KubeError: the actuator does not record it as a failure and
     go on with the next action; it stops."""

@@ -32,6 +32,9 @@ from modelops.render.lease import LeaseConfig, Observation, Record
 
 log = logging.getLogger("modelops.leader")
 
+# Read-and-replace tries of the release on shutdown (each one a GET and a PUT).
+RELEASE_ATTEMPTS = 3
+
 
 class LeaseApi(Protocol):
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None: ...
@@ -147,20 +150,40 @@ class LeaderElector:
         self.on_lost()
 
     async def release(self) -> None:
-        """Hand the lease back on a clean shutdown (after the last write)."""
-        if not self.is_leader or self._observed is None or self._observed.record is None:
+        """Hand the lease back on a clean shutdown (after the last write).
+
+        The Lease is read again first, on the Lease executor: a renewal that the
+        cancelled loop still had in flight there changes its resourceVersion
+        after it ran, and a release built on the record seen before was refused
+        (409 Conflict), which left the standby to wait out the whole lease.
+        """
+        if not self.is_leader:
             return
-        record = self._observed.record
         with self._lock:
             self.renewed_at = None
+        loop = asyncio.get_running_loop()
+        for _ in range(RELEASE_ATTEMPTS):
+            try:
+                released = await loop.run_in_executor(self._pool, self._release_now)
+            except Conflict:
+                continue  # written between this read and this write: read again
+            except KubeError as err:
+                log.warning("could not release the Lease: %s", err)
+                return
+            if released:
+                log.info("%s released the Lease %s/%s", self.identity, self.namespace, self.name)
+            return
+        log.warning("could not release the Lease: it changed under every attempt")
+
+    def _release_now(self) -> bool:
+        """Read the Lease and hand it back if this replica holds it (Lease executor)."""
+        lease = self.api.get_lease(self.namespace, self.name)
+        if lease is None:
+            return False
+        record = Record.of(lease)
         spec = decisions.released(record, self.identity, self.wall())
         if spec is None:
-            return
+            return False  # someone else holds it: nothing of ours to hand back
         body = decisions.lease_object(self.namespace, self.name, spec, record.resource_version)
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                self._pool, self.api.replace_lease, body
-            )
-            log.info("%s released the Lease %s/%s", self.identity, self.namespace, self.name)
-        except KubeError as err:
-            log.warning("could not release the Lease: %s", err)
+        self.api.replace_lease(body)
+        return True
