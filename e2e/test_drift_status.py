@@ -257,6 +257,8 @@ def test_drift_retrains_and_rolls_out_the_new_version(
     sidecar: str,
     reference: Path,
     tmp_path: Path,
+    sidecar_map: Path,
+    drift_admin_port: int,
 ):
     """serve -> drift -> retrain (real trainer) -> the new version rolls out -> Ready."""
     store = tmp_path / "models" / "loop"
@@ -289,6 +291,9 @@ def test_drift_retrains_and_rolls_out_the_new_version(
     }
     cluster.apply(body, namespace)
     wait_ready(cluster, namespace, "loop")
+    assert map_pods_to(
+        cluster, namespace, "loop", sidecar_map, f"http://127.0.0.1:{drift_admin_port}"
+    )
     detected_at = time.monotonic()
     send(httpclient.InferenceServerClient(sidecar), np.random.default_rng(5), 2 * WINDOW, 1.0)
 

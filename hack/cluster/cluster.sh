@@ -114,7 +114,18 @@ prepare_real_node() {
   fi
 }
 
+# KWOK gives its simulated pods addresses in 10.244.0.0/16 that lead nowhere.
+# Something that dials one (the operator polling a simulated pod's sidecar,
+# Prometheus scraping it) must fail here at once, never send a packet off this
+# machine: the range is a blackhole route while clusters run (shared by all of
+# them, so it stays; it is harmless without one).
+blackhole_simulated_pods() {
+  ip route replace blackhole 10.244.0.0/16 2>/dev/null ||
+    log "warning: could not add a blackhole route for the simulated pods' 10.244.0.0/16 (not root?)"
+}
+
 up() {
+  blackhole_simulated_pods
   prepare_real_node
   if running; then
     log "cluster '$name' is already running"

@@ -25,10 +25,11 @@ Only owner-checked pods are ever asked (render/evidence.py; the controller
 passes nothing else).
 
 Addresses: `http://{podIP}:{admin port}` by default. Where pod IPs lead nowhere
-(the local test cluster simulates its pods while the sidecars run as local
+(the local test cluster's simulated pods, whose sidecars run as local
 processes), `MODELOPS_SIDECAR_MAP` names a JSON file mapping "namespace/pod" to
 the base URL of that pod's sidecar admin port; it is read again when it
-changes. It is the only address override.
+changes. It is the only address override, and only for the pods it names:
+the others (pods on a real node) are asked at their own IP.
 """
 
 from __future__ import annotations
@@ -419,7 +420,7 @@ class SidecarClient:
         deadline = time.monotonic() + self.pod_deadline_s
         versions: list[str] | None = None
         try:
-            if self.map_file is not None:
+            if self._mapped(key[0], name) is not None:
                 raw = exchange(
                     f"{self._base_url(key[0], name, pod)}/rollout",
                     deadline=deadline,
@@ -454,11 +455,16 @@ class SidecarClient:
         if versions is not None and self.on_ready is not None:
             self.on_ready(key)
 
+    def _mapped(self, namespace: str, name: str) -> str | None:
+        """The map's address for this pod; None where the map does not name it (a
+        pod that really runs is reached at its own IP)."""
+        if self.map_file is None:
+            return None
+        return self._mapping().get(f"{namespace}/{name}") or None
+
     def _base_url(self, namespace: str, name: str, pod: Mapping[str, Any]) -> str:
-        if self.map_file is not None:
-            base = self._mapping().get(f"{namespace}/{name}")
-            if not base:
-                raise Unanswered(f"MODELOPS_SIDECAR_MAP names no address for {namespace}/{name}")
+        base = self._mapped(namespace, name)
+        if base is not None:
             return base.rstrip("/")
         ip = (pod.get("status") or {}).get("podIP")
         if not ip:
