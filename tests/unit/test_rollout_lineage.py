@@ -220,6 +220,23 @@ def _floor(mirrored: int, agreed: int, self_compared: int, self_agreed: int) -> 
             Result.FAIL,
             "noise floor not measured (taken as 0)",
         ),
+        # A run of failures opened the stable side's circuit breaker: 5 requests are far
+        # below minRequests, and the breaker withholds more, so the run decides.
+        (
+            {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            replace(_fig(5, cand_err=5), sent=5, sent_failed=5, breaker_trips=1),
+            False,
+            Result.FAIL,
+            "circuit breaker opened (1x, 5 of 5 requests sent to it failed)",
+        ),
+        # Without a run of failures, 5 requests wait for minRequests.
+        (
+            {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            _fig(5, cand_err=1),
+            False,
+            Result.PENDING,
+            "",
+        ),
         # Figures that do not add up: no verdict at all.
         (
             {},

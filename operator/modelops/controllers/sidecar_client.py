@@ -88,6 +88,7 @@ class RolloutDocument(_Document):
     splitErrors: StrictInt | None = None
     splitFallbacks: StrictInt | None = None
     splitTimeouts: StrictInt | None = None
+    breakerTrips: StrictInt | None = None
     selfCompared: StrictInt | None = None
     selfAgreed: StrictInt | None = None
     loaded: dict[str, list[StrictStr]] | None = None

@@ -95,7 +95,22 @@ def evaluate(analysis: Analysis, figures: ObservedFigures, *, mirroring: bool) -
 
     alpha = 1.0 - analysis.confidence
     sure = f"{_num(100 * analysis.confidence)}% confidence"
-    if analysis.max_error_rate_increase is not None:
+    if analysis.max_error_rate_increase is not None and figures.breaker_trips:
+        # A run of consecutive failures opened the stable side's circuit breaker, which
+        # then starves the candidate of requests (as intended: clients never pay for it).
+        # Waiting for minRequests would wait for evidence the breaker withholds; a run of
+        # failures is the evidence (Argo Rollouts' consecutiveErrorLimit).
+        checks.append(
+            Check(
+                "maxErrorRateIncrease",
+                Result.FAIL,
+                f"the candidate failed consecutive requests until the stable sidecars' "
+                f"circuit breaker opened ({figures.breaker_trips}x, {figures.sent_failed} of "
+                f"{figures.sent} requests sent to it failed): error rate increase above "
+                f"maxErrorRateIncrease {_num(analysis.max_error_rate_increase)}",
+            )
+        )
+    elif analysis.max_error_rate_increase is not None:
         limit = analysis.max_error_rate_increase
         if not enough:
             checks.append(_pending("maxErrorRateIncrease", cand.requests, analysis.min_requests))

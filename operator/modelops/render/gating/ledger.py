@@ -44,6 +44,7 @@ COUNTERS = (
     "splitErrors",
     "splitFallbacks",
     "splitTimeouts",
+    "breakerTrips",
     "selfCompared",
     "selfAgreed",
 )

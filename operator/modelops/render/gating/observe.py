@@ -249,6 +249,7 @@ def merge_figures(
         sent_failed=failed,
         sent_timeouts=timeouts,
         split_fallbacks=sum(_count(s, "splitFallbacks") for s in stable_ok),
+        breaker_trips=sum(_count(s, "breakerTrips") for s in stable_ok),
         self_compared=sum(_count(s, "selfCompared") for s in self_docs) if self_docs else None,
         self_agreed=sum(_count(s, "selfAgreed") for s in self_docs) if self_docs else None,
         refused=tuple(reasons),

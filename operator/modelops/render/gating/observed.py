@@ -57,6 +57,9 @@ class ObservedFigures:
     sent_failed: int = 0
     sent_timeouts: int = 0
     split_fallbacks: int = 0
+    # Times a stable sidecar's circuit breaker opened on the candidate (it failed a run
+    # of consecutive requests): decisive on its own, however few requests it saw.
+    breaker_trips: int = 0
     # The noise floor: mirrored requests compared stable against stable; None when the
     # sidecars do not measure it.
     self_compared: int | None = None
