@@ -318,9 +318,15 @@ def test_drift_retrains_and_rolls_out_the_new_version(
 
     rolled = wait_for(rolled_out, timeout=120, what="version 1 served after retraining")
     print(f"drift detected -> new version Ready: {time.monotonic() - detected_at:.1f}s")
-    tj = cluster.custom.get_namespaced_custom_object(
-        "modelops.io", "v1alpha1", namespace, "trainingjobs", tj_name
-    )
+    def tj_recorded() -> dict | None:
+        # The TrainingJob's own reconcile records its output; the ModelDeployment's
+        # (which found version 1 in the store) may come first.
+        tj = cluster.custom.get_namespaced_custom_object(
+            "modelops.io", "v1alpha1", namespace, "trainingjobs", tj_name
+        )
+        return tj if (tj.get("status") or {}).get("outputVersion") else None
+
+    tj = wait_for(tj_recorded, timeout=60, what="the TrainingJob's outputVersion")
     assert tj["status"]["outputVersion"] == "1"
     assert "loss" in tj["status"].get("metrics", {})
     assert rolled["spec"]["model"]["version"] == "latest", "the operator never writes spec"
