@@ -46,7 +46,9 @@ from modelops.storage.publish import publish_version as publish
 from modelops.triton.config import RuntimeSettings
 from modelops.triton.packaging import package_torchscript
 
-pytestmark = [pytest.mark.cluster, pytest.mark.torch, pytest.mark.slow]
+# Past the suite's 600 s: the first test also waits for version 1's cold start (image
+# import, the pull from S3, Triton's load) and then the candidate's, on 2 busy cores.
+pytestmark = [pytest.mark.cluster, pytest.mark.torch, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 SHADOW = {
     "strategy": "Shadow",
