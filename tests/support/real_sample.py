@@ -11,7 +11,11 @@ What differs from manifests/samples/modeldeployment.yaml, and why:
   address);
 - placement: a toleration and node selector for the real node (the cluster
   also has simulated GPU nodes, where nothing would really run);
-- resources: CPU and memory fitted to a 2-core machine;
+- resources: CPU and memory fitted to a 2-core machine, and no GPU: the real
+  node's ``nvidia.com/gpu`` is only an extended resource (no device, no
+  ``nvidia.com/gpu.product`` label), so the sample's product selector would
+  leave the pods Pending and a GPU count makes the pull step write KIND_GPU
+  into config.pbtxt, which Triton refuses to load without a CUDA device;
 - ``driftMonitor`` switched on with a reference in the same store (the sample
   shows it commented out).
 """
@@ -87,6 +91,7 @@ def sample_for_the_real_node(namespace: str, node: RealNode) -> dict[str, Any]:
     }
     spec["resources"]["cpu"] = "500m"
     spec["resources"]["memory"] = "2Gi"
+    spec["resources"]["gpu"] = {"count": 0}
     spec["driftMonitor"] = {
         "enabled": True,
         "reference": {"uri": f"s3://{BUCKET}/{NAME}/reference.json"},

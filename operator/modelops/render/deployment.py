@@ -227,7 +227,10 @@ def _pull_container(
         "image": operator_image,
         "command": ["modelops"],
         "args": args,
-        "resources": fixed_resources("1", "1Gi"),
+        # A download and a checksum: I/O bound. An init container's request counts
+        # as the pod's when larger than its containers' sum, so a whole CPU here kept a
+        # gated rollout's candidate from starting beside the stable pod on a small node.
+        "resources": fixed_resources("500m", "1Gi"),
         "volumeMounts": mounts,
         # On a crash without a termination log, the last log lines land in the
         # pod status instead, so a wrong bucket or key still reaches the

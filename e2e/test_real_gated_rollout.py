@@ -1,0 +1,439 @@
+"""A gated rollout with real candidate pods on the real node, under real client traffic.
+
+Nothing stands in for the kubelet or the network here (compare
+e2e/test_gated_rollout.py, which maps simulated pods to local processes): the
+shipped sample (adapted by tests/support/real_sample.py) serves version 1 on
+node ``real-1`` with a Shadow strategy; version 2 is published to the S3 store
+the pods pull from and the spec asks for it; the candidate's pods start on the
+real node (init container pull, Triton load, the kubelet's probes); the kubelet
+projects the ``<name>-traffic`` ConfigMap into the stable pods, whose sidecars
+then mirror every request over the pod network to the candidate Service by its
+DNS name; the operator reads both sides' figures from the pods' IPs and decides.
+A client pod sends HTTP and gRPC inference through the Service the whole time
+and prints every failure: a promotion (or a rollback) must cost it nothing.
+
+The gates are looser than the defaults (errors within 0.05, agreement 0.9) so
+the sequential verdicts come after about 150 requests rather than 800: the
+client sends a few per second on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support.cluster import Cluster, wait_for
+from tests.support.models import LINEAR_SIGNATURE, script_linear
+from tests.support.operator import OperatorProcess, condition, get_md, wait_ready
+from tests.support.project_images import ProjectImages
+from tests.support.real_node import RealNode
+from tests.support.real_sample import (
+    NAME,
+    credentials_secret,
+    publish_model,
+    sample_for_the_real_node,
+)
+from tests.support.s3 import S3Server, start_s3_server, stop_s3_server
+
+from modelops.api.constants import LABEL_SLOT
+from modelops.storage.publish import publish_version as publish
+from modelops.triton.config import RuntimeSettings
+from modelops.triton.packaging import package_torchscript
+
+# Past the suite's 600 s: the first test also waits for version 1's cold start (image
+# import, the pull from S3, Triton's load) and then the candidate's, on 2 busy cores.
+pytestmark = [pytest.mark.cluster, pytest.mark.torch, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+SHADOW = {
+    "strategy": "Shadow",
+    # Every request is mirrored: the most evidence per client request.
+    "shadow": {"mirrorPercent": 100, "requests": 100},
+    "analysis": {
+        "minRequests": 100,
+        "minAgreement": 0.9,
+        "maxErrorRateIncrease": 0.05,
+        # A bad candidate that never gathers evidence fails the test, not the wait.
+        "progressDeadline": "6m",
+    },
+}
+
+# The client pod's program: HTTP and gRPC inference in turn through the Service by its
+# DNS name, a few per second, until `seconds` pass. It serves its tally (and every
+# failure) on port 8080, which the test reads from the pod's IP at any time: the pod's
+# log is not dependable here (kubelets of other local clusters on this machine share
+# /var/log/pods and remove each other's pod log directories).
+LOOP = """
+import json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+host, seconds = sys.argv[1], float(sys.argv[2])
+rng = np.random.default_rng(2)
+http = httpclient.InferenceServerClient(f"{host}:8000", network_timeout=30)
+grpc = grpcclient.InferenceServerClient(f"{host}:8001")
+sent = errors = 0
+versions = {}
+failures = []
+
+
+class Tally(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"sent": sent, "errors": errors, "versions": versions,
+                           "failures": failures[-50:]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+threading.Thread(target=HTTPServer(("", 8080), Tally).serve_forever, daemon=True).start()
+start = time.monotonic()
+report = 0.0
+while time.monotonic() - start < seconds:
+    x = rng.standard_normal((8, 4)).astype(np.float32)
+    try:
+        if sent % 2:
+            inp = grpcclient.InferInput("x", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            answer = grpc.infer("fraud-detector", [inp], client_timeout=30)
+            version = answer.get_response().model_version
+        else:
+            inp = httpclient.InferInput("x", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            answer = http.infer("fraud-detector", [inp])
+            version = answer.get_response().get("model_version")
+        if answer.as_numpy("y").shape != (8, 2):
+            raise ValueError(f"answer of shape {answer.as_numpy('y').shape}")
+        versions[version] = versions.get(version, 0) + 1
+    except Exception as err:
+        errors += 1
+        kind = "grpc" if sent % 2 else "http"
+        failures.append(f"{kind} #{sent}: {type(err).__name__}: {err}"[:500])
+        print(json.dumps({"error": f"{kind}: {type(err).__name__}: {err}"[:500], "at": sent}),
+              flush=True)
+    sent += 1
+    if time.monotonic() >= report:
+        print(json.dumps({"sent": sent, "errors": errors, "versions": versions}), flush=True)
+        report = time.monotonic() + 2
+    time.sleep(0.1)
+print(json.dumps({"sent": sent, "errors": errors, "versions": versions, "done": True}),
+      flush=True)
+"""
+
+
+class LoopClient:
+    """The client pod on the real node; ``tally()`` reads its log."""
+
+    def __init__(
+        self, cluster: Cluster, namespace: str, node: RealNode, image: str, host: str
+    ) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.name = f"loop-{int(time.time() * 1000) % 10**8}"
+        restricted = {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        self.pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": self.name, "namespace": namespace},
+            "spec": node.pod_spec(
+                restartPolicy="Never",
+                containers=[
+                    {
+                        "name": "client",
+                        "image": image,
+                        "imagePullPolicy": "Never",
+                        "command": ["python", "-c", LOOP, host, "1500"],
+                        "securityContext": restricted,
+                    }
+                ],
+            ),
+        }
+
+    def start(self) -> LoopClient:
+        self.cluster.apply(self.pod)
+        # Running and past its first answer: the service answers before the rollout starts.
+        wait_for(lambda: self.tally().get("versions") or None, timeout=120, what="the loop client")
+        return self
+
+    def tally(self) -> dict[str, Any]:
+        ip = self.cluster.core.read_namespaced_pod(self.name, self.namespace).status.pod_ip
+        if not ip:
+            return {}
+        try:
+            with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as answer:
+                return json.loads(answer.read(1 << 20))
+        except OSError:
+            return {}
+
+    def failures(self) -> list[str]:
+        return list(self.tally().get("failures", []))
+
+    def phase(self) -> str:
+        return self.cluster.core.read_namespaced_pod(self.name, self.namespace).status.phase
+
+    def stop(self) -> None:
+        self.cluster.core.delete_namespaced_pod(self.name, self.namespace, grace_period_seconds=0)
+
+
+class Watch:
+    """Polls the ModelDeployment's rollout phase and Ready condition on a thread."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.phases: list[str] = []
+        self.ready: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                md = get_md(self.cluster, self.namespace, NAME)
+            except Exception as err:  # the API server busy: the next look counts
+                print(f"watch: {err}")
+            else:
+                self.ready.add(condition(md, "Ready").get("status", "Unknown"))
+                phase = rollout_of(md).get("phase")
+                if phase and (not self.phases or self.phases[-1] != phase):
+                    self.phases.append(phase)
+            self._stop.wait(0.5)
+
+
+def rollout_of(md: dict[str, Any]) -> dict[str, Any]:
+    return (md.get("status") or {}).get("rollout") or {}
+
+
+@pytest.fixture(scope="module")
+def pod_store(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto on the host address the real node's pods reach."""
+    server = start_s3_server(tmp_path_factory.mktemp("pod-s3"), host=real_node.host_ip)
+    try:
+        yield server
+    finally:
+        stop_s3_server(server)
+
+
+@pytest.fixture(scope="module")
+def served(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    real_node: RealNode,
+    project_images: ProjectImages,
+    pod_store: S3Server,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Version 1 served on the real node with a Shadow strategy, pinned by spec."""
+    publish_model(pod_store, tmp_path_factory.mktemp("v1"), seed=11)
+    namespace = f"realgate-{int(time.time()) % 100000}"
+    cluster.kubectl("create", "namespace", namespace)
+    body = sample_for_the_real_node(namespace, real_node)
+    body["spec"]["model"]["version"] = "1"
+    body["spec"]["rollout"] = {**body["spec"]["rollout"], **SHADOW}
+    # One replica, not scaled: there is no metrics adapter for the queue-time metric
+    # here, and the 2-core machine holds one stable and one candidate pod.
+    body["spec"].pop("autoscaling", None)
+    body["spec"]["replicas"] = 1
+    # The real node has this machine's 2 CPUs, and a candidate runs beside the stable pod:
+    # Triton and the sidecar ask for little (each pod still reserves the 1 CPU of its
+    # model-pull init container).
+    body["spec"]["resources"]["cpu"] = "300m"
+    body["spec"]["driftMonitor"]["resources"] = {
+        "requests": {"cpu": "100m", "memory": "384Mi"},
+        "limits": {"cpu": "1", "memory": "384Mi"},
+    }
+    try:
+        cluster.apply(credentials_secret(namespace, pod_store))
+        cluster.apply(body)
+        wait_ready(cluster, namespace, NAME, timeout=420)
+        wait_for(
+            lambda: rollout_of(get_md(cluster, namespace, NAME)).get("stable") == "1",
+            timeout=60,
+            what="version 1 stable",
+        )
+        yield namespace, body
+    finally:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def publish_version(store: S3Server, work: Path, seed: int) -> str:
+    """Package a Linear(4, 2) with ``seed``'s weights as the store's next version."""
+    script_linear(work / "linear.pt", seed=seed)
+    packaged = package_torchscript(
+        work / "linear.pt",
+        work / "repo",
+        NAME,
+        LINEAR_SIGNATURE,
+        RuntimeSettings(instance_kind="cpu"),
+    )
+    number = publish(
+        packaged.model_dir / str(packaged.version),
+        f"s3://models/{NAME}",
+        s3_client=store.client(),
+    )
+    return str(number)
+
+
+def roll_out(
+    cluster: Cluster,
+    namespace: str,
+    body: dict[str, Any],
+    store: S3Server,
+    work: Path,
+    client: LoopClient,
+    seed: int,
+) -> tuple[str, dict[str, Any], Watch, float]:
+    """Publish a version with ``seed``'s weights, ask for it, wait for the verdict; returns
+    (version, final rollout, watch, seconds from published to verdict)."""
+    with Watch(cluster, namespace) as watch:
+        published = time.monotonic()
+        version = publish_version(store, work, seed)
+        body["spec"]["model"]["version"] = version
+        cluster.apply(body)
+        wait_for(
+            lambda: rollout_of(get_md(cluster, namespace, NAME)).get("candidate") == version,
+            timeout=60,
+            what=f"version {version} to start as a candidate",
+        )
+
+        def decided() -> dict[str, Any] | None:
+            rollout = rollout_of(get_md(cluster, namespace, NAME))
+            if client.phase() != "Running":
+                raise AssertionError(f"the client pod stopped: {client.tally()}")
+            done = rollout.get("phase") in ("Idle", "RolledBack") and not rollout.get("candidate")
+            return rollout if done else None
+
+        # Cold start of the candidate's pod (pull, Triton's load) and ~150 requests.
+        final = wait_for(decided, timeout=480, interval=1, what=f"a verdict on {version}")
+        elapsed = time.monotonic() - published
+    return version, final, watch, elapsed
+
+
+def candidate_objects(cluster: Cluster, namespace: str, slot: str) -> list[str]:
+    pods = [
+        f"pod/{p.metadata.name}"
+        for p in cluster.core.list_namespaced_pod(
+            namespace, label_selector=f"modelops.io/model-deployment={NAME},{LABEL_SLOT}={slot}"
+        ).items
+    ]
+    services = [
+        f"service/{s.metadata.name}"
+        for s in cluster.core.list_namespaced_service(namespace).items
+        if s.metadata.name == f"{NAME}-candidate"
+    ]
+    return pods + services
+
+
+def test_a_good_candidate_on_real_pods_is_promoted_with_zero_client_errors(
+    cluster: Cluster,
+    served: tuple[str, dict[str, Any]],
+    pod_store: S3Server,
+    real_node: RealNode,
+    project_images: ProjectImages,
+    tmp_path: Path,
+) -> None:
+    namespace, body = served
+    host = f"{NAME}.{namespace}.svc.cluster.local"
+    client = LoopClient(cluster, namespace, real_node, project_images.operator, host).start()
+    try:
+        # Same weights as version 1: the candidate agrees on every mirrored request.
+        version, final, watch, elapsed = roll_out(
+            cluster, namespace, body, pod_store, tmp_path, client, seed=11
+        )
+        print(f"version {version} published -> promoted on real pods: {elapsed:.1f}s")
+        assert final["phase"] == "Idle" and final["stable"] == version, final
+        # The promoted pods answer the clients now.
+        wait_for(
+            lambda: client.tally().get("versions", {}).get(version, 0) >= 10,
+            timeout=90,
+            what=f"the client answered by version {version}",
+        )
+        tally = client.tally()
+    finally:
+        failures = client.failures()
+        client.stop()
+    print(f"client: {tally}")
+    assert failures == [], failures[:20]
+    assert tally["errors"] == 0 and tally["sent"] > 150, tally
+    assert "Shadow" in watch.phases, watch.phases
+    assert watch.ready == {"True"}, "Ready dropped during the rollout"
+    md = get_md(cluster, namespace, NAME)
+    assert md["status"]["servedVersion"] == version, md["status"]
+    entry = md["status"]["history"][0]
+    assert (entry["version"], entry["outcome"]) == (version, "Promoted"), entry
+    assert "agreement" in entry["reason"], entry
+    pods = [
+        p
+        for p in cluster.core.list_namespaced_pod(
+            namespace, label_selector=f"modelops.io/model-deployment={NAME}"
+        ).items
+        if p.metadata.deletion_timestamp is None
+    ]
+    assert pods and all(p.spec.node_name == real_node.name for p in pods)
+    assert {(p.metadata.annotations or {}).get("modelops.io/model-version") for p in pods} == {
+        version
+    }
+
+
+def test_a_bad_candidate_on_real_pods_is_rolled_back_and_goes_away(
+    cluster: Cluster,
+    served: tuple[str, dict[str, Any]],
+    pod_store: S3Server,
+    real_node: RealNode,
+    project_images: ProjectImages,
+    tmp_path: Path,
+) -> None:
+    namespace, body = served
+    stable = rollout_of(get_md(cluster, namespace, NAME))
+    host = f"{NAME}.{namespace}.svc.cluster.local"
+    client = LoopClient(cluster, namespace, real_node, project_images.operator, host).start()
+    try:
+        # Different weights: the argmax of some of every 8 rows differs.
+        version, final, watch, elapsed = roll_out(
+            cluster, namespace, body, pod_store, tmp_path, client, seed=99
+        )
+        print(f"version {version} published -> rolled back on real pods: {elapsed:.1f}s")
+        assert final["phase"] == "RolledBack" and final["stable"] == stable["stable"], final
+        assert "minAgreement 0.9" in final["message"], final["message"]
+        candidate_slot = "b" if stable["stableSlot"] == "a" else "a"
+        gone = wait_for(
+            lambda: candidate_objects(cluster, namespace, candidate_slot) == [] or None,
+            timeout=120,
+            what="the candidate's pods and Service gone",
+        )
+        assert gone
+        tally = client.tally()
+    finally:
+        failures = client.failures()
+        client.stop()
+    print(f"client: {tally}")
+    assert failures == [], failures[:20]
+    assert tally["errors"] == 0 and set(tally["versions"]) == {stable["stable"]}, tally
+    assert watch.ready == {"True"}, "Ready dropped during the rollout"
+    md = get_md(cluster, namespace, NAME)
+    assert md["status"]["servedVersion"] == stable["stable"]
+    entry = md["status"]["history"][0]
+    assert (entry["version"], entry["outcome"]) == (version, "RolledBack"), entry
