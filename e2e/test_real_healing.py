@@ -13,9 +13,7 @@ drift sidecar's memory limit under abuse, on real pods.
 - A memory limit lowered through ``spec.driftMonitor.resources`` is enforced: the
   kernel OOM-kills the sidecar and the ModelDeployment's status names OOMKilled.
 
-The sample's changes for the real node are tests/support/real_sample.py's; this
-module also gives the sidecar a smaller CPU share so a rollout's surge pod fits
-beside the first one on a 2-core node.
+The sample's changes for the real node are tests/support/real_sample.py's.
 """
 
 from __future__ import annotations
@@ -76,12 +74,9 @@ def served(
     cluster.kubectl("create", "namespace", namespace)
     try:
         cluster.apply(credentials_secret(namespace, pod_store))
-        md = sample_for_the_real_node(namespace, real_node)
-        # Memory stays the default (the bound under test); CPU is smaller so that a
-        # surge pod (the last test's rollout) fits on the 2-core node beside this one.
-        amounts = {"cpu": "300m", "memory": "384Mi"}
-        md["spec"]["driftMonitor"]["resources"] = {"requests": amounts, "limits": amounts}
-        cluster.apply(md)
+        # The sidecar keeps its default resources: its default memory limit is
+        # the bound under test.
+        cluster.apply(sample_for_the_real_node(namespace, real_node))
         wait_ready(cluster, namespace, NAME, timeout=420)
         yield namespace
     finally:
@@ -307,18 +302,28 @@ def test_the_sidecar_stays_under_its_memory_limit_under_abuse_and_keeps_answerin
 
 
 def test_a_lowered_sidecar_memory_limit_is_enforced_and_named_in_the_status(
-    cluster: Cluster, served: str
+    cluster: Cluster, served: str, real_node: RealNode
 ) -> None:
     namespace = served
     old = the_pod(cluster, namespace)
-    # Below what the sidecar's Python process needs to start: the kernel must kill it.
-    amounts = {"cpu": "100m", "memory": "32Mi"}
-    cluster.kubectl(
-        "patch", "md", NAME, "-n", namespace, "--type=merge", "-p",
-        json.dumps({"spec": {"driftMonitor": {"resources": {
-            "requests": amounts, "limits": amounts,
-        }}}}),
-    )  # fmt: skip
+    # A rollout's surge pod does not fit beside the serving one on 2 cores (the
+    # pull-model init container alone reserves 1 CPU), so the sample is deleted and
+    # applied again, its sidecar limited below what its Python process needs to
+    # start: the kernel must kill it.
+    cluster.kubectl("delete", "md", NAME, "-n", namespace, "--wait=true", "--timeout=120s")
+    wait_for(
+        lambda: (
+            not cluster.core.list_namespaced_pod(
+                namespace, label_selector=f"modelops.io/model-deployment={NAME}"
+            ).items
+        ),
+        timeout=120,
+        what="the old pod gone",
+    )
+    md = sample_for_the_real_node(namespace, real_node)
+    amounts = {"cpu": "300m", "memory": "32Mi"}
+    md["spec"]["driftMonitor"]["resources"] = {"requests": amounts, "limits": amounts}
+    cluster.apply(md)
 
     def oom_in_status() -> dict | None:
         md = get_md(cluster, namespace, NAME)

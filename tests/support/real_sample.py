@@ -11,7 +11,10 @@ What differs from manifests/samples/modeldeployment.yaml, and why:
   address);
 - placement: a toleration and node selector for the real node (the cluster
   also has simulated GPU nodes, where nothing would really run);
-- resources: CPU and memory fitted to a 2-core machine;
+- resources: CPU and memory fitted to a 2-core machine, and no GPU: the real
+  node's GPUs are only an extended resource the node script patches in (no
+  device, no product label), and a GPU count makes the model's instances
+  KIND_GPU, which Triton cannot load without one;
 - ``driftMonitor`` switched on with a reference in the same store (the sample
   shows it commented out).
 """
@@ -85,6 +88,7 @@ def sample_for_the_real_node(namespace: str, node: RealNode) -> dict[str, Any]:
         "nodeSelector": {"kubernetes.io/hostname": node.name},
         "tolerations": node.pod_spec()["tolerations"],
     }
+    spec["resources"]["gpu"] = {"count": 0}
     spec["resources"]["cpu"] = "500m"
     spec["resources"]["memory"] = "2Gi"
     spec["driftMonitor"] = {
