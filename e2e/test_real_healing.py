@@ -33,7 +33,9 @@ from tests.support.project_images import ProjectImages
 from tests.support.real_node import RealNode
 from tests.support.real_sample import (
     NAME,
+    REPORT,
     credentials_secret,
+    pod_output,
     publish_model,
     run_client,
     sample_for_the_real_node,
@@ -225,6 +227,7 @@ s.sendall(body)
 out["big_request"] = status(s)
 s.close()
 print(json.dumps(out))
+report(out)
 """
 
 
@@ -244,7 +247,7 @@ def run_abuse(
                         "name": "abuse",
                         "image": image,
                         "imagePullPolicy": "Never",
-                        "command": ["python", "-c", ABUSE, host],
+                        "command": ["python", "-c", REPORT + ABUSE, host],
                     }
                 ],
             ),
@@ -256,10 +259,11 @@ def run_abuse(
         return phase if phase in ("Succeeded", "Failed") else None
 
     phase = wait_for(finished, timeout=300, what=f"abuse pod {name}")
-    logs = cluster.core.read_namespaced_pod_log(name, namespace)
-    cluster.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-    assert phase == "Succeeded", logs[-3000:]
-    return json.loads(logs.strip().splitlines()[-1])
+    try:
+        assert phase == "Succeeded", cluster.core.read_namespaced_pod(name, namespace).status
+        return json.loads(pod_output(cluster, name, namespace))
+    finally:
+        cluster.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
 
 
 def test_the_sidecar_stays_under_its_memory_limit_under_abuse_and_keeps_answering(

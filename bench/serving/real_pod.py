@@ -55,6 +55,7 @@ from tests.support.operator import (  # noqa: E402
     wait_ready,
 )
 from tests.support.real_node import RealNode, Unavailable, find_real_node  # noqa: E402
+from tests.support.real_sample import REPORT, pod_output  # noqa: E402
 
 TRITON = "triton"
 SIDECAR = "drift-monitor"
@@ -108,6 +109,7 @@ for label, proto, address in targets:
                 "p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)]})
     time.sleep(1.0)
 print(json.dumps(out))
+report(out)
 """
 
 
@@ -167,7 +169,14 @@ def run_pod_load(
                         "name": "load",
                         "image": image,
                         "imagePullPolicy": "Never",
-                        "command": ["python", "-c", LOAD, json.dumps(targets), str(n), str(conc)],
+                        "command": [
+                            "python",
+                            "-c",
+                            REPORT + LOAD,
+                            json.dumps(targets),
+                            str(n),
+                            str(conc),
+                        ],
                     }
                 ],
             ),
@@ -179,11 +188,12 @@ def run_pod_load(
         return phase if phase in ("Succeeded", "Failed") else None
 
     phase = wait_for(finished, timeout=1800, interval=1, what=f"load pod {name}")
-    logs = cluster.core.read_namespaced_pod_log(name, ns)
-    cluster.core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
-    if phase != "Succeeded":
-        raise AssertionError(logs[-3000:])
-    return json.loads(logs.strip().splitlines()[-1])
+    try:
+        if phase != "Succeeded":
+            raise AssertionError(str(cluster.core.read_namespaced_pod(name, ns).status))
+        return json.loads(pod_output(cluster, name, ns))
+    finally:
+        cluster.core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
 
 
 def run_in_pod_load(
@@ -191,7 +201,7 @@ def run_in_pod_load(
 ) -> list[dict[str, Any]]:
     proc = cluster.kubectl(
         "exec", "-n", ns, pod, "-c", TRITON, "--",
-        "python", "-c", LOAD, json.dumps(targets), str(n), str(conc),
+        "python", "-c", "def report(o): pass\n" + LOAD, json.dumps(targets), str(n), str(conc),
         check=False,
     )  # fmt: skip
     if proc.returncode != 0:
