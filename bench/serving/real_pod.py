@@ -209,47 +209,70 @@ def run_in_pod_load(
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def serve(
-    cluster: Cluster, node: RealNode, work: Path
-) -> tuple[str, Any, Any, OperatorProcess, str]:
-    """Build and import the images, run the operator, serve the sample; returns the
-    namespace, the pod, the S3 server, the operator and the client image."""
-    from tests.support.project_images import build_images, import_images
-    from tests.support.real_sample import (
-        NAME,
-        credentials_secret,
-        publish_model,
-        sample_for_the_real_node,
-    )
-    from tests.support.s3 import start_s3_server
+class Served:
+    """The sample served on the real node, and what serving it started (stopped by
+    ``close``, also when serving fails half-way)."""
 
-    entries = build_images()
-    import_images(entries)
-    install(cluster)
-    kubeconfig = service_account_kubeconfig(cluster, work / "kubeconfig")
-    operator = OperatorProcess(
-        kubeconfig=kubeconfig,
-        log_path=work / "operator.log",
-        extra_env={
-            "MODELOPS_IMAGE": entries["operator"]["ref"],
-            "MODELOPS_TRITON_IMAGE": entries["runtime"]["ref"],
-        },
-    ).start()
-    store = start_s3_server(work / "s3", host=node.host_ip)
-    publish_model(store, work / "model")
-    ns = f"bench-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", ns)
-    cluster.apply(credentials_secret(ns, store))
-    cluster.apply(sample_for_the_real_node(ns, node))
-    wait_ready(cluster, ns, NAME, timeout=600)
-    [pod] = [
-        p
-        for p in cluster.core.list_namespaced_pod(
-            ns, label_selector=f"modelops.io/model-deployment={NAME}"
-        ).items
-        if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
-    ]
-    return ns, pod, store, operator, entries["operator"]["ref"]
+    def __init__(self, cluster: Cluster, node: RealNode, work: Path) -> None:
+        self.cluster = cluster
+        self.node = node
+        self.work = work
+        self.namespace = f"bench-{uuid.uuid4().hex[:6]}"
+        self.operator: OperatorProcess | None = None
+        self.store: Any = None
+        self.pod: Any = None
+        self.client_image = ""
+
+    def start(self) -> Served:
+        from tests.support.project_images import build_images, import_images
+        from tests.support.real_sample import (
+            NAME,
+            credentials_secret,
+            publish_model,
+            sample_for_the_real_node,
+        )
+        from tests.support.s3 import start_s3_server
+
+        cluster, node, work = self.cluster, self.node, self.work
+        entries = build_images()
+        import_images(entries)
+        self.client_image = entries["operator"]["ref"]
+        install(cluster)
+        kubeconfig = service_account_kubeconfig(cluster, work / "kubeconfig")
+        self.operator = OperatorProcess(
+            kubeconfig=kubeconfig,
+            log_path=work / "operator.log",
+            extra_env={
+                "MODELOPS_IMAGE": entries["operator"]["ref"],
+                "MODELOPS_TRITON_IMAGE": entries["runtime"]["ref"],
+            },
+        ).start()
+        for sub in ("s3", "model"):
+            (work / sub).mkdir()
+        self.store = start_s3_server(work / "s3", host=node.host_ip)
+        publish_model(self.store, work / "model")
+        ns = self.namespace
+        cluster.kubectl("create", "namespace", ns)
+        cluster.apply(credentials_secret(ns, self.store))
+        cluster.apply(sample_for_the_real_node(ns, node))
+        wait_ready(cluster, ns, NAME, timeout=600)
+        [self.pod] = [
+            p
+            for p in cluster.core.list_namespaced_pod(
+                ns, label_selector=f"modelops.io/model-deployment={NAME}"
+            ).items
+            if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
+        ]
+        return self
+
+    def close(self) -> None:
+        from tests.support.s3 import stop_s3_server
+
+        self.cluster.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
+        if self.operator:
+            self.operator.stop()
+        if self.store:
+            stop_s3_server(self.store)
 
 
 def main() -> int:
@@ -260,7 +283,6 @@ def main() -> int:
     import tempfile
 
     from tests.support.real_sample import NAME
-    from tests.support.s3 import stop_s3_server
 
     cluster = start_cluster()
     try:
@@ -270,8 +292,10 @@ def main() -> int:
             print(f"skipped: {e}")
             return 0
         with tempfile.TemporaryDirectory() as tmp:
-            ns, pod, store, operator, image = serve(cluster, node, Path(tmp))
+            served = Served(cluster, node, Path(tmp))
             try:
+                served.start()
+                ns, pod, image = served.namespace, served.pod, served.client_image
                 ip = pod.status.pod_ip
                 svc = f"{NAME}.{ns}.svc.cluster.local"
                 from_pod = [
@@ -302,9 +326,7 @@ def main() -> int:
                     time.sleep(0.2)
                 report(rows, cpu, idle, args)
             finally:
-                cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-                operator.stop()
-                stop_s3_server(store)
+                served.close()
     finally:
         stop_cluster(cluster)
     return 0
