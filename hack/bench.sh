@@ -23,6 +23,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     "bench/autoscaling/hpa.py --runs 1"
     "bench/node/pod_ready.py --runs 2"
     "bench/netpol/enforce.py --runs 2"
+    "bench/serving/real_pod.py --requests 300"
   )
 else
   runs=(
@@ -43,6 +44,7 @@ else
     "bench/autoscaling/hpa.py --runs 3"
     "bench/node/pod_ready.py --runs 5"
     "bench/netpol/enforce.py --runs 5"
+    "bench/serving/real_pod.py"
   )
 fi
 status=0
