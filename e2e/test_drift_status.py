@@ -318,6 +318,7 @@ def test_drift_retrains_and_rolls_out_the_new_version(
 
     rolled = wait_for(rolled_out, timeout=120, what="version 1 served after retraining")
     print(f"drift detected -> new version Ready: {time.monotonic() - detected_at:.1f}s")
+
     def tj_recorded() -> dict | None:
         # The TrainingJob's own reconcile records its output; the ModelDeployment's
         # (which found version 1 in the store) may come first.
