@@ -252,7 +252,7 @@ STAGES: dict[str, tuple[Callable[[], dict[str, Any]], str, str]] = {
             drift={"score": 0.31, "drifted": True, "features": {"amount": 0.31}},
         ),
         "Healthy",
-        "serving model fraud version 3 on 1/1 replicas; input drift detected (psi score 0.31",
+        "serving model fraud version 3 on 1/1 replicas; input drift detected (ksz score 0.31",
     ),
 }
 

@@ -25,17 +25,17 @@ def test_each_configured_gate_shows_its_figure_threshold_and_result(md):
     assert gates["maxErrorRateIncrease"][1:] == ("<= 0.005", "pass")
     assert gates["maxLatencyP99Ratio"] == ("-", "<= 1.3x", "waiting")
     assert gates["minAgreement"] == ("0.982 over 812 compared", ">= 0.97", "pass")
-    assert gates["evalMetric val_auc"] == ("0.931 vs stable 0.927", "regression <= 0.005", "pass")
+    assert gates["evalMetric valAccuracy"] == ("0.931 vs stable 0.927", "regression <= 0.005", "pass")
 
 
 def test_a_figure_past_its_threshold_fails(md):
     md["status"]["rollout"]["analysis"]["agreement"] = 0.9
     md["status"]["rollout"]["analysis"]["candidate"]["errors"] = 40
-    md["status"]["rollout"]["candidateSource"]["metrics"]["val_auc"] = 0.9
+    md["status"]["rollout"]["candidateSource"]["metrics"]["valAccuracy"] = 0.9
     gates = _gates(md)
     assert gates["minAgreement"][2] == "FAIL"
     assert gates["maxErrorRateIncrease"][2] == "FAIL"
-    assert gates["evalMetric val_auc"][2] == "FAIL"
+    assert gates["evalMetric valAccuracy"][2] == "FAIL"
 
 
 def test_below_min_requests_every_live_gate_waits(md):
