@@ -25,7 +25,11 @@ def test_each_configured_gate_shows_its_figure_threshold_and_result(md):
     assert gates["maxErrorRateIncrease"][1:] == ("<= 0.005", "pass")
     assert gates["maxLatencyP99Ratio"] == ("-", "<= 1.3x", "waiting")
     assert gates["minAgreement"] == ("0.982 over 812 compared", ">= 0.97", "pass")
-    assert gates["evalMetric valAccuracy"] == ("0.931 vs stable 0.927", "regression <= 0.005", "pass")
+    assert gates["evalMetric valAccuracy"] == (
+        "0.931 vs stable 0.927",
+        "regression <= 0.005",
+        "pass",
+    )
 
 
 def test_a_figure_past_its_threshold_fails(md):
