@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.s3",
     "tests.support.gcs",
     "tests.support.project_images",
+    "tests.support.real_sample",
 ]

@@ -40,7 +40,7 @@ from tests.support.real_sample import (
     publish_model,
     sample_for_the_real_node,
 )
-from tests.support.s3 import S3Server, start_s3_server, stop_s3_server
+from tests.support.s3 import S3Server
 
 from modelops.api.constants import LABEL_SLOT
 from modelops.storage.publish import publish_version as publish
@@ -240,16 +240,6 @@ class Watch:
 
 def rollout_of(md: dict[str, Any]) -> dict[str, Any]:
     return (md.get("status") or {}).get("rollout") or {}
-
-
-@pytest.fixture(scope="module")
-def pod_store(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """moto on the host address the real node's pods reach."""
-    server = start_s3_server(tmp_path_factory.mktemp("pod-s3"), host=real_node.host_ip)
-    try:
-        yield server
-    finally:
-        stop_s3_server(server)
 
 
 @pytest.fixture(scope="module")

@@ -32,19 +32,9 @@ from tests.support.real_sample import (
     run_client,
     sample_for_the_real_node,
 )
-from tests.support.s3 import S3Server, start_s3_server, stop_s3_server
+from tests.support.s3 import S3Server
 
 pytestmark = [pytest.mark.cluster, pytest.mark.torch, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def pod_store(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """moto on the host address the real node's pods reach (the node's veth peer)."""
-    server = start_s3_server(tmp_path_factory.mktemp("pod-s3"), host=real_node.host_ip)
-    try:
-        yield server
-    finally:
-        stop_s3_server(server)
 
 
 @pytest.fixture(scope="module")

@@ -26,22 +26,35 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 
 from tests.support.cluster import REPO, Cluster, wait_for
 from tests.support.models import LINEAR_SIGNATURE, script_linear
 from tests.support.real_node import RealNode
-from tests.support.s3 import S3Server
+from tests.support.s3 import S3Server, start_s3_server, stop_s3_server
 
 SAMPLE = REPO / "manifests" / "samples" / "modeldeployment.yaml"
 NAME = "fraud-detector"
 BUCKET = "models"
 N_FEATURES = 4
 SECRET = "model-store-credentials"
+
+
+@pytest.fixture(scope="module")
+def pod_store(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto on the host address the real node's pods reach (the node's veth peer); one
+    per test module, shared by the real-pod e2e modules."""
+    server = start_s3_server(tmp_path_factory.mktemp("pod-s3"), host=real_node.host_ip)
+    try:
+        yield server
+    finally:
+        stop_s3_server(server)
 
 
 def publish_model(store: S3Server, work: Path, seed: int = 11) -> Any:
@@ -232,7 +245,6 @@ def main(argv: list[str] | None = None) -> int:
     (moto) keeps running in the background; its pid goes to --state."""
     from tests.support.project_images import build_images, import_images
     from tests.support.real_node import Unavailable, find_real_node
-    from tests.support.s3 import start_s3_server
 
     parser = argparse.ArgumentParser(prog="python -m tests.support.real_sample")
     parser.add_argument("--kubeconfig", required=True, type=Path)
