@@ -89,10 +89,12 @@ if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
 fi
 
 # The dependency layer's key: what goes into it and the steps that make it
-# (these functions' own text, not the whole script), never the project's source.
+# (these functions' own text, not the whole script; of oci.py the compression),
+# never the project's source.
 deps_key() {
   cat <(declare -f base_tar download_wheels build_deps deps_layer_paths) "$here/debian.txt" \
-      "$here/build.lock" "$here/$1.lock" "$here/oci.py" "$here/triton-layout.sh" "$here/prune_cuda.py" \
+      "$here/build.lock" "$here/$1.lock" "$here/triton-layout.sh" "$here/prune_cuda.py" \
+      <(sed -n '/^def gzip_layer/,/^def /p' "$here/oci.py") \
       <(echo "$1 $SOURCE_DATE_EPOCH $SUITE $MIRROR $BASE_PACKAGES $PY $VENV ${MODELOPS_TRAINER_CUDA:-cpu}") \
     | sha256sum | cut -c1-12
 }
@@ -260,9 +262,7 @@ build_deps() {  # name: the locked wheels in the venv over the base; cached by d
   mapfile -t paths < <(deps_layer_paths "$name")
   tar -C "$rootfs" --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
     --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-    -cf "$partial/layer.tar" "${paths[@]}"
-  "$PY" "$here/oci.py" gzip "$partial/layer.tar" "$partial/layer.tar.gz" > "$partial/layer.json"
-  rm -f "$partial/layer.tar"
+    -cf - "${paths[@]}" | "$PY" "$here/oci.py" gzip - "$partial/layer.tar.gz" > "$partial/layer.json"
   rm -rf "$dir" && mv "$partial" "$dir"
   log "$name: dependency layer built in $(( $(date +%s) - start ))s"
 }
@@ -292,6 +292,7 @@ build_image() {
   start=$(date +%s)
   log "$name: building (key $(basename "$dir"))"
   deps=$(deps_dir "$name")
+  touch "$deps"  # in use (see prune)
   mnt=$(project_root "$deps/rootfs" "$work/$name")
   mountpoint -q "$mnt" && mounted+=("$mnt")
   files="$work/$name/files"
@@ -417,6 +418,24 @@ image_spec() {  # name base-layer.json deps-layer.json project.tar -> the oci.py
 EOF
 }
 
+# The cache is on a shared disk, and each runtime or trainer archive is ~2 GB
+# (its dependency root ~4 GB): superseded builds of an image go once nobody has
+# used them for a while (a test may be importing one; a build may be reading a
+# dependency root). The mtime of a directory is its last use (touched below).
+prune() {  # name
+  local d n=0
+  while read -r d; do
+    n=$((n + 1))
+    [ "$n" -le 3 ] && continue  # the newest three builds of the image stay
+    [ -z "$(find "$d" -maxdepth 0 -mmin +15)" ] || rm -rf "$d"
+  done < <(find "$out" -maxdepth 1 -type d -name "$1-$version-*" ! -name '*.partial' -printf '%T@ %p\n' \
+           | sort -rn | cut -d' ' -f2-)
+  # Dependency layers other than this one, unused for an hour; partial leftovers of a day.
+  find "$out/deps" -maxdepth 1 -type d -name "$1-*" ! -name '*.partial' ! -path "$(deps_dir "$1")" \
+    -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+  find "$out" "$out/deps" -maxdepth 1 -type d -name "$1-*.partial" -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
+}
+
 built=()
 for t in "${targets[@]}"; do
   dir=$(image_dir "$t")
@@ -425,6 +444,9 @@ for t in "${targets[@]}"; do
     [ -n "$work" ] || work=$(mktemp -d "$out/work.XXXXXX")
     build_image "$t"
   fi
+  touch "$dir"
+  [ ! -d "$(deps_dir "$t")" ] || touch "$(deps_dir "$t")"
+  prune "$t"
   built+=("$dir/image.json")
 done
 

@@ -23,6 +23,7 @@ virtual environment exists.
 
     oci.py SPEC.json ARCHIVE   # prints {"digest": ..., "size": ...} on stdout
     oci.py gzip LAYER.tar BLOB # writes BLOB, prints {"digest", "diff_id", "size", ...}
+    tar -cf - ... | oci.py gzip - BLOB
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import tarfile
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -56,18 +57,20 @@ def _put(blobs: Path, data: bytes) -> tuple[str, int]:
     return digest, len(data)
 
 
-def gzip_layer(layer: Path, blob: Path) -> dict[str, Any]:
-    """Compresses a layer tar to BLOB: its digest, diff_id (of the plain tar) and sizes."""
+def gzip_layer(layer: BinaryIO, blob: Path) -> dict[str, Any]:
+    """Compresses a layer tar (a stream: build.sh pipes tar in, so the plain tar
+    never lands on disk) to BLOB: its digest, diff_id (of the plain tar), sizes."""
     plain = hashlib.sha256()
+    plain_size = 0
     tmp = blob.with_name(blob.name + ".partial")
     # filename="" and mtime=0: no name or time in the gzip header.
     with (
-        layer.open("rb") as src,
         tmp.open("wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
     ):
-        while chunk := src.read(CHUNK):
+        while chunk := layer.read(CHUNK):
             plain.update(chunk)
+            plain_size += len(chunk)
             gz.write(chunk)
     packed = hashlib.sha256()
     with tmp.open("rb") as f:
@@ -78,7 +81,7 @@ def gzip_layer(layer: Path, blob: Path) -> dict[str, Any]:
         "digest": "sha256:" + packed.hexdigest(),
         "diff_id": "sha256:" + plain.hexdigest(),
         "size": blob.stat().st_size,
-        "uncompressed_size": layer.stat().st_size,
+        "uncompressed_size": plain_size,
     }
 
 
@@ -86,7 +89,8 @@ def _add_layer(blobs: Path, layer: dict[str, Any]) -> dict[str, Any]:
     """Puts one layer's gzip blob into the layout; returns its digests and sizes."""
     if "blob" not in layer:
         tmp = blobs / "layer.tmp"
-        done = gzip_layer(Path(layer["path"]), tmp)
+        with Path(layer["path"]).open("rb") as plain:
+            done = gzip_layer(plain, tmp)
         tmp.rename(blobs / done["digest"].removeprefix("sha256:"))
         return done
     done = {k: layer[k] for k in ("digest", "diff_id", "size", "uncompressed_size")}
@@ -181,7 +185,12 @@ def _tar_layout(layout: Path, archive: Path, epoch: int) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) == 4 and argv[1] == "gzip":
-        json.dump(gzip_layer(Path(argv[2]), Path(argv[3])), sys.stdout)
+        if argv[2] == "-":
+            done = gzip_layer(sys.stdin.buffer, Path(argv[3]))
+        else:
+            with Path(argv[2]).open("rb") as plain:
+                done = gzip_layer(plain, Path(argv[3]))
+        json.dump(done, sys.stdout)
         print()
         return 0
     if len(argv) != 3:

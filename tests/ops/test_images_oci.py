@@ -64,6 +64,15 @@ def test_a_cached_gzip_layer_gives_the_same_image_as_a_fresh_one(tmp_path, layer
     assert cached["diff_id"] == "sha256:" + hashlib.sha256(deps.read_bytes()).hexdigest()
     assert gzip.decompress(blob) == deps.read_bytes()
     assert cached["size"] == len(blob) and cached["uncompressed_size"] == deps.stat().st_size
+    # Piped in (how build.sh writes the dependency layer, never storing the plain tar).
+    piped = subprocess.run(
+        [sys.executable, str(OCI), "gzip", "-", str(tmp_path / "piped.tar.gz")],
+        input=deps.read_bytes(),
+        capture_output=True,
+        check=True,
+    )
+    assert json.loads(piped.stdout) == cached
+    assert (tmp_path / "piped.tar.gz").read_bytes() == blob
 
     fresh = [{"path": str(deps), "created_by": "deps"}, {"path": str(project), "created_by": "p"}]
     reused = [
