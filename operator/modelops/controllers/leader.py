@@ -55,6 +55,9 @@ class LeaderElector:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     rng: random.Random = field(default_factory=random.Random)
+    # The Lease's ownerReference (the replicas' ServiceAccount, see
+    # render/lease.py service_account_owner); None keeps what the Lease has.
+    owner: Mapping[str, Any] | None = None
     leading: asyncio.Event = field(default_factory=asyncio.Event)
     # Monotonic time at which the last successful renewal was sent (None: not leader).
     renewed_at: float | None = None
@@ -119,6 +122,7 @@ class LeaderElector:
                     self.name,
                     decision.spec,
                     record.resource_version if record else None,
+                    decisions.lease_owners(self.owner, lease),
                 )
                 write = (
                     self.api.create_lease if decision.action == "create" else self.api.replace_lease
@@ -184,6 +188,12 @@ class LeaderElector:
         spec = decisions.released(record, self.identity, self.wall())
         if spec is None:
             return False  # someone else holds it: nothing of ours to hand back
-        body = decisions.lease_object(self.namespace, self.name, spec, record.resource_version)
+        body = decisions.lease_object(
+            self.namespace,
+            self.name,
+            spec,
+            record.resource_version,
+            decisions.lease_owners(self.owner, lease),
+        )
         self.api.replace_lease(body)
         return True
