@@ -377,3 +377,24 @@ async def _kept() -> None:
     await b.step()  # b takes the released lease over, writing no owner of its own
     assert b.is_leader
     assert kube.leases[key]["metadata"]["ownerReferences"] == [OWNER]
+
+
+def test_an_owner_the_cluster_refuses_is_dropped_and_the_replica_still_leads():
+    """OwnerReferencesPermissionEnforcement with a Role lacking delete: 403."""
+    asyncio.run(_refused_owner())
+
+
+async def _refused_owner() -> None:
+    from modelops.kube import errors
+
+    kube, clock, lost = FakeKube(), FakeClock(), []
+    a = elector(kube, "a", clock, lost)
+    a.owner = OWNER
+    kube.fail(errors.Forbidden("Forbidden", "cannot set an ownerRef", 403), verb="create_lease")
+    await a.step()
+    assert not a.is_leader and a.owner is None
+    clock.advance(2)
+    await a.step()
+    assert a.is_leader
+    key = ("modelops-system", "modelops-operator")
+    assert "ownerReferences" not in kube.leases[key]["metadata"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from modelops.kube.errors import Conflict, KubeError, NotLeader
+from modelops.kube.errors import Conflict, Forbidden, KubeError, NotLeader
 from modelops.render import lease as decisions
 from modelops.render.lease import LeaseConfig, Observation, Record
 
@@ -139,6 +139,20 @@ class LeaderElector:
                     self.leading.set()
         except Conflict:
             pass  # another replica wrote first (created, renewed or took it): look again
+        except Forbidden as err:
+            if self.owner is None:
+                log.warning("Lease %s/%s: %s", self.namespace, self.name, err)
+            else:
+                # With OwnerReferencesPermissionEnforcement, setting an owner needs
+                # delete on the Lease (the chart's Role has it; an older Role may
+                # not): lead without the owner rather than not at all.
+                log.warning(
+                    "Lease %s/%s: writing it with its owner was refused (%s); going on without",
+                    self.namespace,
+                    self.name,
+                    err,
+                )
+                self.owner = None
         except KubeError as err:
             log.warning("Lease %s/%s: %s", self.namespace, self.name, err)
         if self.leading.is_set() and not decisions.may_write(
