@@ -18,6 +18,18 @@
 # (built from this tree with the locked setuptools). SOURCE_DATE_EPOCH fixes
 # every timestamp, so two builds from the same inputs give the same digest.
 #
+# Three layers, each cached by a hash of its own inputs, so that a change to the
+# project (operator/) rebuilds only the thin top layer (seconds, not minutes):
+#   1. the Debian base                      key: debian.txt, suite, packages
+#   2. the locked dependencies in the venv  key: the base, <image>.lock, build.lock and
+#      /opt/modelops (+ /opt/tritonserver,       the steps that install them; not the
+#      the CUDA pruning)                         project's source, not its revision
+#   3. the project wheel, `pip install --no-deps` into that same venv
+#                                           key: layer 2, the source hash, the revision
+# Layer 2 is kept as its gzip'ed blob with its digests (layer.json) and as the
+# unpacked root that layer 3 is installed over (an overlay mount, or a copy):
+#   ~/.cache/modelops/images/deps/<image>-<key>/{layer.tar.gz,layer.json,rootfs/}
+#
 # Output, cached by a hash of every input (a warm run only prints):
 #   ~/.cache/modelops/images/<image>-<version>-<key>/image.oci.tar   OCI archive
 #   ~/.cache/modelops/images/<image>-<version>-<key>/sbom.spdx.json  SBOM (syft)
@@ -63,7 +75,9 @@ source_files() {
   (cd "$root" && { echo pyproject.toml; echo docs/package.md; echo LICENSE;
     find operator -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*'; } | LC_ALL=C sort)
 }
-source_hash=$(cd "$root" && source_files | while read -r f; do echo "$f"; sha256sum < "$f"; done | sha256sum | cut -c1-16)
+# One sha256sum for all the files (name and content of each): a process per file
+# made this the slowest step of a warm build.
+source_hash=$(cd "$root" && source_files | xargs -d '\n' sha256sum -- | sha256sum | cut -c1-16)
 
 # The revision label: the last commit of the image inputs, "-dirty" when they
 # have uncommitted changes (the key covers content, so the label stays true).
@@ -74,16 +88,35 @@ if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
   if [ -n "$(git -C "$root" status --porcelain -- "${paths[@]}")" ]; then revision="$revision-dirty"; fi
 fi
 
-common_hash=$(cat "$here/build.sh" "$here/oci.py" "$here/triton-layout.sh" "$here/prune_cuda.py" \
-              "$here/debian.txt" "$here/build.lock" \
-              <(echo "$version $revision $source_hash $SOURCE_DATE_EPOCH ${MODELOPS_TRAINER_CUDA:-cpu}") \
-              | sha256sum | cut -c1-16)
-image_key() { cat <(echo "$common_hash") "$here/$1.lock" | sha256sum | cut -c1-12; }
+# The dependency layer's key: what goes into it and the steps that make it
+# (these functions' own text, not the whole script; of oci.py the compression),
+# never the project's source.
+deps_key() {
+  cat <(declare -f base_tar download_wheels build_deps deps_layer_paths) "$here/debian.txt" \
+      "$here/build.lock" "$here/$1.lock" "$here/triton-layout.sh" "$here/prune_cuda.py" \
+      <(sed -n '/^def gzip_layer/,/^def /p' "$here/oci.py") \
+      <(echo "$1 $SOURCE_DATE_EPOCH $SUITE $MIRROR $BASE_PACKAGES $PY $VENV ${MODELOPS_TRAINER_CUDA:-cpu}") \
+    | sha256sum | cut -c1-12
+}
+deps_dir() { echo "$out/deps/$1-$(deps_key "$1")"; }
+# The image's key: its dependency layer, the project's source and the revision
+# (which only the labels carry).
+image_key() {
+  cat <(deps_key "$1") "$here/build.sh" "$here/oci.py" \
+      <(echo "$version $revision $source_hash $SOURCE_DATE_EPOCH") | sha256sum | cut -c1-12
+}
 image_dir() { echo "$out/$1-$version-$(image_key "$1")"; }
 
 mkdir -p "$out"
 work=""
-cleanup() { [ -z "$work" ] || rm -rf "$work"; }
+mounted=()
+cleanup() {
+  local m
+  for m in "${mounted[@]}"; do
+    mountpoint -q "$m" && { umount "$m" 2>/dev/null || umount -l "$m"; }
+  done
+  [ -z "$work" ] || rm -rf "$work"
+}
 trap cleanup EXIT
 
 # --- tools ---------------------------------------------------------------------
@@ -145,11 +178,26 @@ base_tar() {
   echo "$tar"
 }
 
+# The base as an OCI layer: gzip'ed once, beside its tar.
+base_layer() {  # -> the layer's JSON (digests, sizes) for oci.py; the blob is beside it
+  local tar json
+  tar=$(base_tar)
+  json="${tar%.tar}.layer.json"
+  if [ ! -f "$json" ]; then
+    "$PY" "$here/oci.py" gzip "$tar" "${tar%.tar}.layer.tar.gz" > "$json.partial"
+    mv "$json.partial" "$json"
+  fi
+  echo "$json"
+}
+
 # --- Python wheels ---------------------------------------------------------------
 download_wheels() {  # lock -> $out/wheels (pip checks every hash)
   mkdir -p "$out/wheels"
-  "$PY" -m pip download --quiet --disable-pip-version-check --require-hashes --no-deps \
-    --only-binary=:all: --dest "$out/wheels" -r "$1"
+  local opts=(--quiet --disable-pip-version-check --require-hashes --no-deps --only-binary=:all:)
+  # The wheels already here first (offline); the index only when some are missing.
+  "$PY" -m pip download "${opts[@]}" --no-index --find-links "$out/wheels" --dest "$out/wheels" \
+      -r "$1" >/dev/null 2>&1 ||
+    "$PY" -m pip download "${opts[@]}" --dest "$out/wheels" -r "$1"
 }
 
 project_wheel() {  # builds the project wheel from a copy of its inputs
@@ -157,36 +205,40 @@ project_wheel() {  # builds the project wheel from a copy of its inputs
   if ! compgen -G "$dist/modelops-$version-*.whl" >/dev/null; then
     src="$work/src"
     mkdir -p "$src" "$dist"
-    (cd "$root" && source_files | while read -r f; do install -D -m 0644 "$f" "$src/$f"; done)
+    # A copy with modes 0644/0755 whatever the checkout's umask (the wheel records them).
+    (cd "$root" && source_files | tar --no-recursion -cf - -T - | tar -C "$src" --no-same-permissions -xf -)
+    find "$src" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
     "$(uv_bin)" build --quiet --wheel --python "$PY" --build-constraints "$here/build.lock" \
       --require-hashes --out-dir "$dist" "$src" >&2
   fi
   compgen -G "$dist/modelops-$version-*.whl"
 }
 
-# --- one image -------------------------------------------------------------------
-build_image() {
-  local name=$1 dir base rootfs wheel pip_wheel req spec start
-  dir=$(image_dir "$name")
-  if [ -f "$dir/image.json" ]; then return 0; fi
+# --- the dependency layer ----------------------------------------------------------
+deps_layer_paths() {  # name -> what layer 2 holds, under the root
+  echo ./opt/modelops
+  [ "$1" != runtime ] || echo ./opt/tritonserver
+}
+
+build_deps() {  # name: the locked wheels in the venv over the base; cached by deps_key
+  local name=$1 dir partial rootfs pip_wheel start
+  dir=$(deps_dir "$name")
+  [ -f "$dir/layer.json" ] && return 0
   start=$(date +%s)
-  log "$name: building (key $(basename "$dir"))"
-  base=$(base_tar)
-  rootfs="$work/$name/rootfs"
+  log "$name: building the dependency layer (key $(basename "$dir"))"
+  partial="$dir.partial"
+  rm -rf "$partial"
+  rootfs="$partial/rootfs"
   mkdir -p "$rootfs"
-  tar -C "$rootfs" --same-owner --numeric-owner -xf "$base"
+  tar -C "$rootfs" --same-owner --numeric-owner -xf "$(base_tar)"
 
   download_wheels "$here/build.lock"
   download_wheels "$here/$name.lock"
-  wheel=$(project_wheel)
   pip_wheel=$(compgen -G "$out/wheels/pip-*.whl" | head -1)
   # The wheels enter the chroot as hard links (same file system) and leave with it.
   mkdir -p "$rootfs/tmp/wheels"
   cp -l "$out/wheels"/*.whl "$rootfs/tmp/wheels/" 2>/dev/null || cp "$out/wheels"/*.whl "$rootfs/tmp/wheels/"
-  cp "$wheel" "$rootfs/tmp/wheels/"
-  req="$rootfs/tmp/requirements.txt"
-  cp "$here/$name.lock" "$req"
-  echo "modelops @ file:///tmp/wheels/$(basename "$wheel") --hash=sha256:$(sha256sum < "$wheel" | cut -d' ' -f1)" >> "$req"
+  cp "$here/$name.lock" "$rootfs/tmp/requirements.txt"
 
   # The venv uses the image's own interpreter; pip runs from its wheel and is
   # not installed (nothing in the image installs packages at run time).
@@ -196,29 +248,98 @@ build_image() {
     $VENV/bin/python "/tmp/wheels/$(basename "$pip_wheel")/pip" install --quiet \
     --no-index --find-links /tmp/wheels --no-deps --require-hashes --only-binary=:all: \
     --no-cache-dir --disable-pip-version-check --no-warn-script-location -r /tmp/requirements.txt
-  local layer_paths=(./opt/modelops)
+  rm -rf "$rootfs/tmp/wheels" "$rootfs/tmp/requirements.txt"
   if [ "$name" = runtime ]; then
     # Triton's default paths pointing into the wheel (see the script).
     "$here/triton-layout.sh" "$rootfs"
-    layer_paths+=(./opt/tritonserver)
   fi
   if [ "$name" != operator ] && [ "${MODELOPS_TRAINER_CUDA:-cpu}" != full ]; then
     "$PY" "$here/prune_cuda.py" "$rootfs$SITE" >&2
   fi
-  check_image "$name" "$rootfs"
 
-  # The app layer: /opt only, root-owned (read-only for uid 1000), fixed mtimes.
+  # /opt only, root-owned (read-only for uid 1000), fixed mtimes.
+  local paths
+  mapfile -t paths < <(deps_layer_paths "$name")
   tar -C "$rootfs" --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
     --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-    -cf "$work/$name/app.tar" "${layer_paths[@]}"
+    -cf - "${paths[@]}" | "$PY" "$here/oci.py" gzip - "$partial/layer.tar.gz" > "$partial/layer.json"
+  rm -rf "$dir" && mv "$partial" "$dir"
+  log "$name: dependency layer built in $(( $(date +%s) - start ))s"
+}
 
+# The root the project is installed into: an overlay over the cached dependency
+# root (nothing copied, the cache never written), or a copy of it where
+# overlayfs cannot be mounted.
+project_root() {  # lower dir -> merged root
+  local lower=$1 dir=$2
+  mkdir -p "$dir/upper" "$dir/work" "$dir/merged"
+  if mount -t overlay overlay -o "lowerdir=$lower,upperdir=$dir/upper,workdir=$dir/work" \
+      "$dir/merged" 2>/dev/null; then
+    echo "$dir/merged"
+    return 0
+  fi
+  log "overlayfs cannot be mounted here: copying the dependency root instead (slower)"
+  cp -a "$lower/." "$dir/merged/"
+  echo "$dir/merged"
+}
+
+# --- one image -------------------------------------------------------------------
+build_image() {
+  local name=$1 dir deps mnt wheel pip_wheel spec start files
+  dir=$(image_dir "$name")
+  if [ -f "$dir/image.json" ]; then return 0; fi
+  build_deps "$name"
+  start=$(date +%s)
+  log "$name: building (key $(basename "$dir"))"
+  deps=$(deps_dir "$name")
+  touch "$deps"  # in use (see prune)
+  mnt=$(project_root "$deps/rootfs" "$work/$name")
+  mountpoint -q "$mnt" && mounted+=("$mnt")
+  files="$work/$name/files"
+  (cd "$mnt" && find ./opt | LC_ALL=C sort) > "$files.before"
+
+  wheel=$(project_wheel)
+  # pip runs from its locked wheel (build.lock), fetched for layer 2 already.
+  compgen -G "$out/wheels/pip-*.whl" >/dev/null || download_wheels "$here/build.lock"
+  pip_wheel=$(compgen -G "$out/wheels/pip-*.whl" | head -1)
+  mkdir -p "$mnt/tmp/wheels"
+  cp "$pip_wheel" "$wheel" "$mnt/tmp/wheels/"
+  echo "modelops @ file:///tmp/wheels/$(basename "$wheel") --hash=sha256:$(sha256sum < "$wheel" | cut -d' ' -f1)" \
+    > "$mnt/tmp/requirements.txt"
+  # The project alone, into the venv that holds its locked dependencies.
+  chroot "$mnt" /usr/bin/env -i PATH=/usr/bin:/bin SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" \
+    HOME=/tmp PYTHONHASHSEED=0 \
+    $VENV/bin/python "/tmp/wheels/$(basename "$pip_wheel")/pip" install --quiet \
+    --no-index --no-deps --require-hashes --only-binary=:all: \
+    --no-cache-dir --disable-pip-version-check --no-warn-script-location -r /tmp/requirements.txt
+  check_image "$name" "$mnt"
+
+  # The project's layer: what the install added under /opt, with its parent
+  # directories (the same metadata as in layer 2), in name order.
+  (cd "$mnt" && find ./opt | LC_ALL=C sort) > "$files.after"
+  LC_ALL=C comm -13 "$files.before" "$files.after" | "$PY" -c '
+import sys
+paths = set()
+for line in sys.stdin:
+    parts = line.rstrip("\n").split("/")
+    paths.update("/".join(parts[:i]) for i in range(2, len(parts) + 1))
+print("\n".join(sorted(paths)))' | LC_ALL=C sort > "$files.layer"
+  grep -q '/site-packages/modelops/' "$files.layer" || die "$name: the project's install added no modelops package"
+  tar -C "$mnt" --no-recursion --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
+    --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+    -cf "$work/$name/project.tar" -T "$files.layer"
+
+  rm -rf "$dir.partial"
   mkdir -p "$dir.partial"
   spec="$work/$name/spec.json"
-  image_spec "$name" "$base" "$work/$name/app.tar" > "$spec"
+  image_spec "$name" "$(base_layer)" "$deps/layer.json" "$work/$name/project.tar" > "$spec"
   "$PY" "$here/oci.py" "$spec" "$dir.partial/image.oci.tar" > "$dir.partial/result.json"
-  "$(syft_bin)" scan --quiet "oci-archive:$dir.partial/image.oci.tar" \
+  # The SBOM of the final image's file system (the three layers as mounted),
+  # with syft's image catalogers; scanning the archive would unpack it again.
+  SYFT_CHECK_FOR_APP_UPDATE=false "$(syft_bin)" scan --quiet "dir:$mnt" --override-default-catalogers image \
     --source-name "modelops-$name" --source-version "$version" \
     -o "spdx-json=$dir.partial/sbom.spdx.json" >&2
+  if mountpoint -q "$mnt"; then umount "$mnt"; fi
   "$PY" - "$dir" "$name" "$version" "$(( $(date +%s) - start ))" <<'EOF' > "$dir.partial/image.json"
 import json, sys
 d, name, version, secs = sys.argv[1:]
@@ -245,7 +366,14 @@ check_image() {
   rm -rf "$r/tmp/wheels" "$r/tmp/requirements.txt"
 }
 
-image_spec() {  # name base.tar app.tar -> the oci.py spec
+cached_layer() {  # layer.json created_by -> a spec layer naming its cached blob
+  "$PY" -c 'import json, sys
+layer = json.load(open(sys.argv[1]))
+blob = sys.argv[1].removesuffix(".json") + ".tar.gz"
+print(json.dumps({**layer, "blob": blob, "created_by": sys.argv[2]}))' "$1" "$2"
+}
+
+image_spec() {  # name base-layer.json deps-layer.json project.tar -> the oci.py spec
   local name=$1 env cmd entry desc
   env='"PATH=/opt/modelops/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp", "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"'
   case $name in
@@ -265,8 +393,9 @@ image_spec() {  # name base.tar app.tar -> the oci.py spec
   "epoch": $SOURCE_DATE_EPOCH,
   "ref": "localhost/modelops-$name:$version",
   "layers": [
-    {"path": "$2", "created_by": "mmdebstrap $SUITE essential + $BASE_PACKAGES (hack/images/debian.txt)"},
-    {"path": "$3", "created_by": "pip install --require-hashes -r hack/images/$name.lock + modelops $version"}
+    $(cached_layer "$2" "mmdebstrap $SUITE essential + $BASE_PACKAGES (hack/images/debian.txt)"),
+    $(cached_layer "$3" "pip install --require-hashes -r hack/images/$name.lock"),
+    {"path": "$4", "created_by": "pip install --no-deps modelops $version"}
   ],
   "config": {
     "User": "1000:1000",
@@ -289,6 +418,24 @@ image_spec() {  # name base.tar app.tar -> the oci.py spec
 EOF
 }
 
+# The cache is on a shared disk, and each runtime or trainer archive is ~2 GB
+# (its dependency root ~4 GB): superseded builds of an image go once nobody has
+# used them for a while (a test may be importing one; a build may be reading a
+# dependency root). The mtime of a directory is its last use (touched below).
+prune() {  # name
+  local d n=0
+  while read -r d; do
+    n=$((n + 1))
+    [ "$n" -le 3 ] && continue  # the newest three builds of the image stay
+    [ -z "$(find "$d" -maxdepth 0 -mmin +15)" ] || rm -rf "$d"
+  done < <(find "$out" -maxdepth 1 -type d -name "$1-$version-*" ! -name '*.partial' -printf '%T@ %p\n' \
+           | sort -rn | cut -d' ' -f2-)
+  # Dependency layers other than this one, unused for an hour; partial leftovers of a day.
+  find "$out/deps" -maxdepth 1 -type d -name "$1-*" ! -name '*.partial' ! -path "$(deps_dir "$1")" \
+    -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+  find "$out" "$out/deps" -maxdepth 1 -type d -name "$1-*.partial" -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
+}
+
 built=()
 for t in "${targets[@]}"; do
   dir=$(image_dir "$t")
@@ -297,6 +444,9 @@ for t in "${targets[@]}"; do
     [ -n "$work" ] || work=$(mktemp -d "$out/work.XXXXXX")
     build_image "$t"
   fi
+  touch "$dir"
+  [ ! -d "$(deps_dir "$t")" ] || touch "$(deps_dir "$t")"
+  prune "$t"
   built+=("$dir/image.json")
 done
 

@@ -13,10 +13,17 @@ The index names the image twice: `org.opencontainers.image.ref.name` (skopeo,
 podman's oci-archive transport) and `io.containerd.image.name` (what
 `ctr images import` names the image by).
 
+A layer is either a plain tar ("path"), gzip'ed here, or one gzip'ed before
+("blob" with its "digest", "diff_id", "size" and "uncompressed_size", as
+`oci.py gzip` printed them): build.sh caches the large dependency layer that
+way, so a change to the project alone compresses only the project's layer.
+
 Standard library only: it runs with any Python 3.11 before the project's
 virtual environment exists.
 
     oci.py SPEC.json ARCHIVE   # prints {"digest": ..., "size": ...} on stdout
+    oci.py gzip LAYER.tar BLOB # writes BLOB, prints {"digest", "diff_id", "size", ...}
+    tar -cf - ... | oci.py gzip - BLOB
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
+import shutil
 import sys
 import tarfile
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -48,27 +57,53 @@ def _put(blobs: Path, data: bytes) -> tuple[str, int]:
     return digest, len(data)
 
 
-def _gzip_layer(blobs: Path, layer: Path) -> tuple[str, str, int]:
-    """(digest of the gzip blob, diff_id of the plain tar, blob size)."""
+def gzip_layer(layer: BinaryIO, blob: Path) -> dict[str, Any]:
+    """Compresses a layer tar (a stream: build.sh pipes tar in, so the plain tar
+    never lands on disk) to BLOB: its digest, diff_id (of the plain tar), sizes."""
     plain = hashlib.sha256()
-    tmp = blobs / "layer.tmp"
+    plain_size = 0
+    tmp = blob.with_name(blob.name + ".partial")
     # filename="" and mtime=0: no name or time in the gzip header.
     with (
-        layer.open("rb") as src,
         tmp.open("wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
     ):
-        while chunk := src.read(CHUNK):
+        while chunk := layer.read(CHUNK):
             plain.update(chunk)
+            plain_size += len(chunk)
             gz.write(chunk)
     packed = hashlib.sha256()
     with tmp.open("rb") as f:
         while chunk := f.read(CHUNK):
             packed.update(chunk)
-    digest = "sha256:" + packed.hexdigest()
-    size = tmp.stat().st_size
-    tmp.rename(blobs / packed.hexdigest())
-    return digest, "sha256:" + plain.hexdigest(), size
+    tmp.replace(blob)
+    return {
+        "digest": "sha256:" + packed.hexdigest(),
+        "diff_id": "sha256:" + plain.hexdigest(),
+        "size": blob.stat().st_size,
+        "uncompressed_size": plain_size,
+    }
+
+
+def _add_layer(blobs: Path, layer: dict[str, Any]) -> dict[str, Any]:
+    """Puts one layer's gzip blob into the layout; returns its digests and sizes."""
+    if "blob" not in layer:
+        tmp = blobs / "layer.tmp"
+        with Path(layer["path"]).open("rb") as plain:
+            done = gzip_layer(plain, tmp)
+        tmp.rename(blobs / done["digest"].removeprefix("sha256:"))
+        return done
+    done = {k: layer[k] for k in ("digest", "diff_id", "size", "uncompressed_size")}
+    target = blobs / done["digest"].removeprefix("sha256:")
+    # A cached blob is trusted only as far as its size; the digest is checked
+    # when the archive is read (ctr, podman); a hard link avoids a copy.
+    if Path(layer["blob"]).stat().st_size != done["size"]:
+        raise SystemExit(f"cached layer {layer['blob']} is not {done['size']} bytes")
+    try:
+        os.link(layer["blob"], target)
+    except OSError:
+        shutil.copyfile(layer["blob"], target)
+    return done
 
 
 def build(spec: dict[str, Any], archive: Path) -> dict[str, Any]:
@@ -79,10 +114,14 @@ def build(spec: dict[str, Any], archive: Path) -> dict[str, Any]:
         blobs = layout / "blobs" / "sha256"
         blobs.mkdir(parents=True)
         layers, diff_ids, history = [], [], []
+        uncompressed = 0
         for layer in spec["layers"]:
-            digest, diff_id, size = _gzip_layer(blobs, Path(layer["path"]))
-            layers.append({"mediaType": MEDIA_LAYER, "digest": digest, "size": size})
-            diff_ids.append(diff_id)
+            done = _add_layer(blobs, layer)
+            layers.append(
+                {"mediaType": MEDIA_LAYER, "digest": done["digest"], "size": done["size"]}
+            )
+            diff_ids.append(done["diff_id"])
+            uncompressed += done["uncompressed_size"]
             history.append({"created": created, "created_by": layer["created_by"]})
         config = {
             "created": created,
@@ -125,7 +164,7 @@ def build(spec: dict[str, Any], archive: Path) -> dict[str, Any]:
         "digest": manifest_digest,
         # What a registry or containerd stores: compressed layers + config + manifest.
         "size": sum(entry["size"] for entry in layers) + config_size + manifest_size,
-        "uncompressed_size": sum(Path(layer["path"]).stat().st_size for layer in spec["layers"]),
+        "uncompressed_size": uncompressed,
     }
 
 
@@ -145,6 +184,15 @@ def _tar_layout(layout: Path, archive: Path, epoch: int) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 4 and argv[1] == "gzip":
+        if argv[2] == "-":
+            done = gzip_layer(sys.stdin.buffer, Path(argv[3]))
+        else:
+            with Path(argv[2]).open("rb") as plain:
+                done = gzip_layer(plain, Path(argv[3]))
+        json.dump(done, sys.stdout)
+        print()
+        return 0
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2

@@ -292,7 +292,7 @@ def test_replicas_elect_a_leader_with_the_configured_durations(helm: Helm):
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["get", "create", "update"],
+            "verbs": ["get", "create", "update", "delete"],
         }
     ]
     # Spread over nodes, and never all evicted at once by a drain.

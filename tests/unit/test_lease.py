@@ -4,6 +4,8 @@ recording fake (controllers/leader.py), and the write fence."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from modelops.api.kinds import SERVICE
 from modelops.controllers.actuator import Actuator
 from modelops.controllers.leader import LeaderElector
+from modelops.controllers.operator import lease_owner
 from modelops.kube.errors import NotLeader
 from modelops.render import lease as L
 from modelops.render.plan import Apply, Plan
@@ -270,3 +273,128 @@ def test_a_fenced_write_stops_the_actuator_at_the_first_refused_request():
         Actuator(kube, "ModelDeployment").act(plan, owner)
     assert fenced == [True]
     assert kube.count() == 0 and kube.live(SERVICE, "ml", "s0") is None
+
+
+# -- the Lease owned by the replicas' ServiceAccount ------------------------------------
+# Uninstalling the chart deletes the RBAC and the ServiceAccount before the pods stop,
+# so the release on shutdown is refused; the garbage collector deletes a Lease owned by
+# the ServiceAccount instead (tests/integration/test_lease_owner.py, on the real API server).
+
+SA_UID = "6f1c2b8e-0d3a-4c55-9a51-2a8f0e7c1d22"
+
+
+def jwt(claims: dict) -> str:
+    def part(doc: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+BOUND = {
+    "iss": "https://kubernetes.default.svc.cluster.local",
+    "sub": "system:serviceaccount:ops:modelops-operator",
+    "kubernetes.io": {
+        "namespace": "ops",
+        "pod": {"name": "modelops-operator-7d9-abc", "uid": "pod-uid"},
+        "serviceaccount": {"name": "modelops-operator", "uid": SA_UID},
+    },
+}
+OWNER = {"apiVersion": "v1", "kind": "ServiceAccount", "name": "modelops-operator", "uid": SA_UID}
+
+
+def test_the_owner_is_the_service_account_named_by_the_pods_bound_token():
+    assert L.service_account_owner(jwt(BOUND) + "\n", "ops") == OWNER
+
+
+def test_a_legacy_secret_token_names_the_service_account_too():
+    legacy = {
+        "kubernetes.io/serviceaccount/namespace": "ops",
+        "kubernetes.io/serviceaccount/service-account.name": "modelops-operator",
+        "kubernetes.io/serviceaccount/service-account.uid": SA_UID,
+    }
+    assert L.service_account_owner(jwt(legacy), "ops") == OWNER
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "not-a-jwt",
+        "a.b.c",  # payload not base64 JSON
+        jwt({"sub": "someone"}),  # no service account claims
+        jwt({"kubernetes.io": {"namespace": "ops", "serviceaccount": {"name": "x"}}}),  # no uid
+        jwt(["a", "list"]),  # type: ignore[arg-type]
+    ],
+)
+def test_a_token_that_names_no_service_account_gives_no_owner(token):
+    assert L.service_account_owner(token, "ops") is None
+
+
+def test_no_owner_across_namespaces():
+    """An owner must be in its dependent's namespace (the GC ignores others)."""
+    assert L.service_account_owner(jwt(BOUND), "modelops-system") is None
+
+
+def test_lease_owner_reads_the_token_file(tmp_path):
+    token = tmp_path / "token"
+    token.write_text(jwt(BOUND))
+    assert lease_owner("ops", str(token)) == OWNER
+    assert lease_owner("ops", str(tmp_path / "missing")) is None
+
+
+def test_every_write_carries_the_owner_create_renew_and_release():
+    asyncio.run(_owned())
+
+
+async def _owned() -> None:
+    kube, clock, lost = FakeKube(), FakeClock(), []
+    a = elector(kube, "a", clock, lost)
+    a.owner = OWNER
+    key = ("modelops-system", "modelops-operator")
+    await a.step()  # create
+    assert kube.leases[key]["metadata"]["ownerReferences"] == [OWNER]
+    clock.advance(2)
+    await a.step()  # renew (a PUT replaces the whole object)
+    assert kube.leases[key]["metadata"]["ownerReferences"] == [OWNER]
+    await a.release()
+    assert kube.leases[key]["spec"]["holderIdentity"] == ""
+    assert kube.leases[key]["metadata"]["ownerReferences"] == [OWNER]
+
+
+def test_a_replica_without_an_owner_keeps_the_owner_the_lease_has():
+    """One replica run from a kubeconfig (no token) must not strip the owner."""
+    asyncio.run(_kept())
+
+
+async def _kept() -> None:
+    kube, clock, lost = FakeKube(), FakeClock(), []
+    a, b = elector(kube, "a", clock, lost), elector(kube, "b", clock, lost)
+    a.owner = OWNER
+    key = ("modelops-system", "modelops-operator")
+    await a.step()
+    await a.release()
+    clock.advance(2)
+    await b.step()  # b takes the released lease over, writing no owner of its own
+    assert b.is_leader
+    assert kube.leases[key]["metadata"]["ownerReferences"] == [OWNER]
+
+
+def test_an_owner_the_cluster_refuses_is_dropped_and_the_replica_still_leads():
+    """OwnerReferencesPermissionEnforcement with a Role lacking delete: 403."""
+    asyncio.run(_refused_owner())
+
+
+async def _refused_owner() -> None:
+    from modelops.kube import errors
+
+    kube, clock, lost = FakeKube(), FakeClock(), []
+    a = elector(kube, "a", clock, lost)
+    a.owner = OWNER
+    kube.fail(errors.Forbidden("Forbidden", "cannot set an ownerRef", 403), verb="create_lease")
+    await a.step()
+    assert not a.is_leader and a.owner is None
+    clock.advance(2)
+    await a.step()
+    assert a.is_leader
+    key = ("modelops-system", "modelops-operator")
+    assert "ownerReferences" not in kube.leases[key]["metadata"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from modelops.kube.errors import Conflict, KubeError, NotLeader
+from modelops.kube.errors import Conflict, Forbidden, KubeError, NotLeader
 from modelops.render import lease as decisions
 from modelops.render.lease import LeaseConfig, Observation, Record
 
@@ -55,6 +55,9 @@ class LeaderElector:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     rng: random.Random = field(default_factory=random.Random)
+    # The Lease's ownerReference (the replicas' ServiceAccount, see
+    # render/lease.py service_account_owner); None keeps what the Lease has.
+    owner: Mapping[str, Any] | None = None
     leading: asyncio.Event = field(default_factory=asyncio.Event)
     # Monotonic time at which the last successful renewal was sent (None: not leader).
     renewed_at: float | None = None
@@ -119,6 +122,7 @@ class LeaderElector:
                     self.name,
                     decision.spec,
                     record.resource_version if record else None,
+                    decisions.lease_owners(self.owner, lease),
                 )
                 write = (
                     self.api.create_lease if decision.action == "create" else self.api.replace_lease
@@ -135,6 +139,20 @@ class LeaderElector:
                     self.leading.set()
         except Conflict:
             pass  # another replica wrote first (created, renewed or took it): look again
+        except Forbidden as err:
+            if self.owner is None:
+                log.warning("Lease %s/%s: %s", self.namespace, self.name, err)
+            else:
+                # With OwnerReferencesPermissionEnforcement, setting an owner needs
+                # delete on the Lease (the chart's Role has it; an older Role may
+                # not): lead without the owner rather than not at all.
+                log.warning(
+                    "Lease %s/%s: writing it with its owner was refused (%s); going on without",
+                    self.namespace,
+                    self.name,
+                    err,
+                )
+                self.owner = None
         except KubeError as err:
             log.warning("Lease %s/%s: %s", self.namespace, self.name, err)
         if self.leading.is_set() and not decisions.may_write(
@@ -184,6 +202,12 @@ class LeaderElector:
         spec = decisions.released(record, self.identity, self.wall())
         if spec is None:
             return False  # someone else holds it: nothing of ours to hand back
-        body = decisions.lease_object(self.namespace, self.name, spec, record.resource_version)
+        body = decisions.lease_object(
+            self.namespace,
+            self.name,
+            spec,
+            record.resource_version,
+            decisions.lease_owners(self.owner, lease),
+        )
         self.api.replace_lease(body)
         return True

@@ -54,7 +54,7 @@ from modelops.controllers.workqueue import MonotonicClock, ShutDown, WorkQueue
 from modelops.kube import Kube
 from modelops.kube.errors import NotLeader
 from modelops.render import DEFAULT_PROMETHEUS_ADDRESS
-from modelops.render.lease import LeaseConfig
+from modelops.render.lease import LeaseConfig, service_account_owner
 from modelops.render.md_planner import Settings
 
 DEFAULT_OPERATOR_IMAGE = "ghcr.io/modelops/modelops-operator:0.2.0"
@@ -65,6 +65,8 @@ CHILD_EVENT_DELAY_S = 0.2
 # net against a missed watch event (as controller-runtime's resync period). At
 # steady state such a reconcile sends no request, so it costs only CPU.
 RESYNC_S = 300.0
+# The pod's own ServiceAccount token (what in-cluster configuration authenticates with).
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 log = logging.getLogger("modelops.operator")
 
 QueueKey = tuple[str, str, str]  # ("md" | "tj", namespace, name)
@@ -311,10 +313,21 @@ def start(
             kube.identity,
             options.lease,
             on_lost=lost,
+            owner=lease_owner(options.lease_namespace),
         )
         kube.fence = operator.elector.check
     informers.start()
     return operator
+
+
+def lease_owner(namespace: str, token_path: str = SERVICE_ACCOUNT_TOKEN) -> dict[str, Any] | None:
+    """In a pod: the Lease's owner, its ServiceAccount (why: render/lease.py)."""
+    try:
+        with open(token_path, encoding="utf-8") as f:
+            token = f.read(64 * 1024)  # a JWT is a few KB; the cap keeps a bad mount harmless
+    except OSError:
+        return None  # not in a pod (a kubeconfig): the Lease keeps the owners it has
+    return service_account_owner(token, namespace)
 
 
 @kopf.on.startup()

@@ -24,7 +24,10 @@ takeover (>= 15 s later) comes after the leader's fence (10 s) by at least the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -169,7 +172,11 @@ def may_write(renewed_at: float | None, now: float, config: LeaseConfig) -> bool
 
 
 def lease_object(
-    namespace: str, name: str, spec: Mapping[str, Any], resource_version: str | None = None
+    namespace: str,
+    name: str,
+    spec: Mapping[str, Any],
+    resource_version: str | None = None,
+    owners: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name,
@@ -178,7 +185,61 @@ def lease_object(
     }
     if resource_version:
         meta["resourceVersion"] = resource_version
+    if owners:
+        meta["ownerReferences"] = [dict(owner) for owner in owners]
     return {"apiVersion": LEASE_API_VERSION, "kind": "Lease", "metadata": meta, "spec": dict(spec)}
+
+
+def lease_owners(
+    own: Mapping[str, Any] | None, lease: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The ownerReferences to write: this replica's owner when it has one, else
+    those the Lease already carries (a PUT without them would drop them)."""
+    if own is not None:
+        return [dict(own)]
+    existing = ((lease or {}).get("metadata") or {}).get("ownerReferences") or []
+    return [dict(owner) for owner in existing if isinstance(owner, Mapping)]
+
+
+def service_account_owner(token: str, lease_namespace: str) -> dict[str, Any] | None:
+    """The ownerReference that ties the Lease to the replicas' ServiceAccount, read
+    from the pod's own ServiceAccount token (a JWT; its claims name the account
+    and its uid); None when the token says nothing usable or the account lives in
+    another namespace (an owner must share its dependent's namespace).
+
+    Why an owner: uninstalling the chart deletes the RBAC and the ServiceAccount
+    right after the Deployment, before the pods get their SIGTERM, so the
+    leader's release on shutdown is refused (401/403) and a reinstall would wait
+    out the lease. With the ServiceAccount as owner the garbage collector deletes
+    the Lease with the installation. The signature is not checked: the token is
+    this pod's own, and a wrong owner can only get the Lease deleted early (it is
+    then created again)."""
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    bound = claims.get("kubernetes.io")
+    if isinstance(bound, dict) and isinstance(bound.get("serviceaccount"), dict):
+        # A bound (projected) token, what pods get since Kubernetes 1.22.
+        namespace = bound.get("namespace")
+        name, uid = bound["serviceaccount"].get("name"), bound["serviceaccount"].get("uid")
+    else:
+        # A legacy Secret-based token.
+        namespace = claims.get("kubernetes.io/serviceaccount/namespace")
+        name = claims.get("kubernetes.io/serviceaccount/service-account.name")
+        uid = claims.get("kubernetes.io/serviceaccount/service-account.uid")
+    if not all(isinstance(v, str) and v for v in (namespace, name, uid)):
+        return None
+    if namespace != lease_namespace:
+        return None
+    # No blockOwnerDeletion: it would need update on serviceaccounts/finalizers.
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "name": name, "uid": uid}
 
 
 def micro_time(wall: datetime) -> str:
