@@ -900,11 +900,10 @@ class _Downstream(asyncio.Protocol):
         proxy = self.proxy
         rollout = proxy.rollout
         self.routed = True
-        if rollout.split.percent and rollout.split.take() and proxy.candidate_pool is not None:
-            if rollout.breaker.allows(self.clock()):
+        split = rollout.choose_split(self.clock(), proxy.candidate_pool is not None)
+        if split is not None:
+            if split:
                 self.split_pool = proxy.candidate_pool
-            else:  # the candidate keeps failing: this pod's Triton answers meanwhile
-                rollout.figures.split_fallbacks += 1
             return
         if rollout.mirror.percent and rollout.mirror.take():
             if self.streaming_body:
@@ -1180,14 +1179,7 @@ class _Downstream(asyncio.Protocol):
     def _split_failed(self, timeout: bool) -> None:
         """The candidate failed a split request (5xx, reset, no answer in time):
         counted against it, and sent to this pod's Triton instead."""
-        rollout = self.proxy.rollout
-        figures = rollout.figures
-        figures.split_errors += 1
-        if timeout:
-            figures.split_timeouts += 1
-        figures.split_fallbacks += 1
-        if rollout.breaker.failure(self.clock()):
-            figures.breaker_trips += 1
+        self.proxy.rollout.split_failed(self.clock(), timeout)
         self.split_failed = False
         self.split_pool = None
         self.retried = False
@@ -1234,8 +1226,7 @@ class _Downstream(asyncio.Protocol):
         if self.split_pool is not None:
             # The candidate answered (a 5xx or no answer fell back to this pod's
             # Triton in _split_failed and does not end here).
-            figures.split += 1
-            rollout.breaker.success()
+            rollout.split_answered()
         else:
             figures.observe(status, seconds)
             answer = self.capture_answer
