@@ -89,7 +89,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import struct
 import time
 from collections import deque
@@ -107,6 +106,7 @@ from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
 from modelops.drift.rollout import Rollout
 from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER
+from modelops.drift.transport import nodelay
 
 log = logging.getLogger("modelops.drift.grpc")
 
@@ -248,13 +248,6 @@ class GrpcMetrics:
 
     def call(self, method: str) -> None:
         self._calls[method].inc()
-
-
-def _nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _ObserveError(Exception):
@@ -667,25 +660,76 @@ class _Wants(Protocol):
     def held(self, ftype: int, flags: int, stream: int, raw: bytes, length: int) -> bytes: ...
 
 
+def _request_fields(fields: list[tuple[bytes, bytes]]) -> tuple[bytes | None, bytes | None, bool]:
+    path = encoding = None
+    forwarded = False
+    for name, value in fields:
+        if name == b":path":
+            path = value
+        elif name == b"grpc-encoding":
+            encoding = value
+        elif name in (MIRROR_HEADER, SPLIT_HEADER):
+            forwarded = True
+    return path, encoding, forwarded
+
+
+def _grpc_status(fields: list[tuple[bytes, bytes]]) -> int | None:
+    status = None
+    for name, value in fields:
+        if name == b"grpc-status":
+            status = int(value) if value.isdigit() else 2  # unparsable: UNKNOWN
+    return status
+
+
+class _Blocks:
+    """One direction's HPACK decoder, and what its repeated header blocks meant.
+
+    A block made only of one-byte indexed fields (a repeated call: every field
+    already in the tables) leaves the HPACK table as it was, so its meaning only
+    changes when another block changes the table; such blocks are remembered
+    until then. This is what keeps per-call decoding cheap: a client's repeated
+    calls send the same few bytes. Every block is decoded, in order, to keep the
+    table in step.
+    """
+
+    def __init__(self, meaning: Callable[[list[tuple[bytes, bytes]]], Any]) -> None:
+        self.decoder = hpack.Decoder()
+        # The client's encoder may use the table size Triton allows; Triton
+        # enforces its own limit, so any size it accepts is followed here.
+        self.decoder.max_allowed_table_size = 1 << 20
+        self.meaning = meaning
+        self._cache: dict[bytes, Any] = {}
+
+    def read(self, block: bytes) -> Any:
+        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
+        if indexed_only and block in self._cache:
+            return self._cache[block]
+        value = self.meaning(self.decoder.decode(block, raw=True))
+        if not indexed_only:
+            self._cache.clear()  # the table may have changed
+        elif len(self._cache) < _HEADER_CACHE:
+            self._cache[block] = value
+        return value
+
+    def fields(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """Every field of a block, and whether it may have changed the table."""
+        changed = bool(block.translate(None, _ONE_BYTE_INDEXED))
+        fields = self.decoder.decode(block, raw=True)
+        if changed:
+            self._cache.clear()
+        return fields, changed
+
+
 class _Observer:
     """What one connection's reader does with the frames: the streams worth a look."""
 
     def __init__(self, relay: GrpcProxy) -> None:
         self.relay = relay
         self.streams: dict[int, _Stream] = {}
-        self.decoder = hpack.Decoder()
-        # The client's encoder may use the table size Triton allows; Triton
-        # enforces its own limit, so any size it accepts is followed here.
-        self.decoder.max_allowed_table_size = 1 << 20
-        self._cache: dict[bytes, tuple[bytes | None, bytes | None, bool]] = {}
-        self._block = bytearray()
-        self._block_stream = 0
-        self._block_flags = 0
+        self.requests_hpack = _Blocks(_request_fields)
         # Triton's header blocks, decoded too: their grpc-status tells a
         # client's fault from a server's (the same caching as the client's).
-        self.response_decoder = hpack.Decoder()
-        self.response_decoder.max_allowed_table_size = 1 << 20
-        self._response_cache: dict[bytes, int | None] = {}
+        self.responses_hpack = _Blocks(_grpc_status)
         self.open: set[int] = set()  # streams of any method not ended yet (for the drain)
         # ModelInfer calls the candidate answers (stream -> split); the Triton side's
         # reader holds their frames back (it shares this dict).
@@ -696,48 +740,9 @@ class _Observer:
 
     def _decode(self, block: bytes) -> tuple[bytes | None, bytes | None, bool]:
         """(:path, grpc-encoding, sent by another sidecar as a mirror or a split) of
-        one header block, through a cache when that is exact.
-
-        A block made only of one-byte indexed fields (a repeated call: every
-        field already in the tables) leaves the HPACK table as it was, so its
-        meaning only changes when another block changes the table; such
-        blocks are remembered until then. This is what keeps per-call
-        decoding cheap: a client's repeated calls send the same few bytes.
-        """
-        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
-        if indexed_only:
-            hit = self._cache.get(block)
-            if hit is not None:
-                return hit
-        path = encoding = None
-        mirrored = False
-        for name, value in self.decoder.decode(block, raw=True):
-            if name == b":path":
-                path = value
-            elif name == b"grpc-encoding":
-                encoding = value
-            elif name in (MIRROR_HEADER, SPLIT_HEADER):
-                mirrored = True
-        if not indexed_only:
-            self._cache.clear()  # the table may have changed
-        elif len(self._cache) < _HEADER_CACHE:
-            self._cache[block] = (path, encoding, mirrored)
-        return path, encoding, mirrored
-
-    def _decode_status(self, block: bytes) -> int | None:
-        """grpc-status of one of Triton's header blocks (None: not in it)."""
-        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
-        if indexed_only and block in self._response_cache:
-            return self._response_cache[block]
-        status = None
-        for name, value in self.response_decoder.decode(block, raw=True):
-            if name == b"grpc-status":
-                status = int(value) if value.isdigit() else 2  # unparsable: UNKNOWN
-        if not indexed_only:
-            self._response_cache.clear()
-        elif len(self._response_cache) < _HEADER_CACHE:
-            self._response_cache[block] = status
-        return status
+        one of the client's header blocks."""
+        path, encoding, forwarded = self.requests_hpack.read(block)
+        return path, encoding, forwarded
 
     def on_response_headers(self, stream: int, flags: int, block: bytes) -> None:
         sp = self.splits.get(stream)
@@ -745,7 +750,7 @@ class _Observer:
             self._split_headers(sp, block)
             status = sp.status
         else:
-            status = self._decode_status(block)
+            status = self.responses_hpack.read(block)
         st = self.streams.get(stream)
         if st is not None:
             st.headed = True
@@ -758,10 +763,8 @@ class _Observer:
     def _split_headers(self, sp: _Split, block: bytes) -> None:
         """Decode one of Triton's header blocks of a split call and keep its fields for
         re-encoding; a block that changes the HPACK table must pass on as it is."""
-        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
-        fields = self.response_decoder.decode(block, raw=True)
-        if not indexed_only:
-            self._response_cache.clear()  # the table may have changed
+        fields, changed = self.responses_hpack.fields(block)
+        if changed:
             sp.give_up = True
         sp.blocks.append(None if sp.give_up else fields)
         for name, value in fields:
@@ -981,12 +984,51 @@ class _Observer:
             self.client_reset(stream)
 
 
-class _ClientSide:
-    """Frames from the client: header blocks (always), DATA of observed streams."""
+class _Side:
+    """One direction's frames: header blocks put together from HEADERS and
+    CONTINUATION frames (for ``block``), the other frames' ends (for ``other``)."""
 
     def __init__(self, obs: _Observer) -> None:
         self.obs = obs
         self._out: list[_Msg] = []
+        self._block = bytearray()
+        self._block_stream = 0
+        self._block_flags = 0
+
+    def block(self, stream: int, flags: int, block: bytes) -> None:
+        raise NotImplementedError
+
+    def other(self, ftype: int, flags: int, stream: int) -> None:
+        raise NotImplementedError
+
+    def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None:
+        if ftype == _HEADERS:
+            block = memoryview(payload)
+            if flags & _PADDED:
+                pad = block[0]
+                block = block[1 : len(block) - pad]
+            if flags & _PRIORITY:
+                block = block[5:]
+            if flags & _END_HEADERS:
+                self.block(stream, flags, block.tobytes())
+            else:
+                self._block = bytearray(block)
+                self._block_stream, self._block_flags = stream, flags
+        elif ftype == _CONTINUATION:
+            if stream != self._block_stream:
+                raise _ObserveError("CONTINUATION out of sequence")
+            self._block += payload
+            if len(self._block) > _MAX_HEADER_BLOCK:
+                raise _ObserveError("header block too large")
+            if flags & _END_HEADERS:
+                block, self._block = bytes(self._block), bytearray()
+                self.block(stream, self._block_flags, block)
+        else:
+            self.other(ftype, flags, stream)
+
+
+class _ClientSide(_Side):
+    """Frames from the client: header blocks (always), DATA of observed streams."""
 
     def wanted(self, ftype: int, flags: int, stream: int) -> bool:
         if ftype in (_HEADERS, _CONTINUATION):
@@ -1008,30 +1050,12 @@ class _ClientSide:
     def target(self, stream: int) -> bytes:
         return b""
 
-    def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None:
-        obs = self.obs
-        if ftype == _HEADERS:
-            block = memoryview(payload)
-            if flags & _PADDED:
-                pad = block[0]
-                block = block[1 : len(block) - pad]
-            if flags & _PRIORITY:
-                block = block[5:]
-            if flags & _END_HEADERS:
-                obs.on_headers(stream, flags, block.tobytes())
-            else:
-                obs._block = bytearray(block)
-                obs._block_stream, obs._block_flags = stream, flags
-        elif ftype == _CONTINUATION:
-            if stream != obs._block_stream:
-                raise _ObserveError("CONTINUATION out of sequence")
-            obs._block += payload
-            if len(obs._block) > _MAX_HEADER_BLOCK:
-                raise _ObserveError("header block too large")
-            if flags & _END_HEADERS:
-                block, obs._block = bytes(obs._block), bytearray()
-                obs.on_headers(stream, obs._block_flags, block)
-        elif ftype == _RST_STREAM:
+    def block(self, stream: int, flags: int, block: bytes) -> None:
+        self.obs.on_headers(stream, flags, block)
+
+    def other(self, ftype: int, flags: int, stream: int) -> None:
+        if ftype == _RST_STREAM:
+            obs = self.obs
             obs.open.discard(stream)
             obs.client_reset(stream)
             obs.close_stream(stream)
@@ -1040,15 +1064,8 @@ class _ClientSide:
         return raw  # the client's frames are never held
 
 
-class _ServerSide:
+class _ServerSide(_Side):
     """Frames from Triton: header blocks and resets (always), DATA of observed streams."""
-
-    def __init__(self, obs: _Observer) -> None:
-        self.obs = obs
-        self._out: list[_Msg] = []
-        self._block = bytearray()
-        self._block_stream = 0
-        self._block_flags = 0
 
     def wanted(self, ftype: int, flags: int, stream: int) -> bool:
         if ftype == _DATA:
@@ -1071,30 +1088,12 @@ class _ServerSide:
             self.obs.response_messages(st, out)
             out.clear()
 
-    def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None:
-        obs = self.obs
-        if ftype == _HEADERS:
-            block = memoryview(payload)
-            if flags & _PADDED:
-                pad = block[0]
-                block = block[1 : len(block) - pad]
-            if flags & _PRIORITY:
-                block = block[5:]
-            if flags & _END_HEADERS:
-                obs.on_response_headers(stream, flags, block.tobytes())
-            else:
-                self._block = bytearray(block)
-                self._block_stream, self._block_flags = stream, flags
-        elif ftype == _CONTINUATION:
-            if stream != self._block_stream:
-                raise _ObserveError("CONTINUATION out of sequence")
-            self._block += payload
-            if len(self._block) > _MAX_HEADER_BLOCK:
-                raise _ObserveError("header block too large")
-            if flags & _END_HEADERS:
-                block, self._block = bytes(self._block), bytearray()
-                obs.on_response_headers(stream, self._block_flags, block)
-        elif ftype == _RST_STREAM or flags & _END_STREAM:  # a reset, or DATA ending the stream
+    def block(self, stream: int, flags: int, block: bytes) -> None:
+        self.obs.on_response_headers(stream, flags, block)
+
+    def other(self, ftype: int, flags: int, stream: int) -> None:
+        if ftype == _RST_STREAM or flags & _END_STREAM:  # a reset, or DATA ending the stream
+            obs = self.obs
             obs.open.discard(stream)
             obs.close_stream(stream)
 
@@ -1129,7 +1128,7 @@ class _Client(asyncio.Protocol):
             relay.metrics.refused_limit.inc()
             self.transport.abort()
             return
-        _nodelay(transport)
+        nodelay(transport)
         self.transport.set_write_buffer_limits(high=_WRITE_HIGH)
         relay._clients.add(self)
         relay.metrics.connections.inc()
@@ -1264,7 +1263,7 @@ class _Upstream(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        _nodelay(transport)
+        nodelay(transport)
         self.transport.set_write_buffer_limits(high=_WRITE_HIGH)
         self.client.upstream = self
         self.client.flush_early()

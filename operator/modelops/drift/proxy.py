@@ -97,7 +97,6 @@ import contextlib
 import json
 import logging
 import re
-import socket
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -145,6 +144,7 @@ from modelops.drift.rollout import (
     ready_versions,
 )
 from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER, TrafficSettings
+from modelops.drift.transport import nodelay
 
 log = logging.getLogger("modelops.drift.proxy")
 
@@ -300,13 +300,6 @@ def _answer_fields(head: Head, framing: str) -> tuple[int | None, str | None, bo
     return header_length, enc.decode("latin-1") if enc else None, framing == "chunked"
 
 
-def _nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 # -- the Triton side -----------------------------------------------------------------
 
 
@@ -338,7 +331,7 @@ class _Upstream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, hence the cast.
         self.transport = t = cast(asyncio.Transport, transport)
-        _nodelay(t)
+        nodelay(t)
         t.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -749,7 +742,7 @@ class _Downstream(asyncio.Protocol):
             t.close()
             self.phase = _CLOSED
             return
-        _nodelay(t)
+        nodelay(t)
         t.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
         proxy._clients.add(self)
 
