@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from tests.drift.conftest import MODEL, N_FEATURES, Sidecar
+from tests.drift.conftest import MODEL, N_FEATURES, Sidecar, grpc_client, grpc_infer
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(180)]
 
@@ -63,3 +63,38 @@ def test_statistics_take_batches_woken_by_the_clock_not_by_requests(triton, refe
         assert handoffs * 4 < REQUESTS, (handoffs, elapsed)
         # One request shape, one JSON header read: the other bodies were sliced.
         assert len(feeder._plans) == 1 and next(iter(feeder._plans.values())) is not None
+
+
+def test_grpc_calls_are_handed_over_in_batches_too(triton, reference_path):
+    """The same for gRPC ModelInfer: one code path behind both protocols (the relay
+    offers each message to the same feeder), so the same bounds hold."""
+    args = [
+        "--reference", str(reference_path), "--upstream", triton.http_url, "--model", MODEL,
+        "--grpc-upstream", triton.grpc_url, "--stats-cpu", "1", "--window", "100000",
+    ]  # fmt: skip
+    with Sidecar(args) as sc:
+        assert sc.proxy is not None
+        feeder = sc.proxy.feeder
+        rng = np.random.default_rng(4)
+        batches = [rng.normal(size=(2, N_FEATURES)).astype(np.float32) for _ in range(REQUESTS)]
+
+        def send(xs: list[np.ndarray]) -> None:
+            client = grpc_client(sc.grpc_url)
+            for x in xs:
+                grpc_infer(client, x)
+            client.close()
+
+        sc.drain()
+        wakeups0, batches0 = feeder.wakeups, feeder.batches
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(send, [batches[k::CLIENTS] for k in range(CLIENTS)]))
+        sc.drain()
+        elapsed = time.monotonic() - t0
+        wakeups, handoffs = feeder.wakeups - wakeups0, feeder.batches - batches0
+
+        assert sc.proxy.monitor.total_samples == 2 * REQUESTS
+        assert feeder.dropped == 0 and not feeder.skipped
+        assert wakeups <= elapsed / feeder.poll_seconds + 3, (wakeups, elapsed)
+        assert handoffs <= wakeups
+        assert handoffs * 4 < REQUESTS, (handoffs, elapsed)

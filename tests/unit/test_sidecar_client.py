@@ -277,3 +277,49 @@ def test_a_reconcile_never_waits_for_a_dripping_sidecar(servers, tmp_path):
         assert h.status()["rollout"]["phase"] == "Shadow"
     finally:
         client.close()
+
+
+def test_drift_histograms_are_read_at_their_path_and_checked_against_their_schema(tmp_path):
+    """A real monitor's `/drift/histograms` answer passes the schema and feeds the merged
+    decision (render/drift_merge.py); one that is not a histograms document is named."""
+    import numpy as np
+
+    from modelops.drift.detectors import DetectorConfig
+    from modelops.drift.monitor import DriftMonitor, WindowConfig
+    from modelops.drift.reference import build_reference
+    from modelops.render.drift_merge import MergedDrift, step
+
+    rng = np.random.default_rng(0)
+    ref = build_reference(rng.normal(size=(5000, 4)), bins=10)
+    monitor = DriftMonitor(ref, DetectorConfig(), WindowConfig(size=200))
+    monitor.add(rng.normal(size=(300, 4)))
+    asked: list[bytes] = []
+
+    def histograms(conn: socket.socket) -> None:
+        reply(json.dumps(monitor.histograms("s1")).encode())(conn)
+
+    good, wrong = Server(histograms), Server(reply(json.dumps(DOC).encode()))
+    original = good._serve
+
+    def serve(conn: socket.socket) -> None:
+        asked.append(conn.recv(4096, socket.MSG_PEEK))
+        original(conn)
+
+    good._serve = serve  # type: ignore[method-assign]
+    done = threading.Event()
+    client = client_for(tmp_path, {"ml/a": good.url, "ml/b": wrong.url})
+    client.on_ready = lambda key: done.set()
+    try:
+        client.histograms("ml", "m", pods("a", "b"))
+        assert done.wait(5)
+        snap = client.histograms("ml", "m", pods("a", "b"))
+        assert asked and asked[0].startswith(b"GET /drift/histograms HTTP/1.0")
+        assert set(snap.documents) == {"a"}
+        assert "schema" in snap.unanswered["b"]
+        state = step(MergedDrift(), snap.documents, config=DetectorConfig(), window=200, now="t")
+        assert state.refused == {} and state.result is not None
+        assert state.result["samples"] == 300
+    finally:
+        client.close()
+        good.close()
+        wrong.close()

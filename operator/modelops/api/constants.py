@@ -27,10 +27,14 @@ DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.01-py3"
 DEFAULT_CPU = "2"
 DEFAULT_MEMORY = "8Gi"
 # The drift-monitor sidecar. Its RSS stays under 256 MiB with its default
-# limits whatever clients send (measured, see modelops.drift.proxy); the rest
-# of 384Mi is head room for the kernel's socket buffers, which the memory
-# cgroup also charges. One core: the proxy is one event loop thread plus a
-# statistics thread that keeps to half a core.
+# limits whatever clients send (measured, see modelops.drift.proxy; the
+# abuse suite's worst case peaked at 103 MiB, the gRPC relay adds at most
+# 64 connections x 0.6 MiB + 16 MiB of kept and held messages, grpcio ~25 MiB
+# once mirroring or splitting); the rest of 384Mi is head room for the kernel's
+# socket buffers, which the memory cgroup also charges. One core: the proxy is
+# one event loop thread plus a statistics thread that keeps to half a core;
+# at the measured 110-270 us of CPU per request (bench/drift/overhead.py,
+# loaded 2-core machine) one core serves about 3,700-9,000 requests/s.
 DEFAULT_DRIFT_CPU = "1"
 DEFAULT_DRIFT_MEMORY = "384Mi"
 

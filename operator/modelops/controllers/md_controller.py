@@ -25,13 +25,14 @@ from modelops.controllers.indexes import Indexes, Key
 from modelops.controllers.sidecar_client import SidecarClient
 from modelops.controllers.store_watcher import StoreWatcher
 from modelops.kube import KubeApi
-from modelops.render import md_planner
+from modelops.render import drift_merge, md_planner
 from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
 from modelops.render.evidence import Sources, evidence_sources
 from modelops.render.gating.decide import GATED_PHASES
 from modelops.render.gating.ledger import PodLedger, post
 from modelops.render.ownership import Applied
 from modelops.render.plan import Plan
+from modelops.render.pods import format_time
 
 KIND = c.MD_KIND
 log = logging.getLogger("modelops.modeldeployment")
@@ -67,6 +68,9 @@ class ModelDeploymentController:
     # Per ModelDeployment, per pod: the sidecars' figures of the current epoch with the
     # baselines of restarted sidecars (render/gating/ledger.py).
     _ledgers: dict[Key, dict[str, PodLedger]] = field(default_factory=dict)
+    # Per ModelDeployment: the replicas' drift histograms merged so far and the drift
+    # decision made on them (render/drift_merge.py).
+    _drift: dict[Key, drift_merge.MergedDrift] = field(default_factory=dict)
     # Refusals already named in an event: (pod, reason).
     _refused: dict[Key, set[tuple[str, str]]] = field(default_factory=dict)
 
@@ -82,6 +86,7 @@ class ModelDeploymentController:
         self._renders.pop(key, None)
         self._ignored.pop(key, None)
         self._ledgers.pop(key, None)
+        self._drift.pop(key, None)
         self._refused.pop(key, None)
         metrics.forget(KIND, *key)
         metrics.forget_rollout(*key)
@@ -156,7 +161,7 @@ class ModelDeploymentController:
                 events = md_planner.events_about(key[1], listed)
             monitor = md.spec.drift_monitor
             if self.sidecars is not None and monitor is not None and monitor.enabled:
-                drift = self.sidecars.drift(key[0], key[1], trusted)
+                drift = self._merged_drift(key, monitor, trusted, now)
             rollout = (body.get("status") or {}).get("rollout") or {}
             if self.store is not None and _lists_store(md):
                 # Every version under `latest` is judged, whoever published it; and the
@@ -214,6 +219,25 @@ class ModelDeploymentController:
             self.kube.post_event(
                 body, "Warning", "FiguresRefused", f"figures of pod {pod} refused: {why}"
             )
+
+    def _merged_drift(
+        self, key: Key, monitor: Any, trusted: list[Mapping[str, Any]], now: datetime
+    ) -> Mapping[str, Any] | None:
+        """One drift decision on the replicas' merged histograms (render/drift_merge.py):
+        the last poll's documents are folded in (a poll seen twice adds nothing)."""
+        assert self.sidecars is not None
+        snapshot = self.sidecars.histograms(key[0], key[1], trusted)
+        merged = drift_merge.step(
+            self._drift.get(key, drift_merge.MergedDrift()),
+            snapshot.documents,
+            config=drift_merge.detector_config(monitor.method, monitor.threshold),
+            window=monitor.window,
+            now=format_time(now),
+        )
+        self._drift[key] = merged
+        for pod, why in merged.refused.items():
+            log.info("%s/%s: drift histograms of pod %s refused: %s", *key, pod, why)
+        return merged.result
 
     def _report_ignored(self, body: Mapping[str, Any], sources: Sources) -> None:
         """Count and name, once per pod, a pod that carries the labels without being

@@ -1,6 +1,6 @@
 """The one place the operator talks to serving pods: the sidecars' admin port.
 
-Rollout figures (`GET /rollout`), drift summaries (`GET /drift`) and what each
+Rollout figures (`GET /rollout`), drift histograms (`GET /drift/histograms`) and what each
 replica's Triton loaded are pulled pod to pod (serving pods need no
 ServiceAccount). Those pods are untrusted input, and a reconcile must never
 wait on them, so:
@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pydantic
@@ -108,6 +108,32 @@ class DriftDocument(_Document):
     method: StrictStr | None = None
     threshold: StrictFloat | StrictInt | None = None
     features: list[DriftFeature] | dict[str, StrictFloat | StrictInt | None] = []
+
+
+class ReferenceBins(_Document):
+    bins: list[StrictInt]
+    var: StrictFloat | StrictInt
+
+
+class HistogramFeature(_Document):
+    name: StrictStr
+    center: StrictFloat | StrictInt
+    bins: list[StrictInt]
+    n: StrictInt
+    nonfinite: StrictInt
+    sum: StrictFloat | StrictInt
+    sumsq: StrictFloat | StrictInt
+    reference: ReferenceBins
+
+
+class HistogramsDocument(_Document):
+    """`GET /drift/histograms` (modelops.drift.monitor.histograms). Whether the figures
+    add up is render/drift_merge.py's to check."""
+
+    schema_: Literal["modelops.drift.histograms/v1"] = pydantic.Field(alias="schema")
+    sidecar: StrictStr
+    rows: StrictInt
+    features: list[HistogramFeature]
 
 
 class IndexEntry(_Document):
@@ -203,6 +229,13 @@ def _dechunk(data: bytes) -> bytes:
 
 # --- the client ------------------------------------------------------------------------------
 
+_PATHS = {"rollout": "/rollout", "drift": "/drift", "histograms": "/drift/histograms"}
+_MODELS: dict[str, type[_Document]] = {
+    "rollout": RolloutDocument,
+    "drift": DriftDocument,
+    "histograms": HistogramsDocument,
+}
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -261,7 +294,7 @@ class SidecarClient:
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         with self._lock:
-            for kind in ("rollout", "drift"):
+            for kind in ("rollout", "drift", "histograms"):
                 self._cache.pop((kind, key), None)
             self._loaded.pop(key, None)
             self._loaded_failed.pop(key, None)
@@ -278,6 +311,11 @@ class SidecarClient:
         """The pods' `/drift` summaries merged (render/drift_summary.py), from the cache."""
         snap = self._snapshot("drift", (namespace, name), pods, self.drift_interval_s)
         return merge_summaries(list(snap.documents.values()))
+
+    def histograms(self, namespace: str, name: str, pods: Sequence[Mapping[str, Any]]) -> Snapshot:
+        """The pods' last `/drift/histograms` documents (refreshed in the background),
+        merged into one drift decision by render/drift_merge.py."""
+        return self._snapshot("histograms", (namespace, name), pods, self.drift_interval_s)
 
     def loaded(
         self, namespace: str, name: str, model: str, pods: Sequence[Mapping[str, Any]]
@@ -405,9 +443,9 @@ class SidecarClient:
         """One pod's validated document, or why there is none."""
         try:
             base = self._base_url(namespace, name, pod)
-            raw = exchange(f"{base}/{kind}", deadline=deadline, max_bytes=self.max_bytes)
-            model = RolloutDocument if kind == "rollout" else DriftDocument
-            return model.model_validate_json(raw).model_dump(exclude_none=True)
+            raw = exchange(f"{base}{_PATHS[kind]}", deadline=deadline, max_bytes=self.max_bytes)
+            model = _MODELS[kind]
+            return model.model_validate_json(raw).model_dump(exclude_none=True, by_alias=True)
         except Unanswered as err:
             return str(err)
         except pydantic.ValidationError as err:
@@ -489,6 +527,7 @@ class SidecarClient:
 
 __all__ = [
     "DriftDocument",
+    "HistogramsDocument",
     "RolloutDocument",
     "SidecarClient",
     "Snapshot",

@@ -55,6 +55,12 @@ per-table-state cache), for issue 18:
   no new streams, every open one served) inserted between two of Triton's
   frames; a connection closes once its streams have all ended.
 
+- the canary split: a ``ModelInfer`` the canary weight gives to the
+  candidate still reaches Triton, but Triton's answer frames are held back
+  and replaced by the candidate's answer (see :class:`_Split`); the decision,
+  the figures and the circuit breaker are :class:`~modelops.drift.rollout.Rollout`'s,
+  shared with the HTTP proxy.
+
 Only requests for the watched model are kept: its name is the message's
 first field (:func:`~modelops.drift.grpc_payload.leading_model_name`); the
 rare message whose name cannot be read that way is kept and the parser
@@ -83,7 +89,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import struct
 import time
 from collections import deque
@@ -100,7 +105,8 @@ from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
 from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
 from modelops.drift.rollout import Rollout
-from modelops.drift.traffic import MIRROR_HEADER
+from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER
+from modelops.drift.transport import nodelay
 
 log = logging.getLogger("modelops.drift.grpc")
 
@@ -112,8 +118,13 @@ METHOD_LABELS = ("ModelInfer", "ModelStreamInfer", "other")
 
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # HTTP/2 frame types and flags (RFC 9113 section 6).
-_DATA, _HEADERS, _RST_STREAM, _GOAWAY, _CONTINUATION = 0x0, 0x1, 0x3, 0x7, 0x9
+_DATA, _HEADERS, _RST_STREAM, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x0, 0x1, 0x3, 0x7, 0x8, 0x9
 _END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
+# Triton's DATA held back for one split call at most (below the 64 KiB initial
+# stream window); a longer answer passes on, unsplit.
+_SPLIT_HOLD_MAX = 32 * 1024
+# The frames of a split call's answer that are held back (see _Split).
+_HELD_TYPES = frozenset({_DATA, _HEADERS, _CONTINUATION, _RST_STREAM})
 # A frame header: 24-bit length (as 16 + 8 bits), type, flags, stream id (with its reserved bit).
 _FRAME_HEAD = struct.Struct(">HBBBL")
 # Largest frame payload either peer may send (SETTINGS_MAX_FRAME_SIZE's ceiling).
@@ -242,13 +253,6 @@ class GrpcMetrics:
         self._calls[method].inc()
 
 
-def _nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 class _ObserveError(Exception):
     """The byte stream is not HTTP/2 as expected: stop reading along (keep relaying)."""
 
@@ -349,6 +353,43 @@ class _Stream:
     mirror_request: bytes | None = None
     mirror_answer: bytes | None = None
     mirror_drop: bool = False
+    split: _Split | None = None  # the candidate answers it (canary weight)
+
+
+@dataclass(eq=False)
+class _Split:
+    """A ModelInfer the canary weight gives to the candidate.
+
+    The call still goes to Triton (the relay does not touch the client's
+    bytes: its HPACK table and flow-control windows stay the client's and
+    Triton's), and Triton's answer frames are held back; the request message
+    goes to the candidate through grpcio at the same time. When both have
+    answered, the client gets Triton's header blocks (re-encoded as HPACK
+    literals without indexing, which leave the client's table as it is) with
+    the candidate's message in the DATA frames, padded to exactly the bytes
+    Triton's DATA took of the client's flow-control windows, so that Triton's
+    window accounting stays exact. When the candidate fails (a server-side
+    status, no answer in time: a candidate error, as for HTTP), answers with a
+    client's-fault status, or its answer is longer than Triton's (it would
+    overrun the window Triton accounted for), the client gets Triton's own
+    answer as Triton sent it: the fallback costs no second call. A header block
+    of Triton's that changes the HPACK table cannot be held back (later blocks
+    refer to its entries): the frames are then passed on at once and the
+    split is given up (a fallback, not a candidate error).
+    """
+
+    figures: RolloutFigures  # the figures of the epoch that chose it
+    t0: float
+    frames: list[tuple[int, int, bytes]] = field(default_factory=list)  # Triton's, held
+    blocks: list[list[tuple[bytes, bytes]] | None] = field(default_factory=list)  # None: raw
+    data_len: int = 0  # flow-controlled bytes of Triton's DATA frames
+    reserved: int = 0  # of the relay's kept-bytes budget
+    status: int | None = None  # Triton's grpc-status
+    give_up: bool = False  # a table-changing block: pass everything on now
+    triton_done: bool = False
+    outcome: str | None = None  # the candidate's: ok, error, timeout, client
+    answer: bytes | None = None
+    task: asyncio.Task[None] | None = None
 
 
 # -- reading frames along ---------------------------------------------------------------------
@@ -363,8 +404,8 @@ class _FrameReader:
     """
 
     __slots__ = (
-        "_buf", "_flags", "_head", "_held", "_keep", "_preface", "_remaining", "_rewritten",
-        "_stream", "_target", "_type", "frames",
+        "_buf", "_flags", "_head", "_held", "_keep", "_length", "_preface", "_raw", "_remaining",
+        "_rewritten", "_stream", "_swallow", "_target", "_type", "frames", "swallowing",
     )  # fmt: skip
 
     def __init__(self, preface: bool) -> None:
@@ -382,6 +423,13 @@ class _FrameReader:
         self._rewritten: bytes | None = None
         self._held = bytearray()
         self.frames = 0  # frames read: after the first, Triton's preface is through
+        # Streams whose frames are held back whole (split calls, the Triton side with
+        # ``out`` only): each such frame goes to ``want.held``, which says what to pass
+        # on in its place. Empty: nothing is looked up.
+        self.swallowing: dict[int, Any] = {}
+        self._swallow = False
+        self._raw = bytearray()
+        self._length = 0
 
     def at_boundary(self) -> bool:
         """Between two frames, with nothing held back: a frame may be inserted here."""
@@ -429,9 +477,10 @@ class _FrameReader:
                         hi, lo, ftype, flags, sid = _FRAME_HEAD.unpack_from(self._head)
                         self._head = bytearray()
                     self.frames += 1
-                    self._start((hi << 8) | lo, ftype, flags, sid, want)
+                    length = (hi << 8) | lo
+                    self._start(length, ftype, flags, sid, want)
                     if out is not None:
-                        if self._target:
+                        if self._target or self._swallow:
                             # Hold the frame back from its head on, until it is whole.
                             if hstart > emit:
                                 out.append(mv[emit:hstart])
@@ -439,6 +488,8 @@ class _FrameReader:
                         elif not began_here and self._held:
                             out.append(bytes(self._held))  # the cut head of a plain frame
                             self._held = bytearray()
+                    if length == 0:
+                        self._end(want)
                 else:
                     take = min(self._remaining, n - i)
                     if self._keep:
@@ -446,6 +497,8 @@ class _FrameReader:
                             want.data(self._stream, mv[i : i + take])
                         else:
                             self._buf += mv[i : i + take]
+                    if self._swallow:
+                        self._raw += mv[i : i + take]
                     self._remaining -= take
                     i += take
                     if self._remaining == 0:
@@ -464,7 +517,7 @@ class _FrameReader:
                 self._held = bytearray()
             raise
         if out is not None:
-            if self._target:
+            if self._target or self._swallow:
                 self._held += mv[emit:n]
             else:
                 if self._held:
@@ -476,18 +529,37 @@ class _FrameReader:
         if length > _MAX_FRAME:
             raise _ObserveError("frame too large")
         self._type, self._flags, self._stream = ftype, flags, sid & 0x7FFFFFFF
-        self._remaining = length
+        self._remaining = self._length = length
         self._keep = want.wanted(ftype, flags, self._stream)
+        swallowing = self.swallowing
+        # WINDOW_UPDATEs always pass at once: the client may need them to send the rest
+        # of the request that Triton's answer (and so the release of the held frames)
+        # waits for.
+        self._swallow = bool(swallowing) and self._stream in swallowing and ftype in _HELD_TYPES
+        if self._swallow:
+            self._raw = bytearray(_FRAME_HEAD.pack(length >> 8, length & 0xFF, ftype, flags, sid))
         if self._keep and ftype != _DATA and length > _MAX_HEADER_BLOCK:
             raise _ObserveError("control frame too large to follow")
         if ftype == _DATA and self._keep and flags & _PADDED:
             raise _ObserveError("padded DATA")  # gRPC peers do not pad; not worth following
-        if self._keep and flags & _END_HEADERS and ftype in (_HEADERS, _CONTINUATION):
+        if (
+            self._keep
+            and flags & _END_HEADERS
+            and ftype in (_HEADERS, _CONTINUATION)
+            and not self._swallow
+        ):
             self._target = want.target(self._stream)
-        if length == 0:
-            self._end(want)
 
     def _end(self, want: _Wants) -> None:
+        if self._swallow:
+            self._swallow = False
+            self._end_frame(want)
+            raw, self._raw = bytes(self._raw), bytearray()
+            self._rewritten = want.held(self._type, self._flags, self._stream, raw, self._length)
+            return
+        self._end_frame(want)
+
+    def _end_frame(self, want: _Wants) -> None:
         if self._keep and self._type != _DATA:
             buf, self._buf = self._buf, bytearray()
             want.frame(self._type, self._flags, self._stream, buf)
@@ -513,6 +585,73 @@ def _grown(ftype: int, flags: int, stream: int, payload: bytes | bytearray, extr
     return _FRAME_HEAD.pack(length >> 8, length & 0xFF, ftype, new_flags, stream) + body + extra
 
 
+def _header_frames(stream: int, block: bytes, end_stream: bool) -> bytes:
+    """A header block as HEADERS (+ CONTINUATION) frames within the default frame size."""
+    out = bytearray()
+    first = True
+    while True:
+        piece, block = block[:_DEFAULT_MAX_FRAME], block[_DEFAULT_MAX_FRAME:]
+        flags = (_END_HEADERS if not block else 0) | (_END_STREAM if first and end_stream else 0)
+        n = len(piece)
+        out += _FRAME_HEAD.pack(
+            n >> 8, n & 0xFF, _HEADERS if first else _CONTINUATION, flags, stream
+        )
+        out += piece
+        first = False
+        if not block:
+            return bytes(out)
+
+
+def _data_frames(stream: int, message: bytes) -> bytes:
+    """``message`` in DATA frames within the default frame size (unpadded: grpc-core
+    refuses padded DATA)."""
+    out = bytearray()
+    for i in range(0, len(message), _DEFAULT_MAX_FRAME):
+        piece = message[i : i + _DEFAULT_MAX_FRAME]
+        out += _FRAME_HEAD.pack(len(piece) >> 8, len(piece) & 0xFF, _DATA, 0, stream) + piece
+    return bytes(out)
+
+
+def _window_update(increment: int) -> bytes:
+    """A connection-level WINDOW_UPDATE (stream 0)."""
+    return _FRAME_HEAD.pack(0, 4, _WINDOW_UPDATE, 0, 0) + increment.to_bytes(4, "big")
+
+
+def _assemble(stream: int, sp: _Split, body: bytes | None, meta: bytes) -> bytes:
+    """Triton's held frames for the client, in order: header blocks re-encoded as
+    literals without indexing (the first one with ``meta``) unless kept raw, DATA as
+    Triton sent it, or ``body`` in its place (padded to Triton's DATA length)."""
+    out = bytearray()
+    blocks = iter(sp.blocks)
+    current: list[tuple[int, int, bytes]] = []
+    first_block = True
+    data_done = False
+    for ftype, flags, raw in sp.frames:
+        if ftype in (_HEADERS, _CONTINUATION):
+            current.append((ftype, flags, raw))
+            if not flags & _END_HEADERS:
+                continue
+            fields = next(blocks, None)
+            extra = meta if first_block else b""
+            first_block = False
+            if fields is None:  # passed as Triton sent it (with the metadata appended)
+                if extra:
+                    lt, lf, lraw = current[-1]
+                    current[-1] = (lt, lf, _grown(lt, lf, stream, lraw[9:], extra))
+                out += b"".join(r for _, _, r in current)
+            else:
+                block = b"".join(_literal(n, v) for n, v in fields) + extra
+                out += _header_frames(stream, block, bool(current[0][1] & _END_STREAM))
+            current = []
+        elif ftype == _DATA and body is not None:
+            if not data_done:
+                out += _data_frames(stream, body)
+                data_done = True
+        else:
+            out += raw
+    return bytes(out)
+
+
 class _Wants(Protocol):
     def wanted(self, ftype: int, flags: int, stream: int) -> bool: ...
 
@@ -522,6 +661,68 @@ class _Wants(Protocol):
 
     def target(self, stream: int) -> bytes: ...
 
+    def held(self, ftype: int, flags: int, stream: int, raw: bytes, length: int) -> bytes: ...
+
+
+def _request_fields(fields: list[tuple[bytes, bytes]]) -> tuple[bytes | None, bytes | None, bool]:
+    path = encoding = None
+    forwarded = False
+    for name, value in fields:
+        if name == b":path":
+            path = value
+        elif name == b"grpc-encoding":
+            encoding = value
+        elif name in (MIRROR_HEADER, SPLIT_HEADER):
+            forwarded = True
+    return path, encoding, forwarded
+
+
+def _grpc_status(fields: list[tuple[bytes, bytes]]) -> int | None:
+    status = None
+    for name, value in fields:
+        if name == b"grpc-status":
+            status = int(value) if value.isdigit() else 2  # unparsable: UNKNOWN
+    return status
+
+
+class _Blocks:
+    """One direction's HPACK decoder, and what its repeated header blocks meant.
+
+    A block made only of one-byte indexed fields (a repeated call: every field
+    already in the tables) leaves the HPACK table as it was, so its meaning only
+    changes when another block changes the table; such blocks are remembered
+    until then. This is what keeps per-call decoding cheap: a client's repeated
+    calls send the same few bytes. Every block is decoded, in order, to keep the
+    table in step.
+    """
+
+    def __init__(self, meaning: Callable[[list[tuple[bytes, bytes]]], Any]) -> None:
+        self.decoder = hpack.Decoder()
+        # The client's encoder may use the table size Triton allows; Triton
+        # enforces its own limit, so any size it accepts is followed here.
+        self.decoder.max_allowed_table_size = 1 << 20
+        self.meaning = meaning
+        self._cache: dict[bytes, Any] = {}
+
+    def read(self, block: bytes) -> Any:
+        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
+        if indexed_only and block in self._cache:
+            return self._cache[block]
+        value = self.meaning(self.decoder.decode(block, raw=True))
+        if not indexed_only:
+            self._cache.clear()  # the table may have changed
+        elif len(self._cache) < _HEADER_CACHE:
+            self._cache[block] = value
+        return value
+
+    def fields(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """Every field of a block, and whether it may have changed the table."""
+        changed = bool(block.translate(None, _ONE_BYTE_INDEXED))
+        fields = self.decoder.decode(block, raw=True)
+        if changed:
+            self._cache.clear()
+        return fields, changed
+
 
 class _Observer:
     """What one connection's reader does with the frames: the streams worth a look."""
@@ -529,70 +730,31 @@ class _Observer:
     def __init__(self, relay: GrpcProxy) -> None:
         self.relay = relay
         self.streams: dict[int, _Stream] = {}
-        self.decoder = hpack.Decoder()
-        # The client's encoder may use the table size Triton allows; Triton
-        # enforces its own limit, so any size it accepts is followed here.
-        self.decoder.max_allowed_table_size = 1 << 20
-        self._cache: dict[bytes, tuple[bytes | None, bytes | None, bool]] = {}
-        self._block = bytearray()
-        self._block_stream = 0
-        self._block_flags = 0
+        self.requests_hpack = _Blocks(_request_fields)
         # Triton's header blocks, decoded too: their grpc-status tells a
         # client's fault from a server's (the same caching as the client's).
-        self.response_decoder = hpack.Decoder()
-        self.response_decoder.max_allowed_table_size = 1 << 20
-        self._response_cache: dict[bytes, int | None] = {}
+        self.responses_hpack = _Blocks(_grpc_status)
         self.open: set[int] = set()  # streams of any method not ended yet (for the drain)
+        # ModelInfer calls the candidate answers (stream -> split); the Triton side's
+        # reader holds their frames back (it shares this dict).
+        self.splits: dict[int, _Split] = {}
+        self.client: _Client | None = None  # where answers put together later are written
         self.requests = _ClientSide(self)
         self.responses = _ServerSide(self)
 
     def _decode(self, block: bytes) -> tuple[bytes | None, bytes | None, bool]:
-        """(:path, grpc-encoding, sent as a mirror) of one header block, through a
-        cache when that is exact.
-
-        A block made only of one-byte indexed fields (a repeated call: every
-        field already in the tables) leaves the HPACK table as it was, so its
-        meaning only changes when another block changes the table; such
-        blocks are remembered until then. This is what keeps per-call
-        decoding cheap: a client's repeated calls send the same few bytes.
-        """
-        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
-        if indexed_only:
-            hit = self._cache.get(block)
-            if hit is not None:
-                return hit
-        path = encoding = None
-        mirrored = False
-        for name, value in self.decoder.decode(block, raw=True):
-            if name == b":path":
-                path = value
-            elif name == b"grpc-encoding":
-                encoding = value
-            elif name == MIRROR_HEADER:
-                mirrored = True
-        if not indexed_only:
-            self._cache.clear()  # the table may have changed
-        elif len(self._cache) < _HEADER_CACHE:
-            self._cache[block] = (path, encoding, mirrored)
-        return path, encoding, mirrored
-
-    def _decode_status(self, block: bytes) -> int | None:
-        """grpc-status of one of Triton's header blocks (None: not in it)."""
-        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
-        if indexed_only and block in self._response_cache:
-            return self._response_cache[block]
-        status = None
-        for name, value in self.response_decoder.decode(block, raw=True):
-            if name == b"grpc-status":
-                status = int(value) if value.isdigit() else 2  # unparsable: UNKNOWN
-        if not indexed_only:
-            self._response_cache.clear()
-        elif len(self._response_cache) < _HEADER_CACHE:
-            self._response_cache[block] = status
-        return status
+        """(:path, grpc-encoding, sent by another sidecar as a mirror or a split) of
+        one of the client's header blocks."""
+        path, encoding, forwarded = self.requests_hpack.read(block)
+        return path, encoding, forwarded
 
     def on_response_headers(self, stream: int, flags: int, block: bytes) -> None:
-        status = self._decode_status(block)
+        sp = self.splits.get(stream)
+        if sp is not None:
+            self._split_headers(sp, block)
+            status = sp.status
+        else:
+            status = self.responses_hpack.read(block)
         st = self.streams.get(stream)
         if st is not None:
             st.headed = True
@@ -601,6 +763,87 @@ class _Observer:
         if flags & _END_STREAM:
             self.open.discard(stream)
             self.close_stream(stream)
+
+    def _split_headers(self, sp: _Split, block: bytes) -> None:
+        """Decode one of Triton's header blocks of a split call and keep its fields for
+        re-encoding; a block that changes the HPACK table must pass on as it is."""
+        fields, changed = self.responses_hpack.fields(block)
+        if changed:
+            sp.give_up = True
+        sp.blocks.append(None if sp.give_up else fields)
+        for name, value in fields:
+            if name == b"grpc-status":
+                sp.status = int(value) if value.isdigit() else 2
+
+    def held(self, ftype: int, flags: int, stream: int, raw: bytes, length: int) -> bytes:
+        """A frame of Triton's for a split call, kept; returns what passes on in its
+        place now (nothing, or the whole answer once it is complete)."""
+        sp = self.splits.get(stream)
+        if sp is None:
+            return raw
+        sp.frames.append((ftype, flags, raw))
+        if ftype == _DATA:
+            sp.data_len += length
+            # Held DATA is bounded: within the kept-bytes budget, and below the 64 KiB
+            # stream window every gRPC client grants at least (past the window Triton
+            # would wait for a WINDOW_UPDATE the client sends only for what it got).
+            if sp.data_len > _SPLIT_HOLD_MAX or not self.relay.reserve(length):
+                sp.give_up = True
+            else:
+                sp.reserved += length
+        if sp.give_up:
+            return self.finish_split(stream, sp, give_up=True)
+        if ftype == _RST_STREAM or stream not in self.streams:  # Triton's answer is complete
+            sp.triton_done = True
+            if sp.outcome is not None:
+                return self.finish_split(stream, sp)
+        return b""
+
+    def finish_split(self, stream: int, sp: _Split, give_up: bool = False) -> bytes:
+        """The split call's answer for the client, counted: the candidate's message in
+        Triton's frames, or Triton's own answer (fallback)."""
+        self.splits.pop(stream, None)
+        self._release_split(sp)
+        if sp.task is not None and not sp.task.done():
+            sp.task.cancel()
+        st = self.streams.get(stream)
+        if st is not None:  # given up before Triton's answer ended: counted as Triton's then
+            st.split = None
+        relay = self.relay
+        rollout = relay.rollout
+        assert rollout is not None
+        body = None
+        if not give_up and sp.outcome == "ok" and sp.status == 0 and sp.answer is not None:
+            message = b"\x00" + len(sp.answer).to_bytes(4, "big") + sp.answer
+            ends_in_data = any(f == _DATA and fl & _END_STREAM for f, fl, _ in sp.frames)
+            if len(message) <= sp.data_len and not ends_in_data:
+                body = message
+            elif not ends_in_data:
+                relay.answer_too_long(len(message) - sp.data_len)
+        now = asyncio.get_running_loop().time()
+        if body is not None:
+            rollout.split_answered()
+            if sp.data_len > len(body) and self.client is not None:
+                # Triton counted its longer DATA against the client's connection window,
+                # the client will give back only what it got: the difference is given
+                # back to Triton here, so that both keep the same account.
+                self.client.inject_upstream(_window_update(sp.data_len - len(body)))
+            candidate = rollout.settings.candidate
+            meta = answer_metadata(candidate.version if candidate else "", rollout.settings.epoch)
+        else:
+            if sp.outcome in ("error", "timeout") and not give_up:
+                rollout.split_failed(now, timeout=sp.outcome == "timeout")
+            else:  # given up, its answer too long, or a client's fault: not the candidate's
+                rollout.figures.split_fallbacks += 1
+            if st is None:
+                sp.figures.observe(status_class(sp.status), time.perf_counter() - sp.t0)
+            meta = relay.answer_metadata()
+        return _assemble(stream, sp, body, meta)
+
+    def split_answered(self, stream: int, sp: _Split) -> None:
+        """The candidate's call ended (event loop, after Triton's frames or before)."""
+        if sp.triton_done and self.splits.get(stream) is sp and self.client is not None:
+            self.client.inject(self.finish_split(stream, sp))
 
     def target(self, stream: int) -> bytes:
         """Metadata to add to Triton's first header block of this stream (b"": none)."""
@@ -638,11 +881,19 @@ class _Observer:
 
         st.requests.reserve = reserve
         self.streams[stream] = st
-        if label == "ModelInfer" and not mirrored:  # another sidecar's mirror: never again
+        # Sent by another sidecar (a mirror, a split): never passed on again.
+        if label == "ModelInfer" and not mirrored and not relay.choose_split(self, stream, st):
             relay.choose_mirror(st)
 
     def request_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
         relay = self.relay
+        sp = st.split
+        if sp is not None and sp.task is None and sp.outcome is None:
+            payload, compressed, over = msgs[0]
+            if isinstance(payload, bytes) and not (compressed or over):
+                relay.start_split(self, sp, payload)
+            else:  # compressed, or above the caps: Triton's answer is the client's
+                self._abandon_split(st)
         if st.method == "ModelStreamInfer" and relay.figures is not None:
             now = time.perf_counter()
             st.arrivals.extend(now for _ in msgs)
@@ -703,6 +954,25 @@ class _Observer:
         st.held -= n
         self.relay.release(n)
 
+    def _abandon_split(self, st: _Stream) -> None:
+        sp = st.split
+        st.split = None
+        for stream, found in list(self.splits.items()):
+            if found is sp and self.client is not None:
+                self.client.inject(self.finish_split(stream, found, give_up=True))
+
+    def client_reset(self, stream: int) -> None:
+        """The client reset a stream: a split call's answer is no one's any more."""
+        sp = self.splits.pop(stream, None)
+        if sp is not None:
+            self._release_split(sp)
+            if sp.task is not None:
+                sp.task.cancel()
+
+    def _release_split(self, sp: _Split) -> None:
+        self.relay.release(sp.reserved)
+        sp.reserved = 0
+
     def close_stream(self, stream: int, count: bool = True) -> None:
         st = self.streams.pop(stream, None)
         if st is None:
@@ -713,7 +983,7 @@ class _Observer:
         if st.mirror is not None:
             self.relay.end_mirror(st, answered=count and st.status == 0)
         figures = self.relay.figures
-        if count and figures is not None:
+        if count and figures is not None and st.split is None:  # a split counts when it ends
             # ModelInfer: by Triton's grpc-status (a client's fault is apart); a
             # reset or an end without status is no answer, an error.
             # ModelStreamInfer: request messages left unanswered at the end failed.
@@ -728,14 +998,55 @@ class _Observer:
         # The connection went away: its streams' ends were not seen, so they are not counted.
         for stream in list(self.streams):
             self.close_stream(stream, count=False)
+        for stream in list(self.splits):
+            self.client_reset(stream)
 
 
-class _ClientSide:
-    """Frames from the client: header blocks (always), DATA of observed streams."""
+class _Side:
+    """One direction's frames: header blocks put together from HEADERS and
+    CONTINUATION frames (for ``block``), the other frames' ends (for ``other``)."""
 
     def __init__(self, obs: _Observer) -> None:
         self.obs = obs
         self._out: list[_Msg] = []
+        self._block = bytearray()
+        self._block_stream = 0
+        self._block_flags = 0
+
+    def block(self, stream: int, flags: int, block: bytes) -> None:
+        raise NotImplementedError
+
+    def other(self, ftype: int, flags: int, stream: int) -> None:
+        raise NotImplementedError
+
+    def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None:
+        if ftype == _HEADERS:
+            block = memoryview(payload)
+            if flags & _PADDED:
+                pad = block[0]
+                block = block[1 : len(block) - pad]
+            if flags & _PRIORITY:
+                block = block[5:]
+            if flags & _END_HEADERS:
+                self.block(stream, flags, block.tobytes())
+            else:
+                self._block = bytearray(block)
+                self._block_stream, self._block_flags = stream, flags
+        elif ftype == _CONTINUATION:
+            if stream != self._block_stream:
+                raise _ObserveError("CONTINUATION out of sequence")
+            self._block += payload
+            if len(self._block) > _MAX_HEADER_BLOCK:
+                raise _ObserveError("header block too large")
+            if flags & _END_HEADERS:
+                block, self._block = bytes(self._block), bytearray()
+                self.block(stream, self._block_flags, block)
+        else:
+            self.other(ftype, flags, stream)
+
+
+class _ClientSide(_Side):
+    """Frames from the client: header blocks (always), DATA of observed streams."""
 
     def wanted(self, ftype: int, flags: int, stream: int) -> bool:
         if ftype in (_HEADERS, _CONTINUATION):
@@ -757,43 +1068,22 @@ class _ClientSide:
     def target(self, stream: int) -> bytes:
         return b""
 
-    def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None:
-        obs = self.obs
-        if ftype == _HEADERS:
-            block = memoryview(payload)
-            if flags & _PADDED:
-                pad = block[0]
-                block = block[1 : len(block) - pad]
-            if flags & _PRIORITY:
-                block = block[5:]
-            if flags & _END_HEADERS:
-                obs.on_headers(stream, flags, block.tobytes())
-            else:
-                obs._block = bytearray(block)
-                obs._block_stream, obs._block_flags = stream, flags
-        elif ftype == _CONTINUATION:
-            if stream != obs._block_stream:
-                raise _ObserveError("CONTINUATION out of sequence")
-            obs._block += payload
-            if len(obs._block) > _MAX_HEADER_BLOCK:
-                raise _ObserveError("header block too large")
-            if flags & _END_HEADERS:
-                block, obs._block = bytes(obs._block), bytearray()
-                obs.on_headers(stream, obs._block_flags, block)
-        elif ftype == _RST_STREAM:
+    def block(self, stream: int, flags: int, block: bytes) -> None:
+        self.obs.on_headers(stream, flags, block)
+
+    def other(self, ftype: int, flags: int, stream: int) -> None:
+        if ftype == _RST_STREAM:
+            obs = self.obs
             obs.open.discard(stream)
+            obs.client_reset(stream)
             obs.close_stream(stream)
 
+    def held(self, ftype: int, flags: int, stream: int, raw: bytes, length: int) -> bytes:
+        return raw  # the client's frames are never held
 
-class _ServerSide:
+
+class _ServerSide(_Side):
     """Frames from Triton: header blocks and resets (always), DATA of observed streams."""
-
-    def __init__(self, obs: _Observer) -> None:
-        self.obs = obs
-        self._out: list[_Msg] = []
-        self._block = bytearray()
-        self._block_stream = 0
-        self._block_flags = 0
 
     def wanted(self, ftype: int, flags: int, stream: int) -> bool:
         if ftype == _DATA:
@@ -802,6 +1092,9 @@ class _ServerSide:
 
     def target(self, stream: int) -> bytes:
         return self.obs.target(stream)
+
+    def held(self, ftype: int, flags: int, stream: int, raw: bytes, length: int) -> bytes:
+        return self.obs.held(ftype, flags, stream, raw, length)
 
     def data(self, stream: int, chunk: memoryview) -> None:
         st = self.obs.streams.get(stream)
@@ -813,30 +1106,12 @@ class _ServerSide:
             self.obs.response_messages(st, out)
             out.clear()
 
-    def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None:
-        obs = self.obs
-        if ftype == _HEADERS:
-            block = memoryview(payload)
-            if flags & _PADDED:
-                pad = block[0]
-                block = block[1 : len(block) - pad]
-            if flags & _PRIORITY:
-                block = block[5:]
-            if flags & _END_HEADERS:
-                obs.on_response_headers(stream, flags, block.tobytes())
-            else:
-                self._block = bytearray(block)
-                self._block_stream, self._block_flags = stream, flags
-        elif ftype == _CONTINUATION:
-            if stream != self._block_stream:
-                raise _ObserveError("CONTINUATION out of sequence")
-            self._block += payload
-            if len(self._block) > _MAX_HEADER_BLOCK:
-                raise _ObserveError("header block too large")
-            if flags & _END_HEADERS:
-                block, self._block = bytes(self._block), bytearray()
-                obs.on_response_headers(stream, self._block_flags, block)
-        elif ftype == _RST_STREAM or flags & _END_STREAM:  # a reset, or DATA ending the stream
+    def block(self, stream: int, flags: int, block: bytes) -> None:
+        self.obs.on_response_headers(stream, flags, block)
+
+    def other(self, ftype: int, flags: int, stream: int) -> None:
+        if ftype == _RST_STREAM or flags & _END_STREAM:  # a reset, or DATA ending the stream
+            obs = self.obs
             obs.open.discard(stream)
             obs.close_stream(stream)
 
@@ -851,7 +1126,13 @@ class _Client(asyncio.Protocol):
         self.upstream: _Upstream | None = None
         self.early: list[bytes] = []  # bytes that came before Triton's connection did
         self.observer: _Observer | None = _Observer(relay) if relay.feeder is not None else None
+        if self.observer is not None:
+            self.observer.client = self
         self._observer_all = self.observer  # kept after observation stops, to release its bytes
+        # Answers of split calls put together after Triton's frames went by: they wait
+        # for a frame boundary of Triton's byte stream.
+        self.injections: list[bytes] = []
+        self.upstream_injections: list[bytes] = []  # the same, for Triton
         self.reader = _FrameReader(preface=True)
         self.closed = False
         # Drain: a GOAWAY waits for a frame boundary of Triton's byte stream.
@@ -865,7 +1146,7 @@ class _Client(asyncio.Protocol):
             relay.metrics.refused_limit.inc()
             self.transport.abort()
             return
-        _nodelay(transport)
+        nodelay(transport)
         self.transport.set_write_buffer_limits(high=_WRITE_HIGH)
         relay._clients.add(self)
         relay.metrics.connections.inc()
@@ -907,6 +1188,13 @@ class _Client(asyncio.Protocol):
             except (_ObserveError, hpack.HPACKError, ValueError, IndexError) as exc:
                 self.relay.observation_lost(exc)
                 self.observer = None
+                if obs.splits:  # answers held back that can no longer be put together
+                    self.close()
+                return
+            if self.upstream_injections and self.reader.at_boundary():
+                for frames in self.upstream_injections:
+                    up.transport.write(frames)
+                self.upstream_injections.clear()
 
     def flush_early(self) -> None:
         early, self.early = self.early, []
@@ -958,6 +1246,26 @@ class _Client(asyncio.Protocol):
         self.goaway_sent = True
         self.write(_GOAWAY_FRAME)
 
+    def inject_upstream(self, data: bytes) -> None:
+        """Frames of our own for Triton, written between two of the client's frames."""
+        up = self.upstream
+        if up is None or up.transport is None:
+            return
+        if not self.upstream_injections and self.reader.at_boundary():
+            up.transport.write(data)
+        else:
+            self.upstream_injections.append(data)
+
+    def inject(self, data: bytes) -> None:
+        """Frames of our own for the client, written between two of Triton's frames."""
+        if not data:
+            return
+        up = self.upstream
+        if up is not None and not self.injections and up.reader.at_boundary():
+            self.write(data)
+        else:
+            self.injections.append(data)
+
     def idle(self) -> bool:
         """After the GOAWAY, no stream left open (nothing left to answer)."""
         return self.goaway_sent and self.observer is not None and not self.observer.open
@@ -968,10 +1276,12 @@ class _Upstream(asyncio.Protocol):
         self.client = client
         self.transport: asyncio.Transport | None = None
         self.reader = _FrameReader(preface=False)
+        if client.observer is not None:
+            self.reader.swallowing = client.observer.splits
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        _nodelay(transport)
+        nodelay(transport)
         self.transport.set_write_buffer_limits(high=_WRITE_HIGH)
         self.client.upstream = self
         self.client.flush_early()
@@ -988,8 +1298,21 @@ class _Upstream(asyncio.Protocol):
         except (_ObserveError, hpack.HPACKError, ValueError, IndexError) as exc:
             client.relay.observation_lost(exc)
             client.observer = None
-        for piece in out:
-            client.write(piece)
+            if obs.splits:  # answers held back that can no longer be put together
+                client.close()
+                return
+        # At most one write per read of Triton's bytes, however many pieces the reader
+        # cut them into (around a grown header frame, an answer put together): each
+        # write is a send() while the socket keeps up. (strace, 8 clients: 2.2 writes
+        # per ModelInfer before and after; Triton's frames mostly come one per read.)
+        if len(out) == 1:
+            client.write(out[0])
+        elif out:
+            client.write(b"".join(out))
+        if client.injections and self.reader.at_boundary():
+            for frames in client.injections:
+                client.write(frames)
+            client.injections.clear()
         if client.goaway_pending and client.observer is not None and self.reader.at_boundary():
             client.send_goaway()
 
@@ -1044,6 +1367,7 @@ class GrpcProxy:
         self._clients: set[_Client] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lost_logged = 0.0
+        self._long_logged = 0.0
         self.kept_bytes = 0
 
     async def start(self, host: str = "0.0.0.0", port: int = 8081) -> int:
@@ -1053,6 +1377,68 @@ class GrpcProxy:
             lambda: _Client(self), host, port, reuse_address=True, backlog=1024
         )
         return int(self._server.sockets[0].getsockname()[1])
+
+    # -- the canary split (the decision and the figures are the Rollout's, as for HTTP) --------
+
+    def choose_split(self, obs: _Observer, stream: int, st: _Stream) -> bool:
+        """Give this ModelInfer to the candidate? True when the canary weight took it
+        (the candidate answers it, or this pod while the breaker is open): then it is
+        not mirrored either."""
+        rollout = self.rollout
+        if rollout is None or not rollout.acting or obs.client is None:
+            return False
+        candidate = rollout.settings.candidate
+        now = asyncio.get_running_loop().time()
+        split = rollout.choose_split(now, candidate is not None and bool(candidate.grpc))
+        if split is None:
+            return False
+        if split:
+            sp = _Split(rollout.figures, st.t0)
+            st.split = sp
+            obs.splits[stream] = sp
+        return True
+
+    def start_split(self, obs: _Observer, sp: _Split, request: bytes) -> None:
+        rollout = self.rollout
+        assert rollout is not None
+        candidate = rollout.settings.candidate
+        try:
+            assert candidate is not None and candidate.grpc
+            call = self._mirror_stub(candidate.grpc, rollout.max_answer_bytes)
+        except Exception as exc:  # e.g. an address grpc refuses: the candidate's failure
+            log.warning("gRPC split to %r not possible: %s", candidate, exc)
+            sp.outcome = "error"
+            return
+        task = asyncio.get_running_loop().create_task(self._split(obs, sp, call, request))
+        sp.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _split(self, obs: _Observer, sp: _Split, call: Any, request: bytes) -> None:
+        import grpc
+
+        rollout = self.rollout
+        assert rollout is not None
+        try:
+            sp.answer = await call(
+                request, timeout=rollout.mirror_timeout, metadata=((SPLIT_HEADER.decode(), "1"),)
+            )
+            sp.outcome = "ok"
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                sp.outcome = "timeout"
+            elif status_class(code.value[0]) == 400:
+                sp.outcome = "client"
+            else:  # a server-side status, or its answer above the cap
+                sp.outcome = "error"
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # anything else is the candidate failing too
+            sp.outcome = "error"
+        for stream, found in list(obs.splits.items()):
+            if found is sp:
+                obs.split_answered(stream, sp)
 
     # -- mirroring -----------------------------------------------------------------------------
 
@@ -1234,6 +1620,18 @@ class GrpcProxy:
             return parse(decode_body(payload, encoding, cap))
 
         return parse_compressed
+
+    def answer_too_long(self, excess: int) -> None:
+        # Once a minute at most, like the observation losses.
+        now = time.monotonic()
+        if now - self._long_logged > 60:
+            self._long_logged = now
+            log.warning(
+                "gRPC split: the candidate's answer is %d bytes longer than the stable one; "
+                "it cannot take more of the client's flow-control window than Triton's "
+                "answer took, so the stable answer is given (counted as a fallback)",
+                excess,
+            )
 
     def observation_lost(self, exc: BaseException) -> None:
         # Once a minute at most: a client that sends garbage must not flood the log.

@@ -220,6 +220,12 @@ class DriftMonitor:
                     "nonfinite": int(nonfinite[i]),
                     "sum": float(s1[i]),
                     "sumsq": float(s2[i]),
+                    # What the counts are judged against, so that a reader merging
+                    # replicas can check they share one reference and evaluate the sum.
+                    "reference": {
+                        "bins": lay.counts[i, : bins[i]].tolist(),
+                        "var": float(lay.var[i]),
+                    },
                 }
                 for i, name in enumerate(lay.names)
             ],

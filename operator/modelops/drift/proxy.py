@@ -97,7 +97,6 @@ import contextlib
 import json
 import logging
 import re
-import socket
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -145,6 +144,7 @@ from modelops.drift.rollout import (
     ready_versions,
 )
 from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER, TrafficSettings
+from modelops.drift.transport import nodelay
 
 log = logging.getLogger("modelops.drift.proxy")
 
@@ -300,13 +300,6 @@ def _answer_fields(head: Head, framing: str) -> tuple[int | None, str | None, bo
     return header_length, enc.decode("latin-1") if enc else None, framing == "chunked"
 
 
-def _nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 # -- the Triton side -----------------------------------------------------------------
 
 
@@ -338,7 +331,7 @@ class _Upstream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, hence the cast.
         self.transport = t = cast(asyncio.Transport, transport)
-        _nodelay(t)
+        nodelay(t)
         t.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -749,7 +742,7 @@ class _Downstream(asyncio.Protocol):
             t.close()
             self.phase = _CLOSED
             return
-        _nodelay(t)
+        nodelay(t)
         t.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
         proxy._clients.add(self)
 
@@ -900,11 +893,10 @@ class _Downstream(asyncio.Protocol):
         proxy = self.proxy
         rollout = proxy.rollout
         self.routed = True
-        if rollout.split.percent and rollout.split.take() and proxy.candidate_pool is not None:
-            if rollout.breaker.allows(self.clock()):
+        split = rollout.choose_split(self.clock(), proxy.candidate_pool is not None)
+        if split is not None:
+            if split:
                 self.split_pool = proxy.candidate_pool
-            else:  # the candidate keeps failing: this pod's Triton answers meanwhile
-                rollout.figures.split_fallbacks += 1
             return
         if rollout.mirror.percent and rollout.mirror.take():
             if self.streaming_body:
@@ -1180,14 +1172,7 @@ class _Downstream(asyncio.Protocol):
     def _split_failed(self, timeout: bool) -> None:
         """The candidate failed a split request (5xx, reset, no answer in time):
         counted against it, and sent to this pod's Triton instead."""
-        rollout = self.proxy.rollout
-        figures = rollout.figures
-        figures.split_errors += 1
-        if timeout:
-            figures.split_timeouts += 1
-        figures.split_fallbacks += 1
-        if rollout.breaker.failure(self.clock()):
-            figures.breaker_trips += 1
+        self.proxy.rollout.split_failed(self.clock(), timeout)
         self.split_failed = False
         self.split_pool = None
         self.retried = False
@@ -1234,8 +1219,7 @@ class _Downstream(asyncio.Protocol):
         if self.split_pool is not None:
             # The candidate answered (a 5xx or no answer fell back to this pod's
             # Triton in _split_failed and does not end here).
-            figures.split += 1
-            rollout.breaker.success()
+            rollout.split_answered()
         else:
             figures.observe(status, seconds)
             answer = self.capture_answer

@@ -183,6 +183,37 @@ class Rollout:
             settings.canary_weight,
         )
 
+    # -- the split, decided and counted here for the HTTP and the gRPC paths alike --
+
+    def choose_split(self, now: float, reachable: bool) -> bool | None:
+        """Is this infer request the canary weight's share for the candidate?
+        None: not taken (it may still be mirrored); True: the candidate answers it;
+        False: taken while the circuit breaker is open, so this pod answers it
+        (counted as a fallback) and it is not mirrored either. ``reachable``: the
+        path has a way to the candidate (an HTTP pool, a gRPC address)."""
+        if not (self.split.percent and self.split.take() and reachable):
+            return None
+        if self.breaker.allows(now):
+            return True
+        self.figures.split_fallbacks += 1  # the candidate keeps failing: this pod answers
+        return False
+
+    def split_failed(self, now: float, timeout: bool) -> None:
+        """The candidate failed a split request (a server error, a reset, no answer
+        in time): a candidate error, answered by this pod instead."""
+        figures = self.figures
+        figures.split_errors += 1
+        if timeout:
+            figures.split_timeouts += 1
+        figures.split_fallbacks += 1
+        if self.breaker.failure(now):
+            figures.breaker_trips += 1
+
+    def split_answered(self) -> None:
+        """The candidate answered a split request."""
+        self.figures.split += 1
+        self.breaker.success()
+
     def mirror_slot(self) -> bool:
         """Room for one more mirrored request (counts a drop when there is none)."""
         if self.mirrors_in_flight >= self.mirror_max_in_flight:
