@@ -1,0 +1,161 @@
+"""Gated rollouts with ``spec.rollout.placement: InPlace``: the adaptations around the
+gating core. Pure.
+
+The gating core (render/gating: decide_gated_rollout, analysis, lineage,
+deadlines, evidence rules) is the same for both placements; only what it observes
+and what is rendered from its decision differ. :func:`choose` decides where the
+candidate runs (render/gating/placement.py: the fit check), and for a candidate
+in place:
+
+- observation (:func:`candidate_pods`): the candidate's "pods" are the serving
+  pods whose Triton has the candidate loaded (``<model>.candidate`` READY in the
+  versions the sidecars report), or, while promoting, whose Triton serves it as
+  ``<model>``; a wait for a fit is a candidate not ready yet, so
+  progressDeadline bounds it as it bounds a candidate waiting for a GPU;
+- figures (:func:`candidate_figures`): a stable sidecar reports what its own
+  Triton's candidate answered under ``inPlace`` in ``GET /rollout``
+  (modelops.drift.inplace), in a candidate sidecar's shape: those are the
+  candidate's summaries, merged and judged exactly as a separate candidate's;
+- layout (:func:`adapt_layout`): no candidate Deployment or Service, the
+  stable Deployment untouched (no scale-down, no new template: a promotion
+  restarts nothing), no slot flip, and the traffic file names the candidate
+  ``inPlace`` (``promote`` once the promotion is decided: the in-pod agent then
+  makes it the served version, modelops.triton.inplace.promote).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from modelops.api.modeldeployment import ModelDeployment
+
+from .gating import ActionKind, CandidatePods, RolloutPlan
+from .gating.placement import PlacementChoice, PodMemory, choose_placement, sticky
+from .slots import Layout
+
+CANDIDATE_SUFFIX = ".candidate"  # modelops.drift.inplace / modelops.triton.inplace
+
+
+def requested(md: ModelDeployment) -> bool:
+    return md.spec.rollout.placement == "InPlace"
+
+
+def choose(
+    md: ModelDeployment,
+    previous: Mapping[str, Any],
+    version: str,
+    *,
+    candidate_bytes: int | None,
+    memory: Mapping[str, Mapping[str, Any]] | None,
+) -> PlacementChoice:
+    """Where candidate ``version`` runs (sticky for one attempt)."""
+    settings = md.spec.rollout.in_place
+    choice = choose_placement(
+        md.spec.rollout.placement or "Separate",
+        on_no_fit=settings.on_no_fit if settings else "Separate",
+        headroom_percent=settings.memory_headroom_percent if settings else 10,
+        candidate_bytes=candidate_bytes,
+        reports=[PodMemory.from_report(pod, doc) for pod, doc in sorted((memory or {}).items())],
+    )
+    return sticky(previous, version, choice)
+
+
+def candidate_pods(
+    pods: Sequence[Mapping[str, Any]],
+    loaded: Mapping[str, Sequence[str]] | None,
+    *,
+    model: str,
+    version: str,
+    promoting: bool,
+    waiting: bool,
+) -> CandidatePods:
+    """The in-place candidate as the gating core sees candidate pods: desired = the
+    serving pods, ready = those whose Triton has it loaded (as ``<model>.candidate``,
+    or as ``<model>`` itself once promoting)."""
+    names = [str((p.get("metadata") or {}).get("name")) for p in pods]
+    if waiting:
+        return CandidatePods(desired=len(names), ready=0)
+    ready = 0
+    for name in names:
+        versions = (loaded or {}).get(name) or {}
+        if not isinstance(versions, Mapping):
+            continue
+        if promoting:
+            ready += list(versions.get(model) or []) == [version]
+        else:
+            ready += version in (versions.get(model + CANDIDATE_SUFFIX) or [])
+    return CandidatePods(desired=len(names), ready=ready)
+
+
+def promotion_decided(decision: RolloutPlan) -> bool:
+    """This decision started a promotion (the gating core then judges completion on the
+    same observation, which in place must be the promoted one)."""
+    kinds = {a.kind for a in decision.actions}
+    return ActionKind.PROMOTE in kinds
+
+
+def candidate_figures(
+    summaries: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, Mapping[str, Any]]:
+    """The candidate's summaries: each stable sidecar's ``inPlace`` document."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for pod, doc in (summaries or {}).items():
+        sub = doc.get("inPlace")
+        if isinstance(sub, Mapping):
+            out[pod] = sub
+    return out
+
+
+def traffic(
+    md: ModelDeployment, settings: Mapping[str, Any], promote: str | None
+) -> dict[str, Any]:
+    """The rendered traffic settings with the candidate in place (no address)."""
+    if not settings.get("candidate"):
+        return dict(settings)
+    cfg = md.spec.rollout.in_place
+    in_place: dict[str, Any] = {
+        "liveLimit": cfg.shed_mirrors_at if cfg else 0,
+        "priority": cfg.priority if cfg else True,
+    }
+    out = dict(settings)
+    out["candidate"] = {"version": settings["candidate"]["version"], "inPlace": in_place}
+    if promote is not None:
+        out["promote"] = promote
+    return out
+
+
+def adapt_layout(
+    md: ModelDeployment, layout: Layout, decision: RolloutPlan, template_version: str | None
+) -> Layout:
+    """The layout of a gated rollout whose candidate runs in the serving pods."""
+    promoting = decision.status.get("phase") == "Promoting"
+    candidate = decision.candidate_version
+    settings = dict(layout.traffic)
+    if promoting and candidate is not None and not settings:
+        # The promotion is decided: copies stop, the agents swap the served version.
+        settings = {"epoch": decision.epoch or candidate, "candidate": {"version": candidate}}
+    # The pods keep the template they run: the served version changes inside them.
+    stable_version = template_version or layout.stable_version
+    return replace(
+        layout,
+        stable_version=stable_version,
+        stable_replicas=None,
+        candidate_version=None,
+        candidate_replicas=0,
+        service_slot=None,
+        autoscaler=True,
+        traffic=traffic(md, settings, candidate if promoting else None),
+    )
+
+
+__all__ = [
+    "adapt_layout",
+    "candidate_figures",
+    "candidate_pods",
+    "choose",
+    "promotion_decided",
+    "requested",
+    "traffic",
+]
