@@ -163,9 +163,9 @@ def write_traffic(path: Path, doc: dict) -> None:
 def settings(name: str, epoch: int, live_limit: int) -> dict:
     if name == "off":
         return {}
-    in_place = {"priority": True, "liveLimit": live_limit} if "priority" in name else {
-        "priority": False
-    }
+    in_place = (
+        {"priority": True, "liveLimit": live_limit} if "priority" in name else {"priority": False}
+    )
     return {
         "epoch": str(epoch),
         "candidate": {"version": "2", "inPlace": in_place},
