@@ -225,7 +225,7 @@ def main() -> int:
             port, admin_port = free_ports(2)
             admin = f"http://127.0.0.1:{admin_port}"
             extra = ("--model", MODEL, "--traffic-file", str(traffic), "--model-version", "1",
-                     "--sample-rate", "0")  # fmt: skip
+                     "--sample-rate", "0.01")  # fmt: skip
             rng = np.random.default_rng(0)
             reqs = []
             for _ in range(512):
