@@ -14,6 +14,7 @@ Triton process is the same one throughout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -73,8 +74,10 @@ class Traffic:
         os.replace(tmp, self.path)
 
 
-@pytest.fixture
-def sidecar(served: TritonServer, tmp_path: Path) -> Iterator[tuple[str, str, Traffic]]:
+@contextlib.contextmanager
+def running_sidecar(
+    served: TritonServer, tmp_path: Path, *extra: str
+) -> Iterator[tuple[str, str, Traffic]]:
     """(url, admin url, traffic file) of a real sidecar process in front of ``served``."""
     traffic = Traffic(tmp_path / "traffic.json")
     port, admin = free_ports(2)
@@ -98,6 +101,7 @@ def sidecar(served: TritonServer, tmp_path: Path) -> Iterator[tuple[str, str, Tr
             "7",
             "--mirror-max-in-flight",
             "64",
+            *extra,
         ],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -114,6 +118,25 @@ def sidecar(served: TritonServer, tmp_path: Path) -> Iterator[tuple[str, str, Tr
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def sidecar(served: TritonServer, tmp_path: Path) -> Iterator[tuple[str, str, Traffic]]:
+    with running_sidecar(served, tmp_path) as started:
+        yield started
+
+
+@pytest.fixture
+def agent_sidecar(
+    served: TritonServer, tmp_path: Path, store: str
+) -> Iterator[tuple[str, str, Traffic]]:
+    """The sidecar with the in-place agent, as an InPlace pod runs it."""
+    args = (
+        "--model-repository", str(served.model_repository), "--model-name", MODEL,
+        "--model-uri", store, "--triton-metrics", served.metrics_url,
+    )  # fmt: skip
+    with running_sidecar(served, tmp_path, *args) as started:
+        yield started
 
 
 def rollout_doc(admin_url: str) -> dict:
@@ -267,3 +290,53 @@ def test_candidate_that_does_not_fit_goes_separate_with_the_reason(
     )
     assert inplace.ready_versions(served.http_url) == {MODEL: ["7"]}  # nothing loaded
     assert model_dir.is_dir()
+
+
+def agent_doc(admin: str, check: Callable[[dict], bool], timeout: float = 60.0) -> dict:
+    return settle(admin, lambda d: d.get("agent") is not None and check(d["agent"]), timeout)
+
+
+def test_the_traffic_file_alone_drives_stage_load_shadow_and_promotion(
+    served: TritonServer, agent_sidecar
+) -> None:
+    """What the operator writes is all the pod needs: the agent in the sidecar stages
+    the candidate and reports its size, loads it, and promotes it in the same Triton."""
+    url, admin, traffic = agent_sidecar
+    pid = served.pid
+    traffic.write({"stage": "8"})
+    doc = agent_doc(admin, lambda a: a["staged"] is not None)
+    assert doc["agent"]["staged"]["version"] == "8" and doc["agent"]["staged"]["bytes"] > 0
+    assert doc["agent"]["error"] is None
+    assert set(doc["agent"]["memory"]) == {
+        "gpuTotalBytes", "gpuUsedBytes", "hostLimitBytes", "hostUsedBytes"
+    }  # fmt: skip
+    assert inplace.ready_versions(served.http_url) == {MODEL: ["7"]}  # staged, not loaded
+
+    traffic.write(shadow_settings("8"))
+    settle(admin, lambda d: d["loaded"].get(inplace.candidate_model(MODEL)) == ["8"])
+    client = httpclient.InferenceServerClient(url)
+    for x in batches(20):
+        np.testing.assert_array_equal(infer(client, x), x[:, :3])
+    doc = settle(admin, lambda d: d["agreed"] == 20)
+    assert doc["inPlace"]["requests"] == 20
+
+    traffic.write({**shadow_settings("8"), "mirrorPercent": 0, "promote": "8"})
+    agent_doc(admin, lambda a: a["promoted"] == "8")
+    assert served.pid == pid and served.is_running()
+    assert inplace.ready_versions(served.http_url) == {MODEL: ["8"]}
+
+
+def test_a_candidate_dropped_from_the_traffic_file_is_unloaded(
+    served: TritonServer, agent_sidecar
+) -> None:
+    _, admin, traffic = agent_sidecar
+    traffic.write(shadow_settings("9"))
+    settle(admin, lambda d: d["loaded"].get(inplace.candidate_model(MODEL)) == ["9"])
+    traffic.write({})
+    agent_doc(admin, lambda a: a["staged"] is None)
+    deadline = time.monotonic() + 30
+    while inplace.candidate_model(MODEL) in inplace.ready_versions(served.http_url):
+        assert time.monotonic() < deadline, "candidate still loaded"
+        time.sleep(0.1)
+    assert not (served.model_repository / inplace.candidate_model(MODEL)).exists()
+    assert inplace.ready_versions(served.http_url) == {MODEL: ["7"]}

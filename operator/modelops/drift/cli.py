@@ -66,6 +66,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
@@ -85,6 +86,7 @@ from modelops.drift.feeder import (
     DEFAULT_MAX_QUEUE_BYTES,
 )
 from modelops.drift.grpc_proxy import GrpcProxy, GrpcProxyConfig
+from modelops.drift.inplace_agent import InPlaceAgent
 from modelops.drift.metrics import DriftMetrics
 from modelops.drift.monitor import DriftMonitor, WindowConfig
 from modelops.drift.proxy import DriftProxy, ProxyConfig
@@ -400,6 +402,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add(g, "--log-level", default="INFO", help="logging level")
     add_grpc_arguments(parser)
     add_rollout_arguments(parser)
+    add_inplace_arguments(parser)
 
 
 def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -440,6 +443,44 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=DEFAULT_MIRROR_TIMEOUT,
         help="seconds the candidate may take to answer a mirrored request (then a mirror error)",
+    )
+
+
+def add_inplace_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "in-place rollouts",
+        "With --model-repository, the sidecar also runs the in-place agent "
+        "(modelops.drift.inplace_agent): the traffic file's stage / inPlace candidate / "
+        "promote drive this pod's Triton (explicit model control) through its repository API.",
+    )
+    _add(g, "--model-repository", default="", help="Triton's model repository (writable)")
+    _add(g, "--model-name", default="", help="the served model's name in the repository")
+    _add(
+        g, "--model-uri", default="", help="the model's storage URI (what the init container pulls)"
+    )
+    _add(g, "--triton-metrics", default="", help="Triton's metrics URL (GPU memory)")
+    g.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="accept candidate versions without a SHA256SUMS manifest (as the init container)",
+    )
+
+
+def build_agent(args: argparse.Namespace) -> InPlaceAgent | None:
+    """The in-place agent, when the pod runs placement InPlace (--model-repository)."""
+    if not getattr(args, "model_repository", ""):
+        return None
+    if not args.model_name or not args.model_uri or not args.traffic_file:
+        raise ValueError("--model-repository needs --model-name, --model-uri and --traffic-file")
+    return InPlaceAgent(
+        traffic_file=args.traffic_file,
+        repository=Path(args.model_repository),
+        model=args.model_name,
+        model_uri=args.model_uri,
+        triton_url=args.upstream,
+        own_version=args.model_version,
+        metrics_url=args.triton_metrics or None,
+        pull_kwargs={"allow_unverified": True} if args.allow_unverified else {},
     )
 
 
@@ -587,6 +628,7 @@ async def serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     grpc_proxy = build_grpc_proxy(args, proxy)
+    agent = proxy.agent = build_agent(args)
     port, admin_port = await proxy.start(args.host, args.port, args.admin_host, args.admin_port)
     if grpc_proxy is not None:
         try:
@@ -597,6 +639,8 @@ async def serve(args: argparse.Namespace) -> int:
         log.info(
             "drift-monitor: gRPC proxy on %s:%d -> %s", args.host, grpc_port, args.grpc_upstream
         )
+    if agent is not None:
+        agent.start()
     log.info(
         "drift-monitor: proxy on %s:%d -> %s, admin on %s:%d; %d features, method %s "
         "threshold %g, window %d rows / %gs",
@@ -625,6 +669,8 @@ async def serve(args: argparse.Namespace) -> int:
         if grpc_proxy is not None:
             await grpc_proxy.stop()
         await proxy.stop()
+        if agent is not None:
+            agent.stop()
     return 0
 
 

@@ -1358,6 +1358,7 @@ class DriftProxy:
         self.traffic = TrafficWatcher(config.traffic_file, self.rollout.apply)
         self.candidate_pool: _Pool | None = None
         self.inplace: InPlaceRoute | None = None  # the candidate runs in this pod's Triton
+        self.agent: Any = None  # modelops.drift.inplace_agent.InPlaceAgent, set by the CLI
         self._mirrors: set[_Mirror] = set()
         self._loaded = LoadedCache()
         metrics.registry.register(RolloutCollector(self.rollout))
@@ -1623,6 +1624,8 @@ class DriftProxy:
         doc = self.rollout.document(loaded)
         if self.inplace is not None:
             doc["inPlace"] = self.inplace.document(loaded)
+        if self.agent is not None:
+            doc["agent"] = self.agent.document()
         return web.json_response(doc)
 
     async def _healthz(self, request: web.Request) -> web.Response:
