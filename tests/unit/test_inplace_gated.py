@@ -83,12 +83,35 @@ def test_a_candidate_that_fits_runs_in_place_no_extra_pod() -> None:
     assert status["phase"] == "Waiting"  # until the pods' Triton report it loaded
 
 
-def test_unknown_size_goes_separate_with_the_reason_and_a_candidate_slot() -> None:
-    p = run(md(), STABLE, in_place=None)
-    assert p.decision is not None
-    assert p.decision.status["placement"] == "Separate"
-    assert "size is not known" in p.decision.status["placementReason"]
-    assert p.layout.candidate_version == "8" and p.layout.candidate_replicas == 2
+def test_the_pods_stage_it_first_and_their_report_decides() -> None:
+    """Without a size: the traffic file asks the pods to stage the candidate (not load
+    it); their agents' reports (size, memory) then decide, here that it does not fit."""
+    first = run(md(), STABLE, in_place=None)
+    assert first.decision is not None
+    assert first.decision.status["placementReason"].startswith("waiting for the serving pods")
+    assert first.layout.traffic == {"stage": "8"} and first.layout.candidate_replicas == 0
+    prev = {"rollout": first.decision.status, "servedVersion": "7"}
+    agent = {
+        "staged": {"version": "8", "bytes": 50 * GiB},
+        "memory": {"gpuTotalBytes": 80 * GiB, "gpuUsedBytes": 20 * GiB},
+        "error": None,
+    }
+    reports = {p["metadata"]["name"]: dict(summary({}, "x"), agent=agent) for p in PODS}
+    second = run(m := md(), prev, figures=reports, in_place=None)
+    assert second.decision is not None
+    assert second.decision.status["placement"] == "Separate"
+    assert "bigger than half the GPU" in second.decision.status["placementReason"]
+    assert second.layout.candidate_version == "8" and second.layout.candidate_replicas == 2
+    assert "inPlace" not in second.layout.traffic["candidate"]
+    assert m.spec.rollout.placement == "InPlace"
+
+
+def test_a_pod_that_cannot_stage_it_sends_it_separate() -> None:
+    agent = {"staged": None, "memory": {}, "error": "StorageError: access denied"}
+    reports = {p["metadata"]["name"]: dict(summary({}, "x"), agent=agent) for p in PODS}
+    out = run(md(), STABLE, figures=reports, in_place=None)
+    assert out.decision is not None and out.decision.status["placement"] == "Separate"
+    assert "access denied" in out.decision.status["placementReason"]
 
 
 def test_wait_when_it_does_not_fit_and_the_spec_says_wait() -> None:

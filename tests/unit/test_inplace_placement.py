@@ -64,12 +64,22 @@ def test_host_memory_limit_is_checked_on_cpu_pods() -> None:
     assert big.placement == "Separate" and "free under its limit" in big.reason
 
 
-def test_unknown_size_or_no_report_cannot_be_checked() -> None:
-    no_size = choose_placement("InPlace", candidate_bytes=None, reports=[gpu_pod("a", 80, 0)])
-    no_report = choose_placement("InPlace", candidate_bytes=GiB, reports=[])
-    assert no_size.placement == no_report.placement == "Separate"
-    assert "size is not known" in no_size.reason
-    assert "no serving pod has reported" in no_report.reason
+def test_unknown_size_waits_for_the_pods_to_stage_it() -> None:
+    choice = choose_placement("InPlace", candidate_bytes=None, reports=[gpu_pod("a", 80, 0)])
+    assert choice.placement == "InPlace" and choice.wait
+    assert "stage the candidate" in choice.reason
+
+
+def test_no_memory_report_cannot_be_checked() -> None:
+    choice = choose_placement("InPlace", candidate_bytes=GiB, reports=[])
+    assert choice.placement == "Separate" and "no serving pod has reported" in choice.reason
+
+
+def test_a_pod_that_could_not_stage_it_sends_it_separate() -> None:
+    choice = choose_placement(
+        "InPlace", candidate_bytes=None, reports=[], agent_error="pod p: StorageError: denied"
+    )
+    assert choice.placement == "Separate" and "could not stage it" in choice.reason
 
 
 def test_wait_instead_of_separate_when_the_spec_says_so() -> None:

@@ -61,6 +61,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -459,6 +460,13 @@ def add_inplace_arguments(parser: argparse.ArgumentParser) -> None:
         g, "--model-uri", default="", help="the model's storage URI (what the init container pulls)"
     )
     _add(g, "--triton-metrics", default="", help="Triton's metrics URL (GPU memory)")
+    _add(
+        g,
+        "--candidate-runtime",
+        default="",
+        help="the init container's pull settings as JSON (format, instancesPerGpu, gpus, "
+        "maxBatchSize, maxQueueDelayMicroseconds), applied to a candidate's config",
+    )
     g.add_argument(
         "--allow-unverified",
         action="store_true",
@@ -480,8 +488,29 @@ def build_agent(args: argparse.Namespace) -> InPlaceAgent | None:
         triton_url=args.upstream,
         own_version=args.model_version,
         metrics_url=args.triton_metrics or None,
-        pull_kwargs={"allow_unverified": True} if args.allow_unverified else {},
+        pull_kwargs=pull_settings(args.candidate_runtime, args.allow_unverified),
     )
+
+
+def pull_settings(runtime_json: str, allow_unverified: bool) -> dict[str, Any]:
+    """pull_model keyword arguments from --candidate-runtime and --allow-unverified."""
+    from modelops.triton.config_patch import RuntimeOverrides
+
+    doc = json.loads(runtime_json) if runtime_json else {}
+    if not isinstance(doc, dict):
+        raise ValueError("--candidate-runtime must be a JSON object")
+    out: dict[str, Any] = {"allow_unverified": allow_unverified}
+    if doc.get("format"):
+        out["model_format"] = str(doc["format"])
+    overrides = RuntimeOverrides(
+        max_batch_size=doc.get("maxBatchSize"),
+        max_queue_delay_microseconds=doc.get("maxQueueDelayMicroseconds"),
+        instance_count=doc.get("instancesPerGpu"),
+        gpus=doc.get("gpus"),
+    )
+    if not overrides.is_empty():
+        out["overrides"] = overrides
+    return out
 
 
 def add_grpc_arguments(parser: argparse.ArgumentParser) -> None:

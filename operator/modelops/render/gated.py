@@ -145,7 +145,8 @@ def place(
     in_place: tuple[int | None, Mapping[str, Mapping[str, Any]] | None] | None = None,
 ) -> Placement:
     """in_place: (candidate size in bytes, memory reports by pod) for the fit check of
-    placement InPlace (render/inplace.py); None: not known (then it cannot be checked).
+    placement InPlace (render/inplace.py); None: from the sidecars' agent reports in
+    ``figures`` (the pods stage the candidate and report its size first).
     previous: the last status (rollout, history, servedVersion); figures: the
     sidecars' /rollout summaries by pod name (None when not read); loaded: the
     versions the pods' Triton servers loaded, by pod name; sources: pod name -> slot
@@ -196,9 +197,16 @@ def place(
     rolling = gated and (in_flight or prev_rollout.get("stable") not in (None, target.version))
     choice = None
     if rolling and md.spec.rollout.placement is not None:
-        size, memory = in_place or (None, None)
+        size, memory, agent_error = (
+            (*in_place, None) if in_place else inplace.fit_inputs(figures, target.version)
+        )
         choice = inplace.choose(
-            md, prev_rollout, target.version, candidate_bytes=size, memory=memory
+            md,
+            prev_rollout,
+            target.version,
+            candidate_bytes=size,
+            memory=memory,
+            agent_error=agent_error,
         )
     here = choice is not None and choice.placement == "InPlace"
     if here:
@@ -269,7 +277,8 @@ def place(
         decision.status.pop("placementReason", None)
     placement = _layout(md, decision, slot, in_slot, list(pods), in_place=here)
     if here:
-        layout = inplace.adapt_layout(md, placement.layout, decision, view.template_version)
+        assert choice is not None
+        layout = inplace.adapt_layout(md, placement.layout, decision, view.template_version, choice)
         placement = replace(placement, layout=layout, serving_pods=list(pods))
     if keep_latest and placement.layout.stable_version == target.version:
         placement = replace(placement, layout=replace(placement.layout, stable_version="latest"))

@@ -42,6 +42,34 @@ def requested(md: ModelDeployment) -> bool:
     return md.spec.rollout.placement == "InPlace"
 
 
+def fit_inputs(
+    summaries: Mapping[str, Mapping[str, Any]] | None, version: str
+) -> tuple[int | None, dict[str, Mapping[str, Any]], str | None]:
+    """(candidate size, memory by pod, an agent's error) from the sidecars' ``agent``
+    reports (modelops.drift.inplace_agent): the size once every pod that reports has
+    staged ``version`` (the largest they saw), None before."""
+    sizes: list[int] = []
+    memory: dict[str, Mapping[str, Any]] = {}
+    error = None
+    reporting = 0
+    for pod, doc in sorted((summaries or {}).items()):
+        agent = doc.get("agent")
+        if not isinstance(agent, Mapping):
+            continue
+        reporting += 1
+        if isinstance(agent.get("memory"), Mapping):
+            memory[pod] = agent["memory"]
+        if isinstance(agent.get("error"), str) and error is None:
+            error = f"pod {pod}: {agent['error']}"
+        staged = agent.get("staged")
+        if isinstance(staged, Mapping) and str(staged.get("version")) == version:
+            size = staged.get("bytes")
+            if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+                sizes.append(size)
+    size = max(sizes) if sizes and len(sizes) == reporting else None
+    return size, memory, error
+
+
 def choose(
     md: ModelDeployment,
     previous: Mapping[str, Any],
@@ -49,6 +77,7 @@ def choose(
     *,
     candidate_bytes: int | None,
     memory: Mapping[str, Mapping[str, Any]] | None,
+    agent_error: str | None = None,
 ) -> PlacementChoice:
     """Where candidate ``version`` runs (sticky for one attempt)."""
     settings = md.spec.rollout.in_place
@@ -58,6 +87,7 @@ def choose(
         headroom_percent=settings.memory_headroom_percent if settings else 10,
         candidate_bytes=candidate_bytes,
         reports=[PodMemory.from_report(pod, doc) for pod, doc in sorted((memory or {}).items())],
+        agent_error=agent_error,
     )
     return sticky(previous, version, choice)
 
@@ -127,15 +157,23 @@ def traffic(
 
 
 def adapt_layout(
-    md: ModelDeployment, layout: Layout, decision: RolloutPlan, template_version: str | None
+    md: ModelDeployment,
+    layout: Layout,
+    decision: RolloutPlan,
+    template_version: str | None,
+    choice: PlacementChoice,
 ) -> Layout:
-    """The layout of a gated rollout whose candidate runs in the serving pods."""
+    """The layout of a gated rollout whose candidate runs (or waits to run) in the
+    serving pods."""
     promoting = decision.status.get("phase") == "Promoting"
     candidate = decision.candidate_version
     settings = dict(layout.traffic)
     if promoting and candidate is not None and not settings:
         # The promotion is decided: copies stop, the agents swap the served version.
         settings = {"epoch": decision.epoch or candidate, "candidate": {"version": candidate}}
+    if choice.wait and candidate is not None:
+        # Not loaded before it fits: the pods only fetch it and report its size.
+        settings = {"stage": candidate}
     # The pods keep the template they run: the served version changes inside them.
     stable_version = template_version or layout.stable_version
     return replace(
@@ -146,7 +184,9 @@ def adapt_layout(
         candidate_replicas=0,
         service_slot=None,
         autoscaler=True,
-        traffic=traffic(md, settings, candidate if promoting else None),
+        traffic=settings
+        if choice.wait
+        else traffic(md, settings, candidate if promoting else None),
     )
 
 
@@ -155,6 +195,7 @@ __all__ = [
     "candidate_figures",
     "candidate_pods",
     "choose",
+    "fit_inputs",
     "promotion_decided",
     "requested",
     "traffic",

@@ -14,7 +14,9 @@ change. :func:`choose_placement` decides, from:
 
 Rules, in order: Separate when asked, or when the candidate needs new pods. The
 candidate's size must be known and at least one pod must have reported, else it
-cannot be checked. A candidate larger than half a pod's GPU memory never goes in
+cannot be checked: until the pods report the size (they stage the candidate
+first) the choice is a wait, and a pod that reports it could not stage it sends the
+candidate Separate. A candidate larger than half a pod's GPU memory never goes in
 place (two copies would not fit during the swap). It fits when, on the tightest pod,
 its size plus the headroom fits in the free GPU memory (pods with GPUs) and in the
 free memory under the container's limit (pods with a limit). Otherwise
@@ -86,9 +88,23 @@ def choose_placement(
     candidate_bytes: int | None,
     reports: list[PodMemory],
     restart_needed: str | None = None,
+    agent_error: str | None = None,
 ) -> PlacementChoice:
     if requested == SEPARATE:
         return PlacementChoice(SEPARATE, "spec.rollout.placement is Separate")
+    if agent_error and restart_needed is None:
+        return PlacementChoice(
+            SEPARATE, f"InPlace not possible: a serving pod could not stage it: {agent_error}"
+        )
+    if candidate_bytes is None and restart_needed is None:
+        # The pods fetch the candidate first (traffic file "stage"): its size is known
+        # once they report it; a pod that cannot is the agent_error above, and
+        # progressDeadline bounds a wait for pods that never report.
+        return PlacementChoice(
+            IN_PLACE,
+            "waiting for the serving pods to stage the candidate (its size decides the fit)",
+            wait=True,
+        )
     why_not = _why_not(headroom_percent, candidate_bytes, reports, restart_needed)
     if why_not is None:
         return PlacementChoice(IN_PLACE, _fits(headroom_percent, candidate_bytes, reports))
