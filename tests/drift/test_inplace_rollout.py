@@ -340,3 +340,25 @@ def test_a_candidate_dropped_from_the_traffic_file_is_unloaded(
         time.sleep(0.1)
     assert not (served.model_repository / inplace.candidate_model(MODEL)).exists()
     assert inplace.ready_versions(served.http_url) == {MODEL: ["7"]}
+
+
+def test_canary_in_place_splits_between_the_two_models_of_one_triton(
+    served: TritonServer, sidecar, store: str
+) -> None:
+    url, admin, traffic = sidecar
+    inplace.pull_candidate(store, served.model_repository, MODEL, 8)
+    inplace.load_candidate(served.http_url, MODEL)
+    traffic.write({**shadow_settings("8"), "mirrorPercent": 0, "canaryWeight": 50})
+    settle(admin, lambda d: d["epoch"] == "8.1")
+    client = httpclient.InferenceServerClient(url)
+    by_candidate = 0
+    for x in batches(20):
+        y = infer(client, x)
+        if np.allclose(y, x[:, :3] * 1.5 + 0.01, rtol=1e-6):
+            by_candidate += 1
+        else:
+            np.testing.assert_array_equal(y, x[:, :3])
+    assert by_candidate == 10  # the split is a counter: exactly half
+    doc = settle(admin, lambda d: d["inPlace"]["requests"] == 10)
+    assert doc["split"] == 10 and doc["splitErrors"] == 0 and doc["requests"] == 10
+    assert success_count(served, inplace.candidate_model(MODEL), "8") == 10

@@ -125,8 +125,7 @@ def _why_not(
 ) -> str | None:
     if restart_needed:
         return f"the candidate needs new pods ({restart_needed})"
-    if candidate_bytes is None:
-        return "the candidate's size is not known (no manifest read yet)"
+    assert candidate_bytes is not None  # choose_placement waits for it first
     if not reports:
         return "no serving pod has reported its memory yet"
     need = _need(headroom_percent, candidate_bytes)
