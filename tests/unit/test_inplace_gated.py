@@ -89,14 +89,16 @@ def test_the_pods_stage_it_first_and_their_report_decides() -> None:
     first = run(md(), STABLE, in_place=None)
     assert first.decision is not None
     assert first.decision.status["placementReason"].startswith("waiting for the serving pods")
-    assert first.layout.traffic == {"stage": "8"} and first.layout.candidate_replicas == 0
+    epoch = first.decision.status["epoch"]
+    assert first.layout.traffic == {"epoch": epoch, "stage": "8"}
+    assert first.layout.candidate_replicas == 0
     prev = {"rollout": first.decision.status, "servedVersion": "7"}
     agent = {
         "staged": {"version": "8", "bytes": 50 * GiB},
         "memory": {"gpuTotalBytes": 80 * GiB, "gpuUsedBytes": 20 * GiB},
         "error": None,
     }
-    reports = {p["metadata"]["name"]: dict(summary({}, "x"), agent=agent) for p in PODS}
+    reports = {p["metadata"]["name"]: dict(summary({}, epoch), agent=agent) for p in PODS}
     second = run(m := md(), prev, figures=reports, in_place=None)
     assert second.decision is not None
     assert second.decision.status["placement"] == "Separate"

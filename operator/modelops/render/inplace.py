@@ -172,8 +172,9 @@ def adapt_layout(
         # The promotion is decided: copies stop, the agents swap the served version.
         settings = {"epoch": decision.epoch or candidate, "candidate": {"version": candidate}}
     if choice.wait and candidate is not None:
-        # Not loaded before it fits: the pods only fetch it and report its size.
-        settings = {"stage": candidate}
+        # Not loaded before it fits: the pods only fetch it and report its size (under
+        # this attempt's epoch, so their reports count for it).
+        settings = {"epoch": decision.epoch or candidate, "stage": candidate}
     # The pods keep the template they run: the served version changes inside them.
     stable_version = template_version or layout.stable_version
     return replace(
