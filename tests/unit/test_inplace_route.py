@@ -99,3 +99,22 @@ def test_traffic_file_in_place_candidate() -> None:
 def test_separate_candidate_has_no_route() -> None:
     doc = {"candidate": {"version": "8", "http": "http://c:8000"}, "mirrorPercent": 10}
     assert in_place_route(parse_traffic(json.dumps(doc)), "7", None) is None
+
+
+def test_what_the_traffic_file_asks_of_the_agent() -> None:
+    from modelops.drift.inplace_agent import Wanted, wanted
+
+    cand = {"version": "8", "inPlace": {}}
+    assert wanted(b'{"epoch": "8.1", "stage": "8"}', "7") == Wanted(stage=8)
+    assert wanted(json.dumps({"candidate": cand}).encode(), "7") == Wanted(load=8)
+    promote = json.dumps({"candidate": cand, "promote": "8"}).encode()
+    assert wanted(promote, "7") == Wanted(promote=8)
+    # A promote naming another version is not this candidate's: it is only loaded.
+    assert wanted(json.dumps({"candidate": cand, "promote": "9"}).encode(), "7") == Wanted(load=8)
+    # Nothing for the agent: no rollout, a separate candidate, the pod's own version,
+    # garbage.
+    separate = {"candidate": {"version": "8", "http": "http://c:8000"}}
+    for content in (b"", b"{}", json.dumps(separate).encode(), b"[1]", b"{not json"):
+        assert wanted(content, "7") == Wanted()
+    assert wanted(json.dumps({"candidate": cand}).encode(), "8") == Wanted()
+    assert wanted(b'{"stage": "../x"}', "7") == Wanted()
