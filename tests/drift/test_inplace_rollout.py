@@ -234,6 +234,7 @@ def test_good_candidate_shadowed_in_place_and_promoted_in_the_same_triton(
     x = batches(1, seed=9)[0]
     client = httpclient.InferenceServerClient(url)
     np.testing.assert_allclose(infer(client, x), x[:, :3] * 1.5 + 0.01, rtol=1e-6)
+    assert http_get(f"http://{url}/v2/models/{MODEL}/ready")[0] == 200  # the pod's readiness
     repo = served.model_repository
     assert sorted(p.name for p in (repo / MODEL).iterdir() if p.name.isdigit()) == ["8"]
     assert not (repo / inplace.candidate_model(MODEL)).exists()
@@ -362,3 +363,25 @@ def test_canary_in_place_splits_between_the_two_models_of_one_triton(
     doc = settle(admin, lambda d: d["inPlace"]["requests"] == 10)
     assert doc["split"] == 10 and doc["splitErrors"] == 0 and doc["requests"] == 10
     assert success_count(served, inplace.candidate_model(MODEL), "8") == 10
+
+
+def test_a_candidate_that_cannot_load_is_unloaded_and_the_pod_stays_ready(
+    served: TritonServer, sidecar, tmp_path: Path
+) -> None:
+    """Readiness of an InPlace pod is the served model's (render/inplace_pod.py): through
+    the sidecar, /v2/models/clf/ready stays 200 whatever the candidate does."""
+    url, _, _ = sidecar
+    repo = served.model_repository
+    cand = repo / inplace.candidate_model(MODEL) / "3"
+    cand.mkdir(parents=True)
+    (cand / "model.py").write_text("raise RuntimeError('this model cannot start')\n")
+    inplace.stage_candidate(repo, MODEL, 3, CONFIG)
+    with pytest.raises(inplace.InPlaceError, match="cannot start"):
+        inplace.load_candidate(served.http_url, MODEL)
+    assert inplace.ready_versions(served.http_url) == {MODEL: ["7"]}
+    assert http_get(f"http://{url}/v2/models/{MODEL}/ready")[0] == 200
+    x = batches(1)[0]
+    np.testing.assert_array_equal(infer(httpclient.InferenceServerClient(url), x), x[:, :3])
+    inplace.roll_back(served.http_url, repo, MODEL)
+    assert not (repo / inplace.candidate_model(MODEL)).exists()
+    assert http_get(f"http://{url}/v2/models/{MODEL}/ready")[0] == 200

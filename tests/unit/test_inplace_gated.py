@@ -109,7 +109,8 @@ def test_the_pods_stage_it_first_and_their_report_decides() -> None:
 
 
 def test_a_pod_that_cannot_stage_it_sends_it_separate() -> None:
-    agent = {"staged": None, "memory": {}, "error": "StorageError: access denied"}
+    agent = {"staged": None, "memory": {}, "error": "StorageError: access denied",
+             "errorVersion": "8"}  # fmt: skip
     reports = {p["metadata"]["name"]: dict(summary({}, "x"), agent=agent) for p in PODS}
     out = run(md(), STABLE, figures=reports, in_place=None)
     assert out.decision is not None and out.decision.status["placement"] == "Separate"
@@ -177,3 +178,28 @@ def test_no_placement_in_the_spec_changes_nothing() -> None:
     p = run(md(placement=None), STABLE)
     assert p.decision is not None and "placement" not in p.decision.status
     assert p.layout.candidate_replicas == 2
+
+
+def test_a_candidate_that_fails_to_load_in_a_pod_is_rolled_back_with_the_agents_error() -> None:
+    m = md()
+    first = run(m, STABLE)
+    assert first.decision is not None
+    epoch = first.decision.status["epoch"]
+    prev = {"rollout": first.decision.status, "servedVersion": "7"}
+    why = "InPlaceError: Triton refused to load fraud.candidate: version 8 is UNAVAILABLE"
+    agent = {"staged": {"version": "8", "bytes": GiB}, "memory": {}, "error": why,
+             "errorVersion": "8"}  # fmt: skip
+    reports = {p["metadata"]["name"]: dict(summary({"fraud": ["7"]}, epoch), agent=agent)
+               for p in PODS}  # fmt: skip
+    out = run(m, prev, figures=reports, now=NOW + timedelta(seconds=10))
+    assert out.decision is not None and out.decision.status["phase"] == "RolledBack"
+    assert "UNAVAILABLE" in out.decision.status["rejected"]["reason"]
+    assert out.layout.traffic == {}  # the agents unload and remove it
+
+
+def test_an_error_about_an_earlier_attempt_does_not_count() -> None:
+    agent = {"staged": None, "memory": {}, "error": "StorageError: gone", "errorVersion": "6"}
+    reports = {p["metadata"]["name"]: dict(summary({}, "x"), agent=agent) for p in PODS}
+    out = run(md(), STABLE, figures=reports, in_place=None)
+    assert out.decision is not None and out.decision.status["phase"] == "Waiting"
+    assert out.decision.status["placementReason"].startswith("waiting for the serving pods")

@@ -62,3 +62,10 @@ def test_pull_settings_from_the_flags() -> None:
         "overrides": RuntimeOverrides(max_batch_size=8, instance_count=2, gpus=1),
     }
     assert pull_settings("", False) == {"allow_unverified": False}
+
+
+def test_in_place_readiness_is_the_served_models() -> None:
+    in_place, separate = containers("InPlace"), containers(None)
+    for name in ("triton", "drift-monitor"):
+        assert in_place[name]["readinessProbe"]["httpGet"]["path"] == "/v2/models/fraud/ready"
+        assert separate[name]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"

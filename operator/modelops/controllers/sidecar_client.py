@@ -110,6 +110,7 @@ class AgentDocument(_Document):
     promoted: StrictStr | None = None
     memory: dict[str, StrictInt | None] | None = None
     error: StrictStr | None = None
+    errorVersion: StrictStr | None = None
 
 
 RolloutDocument.model_rebuild()

@@ -111,6 +111,8 @@ class InPlaceAgent:
         self.loaded: int | None = None
         self.promoted: int | None = None
         self.error: str | None = None
+        self.error_version: int | None = None  # the version the error is about
+        self._tried: Wanted | None = None
         self.memory = triton_inplace.MemoryReport()
         self._done: Wanted | None = None
         self._stop = threading.Event()
@@ -142,14 +144,16 @@ class InPlaceAgent:
             want = wanted(content, self.own_version)
             if want == self._done:
                 continue
-            if self.error is not None and time.monotonic() - last_try < self.retry_seconds:
+            # A failed step is retried after retry_seconds; anything new is tried at once.
+            if want == self._tried and time.monotonic() - last_try < self.retry_seconds:
                 continue
-            last_try = time.monotonic()
+            self._tried, last_try = want, time.monotonic()
             try:
                 self.step(want)
             except Exception as exc:  # reported in GET /rollout, retried; never fatal
                 self.error = f"{type(exc).__name__}: {exc}"[:1000]
-                log.warning("in-place agent: %s", self.error)
+                self.error_version = want.version
+                log.warning("in-place agent: version %s: %s", want.version, self.error)
 
     # -- one reconciliation of this pod's Triton with what is wanted -------------------------
 
@@ -182,7 +186,7 @@ class InPlaceAgent:
 
     def _finish(self, want: Wanted) -> None:
         self._done = want
-        self.error = None
+        self.error = self.error_version = None
 
     def _roll_back(self) -> None:
         cand_dir = self.repository / triton_inplace.candidate_model(self.model)
@@ -203,6 +207,7 @@ class InPlaceAgent:
             "promoted": str(self.promoted) if self.promoted is not None else None,
             "memory": self.memory.to_json(),
             "error": self.error,
+            "errorVersion": str(self.error_version) if self.error_version else None,
         }
 
 

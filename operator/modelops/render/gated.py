@@ -218,6 +218,7 @@ def place(
             version=target.version,
             promoting=prev_rollout.get("phase") == "Promoting",
             waiting=choice.wait,
+            errors=inplace.agent_errors(figures, target.version),
         )
     elif rolling:
         cand_live = children.get(deployment_key(md.name, candidate_slot))
@@ -267,6 +268,7 @@ def place(
                 version=target.version,
                 promoting=True,
                 waiting=False,
+                errors=inplace.agent_errors(figures, target.version),
             )
         )
     if choice is not None and decision.candidate_version is not None:

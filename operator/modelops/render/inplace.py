@@ -59,8 +59,8 @@ def fit_inputs(
         reporting += 1
         if isinstance(agent.get("memory"), Mapping):
             memory[pod] = agent["memory"]
-        if isinstance(agent.get("error"), str) and error is None:
-            error = f"pod {pod}: {agent['error']}"
+        if error is None and (why := _error_about(agent, version)):
+            error = f"pod {pod}: {why}"
         staged = agent.get("staged")
         if isinstance(staged, Mapping) and str(staged.get("version")) == version:
             size = staged.get("bytes")
@@ -100,6 +100,7 @@ def candidate_pods(
     version: str,
     promoting: bool,
     waiting: bool,
+    errors: Mapping[str, str] | None = None,
 ) -> CandidatePods:
     """The in-place candidate as the gating core sees candidate pods: desired = the
     serving pods, ready = those whose Triton has it loaded (as ``<model>.candidate``,
@@ -107,6 +108,12 @@ def candidate_pods(
     names = [str((p.get("metadata") or {}).get("name")) for p in pods]
     if waiting:
         return CandidatePods(desired=len(names), ready=0)
+    # A pod whose agent could not load (or promote) the candidate: the candidate fails,
+    # as a separate candidate's pods that cannot recover do (it is rolled back).
+    problem = next(
+        (f"in place on pod {pod}: {why}" for pod, why in sorted((errors or {}).items()) if why),
+        None,
+    )
     ready = 0
     for name in names:
         versions = (loaded or {}).get(name) or {}
@@ -116,7 +123,24 @@ def candidate_pods(
             ready += list(versions.get(model) or []) == [version]
         else:
             ready += version in (versions.get(model + CANDIDATE_SUFFIX) or [])
-    return CandidatePods(desired=len(names), ready=ready)
+    return CandidatePods(desired=len(names), ready=ready, problem=problem)
+
+
+def _error_about(agent: Mapping[str, Any], version: str) -> str | None:
+    """The agent's error when it is about ``version`` (an earlier attempt's is not)."""
+    error = agent.get("error")
+    return error if isinstance(error, str) and str(agent.get("errorVersion")) == version else None
+
+
+def agent_errors(summaries: Mapping[str, Mapping[str, Any]] | None, version: str) -> dict[str, str]:
+    """Pod -> the error its in-place agent reports about ``version`` (a failed fetch,
+    load or promotion)."""
+    out: dict[str, str] = {}
+    for pod, doc in (summaries or {}).items():
+        agent = doc.get("agent")
+        if isinstance(agent, Mapping) and (error := _error_about(agent, version)):
+            out[pod] = error
+    return out
 
 
 def promotion_decided(decision: RolloutPlan) -> bool:
@@ -193,6 +217,7 @@ def adapt_layout(
 
 __all__ = [
     "adapt_layout",
+    "agent_errors",
     "candidate_figures",
     "candidate_pods",
     "choose",

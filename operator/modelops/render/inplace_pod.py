@@ -6,7 +6,8 @@ modelops.drift.inplace_agent):
 - Triton in explicit model control, loading only the served model at start
   (``--model-control-mode=explicit --load-model=<model>``): the candidate is
   loaded and unloaded through the repository API, and a candidate left on disk
-  by a restart is never loaded by itself;
+  by a restart is never loaded by itself; readiness is the served model's
+  (``/v2/models/<model>/ready``), not the server's;
 - the sidecar runs the in-place agent: the model repository mounted writable,
   the model's storage URI and the store's credentials (as the init container
   has them), the pull settings the init container applies (so a candidate gets
@@ -19,6 +20,7 @@ Only the placement changes the pod: a ModelDeployment without it renders as befo
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any
 
 from modelops.api import constants as c
@@ -55,6 +57,15 @@ def apply(
         "--model-control-mode=explicit",
         f"--load-model={md.model_name}",
     ]
+    # Ready means the served model is ready. Not /v2/health/ready: in explicit mode Triton
+    # reports the server not ready for good once any model was unloaded or failed to
+    # load, which every in-place promotion and rollback does to the candidate
+    # (tests/drift/test_inplace_rollout.py checks both paths on a real Triton).
+    ready = f"/v2/models/{urllib.parse.quote(md.model_name, safe='')}/ready"
+    for container in (triton, sidecar):
+        probe = container.get("readinessProbe") or {}
+        if "httpGet" in probe:
+            container["readinessProbe"] = {**probe, "httpGet": {**probe["httpGet"], "path": ready}}
     args = [
         "--model-repository", repository,
         "--model-name", md.model_name,

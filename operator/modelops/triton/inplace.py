@@ -28,6 +28,7 @@ container's memory limit and usage from its cgroup.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -187,7 +188,15 @@ def ready_versions(url: str, timeout: float = 10.0) -> dict[str, list[str]]:
 
 
 def load_candidate(url: str, model: str) -> None:
-    load(url, candidate_model(model))
+    """Load the staged candidate; when Triton cannot, it is unloaded again (a model left
+    UNAVAILABLE may hold what its failed instances took) and the error raised."""
+    try:
+        load(url, candidate_model(model))
+    except InPlaceError:
+        # The load's error is the one to report.
+        with contextlib.suppress(InPlaceError):
+            unload(url, candidate_model(model), timeout=30.0)
+        raise
 
 
 def roll_back(url: str, repository: Path, model: str) -> None:
