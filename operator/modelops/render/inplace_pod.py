@@ -20,7 +20,6 @@ Only the placement changes the pod: a ModelDeployment without it renders as befo
 from __future__ import annotations
 
 import json
-import urllib.parse
 from typing import Any
 
 from modelops.api import constants as c
@@ -61,7 +60,8 @@ def apply(
     # reports the server not ready for good once any model was unloaded or failed to
     # load, which every in-place promotion and rollback does to the candidate
     # (tests/drift/test_inplace_rollout.py checks both paths on a real Triton).
-    ready = f"/v2/models/{urllib.parse.quote(md.model_name, safe='')}/ready"
+    # (Model names are URL-safe: spec.model.name's pattern, or a DNS label.)
+    ready = f"/v2/models/{md.model_name}/ready"
     for container in (triton, sidecar):
         probe = container.get("readinessProbe") or {}
         if "httpGet" in probe:
