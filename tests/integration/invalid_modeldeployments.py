@@ -507,6 +507,26 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         _spec(driftMonitor={"enabled": False, "retrain": {"trainingJobTemplate": _TEMPLATE}}),
         "spec.driftMonitor.retrain",
     ),
+    (
+        "rollout-in-place-with-direct",
+        _rollout(strategy="Direct", placement="InPlace"),
+        "spec.rollout.placement",
+    ),
+    (
+        "rollout-placement-unknown",
+        _rollout(strategy="Shadow", shadow={}, placement="Beside"),
+        "spec.rollout.placement",
+    ),
+    (
+        "rollout-in-place-settings-without-in-place",
+        _rollout(strategy="Shadow", shadow={}, placement="Separate", inPlace={}),
+        "spec.rollout.inPlace",
+    ),
+    (
+        "rollout-in-place-on-no-fit-unknown",
+        _rollout(strategy="Shadow", shadow={}, placement="InPlace", inPlace={"onNoFit": "Skip"}),
+        "spec.rollout.inPlace.onNoFit",
+    ),
     # --- unknown fields (strict field validation)
     (
         "unknown-field-storageURI-typo",
@@ -540,6 +560,16 @@ VALID_PATCHES: list[tuple[str, dict[str, Any]]] = [
         "rollout-canary-one-step",
         _rollout(strategy="Canary", canary={"steps": [{"weight": 99, "requests": 10}]}),
     ),
+    (
+        "rollout-in-place-shadow",
+        _rollout(
+            strategy="Shadow",
+            shadow={"mirrorPercent": 100},
+            placement="InPlace",
+            inPlace={"onNoFit": "Wait", "memoryHeadroomPercent": 20, "shedMirrorsAt": 4},
+        ),
+    ),
+    ("rollout-separate-canary", _rollout(strategy="Canary", canary=_CANARY, placement="Separate")),
     ("gpu-dra-h100-else-two-l4", _dra()),
     ("gpu-dra-any-gpu-one-alternative", _dra(alternatives=[{"name": "any"}])),
     ("gpu-dra-own-device-class", _dra(deviceClassName="h100.example.com")),

@@ -33,6 +33,7 @@ MAX_HISTORY = 10
 MAX_METRICS = 32
 
 Strategy = Literal["Direct", "Shadow", "Canary"]
+Placement = Literal["InPlace", "Separate"]
 AgreementMode = Literal["Argmax", "RelativeTolerance"]
 MetricDirection = Literal["HigherIsBetter", "LowerIsBetter"]
 
@@ -253,6 +254,40 @@ class Analysis(ApiModel):
     )
 
 
+class InPlaceSettings(ApiModel):
+    """How an InPlace candidate is checked and protected (placement InPlace only)."""
+
+    on_no_fit: Literal["Separate", "Wait"] = Field(
+        default="Separate",
+        description="When the candidate does not fit beside the stable version (GPU or "
+        "host memory, a model larger than half the GPU) or needs new pods (another runtime "
+        "image, resources or Triton arguments): Separate runs it in a slot of its own, as "
+        "placement Separate does, with the reason in status.rollout.placementReason; Wait "
+        "keeps it waiting (phase Waiting, the reason in status) until it fits or the "
+        "progress deadline decides. A candidate that needs new pods always goes Separate.",
+    )
+    memory_headroom_percent: int = Field(
+        default=10,
+        ge=0,
+        le=400,
+        description="Memory the fit check adds to the candidate's size, in percent of it "
+        "(activations, workspace, the backend's own allocations).",
+    )
+    shed_mirrors_at: int = Field(
+        default=0,
+        ge=0,
+        le=65_536,
+        description="Live requests in flight to a pod's Triton at which that pod's sidecar "
+        "stops starting mirrored copies (they are counted as dropped), so copies are shed "
+        "before live requests queue. 0: only the sidecar's mirror in-flight cap applies.",
+    )
+    priority: bool = Field(
+        default=True,
+        description="Send mirrored copies at the lower of two Triton priority levels of "
+        "the candidate's config (live split requests use the higher one).",
+    )
+
+
 class RolloutControl(ApiModel):
     """Manual controls, as spec fields so that Git can drive them; each names a version so it
     acts once and is inert afterwards."""
@@ -327,6 +362,17 @@ class Rollout(ApiModel):
                 field_path=".canary",
             ),
             cel(
+                "!has(self.placement) || self.placement == 'Separate' || "
+                "has(self.strategy) && self.strategy != 'Direct'",
+                "placement InPlace needs strategy Shadow or Canary (Direct replaces the pods)",
+                field_path=".placement",
+            ),
+            cel(
+                "!has(self.inPlace) || has(self.placement) && self.placement == 'InPlace'",
+                "rollout.inPlace is only used with placement InPlace",
+                field_path=".inPlace",
+            ),
+            cel(
                 "!has(self.analysis) || !has(self.analysis.minAgreement) || "
                 "has(self.strategy) && self.strategy == 'Shadow'",
                 "analysis.minAgreement compares mirrored requests: it needs strategy Shadow",
@@ -344,6 +390,21 @@ class Rollout(ApiModel):
         "promotion. Canary: the candidate answers canary.steps' shares of live traffic, then "
         "is promoted. Shadow and Canary promote or roll back on analysis; the first version of "
         "a new ModelDeployment always goes directly (nothing to compare with).",
+    )
+    placement: Placement | None = Field(
+        default=None,
+        description="Where a Shadow or Canary candidate runs (unset: Separate, the default "
+        "until in-place rollouts have run in production; unset also keeps the digest of "
+        "existing specs). Separate: in pods of its own "
+        "(as many extra GPUs as the candidate has replicas). InPlace: loaded beside the "
+        "stable version in the Triton servers that already serve (no extra pod or GPU); the "
+        "sidecars mirror or split to it inside the pod, promotion makes it the served "
+        "version without restarting a pod, rollback unloads it. A candidate that does not "
+        "fit, or needs new pods, follows inPlace.onNoFit; status.rollout.placement says "
+        "where it runs and why. See docs/rollouts.md, In-place rollouts.",
+    )
+    in_place: InPlaceSettings | None = Field(
+        default=None, description="Settings of placement InPlace (defaults when unset)."
     )
     shadow: ShadowPhase | None = Field(
         default=None, description="Settings of the shadow phase; required by strategy Shadow."
@@ -529,6 +590,17 @@ class RolloutStatus(ApiModel):
     )
     candidate: str | None = Field(
         default=None, max_length=64, description="Candidate version under analysis."
+    )
+    placement: Placement | None = Field(
+        default=None,
+        description="Where the candidate runs: InPlace (in the serving pods' Triton) or "
+        "Separate (pods of its own).",
+    )
+    placement_reason: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Why it runs there: the spec, the fit check's figures, or why InPlace "
+        "was not possible.",
     )
     epoch: str | None = Field(
         default=None,

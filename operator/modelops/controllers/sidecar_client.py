@@ -92,6 +92,28 @@ class RolloutDocument(_Document):
     selfCompared: StrictInt | None = None
     selfAgreed: StrictInt | None = None
     loaded: dict[str, list[StrictStr]] | None = None
+    # In-place rollouts (modelops.drift.inplace / inplace_agent): the candidate's figures
+    # as this pod's Triton answered them, and the in-pod agent's report.
+    inPlace: RolloutDocument | None = None
+    agent: AgentDocument | None = None
+
+
+class StagedVersion(_Document):
+    version: StrictStr
+    bytes: StrictInt
+
+
+class AgentDocument(_Document):
+    """The in-place agent's report under `agent` in `GET /rollout`."""
+
+    staged: StagedVersion | None = None
+    promoted: StrictStr | None = None
+    memory: dict[str, StrictInt | None] | None = None
+    error: StrictStr | None = None
+    errorVersion: StrictStr | None = None
+
+
+RolloutDocument.model_rebuild()
 
 
 class DriftFeature(_Document):

@@ -61,11 +61,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import prometheus_client
@@ -85,6 +87,7 @@ from modelops.drift.feeder import (
     DEFAULT_MAX_QUEUE_BYTES,
 )
 from modelops.drift.grpc_proxy import GrpcProxy, GrpcProxyConfig
+from modelops.drift.inplace_agent import InPlaceAgent
 from modelops.drift.metrics import DriftMetrics
 from modelops.drift.monitor import DriftMonitor, WindowConfig
 from modelops.drift.proxy import DriftProxy, ProxyConfig
@@ -400,6 +403,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add(g, "--log-level", default="INFO", help="logging level")
     add_grpc_arguments(parser)
     add_rollout_arguments(parser)
+    add_inplace_arguments(parser)
 
 
 def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
@@ -441,6 +445,72 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MIRROR_TIMEOUT,
         help="seconds the candidate may take to answer a mirrored request (then a mirror error)",
     )
+
+
+def add_inplace_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "in-place rollouts",
+        "With --model-repository, the sidecar also runs the in-place agent "
+        "(modelops.drift.inplace_agent): the traffic file's stage / inPlace candidate / "
+        "promote drive this pod's Triton (explicit model control) through its repository API.",
+    )
+    _add(g, "--model-repository", default="", help="Triton's model repository (writable)")
+    _add(g, "--model-name", default="", help="the served model's name in the repository")
+    _add(
+        g, "--model-uri", default="", help="the model's storage URI (what the init container pulls)"
+    )
+    _add(g, "--triton-metrics", default="", help="Triton's metrics URL (GPU memory)")
+    _add(
+        g,
+        "--candidate-runtime",
+        default="",
+        help="the init container's pull settings as JSON (format, instancesPerGpu, gpus, "
+        "maxBatchSize, maxQueueDelayMicroseconds), applied to a candidate's config",
+    )
+    g.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="accept candidate versions without a SHA256SUMS manifest (as the init container)",
+    )
+
+
+def build_agent(args: argparse.Namespace) -> InPlaceAgent | None:
+    """The in-place agent, when the pod runs placement InPlace (--model-repository)."""
+    if not getattr(args, "model_repository", ""):
+        return None
+    if not args.model_name or not args.model_uri or not args.traffic_file:
+        raise ValueError("--model-repository needs --model-name, --model-uri and --traffic-file")
+    return InPlaceAgent(
+        traffic_file=args.traffic_file,
+        repository=Path(args.model_repository),
+        model=args.model_name,
+        model_uri=args.model_uri,
+        triton_url=args.upstream,
+        own_version=args.model_version,
+        metrics_url=args.triton_metrics or None,
+        pull_kwargs=pull_settings(args.candidate_runtime, args.allow_unverified),
+    )
+
+
+def pull_settings(runtime_json: str, allow_unverified: bool) -> dict[str, Any]:
+    """pull_model keyword arguments from --candidate-runtime and --allow-unverified."""
+    from modelops.triton.config_patch import RuntimeOverrides
+
+    doc = json.loads(runtime_json) if runtime_json else {}
+    if not isinstance(doc, dict):
+        raise ValueError("--candidate-runtime must be a JSON object")
+    out: dict[str, Any] = {"allow_unverified": allow_unverified}
+    if doc.get("format"):
+        out["model_format"] = str(doc["format"])
+    overrides = RuntimeOverrides(
+        max_batch_size=doc.get("maxBatchSize"),
+        max_queue_delay_microseconds=doc.get("maxQueueDelayMicroseconds"),
+        instance_count=doc.get("instancesPerGpu"),
+        gpus=doc.get("gpus"),
+    )
+    if not overrides.is_empty():
+        out["overrides"] = overrides
+    return out
 
 
 def add_grpc_arguments(parser: argparse.ArgumentParser) -> None:
@@ -587,6 +657,7 @@ async def serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     grpc_proxy = build_grpc_proxy(args, proxy)
+    agent = proxy.agent = build_agent(args)
     port, admin_port = await proxy.start(args.host, args.port, args.admin_host, args.admin_port)
     if grpc_proxy is not None:
         try:
@@ -597,6 +668,8 @@ async def serve(args: argparse.Namespace) -> int:
         log.info(
             "drift-monitor: gRPC proxy on %s:%d -> %s", args.host, grpc_port, args.grpc_upstream
         )
+    if agent is not None:
+        agent.start()
     log.info(
         "drift-monitor: proxy on %s:%d -> %s, admin on %s:%d; %d features, method %s "
         "threshold %g, window %d rows / %gs",
@@ -625,6 +698,8 @@ async def serve(args: argparse.Namespace) -> int:
         if grpc_proxy is not None:
             await grpc_proxy.stop()
         await proxy.stop()
+        if agent is not None:
+            agent.stop()
     return 0
 
 

@@ -130,6 +130,7 @@ from modelops.drift.http1 import (
     simple_response,
     upstream_request_head,
 )
+from modelops.drift.inplace import InPlaceRoute, in_place_route
 from modelops.drift.metrics import CONTENT_TYPE, DriftMetrics, classify_endpoint
 from modelops.drift.monitor import DriftMonitor
 from modelops.drift.outputs import Answer
@@ -673,6 +674,8 @@ class _Mirror:
         proxy = self.proxy
         proxy._mirrors.discard(self)
         rollout = proxy.rollout
+        if proxy.inplace is not None and not self.self_compare:
+            proxy.inplace.observe(status, self.clock() - self.started)
         if status == 200:
             # Counted as ended by the worker, which may say "not compared".
             candidate = None if self.too_large else Answer(bytes(self.capture), *self.answer)
@@ -1030,7 +1033,7 @@ class _Downstream(asyncio.Protocol):
         if self.streaming_body:
             head = parsed.upstream_head(self.remaining)
             if self.split_pool is not None:
-                head = head[:-2] + _SPLIT_FIELD
+                head = self._split_head(head)
             conn.transport.write(head)
             pending, self.buf = bytes(self.buf), bytearray()
             self._stream_body(pending)
@@ -1039,11 +1042,16 @@ class _Downstream(asyncio.Protocol):
         body = self.body
         head = parsed.upstream_head(len(body))
         if self.split_pool is not None:
-            head = head[:-2] + _SPLIT_FIELD
+            head = self._split_head(head)
         if len(body) > _COALESCE_LIMIT:
             conn.transport.writelines([head, body])
         else:
             conn.transport.write(head + body)
+
+    def _split_head(self, head: bytes) -> bytes:
+        head = head[:-2] + _SPLIT_FIELD
+        inplace = self.proxy.inplace
+        return head if inplace is None else inplace.target.split_head(head)
 
     def response_head(self, head: Head, framing: str) -> bytes:
         up = self.up
@@ -1173,6 +1181,8 @@ class _Downstream(asyncio.Protocol):
         """The candidate failed a split request (5xx, reset, no answer in time):
         counted against it, and sent to this pod's Triton instead."""
         self.proxy.rollout.split_failed(self.clock(), timeout)
+        if self.proxy.inplace is not None:
+            self.proxy.inplace.observe(0 if timeout else 500, time.perf_counter() - self.t0)
         self.split_failed = False
         self.split_pool = None
         self.retried = False
@@ -1220,6 +1230,8 @@ class _Downstream(asyncio.Protocol):
             # The candidate answered (a 5xx or no answer fell back to this pod's
             # Triton in _split_failed and does not end here).
             rollout.split_answered()
+            if self.proxy.inplace is not None:
+                self.proxy.inplace.observe(status, seconds)
         else:
             figures.observe(status, seconds)
             answer = self.capture_answer
@@ -1329,6 +1341,8 @@ class DriftProxy:
         self.rollout.on_change.append(self._candidate_changed)
         self.traffic = TrafficWatcher(config.traffic_file, self.rollout.apply)
         self.candidate_pool: _Pool | None = None
+        self.inplace: InPlaceRoute | None = None  # the candidate runs in this pod's Triton
+        self.agent: Any = None  # modelops.drift.inplace_agent.InPlaceAgent, set by the CLI
         self._mirrors: set[_Mirror] = set()
         self._loaded = LoadedCache()
         metrics.registry.register(RolloutCollector(self.rollout))
@@ -1441,7 +1455,10 @@ class DriftProxy:
     def _candidate_changed(self, settings: TrafficSettings) -> None:
         """A pool of connections to the candidate while this sidecar mirrors or splits."""
         address = None
-        if settings.acts(self.rollout.own_version) and settings.candidate is not None:
+        self.inplace = in_place_route(settings, self.rollout.own_version, self.inplace)
+        if self.inplace is not None:
+            address = self._address  # this pod's own Triton, a pool of its own
+        elif settings.acts(self.rollout.own_version) and settings.candidate is not None:
             address = settings.candidate.http_address
         old = self.candidate_pool
         if old is not None and address == (old.host, old.port):
@@ -1454,7 +1471,10 @@ class DriftProxy:
             assert settings.candidate is not None
             cfg = self.config
             self.candidate_pool = _Pool(
-                *address, cfg.max_connections, cfg.connect_timeout, settings.candidate.http
+                *address,
+                cfg.max_connections,
+                cfg.connect_timeout,
+                settings.candidate.http or cfg.upstream,
             )
 
     def start_mirror(
@@ -1479,6 +1499,13 @@ class DriftProxy:
             return
         # Its slot was taken when the request was chosen (_Downstream._route).
         request = upstream_request_head(line, head, len(body))[:-2] + _MIRROR_FIELD
+        if self.inplace is not None and not self_compare:
+            assert self._pool is not None
+            if not self.inplace.target.admits(self._pool.active):
+                rollout.figures.mirror_dropped += 1  # shed first: live requests are queued
+                rollout.mirrors_ended += 1
+                return
+            request, body = self.inplace.target.mirror_request(request, body)
         mirror = _Mirror(self, pool, request, body, stable, self_compare)
         if not self_compare:
             rollout.figures.mirrored += 1
@@ -1577,7 +1604,13 @@ class DriftProxy:
         return value
 
     async def _rollout(self, request: web.Request) -> web.Response:
-        return web.json_response(self.rollout.document(await self.loaded_versions()))
+        loaded = await self.loaded_versions()
+        doc = self.rollout.document(loaded)
+        if self.inplace is not None:
+            doc["inPlace"] = self.inplace.document(loaded)
+        if self.agent is not None:
+            doc["agent"] = self.agent.document()
+        return web.json_response(doc)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "features": len(self.monitor.names)})

@@ -11,6 +11,10 @@ file when it changes (:mod:`modelops.drift.rollout`). Content::
      "canaryWeight": 0,
      "agreement": {"mode": "Argmax"}}      # or {"mode": "RelativeTolerance", "tolerance": 0.01}
 
+An in-place candidate (spec.rollout.placement InPlace, :mod:`modelops.drift.inplace`)
+runs in this pod's own Triton: ``"candidate": {"version": "8", "inPlace":
+{"liveLimit": 8, "priority": true}}`` (no ``http``/``grpc``).
+
 An empty file, a missing file or ``{}`` means no rollout. Anything else that
 does not follow the shape raises :class:`TrafficError` naming the field, so
 the sidecar can log it and keep its last good settings.
@@ -43,10 +47,21 @@ class TrafficError(ValueError):
 
 
 @dataclass(frozen=True)
+class InPlace:
+    """Settings of an in-place candidate: live requests in flight to Triton at which
+    mirrored copies are shed (0: only the mirror cap), and whether copies carry
+    Triton's lower request priority."""
+
+    live_limit: int = 0
+    priority: bool = True
+
+
+@dataclass(frozen=True)
 class Candidate:
     version: str
     http: str  # http://host:port of the candidate's Service (its sidecar)
     grpc: str | None = None  # host:port of its gRPC endpoint: gRPC ModelInfer mirrors go there
+    in_place: InPlace | None = None  # runs in this pod's own Triton (http unused)
 
     @property
     def http_address(self) -> tuple[str, int]:
@@ -117,10 +132,24 @@ def _percent(doc: dict[str, Any], field: str) -> float:
     return float(value)
 
 
+def _in_place(value: Any) -> InPlace:
+    if not isinstance(value, dict):
+        raise TrafficError(f"candidate.inPlace must be an object, got {value!r}")
+    limit = value.get("liveLimit", 0)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 65536:
+        raise TrafficError(f"candidate.inPlace.liveLimit must be an integer 0-65536: {limit!r}")
+    priority = value.get("priority", True)
+    if not isinstance(priority, bool):
+        raise TrafficError(f"candidate.inPlace.priority must be true or false: {priority!r}")
+    return InPlace(limit, priority)
+
+
 def _candidate(value: Any) -> Candidate:
     if not isinstance(value, dict):
         raise TrafficError(f"candidate must be an object, got {value!r}")
     version = _version(value.get("version"), "candidate.version")
+    if value.get("inPlace") is not None:
+        return Candidate(version, "", None, _in_place(value["inPlace"]))
     http = value.get("http")
     if not isinstance(http, str):
         raise TrafficError(f"candidate.http must be a string, got {http!r}")

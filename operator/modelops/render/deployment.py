@@ -18,6 +18,7 @@ from modelops.api import constants as c
 from modelops.api.images import triton_image
 from modelops.api.modeldeployment import ModelDeployment
 
+from . import inplace_pod
 from .containers import (
     TERMINATION_LOG,
     credentials,
@@ -151,6 +152,16 @@ def _pod_spec(
         volumes.append(source.volume)
     volumes += drift.volumes
 
+    containers = [_triton_container(md, triton_image), *drift.containers]
+    if md.spec.rollout.placement == "InPlace" and len(containers) > 1:
+        # The candidate runs inside these pods (render/inplace_pod.py).
+        inplace_pod.apply(
+            md,
+            containers[0],
+            containers[1],
+            repository=MODEL_REPOSITORY,
+            source_mount=source.mount,
+        )
     pod: dict[str, Any] = {
         # Triton never calls the API server; no token in the pod.
         "automountServiceAccountToken": False,
@@ -162,9 +173,7 @@ def _pod_spec(
                 *drift.init_containers,
             )
         ],
-        "containers": [
-            with_scratch(c) for c in (_triton_container(md, triton_image), *drift.containers)
-        ],
+        "containers": [with_scratch(c) for c in containers],
         "volumes": [*volumes, scratch_volume()],
     }
     if drift.containers:

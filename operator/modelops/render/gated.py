@@ -19,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from modelops.api.modeldeployment import ModelDeployment
 
+from . import inplace
 from .drift_sidecar import gated as is_gated
 from .gating import (
     ActionKind,
@@ -140,8 +142,12 @@ def place(
     refused: Mapping[str, str] | None = None,
     unanswered: Mapping[str, str] | None = None,
     store: Mapping[str, Any] | None = None,
+    in_place: tuple[int | None, Mapping[str, Mapping[str, Any]] | None] | None = None,
 ) -> Placement:
-    """previous: the last status (rollout, history, servedVersion); figures: the
+    """in_place: (candidate size in bytes, memory reports by pod) for the fit check of
+    placement InPlace (render/inplace.py); None: from the sidecars' agent reports in
+    ``figures`` (the pods stage the candidate and report its size first).
+    previous: the last status (rollout, history, servedVersion); figures: the
     sidecars' /rollout summaries by pod name (None when not read); loaded: the
     versions the pods' Triton servers loaded, by pod name; sources: pod name -> slot
     of the pods whose owner chain was checked (render/evidence.py): only their
@@ -188,7 +194,33 @@ def place(
             )
 
     candidate_slot = other(slot)
-    if gated and (in_flight or prev_rollout.get("stable") not in (None, target.version)):
+    rolling = gated and (in_flight or prev_rollout.get("stable") not in (None, target.version))
+    choice = None
+    if rolling and md.spec.rollout.placement is not None:
+        size, memory, agent_error = (
+            (*in_place, None) if in_place else inplace.fit_inputs(figures, target.version)
+        )
+        choice = inplace.choose(
+            md,
+            prev_rollout,
+            target.version,
+            candidate_bytes=size,
+            memory=memory,
+            agent_error=agent_error,
+        )
+    here = choice is not None and choice.placement == "InPlace"
+    if here:
+        assert choice is not None
+        candidate = inplace.candidate_pods(
+            in_slot[slot],
+            {pod: doc.get("loaded") for pod, doc in (figures or {}).items()},
+            model=md.model_name,
+            version=target.version,
+            promoting=prev_rollout.get("phase") == "Promoting",
+            waiting=choice.wait,
+            errors=inplace.agent_errors(figures, target.version),
+        )
+    elif rolling:
         cand_live = children.get(deployment_key(md.name, candidate_slot))
         cand_view = DeploymentView.of(cand_live, 1)
         candidate = candidate_pods(
@@ -201,7 +233,8 @@ def place(
             desired=view.desired,
             complete=view.complete and view.template_version == target.version,
         )
-    decision = decide_gated_rollout(
+    decide = partial(
+        decide_gated_rollout,
         md,
         target=target,
         previous=prev_rollout,
@@ -215,13 +248,40 @@ def place(
             _epoch(prev_rollout, target.version),
             refused,
             unanswered,
+            in_place=here,
         ),
-        candidate=candidate,
         replicas=_replicas(md, stable_live, children),
         serving=_serving(previous),
         now=now,
     )
-    placement = _layout(md, decision, slot, in_slot, list(pods))
+    decision = decide(candidate=candidate)
+    if here and inplace.promotion_decided(decision):
+        # In place, the pods that had the candidate loaded beside the stable version do not
+        # serve it yet: the promotion just decided completes once their Triton serve it as
+        # the model itself, which is what "ready" means while promoting.
+        assert choice is not None
+        decision = decide(
+            candidate=inplace.candidate_pods(
+                in_slot[slot],
+                {pod: doc.get("loaded") for pod, doc in (figures or {}).items()},
+                model=md.model_name,
+                version=target.version,
+                promoting=True,
+                waiting=False,
+                errors=inplace.agent_errors(figures, target.version),
+            )
+        )
+    if choice is not None and decision.candidate_version is not None:
+        decision.status["placement"] = choice.placement
+        decision.status["placementReason"] = choice.reason
+    else:
+        decision.status.pop("placement", None)
+        decision.status.pop("placementReason", None)
+    placement = _layout(md, decision, slot, in_slot, list(pods), in_place=here)
+    if here:
+        assert choice is not None
+        layout = inplace.adapt_layout(md, placement.layout, decision, view.template_version, choice)
+        placement = replace(placement, layout=layout, serving_pods=list(pods))
     if keep_latest and placement.layout.stable_version == target.version:
         placement = replace(placement, layout=replace(placement.layout, stable_version="latest"))
     return placement
@@ -250,8 +310,10 @@ def _layout(
     slot: str,
     in_slot: Mapping[str, list[Mapping[str, Any]]],
     pods: list[Mapping[str, Any]],
+    in_place: bool = False,
 ) -> Placement:
-    if any(a.kind is ActionKind.COMPLETE_PROMOTION for a in decision.actions):
+    # In place, the candidate was promoted inside the stable slot's pods: no flip.
+    if not in_place and any(a.kind is ActionKind.COMPLETE_PROMOTION for a in decision.actions):
         slot = other(slot)  # the candidate's slot is stable now; the old one goes
     decision.status["stableSlot"] = slot
     candidate = decision.candidate_version
@@ -297,6 +359,7 @@ def _figures(
     epoch: str,
     refused: Mapping[str, str] | None,
     unanswered: Mapping[str, str] | None = None,
+    in_place: bool = False,
 ) -> ObservedFigures | None:
     """ObservedFigures from the sidecars' summaries of this attempt's epoch (a summary of
     an earlier epoch, or from a sidecar that has not read the settings yet, is left out),
@@ -318,7 +381,10 @@ def _figures(
         }
 
     before = [f"pod {pod}: {why}" for pod, why in sorted((refused or {}).items())]
-    figures = merge_figures(of(stable_slot_), of(candidate_slot), refused=before)
+    stable = of(stable_slot_)
+    # In place, each stable sidecar reports its own Triton's candidate under "inPlace".
+    candidate = inplace.candidate_figures(stable) if in_place else of(candidate_slot)
+    figures = merge_figures(stable, candidate, refused=before)
     skipped = tuple(f"{pod} ({why})" for pod, why in sorted((unanswered or {}).items()))
     return replace(figures, unanswered=skipped) if skipped else figures
 
