@@ -26,7 +26,6 @@ from . import pod
 from .derive import derive
 from .modeldeployment import Scheduling, _duration
 
-
 MIN_JOB_TTL = durations.format_seconds(a.MIN_JOB_TTL_SECONDS)  # "5m"
 
 _CPU_LIMIT_RULE = cel(
