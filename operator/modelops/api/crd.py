@@ -216,7 +216,12 @@ def _beta_columns(columns: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], 
     out = []
     for col in columns:
         if col.get("jsonPath") == ".status.servedVersion":
-            col = {**col, "jsonPath": ".status.servedVersions[*].version"}
+            # The API server prints the first match of a column's path only.
+            col = {
+                **col,
+                "jsonPath": ".status.servedVersions[0].version",
+                "description": "Model version being served (the first, while several are).",
+            }
         out.append(col)
     return tuple(out)
 
