@@ -10,13 +10,17 @@ storage version alone, so that a later release may stop serving v1alpha1.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass
 
+from modelops.api import constants as c
 from modelops.api.kinds import CUSTOM_RESOURCE_DEFINITION, Kind
 from modelops.kube import Kube, errors
+from modelops.kube.client import from_kubeconfig
 
 log = logging.getLogger("modelops.migration")
+DEFAULT_CRDS = (f"{c.MD_PLURAL}.{c.GROUP}", f"{c.TJ_PLURAL}.{c.GROUP}")
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,27 @@ def migrate(kube: Kube, crd_name: str) -> Migrated:
     kube.patch_status(CUSTOM_RESOURCE_DEFINITION, None, crd_name, {"storedVersions": [storage]})
     log.info("migrated %d %s to %s (storedVersions was %s)", count, crd_name, storage, before)
     return Migrated(crd_name, storage, count, before)
+
+
+# -- `modelops migrate-storage` ------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "crd",
+        nargs="*",
+        default=list(DEFAULT_CRDS),
+        help="CRDs to migrate (default: %(default)s)",
+    )
+    parser.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, then in-cluster")
+
+
+def run(args: argparse.Namespace) -> int:
+    kube = from_kubeconfig(args.kubeconfig)[0] if args.kubeconfig else Kube()
+    for crd in args.crd:
+        result = migrate(kube, crd)
+        print(
+            f"{crd}: {result.objects} objects rewritten as {result.storage_version}; "
+            f"storedVersions {list(result.stored_versions_before)} -> [{result.storage_version}]"
+        )
+    return 0
