@@ -212,3 +212,12 @@ def test_group_is_kept():
     alpha = md()
     alpha["apiVersion"] = "test-x.modelops.io/v1alpha1"
     assert cv.to_v1beta1(alpha)["apiVersion"] == "test-x.modelops.io/v1beta1"
+
+
+def test_the_v1beta1_reference_is_up_to_date():
+    from pathlib import Path
+
+    from modelops.api.docs import api_reference
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "api-v1beta1.md"
+    assert path.read_text() == api_reference("v1beta1"), "stale: run `make crds`"

@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     webhook = parser.add_argument_group(
         "conversion webhook",
-        "serve the v1alpha1 <-> v1beta1 conversion the CRDs call (docs/upgrading.md)",
+        "serve the v1alpha1 <-> v1beta1 conversion the CRDs call (docs/api-versions.md)",
     )
     webhook.add_argument(
         "--conversion-webhook-port",

@@ -31,7 +31,16 @@ from pydantic import ConfigDict, Field
 
 from .. import constants as c
 from .. import modeldeployment as a
-from ..base import ApiModel, ParsedObject, Quantity, cel, map_list, sub_object, validations
+from ..base import (
+    PRESERVE_UNKNOWN,
+    ApiModel,
+    ParsedObject,
+    Quantity,
+    cel,
+    map_list,
+    sub_object,
+    validations,
+)
 from ..durations import DURATION, DURATION_MS
 from . import pod
 from .derive import derive
@@ -315,6 +324,13 @@ class Scheduling(a.Scheduling):
 
 class Retrain(a.Retrain):
     __doc__ = a.Retrain.__doc__
+
+    training_job_template: dict[str, Any] = Field(
+        json_schema_extra=PRESERVE_UNKNOWN,
+        description="Spec of the TrainingJob (modelops.io/v1beta1) created when drift is "
+        "detected; its output.storageUri should be this model's storageUri so that version "
+        '"latest" picks the result up.',
+    )
 
     cooldown: str = _duration(
         "6h",
