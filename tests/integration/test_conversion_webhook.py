@@ -426,3 +426,51 @@ def test_storage_version_migration(group: Group, namespace: str, webhook):
     tj = group.get(TRAINING_JOB, "train", "v1beta1", namespace)
     assert tj["spec"]["activeDeadline"] == "2h"
     group.set_url(url)
+
+
+def _documented_objects() -> list[dict]:
+    """Every ModelDeployment and TrainingJob of the samples and the docs (fragments
+    merged into the smallest valid object, as the docs sweep applies them)."""
+    from tests.docs.blocks import BASES, SAMPLES, all_blocks, is_object
+    from tests.integration.invalid_modeldeployments import merge_patch
+
+    out = []
+    for path in SAMPLES:
+        out += [d for d in yaml.safe_load_all(path.read_text()) if is_object(d)]
+    for block in all_blocks():
+        if block.marker and block.marker[0] == "not-applied":
+            continue
+        kind = block.fragment_kind
+        for doc in block.documents():
+            if kind in (c.MD_KIND, c.TJ_KIND) and not block.is_status:
+                out.append(merge_patch(BASES[kind], doc))
+            elif kind is None and is_object(doc):
+                out.append(doc)
+    return [
+        o for o in out if o["kind"] in (c.MD_KIND, c.TJ_KIND) and o["apiVersion"] == c.API_VERSION
+    ]
+
+
+def test_every_documented_object_converts_on_the_api_server(group: Group, namespace: str):
+    """Create each as v1alpha1, read it as v1beta1 (which must itself be a valid v1beta1
+    object: it is created again through v1beta1, under the v1beta1 schema and CEL rules),
+    and read it back as v1alpha1 unchanged."""
+    group.install_versioned()
+    ready(group, namespace)
+    objects = _documented_objects()
+    assert len(objects) >= 5, "the samples and docs hold more objects than that"
+    for i, obj in enumerate(objects):
+        kind = MODEL_DEPLOYMENT if obj["kind"] == c.MD_KIND else TRAINING_JOB
+        name = f"doc-{i}"
+        body = {**copy.deepcopy(obj), "metadata": {"name": name}}
+        created = group.create(body, "v1alpha1", namespace)
+        beta = group.get(kind, name, "v1beta1", namespace)
+        again = group.create(
+            {"kind": obj["kind"], "metadata": {"name": f"{name}-b"}, "spec": beta["spec"]},
+            "v1beta1",
+            namespace,
+        )
+        assert again["spec"] == beta["spec"], f"object {i}: v1beta1 defaults differ"
+        back = group.get(kind, name, "v1alpha1", namespace)
+        assert back["spec"] == created["spec"], f"object {i} changed on the way back"
+        assert "annotations" not in back["metadata"], f"object {i}"
