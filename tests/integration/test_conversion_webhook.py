@@ -30,7 +30,7 @@ from modelops.controllers.storage_migration import migrate
 from modelops.kube import Kube
 from modelops.webhook.certs import _certs
 from tests.support.cluster import Cluster, fresh_namespace, wait_for
-from tests.support.operator import free_port
+from tests.support.operator import OperatorProcess, free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -41,7 +41,7 @@ DEAD_URL = "https://127.0.0.1:1/convert"  # nothing listens on port 1
 class Group:
     """A group with the modelops kinds, served through the test's webhook."""
 
-    def __init__(self, cluster: Cluster, webhook: ConversionWebhook, url: str) -> None:
+    def __init__(self, cluster: Cluster, webhook: ConversionWebhook | None, url: str) -> None:
         self.cluster = cluster
         self.webhook = webhook
         self.url = url
@@ -58,6 +58,8 @@ class Group:
     def install_versioned(self) -> None:
         for kind in KINDS:
             self._apply(build_versioned_crd(kind, {"url": self.url}, group=self.name))
+        if self.webhook is None:
+            return  # an operator process patches the caBundle itself
         # What the operator does at start-up and on every refresh.
         self.webhook.options = WebhookOptions(
             **{**self.webhook.options.__dict__, "crds": self.crd_names}
@@ -474,3 +476,53 @@ def test_every_documented_object_converts_on_the_api_server(group: Group, namesp
         back = group.get(kind, name, "v1alpha1", namespace)
         assert back["spec"] == created["spec"], f"object {i} changed on the way back"
         assert "annotations" not in back["metadata"], f"object {i}"
+
+
+def test_the_operator_process_serves_the_webhook_and_migrates_at_start(
+    cluster: Cluster, namespace: str, tmp_path
+):
+    """`modelops run` as deployed, but on the host: it makes its certificate in a Secret
+    of its namespace, patches the caBundle (and URL) into the CRDs it is told about, and
+    rewrites the objects stored as v1alpha1 before the upgrade."""
+    port = free_port()
+    url = f"https://127.0.0.1:{port}/convert"
+    group = Group(cluster, None, url)
+    try:
+        group.install_v1alpha1_only()
+        group.create(md_v1alpha1("fraud"), "v1alpha1", namespace)
+        group.create(tj_v1alpha1("train"), "v1alpha1", namespace)
+        group.install_versioned()
+        crd_args = [a for name in group.crd_names for a in ("--conversion-webhook-crd", name)]
+        op = OperatorProcess(
+            kubeconfig=cluster.kubeconfig,
+            log_path=tmp_path / "operator.log",
+            extra_env={"POD_NAMESPACE": namespace},
+            args=[
+                "--standalone", "--namespace", namespace,
+                "--conversion-webhook-port", str(port),
+                "--conversion-webhook-host", "127.0.0.1",
+                "--conversion-webhook-url", url,
+                *crd_args,
+            ],
+        ).start()  # fmt: skip
+        try:
+
+            def migrated() -> bool:
+                return all(group.crd(k)["status"]["storedVersions"] == ["v1beta1"] for k in KINDS)
+
+            wait_for(migrated, timeout=120, what=f"the migration; log:\n{op.log_tail()}")
+            secret = cluster.core.read_namespaced_secret("modelops-webhook-cert", namespace)
+            ca = base64.b64decode(secret.data["ca.crt"]).decode()
+            for kind in KINDS:
+                config = group.crd(kind)["spec"]["conversion"]["webhook"]["clientConfig"]
+                assert base64.b64decode(config["caBundle"]).decode() == ca
+            md = group.get(MODEL_DEPLOYMENT, "fraud", "v1beta1", namespace)
+            assert md["spec"]["autoscaling"]["engine"] == "KEDA"
+            assert (
+                group.get(TRAINING_JOB, "train", "v1beta1", namespace)["spec"]["activeDeadline"]
+                == "2h"
+            )
+        finally:
+            op.stop()
+    finally:
+        group.delete()

@@ -10,7 +10,12 @@ import os
 from modelops import logs
 from modelops.api import constants as c
 from modelops.api.images import TRAINER_IMAGE_ENV, TRITON_IMAGE_ENV, ImageDefaults
-from modelops.controllers.conversion import WebhookOptions, hosts_from, service_hosts
+from modelops.controllers.conversion import (
+    DEFAULT_CRDS,
+    WebhookOptions,
+    hosts_from,
+    service_hosts,
+)
 from modelops.render.lease import LeaseConfig
 
 
@@ -126,6 +131,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "e.g. https://127.0.0.1:9443/convert); default: keep the CRDs' Service reference",
     )
     webhook.add_argument(
+        "--conversion-webhook-crd",
+        action="append",
+        default=[],
+        help="a CRD whose caBundle the operator keeps and whose objects it migrates "
+        "(repeatable; default: modeldeployments.modelops.io and trainingjobs.modelops.io)",
+    )
+    webhook.add_argument(
         "--migrate-storage",
         action=argparse.BooleanOptionalAction,
         default=os.environ.get("MODELOPS_MIGRATE_STORAGE", "true") == "true",
@@ -172,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             port=args.conversion_webhook_port,
             url=args.conversion_webhook_url,
+            crds=tuple(args.conversion_webhook_crd) or DEFAULT_CRDS,
         )
     options = operator.Options(
         webhook=webhook,

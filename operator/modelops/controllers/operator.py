@@ -355,7 +355,7 @@ def start_webhook(options: WebhookOptions) -> ConversionWebhook:
     return webhook
 
 
-def migrate_storage(crds: tuple[str, ...], attempts: int = 10, pause_s: float = 30.0) -> None:
+def migrate_storage(crds: tuple[str, ...], attempts: int = 60, pause_s: float = 5.0) -> None:
     """Rewrite objects stored in an older version (storage_migration.migrate); retried, as
     the CRDs may be re-applied while the operator starts. Idempotent: any replica may."""
     kube = Kube()
@@ -364,6 +364,7 @@ def migrate_storage(crds: tuple[str, ...], attempts: int = 10, pause_s: float = 
             try:
                 result = migrate(kube, crd)
             except Exception:
+                # E.g. the API server not trusting the caBundle just patched in yet.
                 log.exception("storage migration of %s failed (attempt %d)", crd, attempt + 1)
                 time.sleep(pause_s)
                 continue
