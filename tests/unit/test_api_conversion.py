@@ -16,6 +16,7 @@ from modelops.api import constants as c
 from modelops.api import conversion as cv
 from modelops.api.crd import MODEL_DEPLOYMENT, TRAINING_JOB, build_versioned_crd
 from modelops.api.images import triton_image
+from modelops.api.v1beta1 import modeldeployment as beta_md
 from tests.support.schema_objects import custom_object
 
 SEEDS = range(300)
@@ -221,3 +222,75 @@ def test_the_v1beta1_reference_is_up_to_date():
 
     path = Path(__file__).resolve().parents[2] / "docs" / "api-v1beta1.md"
     assert path.read_text() == api_reference("v1beta1"), "stale: run `make crds`"
+
+
+def _alpha_corpus() -> list[dict]:
+    import yaml
+
+    from tests.docs.blocks import BASES, SAMPLES, all_blocks, is_object
+    from tests.integration.invalid_modeldeployments import merge_patch
+
+    out = [d for p in SAMPLES for d in yaml.safe_load_all(p.read_text()) if is_object(d)]
+    for block in all_blocks():
+        kind = block.fragment_kind
+        if kind in (c.MD_KIND, c.TJ_KIND) and not block.is_status:
+            out += [merge_patch(BASES[kind], d) for d in block.documents()]
+    out.append(
+        md(
+            {
+                "model": {"storageUri": "s3://b/m", "format": "onnx"},
+                "runtime": {"maxBatchSize": 4, "dynamicBatching": {"maxQueueDelayMicroseconds": 7}},
+                "autoscaling": {
+                    "engine": "keda",
+                    "minReplicas": 0,
+                    "maxReplicas": 2,
+                    "metric": {"type": "concurrency", "target": 4},
+                    "cooldownSeconds": 45,
+                    "scaleDownStabilizationSeconds": 61,
+                },
+                "rollout": {"surgeTimeoutSeconds": 0},
+            }
+        )
+    )
+    return [o for o in out if o["kind"] in (c.MD_KIND, c.TJ_KIND)]
+
+
+def test_the_v1beta1_edge_reads_what_v1alpha1_says():
+    """What the operator will read (v1beta1 models, v1alpha1 bodies converted at the
+    edge) means what the v1alpha1 models mean today, field by field."""
+    from modelops.api.modeldeployment import ModelDeployment as AlphaMD
+    from modelops.api.trainingjob import TrainingJob as AlphaTJ
+    from modelops.api.v1beta1.modeldeployment import ModelDeployment as BetaMD
+    from modelops.api.v1beta1.trainingjob import TrainingJob as BetaTJ
+
+    corpus = _alpha_corpus()
+    assert len(corpus) >= 5
+    for obj in corpus:
+        obj = {**obj, "metadata": {"name": "x", "namespace": "ns"}}
+        if obj["kind"] == c.TJ_KIND:
+            a, b = AlphaTJ.from_body(obj).spec, BetaTJ.from_body(obj).spec
+            assert a.active_deadline_seconds == b.active_deadline_seconds
+            assert a.ttl_seconds_after_finished == b.ttl_seconds_after_finished
+            assert (a.nodes, a.resources.cpu) == (b.nodes, b.resources.cpu)
+            continue
+        a, b = AlphaMD.from_body(obj).spec, BetaMD.from_body(obj).spec
+        assert b.model.format == beta_md.FORMATS[a.model.format]
+        assert b.rollout.surge_timeout_seconds == a.rollout.surge_timeout_seconds
+        assert b.rollout.scheduling_timeout_seconds == a.rollout.surge_timeout_seconds
+        assert b.rollout.strategy == a.rollout.strategy
+        if a.runtime.dynamic_batching:
+            assert (
+                b.runtime.dynamic_batching.max_queue_delay_microseconds
+                == a.runtime.dynamic_batching.max_queue_delay_microseconds
+            )
+        if a.autoscaling:
+            assert b.autoscaling.engine == beta_md.ENGINES[a.autoscaling.engine]
+            assert b.autoscaling.metric.type == beta_md.METRIC_TYPES[a.autoscaling.metric.type]
+            assert b.autoscaling.cooldown_seconds == a.autoscaling.cooldown_seconds
+            assert (
+                b.autoscaling.scale_down_stabilization_seconds
+                == a.autoscaling.scale_down_stabilization_seconds
+            )
+        if a.drift_monitor:
+            assert b.drift_monitor.method == beta_md.DRIFT_METHODS[a.drift_monitor.method]
+        assert b.replicas == a.replicas

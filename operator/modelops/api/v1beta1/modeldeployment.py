@@ -25,11 +25,13 @@ What changes from v1alpha1 (api/conversion.py converts both ways, losslessly):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
 from .. import constants as c
+from .. import durations
 from .. import modeldeployment as a
 from ..base import (
     PRESERVE_UNKNOWN,
@@ -38,6 +40,7 @@ from ..base import (
     Quantity,
     cel,
     map_list,
+    plain,
     sub_object,
     validations,
 )
@@ -88,6 +91,11 @@ class ModelSource(a.ModelSource):
 
 class DynamicBatching(ApiModel):
     """Triton dynamic batching: groups requests that arrive close together."""
+
+    @property
+    def max_queue_delay_microseconds(self) -> int:
+        """What Triton's model configuration takes."""
+        return durations.whole_microseconds(self.max_queue_delay)
 
     max_queue_delay: str = _duration(
         "0s",
@@ -193,7 +201,7 @@ class AutoscalingMetric(a.AutoscalingMetric):
     )
 
 
-Autoscaling = derive(
+_Autoscaling = derive(
     a.Autoscaling,
     "Autoscaling",
     replace={
@@ -268,7 +276,7 @@ Autoscaling = derive(
     ),
 )
 
-Rollout = derive(
+_Rollout = derive(
     a.Rollout,
     "Rollout",
     replace={
@@ -306,6 +314,34 @@ Rollout = derive(
         }
     },
 )
+
+
+class Autoscaling(_Autoscaling):  # type: ignore[valid-type,misc]
+    __doc__ = a.Autoscaling.__doc__
+
+    @property
+    def cooldown_seconds(self) -> int | None:
+        """KEDA's cooldownPeriod."""
+        return None if self.cooldown is None else durations.whole_seconds(self.cooldown)
+
+    @property
+    def scale_down_stabilization_seconds(self) -> int | None:
+        """The HPA's stabilizationWindowSeconds."""
+        if self.scale_down_stabilization is None:
+            return None
+        return durations.whole_seconds(self.scale_down_stabilization)
+
+
+class Rollout(_Rollout):  # type: ignore[valid-type,misc]
+    __doc__ = a.Rollout.__doc__
+
+    @property
+    def surge_timeout_seconds(self) -> int:
+        return durations.whole_seconds(self.surge_timeout)
+
+    @property
+    def scheduling_timeout_seconds(self) -> int:
+        return durations.whole_seconds(self.scheduling_timeout)
 
 
 class Scheduling(a.Scheduling):
@@ -428,9 +464,13 @@ ModelDeploymentStatus = derive(
 
 
 class ModelDeployment(ParsedObject):
-    """A parsed v1beta1 ModelDeployment."""
+    """A parsed v1beta1 ModelDeployment; `from_body` converts a v1alpha1 body first."""
 
     spec: ModelDeploymentSpec
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ModelDeployment:
+        return super().from_body(edge(body))
 
     @property
     def model_name(self) -> str:
@@ -438,3 +478,14 @@ class ModelDeployment(ParsedObject):
 
 
 ROOT_VALIDATIONS = a.ROOT_VALIDATIONS
+
+
+def edge(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A body as v1beta1: a v1alpha1 one (or one with no apiVersion, as tests and
+    templates write them) converted, where the operator's reading starts."""
+    from ..conversion import V1BETA1, to_v1beta1, version_of  # conversion imports this module
+
+    data = plain(body)
+    if version_of(data) == V1BETA1:
+        return data
+    return to_v1beta1({**data, "apiVersion": f"{c.GROUP}/v1alpha1", "kind": c.MD_KIND})

@@ -15,13 +15,15 @@ The status is v1alpha1's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ConfigDict, Field
 
+from .. import constants as c
 from .. import durations
 from .. import trainingjob as a
-from ..base import ParsedObject, Quantity, cel, map_list, sub_object, validations
+from ..base import ParsedObject, Quantity, cel, map_list, plain, sub_object, validations
 from . import pod
 from .derive import derive
 from .modeldeployment import Scheduling, _duration
@@ -60,7 +62,7 @@ class TrainerResources(a.TrainerResources):
 
 _ENV_FIELD = a.TrainingJobSpec.model_fields["env"]
 
-TrainingJobSpec = derive(
+_TrainingJobSpec = derive(
     a.TrainingJobSpec,
     "TrainingJobSpec",
     replace={
@@ -159,13 +161,39 @@ TrainingJobSpec = derive(
     },
 )
 
+
+class TrainingJobSpec(_TrainingJobSpec):  # type: ignore[valid-type,misc]
+    __doc__ = a.TrainingJobSpec.__doc__
+
+    @property
+    def active_deadline_seconds(self) -> int | None:
+        return (
+            None if self.active_deadline is None else durations.whole_seconds(self.active_deadline)
+        )
+
+    @property
+    def ttl_seconds_after_finished(self) -> int | None:
+        if self.ttl_after_finished is None:
+            return None
+        return durations.whole_seconds(self.ttl_after_finished)
+
+
 TrainingJobStatus = a.TrainingJobStatus
 
 
 class TrainingJob(ParsedObject):
-    """A parsed v1beta1 TrainingJob."""
+    """A parsed v1beta1 TrainingJob; `from_body` converts a v1alpha1 body first."""
 
-    spec: TrainingJobSpec  # type: ignore[valid-type]
+    spec: TrainingJobSpec
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> TrainingJob:
+        from ..conversion import V1BETA1, to_v1beta1, version_of
+
+        data = plain(body)
+        if version_of(data) != V1BETA1:
+            data = to_v1beta1({**data, "apiVersion": f"{c.GROUP}/v1alpha1", "kind": c.TJ_KIND})
+        return super().from_body(data)
 
 
 ROOT_VALIDATIONS = a.ROOT_VALIDATIONS
