@@ -15,6 +15,10 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("modelops.controllers.cli", "run the operator against the current kubeconfig"),
     "crds": ("modelops.api.cli", "print the CustomResourceDefinitions generated from the API"),
+    "migrate-storage": (
+        "modelops.controllers.storage_migration",
+        "rewrite modelops objects in their CRD's storage version (after an API upgrade)",
+    ),
     "pull-model": ("modelops.storage.cli", "fetch a model version into a Triton model repository"),
     "pull-file": ("modelops.storage.file_cli", "copy one file from storage to a local path"),
     "package-model": ("modelops.triton.cli", "write a TorchScript/ONNX model as a Triton model"),

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .crd import crd_files
+from .crd import KINDS, build_versioned_crd, crd_files, to_yaml
 from .docs import api_reference
 
 
@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write the Markdown API reference to this file (e.g. docs/api.md)",
     )
     parser.add_argument(
+        "--conversion-webhook-service",
+        metavar="NAMESPACE/NAME",
+        help="print the CRDs serving v1alpha1 and v1beta1 (the storage version), converted by "
+        "the operator's webhook behind this Service on port 443 (docs/api-versions.md)",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="write nothing; exit 1 if the files under --output-dir / --docs are stale",
@@ -35,10 +41,23 @@ def _outputs(args: argparse.Namespace) -> dict[Path, str]:
         out.update({args.output_dir / name: text for name, text in crd_files().items()})
     if args.docs is not None:
         out[args.docs] = api_reference()
+        out[args.docs.with_name("api-v1beta1.md")] = api_reference("v1beta1")
     return out
 
 
+def versioned_crds(service: str) -> str:
+    """The v1alpha1 + v1beta1 CRDs whose conversion webhook is `namespace/name`."""
+    namespace, _, name = service.partition("/")
+    if not namespace or not name:
+        raise SystemExit("--conversion-webhook-service: expected NAMESPACE/NAME")
+    config = {"service": {"namespace": namespace, "name": name, "path": "/convert", "port": 443}}
+    return "".join(to_yaml(build_versioned_crd(kind, config)) for kind in KINDS)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.conversion_webhook_service:
+        sys.stdout.write(versioned_crds(args.conversion_webhook_service))
+        return 0
     outputs = _outputs(args)
     if args.output_dir is None and not args.check:
         # Multi-document stream, ready for `modelops crds | kubectl apply -f -`.

@@ -7,7 +7,7 @@ compares with the checked-in YAML; nothing else defines the schema.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -23,6 +23,8 @@ from .conditions import (
 )
 from .modeldeployment import ROOT_VALIDATIONS, ModelDeploymentSpec, ModelDeploymentStatus
 from .structural import model_schema
+from .v1beta1 import modeldeployment as beta_md
+from .v1beta1 import trainingjob as beta_tj
 
 
 @dataclass(frozen=True)
@@ -207,8 +209,38 @@ TRAINING_JOB = KindSpec(
 
 KINDS: tuple[KindSpec, ...] = (MODEL_DEPLOYMENT, TRAINING_JOB)
 
+V1BETA1 = "v1beta1"
 
-def root_schema(kind: KindSpec) -> dict[str, Any]:
+
+def _beta_columns(columns: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    out = []
+    for col in columns:
+        if col.get("jsonPath") == ".status.servedVersion":
+            # The API server prints the first match of a column's path only.
+            col = {
+                **col,
+                "jsonPath": ".status.servedVersions[0].version",
+                "description": "Model version being served (the first, while several are).",
+            }
+        out.append(col)
+    return tuple(out)
+
+
+# v1beta1 of each kind, by kind name: same names and columns, the v1beta1 models.
+BETA_KINDS: dict[str, KindSpec] = {
+    c.MD_KIND: replace(
+        MODEL_DEPLOYMENT,
+        spec_model=beta_md.ModelDeploymentSpec,
+        status_model=beta_md.ModelDeploymentStatus,
+        printer_columns=_beta_columns(MODEL_DEPLOYMENT.printer_columns),
+    ),
+    c.TJ_KIND: replace(
+        TRAINING_JOB, spec_model=beta_tj.TrainingJobSpec, status_model=beta_tj.TrainingJobStatus
+    ),
+}
+
+
+def root_schema(kind: KindSpec, version: str = c.VERSION) -> dict[str, Any]:
     """The openAPIV3Schema of a kind: apiVersion/kind/metadata plus spec and status."""
     spec = model_schema(kind.spec_model)
     status = model_schema(kind.status_model)
@@ -218,7 +250,7 @@ def root_schema(kind: KindSpec) -> dict[str, Any]:
         "required": ["spec"],
         "properties": {
             "apiVersion": {
-                "description": "APIVersion of this object: " + c.API_VERSION + ".",
+                "description": f"APIVersion of this object: {c.GROUP}/{version}.",
                 "type": "string",
             },
             "kind": {"description": f"Kind of this object: {kind.kind}.", "type": "string"},
@@ -231,6 +263,54 @@ def root_schema(kind: KindSpec) -> dict[str, Any]:
     if kind.root_validations:
         schema["x-kubernetes-validations"] = list(kind.root_validations)
     return schema
+
+
+def _version_entry(kind: KindSpec, version: str, storage: bool) -> dict[str, Any]:
+    subresources: dict[str, Any] = {"status": {}}
+    if kind.scale:
+        subresources["scale"] = dict(kind.scale)
+    entry: dict[str, Any] = {
+        "name": version,
+        "served": True,
+        "storage": storage,
+        "schema": {"openAPIV3Schema": root_schema(kind, version)},
+        "subresources": subresources,
+    }
+    if kind.printer_columns:
+        entry["additionalPrinterColumns"] = [dict(col) for col in kind.printer_columns]
+    return entry
+
+
+def build_versioned_crd(
+    kind: KindSpec,
+    webhook_client_config: Mapping[str, Any],
+    *,
+    group: str = c.GROUP,
+    storage: str = V1BETA1,
+) -> dict[str, Any]:
+    """The CRD serving v1alpha1 and v1beta1, converted by the operator's webhook.
+
+    `webhook_client_config`: apiextensions' WebhookClientConfig, a `service`
+    (in a cluster) or a `url` (an operator outside it, as in the tests), plus
+    the `caBundle` the operator patches in. `group` lets a test install the
+    kinds under a group of its own.
+    """
+    crd = build_crd(kind)
+    beta = BETA_KINDS[kind.kind]
+    crd["metadata"]["name"] = f"{kind.plural}.{group}"
+    crd["spec"]["group"] = group
+    crd["spec"]["versions"] = [
+        _version_entry(kind, c.VERSION, storage == c.VERSION),
+        _version_entry(beta, V1BETA1, storage == V1BETA1),
+    ]
+    crd["spec"]["conversion"] = {
+        "strategy": "Webhook",
+        "webhook": {
+            "conversionReviewVersions": ["v1"],
+            "clientConfig": dict(webhook_client_config),
+        },
+    }
+    return crd
 
 
 def build_crd(kind: KindSpec) -> dict[str, Any]:

@@ -61,9 +61,16 @@ def resolve_image(requested: str | None, default: str, former_defaults: Collecti
     return requested
 
 
-def triton_image(requested: str | None, default: str) -> str:
-    """A ModelDeployment's spec.runtime.image against the operator's default."""
-    return resolve_image(requested, default, c.FORMER_DEFAULT_TRITON_IMAGES)
+def triton_image(requested: str | None, default: str, *, version: str = c.VERSION) -> str:
+    """A ModelDeployment's spec.runtime.image against the operator's default.
+
+    v1beta1 keeps every value, the current default included (issue #20): its
+    schema never had a default, so a value there was written by someone. In
+    v1alpha1 a former schema default reads as unset (conversion to v1beta1
+    drops it for the same reason, api/conversion.py).
+    """
+    former = () if version == "v1beta1" else c.FORMER_DEFAULT_TRITON_IMAGES
+    return resolve_image(requested, default, former)
 
 
 def trainer_image(requested: str | None, default: str) -> str:

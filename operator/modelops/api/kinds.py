@@ -44,6 +44,8 @@ DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 REPLICA_SET = Kind("apps/v1", "ReplicaSet", "replicasets")
 SERVICE = Kind("v1", "Service", "services")
 CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
+# The conversion webhook's certificates (controllers/conversion.py).
+SECRET = Kind("v1", "Secret", "secrets")
 POD = Kind("v1", "Pod", "pods")
 EVENT = Kind("v1", "Event", "events")
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
@@ -76,6 +78,7 @@ KINDS: tuple[Kind, ...] = (
     REPLICA_SET,
     SERVICE,
     CONFIG_MAP,
+    SECRET,
     POD,
     EVENT,
     HPA,

@@ -10,6 +10,12 @@ import os
 from modelops import logs
 from modelops.api import constants as c
 from modelops.api.images import TRAINER_IMAGE_ENV, TRITON_IMAGE_ENV, ImageDefaults
+from modelops.controllers.conversion import (
+    DEFAULT_CRDS,
+    WebhookOptions,
+    hosts_from,
+    service_hosts,
+)
 from modelops.render.lease import LeaseConfig
 
 
@@ -88,6 +94,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "object, namespace, reconcile_id, decision); env MODELOPS_LOG_FORMAT; "
         "default %(default)s",
     )
+    webhook = parser.add_argument_group(
+        "conversion webhook",
+        "serve the v1alpha1 <-> v1beta1 conversion the CRDs call (docs/api-versions.md)",
+    )
+    webhook.add_argument(
+        "--conversion-webhook-port",
+        type=int,
+        default=int(os.environ.get("MODELOPS_CONVERSION_WEBHOOK_PORT") or 0),
+        help="HTTPS port of the conversion webhook (env MODELOPS_CONVERSION_WEBHOOK_PORT; "
+        "0, the default, serves none: for CRDs that serve v1alpha1 only)",
+    )
+    webhook.add_argument(
+        "--conversion-webhook-service",
+        default=os.environ.get("MODELOPS_CONVERSION_WEBHOOK_SERVICE", "modelops-webhook"),
+        help="the Service in the operator's namespace the CRDs name; its DNS names go into "
+        "the serving certificate (default %(default)s)",
+    )
+    webhook.add_argument(
+        "--conversion-webhook-secret",
+        default=os.environ.get("MODELOPS_CONVERSION_WEBHOOK_SECRET", "modelops-webhook-cert"),
+        help="Secret in the operator's namespace holding the CA and serving certificate the "
+        "operator makes and rotates (default %(default)s)",
+    )
+    webhook.add_argument(
+        "--conversion-webhook-host",
+        action="append",
+        default=[],
+        help="another DNS name or IP address for the serving certificate (repeatable), "
+        "e.g. 127.0.0.1 for an operator run outside the cluster",
+    )
+    webhook.add_argument(
+        "--conversion-webhook-url",
+        default=os.environ.get("MODELOPS_CONVERSION_WEBHOOK_URL") or None,
+        help="write this URL into the CRDs' clientConfig (an operator outside the cluster, "
+        "e.g. https://127.0.0.1:9443/convert); default: keep the CRDs' Service reference",
+    )
+    webhook.add_argument(
+        "--conversion-webhook-crd",
+        action="append",
+        default=[],
+        help="a CRD whose caBundle the operator keeps and whose objects it migrates "
+        "(repeatable; default: modeldeployments.modelops.io and trainingjobs.modelops.io)",
+    )
+    webhook.add_argument(
+        "--migrate-storage",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("MODELOPS_MIGRATE_STORAGE", "true") == "true",
+        help="with the webhook on: rewrite objects still stored in an older version in the "
+        "CRDs' storage version, then trim status.storedVersions (default on)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
 
 
@@ -116,7 +172,23 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         raise SystemExit(f"modelops run: {err}") from None
+    webhook = None
+    if args.conversion_webhook_port:
+        own = _own_namespace()
+        webhook = WebhookOptions(
+            secret_namespace=own,
+            secret_name=args.conversion_webhook_secret,
+            hosts=(
+                *service_hosts(own, args.conversion_webhook_service),
+                *hosts_from(args.conversion_webhook_host),
+            ),
+            port=args.conversion_webhook_port,
+            url=args.conversion_webhook_url,
+            crds=tuple(args.conversion_webhook_crd) or DEFAULT_CRDS,
+        )
     options = operator.Options(
+        webhook=webhook,
+        migrate_storage=args.migrate_storage,
         namespaces=tuple(namespaces),
         leader_elect=args.leader_elect and not args.standalone,
         lease_namespace=args.leader_elect_namespace,

@@ -41,12 +41,14 @@ from prometheus_client import start_http_server
 from modelops import logs
 from modelops.api.images import ImageDefaults
 from modelops.controllers import metrics, modeldeployment, trainingjob
+from modelops.controllers.conversion import ConversionWebhook, WebhookOptions
 from modelops.controllers.indexes import MD_STORES, TJ_STORES, Indexes, Key
 from modelops.controllers.informers import Informers
 from modelops.controllers.leader import LeaderElector
 from modelops.controllers.md_controller import ModelDeploymentController, Result
 from modelops.controllers.settings import configure, workers
 from modelops.controllers.sidecar_client import SidecarClient
+from modelops.controllers.storage_migration import migrate
 from modelops.controllers.store_watcher import StoreWatcher
 from modelops.controllers.stores import Change
 from modelops.controllers.tj_controller import TrainingJobController
@@ -84,6 +86,9 @@ class Options:
     lease_name: str = "modelops-operator"
     identity: str = ""
     lease: LeaseConfig = field(default_factory=LeaseConfig)
+    # The conversion webhook (None: not served) and the storage-version migration.
+    webhook: WebhookOptions | None = None
+    migrate_storage: bool = False
 
 
 def holder_identity() -> str:
@@ -341,13 +346,51 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
     if port:
         start_http_server(port)
         logger.info("metrics on :%d/metrics", port)
+    if options.webhook is not None:
+        # Before the workers: the API server needs the webhook to read any object
+        # stored in another version than asked, the operator's own reads included.
+        memo.webhook = await asyncio.to_thread(start_webhook, options.webhook)
+        if options.migrate_storage:
+            memo.migration = asyncio.create_task(
+                asyncio.to_thread(migrate_storage, options.webhook.crds)
+            )
     memo.workers = asyncio.create_task(operator.run())
     if operator.elector is not None:
         memo.elector = asyncio.create_task(operator.elector.run())
 
 
+def start_webhook(options: WebhookOptions) -> ConversionWebhook:
+    """Serve the conversion webhook and keep its certificate fresh. Its own client: every
+    replica serves it, so its writes are not fenced by the leader's Lease."""
+    webhook = ConversionWebhook(Kube(), options)
+    webhook.start()
+    webhook.run_refresh()
+    return webhook
+
+
+def migrate_storage(crds: tuple[str, ...], attempts: int = 60, pause_s: float = 5.0) -> None:
+    """Rewrite objects stored in an older version (storage_migration.migrate); retried, as
+    the CRDs may be re-applied while the operator starts. Idempotent: any replica may."""
+    kube = Kube()
+    for crd in crds:
+        for attempt in range(attempts):
+            try:
+                result = migrate(kube, crd)
+            except Exception:
+                # E.g. the API server not trusting the caBundle just patched in yet.
+                log.exception("storage migration of %s failed (attempt %d)", crd, attempt + 1)
+                time.sleep(pause_s)
+                continue
+            if result.objects:
+                log.info("stored %d %s as %s", result.objects, crd, result.storage_version)
+            break
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    webhook = getattr(memo, "webhook", None)
+    if webhook is not None:
+        webhook.stop()
     operator = getattr(memo, "operator", None)
     if operator is not None:
         operator.stop()

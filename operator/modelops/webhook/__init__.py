@@ -1,0 +1,1 @@
+"""The conversion webhook the operator serves: its certificates and its HTTPS server."""
