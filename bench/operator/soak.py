@@ -9,11 +9,12 @@ delete one, delete one of their pods. Meanwhile, at fixed points of the run:
     started again with its own command line), which also cuts every watch;
   * the leader is SIGKILLed once (halfway) and a fresh replica joins as standby.
 
-A replica that exits on its own is started again after a second, as the
-kubelet restarts a Deployment's container: by design a replica that cannot
-renew its Lease within the renew deadline (10 s) exits, which an API-server
-restart longer than that causes for the leader (controller-runtime's managers
-do the same). Those restarts are counted and printed.
+A process that exits on its own is started again within a second, as a kubelet
+restarts a container: by design an operator replica that cannot renew its Lease
+within the renew deadline (10 s) exits, which an API-server restart longer than
+that causes for the leader; kube-controller-manager and kube-scheduler do the
+same with theirs (kwokctl runs them as plain processes, so this script plays
+their kubelet). Those restarts are counted and printed.
 
 The driver retries each operation until the API server accepts it, then records
 the intent (which objects exist, with which memory). After the last operation
@@ -70,37 +71,74 @@ SETTLE_TIMEOUT_S = 600.0
 T = TypeVar("T")
 
 
-# -- the API server, restarted in place ---------------------------------------------
+# -- the control plane, as static pods under a kubelet ---------------------------------
 
 
-def restart_apiserver(kubeconfig: Path) -> float:
-    """Kill the cluster's kube-apiserver, start it again with the same command line;
-    returns the seconds until it answered /readyz again."""
-    pid_file = kubeconfig.parent / "pids" / "kube-apiserver.pid"
-    pid = int(pid_file.read_text().strip())
-    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-    cwd = os.readlink(f"/proc/{pid}/cwd")
-    log = kubeconfig.parent / "logs" / "kube-apiserver.log"
-    start = time.monotonic()
-    # SIGKILL, the crash case: a graceful stop waits a minute or more for open
-    # watches, and its port, once free, can be taken by another process here
-    # before the new server binds it (kwokctl allocates from the same range).
-    os.kill(pid, signal.SIGKILL)
-    while Path(f"/proc/{pid}").exists():
-        time.sleep(0.02)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    # kwokctl stops the cluster's processes by these files.
-    pid_file.write_text(str(proc.pid))
-    kubectl = ["kubectl", "--kubeconfig", str(kubeconfig)]  # on PATH (main puts it there)
-    while time.monotonic() - start < 300:
-        ok = subprocess.run([*kubectl, "get", "--raw=/readyz"], capture_output=True)
-        if ok.returncode == 0:
-            return time.monotonic() - start
-        time.sleep(0.2)
-    raise TimeoutError("kube-apiserver did not come back")
+class ControlPlane:
+    """The cluster's processes (kwokctl's binary runtime), restarted like static pods.
+
+    kube-controller-manager and kube-scheduler exit when they cannot renew their
+    leader Lease (an API-server outage longer than their renew deadline); a
+    kubelet would start them again, so this does too (``revive``)."""
+
+    COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.dir = kubeconfig.parent
+        self.commands: dict[str, tuple[list[bytes], str]] = {}
+        for name in self.COMPONENTS:
+            pid = self._pid(name)
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            self.commands[name] = (argv, os.readlink(f"/proc/{pid}/cwd"))
+        self.revived: list[str] = []
+
+    def _pid(self, name: str) -> int:
+        return int((self.dir / "pids" / f"{name}.pid").read_text().strip())
+
+    def _start(self, name: str) -> None:
+        argv, cwd = self.commands[name]
+        with (self.dir / "logs" / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        # kwokctl stops the cluster's processes by these files.
+        (self.dir / "pids" / f"{name}.pid").write_text(str(proc.pid))
+
+    def revive(self, at: float) -> None:
+        for name in self.COMPONENTS:
+            pid = self._pid(name)
+            if not _alive(pid):
+                self._start(name)
+                self.revived.append(f"{at:7.0f}s {name} had exited; started again")
+
+    def restart_apiserver(self) -> float:
+        """Kill the kube-apiserver, start it again with the same command line;
+        returns the seconds until it answered /readyz again."""
+        pid = self._pid("kube-apiserver")
+        start = time.monotonic()
+        # SIGKILL, the crash case: a graceful stop waits a minute or more for open
+        # watches, and its port, once free, can be taken by another process here
+        # before the new server binds it (kwokctl allocates from the same range).
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.02)
+        self._start("kube-apiserver")
+        kubectl = ["kubectl", "--kubeconfig", str(self.kubeconfig)]  # on PATH (main puts it there)
+        while time.monotonic() - start < 300:
+            ok = subprocess.run([*kubectl, "get", "--raw=/readyz"], capture_output=True)
+            if ok.returncode == 0:
+                return time.monotonic() - start
+            time.sleep(0.2)
+        raise TimeoutError("kube-apiserver did not come back")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 # -- the driver ---------------------------------------------------------------------
@@ -324,9 +362,10 @@ def flatness(samples: list[tuple[float, float]]) -> tuple[float, float, float]:
 class Supervisor(threading.Thread):
     """Starts again every replica that exited by itself (the kubelet's job)."""
 
-    def __init__(self, replicas: list[OperatorProcess]) -> None:
+    def __init__(self, replicas: list[OperatorProcess], plane: ControlPlane) -> None:
         super().__init__(daemon=True)
         self.replicas = replicas
+        self.plane = plane
         self.retired: set[int] = set()  # id() of replicas killed on purpose
         self.restarts: list[str] = []
         self.done = threading.Event()
@@ -334,6 +373,7 @@ class Supervisor(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(1.0):
+            self.plane.revive(time.monotonic() - self.start_time)
             for op in list(self.replicas):
                 if id(op) in self.retired or op.proc is None or op.proc.poll() is None:
                     continue
@@ -372,7 +412,8 @@ def run(cluster: Cluster, args: argparse.Namespace, workdir: Path) -> int:
         op.start()
     sampler = MemorySampler(lambda: list(replicas))
     sampler.start()
-    supervisor = Supervisor(replicas)
+    plane = ControlPlane(cluster.kubeconfig)
+    supervisor = Supervisor(replicas, plane)
     supervisor.start()
     intent = Intent()
     names = [f"base-{i}" for i in range(args.base)]
@@ -395,7 +436,7 @@ def run(cluster: Cluster, args: argparse.Namespace, workdir: Path) -> int:
         while (now := time.monotonic() - start) < duration:
             if restarts_at and now >= restarts_at[0]:
                 restarts_at.pop(0)
-                back = restart_apiserver(cluster.kubeconfig)
+                back = plane.restart_apiserver()
                 faults.append(
                     f"{now:7.0f}s kube-apiserver restarted (answered again after {back:.1f}s)"
                 )
@@ -454,8 +495,8 @@ def run(cluster: Cluster, args: argparse.Namespace, workdir: Path) -> int:
     print("faults:")
     for line in faults:
         print(f"  {line}")
-    print("replicas restarted after exiting by themselves:")
-    for line in supervisor.restarts:
+    print("processes restarted after exiting by themselves (as a kubelet would):")
+    for line in sorted(plane.revived + supervisor.restarts):
         print(f"  {line}")
     print(
         f"standby's first write after the leader's death: {standby_first_write:.1f}s; "

@@ -315,6 +315,24 @@ def test_refused_apply_becomes_a_stall_with_the_api_servers_words():
     assert ("Warning", "Invalid") in [(t, r) for t, r, _ in p.events]
 
 
+def test_an_api_server_that_cannot_answer_changes_no_condition_and_writes_nothing():
+    """Found by the fault soak (bench/operator/soak.py): during an API-server
+    restart every reconcile's apply failed with Unreachable, and each object's
+    Ready went False for the operator's own connection trouble."""
+    body = settle(md_body(), {}, None)
+    obs = observed(body, {}, [])
+    done = md_planner.plan(obs, md_planner.parse(body), None, SETTINGS)
+    unreachable = Failure("Deployment", "Unreachable", "Deployment: no connection", transient=True)
+    p = md_planner.revise(obs, done, [unreachable])
+    assert p.failed  # retried with back-off
+    assert p.status_patch == {} and p.events == []
+    # With a lasting problem beside it, the lasting one is what the status says.
+    refused = Failure("Service", "Invalid", "Service: spec.ports[0].port: Invalid value: 0")
+    p = md_planner.revise(obs, done, [unreachable, refused])
+    assert reason(p.status, "Stalled") == ("True", "Invalid")
+    assert "no connection" not in str(p.status["conditions"])
+
+
 def test_status_patch_only_holds_what_changed():
     body = md_body()
     children = cluster(body)

@@ -28,6 +28,7 @@ from modelops.kube.errors import (
     KubeError,
     NotFound,
     PreconditionFailed,
+    Unavailable,
 )
 from modelops.render.ownership import Fingerprint, fingerprint, foreign
 from modelops.render.plan import Apply, Failure, Plan
@@ -210,4 +211,9 @@ class Actuator:
 
 
 def _failure(kind: str, err: KubeError) -> Failure:
-    return Failure(kind, err.reason or f"HTTP{err.status}", f"{kind}: {err.message}")
+    return Failure(
+        kind,
+        err.reason or f"HTTP{err.status}",
+        f"{kind}: {err.message}",
+        transient=isinstance(err, Unavailable),
+    )

@@ -54,7 +54,7 @@ from modelops.controllers.stores import Change
 from modelops.controllers.tj_controller import TrainingJobController
 from modelops.controllers.workqueue import MonotonicClock, ShutDown, WorkQueue
 from modelops.kube import Kube
-from modelops.kube.errors import NotLeader
+from modelops.kube.errors import NotLeader, Unavailable
 from modelops.render import DEFAULT_PROMETHEUS_ADDRESS
 from modelops.render.lease import LeaseConfig, service_account_owner
 from modelops.render.md_planner import Settings
@@ -223,6 +223,12 @@ class Operator:
                 log.warning("not the leader: %s %s/%s left for the new leader", *key)
                 self.queue.done(key)
                 return
+            except Unavailable as err:
+                # The API server cannot answer now (restarting, overloaded): one
+                # line, not a traceback per object.
+                metrics.RECONCILE_ERRORS.labels(_kind(key), err.reason).inc()
+                delay = self.queue.add_rate_limited(key)
+                log.warning("reconcile of %s %s/%s: %s; again in %.1fs", *key, err, delay)
             except Exception as err:
                 metrics.RECONCILE_ERRORS.labels(_kind(key), type(err).__name__).inc()
                 delay = self.queue.add_rate_limited(key)

@@ -22,7 +22,20 @@ def conclude(
     now: datetime,
 ) -> Plan:
     """Fill ``out`` with ``status`` (problems forced into the kstatus conditions),
-    the merge patch from ``previous``, and the transition events of that patch."""
+    the merge patch from ``previous``, and the transition events of that patch.
+
+    When every problem is transient (the API server could not answer), nothing
+    is written: what the status would claim was not done, and the object's
+    conditions are no place for the operator's own connection trouble; the
+    reconcile is retried with back-off."""
+    if problems and all(p.transient for p in problems):
+        out.failed = True
+        out.problems = list(problems)
+        out.status = status
+        out.status_patch = {}
+        out.events = []
+        return out
+    problems = [p for p in problems if not p.transient]
     if problems:
         status["conditions"] = force_conditions(
             status.get("conditions") or [],

@@ -98,6 +98,10 @@ class Failure:
     kind: str  # the kind of object concerned (Service, TrainingJob, ...)
     reason: str  # CamelCase, becomes the condition reason
     message: str
+    # The API server could not answer now (no connection, 429, 503, 504): the
+    # operator's own trouble, retried with back-off, never a condition on the
+    # object (an API-server restart would otherwise flip every object's Ready).
+    transient: bool = False
 
 
 @dataclass
