@@ -366,13 +366,6 @@ def test_a_good_candidate_is_promoted_and_ready_never_drops(
                 "analysis": {"minRequests": 20, "maxErrorRateIncrease": 0.05},
             },
             "maxErrorRateIncrease 0.05",
-            marks=pytest.mark.xfail(
-                reason="known regression (#18), found at the stop: since the sidecars answer a "
-                "failed split from stable and open a circuit breaker, a failing canary reaches no "
-                "verdict within 180 s here (the breaker-trip gate did not help yet); the unit "
-                "tables cover the decision, the e2e needs the cause found",
-                strict=False,
-            ),
         ),
         (
             "slow 0.3",

@@ -221,13 +221,50 @@ def _floor(mirrored: int, agreed: int, self_compared: int, self_agreed: int) -> 
             "noise floor not measured (taken as 0)",
         ),
         # A run of failures opened the stable side's circuit breaker: 5 requests are far
-        # below minRequests, and the breaker withholds more, so the run decides.
+        # below minRequests, and the breaker withholds more, so minRequests is waived and
+        # the sequential test judges the 5 failures (against a stable version answering).
         (
             {"minRequests": 20, "maxErrorRateIncrease": 0.05},
             replace(_fig(5, cand_err=5), sent=5, sent_failed=5, breaker_trips=1),
             False,
             Result.FAIL,
-            "circuit breaker opened (1x, 5 of 5 requests sent to it failed)",
+            "> maxErrorRateIncrease 0.05 over 5 requests",
+        ),
+        (
+            {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            replace(_fig(5, cand_err=5), sent=5, sent_failed=5, breaker_trips=1),
+            False,
+            Result.FAIL,
+            "circuit breaker opened on the candidate 1x (5 of 5 requests sent to it failed",
+        ),
+        # A trip is not a verdict by itself: a noisy model whose stable version fails as
+        # often (30%) can trip the breaker by chance; the sequential test decides.
+        (
+            {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            replace(
+                _fig(10, cand_err=5),
+                stable=VersionFigures(900, 270, 0.1),
+                sent=10,
+                sent_failed=5,
+                breaker_trips=1,
+            ),
+            False,
+            Result.PENDING,
+            "not decided yet",
+        ),
+        # Without enough stable traffic to compare with, a trip does not decide either.
+        (
+            {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            replace(
+                _fig(5, cand_err=5),
+                stable=VersionFigures(3, 0, 0.1),
+                sent=5,
+                sent_failed=5,
+                breaker_trips=1,
+            ),
+            False,
+            Result.PENDING,
+            "minRequests waived",
         ),
         # Without a run of failures, 5 requests wait for minRequests.
         (
