@@ -315,7 +315,7 @@ class Abuse(Background):
 
 
 class AnalysisWatch(Background):
-    """The last status.rollout.analysis written while the candidate was judged."""
+    """The fullest status.rollout.analysis written while the candidate was judged."""
 
     interval = 0.5
 
@@ -331,8 +331,12 @@ class AnalysisWatch(Background):
             if err.status == 404:
                 return  # not applied yet
             raise
-        if rollout.get("candidate") == "2" and rollout.get("analysis", {}).get("stable"):
-            self.last = rollout["analysis"]
+        seen = rollout.get("analysis") or {}
+        if rollout.get("candidate") != "2" or not seen.get("stable"):
+            return
+        # The fullest look (a promotion's last looks may carry no figures any more).
+        if seen["stable"]["requests"] >= (self.last.get("stable") or {}).get("requests", 0):
+            self.last = seen
 
 
 def test_gets_and_requests_triton_refuses_do_not_move_a_verdict(
