@@ -18,7 +18,7 @@ from modelops.api.rollout import Analysis, EvalMetricGate
 
 from .observed import ObservedFigures
 from .sequential import Verdict as Seq
-from .sequential import difference
+from .sequential import difference, quantile_ratio
 
 
 class Result(enum.Enum):
@@ -99,31 +99,14 @@ def evaluate(analysis: Analysis, figures: ObservedFigures, *, mirroring: bool) -
         checks.append(_error_rate(analysis, figures, alpha, sure, evidence))
 
     if analysis.max_latency_p99_ratio is not None:
-        limit = analysis.max_latency_p99_ratio
         if not enough:
             checks.append(_pending("maxLatencyP99Ratio", cand.requests, analysis.min_requests))
-        elif cand.latency_p99_s is None or not stable.latency_p99_s:
-            checks.append(
-                Check(
-                    "maxLatencyP99Ratio",
-                    Result.PENDING,
-                    "p99 latency not measured yet for "
-                    + ("the candidate" if cand.latency_p99_s is None else "the stable version"),
-                )
-            )
+        elif cand.latency_p99_s is None or not cand.latency_buckets:
+            checks.append(_unmeasured("the candidate"))
+        elif not stable.latency_p99_s or not stable.latency_buckets:
+            checks.append(_unmeasured("the stable version"))
         else:
-            ratio = cand.latency_p99_s / stable.latency_p99_s
-            ok = ratio <= limit + 1e-12
-            op = "<=" if ok else ">"
-            checks.append(
-                Check(
-                    "maxLatencyP99Ratio",
-                    Result.PASS if ok else Result.FAIL,
-                    f"p99 latency {_num(cand.latency_p99_s)}s vs stable "
-                    f"{_num(stable.latency_p99_s)}s: ratio {_num(ratio)} {op} "
-                    f"maxLatencyP99Ratio {_num(limit)} {evidence}",
-                )
-            )
+            checks.append(_latency(analysis, figures, alpha, sure, evidence))
 
     if analysis.min_agreement is not None and mirroring:
         limit = analysis.min_agreement
@@ -210,6 +193,46 @@ def _error_rate(
             + "; minRequests waived)"
         )
     return Check("maxErrorRateIncrease", _RESULT[d.verdict], text, d.needed)
+
+
+def _unmeasured(who: str) -> Check:
+    return Check("maxLatencyP99Ratio", Result.PENDING, f"p99 latency not measured yet for {who}")
+
+
+def _latency(
+    analysis: Analysis, figures: ObservedFigures, alpha: float, sure: str, evidence: str
+) -> Check:
+    """maxLatencyP99Ratio, decided sequentially on the latency histograms
+    (sequential.quantile_ratio): the candidate's p99 is within the limit exactly when at
+    most 1% of its requests are slower than the limit times the stable version's p99."""
+    limit = analysis.max_latency_p99_ratio
+    assert limit is not None
+    cand, stable = figures.candidate, figures.stable
+    assert cand.latency_p99_s is not None and stable.latency_p99_s
+    r = quantile_ratio(cand.latency_buckets, stable.latency_buckets, ratio=limit, alpha=alpha)
+    ratio = cand.latency_p99_s / stable.latency_p99_s
+    head = (
+        f"p99 latency {_num(cand.latency_p99_s)}s vs stable {_num(stable.latency_p99_s)}s: "
+        f"ratio {_num(ratio)}"
+    )
+    slow = f"{_num(100 * r.slow_share)}% of its requests slower than {_num(limit)}x stable's p99"
+    if r.verdict is Seq.PENDING:
+        text = (
+            f"{head} vs maxLatencyP99Ratio {_num(limit)} {evidence}: not decided yet "
+            f"({slow}; at most 1% may be)"
+        )
+    elif r.verdict is Seq.PASS:
+        text = (
+            f"{head} <= maxLatencyP99Ratio {_num(limit)} {evidence} (at most 1% of its "
+            f"requests slower than {_num(limit)}x stable's p99 at {sure})"
+        )
+    else:
+        bound = f" ({_num(limit * r.stable_high)}s)" if r.stable_high is not None else ""
+        text = (
+            f"{head} > maxLatencyP99Ratio {_num(limit)} {evidence} (more than 1% of its "
+            f"requests slower than {_num(limit)}x stable's p99{bound} at {sure})"
+        )
+    return Check("maxLatencyP99Ratio", _RESULT[r.verdict], text, r.needed)
 
 
 def _agreement(figures: ObservedFigures, limit: float, alpha: float, sure: str) -> Check:

@@ -190,7 +190,13 @@ def merge_version(summaries: Sequence[Mapping[str, Any]]) -> VersionFigures:
     for s in summaries:
         for le, n in (s.get("latencyBuckets") or {}).items():
             buckets[float(le)] = buckets.get(float(le), 0) + int(n)
-    return VersionFigures(requests, errors, histogram_quantile(0.99, buckets), client_errors)
+    return VersionFigures(
+        requests,
+        errors,
+        histogram_quantile(0.99, buckets),
+        client_errors,
+        tuple(sorted(buckets.items())),
+    )
 
 
 def _named(summaries: Summaries) -> list[tuple[str, Mapping[str, Any]]]:
@@ -249,6 +255,7 @@ def merge_figures(
         errors=max(own.errors, failed),
         latency_p99_s=own.latency_p99_s,
         client_errors=own.client_errors,
+        latency_buckets=own.latency_buckets,
     )
     self_docs = [s for s in stable_ok if "selfCompared" in s]
     return ObservedFigures(
