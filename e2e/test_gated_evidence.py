@@ -352,15 +352,24 @@ def test_gets_and_requests_triton_refuses_do_not_move_a_verdict(
     version shows no errors for the abuse (which, counted, would have hidden a
     candidate's own errors behind the stable version's)."""
     name = "abused"
+    # 300 requests in the step: looks with figures are written before the verdict (with
+    # one replica a passing look completes the promotion at once, leaving no analysis).
+    rollout = {**SHADOW, "shadow": {"mirrorPercent": 50, "requests": 300}}
+    traffic = sidecars["1"].traffic_file
     with (
-        Abuse(sidecars["1"].url, sidecars["1"].traffic_file) as abuse,
+        Abuse(sidecars["1"].url, traffic) as abuse,
         AnalysisWatch(cluster, namespace, name) as watch,
+        RealFigures({"1": sidecars["1"]}, traffic) as real,
     ):
-        final, _ready, load = roll(cluster, namespace, name, sidecars, SHADOW)
+        final, _ready, load = roll(cluster, namespace, name, sidecars, rollout)
     assert final["phase"] == "Idle" and final["stable"] == "2", final
     assert abuse.bad_posts > 10 and abuse.refused == abuse.bad_posts, vars(abuse)
+    # What the stable sidecar counted for the attempt: the refused calls apart, no error.
+    doc = real.last["1"]
+    assert doc["errors"] == 0 and 0 < doc["clientErrors"] <= abuse.bad_posts, doc
+    assert doc["requests"] <= load.sent + abuse.bad_posts, (doc, load.sent, vars(abuse))
     seen = watch.last
-    assert seen, "no analysis seen"
+    assert seen.get("stable", {}).get("requests"), f"no analysis with figures seen: {seen}"
     stable = seen["stable"]
     # The refused calls are reported, apart; none counts as an error, on either side.
     assert 0 < stable.get("clientErrors", 0) <= abuse.bad_posts, seen
