@@ -99,8 +99,18 @@ def decision_rows(calls: int) -> list[tuple[str, float]]:
         serving="7",
         now=T0 + timedelta(minutes=1),
     )
+    # Latency histograms as the sidecars report them (cumulative, seconds): the latency
+    # gate decides on them (sequential.quantile_ratio), the p99 is only shown.
+    bounds = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, float("inf"))
+    stable_hist = tuple(
+        zip(bounds, (0, 400, 20_000, 36_000, 39_000, 39_700, 40_000, 40_000), strict=True)
+    )
+    cand_hist = tuple(zip(bounds, (0, 30, 1_900, 3_550, 3_880, 3_965, 4_000, 4_000), strict=True))
     figures = ObservedFigures(
-        VersionFigures(40_000, 4, 0.1), VersionFigures(4_000, 0, 0.11), 4_000, 3_990
+        VersionFigures(40_000, 4, 0.1, 0, stable_hist),
+        VersionFigures(4_000, 0, 0.11, 0, cand_hist),
+        4_000,
+        3_990,
     )
 
     def analysing() -> object:

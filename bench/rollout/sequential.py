@@ -18,6 +18,13 @@ A false promotion is a PASS for a candidate above the limit, a false rollback
 a FAIL for one within it. The sequential gate keeps both below 5% whatever the
 number of looks; the re-read fixed test does not.
 
+A second table does the same for the latency gate (maxLatencyP99Ratio 1.5,
+render/gating/sequential.py quantile_ratio): stable latencies lognormal
+(median 20 ms, p99 about 64 ms), the candidate's the same times a factor (its
+p99 is exactly that factor times stable's), as the sidecars' histograms;
+against the point-estimate gate it replaces (the two p99s read off the
+histograms at minRequests 200 and compared once).
+
     python bench/rollout/sequential.py [--streams 400] [--horizon 40000]
 """
 
@@ -30,7 +37,14 @@ import sys
 
 import numpy as np
 
-from modelops.render.gating.sequential import Verdict, difference, fixed_sample_size
+from modelops.drift.figures import LATENCY_BOUNDS
+from modelops.render.gating.observe import histogram_quantile
+from modelops.render.gating.sequential import (
+    Verdict,
+    difference,
+    fixed_sample_size,
+    quantile_ratio,
+)
 
 ALPHA = 0.05
 LIMIT = 0.01
@@ -86,10 +100,85 @@ def simulate(
     return out, {k: v / streams for k, v in naive.items()}
 
 
+RATIO = 1.5
+MEDIAN_S = 0.02
+SIGMA = 0.5
+
+
+def _histograms(samples: np.ndarray, points: list[int]) -> list[list[tuple[float, int]]]:
+    """The sidecars' cumulative latency histogram of the first n samples, per look n."""
+    bounds = (*LATENCY_BOUNDS, float("inf"))
+    index = np.searchsorted(np.array(LATENCY_BOUNDS), samples, side="left")
+    onehot = np.zeros((len(samples), len(bounds)), np.int32)
+    onehot[np.arange(len(samples)), index] = 1
+    running = np.cumsum(onehot, axis=0)
+    return [list(zip(bounds, np.cumsum(running[n - 1]).tolist(), strict=True)) for n in points]
+
+
+def simulate_latency(
+    factor: float, streams: int, horizon: int, seed: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    rng = np.random.default_rng(seed)
+    points = looks(horizon)
+    seq = {"Pass": 0, "Fail": 0, "Pending": 0}
+    point = {"Pass": 0, "Fail": 0}
+    samples = []
+    for _ in range(streams):
+        cand = _histograms(factor * rng.lognormal(math.log(MEDIAN_S), SIGMA, points[-1]), points)
+        stable = _histograms(
+            rng.lognormal(math.log(MEDIAN_S), SIGMA, STABLE_RATIO * points[-1]),
+            [STABLE_RATIO * n for n in points],
+        )
+        first = Verdict.PENDING
+        for n, c, s_ in zip(points, cand, stable, strict=True):
+            first = quantile_ratio(c, s_, ratio=RATIO, alpha=ALPHA, estimate_needed=False).verdict
+            if first is not Verdict.PENDING:
+                samples.append(n)
+                break
+        seq[first.value] += 1
+        c99 = histogram_quantile(0.99, dict(cand[0])) or 0.0
+        s99 = histogram_quantile(0.99, dict(stable[0])) or 0.0
+        point["Pass" if c99 <= RATIO * s99 else "Fail"] += 1
+    out = {k: v / streams for k, v in seq.items()}
+    out["mean requests to a verdict"] = float(np.mean(samples)) if samples else float("nan")
+    return out, {k: v / streams for k, v in point.items()}
+
+
+def latency_table(streams: int, horizon: int) -> None:
+    print()
+    print(
+        f"# latency gate: maxLatencyP99Ratio {RATIO}, stable lognormal (median "
+        f"{MEDIAN_S * 1000:g} ms, sigma {SIGMA}), candidate = stable x factor, confidence "
+        f"{1 - ALPHA}, {streams} rollouts per row, horizon {horizon} candidate requests"
+    )
+    header = (
+        f"{'p99 ratio':>9} {'truth':>9} | {'seq PASS':>8} {'seq FAIL':>8} {'undecided':>9} "
+        f"{'mean n':>8} | {'point PASS':>10} {'point FAIL':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for i, factor in enumerate((1.0, 1.3, 1.45, 1.55, 1.7, 2.0, 3.0)):
+        seq, point = simulate_latency(factor, streams, horizon, seed=2000 + i)
+        truth = "within" if factor <= RATIO else "above"
+        print(
+            f"{factor:>9.2f} {truth:>9} | {seq['Pass']:>8.3f} {seq['Fail']:>8.3f} "
+            f"{seq['Pending']:>9.3f} {seq['mean requests to a verdict']:>8.0f} | "
+            f"{point['Pass']:>10.3f} {point['Fail']:>10.3f}"
+        )
+    print(
+        "false promotion = seq PASS on an 'above' row; false rollback = seq FAIL on a "
+        "'within' row; 'point' is the p99 ratio read once at 200 requests (the gate before)"
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=400)
     parser.add_argument("--horizon", type=int, default=40_000)
+    parser.add_argument(
+        "--latency-streams", type=int, default=None, help="default: half of --streams"
+    )
+    parser.add_argument("--latency-horizon", type=int, default=20_000)
     args = parser.parse_args(argv)
     print(f"# {shlex.join(['python', 'bench/rollout/sequential.py', *argv])}")
     print(
@@ -118,6 +207,7 @@ def main(argv: list[str]) -> int:
         "'within' row (both bounded by 1 - confidence); 'fixed n' is the one-look test's "
         "sample size for that row's true rates"
     )
+    latency_table(args.latency_streams or max(1, args.streams // 2), args.latency_horizon)
     return 0
 
 

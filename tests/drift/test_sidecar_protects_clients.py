@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelops.api.rollout import Analysis
+from modelops.render.gating.analysis import Result, evaluate
+from modelops.render.gating.observe import merge_figures
 from modelops.triton.local_server import free_ports
 from tests.drift.conftest import (
     MODEL,
@@ -149,7 +152,7 @@ def test_failed_split_requests_are_answered_by_stable_and_the_breaker_opens(stab
     try:
         _use(sc, traffic, _split_all(cand.url, f"e-{mode}"))
         x = np.arange(N_FEATURES, dtype=np.float32)[None, :]
-        n = 8
+        n = 40  # enough stable answers for the gate below to compare with
         for _ in range(n):
             status, body, headers = http_post(f"{sc.url}/v2/models/{MODEL}/infer", _infer_body(x))
             # Every client got the stable version's answer, never the candidate's failure.
@@ -165,6 +168,15 @@ def test_failed_split_requests_are_answered_by_stable_and_the_breaker_opens(stab
         assert doc["splitFallbacks"] == n and doc["split"] == 0
         assert doc["requests"] == n and doc["errors"] == 0
         assert doc["sidecar"] and doc["clientErrors"] == 0
+        # The operator's reading of these figures: the stable pod's are accepted (split
+        # and splitErrors are disjoint) and the canary fails its error gate at once, long
+        # before minRequests (#18: once, they were refused and no verdict ever came).
+        figures = merge_figures({"stable-0": doc}, {})
+        assert figures.refused == () and figures.consistent
+        analysis = Analysis.model_validate({"minRequests": 100, "maxErrorRateIncrease": 0.05})
+        verdict = evaluate(analysis, figures, mirroring=False)
+        assert verdict.result is Result.FAIL, verdict.text
+        assert "maxErrorRateIncrease 0.05" in verdict.text
     finally:
         cand.close()
 

@@ -35,11 +35,16 @@ class Sidecars:
     def __init__(self) -> None:
         self.figures: dict[str, dict[str, Any]] | None = None
         self.pulled: str | None = None  # what `latest` resolved to when the pods pulled
+        # Pods whose sidecars did not answer in time: pod -> why.
+        self.unanswered: dict[str, str] = {}
 
     def rollout(self, namespace: str, name: str, pods: Any) -> Snapshot:
         # Like the real client: only the pods the controller asks are answered for.
         asked = {p["metadata"]["name"] for p in pods}
-        return Snapshot({k: v for k, v in (self.figures or {}).items() if k in asked})
+        return Snapshot(
+            {k: v for k, v in (self.figures or {}).items() if k in asked},
+            {k: v for k, v in self.unanswered.items() if k in asked},
+        )
 
     def drift(self, namespace: str, name: str, pods: Any) -> None:
         return None
@@ -331,6 +336,24 @@ def in_shadow() -> Gated:
     h.reconcile()
     assert h.status()["rollout"]["phase"] == "Shadow"
     return h
+
+
+def test_pods_that_did_not_answer_are_named_in_status_even_when_none_answered():
+    """Every sidecar drips (the e2e: e2e/test_gated_evidence.py): no figures at all, and
+    status still says which pods were skipped and why."""
+    h = in_shadow()
+    h.sidecars.unanswered = {
+        "fraud-pod-0": "no complete answer within the deadline",
+        "fraud-b-pod-0": "no complete answer within the deadline",
+    }
+    h.reconcile()
+    rollout = h.status()["rollout"]
+    assert rollout["phase"] == "Shadow"
+    assert (
+        "skipped pods whose sidecars did not answer in time: fraud-b-pod-0 (no complete"
+        in (rollout["message"])
+    )
+    assert "fraud-pod-0 (no complete answer within the deadline)" in rollout["message"]
 
 
 def test_a_version_tried_again_counts_from_zero_under_a_new_epoch():

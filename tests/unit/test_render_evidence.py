@@ -139,3 +139,18 @@ def test_pods_keeps_order_and_filters_by_slot() -> None:
     sources = evidence_sources("m", pods, REPLICA_SETS, CHILDREN, now=NOW)
     assert [p["metadata"]["name"] for p in sources.pods(pods)] == ["a-1", "b-1", "a-2"]
     assert [p["metadata"]["name"] for p in sources.pods(pods, "b")] == ["b-1"]
+
+
+def test_a_pod_waiting_for_its_replica_set_is_looked_at_again_when_its_grace_ends() -> None:
+    """Nothing else may wake the ModelDeployment (an attacker's pod whose controller the
+    operator never sees): the owner check asks to be run again when the grace ends, so
+    the pod is then named as foreign."""
+    made = (NOW - timedelta(seconds=20)).isoformat().replace("+00:00", "Z")
+    pods = [pod("just-made", "rs-not-seen-yet", created=made), pod("a-1", "rs-a")]
+    sources = evidence_sources("m", pods, REPLICA_SETS, CHILDREN, now=NOW)
+    assert "just-made" in sources.skipped
+    assert sources.recheck_after_s == pytest.approx(41.0)  # 60 s grace, less 20, plus 1
+    later = evidence_sources("m", pods, REPLICA_SETS, CHILDREN, now=NOW + timedelta(seconds=41))
+    assert "just-made" in later.ignored and later.recheck_after_s is None
+    settled = evidence_sources("m", [pod("a-1", "rs-a")], REPLICA_SETS, CHILDREN, now=NOW)
+    assert settled.recheck_after_s is None

@@ -27,6 +27,7 @@ GOOD = {
     "split": 10,
     "splitErrors": 2,
     "splitTimeouts": 0,
+    "splitFallbacks": 3,
 }
 
 
@@ -41,7 +42,9 @@ GOOD = {
         ({"compared": 20}, "compared 21 > mirrored 20"),  # compared + notCompared
         ({"mirrorErrors": 21}, "mirrorErrors 21 > mirrored 20"),
         ({"mirrorTimeouts": 2}, "mirrorTimeouts 2 > mirrorErrors 1"),
-        ({"splitErrors": 11}, "splitErrors 11 > split 10"),
+        # Every split call the candidate failed was answered here instead: a fallback.
+        ({"splitErrors": 4}, "splitErrors 4 > splitFallbacks 3"),
+        ({"splitTimeouts": 3}, "splitTimeouts 3 > splitErrors 2"),
         ({"errors": 96}, "errors 101 > requests 100"),  # with the 5 client errors
         ({"latencyBuckets": {"0.1": 90, "1": 80}}, "latencyBuckets is not cumulative at le=1"),
         ({"latencyBuckets": {"x": 1}}, "latencyBuckets has a bound that is not a number"),
@@ -69,15 +72,36 @@ def test_refused_documents_are_never_summed():
 
 
 def test_the_candidate_is_judged_from_both_sides():
-    # The stable side sent 30 (20 mirrored, 10 split) and saw 3 fail; the candidate's
-    # own sidecar only counted the 27 that reached it, none failed.
-    figures = merge_figures([GOOD], [{"requests": 27, "errors": 0}])
+    # The stable side sent 32 (20 mirrored, 10 split it answered, 2 split it failed) and
+    # saw 3 fail; the candidate's own sidecar only counted the 29 that reached it.
+    figures = merge_figures([GOOD], [{"requests": 29, "errors": 0}])
     assert figures.consistent
-    assert (figures.candidate.requests, figures.candidate.errors) == (30, 3)
-    assert (figures.sent, figures.sent_failed, figures.sent_timeouts) == (30, 3, 1)
+    assert (figures.candidate.requests, figures.candidate.errors) == (32, 3)
+    assert (figures.sent, figures.sent_failed, figures.sent_timeouts) == (32, 3, 1)
+    assert figures.split_fallbacks == 3
     # Its own count is taken when it is the larger one (a 5xx both sides counted).
     figures = merge_figures([GOOD], [{"requests": 40, "errors": 9}])
     assert (figures.candidate.requests, figures.candidate.errors) == (40, 9)
+
+
+def test_split_calls_the_candidate_failed_are_not_part_of_split():
+    """What a real stable sidecar reports when every split call fails (tests/drift/
+    test_sidecar_protects_clients.py): split 0, splitErrors 5. Once read as a part of
+    ``split``, that refused the stable pod's figures whole, and with them the stable
+    side's requests and the breaker trip: a failing canary was never judged (#18)."""
+    stable = {
+        "requests": 40,
+        "errors": 0,
+        "split": 0,
+        "splitErrors": 5,
+        "splitTimeouts": 0,
+        "splitFallbacks": 20,
+        "breakerTrips": 1,
+    }
+    figures = merge_figures({"stable-0": stable}, {"cand-0": {"requests": 5, "errors": 5}})
+    assert figures.refused == () and figures.consistent
+    assert (figures.sent, figures.sent_failed, figures.breaker_trips) == (5, 5, 1)
+    assert (figures.stable.requests, figures.candidate.errors) == (40, 5)
 
 
 def test_client_errors_are_reported_apart_and_do_not_count_as_errors():

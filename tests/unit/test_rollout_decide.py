@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from modelops.api.modeldeployment import ModelDeploymentStatus
+from modelops.drift.figures import LATENCY_BOUNDS
 from modelops.render.gating import (
     ActionKind,
     CandidatePods,
@@ -40,19 +41,20 @@ SHADOW = {
     "strategy": "Shadow",
     "shadow": {"mirrorPercent": 10, "duration": "10m"},
     # State-machine tables: a loose error-rate gate that a few hundred clean requests
-    # decide (the statistics have their own tests, test_rollout_sequential.py).
+    # decide (the statistics have their own tests, test_rollout_sequential.py; the
+    # latency gate, which needs about a thousand requests to pass, its own rows).
     "analysis": {
         "minRequests": 100,
         "minAgreement": 0.95,
-        "maxLatencyP99Ratio": 1.5,
         "maxErrorRateIncrease": 0.05,
     },
 }
 STRICT = {**SHADOW, "analysis": {**SHADOW["analysis"], "maxErrorRateIncrease": 0.01}}
+LATENCY = {**SHADOW, "analysis": {**SHADOW["analysis"], "maxLatencyP99Ratio": 1.5}}
 CANARY = {
     "strategy": "Canary",
     "canary": {"steps": [{"weight": 10, "duration": "5m"}, {"weight": 50, "requests": 1000}]},
-    "analysis": {"minRequests": 100, "maxLatencyP99Ratio": 1.5, "maxErrorRateIncrease": 0.05},
+    "analysis": {"minRequests": 100, "maxErrorRateIncrease": 0.05},
 }
 CHAIN = {**SHADOW, "canary": CANARY["canary"]}
 TJ_SOURCE = {
@@ -81,6 +83,13 @@ def with_control(rollout: dict[str, Any], **control: Any) -> dict[str, Any]:
     return {**rollout, "control": control}
 
 
+def point_histogram(n: int, seconds: float | None) -> tuple[tuple[float, int], ...]:
+    """A cumulative latency histogram of n requests that all took ``seconds``."""
+    if seconds is None:
+        return ()
+    return tuple((b, n if seconds <= b else 0) for b in (*LATENCY_BOUNDS, float("inf")))
+
+
 def figs(
     cand: int = 0,
     cand_err: int = 0,
@@ -93,9 +102,10 @@ def figs(
 ) -> ObservedFigures:
     """Figures; by default every mirrored request agrees and stable saw 10x the candidate."""
     mirrored = cand if mirrored is None else mirrored
+    n_stable = stable if stable is not None else cand * 10
     return ObservedFigures(
-        stable=VersionFigures(stable if stable is not None else cand * 10, stable_err, s_p99),
-        candidate=VersionFigures(cand, cand_err, c_p99),
+        stable=VersionFigures(n_stable, stable_err, s_p99, 0, point_histogram(n_stable, s_p99)),
+        candidate=VersionFigures(cand, cand_err, c_p99, 0, point_histogram(cand, c_p99)),
         mirrored=mirrored,
         agreed=mirrored if agreed is None else agreed,
     )
@@ -253,6 +263,7 @@ ROWS: dict[str, Row] = {
         in_shadow,
         12,
         figures=figs(400, c_p99=0.3, s_p99=0.1),
+        rollout=LATENCY,
         phase="RolledBack",
         message="p99 latency 0.3s vs stable 0.1s: ratio 3 > maxLatencyP99Ratio 1.5",
         candidate=None,
@@ -261,6 +272,7 @@ ROWS: dict[str, Row] = {
         in_shadow,
         12,
         figures=figs(400, c_p99=None),
+        rollout=LATENCY,
         phase="Shadow",
         actions=[ActionKind.WAIT],
         message="p99 latency not measured yet for the candidate",

@@ -9,6 +9,7 @@ import pytest
 
 from modelops.api.modeldeployment import ModelDeploymentStatus
 from modelops.api.rollout import MAX_HISTORY, Analysis, EvalMetricGate
+from modelops.drift.figures import LATENCY_BOUNDS
 from modelops.render.gating import lineage
 from modelops.render.gating.analysis import Result, evaluate, evaluate_eval_metric
 from modelops.render.gating.metrics import METRICS, PHASES, ROLLOUT_PHASE, rollout_samples
@@ -122,11 +123,18 @@ def _fig(
     cand: int, cand_err: int = 0, c_p99: float | None = 0.1, mirrored: int = 0, agreed: int = 0
 ):
     return ObservedFigures(
-        stable=VersionFigures(cand * 9, 0, 0.1),
-        candidate=VersionFigures(cand, cand_err, c_p99),
+        stable=VersionFigures(cand * 9, 0, 0.1, 0, _at(cand * 9, 0.1)),
+        candidate=VersionFigures(cand, cand_err, c_p99, 0, _at(cand, c_p99)),
         mirrored=mirrored,
         agreed=agreed,
     )
+
+
+def _at(n: int, seconds: float | None) -> tuple[tuple[float, int], ...]:
+    """A cumulative latency histogram of n requests that all took ``seconds``."""
+    if seconds is None:
+        return ()
+    return tuple((b, n if seconds <= b else 0) for b in (*LATENCY_BOUNDS, float("inf")))
 
 
 NO_ERR = {"maxErrorRateIncrease": None}  # one gate at a time
@@ -158,19 +166,47 @@ def _floor(mirrored: int, agreed: int, self_compared: int, self_agreed: int) -> 
         (NO_ERR, _fig(100), False, Result.PASS, "100 requests >= minRequests 100"),
         (NO_ERR, _fig(5), False, Result.PENDING, "5/100 requests"),
         (NO_ERR | {"minRequests": 1}, _fig(1), False, Result.PASS, "1 requests >= minRequests 1"),
+        # The latency gate is sequential too (sequential.quantile_ratio): as fast as
+        # stable, 2000 requests show its p99 within 2x; 100 do not yet.
         (
             NO_ERR | {"maxLatencyP99Ratio": 2},
-            _fig(100, c_p99=0.2),
+            _fig(2000, c_p99=0.1),
             False,
             Result.PASS,
-            "ratio 2 <= ",
+            "ratio 1 <= maxLatencyP99Ratio 2 over 2000 requests (at most 1% of its requests",
         ),
+        (
+            NO_ERR | {"maxLatencyP99Ratio": 2},
+            _fig(100, c_p99=0.1),
+            False,
+            Result.PENDING,
+            "ratio 1 vs maxLatencyP99Ratio 2 over 100 requests: not decided yet (0% of its",
+        ),
+        # Every request slower than 2x stable's p99: a few suffice to fail, once stable's
+        # own p99 is pinned down (about a thousand stable requests: 1% is a small share).
+        (
+            NO_ERR | {"maxLatencyP99Ratio": 2},
+            _fig(200, c_p99=0.3),
+            False,
+            Result.FAIL,
+            "ratio 3 > maxLatencyP99Ratio 2 over 200 requests (more than 1% of its requests "
+            "slower than 2x stable's p99 (0.2s) at 95% confidence)",
+        ),
+        (
+            NO_ERR | {"maxLatencyP99Ratio": 2},
+            _fig(100, c_p99=0.3),
+            False,
+            Result.PENDING,
+            "100% of its requests slower than 2x stable's p99; at most 1% may be",
+        ),
+        # Only the p99 bucket is known: a candidate in the stable p99's next bucket is not
+        # shown to be beyond 2x (0.1 -> at most 0.25) on 100 requests.
         (
             NO_ERR | {"maxLatencyP99Ratio": 2},
             _fig(100, c_p99=0.21),
             False,
-            Result.FAIL,
-            "ratio 2.1 > ",
+            Result.PENDING,
+            "not decided yet",
         ),
         (
             NO_ERR | {"minAgreement": 0.9},
@@ -221,13 +257,50 @@ def _floor(mirrored: int, agreed: int, self_compared: int, self_agreed: int) -> 
             "noise floor not measured (taken as 0)",
         ),
         # A run of failures opened the stable side's circuit breaker: 5 requests are far
-        # below minRequests, and the breaker withholds more, so the run decides.
+        # below minRequests, and the breaker withholds more, so minRequests is waived and
+        # the sequential test judges the 5 failures (against a stable version answering).
         (
             {"minRequests": 20, "maxErrorRateIncrease": 0.05},
             replace(_fig(5, cand_err=5), sent=5, sent_failed=5, breaker_trips=1),
             False,
             Result.FAIL,
-            "circuit breaker opened (1x, 5 of 5 requests sent to it failed)",
+            "> maxErrorRateIncrease 0.05 over 5 requests",
+        ),
+        (
+            {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            replace(_fig(5, cand_err=5), sent=5, sent_failed=5, breaker_trips=1),
+            False,
+            Result.FAIL,
+            "circuit breaker opened on the candidate 1x (5 of 5 requests sent to it failed",
+        ),
+        # A trip is not a verdict by itself: a noisy model whose stable version fails as
+        # often (30%) can trip the breaker by chance; the sequential test decides.
+        (
+            {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            replace(
+                _fig(10, cand_err=5),
+                stable=VersionFigures(900, 270, 0.1),
+                sent=10,
+                sent_failed=5,
+                breaker_trips=1,
+            ),
+            False,
+            Result.PENDING,
+            "not decided yet",
+        ),
+        # Without enough stable traffic to compare with, a trip does not decide either.
+        (
+            {"minRequests": 20, "maxErrorRateIncrease": 0.05},
+            replace(
+                _fig(5, cand_err=5),
+                stable=VersionFigures(3, 0, 0.1),
+                sent=5,
+                sent_failed=5,
+                breaker_trips=1,
+            ),
+            False,
+            Result.PENDING,
+            "minRequests waived",
         ),
         # Without a run of failures, 5 requests wait for minRequests.
         (

@@ -8,10 +8,13 @@ import math
 import numpy as np
 import pytest
 
+from modelops.drift.figures import LATENCY_BOUNDS
+from modelops.render.gating.observe import histogram_quantile
 from modelops.render.gating.sequential import (
     Verdict,
     difference,
     fixed_sample_size,
+    quantile_ratio,
     rate_interval,
 )
 
@@ -139,3 +142,86 @@ def test_fixed_sample_size_grows_as_the_gap_to_the_limit_shrinks():
     far = fixed_sample_size(0.05, 0.002, 0.01, ALPHA, ratio_b=5)
     near = fixed_sample_size(0.0125, 0.002, 0.01, ALPHA, ratio_b=5)
     assert 0 < far < near
+
+
+# -- the latency gate: candidate p99 <= ratio x stable p99 -----------------------------------
+
+
+def _histograms(samples: np.ndarray, looks: list[int]) -> list[list[tuple[float, int]]]:
+    """The sidecars' cumulative latency histogram (modelops.drift.figures bounds) of the
+    first n samples, at each look n."""
+    bounds = (*LATENCY_BOUNDS, float("inf"))
+    index = np.searchsorted(np.array(LATENCY_BOUNDS), samples, side="left")  # le buckets
+    onehot = np.zeros((len(samples), len(bounds)), np.int32)
+    onehot[np.arange(len(samples)), index] = 1
+    running = np.cumsum(onehot, axis=0)
+    return [list(zip(bounds, np.cumsum(running[n - 1]).tolist(), strict=True)) for n in looks]
+
+
+def _simulate_latency(factor: float, ratio: float, streams: int, horizon: int):
+    """First verdict of each stream: stable latencies lognormal (median 20 ms, p99 about
+    64 ms), the candidate's the same times ``factor`` (so its p99 is exactly factor x
+    stable's), the stable side seeing 5x the candidate's requests; with the sequential
+    gate, and with the point-estimate gate it replaces (the p99s read off the histograms
+    and compared at every look from 100 requests on)."""
+    rng = np.random.default_rng(20261207)
+    looks = [n for n in _looks() if n <= horizon]
+    seq: list[Verdict] = []
+    naive: list[Verdict] = []
+    for _ in range(streams):
+        cand = _histograms(factor * rng.lognormal(math.log(0.02), 0.5, looks[-1]), looks)
+        stable = _histograms(
+            rng.lognormal(math.log(0.02), 0.5, 5 * looks[-1]), [5 * n for n in looks]
+        )
+        first = Verdict.PENDING
+        for c, s in zip(cand, stable, strict=True):
+            first = quantile_ratio(c, s, ratio=ratio, alpha=ALPHA, estimate_needed=False).verdict
+            if first is not Verdict.PENDING:
+                break
+        seq.append(first)
+        c_p99 = histogram_quantile(0.99, dict(cand[0]))
+        s_p99 = histogram_quantile(0.99, dict(stable[0]))
+        assert c_p99 is not None and s_p99
+        naive.append(Verdict.PASS if c_p99 <= ratio * s_p99 else Verdict.FAIL)
+    return seq, naive
+
+
+def test_the_latency_gate_falsely_promotes_at_most_alpha_near_the_limit():
+    # p99 1.6x stable's against a limit of 1.5x: promoting it is the error.
+    seq, naive = _simulate_latency(1.6, 1.5, 60, 8000)
+    false_promotions = seq.count(Verdict.PASS) / len(seq)
+    assert false_promotions <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / len(seq))
+    # Read once at 200 requests, the point estimate promotes it often.
+    assert naive.count(Verdict.PASS) / len(naive) > false_promotions + 0.1
+
+
+def test_the_latency_gate_falsely_rolls_back_at_most_alpha_near_the_limit():
+    # p99 1.4x stable's against 1.5x: rolling back is the error.
+    seq, _ = _simulate_latency(1.4, 1.5, 60, 8000)
+    false_rollbacks = seq.count(Verdict.FAIL) / len(seq)
+    assert false_rollbacks <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / len(seq))
+
+
+def test_the_latency_gate_decides_clear_cases_early_and_rightly():
+    seq, _ = _simulate_latency(1.0, 1.5, 20, 8000)
+    assert seq.count(Verdict.PASS) == 20
+    seq, _ = _simulate_latency(3.0, 1.5, 20, 2000)
+    assert seq.count(Verdict.FAIL) == 20
+
+
+def test_the_latency_gate_on_histograms():
+    fast = [(0.005, 0), (0.01, 0), (0.025, 5000), (float("inf"), 5000)]
+    slow = [(0.005, 0), (0.01, 0), (0.025, 0), (0.25, 300), (float("inf"), 300)]
+    # 300 requests between 25 and 250 ms, stable's p99 at most 25 ms: FAIL. (Counts in a
+    # bucket are read as spread evenly over it: most of the 300 are beyond 2x.)
+    r = quantile_ratio(slow, fast, ratio=2.0, alpha=0.05)
+    assert r.verdict is Verdict.FAIL and r.stable_high is not None and r.stable_high <= 0.025
+    assert 0.8 < r.slow_share <= 1.0
+    # As fast as stable, on 300 requests: 1% is not pinned down yet, and it says how long.
+    same = [(b, c * 300 // 5000) for b, c in fast]
+    r = quantile_ratio(same, fast, ratio=2.0, alpha=0.05)
+    assert r.verdict is Verdict.PENDING and r.needed is not None and 300 < r.needed < 3000
+    # Nothing measured on a side: no verdict, never a pass.
+    assert quantile_ratio([(float("inf"), 0)], fast, ratio=2.0, alpha=0.05).verdict is (
+        Verdict.PENDING
+    )

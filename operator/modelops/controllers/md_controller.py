@@ -73,6 +73,9 @@ class ModelDeploymentController:
     _drift: dict[Key, drift_merge.MergedDrift] = field(default_factory=dict)
     # Refusals already named in an event: (pod, reason).
     _refused: dict[Key, set[tuple[str, str]]] = field(default_factory=dict)
+    # Seconds until the owner check must look again at a pod whose ReplicaSet was not
+    # known (render/evidence.py: Sources.recheck_after_s), from the last observe.
+    _recheck: dict[Key, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.actuator = Actuator(self.kube, KIND)
@@ -88,6 +91,7 @@ class ModelDeploymentController:
         self._ledgers.pop(key, None)
         self._drift.pop(key, None)
         self._refused.pop(key, None)
+        self._recheck.pop(key, None)
         metrics.forget(KIND, *key)
         metrics.forget_rollout(*key)
         if self.sidecars is not None:
@@ -124,7 +128,13 @@ class ModelDeploymentController:
                 metrics.export_rollout(*key, plan.status["rollout"])
         for problem in plan.problems:
             metrics.RECONCILE_ERRORS.labels(KIND, problem.reason).inc()
-        return Result(plan.requeue_after, plan.failed)
+        requeue = plan.requeue_after
+        recheck = self._recheck.pop(key, None)
+        if recheck is not None:
+            # A pod left out until its ReplicaSet arrives is judged when its grace ends,
+            # even if nothing else wakes this object (a foreign pod is named then).
+            requeue = recheck if requeue is None else min(requeue, recheck)
+        return Result(requeue, plan.failed)
 
     def observe(self, body: Mapping[str, Any], md: ModelDeployment | str) -> md_planner.Observed:
         key: Key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -137,6 +147,10 @@ class ModelDeploymentController:
             key[1], pods, self.indexes.md_replica_sets(key), children, now=now
         )
         self._report_ignored(body, sources)
+        if sources.recheck_after_s is not None:
+            self._recheck[key] = sources.recheck_after_s
+        else:
+            self._recheck.pop(key, None)
         trusted = sources.pods(pods)
         keda = False
         events: list[dict[str, Any]] = []

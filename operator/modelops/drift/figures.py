@@ -104,7 +104,7 @@ class RolloutFigures:
         self.not_compared = 0  # both 200, but an answer was unreadable or too large
         # Stable side: weighted split.
         self.split = 0  # answered by the candidate
-        self.split_errors = 0  # of those, the candidate failed (5xx, reset, timeout)
+        self.split_errors = 0  # sent, the candidate failed (5xx, reset, timeout): not in split
         self.split_timeouts = 0  # of the errors, no answer within the split timeout
         self.split_fallbacks = 0  # answered here instead (candidate failed or breaker open)
         self.breaker_trips = 0  # the candidate's circuit breaker opened

@@ -47,6 +47,9 @@ class Sources:
     trusted: Mapping[str, str] = field(default_factory=dict)
     ignored: Mapping[str, str] = field(default_factory=dict)
     skipped: Mapping[str, str] = field(default_factory=dict)
+    # Seconds until a pod skipped for want of its ReplicaSet is judged again (its grace
+    # ends): nothing else may change by then, and a foreign pod must still be named.
+    recheck_after_s: float | None = None
 
     def pods(
         self, pods: Iterable[Mapping[str, Any]], slot: str | None = None
@@ -102,6 +105,7 @@ def evidence_sources(
     trusted: dict[str, str] = {}
     ignored: dict[str, str] = {}
     skipped: dict[str, str] = {}
+    recheck: float | None = None
     for pod in pods:
         name = pod_name(pod)
         owner = controller_uid(pod)
@@ -115,6 +119,8 @@ def evidence_sources(
             created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
             if now is not None and created is not None and now - created < grace:
                 skipped[name] = "its ReplicaSet is not known yet"
+                left = (grace - (now - created)).total_seconds() + 1.0
+                recheck = left if recheck is None else min(recheck, left)
             else:
                 ignored[name] = f"its controller {owner} is not a ReplicaSet of {md_name}"
             continue
@@ -151,7 +157,7 @@ def evidence_sources(
             skipped[name] = "not ready"
             continue
         trusted[name] = slot
-    return Sources(trusted, ignored, skipped)
+    return Sources(trusted, ignored, skipped, recheck)
 
 
 __all__ = ["REVISION", "Sources", "evidence_sources"]

@@ -364,8 +364,10 @@ def _figures(
     """ObservedFigures from the sidecars' summaries of this attempt's epoch (a summary of
     an earlier epoch, or from a sidecar that has not read the settings yet, is left out),
     each in the slot its owner chain gave it (sources; by slot label when not checked)."""
+    skipped = tuple(f"{pod} ({why})" for pod, why in sorted((unanswered or {}).items()))
     if not summaries:
-        return None
+        # No pod answered at all (every sidecar dripping, say): status still names them.
+        return ObservedFigures(unanswered=skipped) if skipped else None
     if sources is None:
         sources = {
             str((p.get("metadata") or {}).get("name")): slot
@@ -385,7 +387,6 @@ def _figures(
     # In place, each stable sidecar reports its own Triton's candidate under "inPlace".
     candidate = inplace.candidate_figures(stable) if in_place else of(candidate_slot)
     figures = merge_figures(stable, candidate, refused=before)
-    skipped = tuple(f"{pod} ({why})" for pod, why in sorted((unanswered or {}).items()))
     return replace(figures, unanswered=skipped) if skipped else figures
 
 

@@ -18,7 +18,7 @@ from modelops.api.rollout import Analysis, EvalMetricGate
 
 from .observed import ObservedFigures
 from .sequential import Verdict as Seq
-from .sequential import difference
+from .sequential import difference, quantile_ratio
 
 
 class Result(enum.Enum):
@@ -95,73 +95,18 @@ def evaluate(analysis: Analysis, figures: ObservedFigures, *, mirroring: bool) -
 
     alpha = 1.0 - analysis.confidence
     sure = f"{_num(100 * analysis.confidence)}% confidence"
-    if analysis.max_error_rate_increase is not None and figures.breaker_trips:
-        # A run of consecutive failures opened the stable side's circuit breaker, which
-        # then starves the candidate of requests (as intended: clients never pay for it).
-        # Waiting for minRequests would wait for evidence the breaker withholds; a run of
-        # failures is the evidence (Argo Rollouts' consecutiveErrorLimit).
-        checks.append(
-            Check(
-                "maxErrorRateIncrease",
-                Result.FAIL,
-                f"the candidate failed consecutive requests until the stable sidecars' "
-                f"circuit breaker opened ({figures.breaker_trips}x, {figures.sent_failed} of "
-                f"{figures.sent} requests sent to it failed): error rate increase above "
-                f"maxErrorRateIncrease {_num(analysis.max_error_rate_increase)}",
-            )
-        )
-    elif analysis.max_error_rate_increase is not None:
-        limit = analysis.max_error_rate_increase
-        if not enough:
-            checks.append(_pending("maxErrorRateIncrease", cand.requests, analysis.min_requests))
-        else:
-            d = difference(
-                cand.errors, cand.requests, stable.errors, stable.requests, limit=limit, alpha=alpha
-            )
-            head = (
-                f"error rate {_num(cand.error_rate)} vs stable {_num(stable.error_rate)}: "
-                f"increase {_num(max(d.estimate, 0.0))}"
-            )
-            if d.verdict is Seq.PENDING:
-                text = (
-                    f"{head} (between {_num(d.lower)} and {_num(d.upper)} at {sure}) vs "
-                    f"maxErrorRateIncrease {_num(limit)} {evidence}: not decided yet"
-                )
-            else:
-                ok = d.verdict is Seq.PASS
-                bound = f"at most {_num(d.upper)}" if ok else f"at least {_num(d.lower)}"
-                text = (
-                    f"{head} {'<=' if ok else '>'} maxErrorRateIncrease {_num(limit)} "
-                    f"{evidence} ({bound} at {sure})"
-                )
-            checks.append(Check("maxErrorRateIncrease", _RESULT[d.verdict], text, d.needed))
+    if analysis.max_error_rate_increase is not None:
+        checks.append(_error_rate(analysis, figures, alpha, sure, evidence))
 
     if analysis.max_latency_p99_ratio is not None:
-        limit = analysis.max_latency_p99_ratio
         if not enough:
             checks.append(_pending("maxLatencyP99Ratio", cand.requests, analysis.min_requests))
-        elif cand.latency_p99_s is None or not stable.latency_p99_s:
-            checks.append(
-                Check(
-                    "maxLatencyP99Ratio",
-                    Result.PENDING,
-                    "p99 latency not measured yet for "
-                    + ("the candidate" if cand.latency_p99_s is None else "the stable version"),
-                )
-            )
+        elif cand.latency_p99_s is None or not cand.latency_buckets:
+            checks.append(_unmeasured("the candidate"))
+        elif not stable.latency_p99_s or not stable.latency_buckets:
+            checks.append(_unmeasured("the stable version"))
         else:
-            ratio = cand.latency_p99_s / stable.latency_p99_s
-            ok = ratio <= limit + 1e-12
-            op = "<=" if ok else ">"
-            checks.append(
-                Check(
-                    "maxLatencyP99Ratio",
-                    Result.PASS if ok else Result.FAIL,
-                    f"p99 latency {_num(cand.latency_p99_s)}s vs stable "
-                    f"{_num(stable.latency_p99_s)}s: ratio {_num(ratio)} {op} "
-                    f"maxLatencyP99Ratio {_num(limit)} {evidence}",
-                )
-            )
+            checks.append(_latency(analysis, figures, alpha, sure, evidence))
 
     if analysis.min_agreement is not None and mirroring:
         limit = analysis.min_agreement
@@ -195,6 +140,99 @@ def evaluate(analysis: Analysis, figures: ObservedFigures, *, mirroring: bool) -
 
 def _pending(gate: str, seen: int, needed: int) -> Check:
     return Check(gate, Result.PENDING, f"{seen}/{needed} requests (minRequests)", needed - seen)
+
+
+def _error_rate(
+    analysis: Analysis, figures: ObservedFigures, alpha: float, sure: str, evidence: str
+) -> Check:
+    """maxErrorRateIncrease, decided sequentially on the candidate's error rate minus the
+    stable version's.
+
+    A run of consecutive failures that opened a stable sidecar's circuit breaker waives
+    minRequests: the breaker then withholds the requests minRequests would wait for
+    (clients get the stable answer meanwhile), and the confidence sequence is valid at
+    any sample size, so the few requests the candidate failed are judged as they are.
+    Five failures in five, against a stable version that answers, clear a limit of a few
+    percent at once; a candidate whose failures are no worse than the stable version's
+    own (a noisy model that tripped the breaker by chance) is not failed for the trip.
+    """
+    limit = analysis.max_error_rate_increase
+    assert limit is not None
+    cand, stable = figures.candidate, figures.stable
+    trips = figures.breaker_trips
+    if cand.requests < analysis.min_requests and not trips:
+        return _pending("maxErrorRateIncrease", cand.requests, analysis.min_requests)
+    d = difference(
+        cand.errors, cand.requests, stable.errors, stable.requests, limit=limit, alpha=alpha
+    )
+    head = (
+        f"error rate {_num(cand.error_rate)} vs stable {_num(stable.error_rate)}: "
+        f"increase {_num(max(d.estimate, 0.0))}"
+    )
+    if d.verdict is Seq.PENDING:
+        text = (
+            f"{head} (between {_num(d.lower)} and {_num(d.upper)} at {sure}) vs "
+            f"maxErrorRateIncrease {_num(limit)} {evidence}: not decided yet"
+        )
+    else:
+        ok = d.verdict is Seq.PASS
+        bound = f"at most {_num(d.upper)}" if ok else f"at least {_num(d.lower)}"
+        text = (
+            f"{head} {'<=' if ok else '>'} maxErrorRateIncrease {_num(limit)} "
+            f"{evidence} ({bound} at {sure})"
+        )
+    if trips:
+        text += (
+            f"; the stable sidecars' circuit breaker opened on the candidate {trips}x "
+            f"({figures.sent_failed} of {figures.sent} requests sent to it failed"
+            + (
+                f", {figures.split_fallbacks} answered by stable instead"
+                if figures.split_fallbacks
+                else ""
+            )
+            + "; minRequests waived)"
+        )
+    return Check("maxErrorRateIncrease", _RESULT[d.verdict], text, d.needed)
+
+
+def _unmeasured(who: str) -> Check:
+    return Check("maxLatencyP99Ratio", Result.PENDING, f"p99 latency not measured yet for {who}")
+
+
+def _latency(
+    analysis: Analysis, figures: ObservedFigures, alpha: float, sure: str, evidence: str
+) -> Check:
+    """maxLatencyP99Ratio, decided sequentially on the latency histograms
+    (sequential.quantile_ratio): the candidate's p99 is within the limit exactly when at
+    most 1% of its requests are slower than the limit times the stable version's p99."""
+    limit = analysis.max_latency_p99_ratio
+    assert limit is not None
+    cand, stable = figures.candidate, figures.stable
+    assert cand.latency_p99_s is not None and stable.latency_p99_s
+    r = quantile_ratio(cand.latency_buckets, stable.latency_buckets, ratio=limit, alpha=alpha)
+    ratio = cand.latency_p99_s / stable.latency_p99_s
+    head = (
+        f"p99 latency {_num(cand.latency_p99_s)}s vs stable {_num(stable.latency_p99_s)}s: "
+        f"ratio {_num(ratio)}"
+    )
+    slow = f"{_num(100 * r.slow_share)}% of its requests slower than {_num(limit)}x stable's p99"
+    if r.verdict is Seq.PENDING:
+        text = (
+            f"{head} vs maxLatencyP99Ratio {_num(limit)} {evidence}: not decided yet "
+            f"({slow}; at most 1% may be)"
+        )
+    elif r.verdict is Seq.PASS:
+        text = (
+            f"{head} <= maxLatencyP99Ratio {_num(limit)} {evidence} (at most 1% of its "
+            f"requests slower than {_num(limit)}x stable's p99 at {sure})"
+        )
+    else:
+        bound = f" ({_num(limit * r.stable_high)}s)" if r.stable_high is not None else ""
+        text = (
+            f"{head} > maxLatencyP99Ratio {_num(limit)} {evidence} (more than 1% of its "
+            f"requests slower than {_num(limit)}x stable's p99{bound} at {sure})"
+        )
+    return Check("maxLatencyP99Ratio", _RESULT[r.verdict], text, r.needed)
 
 
 def _agreement(figures: ObservedFigures, limit: float, alpha: float, sure: str) -> Check:

@@ -12,7 +12,10 @@ report per version it serves or mirrors to; keys camelCase like status):
      "mirrored": int, "compared": int, "agreed": int}                   # stable side only
 
 "compared" (both answers 200 and read) is the agreement's denominator;
-"mirrored" (copies sent) also counts those the candidate failed.
+"mirrored" (copies sent) also counts those the candidate failed. On the
+canary side "split" counts the calls the candidate answered and "splitErrors"
+the ones it failed (answered by the stable pod instead, so also counted in
+"splitFallbacks"): disjoint, so what was sent is split + splitErrors.
 
 Counters are cumulative since the sidecar started; summing them over pods and
 computing p99 from the summed buckets is exact up to the bucket resolution,
@@ -114,7 +117,9 @@ _SUBSETS = (
     ("agreed", "compared"),
     ("mirrorErrors", "mirrored"),
     ("mirrorTimeouts", "mirrorErrors"),
-    ("splitErrors", "split"),
+    # ``split`` counts the split calls the candidate answered, ``splitErrors`` those it
+    # failed (each one then answered here: a fallback). They are disjoint, not nested.
+    ("splitErrors", "splitFallbacks"),
     ("splitTimeouts", "splitErrors"),
     ("selfAgreed", "selfCompared"),
 )
@@ -144,6 +149,8 @@ def inconsistency(summary: Mapping[str, Any]) -> str | None:
     for part, whole in _SUBSETS:
         if whole == "compared" and "compared" not in summary:
             whole = "mirrored"  # an older sidecar: agreed counted against mirrored
+        if whole == "splitFallbacks" and whole not in summary:
+            continue  # a sidecar from before split fallbacks
         if part in summary and _count(summary, part) > _count(summary, whole):
             return f"{part} {_count(summary, part)} > {whole} {_count(summary, whole)}"
     compared = _count(summary, "compared") + _count(summary, "notCompared")
@@ -183,7 +190,13 @@ def merge_version(summaries: Sequence[Mapping[str, Any]]) -> VersionFigures:
     for s in summaries:
         for le, n in (s.get("latencyBuckets") or {}).items():
             buckets[float(le)] = buckets.get(float(le), 0) + int(n)
-    return VersionFigures(requests, errors, histogram_quantile(0.99, buckets), client_errors)
+    return VersionFigures(
+        requests,
+        errors,
+        histogram_quantile(0.99, buckets),
+        client_errors,
+        tuple(sorted(buckets.items())),
+    )
 
 
 def _named(summaries: Summaries) -> list[tuple[str, Mapping[str, Any]]]:
@@ -222,7 +235,11 @@ def merge_figures(
     stable_ok = accepted(stable, "stable")
     cand_ok = accepted(candidate, "candidate")
     own = merge_version(cand_ok)
-    sent = sum(_count(s, "mirrored") + _count(s, "split") for s in stable_ok)
+    # Sent to the candidate: every mirror copy (``mirrored`` includes failed ones), the
+    # split calls it answered and those it failed (``split`` excludes them).
+    sent = sum(
+        _count(s, "mirrored") + _count(s, "split") + _count(s, "splitErrors") for s in stable_ok
+    )
     failed = sum(_count(s, "mirrorErrors") + _count(s, "splitErrors") for s in stable_ok)
     timeouts = sum(_count(s, "mirrorTimeouts") + _count(s, "splitTimeouts") for s in stable_ok)
     slack = max(SLACK_ABSOLUTE + IN_FLIGHT_PER_POD * len(stable_ok), SLACK_RELATIVE * sent)
@@ -238,6 +255,7 @@ def merge_figures(
         errors=max(own.errors, failed),
         latency_p99_s=own.latency_p99_s,
         client_errors=own.client_errors,
+        latency_buckets=own.latency_buckets,
     )
     self_docs = [s for s in stable_ok if "selfCompared" in s]
     return ObservedFigures(

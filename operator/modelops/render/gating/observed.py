@@ -30,6 +30,9 @@ class VersionFigures:
     # 4xx answers: the client's mistake, reported apart and never gating (a client
     # cannot move a verdict by sending bad requests).
     client_errors: int = 0
+    # The latency histogram the p99 comes from: cumulative (upper bound in seconds,
+    # count), +Inf last; empty when not reported. The latency gate decides on it.
+    latency_buckets: tuple[tuple[float, int], ...] = ()
 
     @property
     def error_rate(self) -> float:

@@ -42,7 +42,9 @@ on the limit.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # Beta(1/2, 1/2) (Jeffreys) mixing: no preference for any rate, good at small ones.
@@ -194,6 +196,192 @@ def _needed(
     return max(1, math.ceil(n_a * hi) - n_a)
 
 
+# --- the latency gate: a quantile ratio ---------------------------------------------------
+
+Histogram = Sequence[tuple[float, float]]  # cumulative: (upper bound, count <= bound), +Inf last
+
+
+def _log_mixture(x: float, n: float, p: float) -> float:
+    """log M_n(p) of the beta mixture (module docstring) after x events in n trials."""
+    return (
+        _log_beta(PRIOR_A + x, PRIOR_B + n - x)
+        - _log_beta(PRIOR_A, PRIOR_B)
+        - (x * math.log(p) if x else 0.0)
+        - ((n - x) * math.log1p(-p) if n - x else 0.0)
+    )
+
+
+def surely_below(x: float, n: float, rate: float, alpha: float) -> bool:
+    """The anytime-valid (1 - alpha) interval of a rate after x of n lies below ``rate``
+    (its upper end is under it): the same test as rate_interval, without the search."""
+    return n > 0 and x / n < rate and _log_mixture(x, n, rate) >= math.log(1.0 / alpha)
+
+
+def surely_above(x: float, n: float, rate: float, alpha: float) -> bool:
+    """The anytime-valid (1 - alpha) interval lies above ``rate``."""
+    return n > 0 and x / n > rate and _log_mixture(x, n, rate) >= math.log(1.0 / alpha)
+
+
+def _points(hist: Histogram) -> list[tuple[float, float]]:
+    """(bound, cumulative count) from (0, 0), finite bounds only, sorted."""
+    out = [(0.0, 0.0)]
+    for bound, count in sorted((float(b), float(c)) for b, c in hist):
+        if math.isinf(bound):
+            continue
+        out.append((bound, max(count, out[-1][1])))
+    return out
+
+
+def _total(hist: Histogram) -> float:
+    return max((float(c) for _, c in hist), default=0.0)
+
+
+def slower_than(hist: Histogram, t: float) -> float:
+    """Requests slower than t, with counts inside a bucket spread evenly over it (as
+    Prometheus' histogram_quantile reads a histogram); the +Inf bucket is slower than any
+    finite t."""
+    points = _points(hist)
+    total = _total(hist)
+    for (b0, c0), (b1, c1) in itertools.pairwise(points):
+        if t <= b1:
+            below = c0 + (c1 - c0) * (t - b0) / (b1 - b0) if b1 > b0 else c1
+            return total - below
+    return total - points[-1][1]
+
+
+def _time_at(hist: Histogram, slower: float, *, last: bool) -> float | None:
+    """The time t at which slower_than(hist, t) == slower (the first such t, or the last
+    one when ``last``); None when the histogram's finite bounds do not reach it."""
+    points = _points(hist)
+    total = _total(hist)
+    want = total - slower  # the cumulative count at t
+    if want < 0:
+        return None
+    if last and want >= points[-1][1]:
+        return points[-1][0]  # slower ones sit beyond the last finite bound, at least
+    found: float | None = None
+    for (b0, c0), (b1, c1) in itertools.pairwise(points):
+        if c0 <= want <= c1:
+            t = b0 + (b1 - b0) * (want - c0) / (c1 - c0) if c1 > c0 else (b1 if last else b0)
+            if not last:
+                return t
+            found = t
+        elif found is not None and c0 > want:
+            break
+    return found
+
+
+@dataclass(frozen=True)
+class QuantileRatio:
+    """What is known of candidate q-quantile <= ratio x stable q-quantile.
+
+    stable_low / stable_high: where the stable q-quantile is, at the confidence asked
+    (None: not pinned down yet); slow_share: the candidate's share of requests slower
+    than ratio x the stable quantile (point estimate); verdict; needed: further candidate
+    requests until a verdict if both histograms keep their shapes (None: not in sight).
+    """
+
+    stable_low: float | None
+    stable_high: float | None
+    slow_share: float
+    verdict: Verdict
+    needed: int | None
+
+
+def _quantile_verdict(
+    cand: Histogram, stable: Histogram, q: float, ratio: float, alpha: float
+) -> tuple[Verdict, float | None, float | None]:
+    share = 1.0 - q
+    # Bonferroni over the histogram's bounds: the thresholds compared at are chosen from
+    # the data, and counts are only observed at the bounds.
+    bounds = max(1, len(_points(stable)) - 1)
+    a = alpha / 2 / bounds
+    n_s, n_c = _total(stable), _total(cand)
+    if n_s <= 0 or n_c <= 0:
+        return Verdict.PENDING, None, None
+    # The stable quantile's bracket: at high, surely no more than `share` is slower; at
+    # low, surely more is (requests slower than t fall as t grows: bisect on the count).
+    high = low = None
+    if surely_below(0.0, n_s, share, a):
+        lo, hi = 0.0, n_s * share  # surely below at lo; not at hi (x/n must be < share)
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if surely_below(mid, n_s, share, a) else (lo, mid)
+        high = _time_at(stable, lo, last=False)
+    if surely_above(n_s, n_s, share, a):
+        lo, hi = n_s * share, n_s  # not surely above at lo; surely at hi
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if surely_above(mid, n_s, share, a) else (mid, hi)
+        low = _time_at(stable, hi, last=True)
+    if high is not None and surely_above(slower_than(cand, ratio * high), n_c, share, a):
+        return Verdict.FAIL, low, high
+    if low is not None and surely_below(slower_than(cand, ratio * low), n_c, share, a):
+        return Verdict.PASS, low, high
+    return Verdict.PENDING, low, high
+
+
+def quantile_ratio(
+    cand: Histogram,
+    stable: Histogram,
+    *,
+    ratio: float,
+    alpha: float,
+    q: float = 0.99,
+    estimate_needed: bool = True,
+) -> QuantileRatio:
+    """The candidate's q-quantile latency against ``ratio`` times the stable one's, decided
+    anytime-validly from the two cumulative latency histograms.
+
+    The question is turned into a rate: the share of candidate requests slower than
+    ratio x the stable q-quantile is at most 1 - q exactly when the candidate's
+    q-quantile is within the limit. The stable quantile is bracketed by confidence
+    sequences on the stable share slower than t (at alpha/2); the candidate's share is
+    judged against the bracket's far end to FAIL (slower than ratio x the highest the
+    stable quantile may be) and its near end to PASS (at alpha/2), so a wrong verdict
+    needs one of the sequences to miss. Counts between a histogram's bounds are read by
+    linear interpolation (as histogram_quantile reads them): the guarantee is at the
+    histogram's resolution, and the simulation in tests/unit/test_rollout_sequential.py
+    and bench/rollout/sequential.py checks the resulting rates.
+    """
+    verdict, low, high = _quantile_verdict(cand, stable, q, ratio, alpha)
+    n_c = _total(cand)
+    reference = low if low is not None else high
+    share = slower_than(cand, ratio * reference) / n_c if reference and n_c else 0.0
+    needed: int | None = 0
+    if verdict is Verdict.PENDING:
+        needed = None
+        if estimate_needed and n_c > 0 and _total(stable) > 0:
+
+            def decided(scale: float) -> bool:
+                c = [(b, n * scale) for b, n in cand]
+                s = [(b, n * scale) for b, n in stable]
+                return _quantile_verdict(c, s, q, ratio, alpha)[0] is not Verdict.PENDING
+
+            needed = _scale_needed(decided, n_c)
+    return QuantileRatio(low, high, share, verdict, needed)
+
+
+def _scale_needed(decided: Callable[[float], bool], n: float) -> int | None:
+    """Further trials (of n so far) until ``decided`` holds at the grown counts; None when
+    not within a million-fold growth."""
+    hi = 2.0
+    while not decided(hi):
+        hi *= 2
+        if hi > _MAX_SCALE:
+            return None
+    lo = hi / 2 if hi > 2 else 1.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if decided(mid):
+            hi = mid
+        else:
+            lo = mid
+        if (hi - lo) * n < 1:
+            break
+    return max(1, math.ceil(n * hi - n))
+
+
 def fixed_sample_size(
     rate_a: float, rate_b: float, limit: float, alpha: float, ratio_b: float = 1.0
 ) -> int:
@@ -233,4 +421,15 @@ def _z(q: float) -> float:
     )
 
 
-__all__ = ["Difference", "Verdict", "difference", "fixed_sample_size", "rate_interval"]
+__all__ = [
+    "Difference",
+    "QuantileRatio",
+    "Verdict",
+    "difference",
+    "fixed_sample_size",
+    "quantile_ratio",
+    "rate_interval",
+    "slower_than",
+    "surely_above",
+    "surely_below",
+]
