@@ -504,3 +504,16 @@ def test_accepts_kopf_like_read_only_mappings():
         return v
 
     assert render(freeze(md_body())) == render(md_body())
+
+
+def test_gpu_pods_pull_step_asks_for_kind_auto_only_when_the_operator_says_so():
+    """MODELOPS_GPU_INSTANCE_KIND=auto (GPU resources without a CUDA device, as on the
+    local real node): the pull step writes KIND_AUTO; by default nothing changes."""
+    gpu = md_body(resources={"gpu": {"count": 1}, "cpu": "2", "memory": "8Gi"})
+    auto = container(render(gpu, gpu_instance_kind="auto"), "pull-model")["args"]
+    assert arg_value(auto, "--gpu-instance-kind") == "auto"
+    assert arg_value(auto, "--gpus") == "1"
+    assert "--gpu-instance-kind" not in container(render(gpu), "pull-model")["args"]
+    # A CPU model runs on CPU anyway: its template stays as it was.
+    cpu = md_body(resources={"gpu": {"count": 0}, "cpu": "2", "memory": "8Gi"})
+    assert render(cpu, gpu_instance_kind="auto") == render(cpu)

@@ -121,3 +121,19 @@ def test_config_runtime():
     assert config_runtime(PACKAGED) == "python"
     assert config_runtime('backend: "onnxruntime"') == "onnxruntime"
     assert config_runtime("max_batch_size: 1") == ""
+
+
+def test_auto_gpu_kind_writes_kind_auto_for_gpu_pods_only():
+    """KIND_AUTO: Triton places the instances on the GPUs it sees, else on CPU."""
+    auto = parse(
+        patch_config(PACKAGED, RuntimeOverrides(instance_count=2, gpus=1, gpu_kind="auto"))
+    )
+    assert [(g.count, g.kind) for g in auto.instance_group] == [
+        (2, model_config_pb2.ModelInstanceGroup.KIND_AUTO)
+    ]
+    cpu = parse(patch_config(PACKAGED, RuntimeOverrides(gpus=0, gpu_kind="auto")))
+    assert [g.kind for g in cpu.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_CPU]
+    # The kind alone changes nothing (it only qualifies gpus > 0).
+    assert patch_config(PACKAGED, RuntimeOverrides(gpu_kind="auto")) == PACKAGED
+    with pytest.raises(ValueError, match="gpu_kind"):
+        RuntimeOverrides(gpus=1, gpu_kind="tpu")

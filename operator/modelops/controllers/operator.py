@@ -31,7 +31,7 @@ import platform
 import secrets
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,6 +259,17 @@ class Operator:
             return controller.reconcile((namespace, name))
 
 
+def gpu_instance_kind(environ: Mapping[str, str] = os.environ) -> str:
+    """MODELOPS_GPU_INSTANCE_KIND: "gpu" (the default) or "auto", for clusters whose
+    GPU resources have no CUDA device behind them (docs/operations.md)."""
+    kind = environ.get("MODELOPS_GPU_INSTANCE_KIND", "").strip() or "gpu"
+    if kind not in ("gpu", "auto"):
+        raise SystemExit(f"MODELOPS_GPU_INSTANCE_KIND must be gpu or auto, not {kind!r}")
+    if kind == "auto":
+        log.warning("GPU pods' Triton instances are KIND_AUTO: on CPU where no CUDA device is seen")
+    return kind
+
+
 def _kind(key: QueueKey) -> str:
     return "ModelDeployment" if key[0] == "md" else "TrainingJob"
 
@@ -274,6 +285,7 @@ def build(kube: Kube, views: Any) -> Operator:
             "MODELOPS_PROMETHEUS_ADDRESS", DEFAULT_PROMETHEUS_ADDRESS
         ),
         triton_image=images.triton,
+        gpu_instance_kind=gpu_instance_kind(),
     )
     log.info("default images: triton %s, trainer %s", images.triton, images.trainer)
     return Operator(

@@ -56,11 +56,14 @@ def render_children(
     prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
     triton_image: str = c.DEFAULT_TRITON_IMAGE,
     layout: Layout | None = None,
+    gpu_instance_kind: str = "gpu",
 ) -> list[dict[str, Any]]:
     """The desired children, in apply order (the GPU claim template before the pods that
     reference it, Deployments, the autoscaler after them).
 
     triton_image: the operator's default Triton image (spec.runtime.image overrides it).
+    gpu_instance_kind: "gpu", or "auto" where GPU resources have no CUDA device
+    behind them (the pull step then writes KIND_AUTO: Triton runs on CPU there).
     layout: which versions run in which slot (render/slots.py); by default one
     Deployment in slot a serving model_version with ``replicas``.
     """
@@ -76,6 +79,7 @@ def render_children(
             replicas=count,
             triton_image=triton_image,
             slot=slot,
+            gpu_instance_kind=gpu_instance_kind,
         )
 
     claim_template = render_claim_template(md)  # DRA: before the pods that name it

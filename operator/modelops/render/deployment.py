@@ -64,6 +64,7 @@ def render_deployment(
     replicas: int | None = None,
     triton_image: str = c.DEFAULT_TRITON_IMAGE,
     slot: str = "a",
+    gpu_instance_kind: str = "gpu",
 ) -> dict[str, Any]:
     """The apps/v1 Deployment serving the model in ``slot`` (render/slots.py).
 
@@ -109,7 +110,9 @@ def render_deployment(
                         "kubectl.kubernetes.io/default-container": TRITON_CONTAINER,
                     },
                 },
-                "spec": _pod_spec(md, operator_image, model_version, triton_image),
+                "spec": _pod_spec(
+                    md, operator_image, model_version, triton_image, gpu_instance_kind
+                ),
             },
         }
     )
@@ -135,7 +138,11 @@ def _strategy(md: ModelDeployment, replace_in_place: bool) -> dict[str, Any]:
 
 
 def _pod_spec(
-    md: ModelDeployment, operator_image: str, model_version: str, triton_image: str
+    md: ModelDeployment,
+    operator_image: str,
+    model_version: str,
+    triton_image: str,
+    gpu_instance_kind: str = "gpu",
 ) -> dict[str, Any]:
     source = pod_source(
         md.spec.model.storage_uri, volume_name="model-source", mount_path="/mnt/model"
@@ -169,7 +176,7 @@ def _pod_spec(
         "initContainers": [
             with_scratch(c)
             for c in (
-                _pull_container(md, operator_image, model_version, source),
+                _pull_container(md, operator_image, model_version, source, gpu_instance_kind),
                 *drift.init_containers,
             )
         ],
@@ -194,7 +201,11 @@ def _pod_spec(
 
 
 def _pull_container(
-    md: ModelDeployment, operator_image: str, model_version: str, source: PodSource
+    md: ModelDeployment,
+    operator_image: str,
+    model_version: str,
+    source: PodSource,
+    gpu_instance_kind: str = "gpu",
 ) -> dict[str, Any]:
     runtime = md.spec.runtime
     args = [
@@ -219,6 +230,11 @@ def _pull_container(
         "--gpus",
         str(md.spec.resources.gpu.count),
     ]
+    if gpu_instance_kind != "gpu" and md.spec.resources.gpu.count:
+        # The operator's setting for GPU resources without a CUDA device behind
+        # them (MODELOPS_GPU_INSTANCE_KIND=auto); only then, so that no other
+        # pod template changes.
+        args += ["--gpu-instance-kind", gpu_instance_kind]
     if runtime.max_batch_size is not None:
         args += ["--max-batch-size", str(runtime.max_batch_size)]
     if runtime.dynamic_batching is not None:

@@ -87,6 +87,9 @@ class Settings:
     prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS
     # The default Triton image (spec.runtime.image overrides it; api/images.py).
     triton_image: str = c.DEFAULT_TRITON_IMAGE
+    # "gpu" (KIND_GPU) or "auto" (KIND_AUTO) for the instances of GPU pods; see
+    # triton/config_patch.py RuntimeOverrides.gpu_kind.
+    gpu_instance_kind: str = "gpu"
 
 
 @dataclass(frozen=True)
@@ -394,6 +397,7 @@ def _render(
         prometheus_address=settings.prometheus_address,
         triton_image=settings.triton_image,
         layout=layout,
+        gpu_instance_kind=settings.gpu_instance_kind,
     )
     if keda_missing:
         rendered = [ch for ch in rendered if ch["kind"] != SCALED_OBJECT.kind]

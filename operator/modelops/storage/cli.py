@@ -22,7 +22,7 @@ from modelops.redact import redact
 from modelops.storage.errors import StorageError
 from modelops.storage.pull import pull_model
 from modelops.storage.uri import PVC_MOUNT_ROOT_ENV
-from modelops.triton.config_patch import RuntimeOverrides
+from modelops.triton.config_patch import GPU_KINDS, RuntimeOverrides
 
 FORMATS = ("torchscript", "onnx", "tensorrt", "python", "triton")
 
@@ -65,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     runtime.add_argument("--dynamic-batching-delay-us", type=int, metavar="MICROSECONDS")
     runtime.add_argument("--instances-per-gpu", type=int, metavar="N")
     runtime.add_argument("--gpus", type=int, metavar="N", help="0 runs the instances on CPU")
+    runtime.add_argument(
+        "--gpu-instance-kind",
+        choices=GPU_KINDS,
+        default="gpu",
+        help="with --gpus > 0: gpu (KIND_GPU; no CUDA device fails the load) or auto "
+        "(KIND_AUTO: the GPUs Triton sees, else the CPU; for GPU resources without a "
+        "CUDA device, as on the local real node)",
+    )
 
 
 def _write_termination_log(path: Path | None, text: str) -> None:
@@ -98,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         max_queue_delay_microseconds=args.dynamic_batching_delay_us,
         instance_count=args.instances_per_gpu,
         gpus=args.gpus,
+        gpu_kind=args.gpu_instance_kind,
     )
     try:
         outcome = pull_model(

@@ -21,6 +21,9 @@ _FORMAT_RUNTIMES: dict[str, set[str]] = {
 }
 
 
+GPU_KINDS = ("gpu", "auto")
+
+
 class ConfigError(ValueError):
     """The config text is not a valid Triton model configuration."""
 
@@ -33,9 +36,18 @@ class RuntimeOverrides:
     max_queue_delay_microseconds: int | None = None
     instance_count: int | None = None  # per GPU when gpus > 0
     gpus: int | None = None  # 0: run on CPU (KIND_CPU); >0: KIND_GPU
+    # With gpus > 0: "gpu" writes KIND_GPU (Triton refuses to load without a CUDA
+    # device: a missing device fails loudly); "auto" writes KIND_AUTO (on the GPUs
+    # Triton sees, else on CPU), for nodes whose GPU resource has no CUDA device
+    # behind it, such as the local real node's extended resource.
+    gpu_kind: str = "gpu"
+
+    def __post_init__(self) -> None:
+        if self.gpu_kind not in GPU_KINDS:
+            raise ValueError(f"gpu_kind must be one of {', '.join(GPU_KINDS)}")
 
     def is_empty(self) -> bool:
-        return all(v is None for v in vars(self).values())
+        return all(v is None for k, v in vars(self).items() if k != "gpu_kind")
 
 
 def _parse(text: str) -> Any:
@@ -76,11 +88,17 @@ def patch_config(text: str, overrides: RuntimeOverrides) -> str:
         if overrides.gpus is not None:
             on_gpu = overrides.gpus > 0
         else:
-            on_gpu = bool(groups) and groups[0].kind == groups[0].KIND_GPU
+            on_gpu = bool(groups) and groups[0].kind in (groups[0].KIND_GPU, groups[0].KIND_AUTO)
         del config.instance_group[:]
         group = config.instance_group.add()
         group.count = count
-        group.kind = group.KIND_GPU if on_gpu else group.KIND_CPU
+        if not on_gpu:
+            group.kind = group.KIND_CPU
+        elif overrides.gpu_kind == "auto":
+            # The enum's zero value: config.pbtxt shows no kind, which Triton reads so.
+            group.kind = group.KIND_AUTO
+        else:
+            group.kind = group.KIND_GPU
     return _render(config)
 
 
