@@ -222,13 +222,14 @@ class ModelDeploymentController:
         )
 
     def _first_listing_pending(self, md: ModelDeployment | str, obs: md_planner.Observed) -> bool:
-        """Whether this reconcile should wait for the store's first listing: the store is
-        listed for it, no listing has finished, and no Deployment nor recorded version
-        exists yet (afterwards the recorded version is served while listings run)."""
+        """Whether this reconcile should wait for the store's first listing: the spec asks
+        for `latest` of a store the operator lists, no listing has finished, and no
+        Deployment nor recorded version exists yet (afterwards the recorded version is
+        served while listings run). A listing ends within the S3 client's timeouts."""
         if self.store is None or not isinstance(md, ModelDeployment) or obs.store is not None:
             return False
-        if not _lists_store(md) or not listable(md.spec.model.storage_uri):
-            return False
+        if md.spec.model.version != "latest" or not listable(md.spec.model.storage_uri):
+            return False  # a pinned version is what the pods get, listed or not
         if any(obs.children.get(deployment_key(md.name, slot)) is not None for slot in SLOTS):
             return False
         rollout = obs.previous.get("rollout") or {}
