@@ -41,14 +41,14 @@ pytestmark = [pytest.mark.cluster, pytest.mark.triton]
 SECRET = "store-keys"
 
 
-def write_by_hand(server: S3Server, bucket: str, version: int) -> bytes:
+def write_by_hand(server: S3Server, bucket: str, version: int, prefix: str = "clf") -> bytes:
     """A version as a person copying files would leave it: the model file, then its
     SHA256SUMS (what makes it complete); returns the manifest."""
     s3 = server.client()
     body = f"model {version}".encode()
-    s3.put_object(Bucket=bucket, Key=f"clf/{version}/model.pt", Body=body)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/{version}/model.pt", Body=body)
     manifest = f"{hashlib.sha256(body).hexdigest()}  model.pt\n".encode()
-    s3.put_object(Bucket=bucket, Key=f"clf/{version}/SHA256SUMS", Body=manifest)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/{version}/SHA256SUMS", Body=manifest)
     return manifest
 
 
