@@ -234,7 +234,9 @@ class StoreWatcher:
         failure: ListingError | None = None
         env: Mapping[str, str] | None = None
         try:
-            env = self._credentials(key[0], secret)
+            # Only an S3 client is configured from the Secret (see open_with).
+            s3 = isinstance(parse_storage_uri(uri), S3Location)
+            env = self._credentials(key[0], secret) if s3 else None
             store = self.opener(uri, env)
             listing = store.list_versions()  # type: ignore[attr-defined]
             complete = sorted(int(v) for v in listing.complete)
