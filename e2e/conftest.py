@@ -69,6 +69,9 @@ def operator(
         log_path=log,
         extra_env={
             "MODELOPS_SIDECAR_MAP": str(sidecar_map),
+            # A version written into a store by hand is found within seconds, not a
+            # minute (e2e/test_latest_store.py).
+            "MODELOPS_STORE_INTERVAL_SECONDS": "2",
             # What pods on the real node run (hack/images/build.sh, imported by the
             # project_images fixture); pods on KWOK's nodes never pull anything.
             "MODELOPS_IMAGE": local_image("operator"),

@@ -99,15 +99,16 @@ def test_the_sample_is_ready_on_the_real_node_with_the_kubelets_probes(
             assert init.state.terminated.exit_code == 0, init
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (#18 item 6): under `version: latest` with an S3 store the operator "
-    "cannot list (the credentials Secret is the pods'), status names 'latest' instead of "
-    "the version the replicas loaded",
-)
-def test_status_names_the_version_the_replicas_serve(served: tuple[str, dict[str, Any]]) -> None:
-    _, md = served
-    assert md["status"].get("servedVersion") == "1"
+def test_status_names_the_version_the_replicas_serve(
+    cluster: Cluster, served: tuple[str, dict[str, Any]]
+) -> None:
+    """Under `latest`, the operator lists the S3 store with the keys of the Secret the
+    pods pull with and gives the pods the number it found: status names what serves."""
+    namespace, md = served
+    assert md["status"].get("servedVersion") == "1", md["status"]
+    assert condition(md, "StoreListed").get("reason") == "Listed", md["status"]
+    for pod in serving_pods(cluster, namespace):
+        assert pod.metadata.annotations["modelops.io/model-version"] == "1"
 
 
 def test_inference_through_the_service_over_http_and_grpc_from_another_pod(

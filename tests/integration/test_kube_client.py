@@ -200,3 +200,45 @@ def test_each_call_counts_one_request_of_its_verb(kube: Kube, namespace: str):
     kube.list_events(namespace, "involvedObject.name=svc")
     kube.delete(SERVICE, namespace, "svc", uid=live["metadata"]["uid"])
     assert {v: requests(v) - before[v] for v in verbs} == dict.fromkeys(verbs, 1)
+
+
+def test_the_operator_reads_a_named_secret_but_cannot_list_secrets(
+    crds: Cluster, kube: Kube, namespace: str, tmp_path: Path
+):
+    """The storage credentials Secret a ModelDeployment names, as the operator's own
+    ServiceAccount reads it (manifests/install/rbac.yaml: get on secrets, by name only):
+    only the keys asked for come back; enumerating Secrets is refused; an answer over
+    the size cap is refused unread."""
+    client = kubernetes.config.new_client_from_config(
+        str(service_account_kubeconfig(crds, tmp_path / "sa.kubeconfig"))
+    )
+    operator = Kube(client)
+    crds.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "store-keys"},
+            "stringData": {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "OTHER": "not asked for"},
+        },
+        namespace,
+    )
+    got = operator.read_secret(namespace, "store-keys", ["AWS_ACCESS_KEY_ID", "AWS_REGION"])
+    assert got == {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE"}
+    assert operator.read_secret(namespace, "absent", ["AWS_ACCESS_KEY_ID"]) is None
+    with pytest.raises(kubernetes.client.ApiException) as listing:
+        kubernetes.client.CoreV1Api(client).list_namespaced_secret(namespace)
+    assert listing.value.status == 403
+    crds.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "big"},
+            "stringData": {"AWS_ACCESS_KEY_ID": "x" * 70_000},
+        },
+        namespace,
+    )
+    with pytest.raises(errors.KubeError) as refused:
+        operator.read_secret(namespace, "big", ["AWS_ACCESS_KEY_ID"])
+    assert refused.value.reason == "SecretTooLarge"
+    # The connection the refused answer was cut from is not reused mid-body.
+    assert operator.read_secret(namespace, "store-keys", ["OTHER"]) == {"OTHER": "not asked for"}

@@ -31,16 +31,18 @@ etcd compaction does: a watch from an older version raises Gone.
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from modelops.api.kinds import KINDS, SCALED_OBJECT, Kind, kind_of_object
+from modelops.api.kinds import KINDS, SCALED_OBJECT, SECRET, Kind, kind_of_object
 from modelops.kube import errors
 
 
@@ -306,6 +308,25 @@ class FakeKube:
                 "message": message[:1024],
             }
         )
+
+    def read_secret(
+        self, namespace: str, name: str, keys: Collection[str], *, max_bytes: int = 65536
+    ) -> dict[str, str] | None:
+        self._record("get", SECRET, namespace, name)
+        live = self.objects.get((SECRET, namespace, name))
+        if live is None:
+            return None
+        if len(json.dumps(live)) > max_bytes:
+            raise errors.KubeError(
+                "SecretTooLarge", f"Secret {namespace}/{name} is over {max_bytes} bytes", 0
+            )
+        data = live.get("data") or {}
+        strings = live.get("stringData") or {}  # the API server would have encoded these
+        return {
+            k: strings[k] if k in strings else base64.b64decode(data[k]).decode()
+            for k in keys
+            if k in strings or k in data
+        }
 
     def api_available(self, kind: Kind) -> bool:
         if kind not in self._discovered:

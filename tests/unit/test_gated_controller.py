@@ -14,7 +14,7 @@ from typing import Any
 
 from modelops.api.kinds import CONFIG_MAP, DEPLOYMENT, SERVICE
 from modelops.controllers.sidecar_client import Snapshot
-from modelops.controllers.store_watcher import StoreView
+from modelops.controllers.store_watcher import ListingError, StoreView
 from tests.unit.test_md_controller import KEY, NOW, Harness, replica_set_of
 from tests.unit.test_render_fixtures import md_body
 
@@ -621,10 +621,19 @@ class Store:
 
     def __init__(self) -> None:
         self.newest: str | None = None
+        self.error: ListingError | None = None
+        self.pending = False  # the first listing has not finished
+        self.secrets: list[str | None] = []
 
-    def view(self, namespace: str, name: str, uri: str, want: Any = ()) -> StoreView:
+    def view(
+        self, namespace: str, name: str, uri: str, want: Any = (), secret: str | None = None
+    ) -> StoreView | None:
+        self.secrets.append(secret)
+        if self.pending:
+            return None
         versions = [v for v in (self.newest, *want) if v and v.isdigit()]
-        return StoreView(self.newest, {v: f"sha256:{int(v):064x}" for v in versions})
+        digests = {v: f"sha256:{int(v):064x}" for v in versions}
+        return StoreView(self.newest, digests, self.error)
 
     def forget(self, namespace: str, name: str) -> None:
         pass
@@ -668,3 +677,72 @@ def test_a_version_published_by_hand_under_latest_goes_through_the_strategy():
     template = h.deployment("fraud")["spec"]["template"]["metadata"]["annotations"]
     assert template["modelops.io/model-version"] == "1"
     assert h.deployment("fraud-b") is None
+
+
+def store_listed(h: Gated) -> dict[str, Any]:
+    return next(c for c in h.status()["conditions"] if c["type"] == "StoreListed")
+
+
+def test_nothing_starts_before_the_first_listing_and_pods_get_the_listed_number():
+    body = md_body(model={"storageUri": "s3://models/fraud", "version": "latest"}, rollout=SHADOW)
+    body["spec"]["model"]["credentialsSecretRef"] = {"name": "store-keys"}
+    h = Gated(body)
+    store = Store()
+    h.controller.store = store  # type: ignore[assignment]
+    store.pending = True
+    h.reconcile()
+    # No pod could resolve `latest` on its own to a version status does not name.
+    assert h.deployment("fraud") is None
+    assert store.secrets == ["store-keys"], "listed with the Secret the pods pull with"
+    store.pending, store.newest = False, "3"
+    h.reconcile()
+    template = h.deployment("fraud")["spec"]["template"]["metadata"]["annotations"]
+    assert template["modelops.io/model-version"] == "3"
+    cond = store_listed(h)
+    assert (cond["status"], cond["reason"]) == ("True", "Listed")
+    assert "3" in cond["message"]
+
+
+def test_a_listing_that_fails_keeps_replicas_on_the_version_status_names():
+    h = Gated(
+        md_body(model={"storageUri": "s3://models/fraud", "version": "latest"}, rollout=SHADOW)
+    )
+    store = Store()
+    h.controller.store = store  # type: ignore[assignment]
+    store.newest = "1"
+    h.reconcile()
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    assert h.status()["rollout"]["stable"] == "1"
+    # The credentials are revoked: no listing, a reason in status, no crash, no restart.
+    store.error = ListingError("AccessDenied", "listing s3://models/fraud: access denied")
+    h.reconcile()
+    cond = store_listed(h)
+    assert (cond["status"], cond["reason"]) == ("False", "AccessDenied")
+    assert "replicas stay on 1" in cond["message"]
+    template = h.deployment("fraud")["spec"]["template"]["metadata"]["annotations"]
+    assert template["modelops.io/model-version"] == "1"
+    assert h.status()["rollout"]["phase"] == "Idle"
+    assert h.status()["servedVersion"] == "1"
+
+
+def test_without_any_listing_the_pods_resolve_once_and_are_then_pinned():
+    """No Secret the operator can read and nothing recorded: the pods resolve `latest`
+    once, status adopts what they all loaded, and the template is pinned to it, so a
+    restarting replica never resolves `latest` again."""
+    h = Gated(
+        md_body(model={"storageUri": "s3://models/fraud", "version": "latest"}, rollout=SHADOW)
+    )
+    store = Store()
+    h.controller.store = store  # type: ignore[assignment]
+    store.error = ListingError("SecretNotFound", "credentials Secret ml/keys does not exist")
+    h.sidecars.pulled = "4"
+    h.reconcile()
+    assert store_listed(h)["reason"] == "SecretNotFound"
+    h.run_pods("fraud")
+    h.reconcile()
+    h.reconcile()
+    assert h.status()["rollout"]["stable"] == "4"
+    template = h.deployment("fraud")["spec"]["template"]["metadata"]["annotations"]
+    assert template["modelops.io/model-version"] == "4"

@@ -35,6 +35,7 @@ def test_the_protocol_covers_the_verbs_controllers_use():
         "post_event",
         "api_available",
         "forget_api_cache",
+        "read_secret",
     }
 
 

@@ -1,13 +1,24 @@
-"""The store watcher against a real local model store: listing off the reconcile path,
-digests of the manifests, back-off on failure."""
+"""The store watcher against real model stores (a local directory; moto's S3 server
+with authentication enforced): listing off the reconcile path, digests of the
+manifests, back-off on failure, the credentials Secret the ModelDeployment names
+(read through the in-memory API; tests/integration/test_kube_client.py reads one
+from the real API server)."""
 
 from __future__ import annotations
 
+import base64
+import os
 import threading
+import uuid
 from pathlib import Path
 
+import pytest
+
 from modelops.controllers.store_watcher import StoreWatcher, listable
+from modelops.kube import errors as kube_errors
 from modelops.render.gating.lineage import manifest_digest
+from tests.support.fake_kube import FakeKube
+from tests.support.s3 import S3Server
 
 
 def publish(root: Path, version: int, manifest: bytes | None = b"abc  model.onnx\n") -> None:
@@ -51,12 +62,12 @@ def test_a_failing_listing_backs_off_and_keeps_the_last_good_one(tmp_path: Path)
     calls = []
     boom = threading.Event()
 
-    def opener(uri: str):
+    def opener(uri: str, env: object):
         calls.append(uri)
         boom.set()
         raise OSError("store unreachable")
 
-    watcher = StoreWatcher(interval_s=0.01, max_backoff_s=3600, opener=opener)
+    watcher = StoreWatcher(interval_s=1, max_backoff_s=3600, opener=opener)
     try:
         assert watcher.view("ml", "m", f"file://{tmp_path}") is None
         assert boom.wait(5)
@@ -76,3 +87,124 @@ def test_claims_mounted_only_in_the_pods_are_not_listed():
     assert not listable("pvc://models/fraud")
     assert listable("s3://bucket/fraud") and listable("file:///models/fraud")
     assert StoreWatcher().view("ml", "m", "pvc://models/fraud") is None
+
+
+# -- credentials: the Secret the ModelDeployment names, against a real S3 endpoint --------
+
+
+def s3_secret(server: S3Server, name: str = "store-keys", **override: str) -> dict:
+    keys = {
+        "AWS_ACCESS_KEY_ID": server.access_key,
+        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "AWS_ENDPOINT_URL": server.endpoint,
+        "AWS_REGION": "us-east-1",
+        "UNRELATED": "never read",
+    }
+    keys.update(override)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "ml"},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in keys.items()},
+    }
+
+
+def listed(watcher: StoreWatcher, done: threading.Event, uri: str, secret: str | None):
+    watcher.view("ml", "m", uri, secret=secret)
+    assert done.wait(30), "the listing never finished"
+    return watcher.view("ml", "m", uri, secret=secret)
+
+
+@pytest.fixture
+def s3_store(s3_server: S3Server, tmp_path: Path) -> str:
+    """Versions 1 and 2 (complete) of a model in a bucket of the auth-enforcing moto."""
+    client = s3_server.client()
+    bucket = f"models-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    for version in (1, 2):
+        publish(tmp_path, version, f"{version:064x}  model.pt\n".encode())
+        client.put_object(Bucket=bucket, Key=f"fraud/{version}/model.pt", Body=b"x")
+        client.put_object(
+            Bucket=bucket,
+            Key=f"fraud/{version}/SHA256SUMS",
+            Body=(tmp_path / str(version) / "SHA256SUMS").read_bytes(),
+        )
+    return f"s3://{bucket}/fraud"
+
+
+def test_the_store_is_listed_with_the_keys_of_the_named_secret(
+    s3_server: S3Server, s3_store: str, monkeypatch: pytest.MonkeyPatch
+):
+    # The operator's own environment has no credentials: only the Secret's can work.
+    for var in list(os.environ):
+        if var.startswith("AWS_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    kube = FakeKube()
+    kube.put(s3_secret(s3_server))
+    done = threading.Event()
+    watcher = StoreWatcher(
+        interval_s=3600, secrets=kube.read_secret, on_ready=lambda key: done.set()
+    )
+    try:
+        view = listed(watcher, done, s3_store, "store-keys")
+        assert view is not None and view.error is None, view
+        assert view.newest == "2"
+        assert view.digests["2"] == manifest_digest(f"{2:064x}  model.pt\n".encode())
+        assert kube.count("get", "Secret") == 1  # by name, in the ModelDeployment's namespace
+    finally:
+        watcher.close()
+
+
+@pytest.mark.parametrize(
+    ("secret", "fault", "reason"),
+    [
+        ("absent", None, "SecretNotFound"),
+        (
+            "store-keys",
+            kube_errors.Forbidden("Forbidden", "secrets is forbidden", 403),
+            "SecretForbidden",
+        ),
+        ("store-keys", kube_errors.KubeError("SecretTooLarge", "too big", 0), "SecretTooLarge"),
+        ("wrong-keys", None, "AccessDenied"),
+        (None, None, "NoCredentials"),
+    ],
+)
+def test_a_listing_that_cannot_be_made_says_why_and_never_shows_the_keys(
+    s3_server: S3Server,
+    s3_store: str,
+    monkeypatch: pytest.MonkeyPatch,
+    secret: str | None,
+    fault: Exception | None,
+    reason: str,
+):
+    for var in list(os.environ):
+        if var.startswith("AWS_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # Without a Secret the operator's ambient credentials are used: here it has none,
+    # and boto3 reaches the endpoint only through the environment.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    kube = FakeKube()
+    kube.put(s3_secret(s3_server))
+    wrong = s3_secret(s3_server, "wrong-keys", AWS_SECRET_ACCESS_KEY="not-the-secret-key")
+    kube.put(wrong)
+    if fault is not None:
+        kube.fail(fault, verb="get", kind="Secret")  # type: ignore[arg-type]
+    done = threading.Event()
+    watcher = StoreWatcher(
+        interval_s=3600, secrets=kube.read_secret, on_ready=lambda key: done.set()
+    )
+    try:
+        view = listed(watcher, done, s3_store, secret)
+        assert view is not None and view.error is not None, view
+        assert view.error.reason == reason, view.error
+        assert view.newest is None  # nothing listed: nothing to roll
+        for value in (s3_server.secret_key, "not-the-secret-key"):
+            assert value not in view.error.message
+    finally:
+        watcher.close()

@@ -134,6 +134,28 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "NoData": "Unknown: the first evaluation window is not full yet.",
         },
     ),
+    "StoreListed": (
+        "Only where the operator lists the model store itself (spec.model.version latest, "
+        "or a gated rollout; not pvc://, which only the pods mount): whether that listing "
+        "succeeds. It uses the keys of spec.model.credentialsSecretRef, as the pods do. "
+        "While it fails, no new version is discovered and the replicas stay on the version "
+        "status names.",
+        {
+            "Listed": "True: the message names the newest complete version.",
+            "SecretNotFound": "False: the credentials Secret does not exist.",
+            "SecretForbidden": "False: the operator may not get the credentials Secret "
+            "(its RBAC grants get on secrets).",
+            "SecretTooLarge": "False: the credentials Secret is over 64 KiB.",
+            "InvalidSecret": "False: a value of the credentials Secret is not UTF-8 text.",
+            "SecretUnreadable": "False: the API server did not answer for the Secret.",
+            "NoCredentials": "False: no credentials (no Secret named, and the operator has no "
+            "ambient credentials for the store).",
+            "AccessDenied": "False: the store refused the credentials.",
+            "BucketNotFound": "False: the bucket does not exist.",
+            "EndpointUnreachable": "False: the store's endpoint does not answer.",
+            "ListFailed": "False: the listing failed otherwise; the message says how.",
+        },
+    ),
 }
 
 # Reasons derive_status copies from other controllers' conditions.

@@ -64,6 +64,9 @@ SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
 # The leader election record the operator replicas share (controllers/leader.py).
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
+# Read only, by name: the storage credentials Secret a ModelDeployment names, so the
+# operator lists the model store as its pods would (controllers/store_watcher.py).
+SECRET = Kind("v1", "Secret", "secrets")
 CUSTOM_RESOURCE_DEFINITION = Kind(
     "apiextensions.k8s.io/v1",
     "CustomResourceDefinition",
@@ -90,6 +93,7 @@ KINDS: tuple[Kind, ...] = (
     NAMESPACE,
     CUSTOM_RESOURCE_DEFINITION,
     LEASE,
+    SECRET,
 )
 
 _BY_TYPE = {(k.api_version, k.kind): k for k in KINDS}

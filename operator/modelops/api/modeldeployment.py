@@ -69,11 +69,15 @@ class ModelSource(ApiModel):
         description='Model version to serve: a positive integer as a string (quote it: "3") '
         'pins one. "latest" follows the newest version published by a succeeded TrainingJob '
         "whose modelDeploymentRef names this ModelDeployment and whose output.storageUri is "
-        "this storageUri: it rolls out without a Git commit and is shown in "
-        "status.desiredVersion. Until such a TrainingJob exists, each pod resolves latest to "
-        "the highest version under storageUri when it starts: the operator does not list "
-        "storage, so a version uploaded by other tools reaches only pods started after it "
-        "(status.loadedVersions shows what each replica loaded).",
+        "this storageUri, and the newest complete version (one with its SHA256SUMS) that "
+        "the operator finds when it lists storageUri itself, with the keys of "
+        "credentialsSecretRef, whoever published it: each rolls out through spec.rollout "
+        "without a Git commit, and the pods are given the resolved number "
+        "(status.desiredVersion), never latest, so a restarting replica cannot pick up a "
+        "version status does not name. Where the operator cannot list (pvc://, mounted in "
+        "the pods only; or while the StoreListed condition is False and no version was "
+        "recorded yet), the pods resolve latest once and the version they loaded is "
+        "recorded (status.loadedVersions shows what each replica loaded).",
     )
     name: str | None = Field(
         default=None,
@@ -87,7 +91,8 @@ class ModelSource(ApiModel):
         description="Secret whose keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
         "AWS_ENDPOINT_URL, AWS_REGION, ...) become environment variables of the init "
         "containers that download from storageUri and driftMonitor.reference.uri; never of "
-        "Triton or the drift monitor, which handle requests.",
+        "Triton or the drift monitor, which handle requests. The operator reads its S3 keys "
+        "too (get by name, in this namespace) to list storageUri as the pods would.",
     )
     verify_checksums: bool = Field(
         default=True,

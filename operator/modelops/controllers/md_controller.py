@@ -23,7 +23,7 @@ from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator, Outcome
 from modelops.controllers.indexes import Indexes, Key
 from modelops.controllers.sidecar_client import SidecarClient
-from modelops.controllers.store_watcher import StoreWatcher
+from modelops.controllers.store_watcher import StoreWatcher, listable
 from modelops.kube import KubeApi
 from modelops.render import drift_merge, md_planner
 from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED_OBJECT
@@ -33,8 +33,12 @@ from modelops.render.gating.ledger import PodLedger, post
 from modelops.render.ownership import Applied
 from modelops.render.plan import Plan
 from modelops.render.pods import format_time
+from modelops.render.slots import SLOTS, deployment_key
 
 KIND = c.MD_KIND
+# A first listing normally ends within a second and queues the reconcile itself; this
+# is the safety net.
+FIRST_LISTING_WAIT_S = 5.0
 log = logging.getLogger("modelops.modeldeployment")
 
 
@@ -116,6 +120,11 @@ class ModelDeploymentController:
         with metrics.RECONCILE_DURATION.labels(KIND).time():
             md = self._parse(key, body)
             obs = self.observe(body, md)
+            if self._first_listing_pending(md, obs):
+                # Nothing serves yet and the store's first listing is under way: wait for
+                # it (its end queues this reconcile) rather than start pods that would
+                # resolve `latest` themselves, to a version status does not name.
+                return Result(requeue_after=FIRST_LISTING_WAIT_S)
             memo = self._renders.setdefault(key, {})
             plan = md_planner.plan(obs, md, self._applied.get(key), self.settings, memo)
             outcome = self.actuator.act(plan, body)
@@ -179,10 +188,20 @@ class ModelDeploymentController:
             rollout = (body.get("status") or {}).get("rollout") or {}
             if self.store is not None and _lists_store(md):
                 # Every version under `latest` is judged, whoever published it; and the
-                # lineage records the manifest digest of what was judged.
+                # lineage records the manifest digest of what was judged. The store is
+                # listed with the credentials the pods pull with.
                 want = (rollout.get("candidate"), rollout.get("stable"), md.spec.model.version)
-                view = self.store.view(key[0], key[1], md.spec.model.storage_uri, want)
+                secret = md.spec.model.credentials_secret_ref
+                view = self.store.view(
+                    key[0],
+                    key[1],
+                    md.spec.model.storage_uri,
+                    want,
+                    secret=secret.name if secret else None,
+                )
                 store = view.as_observed() if view is not None else None
+            elif self.store is not None:
+                self.store.forget(*key)  # pinned and Direct: nothing to list
             if self.sidecars is not None:
                 if rollout.get("phase") in GATED_PHASES:
                     epoch = str(rollout.get("epoch") or rollout.get("candidate") or "")
@@ -220,6 +239,20 @@ class ModelDeploymentController:
             unanswered=unanswered,
             store=store,
         )
+
+    def _first_listing_pending(self, md: ModelDeployment | str, obs: md_planner.Observed) -> bool:
+        """Whether this reconcile should wait for the store's first listing: the spec asks
+        for `latest` of a store the operator lists, no listing has finished, and no
+        Deployment nor recorded version exists yet (afterwards the recorded version is
+        served while listings run). A listing ends within the S3 client's timeouts."""
+        if self.store is None or not isinstance(md, ModelDeployment) or obs.store is not None:
+            return False
+        if md.spec.model.version != "latest" or not listable(md.spec.model.storage_uri):
+            return False  # a pinned version is what the pods get, listed or not
+        if any(obs.children.get(deployment_key(md.name, slot)) is not None for slot in SLOTS):
+            return False
+        rollout = obs.previous.get("rollout") or {}
+        return not str(rollout.get("stable") or "").isdigit()
 
     def _report_refused(self, body: Mapping[str, Any], refused: Mapping[str, str]) -> None:
         """Count each refusal and name it once in an event (status says it too)."""

@@ -294,7 +294,8 @@ def build(kube: Kube, views: Any) -> Operator:
             idx,
             settings,
             sidecars=SidecarClient.from_environment(),
-            store=StoreWatcher(),
+            # Lists model stores with the credentials Secret each ModelDeployment names.
+            store=StoreWatcher.from_environment(secrets=kube.read_secret),
         ),
         tj=TrainingJobController(kube, idx, trainer_image=images.trainer),
         queue=WorkQueue(MonotonicClock()),

@@ -15,62 +15,121 @@ listing stays in use. A finished listing that changed something queues the
 ModelDeployment's reconcile (``on_ready``). Stores the operator cannot reach
 by design (pvc://: the claim is mounted in the pods only) are not listed: the
 planner falls back to resolving `latest` by what the pods loaded.
+
+Credentials: the store is listed with the same credentials the pods pull with,
+the keys of the Secret ``spec.model.credentialsSecretRef`` names (read by name,
+in the ModelDeployment's own namespace, at every listing so a rotated Secret is
+picked up; only the S3 keys are kept, in memory, never logged). Without a Secret
+the operator's own ambient credentials are used. A listing that fails says why
+(``StoreView.error``: a reason and a redacted message), which status shows as
+the StoreListed condition; the last good listing stays in use meanwhile.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
+from modelops.kube import errors as kube_errors
+from modelops.redact import redact
 from modelops.render.gating.lineage import manifest_digest
 from modelops.storage.errors import StorageError
 from modelops.storage.stores import open_store
-from modelops.storage.uri import PvcLocation, parse_storage_uri
+from modelops.storage.uri import PvcLocation, S3Location, parse_storage_uri
 from modelops.triton.layout import MANIFEST_NAME
 
 log = logging.getLogger("modelops.store")
 Key = tuple[str, str]
+# Reads the keys of a Secret: (namespace, name, keys) -> their values, None when the
+# Secret does not exist; raises modelops.kube errors (Forbidden when RBAC denies it).
+SecretReader = Callable[[str, str, Sequence[str]], Mapping[str, str] | None]
+DEFAULT_INTERVAL_S = 60.0
+INTERVAL_ENV = "MODELOPS_STORE_INTERVAL_SECONDS"
+# How much of a failure's text reaches status.
+MAX_MESSAGE = 400
+
+
+@dataclass(frozen=True)
+class ListingError:
+    """Why the last listing failed: a CamelCase reason for a condition, and a message
+    with URIs and the Secret's values redacted."""
+
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)
 class StoreView:
     """newest: the newest complete version (None: none yet); digests: version -> its
-    manifest digest ("sha256:<hex>") for the versions asked about and the newest."""
+    manifest digest ("sha256:<hex>") for the versions asked about and the newest;
+    error: why the latest listing failed (newest and digests are then the last good
+    listing's, or empty)."""
 
     newest: str | None = None
     digests: Mapping[str, str] = field(default_factory=dict)
+    error: ListingError | None = None
 
     def as_observed(self) -> dict[str, object]:
-        return {"newest": self.newest, "digests": dict(self.digests)}
+        observed: dict[str, object] = {"newest": self.newest, "digests": dict(self.digests)}
+        if self.error is not None:
+            observed["error"] = {"reason": self.error.reason, "message": self.error.message}
+        return observed
 
 
 @dataclass
 class _Entry:
     uri: str
+    secret: str | None = None
     view: StoreView | None = None
     fetched_at: float = -1e18
     failures: int = 0
     wanted: frozenset[str] = frozenset()
 
 
+def open_with(uri: str, env: Mapping[str, str] | None) -> object:
+    """The store at ``uri``, for S3 with a client made from ``env`` (the Secret's keys;
+    None: the operator's own environment). GCS and HTTP(S) stores use the operator's
+    ambient credentials: a GCS key in a Secret is a file the pods mount, not an
+    environment value the operator could use."""
+    location = parse_storage_uri(uri)
+    if isinstance(location, S3Location) and env is not None:
+        from modelops.storage.s3 import make_s3_client
+
+        return open_store(location, s3_client=make_s3_client(env=env))
+    return open_store(location)
+
+
 @dataclass
 class StoreWatcher:
-    interval_s: float = 60.0
+    interval_s: float = DEFAULT_INTERVAL_S
     max_backoff_s: float = 600.0
     workers: int = 2
     on_ready: Callable[[Key], None] | None = None
-    # Tests and benches: how a store is opened.
-    opener: Callable[[str], object] = open_store
+    # Reads the credentials Secret a ModelDeployment names (modelops.kube read_secret);
+    # None: no Secret can be read, a ModelDeployment that names one is not listed.
+    secrets: SecretReader | None = None
+    # Tests and benches: how a store is opened, with the Secret's keys (or None).
+    opener: Callable[[str, Mapping[str, str] | None], object] = open_with
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _entries: dict[Key, _Entry] = field(default_factory=dict)
     _in_flight: set[Key] = field(default_factory=set)
     _pool: concurrent.futures.ThreadPoolExecutor | None = None
+    _ticker: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def from_environment(cls, secrets: SecretReader | None = None) -> StoreWatcher:
+        """MODELOPS_STORE_INTERVAL_SECONDS: how often each store is listed (default 60)."""
+        interval = float(os.environ.get(INTERVAL_ENV) or DEFAULT_INTERVAL_S)
+        return cls(interval_s=interval, secrets=secrets)
 
     def close(self) -> None:
+        self._stop.set()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
@@ -80,11 +139,17 @@ class StoreWatcher:
             self._entries.pop((namespace, name), None)
 
     def view(
-        self, namespace: str, name: str, uri: str, want: Iterable[str] = ()
+        self,
+        namespace: str,
+        name: str,
+        uri: str,
+        want: Iterable[str] = (),
+        secret: str | None = None,
     ) -> StoreView | None:
-        """The last listing of ``uri`` (None before the first, or when the operator
-        cannot list it); asks for a refresh when due. want: versions whose digests the
-        caller needs (the candidate, the stable version)."""
+        """The last listing of ``uri`` (None before the first has finished, or when the
+        operator cannot list it by design); asks for a refresh when due. want: versions
+        whose digests the caller needs (the candidate, the stable version); secret: the
+        credentials Secret in ``namespace`` the pods pull with."""
         if not listable(uri):
             return None
         key = (namespace, name)
@@ -92,33 +157,87 @@ class StoreWatcher:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None or entry.uri != uri:
-                entry = self._entries[key] = _Entry(uri)
-            delay = min(self.max_backoff_s, self.interval_s * (2**entry.failures))
+            if entry is None or entry.uri != uri or entry.secret != secret:
+                entry = self._entries[key] = _Entry(uri, secret)
             missing = wanted - set((entry.view.digests if entry.view else {}).keys())
-            due = now - entry.fetched_at >= (delay if entry.failures else self.interval_s)
+            due = now - entry.fetched_at >= self._delay(entry)
             entry.wanted = entry.wanted | wanted
             start = (due or (missing and entry.failures == 0)) and key not in self._in_flight
             if start:
                 self._in_flight.add(key)
             view = entry.view
         if start:
-            self._submit(key, uri, entry.wanted)
+            self._submit(key, uri, secret, entry.wanted)
         return view
 
-    def _submit(self, key: Key, uri: str, wanted: frozenset[str]) -> None:
+    def _delay(self, entry: _Entry) -> float:
+        """How long after its last listing a store is listed again (lock held)."""
+        if entry.failures:
+            return min(self.max_backoff_s, self.interval_s * (2**entry.failures))
+        return self.interval_s
+
+    def _submit(self, key: Key, uri: str, secret: str | None, wanted: frozenset[str]) -> None:
         with self._lock:
             if self._pool is None:
                 self._pool = concurrent.futures.ThreadPoolExecutor(
                     self.workers, thread_name_prefix="store-list"
                 )
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="store-ticker", daemon=True)
+                self._ticker.start()
             pool = self._pool
-        pool.submit(self._list, key, uri, wanted)
+        pool.submit(self._list, key, uri, secret, wanted)
 
-    def _list(self, key: Key, uri: str, wanted: frozenset[str]) -> None:
-        view: StoreView | None = None
+    def _tick(self) -> None:
+        """List every known store again when due, whether or not anything reconciles it:
+        a version copied into a store by hand is found within ``interval_s`` (and queues
+        a reconcile only when the listing changed)."""
+        while not self._stop.wait(min(1.0, self.interval_s / 2)):
+            now = time.monotonic()
+            due: list[tuple[Key, str, str | None, frozenset[str]]] = []
+            with self._lock:
+                for key, entry in self._entries.items():
+                    if key not in self._in_flight and now - entry.fetched_at >= self._delay(entry):
+                        self._in_flight.add(key)
+                        due.append((key, entry.uri, entry.secret, entry.wanted))
+            for args in due:
+                try:
+                    self._submit(*args)
+                except RuntimeError:  # the pool was shut down: closing
+                    return
+
+    def _credentials(self, namespace: str, secret: str | None) -> Mapping[str, str] | None:
+        """The Secret's S3 keys (None without a Secret); ``_Failed`` says why not."""
+        if secret is None:
+            return None
+        if self.secrets is None:
+            raise _Failed("SecretUnreadable", f"Secret {namespace}/{secret}: no reader")
+        from modelops.storage.s3 import CREDENTIAL_KEYS
+
+        where = f"credentials Secret {namespace}/{secret}"
         try:
-            store = self.opener(uri)
+            values = self.secrets(namespace, secret, CREDENTIAL_KEYS)
+        except kube_errors.Forbidden:
+            raise _Failed(
+                "SecretForbidden",
+                f"the operator may not get {where} (RBAC: get on secrets)",
+            ) from None
+        except kube_errors.KubeError as err:
+            reason = err.reason if err.reason in ("SecretTooLarge", "InvalidSecret") else ""
+            raise _Failed(reason or "SecretUnreadable", f"{where}: {err.message}") from None
+        if values is None:
+            raise _Failed("SecretNotFound", f"{where} does not exist")
+        return values
+
+    def _list(self, key: Key, uri: str, secret: str | None, wanted: frozenset[str]) -> None:
+        view: StoreView | None = None
+        failure: ListingError | None = None
+        env: Mapping[str, str] | None = None
+        try:
+            # Only an S3 client is configured from the Secret (see open_with).
+            s3 = isinstance(parse_storage_uri(uri), S3Location)
+            env = self._credentials(key[0], secret) if s3 else None
+            store = self.opener(uri, env)
             listing = store.list_versions()  # type: ignore[attr-defined]
             complete = sorted(int(v) for v in listing.complete)
             newest = str(complete[-1]) if complete else None
@@ -128,23 +247,52 @@ class StoreWatcher:
                     manifest = store.read_bytes(f"{version}/{MANIFEST_NAME}")  # type: ignore[attr-defined]
                     digests[version] = manifest_digest(manifest)
             view = StoreView(newest, digests)
-        except (StorageError, LookupError, OSError, ValueError) as err:
-            log.info("%s/%s: listing %s failed (backing off): %s", *key, uri, err)
-        except Exception:  # a bug or a client library's own error: back off, keep serving
-            log.exception("%s/%s: listing %s failed", *key, uri)
+        except _Failed as err:
+            failure = _error(err.reason, str(err), env)
+        except StorageError as err:
+            failure = _error(err.reason, str(err), env)
+        except (LookupError, OSError, ValueError) as err:
+            failure = _error("ListFailed", f"{type(err).__name__}: {err}", env)
+        except Exception as err:  # a bug or a client library's own error: back off, keep serving
+            failure = _error("ListFailed", f"{type(err).__name__}: {err}", env)
+        if failure is not None:
+            # Never the exception itself: a client library's text may quote what it was
+            # given; the message is redacted of the Secret's values.
+            log.info("%s/%s: listing failed (backing off): %s", *key, failure.message)
         changed = False
         with self._lock:
             self._in_flight.discard(key)
             entry = self._entries.get(key)
-            if entry is not None and entry.uri == uri:
+            if entry is not None and entry.uri == uri and entry.secret == secret:
                 entry.fetched_at = time.monotonic()
-                if view is None:
+                if failure is not None:
                     entry.failures += 1
+                    last = entry.view or StoreView()
+                    failed = replace(last, error=failure)
+                    changed = failed != entry.view
+                    entry.view = failed
                 else:
                     changed = view != entry.view
                     entry.view, entry.failures = view, 0
         if changed and self.on_ready is not None:
             self.on_ready(key)
+
+
+class _Failed(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _error(reason: str, message: str, env: Mapping[str, str] | None) -> ListingError:
+    """A failure for status: URIs redacted, the Secret's keys and tokens masked (a client
+    library's message may quote an access key id), at most MAX_MESSAGE characters."""
+    text = redact(message)
+    secrets = [v for k, v in (env or {}).items() if k.endswith(("_KEY", "_KEY_ID", "_TOKEN"))]
+    for value in sorted(secrets, key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return ListingError(reason, text[:MAX_MESSAGE])
 
 
 def listable(uri: str) -> bool:
@@ -156,4 +304,4 @@ def listable(uri: str) -> bool:
         return False
 
 
-__all__ = ["StoreView", "StoreWatcher", "listable"]
+__all__ = ["ListingError", "StoreView", "StoreWatcher", "listable", "open_with"]

@@ -24,11 +24,13 @@ discovery) use the typed public methods.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +39,7 @@ import kubernetes
 import urllib3
 from prometheus_client import Counter
 
-from modelops.api.kinds import EVENT, LEASE, Kind, kind_of_object
+from modelops.api.kinds import EVENT, LEASE, SECRET, Kind, kind_of_object
 
 from . import errors
 
@@ -62,6 +64,10 @@ LIST_PAGE_SIZE = 500
 # How long the API server keeps one watch open; with bookmarks, resuming
 # after it costs one request and no list.
 WATCH_TIMEOUT_S = 300
+
+# The most of a Secret's answer read (the API server allows 1 MiB): storage credentials
+# are a few hundred bytes; a bigger object is refused, not buffered.
+SECRET_MAX_BYTES = 64 * 1024
 
 # An apply with this resourceVersion only ever creates (see Kube.apply).
 NEVER_A_RESOURCE_VERSION = str(2**64 - 1)
@@ -498,6 +504,55 @@ class Kube:
         return self._request(
             "PUT", object_path(LEASE, meta["namespace"], meta["name"]), body=dict(lease)
         )
+
+    # -- storage credentials (read only, by name) -------------------------------------
+
+    def read_secret(
+        self, namespace: str, name: str, keys: Collection[str], *, max_bytes: int = SECRET_MAX_BYTES
+    ) -> dict[str, str] | None:
+        """The values of ``keys`` that Secret ``namespace``/``name`` holds, decoded; None
+        when it does not exist. Only those keys are decoded and kept, values are never
+        logged, and an answer larger than ``max_bytes`` is refused unread
+        (KubeError "SecretTooLarge"), as is a value that is not UTF-8 text
+        ("InvalidSecret"). Forbidden when RBAC does not let the operator get it."""
+        API_REQUESTS.labels("get").inc()
+        method, url, headers, _, _ = self.api_client.param_serialize(
+            "GET",
+            object_path(SECRET, namespace, name),
+            header_params={"Accept": _JSON},
+            auth_settings=["BearerToken"],
+        )
+        with _translated():
+            response = self.api_client.call_api(
+                method, url, header_params=headers, _request_timeout=self._timeout
+            )
+            raw = response.response  # not preloaded: read no more than the cap
+            data = b""
+            try:
+                data = raw.read(max_bytes + 1)
+            finally:
+                if len(data) > max_bytes:
+                    raw.close()  # the rest is unread: this connection cannot be reused
+                raw.release_conn()
+        if response.status == 404:
+            return None
+        if response.status >= 400:
+            raise errors.from_status(response.status, data, http_reason=response.reason or "")
+        where = f"Secret {namespace}/{name}"
+        if len(data) > max_bytes:
+            raise errors.KubeError("SecretTooLarge", f"{where} is over {max_bytes} bytes", 0)
+        try:
+            stored = json.loads(data).get("data") or {}
+            return {
+                key: base64.b64decode(stored[key], validate=True).decode()
+                for key in keys
+                if isinstance(stored.get(key), str)
+            }
+        except (ValueError, binascii.Error, AttributeError):  # UnicodeDecodeError is a ValueError
+            # Say which object, never what it holds.
+            raise errors.KubeError(
+                "InvalidSecret", f"{where}: a value is not UTF-8 text", 0
+            ) from None
 
     # -- discovery ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ for cluster-scoped kinds. Errors are `modelops.kube.errors` types.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from modelops.api.kinds import Kind
@@ -74,6 +74,13 @@ class KubeApi(Protocol):
         annotations: Mapping[str, str] | None = None,
     ) -> None:
         """Record an Event about ``involved``; never raises."""
+        ...
+
+    def read_secret(
+        self, namespace: str, name: str, keys: Collection[str], *, max_bytes: int = 65536
+    ) -> dict[str, str] | None:
+        """The decoded values of ``keys`` in a Secret (None when absent); over
+        ``max_bytes`` refused (KubeError SecretTooLarge); values never logged."""
         ...
 
     def api_available(self, kind: Kind) -> bool:

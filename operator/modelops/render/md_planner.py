@@ -33,6 +33,7 @@ import pydantic
 
 from modelops.api import constants as c
 from modelops.api.base import plain
+from modelops.api.conditions import CONDITIONS
 from modelops.api.kinds import kind_of
 from modelops.api.modeldeployment import MAX_LOADED_PODS, MAX_LOADED_VERSIONS, ModelDeployment
 from modelops.api.recheck import describe, violations
@@ -47,7 +48,7 @@ from .children import (
     SERVICE,
     render_children,
 )
-from .conditions import set_condition
+from .conditions import set_condition, stamp_conditions
 from .dra import allocated_gpus, gpu_status, template_actions
 from .gated import place
 from .gating import RolloutPlan
@@ -70,6 +71,7 @@ REQUEUE_FOR_DRIFT_S = 30.0
 # for KEDA looks again this often (the discovery answer is cached as long).
 REQUEUE_FOR_KEDA_S = 30.0
 
+STORE_REASONS = frozenset(CONDITIONS["StoreListed"][1])
 CHILD_KINDS = (RESOURCE_CLAIM_TEMPLATE, DEPLOYMENT, SERVICE, HPA, SCALED_OBJECT, PDB)
 AUTOSCALER_KINDS = (HPA.kind, SCALED_OBJECT.kind)
 DRA_NOT_SERVED = (
@@ -301,6 +303,11 @@ def plan(
     )
     if placement.decision is not None:
         _record_decision(status, placement.decision, out, previous.get("conditions"), obs.now)
+    if obs.store is not None:
+        status["conditions"] = [
+            *status["conditions"],
+            store_condition(obs.store, previous.get("conditions"), md.metadata.generation, obs.now),
+        ]
     gpu = gpu_status(md, obs.pods, obs.claims)
     if gpu is not None:
         status["gpu"] = gpu
@@ -451,6 +458,32 @@ def _record_decision(
             decision.stalled,
             now,
         )
+
+
+def store_condition(
+    store: Mapping[str, Any],
+    previous_conditions: Sequence[Mapping[str, Any]] | None,
+    generation: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """StoreListed: whether the operator's own listing of the model store (under
+    `latest`, and for gated rollouts) succeeds. While it fails no new version is
+    discovered and the replicas stay on the version status names."""
+    error = store.get("error")
+    if isinstance(error, Mapping):
+        reason = str(error.get("reason") or "ListFailed")
+        if reason not in STORE_REASONS:
+            reason = "ListFailed"
+        held = store.get("newest") or "the version status names"
+        message = f"{error.get('message') or reason}; replicas stay on {held}"
+        cond = {"type": "StoreListed", "status": "False", "reason": reason, "message": message}
+    else:
+        newest = store.get("newest")
+        text = f"newest complete version {newest}" if newest else "no complete version yet"
+        cond = {"type": "StoreListed", "status": "True", "reason": "Listed", "message": text}
+    return stamp_conditions(
+        [cond], previous_conditions, generation or 0, now, order=("StoreListed",)
+    )[0]
 
 
 def _scale_body(deployment: Mapping[str, Any], replicas: int) -> dict[str, Any]:

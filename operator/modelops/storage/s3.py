@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,25 +56,52 @@ _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 _TAKEN_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
-def s3_endpoint() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+# The keys of a credentials Secret that configure an S3 client (the standard AWS
+# environment); the operator reads only these from the Secret a ModelDeployment names.
+CREDENTIAL_KEYS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+)
 
 
-def make_s3_client(endpoint_url: str | None = None) -> Any:
-    """A boto3 S3 client configured from the environment, failing fast on a dead endpoint."""
+def s3_endpoint(env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    return env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+
+
+def make_s3_client(endpoint_url: str | None = None, env: Mapping[str, str] | None = None) -> Any:
+    """A boto3 S3 client configured from the environment, failing fast on a dead endpoint.
+
+    env: the variables to configure it from instead of the process environment (the
+    operator lists a store with the credentials Secret of the ModelDeployment, as its
+    pods would, never with its own). Its keys are passed explicitly, so nothing of the
+    process's own AWS configuration is mixed in."""
     import boto3
     from botocore.config import Config
 
-    endpoint = endpoint_url or s3_endpoint()
+    source = os.environ if env is None else env
+    endpoint = endpoint_url or s3_endpoint(source)
     config = Config(
         connect_timeout=5,
         read_timeout=60,
         retries={"max_attempts": 3, "mode": "standard"},
         s3={"addressing_style": "path" if endpoint else "auto"},
     )
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = source.get("AWS_REGION") or source.get("AWS_DEFAULT_REGION") or "us-east-1"
+    keys: dict[str, Any] = {}
+    if env is not None and env.get("AWS_ACCESS_KEY_ID"):
+        keys = {
+            "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID"),
+            "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY"),
+            "aws_session_token": env.get("AWS_SESSION_TOKEN") or None,
+        }
     return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint, region_name=region, config=config
+        "s3", endpoint_url=endpoint, region_name=region, config=config, **keys
     )
 
 
