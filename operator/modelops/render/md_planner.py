@@ -87,6 +87,9 @@ class Settings:
     prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS
     # The default Triton image (spec.runtime.image overrides it; api/images.py).
     triton_image: str = c.DEFAULT_TRITON_IMAGE
+    # Where KEDA reads the activator's held requests (render/wake.py); None: no
+    # activator is installed, a model at zero is not woken by its requests.
+    activator_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -394,6 +397,7 @@ def _render(
         prometheus_address=settings.prometheus_address,
         triton_image=settings.triton_image,
         layout=layout,
+        activator_url=settings.activator_url,
     )
     if keda_missing:
         rendered = [ch for ch in rendered if ch["kind"] != SCALED_OBJECT.kind]
