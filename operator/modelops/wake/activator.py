@@ -234,7 +234,12 @@ class Activator:
         if holder is None:
             return web.json_response({"held": 0})
         return web.json_response(
-            {"held": holder.activity(), "heldNow": holder.held, "lastWake": holder.times.as_dict()}
+            {
+                "held": holder.activity(),
+                "heldNow": holder.held,
+                "forwarded": holder.forwarded,
+                "lastWake": holder.times.as_dict(),
+            }
         )
 
 

@@ -58,6 +58,7 @@ class Holder:
     linger_s: float = 60.0
     upstreams: list[tuple[str, int]] = field(default_factory=list)
     held: int = 0
+    forwarded: int = 0  # requests this activator passed to a replica
     times: WakeTimes = field(default_factory=WakeTimes)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _released: deque[float] = field(default_factory=deque)
@@ -107,6 +108,7 @@ class Holder:
             self._released.append(time.monotonic())
 
     def answered(self) -> None:
+        self.forwarded += 1
         if self.times.held_at is not None and self.times.answered_at is None:
             self.times.answered_at = time.monotonic()
 
