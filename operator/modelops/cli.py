@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pull-file": ("modelops.storage.file_cli", "copy one file from storage to a local path"),
     "package-model": ("modelops.triton.cli", "write a TorchScript/ONNX model as a Triton model"),
     "drift-monitor": ("modelops.drift.cli", "run the drift-monitor sidecar in front of Triton"),
+    "activator": ("modelops.wake.cli", "hold requests for models at zero and wake them"),
     "drift-reference": ("modelops.drift.reference_cli", "build drift reference statistics"),
     "train": ("modelops.trainer.cli", "run a training entrypoint under torchrun"),
     "train-script": (

@@ -126,6 +126,17 @@ CONDITIONS: dict[str, tuple[str, dict[str, str]]] = {
             "Pending": "Unknown: the autoscaler does not exist or has not reported yet.",
         },
     ),
+    "ScaledToZero": (
+        "Only when KEDA may take the model to zero (engine keda, minReplicas 0): whether it "
+        "is at zero, and whether it is waking (see docs/autoscaling.md, Waking from zero).",
+        {
+            "WakeOnRequest": "True: no replica; a request to the Service is held by the "
+            "activator and scales the model up (with the activator installed).",
+            "Waking": "False: replicas were asked for but none is ready yet; held requests "
+            "are answered once one is.",
+            "Serving": "False: at least one replica is ready.",
+        },
+    ),
     "Drifted": (
         "Only with the drift monitor enabled: live inputs differ from the reference.",
         {

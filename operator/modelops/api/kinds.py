@@ -58,6 +58,8 @@ RESOURCE_CLAIM_TEMPLATE = Kind(
     "resource.k8s.io/v1", "ResourceClaimTemplate", "resourceclaimtemplates"
 )
 RESOURCE_CLAIM = Kind("resource.k8s.io/v1", "ResourceClaim", "resourceclaims")
+# The wake activator's own slices (render/wake.py, modelops/wake/).
+ENDPOINT_SLICE = Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices")
 # KEDA's: only served where KEDA is installed (see Kube.api_available).
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 
@@ -88,6 +90,7 @@ KINDS: tuple[Kind, ...] = (
     PDB,
     JOB,
     SCALED_OBJECT,
+    ENDPOINT_SLICE,
     RESOURCE_CLAIM_TEMPLATE,
     RESOURCE_CLAIM,
     NAMESPACE,

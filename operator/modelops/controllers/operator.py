@@ -286,6 +286,9 @@ def build(kube: Kube, views: Any) -> Operator:
         ),
         triton_image=images.triton,
         gpu_instance_kind=gpu_instance_kind(),
+        # The wake activator's address as KEDA reaches it (modelops/wake/); unset:
+        # no activator, models at zero are not woken by their requests.
+        activator_url=os.environ.get("MODELOPS_ACTIVATOR_URL") or None,
     )
     log.info("default images: triton %s, trainer %s", images.triton, images.trainer)
     return Operator(

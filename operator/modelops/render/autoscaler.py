@@ -15,6 +15,7 @@ from modelops.api.modeldeployment import Autoscaling, ModelDeployment
 from .deployment import TRITON_CONTAINER
 from .meta import as_md, child_metadata
 from .metrics import METRICS, keda_query
+from .wake import wake_enabled, wake_trigger
 
 # Where KEDA's Prometheus trigger sends its queries unless the operator is
 # configured otherwise (the prometheus-operator's default Service name).
@@ -26,16 +27,22 @@ def render_autoscaler(
     *,
     prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
     deployment: str | None = None,
+    activator_url: str | None = None,
 ) -> dict[str, Any] | None:
     """HorizontalPodAutoscaler or ScaledObject `<name>`, or None without autoscaling.
 
-    deployment: the Deployment it scales (the stable slot's; default `<name>`)."""
+    deployment: the Deployment it scales (the stable slot's; default `<name>`).
+    activator_url: the wake activator; a ScaledObject that may go to zero then
+    also follows the requests it holds (render/wake.py)."""
     md = as_md(md)
     scaling = md.spec.autoscaling
     if scaling is None:
         return None
     if scaling.engine == "keda":
-        return _scaled_object(md, scaling, prometheus_address, deployment)
+        scaled = _scaled_object(md, scaling, prometheus_address, deployment)
+        if activator_url and wake_enabled(md):
+            scaled["spec"]["triggers"].append(wake_trigger(md, activator_url))
+        return scaled
     return _hpa(md, scaling, deployment)
 
 

@@ -57,6 +57,7 @@ def render_children(
     triton_image: str = c.DEFAULT_TRITON_IMAGE,
     layout: Layout | None = None,
     gpu_instance_kind: str = "gpu",
+    activator_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """The desired children, in apply order (the GPU claim template before the pods that
     reference it, Deployments, the autoscaler after them).
@@ -66,6 +67,7 @@ def render_children(
     behind them (the pull step then writes KIND_AUTO: Triton runs on CPU there).
     layout: which versions run in which slot (render/slots.py); by default one
     Deployment in slot a serving model_version with ``replicas``.
+    activator_url: the wake activator (render/wake.py), or None without one.
     """
     md = as_md(md)
     layout = layout or Layout(stable_version=model_version, stable_replicas=replicas)
@@ -95,7 +97,9 @@ def render_children(
                 layout.candidate_slot, layout.candidate_version, layout.candidate_replicas, False
             )
         )
-    out.append(render_service(md, slot=layout.service_slot))
+    stable_deployment = deployment_name(md.name, layout.stable_slot)
+    wake_deployment = stable_deployment if activator_url and layout.autoscaler else None
+    out.append(render_service(md, slot=layout.service_slot, wake_deployment=wake_deployment))
     if layout.candidate_version is not None:
         out.append(render_candidate_service(md, layout.candidate_slot))
     if sidecar_enabled(md):
@@ -104,7 +108,8 @@ def render_children(
         render_autoscaler(
             md,
             prometheus_address=prometheus_address,
-            deployment=deployment_name(md.name, layout.stable_slot),
+            deployment=stable_deployment,
+            activator_url=activator_url,
         )
         if layout.autoscaler
         else None

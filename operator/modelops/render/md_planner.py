@@ -92,6 +92,9 @@ class Settings:
     # "gpu" (KIND_GPU) or "auto" (KIND_AUTO) for the instances of GPU pods; see
     # triton/config_patch.py RuntimeOverrides.gpu_kind.
     gpu_instance_kind: str = "gpu"
+    # Where KEDA reads the activator's held requests (render/wake.py); None: no
+    # activator is installed, a model at zero is not woken by its requests.
+    activator_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -405,6 +408,7 @@ def _render(
         triton_image=settings.triton_image,
         layout=layout,
         gpu_instance_kind=settings.gpu_instance_kind,
+        activator_url=settings.activator_url,
     )
     if keda_missing:
         rendered = [ch for ch in rendered if ch["kind"] != SCALED_OBJECT.kind]

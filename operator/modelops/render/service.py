@@ -11,10 +11,14 @@ from modelops.api.modeldeployment import ModelDeployment
 from .drift_sidecar import sidecar_enabled
 from .meta import as_md, child_metadata, selector_labels
 from .slots import candidate_service_name
+from .wake import wake_enabled, wake_service_marks
 
 
 def render_service(
-    md: ModelDeployment | Mapping[str, Any], *, slot: str | None = None
+    md: ModelDeployment | Mapping[str, Any],
+    *,
+    slot: str | None = None,
+    wake_deployment: str | None = None,
 ) -> dict[str, Any]:
     """Service `<name>`: http, grpc, metrics (and drift-metrics) ports.
 
@@ -30,12 +34,21 @@ def render_service(
     slot: select only that slot's pods (while a gated rollout's candidate runs in
     the other slot and must get no live traffic through the Service); None
     selects every pod of the ModelDeployment.
+    wake_deployment: with an activator installed, the Deployment it may scale
+    from zero; the Service is then marked for it when the model may scale to
+    zero (render/wake.py).
     """
     md = as_md(md)
     selector = selector_labels(md)
     if slot is not None:
         selector = {**selector, c.LABEL_SLOT: slot}
-    return _service(md, md.name, selector)
+    service = _service(md, md.name, selector)
+    if wake_deployment is not None and wake_enabled(md):
+        marks, notes = wake_service_marks(md, wake_deployment)
+        meta = service["metadata"]
+        meta["labels"] = {**meta["labels"], **marks}
+        meta["annotations"] = {**meta.get("annotations", {}), **notes}
+    return service
 
 
 def render_candidate_service(md: ModelDeployment | Mapping[str, Any], slot: str) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from .pods import (
     unschedulable,
     version,
 )
+from .wake import scaled_to_zero_condition
 
 CONDITION_ORDER = (
     "Ready",
@@ -55,6 +56,7 @@ CONDITION_ORDER = (
     "Scheduled",
     "ModelLoaded",
     "AutoscalerReady",
+    "ScaledToZero",
     "Drifted",
 )
 # FailedCreate events older than this are taken as resolved (the ReplicaSet
@@ -96,6 +98,9 @@ def derive_status(
     ]
     if md.spec.autoscaling is not None:
         conditions.append(_autoscaler_ready(md, autoscaler, keda_missing))
+    zero = _scaled_to_zero(md, deployment)
+    if zero is not None:
+        conditions.append(zero)
     drift_enabled = md.spec.drift_monitor is not None and md.spec.drift_monitor.enabled
     if drift_enabled:
         conditions.append(_drifted(md, drift))
@@ -128,6 +133,22 @@ def derive_status(
 
 
 # --- conditions -----------------------------------------------------------------
+
+
+def _scaled_to_zero(
+    md: ModelDeployment, deployment: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """ScaledToZero, for a model KEDA may take to zero (render/wake.py)."""
+    if deployment is None:
+        return None
+    desired = (deployment.get("spec") or {}).get("replicas")
+    ready = (deployment.get("status") or {}).get("readyReplicas") or 0
+    decided = scaled_to_zero_condition(
+        md, desired=desired if isinstance(desired, int) else 1, ready=ready
+    )
+    if decided is None:
+        return None
+    return _cond("ScaledToZero", *decided)
 
 
 class _Context:

@@ -1,0 +1,1 @@
+"""The wake activator: holds requests for models at zero and wakes them (activator.py)."""
