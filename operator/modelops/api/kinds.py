@@ -44,7 +44,9 @@ DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 REPLICA_SET = Kind("apps/v1", "ReplicaSet", "replicasets")
 SERVICE = Kind("v1", "Service", "services")
 CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
-# The conversion webhook's certificates (controllers/conversion.py).
+# Two uses: the conversion webhook's certificates (controllers/conversion.py), and,
+# read only and by name, the storage credentials Secret a ModelDeployment names, so
+# the operator lists the model store as its pods would (controllers/store_watcher.py).
 SECRET = Kind("v1", "Secret", "secrets")
 POD = Kind("v1", "Pod", "pods")
 EVENT = Kind("v1", "Event", "events")
@@ -66,9 +68,6 @@ SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
 # The leader election record the operator replicas share (controllers/leader.py).
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
-# Read only, by name: the storage credentials Secret a ModelDeployment names, so the
-# operator lists the model store as its pods would (controllers/store_watcher.py).
-SECRET = Kind("v1", "Secret", "secrets")
 CUSTOM_RESOURCE_DEFINITION = Kind(
     "apiextensions.k8s.io/v1",
     "CustomResourceDefinition",
@@ -96,7 +95,6 @@ KINDS: tuple[Kind, ...] = (
     NAMESPACE,
     CUSTOM_RESOURCE_DEFINITION,
     LEASE,
-    SECRET,
 )
 
 _BY_TYPE = {(k.api_version, k.kind): k for k in KINDS}
