@@ -10,7 +10,10 @@ projects the ``<name>-traffic`` ConfigMap into the stable pods, whose sidecars
 then mirror every request over the pod network to the candidate Service by its
 DNS name; the operator reads both sides' figures from the pods' IPs and decides.
 A client pod sends HTTP and gRPC inference through the Service the whole time
-and prints every failure: a promotion (or a rollback) must cost it nothing.
+and prints every failure: a promotion (which retires the old stable pods under that
+load), a rollback, or an abort under canary must cost it nothing; and an abort must
+stop the candidate's traffic within 5 s of the spec change (its Triton's request
+counter, read from the pod, stops moving).
 
 The gates are looser than the defaults (errors within 0.05, agreement 0.9) so
 the sequential verdicts come after about 150 requests rather than 800: the
@@ -20,7 +23,6 @@ client sends a few per second on this 2-core machine.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.request
@@ -53,16 +55,10 @@ pytestmark = [
     pytest.mark.cluster,
     pytest.mark.torch,
     pytest.mark.slow,
+    # The two templates once seen here came from a second operator process left running
+    # by a killed session (tests/unit/test_render_contested.py); the waits below are
+    # bounded, so a hang costs at most this.
     pytest.mark.timeout(1500),
-    # Passed on its own branch (2 passed in 222 s); on the merged tree at the stop the
-    # candidate's Deployment was applied with two templates in a row (two ReplicaSets,
-    # the first stuck in Init) and the run did not finish in time. Until that is found,
-    # it runs only when asked, so that a hang cannot take CI's 90 minutes.
-    pytest.mark.skipif(
-        os.environ.get("MODELOPS_E2E_REAL_ROLLOUT") != "1",
-        reason="set MODELOPS_E2E_REAL_ROLLOUT=1: known issue on the merged tree (candidate "
-        "Deployment re-templated, see the module's pytestmark comment)",
-    ),
 ]
 
 SHADOW = {
@@ -337,13 +333,18 @@ def roll_out(
     return version, final, watch, elapsed
 
 
-def candidate_objects(cluster: Cluster, namespace: str, slot: str) -> list[str]:
-    pods = [
+def slot_pods(cluster: Cluster, namespace: str, slot: str) -> list[str]:
+    """The pods of ``slot`` that still exist (terminating ones included)."""
+    return [
         f"pod/{p.metadata.name}"
         for p in cluster.core.list_namespaced_pod(
             namespace, label_selector=f"modelops.io/model-deployment={NAME},{LABEL_SLOT}={slot}"
         ).items
     ]
+
+
+def candidate_objects(cluster: Cluster, namespace: str, slot: str) -> list[str]:
+    pods = slot_pods(cluster, namespace, slot)
     services = [
         f"service/{s.metadata.name}"
         for s in cluster.core.list_namespaced_service(namespace).items
@@ -361,6 +362,7 @@ def test_a_good_candidate_on_real_pods_is_promoted_with_zero_client_errors(
     tmp_path: Path,
 ) -> None:
     namespace, body = served
+    old_slot = rollout_of(get_md(cluster, namespace, NAME))["stableSlot"]
     host = f"{NAME}.{namespace}.svc.cluster.local"
     client = LoopClient(cluster, namespace, real_node, project_images.operator, host).start()
     try:
@@ -376,6 +378,16 @@ def test_a_good_candidate_on_real_pods_is_promoted_with_zero_client_errors(
             timeout=90,
             what=f"the client answered by version {version}",
         )
+        # The promotion retires the old stable pods (preStop sleep, the sidecar's drain,
+        # Triton's stop) while the client keeps sending: they must be gone, under load.
+        retired = time.monotonic()
+        wait_for(
+            lambda: slot_pods(cluster, namespace, old_slot) == [] or None,
+            timeout=120,
+            what=f"the retired stable pods of slot {old_slot} gone",
+        )
+        print(f"old stable pods gone {time.monotonic() - retired:.1f}s after the verdict")
+        assert client.phase() == "Running"
         tally = client.tally()
     finally:
         failures = client.failures()
@@ -442,3 +454,112 @@ def test_a_bad_candidate_on_real_pods_is_rolled_back_and_goes_away(
     assert md["status"]["servedVersion"] == stable["stable"]
     entry = md["status"]["history"][0]
     assert (entry["version"], entry["outcome"]) == (version, "RolledBack"), entry
+
+
+def triton_requests(ip: str) -> float | None:
+    """Inference requests the Triton of the pod at ``ip`` has answered (its metrics
+    port); None when it does not answer (gone)."""
+    try:
+        with urllib.request.urlopen(f"http://{ip}:8002/metrics", timeout=2) as answer:
+            text = answer.read(4 << 20).decode()
+    except OSError:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("nv_inference_request_success{") and f'model="{NAME}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.mark.xfail(
+    reason="not yet run to the end on the real node: written at the stop, when three image "
+    "builds at once on the 2 cores kept the session's image build past the module's timeout; "
+    "the 5 s bound itself is open (split keep-alive connections may outlive the Service)",
+    strict=False,
+)
+def test_an_abort_under_canary_stops_candidate_traffic_within_5s_with_no_client_error(
+    cluster: Cluster,
+    served: tuple[str, dict[str, Any]],
+    pod_store: S3Server,
+    real_node: RealNode,
+    project_images: ProjectImages,
+    tmp_path: Path,
+) -> None:
+    namespace, body = served
+    stable = rollout_of(get_md(cluster, namespace, NAME))
+    candidate_slot = "b" if stable["stableSlot"] == "a" else "a"
+    rollout = {
+        k: v
+        for k, v in body["spec"]["rollout"].items()
+        if k not in ("strategy", "shadow", "analysis", "control")
+    }
+    # Half of the requests go to the candidate; no verdict before the abort (the step and
+    # the gates want far more requests than the test sends).
+    body["spec"]["rollout"] = {
+        **rollout,
+        "strategy": "Canary",
+        "canary": {"steps": [{"weight": 50, "requests": 100000}]},
+        "analysis": {"minRequests": 100000, "progressDeadline": "6m"},
+    }
+    host = f"{NAME}.{namespace}.svc.cluster.local"
+    client = LoopClient(cluster, namespace, real_node, project_images.operator, host).start()
+    try:
+        version = publish_version(pod_store, tmp_path, seed=11)
+        body["spec"]["model"]["version"] = version
+        cluster.apply(body)
+
+        def canary_serving() -> str | None:
+            if rollout_of(get_md(cluster, namespace, NAME)).get("phase") != "Canary":
+                return None
+            for pod in cluster.core.list_namespaced_pod(
+                namespace,
+                label_selector=f"modelops.io/model-deployment={NAME},{LABEL_SLOT}={candidate_slot}",
+            ).items:
+                ip = pod.status.pod_ip
+                if ip and (triton_requests(ip) or 0) >= 10:
+                    return str(ip)
+            return None
+
+        # The candidate's cold start, then live requests split to it.
+        ip = wait_for(canary_serving, timeout=300, interval=1, what="the canary answering")
+        count = triton_requests(ip)
+        patched = time.monotonic()
+        cluster.custom.patch_namespaced_custom_object(
+            "modelops.io",
+            "v1alpha1",
+            namespace,
+            "modeldeployments",
+            NAME,
+            {"spec": {"rollout": {"control": {"abort": version}}}},
+        )
+        # The candidate's Triton counter from the patch on: the last time it moved.
+        last_change = patched
+        while time.monotonic() - max(last_change, patched) < 15:
+            now = triton_requests(ip)
+            if now is None:
+                break  # the pod is gone: nothing answers through it any more
+            if now != count:
+                count, last_change = now, time.monotonic()
+            time.sleep(0.2)
+        stopped = max(0.0, last_change - patched)
+        print(f"abort under canary: candidate traffic stopped {stopped:.1f}s after the patch")
+        final = wait_for(
+            lambda: (
+                (r := rollout_of(get_md(cluster, namespace, NAME))).get("phase") == "RolledBack"
+                and r
+            ),
+            timeout=60,
+            what="the rollback",
+        )
+        assert "aborted by spec.rollout.control.abort" in final["message"], final
+        # The client keeps being answered (by the stable version) after the abort.
+        sent = client.tally().get("sent", 0)
+        wait_for(lambda: client.tally().get("sent", 0) >= sent + 20, timeout=60, what="answers")
+        tally = client.tally()
+    finally:
+        failures = client.failures()
+        client.stop()
+    print(f"client: {tally}")
+    assert failures == [], failures[:20]
+    assert tally["errors"] == 0, tally
+    assert stopped <= 5.0, f"candidate traffic went on {stopped:.1f}s after the abort"

@@ -7,6 +7,8 @@ ClusterRole in manifests/install/rbac.yaml is enough.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
 import signal
@@ -63,6 +65,24 @@ def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
     return path
 
 
+# prctl(2): the signal a child gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+_PRCTL = getattr(ctypes.CDLL(ctypes.util.find_library("c") or None), "prctl", None)
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM when the test process goes, however it goes.
+
+    The operator runs in a session of its own (so that stop() can signal its whole
+    group), which also keeps it alive when the test process is killed before its
+    fixtures are torn down (a timeout's SIGTERM, SIGKILL). Such an orphan kept
+    reconciling the cluster beside the next run's operator: two writers with
+    different settings applied two templates of one Deployment in turn, several times
+    a second. prctl is resolved before the fork; only the call runs in the child."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,6 +114,7 @@ class OperatorProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
         wait_for(self._serving_metrics, timeout=60, what="the operator's metrics endpoint")
         return self

@@ -30,7 +30,7 @@ from modelops.render.children import DEPLOYMENT, RESOURCE_CLAIM_TEMPLATE, SCALED
 from modelops.render.evidence import Sources, evidence_sources
 from modelops.render.gating.decide import GATED_PHASES
 from modelops.render.gating.ledger import PodLedger, post
-from modelops.render.ownership import Applied
+from modelops.render.ownership import Applied, reverts_after
 from modelops.render.plan import Plan
 from modelops.render.pods import format_time
 from modelops.render.slots import SLOTS, deployment_key
@@ -131,7 +131,7 @@ class ModelDeploymentController:
             if outcome.failures:
                 plan = md_planner.revise(obs, plan, outcome.failures)
             self.actuator.finish(plan, body, outcome)
-            self._remember(key, plan, outcome)
+            self._remember(key, plan, outcome, obs.now)
             metrics.export_conditions(KIND, *key, plan.status.get("conditions") or [])
             if plan.status.get("rollout") is not None:
                 metrics.export_rollout(*key, plan.status["rollout"])
@@ -319,7 +319,7 @@ class ModelDeploymentController:
         self._parsed[key] = (stamp, md)
         return md
 
-    def _remember(self, key: Key, plan: Plan, outcome: Outcome) -> None:
+    def _remember(self, key: Key, plan: Plan, outcome: Outcome, now: datetime) -> None:
         if outcome.status_resource_version:
             self._own_status[key] = outcome.status_resource_version
         previous = self._applied.get(key)
@@ -328,9 +328,12 @@ class ModelDeploymentController:
         for delete in plan.deletes:
             fingerprints.pop(delete.key, None)
         applied_all = not any(f.kind != c.TJ_KIND for f in outcome.failures)
+        # Children our applies changed back after someone else changed them: a second
+        # writer is not fought on every change (render/ownership.py).
+        reverts = reverts_after(previous, plan.applies, outcome.fingerprints, now)
         # After a failed apply the digest is not recorded: the next reconcile
         # applies again instead of believing the children are as rendered.
-        self._applied[key] = Applied(plan.digest if applied_all else "", fingerprints)
+        self._applied[key] = Applied(plan.digest if applied_all else "", fingerprints, reverts)
 
 
 def _lists_store(md: ModelDeployment) -> bool:

@@ -117,7 +117,11 @@ def evidence_sources(
             # A ReplicaSet the watch has not delivered yet (a new pod, for a moment), or a
             # controller that is not one of this ModelDeployment's ReplicaSets at all.
             created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
-            if now is not None and created is not None and now - created < grace:
+            if (pod.get("metadata") or {}).get("deletionTimestamp"):
+                # Its ReplicaSet went first: a retired slot's pod draining (on a real node
+                # that takes the grace period). Asked nothing either way; not a stranger.
+                skipped[name] = "being deleted, its ReplicaSet gone"
+            elif now is not None and created is not None and now - created < grace:
                 skipped[name] = "its ReplicaSet is not known yet"
                 left = (grace - (now - created)).total_seconds() + 1.0
                 recheck = left if recheck is None else min(recheck, left)

@@ -258,7 +258,7 @@ def plan(
     )
     out = Plan(digest=rendered_digest)
     applies, problems = apply_actions(
-        rendered, obs.children, owner_uid=obs.uid, applied=applied, digest=out.digest
+        rendered, obs.children, owner_uid=obs.uid, applied=applied, digest=out.digest, now=obs.now
     )
     applies, replaced = template_actions(
         rendered, obs.children.get(RESOURCE_CLAIM_TEMPLATE.kind), obs.uid, applies

@@ -43,6 +43,9 @@ class Apply:
     field_manager: str = FIELD_MANAGER
     # The child's key (render/slots.py); by default from the object's name and label.
     child: str | None = None
+    # Set when the apply heals an edit made behind our back: the fingerprint of the
+    # edited object (render/ownership.py counts the applies that change it back).
+    heals: tuple[Any, ...] | None = None
 
     @property
     def kind(self) -> str:
