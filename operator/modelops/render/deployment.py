@@ -33,6 +33,7 @@ from .dra import apply_to_pod
 from .drift_sidecar import (
     TERMINATION_GRACE_SECONDS,
     TRITON_PRESTOP_SECONDS,
+    TRAFFIC_VOLUME,
     drift_parts,
     prestop_sleep,
     sidecar_enabled,
@@ -162,6 +163,9 @@ def _pod_spec(
             repository=MODEL_REPOSITORY,
             source_mount=source.mount,
         )
+    pull = _pull_container(md, operator_image, model_version, source)
+    if md.spec.rollout.placement == "InPlace" and len(containers) > 1:
+        inplace_pod.apply_to_pull(pull, traffic_volume=TRAFFIC_VOLUME)
     pod: dict[str, Any] = {
         # Triton never calls the API server; no token in the pod.
         "automountServiceAccountToken": False,
@@ -169,7 +173,7 @@ def _pod_spec(
         "initContainers": [
             with_scratch(c)
             for c in (
-                _pull_container(md, operator_image, model_version, source),
+                pull,
                 *drift.init_containers,
             )
         ],
