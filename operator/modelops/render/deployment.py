@@ -32,8 +32,8 @@ from .containers import (
 from .dra import apply_to_pod
 from .drift_sidecar import (
     TERMINATION_GRACE_SECONDS,
-    TRITON_PRESTOP_SECONDS,
     TRAFFIC_VOLUME,
+    TRITON_PRESTOP_SECONDS,
     drift_parts,
     prestop_sleep,
     sidecar_enabled,

@@ -252,14 +252,14 @@ def adapt_layout(
 
 __all__ = [
     "adapt_layout",
-    "pin_template",
-    "template_version",
     "agent_errors",
     "candidate_figures",
     "candidate_pods",
     "choose",
     "fit_inputs",
+    "pin_template",
     "promotion_decided",
     "requested",
+    "template_version",
     "traffic",
 ]

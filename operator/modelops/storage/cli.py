@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--served-version-file",
         type=Path,
-        help="a traffic file (JSON): its \"served\" version, when it names one, replaces "
+        help='a traffic file (JSON): its "served" version, when it names one, replaces '
         "--version (placement InPlace: the version a promotion made the served one)",
     )
     parser.add_argument("--termination-log", type=Path, help="also write the outcome here")
