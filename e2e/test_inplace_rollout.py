@@ -171,9 +171,11 @@ def roll_in_place(
     name: str,
     sidecars: dict[str, SidecarProcess],
     then: Callable[[], None] | None = None,
+    at_start: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], PodWatch, ReadyWatch, VersionedLoad]:
-    """Roll version 2 out in place; ``then`` runs after the verdict, the simulated node
-    still running (its pods still mapped to the sidecar, the traffic file projected)."""
+    """Roll version 2 out in place; ``at_start`` runs once version 1 is stable, ``then``
+    after the verdict, the simulated node still running (its pods still mapped to the
+    sidecar, the traffic file projected)."""
     body = gated_md(name, IN_PLACE)
     with Node(cluster, namespace, name, sidecars):
         cluster.apply(body, namespace)
@@ -183,6 +185,8 @@ def roll_in_place(
             timeout=60,
             what="version 1 stable",
         )
+        if at_start is not None:
+            at_start()
         body["spec"]["model"]["version"] = "2"
         with (
             PodWatch(cluster, namespace, name) as pods,
@@ -285,14 +289,10 @@ def test_a_good_candidate_shadowed_in_place_is_promoted_without_a_new_pod_or_res
     before: list[Serving] = []
 
     def after_promotion() -> None:
-        """Later reconciles leave the Deployment alone; a pod that starts serves 2."""
-        wait_for(
-            lambda: traffic_doc(cluster, namespace, name).get("served") == "2",
-            timeout=30,
-            what="the traffic file to name 2 as served",
-        )
-        first = Serving(cluster, namespace, name)
-        before.append(first)
+        """The Deployment is as it was with version 1 stable, also after later
+        reconciles; a pod that starts serves 2."""
+        first = before[0]
+        assert Serving(cluster, namespace, name).generation == first.generation
         # Reconciles: two edits of the ModelDeployment's annotations (each one a watch
         # event and a reconcile), with time for each.
         for poke in ("1", "2"):
@@ -307,6 +307,11 @@ def test_a_good_candidate_shadowed_in_place_is_promoted_without_a_new_pod_or_res
         assert later.hashes == first.hashes and len(first.hashes) == 1
         assert later.replica_sets == first.replica_sets
         assert set(later.pods) == set(first.pods) and later.restarts == first.restarts
+        wait_for(
+            lambda: traffic_doc(cluster, namespace, name).get("served") == "2",
+            timeout=10,
+            what="the traffic file to name 2 as served",
+        )
         assert traffic_doc(cluster, namespace, name) == {"served": "2"}
         # The sidecar answers as the version its Triton serves.
         with urllib.request.urlopen(pod_sidecar["1"].admin + "/rollout", timeout=5) as resp:
@@ -332,10 +337,16 @@ def test_a_good_candidate_shadowed_in_place_is_promoted_without_a_new_pod_or_res
         wait_ready(cluster, namespace, name)
         assert rollout_of(cluster, namespace, name).get("stable") == "2"
 
+    done: list[bool] = []
     final, pods, ready, load = roll_in_place(
-        cluster, namespace, name, pod_sidecar, then=after_promotion
+        cluster,
+        namespace,
+        name,
+        pod_sidecar,
+        at_start=lambda: before.append(Serving(cluster, namespace, name)),
+        then=lambda: done.append(after_promotion() is None),
     )
-    assert before, "the checks after the promotion did not run"
+    assert done, "the checks after the promotion did not run"
     assert final["phase"] == "Idle" and final["stable"] == "2", final
     assert "Shadow" in ready.phases and "Promoting" in ready.phases, ready.phases
     # No second Deployment, no second pod (no GPU beyond the stable pod's), the same pod
