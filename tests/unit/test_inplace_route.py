@@ -147,3 +147,20 @@ def test_the_agent_follows_the_served_version_both_ways() -> None:
     )
     assert wanted(json.dumps({"candidate": cand}).encode(), "7", "7") == Wanted()
     assert wanted(b'{"stage": "8", "served": "8"}', "7", "8") == Wanted()
+
+
+def test_the_agent_takes_what_its_triton_serves_from_the_repository(tmp_path) -> None:
+    """The version directory the init container pulled (or the last swap left), not the
+    traffic file, which may have changed since the pod started."""
+    from modelops.drift.inplace_agent import InPlaceAgent
+
+    agent = InPlaceAgent(
+        traffic_file=str(tmp_path / "traffic.json"), repository=tmp_path / "models",
+        model="clf", model_uri="file:///nowhere", triton_url="http://127.0.0.1:1",
+        own_version="7",
+    )  # fmt: skip
+    assert agent._on_disk() is None  # nothing pulled yet
+    (tmp_path / "models" / "clf" / "8").mkdir(parents=True)
+    (tmp_path / "models" / "clf" / ".hidden-9").mkdir()
+    (tmp_path / "models" / "clf.candidate" / "9").mkdir(parents=True)
+    assert agent._on_disk() == "8"

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from modelops.triton import inplace as triton_inplace
+from modelops.triton.layout import parse_version_dir
 
 log = logging.getLogger("modelops.drift.inplace_agent")
 
@@ -128,8 +129,8 @@ class InPlaceAgent:
         self.model_uri = model_uri
         self.triton_url = triton_url
         self.own_version = own_version  # the pod template's version
-        # What this pod's Triton serves: set from the traffic file at the first look (the
-        # init container pulled the file's served version), then by each promotion.
+        # What this pod's Triton serves: from the model repository at the first look (the
+        # init container pulled the file's served version), then set by each promotion.
         self.serving: str | None = None
         self.metrics_url = metrics_url
         self.poll_seconds = poll_seconds
@@ -172,7 +173,7 @@ class InPlaceAgent:
             except OSError:
                 content = b""
             if self.serving is None:
-                self.serving = served_version(content, self.own_version)
+                self.serving = self._on_disk() or served_version(content, self.own_version)
             want = wanted(content, self.own_version, self.serving)
             if want == self._done:
                 continue
@@ -216,6 +217,21 @@ class InPlaceAgent:
             self.serving = str(version)
             log.info("in-place agent: version %d is the served model", version)
         self._finish(want)
+
+    def _on_disk(self) -> str | None:
+        """The version Triton serves: the highest version directory of ``<model>`` (what
+        the init container pulled, or the last promotion left; Triton's default policy
+        serves the latest), so a file that changed since the pod started is not taken
+        for what it serves."""
+        try:
+            found = [
+                n
+                for e in (self.repository / self.model).iterdir()
+                if e.is_dir() and (n := parse_version_dir(e.name))
+            ]
+        except OSError:
+            return None
+        return str(max(found)) if found else None
 
     def _finish(self, want: Wanted) -> None:
         self._done = want
