@@ -17,8 +17,12 @@ during the shadow, and Ready never dropping.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +109,7 @@ def pod_sidecar(
 
 class PodWatch(Background):
     """Every pod and Deployment of the ModelDeployment seen during the rollout, until the
-    rollout is decided (then the pods' template catches up with the promoted version in
-    one rolling update: docs/rollouts.md, "Known limits")."""
+    rollout is decided (what happens after it is checked on its own)."""
 
     def __init__(self, cluster: Cluster, namespace: str, name: str) -> None:
         super().__init__()
@@ -163,8 +166,16 @@ class VersionedLoad(Load):
 
 
 def roll_in_place(
-    cluster: Cluster, namespace: str, name: str, sidecars: dict[str, SidecarProcess]
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    sidecars: dict[str, SidecarProcess],
+    then: Callable[[], None] | None = None,
+    at_start: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], PodWatch, ReadyWatch, VersionedLoad]:
+    """Roll version 2 out in place; ``at_start`` runs once version 1 is stable, ``then``
+    after the verdict, the simulated node still running (its pods still mapped to the
+    sidecar, the traffic file projected)."""
     body = gated_md(name, IN_PLACE)
     with Node(cluster, namespace, name, sidecars):
         cluster.apply(body, namespace)
@@ -174,6 +185,8 @@ def roll_in_place(
             timeout=60,
             what="version 1 stable",
         )
+        if at_start is not None:
+            at_start()
         body["spec"]["model"]["version"] = "2"
         with (
             PodWatch(cluster, namespace, name) as pods,
@@ -199,14 +212,141 @@ def roll_in_place(
             except AssertionError as err:
                 raise AssertionError(f"{err}; status.rollout: {seen[0]}") from None
             time.sleep(1)  # one more look by the watchers
+        if then is not None:
+            then()
     return final, pods, ready, load
 
 
+class Serving:
+    """What the Deployment and its pods look like (what a rolling update would change)."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str) -> None:
+        dep = cluster.apps.read_namespaced_deployment(name, namespace)
+        template = dep.spec.template.metadata
+        self.generation = dep.metadata.generation
+        self.template_version = (template.annotations or {}).get("modelops.io/model-version")
+        pods = [
+            p
+            for p in cluster.core.list_namespaced_pod(
+                namespace, label_selector=f"modelops.io/model-deployment={name}"
+            ).items
+            if p.metadata.deletion_timestamp is None
+        ]
+        self.pods = {p.metadata.uid: p for p in pods}
+        self.hashes = {(p.metadata.labels or {}).get("pod-template-hash") for p in pods}
+        self.restarts = {
+            p.metadata.uid: sum(s.restart_count for s in (p.status.container_statuses or []))
+            for p in pods
+        }
+        sets = cluster.apps.list_namespaced_replica_set(
+            namespace, label_selector=f"modelops.io/model-deployment={name}"
+        ).items
+        self.replica_sets = {r.metadata.name for r in sets}
+
+
+def traffic_doc(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    cm = cluster.core.read_namespaced_config_map(f"{name}-traffic", namespace)
+    return json.loads((cm.data or {}).get("traffic.json") or "{}")
+
+
+def run_pull_container(pod: Any, store: str, repository: Path, traffic_file: Path) -> None:
+    """Run the pod's own init container command (``modelops pull-model`` with the pod's
+    arguments) here, as the kubelet would run it: only the addresses change (the store
+    the spec names is an s3:// bucket this test has no access to; the pod's volumes are
+    the test's directories, the traffic file the one the simulated node projects)."""
+    pull = next(c for c in pod.spec.init_containers if c.name == "pull-model")
+    args = list(pull.args)
+    swap = {
+        "--uri": store,
+        "--repository": str(repository),
+        "--served-version-file": str(traffic_file),
+    }
+    for flag, value in swap.items():
+        if flag in args:
+            args[args.index(flag) + 1] = value
+    termination = args.index("--termination-log")
+    del args[termination : termination + 2]
+    done = subprocess.run(
+        [sys.executable, "-m", "modelops.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_good_candidate_shadowed_in_place_is_promoted_without_a_new_pod_or_restart(
-    cluster: Cluster, operator: OperatorProcess, namespace: str, served: TritonServer, pod_sidecar
+    cluster: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    served: TritonServer,
+    pod_sidecar,
+    store: str,
+    tmp_path: Path,
 ) -> None:
     pid = served.pid
-    final, pods, ready, load = roll_in_place(cluster, namespace, "inplace-good", pod_sidecar)
+    name = "inplace-good"
+    before: list[Serving] = []
+
+    def after_promotion() -> None:
+        """The Deployment is as it was with version 1 stable, also after later
+        reconciles; a pod that starts serves 2."""
+        first = before[0]
+        assert Serving(cluster, namespace, name).generation == first.generation
+        # Reconciles: two edits of the ModelDeployment's annotations (each one a watch
+        # event and a reconcile), with time for each.
+        for poke in ("1", "2"):
+            cluster.custom.patch_namespaced_custom_object(
+                "modelops.io", "v1alpha1", namespace, "modeldeployments", name,
+                {"metadata": {"annotations": {"e2e.modelops.io/poke": poke}}},
+            )  # fmt: skip
+            time.sleep(3)
+        later = Serving(cluster, namespace, name)
+        assert later.generation == first.generation, "the Deployment's spec changed"
+        assert later.template_version == first.template_version == "1"
+        assert later.hashes == first.hashes and len(first.hashes) == 1
+        assert later.replica_sets == first.replica_sets
+        assert set(later.pods) == set(first.pods) and later.restarts == first.restarts
+        wait_for(
+            lambda: traffic_doc(cluster, namespace, name).get("served") == "2",
+            timeout=10,
+            what="the traffic file to name 2 as served",
+        )
+        assert traffic_doc(cluster, namespace, name) == {"served": "2"}
+        # The sidecar answers as the version its Triton serves.
+        with urllib.request.urlopen(pod_sidecar["1"].admin + "/rollout", timeout=5) as resp:
+            assert json.loads(resp.read())["version"] == "2"
+        # A pod that starts now (one deleted: the ReplicaSet makes another, from the
+        # same template) pulls the served version 2.
+        (uid,) = first.pods
+        cluster.core.delete_namespaced_pod(
+            first.pods[uid].metadata.name, namespace, grace_period_seconds=0
+        )
+
+        def replaced() -> Any:
+            now = Serving(cluster, namespace, name)
+            fresh = [p for u, p in now.pods.items() if u != uid]
+            return (now, fresh[0]) if fresh else None
+
+        now, pod = wait_for(replaced, timeout=60, what="a new pod")
+        assert now.generation == first.generation and now.hashes == first.hashes
+        assert now.replica_sets == first.replica_sets
+        repo = tmp_path / "new-pod-models"
+        run_pull_container(pod, store, repo, pod_sidecar["1"].traffic_file)
+        assert sorted(p.name for p in (repo / MODEL).iterdir() if p.is_dir()) == ["2"]
+        wait_ready(cluster, namespace, name)
+        assert rollout_of(cluster, namespace, name).get("stable") == "2"
+
+    done: list[bool] = []
+    final, pods, ready, load = roll_in_place(
+        cluster,
+        namespace,
+        name,
+        pod_sidecar,
+        at_start=lambda: before.append(Serving(cluster, namespace, name)),
+        then=lambda: done.append(after_promotion() is None),
+    )
+    assert done, "the checks after the promotion did not run"
     assert final["phase"] == "Idle" and final["stable"] == "2", final
     assert "Shadow" in ready.phases and "Promoting" in ready.phases, ready.phases
     # No second Deployment, no second pod (no GPU beyond the stable pod's), the same pod

@@ -44,9 +44,10 @@ REQUESTS = 60
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A file:// model store with the good candidate as version 8, the bad one as 9."""
+    """A file:// model store with the stable version 7, the good candidate as version 8,
+    the bad one as 9."""
     model_dir = tmp_path_factory.mktemp("store") / MODEL
-    for version, code in ((8, GOOD_PY), (9, BAD_PY)):
+    for version, code in ((7, STABLE_PY), (8, GOOD_PY), (9, BAD_PY)):
         write_version(
             model_dir, copy_into({"model.py": code.encode()}), version=version, config_text=CONFIG
         )
@@ -324,6 +325,40 @@ def test_the_traffic_file_alone_drives_stage_load_shadow_and_promotion(
     traffic.write({**shadow_settings("8"), "mirrorPercent": 0, "promote": "8"})
     agent_doc(admin, lambda a: a["promoted"] == "8")
     assert served.pid == pid and served.is_running()
+    assert inplace.ready_versions(served.http_url) == {MODEL: ["8"]}
+
+
+def test_the_agent_follows_the_served_version_both_ways(
+    served: TritonServer, agent_sidecar
+) -> None:
+    """After an in-place promotion the operator names the served version in the traffic
+    file ("served", the pod template keeps 7); a promotion rolled back after this pod
+    promoted names none again: the agent swaps the same Triton back to the template's
+    version 7, and the sidecar answers as the version it serves."""
+    url, admin, traffic = agent_sidecar
+    pid = served.pid
+    traffic.write({**shadow_settings("8"), "mirrorPercent": 0, "promote": "8"})
+    agent_doc(admin, lambda a: a["promoted"] == "8")
+    # Completed: status names 8, the file says so; nothing to do, the sidecar is 8's.
+    traffic.write({"served": "8"})
+    doc = settle(admin, lambda d: d["version"] == "8")
+    assert doc["agent"]["serving"] == "8" and doc["agent"]["error"] is None
+    assert inplace.ready_versions(served.http_url) == {MODEL: ["8"]}
+    # Rolled back (status still names 7): back to 7, in the same process.
+    traffic.write({})
+    doc = agent_doc(admin, lambda a: a["serving"] == "7")
+    assert doc["agent"]["error"] is None and doc["version"] == "7"
+    assert inplace.ready_versions(served.http_url) == {MODEL: ["7"]}
+    client = httpclient.InferenceServerClient(url)
+    for x in batches(5):
+        np.testing.assert_array_equal(infer(client, x), x[:, :3])  # version 7's answers
+    assert served.pid == pid and served.is_running()
+    repo = served.model_repository
+    assert sorted(p.name for p in (repo / MODEL).iterdir()) == ["7", "config.pbtxt"]
+    assert not (repo / inplace.candidate_model(MODEL)).exists()
+    # And forward again when the file names 8 (a promotion this pod missed).
+    traffic.write({"served": "8"})
+    agent_doc(admin, lambda a: a["serving"] == "8")
     assert inplace.ready_versions(served.http_url) == {MODEL: ["8"]}
 
 

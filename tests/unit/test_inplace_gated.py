@@ -18,7 +18,7 @@ FITS = (2 * GiB, {p["metadata"]["name"]: {"gpuTotalBytes": 80 * GiB, "gpuUsedByt
                   for p in PODS})  # fmt: skip
 
 
-def md(placement: str | None = "InPlace", **in_place: Any) -> ModelDeployment:
+def md(placement: str | None = "InPlace", version: str = "8", **in_place: Any) -> ModelDeployment:
     rollout: dict[str, Any] = {
         "strategy": "Shadow",
         "shadow": {"mirrorPercent": 100},
@@ -29,7 +29,7 @@ def md(placement: str | None = "InPlace", **in_place: Any) -> ModelDeployment:
     if in_place:
         rollout["inPlace"] = in_place
     body = md_body(
-        model={"storageUri": "s3://models/fraud", "format": "triton", "version": "8"},
+        model={"storageUri": "s3://models/fraud", "format": "triton", "version": version},
         replicas=2,
         rollout=rollout,
     )
@@ -203,3 +203,92 @@ def test_an_error_about_an_earlier_attempt_does_not_count() -> None:
     out = run(md(), STABLE, figures=reports, in_place=None)
     assert out.decision is not None and out.decision.status["phase"] == "Waiting"
     assert out.decision.status["placementReason"].startswith("waiting for the serving pods")
+
+
+def promoted_in_place(m: ModelDeployment):
+    """Run a rollout of 8 in place to completion; returns the completing placement."""
+    first = run(m, STABLE)
+    assert first.decision is not None
+    epoch = first.decision.status["epoch"]
+    names = [p["metadata"]["name"] for p in PODS]
+    loaded = {"fraud": ["7"], "fraud.candidate": ["8"]}
+    prev = {"rollout": first.decision.status, "servedVersion": "7"}
+    step = run(m, prev, figures={n: summary(loaded, epoch) for n in names},
+               now=NOW + timedelta(seconds=10))  # fmt: skip
+    for figures, dt in (
+        ({n: summary(loaded, epoch, 60, 60) for n in names}, 20),
+        ({n: summary({"fraud": ["8"]}, epoch, 60, 60) for n in names}, 30),
+    ):
+        assert step.decision is not None
+        prev = {"rollout": step.decision.status, "servedVersion": "7"}
+        step = run(m, prev, figures=figures, now=NOW + timedelta(seconds=dt))
+    assert step.decision is not None and step.decision.status["stable"] == "8"
+    return step
+
+
+def test_an_in_place_promotion_keeps_the_template_and_names_the_served_version() -> None:
+    """The template keeps version 7 (a new one would restart every pod); the traffic
+    file names 8 as served, from the reconcile whose status names 8, and on every later
+    one (a pod that starts pulls 8)."""
+    m = md()
+    complete = promoted_in_place(m)
+    assert complete.layout.stable_version == "7" and complete.layout.stable_slot == "a"
+    assert complete.layout.traffic == {"served": "8"}
+    assert complete.decision is not None
+    prev = {"rollout": complete.decision.status, "servedVersion": "8"}
+    # Later reconciles, the pods still created from the template of 7 and serving 8.
+    for dt in (60, 120):
+        later = run(m, prev, figures=None, now=NOW + timedelta(seconds=dt))
+        assert later.decision is not None
+        assert later.decision.status["phase"] == "Idle", later.decision.status
+        assert later.decision.status["stable"] == "8"
+        assert later.layout.stable_version == "7" and later.layout.traffic == {"served": "8"}
+        assert later.layout.candidate_version is None
+        prev = {"rollout": later.decision.status, "servedVersion": "8"}
+
+
+def test_the_served_version_is_not_named_before_status_names_it() -> None:
+    """While promoting (status still names 7 as stable) the file asks the pods to promote
+    but does not name 8 as served: a pod that starts then starts on 7."""
+    m = md()
+    first = run(m, STABLE)
+    assert first.decision is not None
+    assert "served" not in first.layout.traffic
+    epoch = first.decision.status["epoch"]
+    names = [p["metadata"]["name"] for p in PODS]
+    loaded = {"fraud": ["7"], "fraud.candidate": ["8"]}
+    prev = {"rollout": first.decision.status, "servedVersion": "7"}
+    shadow = run(m, prev, figures={n: summary(loaded, epoch) for n in names},
+                 now=NOW + timedelta(seconds=10))  # fmt: skip
+    assert shadow.decision is not None
+    prev = {"rollout": shadow.decision.status, "servedVersion": "7"}
+    good = {n: summary(loaded, epoch, 60, 60) for n in names}
+    promoting = run(m, prev, figures=good, now=NOW + timedelta(seconds=20))
+    assert promoting.decision is not None
+    assert promoting.decision.status["phase"] == "Promoting"
+    assert promoting.decision.status["stable"] == "7"
+    assert promoting.layout.traffic["promote"] == "8" and "served" not in promoting.layout.traffic
+    assert promoting.layout.stable_version == "7"
+
+
+def test_a_separate_rollout_still_renders_the_new_version_into_the_template() -> None:
+    """placement Separate (or none): the template carries the version, as before; a
+    promoted candidate's slot becomes the stable one."""
+    m = md(placement=None)
+    first = run(m, STABLE)
+    assert first.decision is not None and first.layout.candidate_version == "8"
+    assert "served" not in first.layout.traffic
+    assert first.layout.stable_version == "7"
+    # After the promotion a later reconcile (the spec's version is status's): no pin.
+    prev = {"rollout": {"stable": "8", "stableSlot": "a"}, "servedVersion": "8"}
+    later = run(m, prev, now=NOW + timedelta(seconds=60))
+    assert later.layout.stable_version == "8" and "served" not in later.layout.traffic
+
+
+def test_a_rolled_back_in_place_promotion_names_no_served_version() -> None:
+    """Status keeps 7: the template's version, nothing in the file; the agents of pods
+    that promoted swap back to 7 (drift/inplace_agent.py)."""
+    prev = {"rollout": {"stable": "7", "stableSlot": "a", "phase": "RolledBack"},
+            "servedVersion": "7"}  # fmt: skip
+    out = run(md(version="7"), prev, now=NOW + timedelta(seconds=60))
+    assert out.layout.stable_version == "7" and "served" not in out.layout.traffic

@@ -69,3 +69,42 @@ def test_in_place_readiness_is_the_served_models() -> None:
     for name in ("triton", "drift-monitor"):
         assert in_place[name]["readinessProbe"]["httpGet"]["path"] == "/v2/models/fraud/ready"
         assert separate[name]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+
+
+def init_containers(placement: str | None, version: str = "7") -> dict[str, dict[str, Any]]:
+    dep = render_deployment(body(placement), operator_image="op:1", model_version=version)
+    return {c["name"]: c for c in dep["spec"]["template"]["spec"]["initContainers"]}
+
+
+def test_in_place_init_container_pulls_the_served_version_named_in_the_traffic_file() -> None:
+    pull = init_containers("InPlace")["pull-model"]
+    args = pull["args"]
+    assert args[args.index("--served-version-file") + 1] == "/etc/modelops/traffic/traffic.json"
+    assert args[args.index("--version") + 1] == "7"  # when the file names none
+    traffic = next(m for m in pull["volumeMounts"] if m["name"] == "traffic")
+    assert traffic == {"name": "traffic", "mountPath": "/etc/modelops/traffic", "readOnly": True}
+    # Separate pods pull the template's version only.
+    separate = init_containers("Separate")["pull-model"]
+    assert "--served-version-file" not in separate["args"]
+    assert init_containers("Separate") == init_containers(None)
+
+
+def test_pull_model_reads_the_served_version_from_the_traffic_file(tmp_path) -> None:
+    from modelops.storage.cli import served_version
+
+    f = tmp_path / "traffic.json"
+    assert served_version(f) is None  # no ConfigMap yet (optional volume)
+    assert served_version(None) is None
+    for content, expected in [
+        ('{"served": "8"}', "8"),
+        ('{"served": 8, "candidate": {"version": "9", "inPlace": {}}}', "8"),
+        ("{}", None),
+        ('{"served": "../8"}', None),
+        ('{"served": true}', None),
+        ("[1]", None),
+        ("not json", None),
+        ('{"served": "' + "9" * 20 + '"}', None),
+        ('{"served": "8", "pad": "' + "x" * (1 << 20) + '"}', None),  # over the size cap
+    ]:
+        f.write_text(content)
+        assert served_version(f) == expected, content

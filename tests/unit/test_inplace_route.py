@@ -118,3 +118,49 @@ def test_what_the_traffic_file_asks_of_the_agent() -> None:
         assert wanted(content, "7") == Wanted()
     assert wanted(json.dumps({"candidate": cand}).encode(), "8") == Wanted()
     assert wanted(b'{"stage": "../x"}', "7") == Wanted()
+
+
+def test_the_agent_follows_the_served_version_both_ways() -> None:
+    """``served`` (written once status names a promoted version) is what the pod must
+    serve without a rollout: the agent swaps to it when its Triton serves another, up
+    after a promotion it missed, down after one rolled back (no ``served``: the
+    template's version)."""
+    from modelops.drift.inplace_agent import Wanted, served_version, wanted
+
+    served8 = b'{"served": "8"}'
+    assert served_version(served8, "7") == "8"
+    assert served_version(b"{}", "7") == "7" and served_version(b"{no", "7") == "7"
+    assert served_version(b'{"served": "../8"}', "7") == "7"
+    # Serving what the file names: nothing to do (a pod started on it by its init
+    # container, or one that promoted and completed).
+    assert wanted(served8, "7") == Wanted()
+    assert wanted(served8, "7", "8") == Wanted()
+    assert wanted(b"{}", "7", "7") == Wanted()
+    # Serving another one: swap.
+    assert wanted(served8, "7", "7") == Wanted(promote=8)
+    assert wanted(b"{}", "7", "8") == Wanted(promote=7)
+    assert wanted(b'{"served": "7"}', "7", "8") == Wanted(promote=7)
+    # A rollout in flight decides against what the pod serves, not the template.
+    cand = {"version": "7", "inPlace": {}}
+    assert wanted(json.dumps({"candidate": cand, "served": "8"}).encode(), "7", "8") == Wanted(
+        load=7
+    )
+    assert wanted(json.dumps({"candidate": cand}).encode(), "7", "7") == Wanted()
+    assert wanted(b'{"stage": "8", "served": "8"}', "7", "8") == Wanted()
+
+
+def test_the_agent_takes_what_its_triton_serves_from_the_repository(tmp_path) -> None:
+    """The version directory the init container pulled (or the last swap left), not the
+    traffic file, which may have changed since the pod started."""
+    from modelops.drift.inplace_agent import InPlaceAgent
+
+    agent = InPlaceAgent(
+        traffic_file=str(tmp_path / "traffic.json"), repository=tmp_path / "models",
+        model="clf", model_uri="file:///nowhere", triton_url="http://127.0.0.1:1",
+        own_version="7",
+    )  # fmt: skip
+    assert agent._on_disk() is None  # nothing pulled yet
+    (tmp_path / "models" / "clf" / "8").mkdir(parents=True)
+    (tmp_path / "models" / "clf" / ".hidden-9").mkdir()
+    (tmp_path / "models" / "clf.candidate" / "9").mkdir(parents=True)
+    assert agent._on_disk() == "8"

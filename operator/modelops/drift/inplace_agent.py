@@ -11,6 +11,10 @@ the proxy. What the operator writes there, and what the agent does:
   it into Triton beside the stable model;
 - ``"promote": "8"`` (with that candidate): make it the served model
   (:func:`modelops.triton.inplace.promote`; no restart);
+- ``"served": "8"`` (no candidate): the version this pod must serve, when not the
+  template's (after an in-place promotion, which leaves the template alone). A pod
+  whose Triton serves another one (it promoted, then the promotion was rolled back)
+  swaps back the same way a promotion swaps;
 - anything else (no candidate, a separate one, another version): a candidate
   still loaded or staged here is unloaded and removed (the rollback).
 
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from modelops.triton import inplace as triton_inplace
+from modelops.triton.layout import parse_version_dir
 
 log = logging.getLogger("modelops.drift.inplace_agent")
 
@@ -58,8 +63,24 @@ def _number(value: Any) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 10**9 else None
 
 
-def wanted(content: bytes, own_version: str) -> Wanted:
-    """What ``content`` (the traffic file) asks of the sidecar serving ``own_version``."""
+def served_version(content: bytes, template_version: str) -> str:
+    """The version this pod must serve once no rollout is in flight: the traffic file's
+    ``served`` (the operator writes it after an in-place promotion that status names,
+    render/inplace.py), else the pod template's (the init container's) version."""
+    try:
+        doc = json.loads(content or b"{}")
+    except ValueError:
+        return template_version
+    served = _number(doc.get("served")) if isinstance(doc, dict) else None
+    return str(served) if served is not None else template_version
+
+
+def wanted(content: bytes, own_version: str, serving: str | None = None) -> Wanted:
+    """What ``content`` (the traffic file) asks of the sidecar of a pod whose template
+    names ``own_version`` and whose Triton serves ``serving`` (default: what the file
+    says it serves)."""
+    served = served_version(content, own_version)
+    serving = serving or served
     try:
         doc = json.loads(content or b"{}")
     except ValueError:
@@ -70,13 +91,20 @@ def wanted(content: bytes, own_version: str) -> Wanted:
     stage = _number(doc.get("stage"))
     if isinstance(cand, dict) and isinstance(cand.get("inPlace"), dict):
         version = _number(cand.get("version"))
-        if version is None or str(version) == own_version:
+        if version is None or str(version) == serving:
             return Wanted()
         promote = _number(doc.get("promote"))
         if promote == version:
             return Wanted(promote=version)
         return Wanted(load=version)
-    return Wanted(stage=stage) if stage is not None and str(stage) != own_version else Wanted()
+    if stage is not None and str(stage) != serving:
+        return Wanted(stage=stage)
+    if served != serving:
+        # Triton serves another version than the one status names: a promotion rolled
+        # back after this pod promoted (promotionDeadline), or one completed while this
+        # pod missed it. The same swap as a promotion brings the named one back.
+        return Wanted(promote=int(served))
+    return Wanted()
 
 
 class InPlaceAgent:
@@ -100,7 +128,10 @@ class InPlaceAgent:
         self.model = model
         self.model_uri = model_uri
         self.triton_url = triton_url
-        self.own_version = own_version
+        self.own_version = own_version  # the pod template's version
+        # What this pod's Triton serves: from the model repository at the first look (the
+        # init container pulled the file's served version), then set by each promotion.
+        self.serving: str | None = None
         self.metrics_url = metrics_url
         self.poll_seconds = poll_seconds
         self.retry_seconds = retry_seconds
@@ -141,7 +172,9 @@ class InPlaceAgent:
                 content = self.traffic_file.read_bytes()[:_MAX_FILE]
             except OSError:
                 content = b""
-            want = wanted(content, self.own_version)
+            if self.serving is None:
+                self.serving = self._on_disk() or served_version(content, self.own_version)
+            want = wanted(content, self.own_version, self.serving)
             if want == self._done:
                 continue
             # A failed step is retried after retry_seconds; anything new is tried at once.
@@ -165,7 +198,7 @@ class InPlaceAgent:
         if version is None:
             self._finish(want)
             return
-        if self.promoted == version:
+        if self.promoted == version and self.serving == str(version):
             self._finish(want)
             return
         if self.staged is None:
@@ -181,8 +214,24 @@ class InPlaceAgent:
         if want.promote:
             triton_inplace.promote(self.triton_url, self.repository, self.model, version)
             self.promoted, self.loaded, self.staged = version, None, None
+            self.serving = str(version)
             log.info("in-place agent: version %d is the served model", version)
         self._finish(want)
+
+    def _on_disk(self) -> str | None:
+        """The version Triton serves: the highest version directory of ``<model>`` (what
+        the init container pulled, or the last promotion left; Triton's default policy
+        serves the latest), so a file that changed since the pod started is not taken
+        for what it serves."""
+        try:
+            found = [
+                n
+                for e in (self.repository / self.model).iterdir()
+                if e.is_dir() and (n := parse_version_dir(e.name))
+            ]
+        except OSError:
+            return None
+        return str(max(found)) if found else None
 
     def _finish(self, want: Wanted) -> None:
         self._done = want
@@ -205,10 +254,11 @@ class InPlaceAgent:
             if self.staged
             else None,
             "promoted": str(self.promoted) if self.promoted is not None else None,
+            "serving": self.serving,
             "memory": self.memory.to_json(),
             "error": self.error,
             "errorVersion": str(self.error_version) if self.error_version else None,
         }
 
 
-__all__ = ["InPlaceAgent", "Wanted", "wanted"]
+__all__ = ["InPlaceAgent", "Wanted", "served_version", "wanted"]

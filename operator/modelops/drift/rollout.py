@@ -130,6 +130,9 @@ class Rollout:
         run_later: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.own_version = own_version
+        # The pod template's version; own_version follows the traffic file's "served" (an
+        # in-place promotion changes what this pod serves without a new template).
+        self.template_version = own_version
         self.mirror_max_in_flight = mirror_max_in_flight
         self.mirror_timeout = mirror_timeout
         self.max_answer_bytes = max_answer_bytes
@@ -157,6 +160,7 @@ class Rollout:
         """New settings (event loop). A new epoch starts new figures."""
         old = self.settings
         self.settings = settings
+        self.own_version = settings.served or self.template_version
         if settings.epoch != old.epoch:
             self.figures = RolloutFigures(settings.epoch)
         self.role = settings.role(self.own_version)

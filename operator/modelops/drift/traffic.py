@@ -84,6 +84,10 @@ class TrafficSettings:
     # Noise floor (issue 18): this share of infer calls is sent a second time to
     # this pod's own Triton and the two answers compared (stable vs stable).
     self_compare_percent: float = 0.0
+    # Placement InPlace (render/inplace.py, served_version): the version this pod's Triton
+    # serves when it differs from the pod template's, after an in-place promotion; the
+    # init container pulls it and the sidecar answers as it. "" = the template's.
+    served: str = ""
 
     def role(self, own_version: str) -> str:
         """``candidate`` when this pod serves the candidate version, else ``stable``."""
@@ -212,6 +216,7 @@ def parse_traffic(content: bytes | str) -> TrafficSettings:
         weight,
         _agreement(doc.get("agreement")),
         _percent(doc, "selfComparePercent"),
+        _version(doc["served"], "served") if doc.get("served") is not None else "",
     )
 
 

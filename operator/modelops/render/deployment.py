@@ -32,6 +32,7 @@ from .containers import (
 from .dra import apply_to_pod
 from .drift_sidecar import (
     TERMINATION_GRACE_SECONDS,
+    TRAFFIC_VOLUME,
     TRITON_PRESTOP_SECONDS,
     drift_parts,
     prestop_sleep,
@@ -169,6 +170,9 @@ def _pod_spec(
             repository=MODEL_REPOSITORY,
             source_mount=source.mount,
         )
+    pull = _pull_container(md, operator_image, model_version, source, gpu_instance_kind)
+    if md.spec.rollout.placement == "InPlace" and len(containers) > 1:
+        inplace_pod.apply_to_pull(pull, traffic_volume=TRAFFIC_VOLUME)
     pod: dict[str, Any] = {
         # Triton never calls the API server; no token in the pod.
         "automountServiceAccountToken": False,
@@ -176,7 +180,7 @@ def _pod_spec(
         "initContainers": [
             with_scratch(c)
             for c in (
-                _pull_container(md, operator_image, model_version, source, gpu_instance_kind),
+                pull,
                 *drift.init_containers,
             )
         ],

@@ -194,6 +194,7 @@ def place(
             )
 
     candidate_slot = other(slot)
+    pinned = inplace.template_version(md, view.template_version, gated)
     rolling = gated and (in_flight or prev_rollout.get("stable") not in (None, target.version))
     choice = None
     if rolling and md.spec.rollout.placement is not None:
@@ -227,11 +228,15 @@ def place(
             in_slot[candidate_slot], model_version=target.version, desired=cand_view.desired
         )
     else:
+        # In place the template keeps its version after a promotion (inplace.pin_template):
+        # the stable pods serve status.rollout.stable under the pinned template's version.
+        served_here = pinned is not None and prev_rollout.get("stable") == target.version
         candidate = candidate_pods(
             in_slot[slot],
-            model_version=target.version,
+            model_version=pinned if served_here and pinned else target.version,
             desired=view.desired,
-            complete=view.complete and view.template_version == target.version,
+            complete=view.complete
+            and view.template_version == (pinned if served_here else target.version),
         )
     decide = partial(
         decide_gated_rollout,
@@ -282,6 +287,12 @@ def place(
         assert choice is not None
         layout = inplace.adapt_layout(md, placement.layout, decision, view.template_version, choice)
         placement = replace(placement, layout=layout, serving_pods=list(pods))
+    if pinned is not None:
+        served = decision.status.get("stable")
+        layout = inplace.pin_template(
+            placement.layout, pinned, served if isinstance(served, str) else None, slot
+        )
+        placement = replace(placement, layout=layout)
     if keep_latest and placement.layout.stable_version == target.version:
         placement = replace(placement, layout=replace(placement.layout, stable_version="latest"))
     return placement

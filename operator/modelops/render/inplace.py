@@ -16,6 +16,9 @@ in place:
   Triton's candidate answered under ``inPlace`` in ``GET /rollout``
   (modelops.drift.inplace), in a candidate sidecar's shape: those are the
   candidate's summaries, merged and judged exactly as a separate candidate's;
+- template (:func:`template_version`, :func:`pin_template`): the stable pods'
+  template keeps the version it was created with, before, during and after a
+  rollout; the served version, when another, is the traffic file's ``served``;
 - layout (:func:`adapt_layout`): no candidate Deployment or Service, the
   stable Deployment untouched (no scale-down, no new template: a promotion
   restarts nothing), no slot flip, and the traffic file names the candidate
@@ -180,6 +183,38 @@ def traffic(
     return out
 
 
+def template_version(md: ModelDeployment, live: str | None, gated: bool) -> str | None:
+    """The version the stable pods' template keeps, or None when it follows the served
+    version as for Separate.
+
+    In place, a promotion changes what the pods serve without a new pod template (a new
+    template is a rolling restart of every pod, which InPlace promises not to do): once
+    the stable Deployment exists, its template keeps the version it was created with,
+    and the version the pods serve travels in the traffic ConfigMap
+    (:func:`pin_template`). Only for a gated rollout: without one a new version reaches
+    the pods through the template, as usual."""
+    if not requested(md) or not gated or live is None or not live.isdigit():
+        return None
+    return live
+
+
+def pin_template(layout: Layout, pinned: str, served: str | None, slot: str) -> Layout:
+    """The layout with the stable slot's template left at ``pinned`` and the version the
+    pods serve (``served``: status.rollout.stable, so only a version status names) in the
+    traffic file's ``served`` when it differs: the init container of a pod that starts
+    pulls it, the agent swaps to it, and the sidecar answers as it
+    (drift/inplace_agent.py). A slot flip (a candidate that ran Separate was promoted)
+    makes the candidate's Deployment the stable one, with its own version: nothing to
+    pin."""
+    if layout.stable_slot != slot or layout.stable_version == "latest":
+        return layout
+    settings = dict(layout.traffic)
+    settings.pop("served", None)
+    if served is not None and served.isdigit() and served != pinned:
+        settings["served"] = served
+    return replace(layout, stable_version=pinned, traffic=settings)
+
+
 def adapt_layout(
     md: ModelDeployment,
     layout: Layout,
@@ -222,7 +257,9 @@ __all__ = [
     "candidate_pods",
     "choose",
     "fit_inputs",
+    "pin_template",
     "promotion_decided",
     "requested",
+    "template_version",
     "traffic",
 ]

@@ -14,12 +14,19 @@ modelops.drift.inplace_agent):
   the same runtime settings as the stable version), Triton's metrics URL (GPU
   memory for the fit check).
 
+- the init container pulls the version the traffic file names as ``served`` when
+  it names one (``--served-version-file``, the traffic ConfigMap mounted): after an
+  in-place promotion the template keeps its version (render/inplace.py,
+  pin_template), so a pod that starts then starts on the promoted version, and one
+  that starts after a rolled-back promotion on the stable one.
+
 Only the placement changes the pod: a ModelDeployment without it renders as before.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import Any
 
 from modelops.api import constants as c
@@ -85,4 +92,13 @@ def apply(
         sidecar["envFrom"] = [*sidecar.get("envFrom", []), *env_from]
 
 
-__all__ = ["apply", "runtime_settings"]
+def apply_to_pull(pull: dict[str, Any], *, traffic_volume: str) -> None:
+    """The init container reads the served version from the projected traffic file
+    (in place). The kubelet mounts every volume before the first init container runs."""
+    path = posixpath.join(c.TRAFFIC_MOUNT_DIR, c.TRAFFIC_FILE_KEY)
+    pull["args"] = [*pull["args"], "--served-version-file", path]
+    mount = {"name": traffic_volume, "mountPath": c.TRAFFIC_MOUNT_DIR, "readOnly": True}
+    pull["volumeMounts"] = [*pull.get("volumeMounts", []), mount]
+
+
+__all__ = ["apply", "apply_to_pull", "runtime_settings"]

@@ -15,6 +15,7 @@ Runtime options (``--max-batch-size`` ...) are applied to the installed
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -59,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not remove other versions already in the repository",
     )
+    parser.add_argument(
+        "--served-version-file",
+        type=Path,
+        help='a traffic file (JSON): its "served" version, when it names one, replaces '
+        "--version (placement InPlace: the version a promotion made the served one)",
+    )
     parser.add_argument("--termination-log", type=Path, help="also write the outcome here")
     runtime = parser.add_argument_group("runtime settings applied to config.pbtxt")
     runtime.add_argument("--max-batch-size", type=int)
@@ -91,6 +98,26 @@ def _fail(args: argparse.Namespace, line: str) -> int:
     return 1
 
 
+_MAX_TRAFFIC_FILE = 1024 * 1024
+
+
+def served_version(path: Path | None) -> str | None:
+    """The ``served`` version of the traffic file at ``path``: None when there is no file
+    (the ConfigMap is optional), it names none, or it is not a small JSON object with a
+    version number there (then --version stands: the template's, never a guess)."""
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as f:
+            data = f.read(_MAX_TRAFFIC_FILE + 1)
+        doc = json.loads(data or b"{}") if len(data) <= _MAX_TRAFFIC_FILE else None
+    except (OSError, ValueError):
+        return None
+    served = doc.get("served") if isinstance(doc, dict) else None
+    text = str(served) if isinstance(served, (str, int)) and not isinstance(served, bool) else ""
+    return text if text.isdigit() and len(text) < 10 else None
+
+
 def run(args: argparse.Namespace) -> int:
     if (args.uri is None) == (args.uri_option is None):
         return _fail(args, "InvalidArgument: give the model URI once (argument or --uri)")
@@ -108,11 +135,12 @@ def run(args: argparse.Namespace) -> int:
         gpus=args.gpus,
         gpu_kind=args.gpu_instance_kind,
     )
+    version = served_version(args.served_version_file) or args.version
     try:
         outcome = pull_model(
             args.uri or args.uri_option,
             args.repository,
-            args.version,
+            version,
             model_name=args.model_name,
             pvc_root=args.pvc_mount_root,
             allow_unverified=args.allow_unverified,

@@ -228,12 +228,20 @@ def promote(url: str, repository: Path, model: str, version: int) -> None:
     old = [e for e in model_dir.iterdir() if (n := parse_version_dir(e.name)) and n != version]
     write_file_atomic(model_dir / CONFIG_NAME, promoted_config(source_config, model).encode())
     # Triton's default policy (latest 1) now names the new version; a config that pins
-    # versions gets the promoted one only.
+    # versions gets the promoted one only. Going back to a lower version (a promotion
+    # rolled back after this pod promoted, drift/inplace_agent.py) hides the higher ones
+    # from Triton first (a name that is not a number), restored if the reload fails.
+    higher = [e for e in old if (parse_version_dir(e.name) or 0) > version]
+    hidden = [(e, model_dir / f".hidden-{e.name}") for e in higher]
+    for entry, away in hidden:
+        os.rename(entry, away)
     load(url, model)
     ready = ready_versions(url).get(model, [])
     if str(version) not in ready:
+        for entry, away in hidden:
+            os.rename(away, entry)
         raise InPlaceError(f"{model} version {version} not READY after the reload: {ready}")
-    for entry in old:
+    for entry in [e for e in old if e not in higher] + [away for _, away in hidden]:
         _remove(entry)
     _remove(cand_dir)
 
