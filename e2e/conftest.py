@@ -76,6 +76,10 @@ def operator(
             # project_images fixture); pods on KWOK's nodes never pull anything.
             "MODELOPS_IMAGE": local_image("operator"),
             "MODELOPS_TRITON_IMAGE": local_image("runtime"),
+            # The real node's nvidia.com/gpu are advertised without CUDA behind
+            # them: GPU pods' models are KIND_AUTO, so Triton serves them on CPU
+            # there (e2e/test_real_serving.py asks for one).
+            "MODELOPS_GPU_INSTANCE_KIND": "auto",
         },
     ).start()
     try:

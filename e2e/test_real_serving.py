@@ -55,7 +55,10 @@ def served(
     cluster.kubectl("create", "namespace", namespace)
     try:
         cluster.apply(credentials_secret(namespace, pod_store))
-        cluster.apply(sample_for_the_real_node(namespace, real_node))
+        # One GPU, as the sample asks: the real node advertises nvidia.com/gpu
+        # without CUDA behind it, and the operator (MODELOPS_GPU_INSTANCE_KIND=auto)
+        # has Triton place the model where it can, here on CPU.
+        cluster.apply(sample_for_the_real_node(namespace, real_node, gpus=1))
         # Cold: the kubelet creates the sandbox, the init container pulls from S3,
         # Triton's python backend imports torch and loads the model.
         md = wait_ready(cluster, namespace, NAME, timeout=420)
@@ -91,6 +94,9 @@ def test_the_sample_is_ready_on_the_real_node_with_the_kubelets_probes(
     assert pods, "no serving pod is Running"
     for pod in pods:
         assert pod.spec.node_name == real_node.name
+        # Scheduled against the node's advertised GPUs (the sample's one GPU).
+        triton = next(c for c in pod.spec.containers if c.name == "triton")
+        assert triton.resources.limits.get("nvidia.com/gpu") == "1", triton.resources
         # The kubelet ran the readiness probes of every container (Triton, sidecar).
         assert all(s.ready for s in pod.status.container_statuses), pod.status.container_statuses
         # The init container really ran and exited 0 (the pull from S3).

@@ -92,7 +92,11 @@ def credentials_secret(namespace: str, store: S3Server) -> dict[str, Any]:
     }
 
 
-def sample_for_the_real_node(namespace: str, node: RealNode) -> dict[str, Any]:
+def sample_for_the_real_node(namespace: str, node: RealNode, gpus: int = 0) -> dict[str, Any]:
+    """The shipped sample, pinned to the real node. ``gpus``: how many of the node's
+    two advertised (CUDA-less) nvidia.com/gpu the pods ask for; the e2e operator
+    runs with MODELOPS_GPU_INSTANCE_KIND=auto so that Triton serves them on CPU.
+    Tests that run several pods at once (a gated rollout, healing) ask for none."""
     md = yaml.safe_load(SAMPLE.read_text())
     md["metadata"]["namespace"] = namespace
     spec = md["spec"]
@@ -101,7 +105,7 @@ def sample_for_the_real_node(namespace: str, node: RealNode) -> dict[str, Any]:
         "nodeSelector": {"kubernetes.io/hostname": node.name},
         "tolerations": node.pod_spec()["tolerations"],
     }
-    spec["resources"]["gpu"] = {"count": 0}
+    spec["resources"]["gpu"] = {"count": gpus}
     spec["resources"]["cpu"] = "500m"
     spec["resources"]["memory"] = "2Gi"
     spec["driftMonitor"] = {
