@@ -93,6 +93,8 @@ class ControlPlane:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
             self.commands[name] = (argv, os.readlink(f"/proc/{pid}/cwd"))
         self.revived: list[str] = []
+        # A restart in progress is not an exit for revive() to repair.
+        self._lock = threading.Lock()
 
     def _pid(self, name: str) -> int:
         return int((self.dir / "pids" / f"{name}.pid").read_text().strip())
@@ -107,6 +109,10 @@ class ControlPlane:
         (self.dir / "pids" / f"{name}.pid").write_text(str(proc.pid))
 
     def revive(self, at: float) -> None:
+        with self._lock:
+            self._revive(at)
+
+    def _revive(self, at: float) -> None:
         for name in self.COMPONENTS:
             pid = self._pid(name)
             if not _alive(pid):
@@ -116,15 +122,9 @@ class ControlPlane:
     def restart_apiserver(self) -> float:
         """Kill the kube-apiserver, start it again with the same command line;
         returns the seconds until it answered /readyz again."""
-        pid = self._pid("kube-apiserver")
-        start = time.monotonic()
-        # SIGKILL, the crash case: a graceful stop waits a minute or more for open
-        # watches, and its port, once free, can be taken by another process here
-        # before the new server binds it (kwokctl allocates from the same range).
-        os.kill(pid, signal.SIGKILL)
-        while _alive(pid):
-            time.sleep(0.02)
-        self._start("kube-apiserver")
+        with self._lock:
+            start = time.monotonic()
+            self._kill_and_start_apiserver()
         kubectl = ["kubectl", "--kubeconfig", str(self.kubeconfig)]  # on PATH (main puts it there)
         while time.monotonic() - start < 300:
             ok = subprocess.run([*kubectl, "get", "--raw=/readyz"], capture_output=True)
@@ -132,6 +132,16 @@ class ControlPlane:
                 return time.monotonic() - start
             time.sleep(0.2)
         raise TimeoutError("kube-apiserver did not come back")
+
+    def _kill_and_start_apiserver(self) -> None:
+        pid = self._pid("kube-apiserver")
+        # SIGKILL, the crash case: a graceful stop waits a minute or more for open
+        # watches, and its port, once free, can be taken by another process here
+        # before the new server binds it (kwokctl allocates from the same range).
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.02)
+        self._start("kube-apiserver")
 
 
 def _alive(pid: int) -> bool:
