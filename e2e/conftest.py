@@ -72,6 +72,8 @@ def operator(
             # A version written into a store by hand is found within seconds, not a
             # minute (e2e/test_latest_store.py).
             "MODELOPS_STORE_INTERVAL_SECONDS": "2",
+            # The moto endpoint the tests' Secrets name (any port on loopback).
+            "MODELOPS_STORE_ENDPOINTS": "http://127.0.0.1",
             # What pods on the real node run (hack/images/build.sh, imported by the
             # project_images fixture); pods on KWOK's nodes never pull anything.
             "MODELOPS_IMAGE": local_image("operator"),

@@ -333,6 +333,7 @@ def test_custom_image_resources_and_operator_settings(helm: Helm, tmp_path: Path
             "childImage": "registry.example/ml/modelops-runtime:0.2.0",
             "prometheusAddress": "http://prometheus.mon.svc:9090",
             "workers": 4,
+            "storeEndpoints": ["https://minio.store.svc:9000", "http://10.0.0.5"],
             "verbose": True,
             "env": [{"name": "TZ", "value": "UTC"}],
         },
@@ -364,6 +365,7 @@ def test_custom_image_resources_and_operator_settings(helm: Helm, tmp_path: Path
         "MODELOPS_TRAINER_IMAGE": "registry.example/ml/modelops-train:0.2.0",
         "MODELOPS_PROMETHEUS_ADDRESS": "http://prometheus.mon.svc:9090",
         "MODELOPS_WORKERS": "4",
+        "MODELOPS_STORE_ENDPOINTS": "https://minio.store.svc:9000,http://10.0.0.5",
         "TZ": "UTC",
     }
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]

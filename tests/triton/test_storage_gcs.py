@@ -279,3 +279,17 @@ def test_access_denied_is_reported_as_such(gcs_server, tmp_path):
         server.shutdown()
     assert proc.returncode == 1
     assert log.read_text().startswith("AccessDenied: "), log.read_text()
+
+
+def test_a_read_past_its_limit_is_refused_after_a_ranged_transfer(gcs_server, gcs_env, bucket):
+    """The operator reads a manifest with a limit: the store is untrusted input."""
+    from modelops.storage.gcs import GcsStore
+    from modelops.storage.uri import GcsLocation
+
+    put(gcs_server, bucket, "big/1/SHA256SUMS", b"x" * 5000)
+    store = GcsStore(GcsLocation(bucket, "big"))
+    assert store.read_bytes("1/SHA256SUMS", limit=5000) == b"x" * 5000
+    with pytest.raises(StorageError) as err:
+        store.read_bytes("1/SHA256SUMS", limit=4999)
+    assert err.value.reason == "ObjectTooLarge"
+    assert store.read_bytes("1/SHA256SUMS") == b"x" * 5000  # no limit: the whole object

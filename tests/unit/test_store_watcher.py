@@ -17,6 +17,7 @@ import pytest
 from modelops.controllers.store_watcher import StoreWatcher, listable
 from modelops.kube import errors as kube_errors
 from modelops.render.gating.lineage import manifest_digest
+from modelops.storage.endpoints import parse_allowlist
 from tests.support.fake_kube import FakeKube
 from tests.support.s3 import S3Server
 
@@ -146,7 +147,10 @@ def test_the_store_is_listed_with_the_keys_of_the_named_secret(
     kube.put(s3_secret(s3_server))
     done = threading.Event()
     watcher = StoreWatcher(
-        interval_s=3600, secrets=kube.read_secret, on_ready=lambda key: done.set()
+        interval_s=3600,
+        secrets=kube.read_secret,
+        on_ready=lambda key: done.set(),
+        allowed_endpoints=parse_allowlist(s3_server.endpoint),
     )
     try:
         view = listed(watcher, done, s3_store, "store-keys")
@@ -208,3 +212,107 @@ def test_a_listing_that_cannot_be_made_says_why_and_never_shows_the_keys(
             assert value not in view.error.message
     finally:
         watcher.close()
+
+
+def test_an_endpoint_the_secret_names_is_dialled_only_when_the_operator_allows_it(
+    s3_server: S3Server, s3_store: str, monkeypatch: pytest.MonkeyPatch
+):
+    """A tenant's Secret points the operator's listing at an address of its choosing:
+    refused with EndpointNotAllowed and no request sent, unless configured."""
+    for var in list(os.environ):
+        if var.startswith("AWS_"):
+            monkeypatch.delenv(var)
+    kube = FakeKube()
+    # Where the tenant points the operator: a port on loopback the test listens on,
+    # to see that nothing is sent there.
+    import socket
+
+    trap = socket.socket()
+    trap.bind(("127.0.0.1", 0))
+    trap.listen(1)
+    trap.settimeout(0.5)
+    elsewhere = f"http://127.0.0.1:{trap.getsockname()[1]}"
+    kube.put(s3_secret(s3_server, "elsewhere", AWS_ENDPOINT_URL=elsewhere))
+    kube.put(s3_secret(s3_server))
+    allowed = parse_allowlist(s3_server.endpoint)
+    for secret, reason in (("elsewhere", "EndpointNotAllowed"), ("store-keys", None)):
+        done = threading.Event()
+        watcher = StoreWatcher(
+            interval_s=3600,
+            secrets=kube.read_secret,
+            on_ready=lambda key, done=done: done.set(),
+            allowed_endpoints=allowed,
+        )
+        try:
+            view = listed(watcher, done, s3_store, secret)
+            assert view is not None
+            if reason is None:
+                assert view.error is None and view.newest == "2", view
+            else:
+                assert view.error is not None and view.error.reason == reason, view
+                assert "MODELOPS_STORE_ENDPOINTS" in view.error.message
+                with pytest.raises(TimeoutError):
+                    trap.accept()  # the operator never connected
+        finally:
+            watcher.close()
+    trap.close()
+
+
+@pytest.mark.parametrize(
+    ("allowlist", "endpoint", "allowed"),
+    [
+        ("http://127.0.0.1", "http://127.0.0.1:9000", True),  # no port: any port
+        ("https://minio.store.svc:9000", "https://minio.store.svc:9000/", True),
+        ("https://minio.store.svc:9000", "https://minio.store.svc:9001", False),
+        ("https://minio.store.svc", "http://minio.store.svc", False),  # scheme differs
+        ("https://MinIO.store.svc", "https://minio.store.svc", True),
+        ("https://s3.example.com:443", "https://s3.example.com", True),  # default port
+        ("", "http://169.254.169.254", False),
+        ("http://127.0.0.1", "file:///etc/passwd", False),
+    ],
+)
+def test_the_endpoint_allowlist(allowlist: str, endpoint: str, allowed: bool):
+    from modelops.storage.endpoints import endpoint_allowed
+
+    assert endpoint_allowed(endpoint, parse_allowlist(allowlist)) is allowed
+
+
+def test_an_allowlist_entry_that_is_not_an_origin_stops_the_start():
+    with pytest.raises(ValueError, match="MODELOPS_STORE_ENDPOINTS"):
+        parse_allowlist("https://ok.example, minio:9000")
+
+
+def test_a_manifest_or_listing_past_its_bound_is_refused_not_read(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Reads of the untrusted store are bounded: a ranged GET for a manifest (S3 and a
+    local directory alike), a key count for a listing."""
+    from modelops.storage import base
+    from modelops.storage.errors import StorageError
+    from modelops.storage.stores import open_store
+    from modelops.storage.uri import parse_storage_uri
+
+    client = s3_server.client()
+    bucket = f"big-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="m/1/SHA256SUMS", Body=b"x" * 5000)
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "SHA256SUMS").write_bytes(b"x" * 5000)
+    from modelops.storage.s3 import make_s3_client
+
+    s3 = open_store(
+        parse_storage_uri(f"s3://{bucket}/m"),
+        s3_client=make_s3_client(env=dict(s3_server.env())),
+    )
+    local = open_store(parse_storage_uri(f"file://{tmp_path}"))
+    for store in (s3, local):
+        assert store.read_bytes("1/SHA256SUMS", limit=5000) == b"x" * 5000
+        with pytest.raises(StorageError) as err:
+            store.read_bytes("1/SHA256SUMS", limit=4999)
+        assert err.value.reason == "ObjectTooLarge"
+    for i in range(4):
+        client.put_object(Bucket=bucket, Key=f"m/{i + 2}/f", Body=b"")
+    monkeypatch.setattr(base, "MAX_LISTED_KEYS", 3)
+    with pytest.raises(StorageError) as err:
+        s3.list_versions()
+    assert err.value.reason == "ListingTooLarge"

@@ -20,7 +20,11 @@ Credentials: the store is listed with the same credentials the pods pull with,
 the keys of the Secret ``spec.model.credentialsSecretRef`` names (read by name,
 in the ModelDeployment's own namespace, at every listing so a rotated Secret is
 picked up; only the S3 keys are kept, in memory, never logged). Without a Secret
-the operator's own ambient credentials are used. A listing that fails says why
+the operator's own ambient credentials are used. An endpoint the Secret names is
+dialled only when the operator's configuration allows it (storage/endpoints.py:
+a tenant must not make the operator send requests to any address it can reach);
+otherwise the listing fails with EndpointNotAllowed. What is read is bounded: a
+manifest by MAX_MANIFEST_BYTES, a listing by MAX_LISTED_KEYS. A listing that fails says why
 (``StoreView.error``: a reason and a redacted message), which status shows as
 the StoreListed condition; the last good listing stays in use meanwhile.
 """
@@ -38,6 +42,8 @@ from dataclasses import dataclass, field, replace
 from modelops.kube import errors as kube_errors
 from modelops.redact import redact
 from modelops.render.gating.lineage import manifest_digest
+from modelops.storage.base import MAX_MANIFEST_BYTES
+from modelops.storage.endpoints import ENDPOINTS_ENV, Origin, endpoint_allowed, parse_allowlist
 from modelops.storage.errors import StorageError
 from modelops.storage.stores import open_store
 from modelops.storage.uri import PvcLocation, S3Location, parse_storage_uri
@@ -115,6 +121,9 @@ class StoreWatcher:
     secrets: SecretReader | None = None
     # Tests and benches: how a store is opened, with the Secret's keys (or None).
     opener: Callable[[str, Mapping[str, str] | None], object] = open_with
+    # Endpoints a Secret may point the operator at, besides the operator's own
+    # (MODELOPS_STORE_ENDPOINTS; storage/endpoints.py says why).
+    allowed_endpoints: tuple[Origin, ...] = ()
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _entries: dict[Key, _Entry] = field(default_factory=dict)
     _in_flight: set[Key] = field(default_factory=set)
@@ -124,9 +133,12 @@ class StoreWatcher:
 
     @classmethod
     def from_environment(cls, secrets: SecretReader | None = None) -> StoreWatcher:
-        """MODELOPS_STORE_INTERVAL_SECONDS: how often each store is listed (default 60)."""
+        """MODELOPS_STORE_INTERVAL_SECONDS: how often each store is listed (default 60);
+        MODELOPS_STORE_ENDPOINTS: the S3 endpoints a Secret may name (raises ValueError on
+        an entry that is not an http(s) origin)."""
         interval = float(os.environ.get(INTERVAL_ENV) or DEFAULT_INTERVAL_S)
-        return cls(interval_s=interval, secrets=secrets)
+        allowed = parse_allowlist(os.environ.get(ENDPOINTS_ENV, ""))
+        return cls(interval_s=interval, secrets=secrets, allowed_endpoints=allowed)
 
     def close(self) -> None:
         self._stop.set()
@@ -227,7 +239,24 @@ class StoreWatcher:
             raise _Failed(reason or "SecretUnreadable", f"{where}: {err.message}") from None
         if values is None:
             raise _Failed("SecretNotFound", f"{where} does not exist")
+        self._check_endpoint(values, where)
         return values
+
+    def _check_endpoint(self, values: Mapping[str, str], where: str) -> None:
+        """Refuses an endpoint the Secret names unless it is the operator's own or allowed."""
+        from modelops.storage.s3 import s3_endpoint
+
+        endpoint = s3_endpoint(values)
+        if endpoint is None:
+            return
+        own = parse_allowlist(s3_endpoint(dict(os.environ)) or "")
+        if not endpoint_allowed(endpoint, (*own, *self.allowed_endpoints)):
+            raise _Failed(
+                "EndpointNotAllowed",
+                f"{where} names the S3 endpoint {endpoint} that the operator may not dial; "
+                f"add its origin to "
+                f"the operator's {ENDPOINTS_ENV} (chart: operator.storeEndpoints)",
+            )
 
     def _list(self, key: Key, uri: str, secret: str | None, wanted: frozenset[str]) -> None:
         view: StoreView | None = None
@@ -244,7 +273,9 @@ class StoreWatcher:
             digests: dict[str, str] = {}
             for version in {*wanted, *([newest] if newest else [])}:
                 if int(version) in complete:
-                    manifest = store.read_bytes(f"{version}/{MANIFEST_NAME}")  # type: ignore[attr-defined]
+                    manifest = store.read_bytes(  # type: ignore[attr-defined]
+                        f"{version}/{MANIFEST_NAME}", limit=MAX_MANIFEST_BYTES
+                    )
                     digests[version] = manifest_digest(manifest)
             view = StoreView(newest, digests)
         except _Failed as err:

@@ -16,6 +16,28 @@ class MissingObjectError(LookupError):
     """The store has no object at that relative path (callers turn this into a reason)."""
 
 
+# The most keys a listing of one model directory may return: a model directory holds
+# a few files per version; far more is a bucket the operator must not hold in memory.
+MAX_LISTED_KEYS = 100_000
+# The most a SHA256SUMS manifest may hold: one line (~80 bytes) per file, so 4 MiB is
+# ~50,000 files; the operator and the puller read no more of one.
+MAX_MANIFEST_BYTES = 4 << 20
+
+
+def capped(data: bytes, limit: int | None, where: str) -> bytes:
+    """``data`` (read with at most limit + 1 bytes asked for) when it fits ``limit``."""
+    if limit is not None and len(data) > limit:
+        raise StorageError("ObjectTooLarge", f"{where}: larger than {limit} bytes")
+    return data
+
+
+def check_listing_size(count: int, where: str) -> None:
+    if count > MAX_LISTED_KEYS:
+        raise StorageError(
+            "ListingTooLarge", f"{where}: more than {MAX_LISTED_KEYS} objects under the model"
+        )
+
+
 @dataclass(frozen=True)
 class VersionListing:
     complete: list[int]  # versions with a manifest: the only ones a pull may select
@@ -37,8 +59,10 @@ class ModelStore(Protocol):
 
     def list_versions(self) -> VersionListing: ...
 
-    def read_bytes(self, relative: str) -> bytes:
-        """Small files (manifests, configs); raises MissingObjectError."""
+    def read_bytes(self, relative: str, limit: int | None = None) -> bytes:
+        """Small files (manifests, configs); raises MissingObjectError. limit: the most
+        bytes the caller accepts; a longer object raises StorageError("ObjectTooLarge")
+        after at most limit + 1 bytes were transferred (the store is untrusted input)."""
         ...
 
     def download(self, relative: str, dest: Path) -> Downloaded:

@@ -26,6 +26,8 @@ Reason = Literal[
     "UnsafePath",
     "InvalidConfig",
     "FormatMismatch",
+    "ObjectTooLarge",
+    "ListingTooLarge",
     "StorageError",
 ]
 

@@ -28,6 +28,8 @@ from modelops.storage.base import (
     Downloaded,
     MissingObjectError,
     VersionListing,
+    capped,
+    check_listing_size,
     claim_version,
     manifest_last,
 )
@@ -165,7 +167,11 @@ class GcsStore:
             blobs = self.client.list_blobs(
                 self.location.bucket, prefix=prefix, retry=self.retry, timeout=_TIMEOUT
             )
-            return [blob.name[len(root) :] for blob in blobs]
+            names: list[str] = []
+            for blob in blobs:
+                names.append(blob.name[len(root) :])
+                check_listing_size(len(names), str(self.location))
+            return names
 
     def list_versions(self) -> VersionListing:
         every: set[int] = set()
@@ -180,10 +186,17 @@ class GcsStore:
                 complete.add(number)
         return VersionListing(complete=sorted(complete), all=sorted(every))
 
-    def read_bytes(self, relative: str) -> bytes:
+    def read_bytes(self, relative: str, limit: int | None = None) -> bytes:
         with self._errors("reading", relative):
             blob = self.bucket.blob(self.location.key(relative))
-            return bytes(blob.download_as_bytes(retry=self.retry, timeout=_TIMEOUT))
+            # end is inclusive: at most limit + 1 bytes are transferred.
+            data = blob.download_as_bytes(
+                retry=self.retry,
+                timeout=_TIMEOUT,
+                start=0 if limit is not None else None,
+                end=limit,
+            )
+        return capped(bytes(data), limit, f"{self.location}/{relative}")
 
     def download(self, relative: str, dest: Path) -> Downloaded:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from modelops.storage.base import (
     Downloaded,
     MissingObjectError,
     VersionListing,
+    capped,
     copy_hashing,
     read_chunks,
 )
@@ -78,9 +79,10 @@ class HttpStore:
             raise StorageError("StorageError", f"{self.location}/{INDEX_NAME}: {err}") from None
         return VersionListing(complete=versions, all=versions)
 
-    def read_bytes(self, relative: str) -> bytes:
+    def read_bytes(self, relative: str, limit: int | None = None) -> bytes:
         with self._open(relative) as response:
-            return bytes(response.read())
+            data = bytes(response.read() if limit is None else response.read(limit + 1))
+        return capped(data, limit, str(self.location.url(relative)))
 
     def download(self, relative: str, dest: Path) -> Downloaded:
         with self._open(relative) as response:

@@ -9,6 +9,7 @@ from modelops.storage.base import (
     Downloaded,
     MissingObjectError,
     VersionListing,
+    capped,
     contained,
     copy_hashing,
     read_chunks,
@@ -47,11 +48,13 @@ class LocalStore:
             all=version_numbers(self.root, complete_only=False),
         )
 
-    def read_bytes(self, relative: str) -> bytes:
+    def read_bytes(self, relative: str, limit: int | None = None) -> bytes:
         try:
-            return self._path(relative).read_bytes()
+            with open(self._path(relative), "rb") as source:
+                data = source.read() if limit is None else source.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise MissingObjectError(relative) from None
+        return capped(data, limit, f"{self._uri}/{relative}")
 
     def download(self, relative: str, dest: Path) -> Downloaded:
         try:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelops.storage.base import MissingObjectError, ModelStore, contained
+from modelops.storage.base import MAX_MANIFEST_BYTES, MissingObjectError, ModelStore, contained
 from modelops.storage.errors import StorageError
 from modelops.storage.stores import open_store
 from modelops.storage.uri import default_model_name, parse_storage_uri
@@ -290,7 +290,9 @@ def pull_model(
     manifest_text: str | None = None
     if has_manifest:
         try:
-            manifest_text = store.read_bytes(f"{chosen}/{MANIFEST_NAME}").decode()
+            manifest_text = store.read_bytes(
+                f"{chosen}/{MANIFEST_NAME}", limit=MAX_MANIFEST_BYTES
+            ).decode()
         except (MissingObjectError, UnicodeDecodeError) as err:
             raise StorageError(
                 "VersionIncomplete", f"{store.describe()}/{chosen}/{MANIFEST_NAME}: {err}"

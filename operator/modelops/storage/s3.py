@@ -25,6 +25,8 @@ from modelops.storage.base import (
     Downloaded,
     MissingObjectError,
     VersionListing,
+    capped,
+    check_listing_size,
     claim_version,
     copy_hashing,
     manifest_last,
@@ -177,6 +179,7 @@ class S3Store:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
                 keys.extend(obj["Key"][len(root) :] for obj in page.get("Contents", []))
+                check_listing_size(len(keys), str(self.location))
         return keys
 
     def list_versions(self) -> VersionListing:
@@ -192,12 +195,16 @@ class S3Store:
                 complete.add(number)
         return VersionListing(complete=sorted(complete), all=sorted(every))
 
-    def read_bytes(self, relative: str) -> bytes:
+    def read_bytes(self, relative: str, limit: int | None = None) -> bytes:
         with self._errors("reading", relative):
+            # A ranged GET: the server sends at most limit + 1 bytes, whatever the size.
+            ranged = {} if limit is None else {"Range": f"bytes=0-{limit}"}
             response = self.client.get_object(
-                Bucket=self.location.bucket, Key=self.location.key(relative)
+                Bucket=self.location.bucket, Key=self.location.key(relative), **ranged
             )
-            return bytes(response["Body"].read())
+            body = response["Body"]
+            data = bytes(body.read() if limit is None else body.read(limit + 1))
+        return capped(data, limit, f"{self.location}/{relative}")
 
     def download(self, relative: str, dest: Path) -> Downloaded:
         with self._errors("downloading", relative):
