@@ -46,9 +46,6 @@ class Sidecars:
             {k: v for k, v in self.unanswered.items() if k in asked},
         )
 
-    def drift(self, namespace: str, name: str, pods: Any) -> None:
-        return None
-
     def loaded(self, namespace: str, name: str, model: str, pods: Any) -> dict[str, list[str]]:
         def version(pod: Any) -> str:
             asked = pod["metadata"]["annotations"]["modelops.io/model-version"]

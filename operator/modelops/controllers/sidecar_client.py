@@ -48,10 +48,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr
 
 from modelops.api import constants as c
-from modelops.render.drift_summary import merge_summaries
 
 log = logging.getLogger("modelops.sidecars")
 Key = tuple[str, str]
@@ -114,22 +113,6 @@ class AgentDocument(_Document):
 
 
 RolloutDocument.model_rebuild()
-
-
-class DriftFeature(_Document):
-    name: StrictStr
-    score: StrictFloat | StrictInt | None = None
-
-
-class DriftDocument(_Document):
-    """`GET /drift` (modelops.drift.monitor.summary)."""
-
-    score: StrictFloat | StrictInt | None = None
-    drifted: StrictBool = False
-    since: StrictStr | None = None
-    method: StrictStr | None = None
-    threshold: StrictFloat | StrictInt | None = None
-    features: list[DriftFeature] | dict[str, StrictFloat | StrictInt | None] = []
 
 
 class ReferenceBins(_Document):
@@ -251,10 +234,11 @@ def _dechunk(data: bytes) -> bytes:
 
 # --- the client ------------------------------------------------------------------------------
 
-_PATHS = {"rollout": "/rollout", "drift": "/drift", "histograms": "/drift/histograms"}
+# Drift is read as histograms only: the operator merges the replicas' counts before
+# one decision (render/drift_merge.py), never the replicas' own verdicts.
+_PATHS = {"rollout": "/rollout", "histograms": "/drift/histograms"}
 _MODELS: dict[str, type[_Document]] = {
     "rollout": RolloutDocument,
-    "drift": DriftDocument,
     "histograms": HistogramsDocument,
 }
 
@@ -316,7 +300,7 @@ class SidecarClient:
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         with self._lock:
-            for kind in ("rollout", "drift", "histograms"):
+            for kind in _PATHS:
                 self._cache.pop((kind, key), None)
             self._loaded.pop(key, None)
             self._loaded_failed.pop(key, None)
@@ -326,13 +310,6 @@ class SidecarClient:
     def rollout(self, namespace: str, name: str, pods: Sequence[Mapping[str, Any]]) -> Snapshot:
         """The last `/rollout` documents of these pods (refreshed in the background)."""
         return self._snapshot("rollout", (namespace, name), pods, self.min_interval_s)
-
-    def drift(
-        self, namespace: str, name: str, pods: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any] | None:
-        """The pods' `/drift` summaries merged (render/drift_summary.py), from the cache."""
-        snap = self._snapshot("drift", (namespace, name), pods, self.drift_interval_s)
-        return merge_summaries(list(snap.documents.values()))
 
     def histograms(self, namespace: str, name: str, pods: Sequence[Mapping[str, Any]]) -> Snapshot:
         """The pods' last `/drift/histograms` documents (refreshed in the background),
@@ -548,7 +525,6 @@ class SidecarClient:
 
 
 __all__ = [
-    "DriftDocument",
     "HistogramsDocument",
     "RolloutDocument",
     "SidecarClient",
