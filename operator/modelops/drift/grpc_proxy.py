@@ -102,6 +102,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from modelops.drift.figures import RolloutFigures
 from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
+from modelops.drift.h2_settings import FirstSettings
 from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
 from modelops.drift.rollout import Rollout
@@ -132,9 +133,8 @@ _MAX_FRAME = (1 << 24) - 1
 # Header blocks above this stop the observation of the connection (Triton's
 # own limit on header lists is far smaller).
 _MAX_HEADER_BLOCK = 256 * 1024
-# HPACK: bytes that are a whole indexed field by themselves (0x80-0xFE), and
-# how many header blocks made of them one connection remembers.
-_ONE_BYTE_INDEXED = bytes(range(0x80, 0xFF))
+# HPACK: how many header blocks that leave the table as it is one connection
+# remembers the meaning of (per direction).
 _HEADER_CACHE = 64
 # Write-buffer high water mark of each side: past it the other side's
 # reading pauses until this one drains. With one read (up to 256 KiB with
@@ -688,12 +688,14 @@ def _grpc_status(fields: list[tuple[bytes, bytes]]) -> int | None:
 class _Blocks:
     """One direction's HPACK decoder, and what its repeated header blocks meant.
 
-    A block made only of one-byte indexed fields (a repeated call: every field
-    already in the tables) leaves the HPACK table as it was, so its meaning only
-    changes when another block changes the table; such blocks are remembered
-    until then. This is what keeps per-call decoding cheap: a client's repeated
-    calls send the same few bytes. Every block is decoded, in order, to keep the
-    table in step.
+    A block that leaves the dynamic table as it found it (a repeated call: every
+    field already in the tables, or literals that are not indexed, which is all
+    Triton sends once told that the client's table holds nothing, see
+    :mod:`~modelops.drift.h2_settings`) means the same each time it comes while
+    the table stays as it is; such blocks are remembered until a block changes
+    the table. This is what keeps per-call decoding cheap: repeated calls and
+    answers send the same bytes. Every other block is decoded, in order, to keep
+    the table in step.
     """
 
     def __init__(self, meaning: Callable[[list[tuple[bytes, bytes]]], Any]) -> None:
@@ -704,24 +706,42 @@ class _Blocks:
         self.meaning = meaning
         self._cache: dict[bytes, Any] = {}
 
+    def _entries(self) -> tuple[int, int]:
+        # What the table holds, cheaply: an insertion puts a new tuple first
+        # (hpack's HeaderTable.add), and the one it displaces stays alive in the
+        # table, so its id cannot be reused by the new one.
+        entries = self.decoder.header_table.dynamic_entries
+        return len(entries), id(entries[0]) if entries else 0
+
     def read(self, block: bytes) -> Any:
-        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
-        if indexed_only and block in self._cache:
-            return self._cache[block]
+        hit = self._cache.get(block)
+        if hit is not None:
+            return hit[0]
+        table = self.decoder.header_table
+        before = self._entries(), table.maxsize
         value = self.meaning(self.decoder.decode(block, raw=True))
-        if not indexed_only:
-            self._cache.clear()  # the table may have changed
-        elif len(self._cache) < _HEADER_CACHE:
-            self._cache[block] = value
+        if (self._entries(), table.maxsize) != before:
+            self._cache.clear()  # the table changed: what other blocks mean may have too
+        elif len(self._cache) < _HEADER_CACHE and not _size_update(block):
+            self._cache[block] = (value,)
         return value
 
     def fields(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Every field of a block, and whether it may have changed the table."""
-        changed = bool(block.translate(None, _ONE_BYTE_INDEXED))
+        """Every field of a block, and whether it inserted into the table (a size
+        update alone does not count: re-encoded without it, the block leaves the
+        client's decoder a table at least as large as Triton's encoder uses)."""
+        before = self._entries()
+        maxsize = self.decoder.header_table.maxsize
         fields = self.decoder.decode(block, raw=True)
-        if changed:
+        changed = self._entries() != before
+        if changed or self.decoder.header_table.maxsize != maxsize:
             self._cache.clear()
         return fields, changed
+
+
+def _size_update(block: bytes) -> bool:
+    """Whether a header block starts with a dynamic table size update (RFC 7541 6.3)."""
+    return bool(block) and block[0] & 0xE0 == 0x20
 
 
 class _Observer:
@@ -1134,6 +1154,12 @@ class _Client(asyncio.Protocol):
         self.injections: list[bytes] = []
         self.upstream_injections: list[bytes] = []  # the same, for Triton
         self.reader = _FrameReader(preface=True)
+        # The client's first SETTINGS frame tells Triton to keep no HPACK table for its
+        # answers, so that a split call's answer can be held back from the connection's
+        # first call on (see modelops.drift.h2_settings).
+        self.first_settings = (
+            FirstSettings() if self.observer is not None and relay.rollout is not None else None
+        )
         self.closed = False
         # Drain: a GOAWAY waits for a frame boundary of Triton's byte stream.
         self.goaway_pending = False
@@ -1180,6 +1206,13 @@ class _Client(asyncio.Protocol):
         if up is None or up.transport is None:
             self.early.append(data)
             return
+        first = self.first_settings
+        if first is not None:
+            data = first.feed(data)
+            if first.done:
+                self.first_settings = None
+            if not data:
+                return
         up.transport.write(data)
         obs = self.observer
         if obs is not None:
