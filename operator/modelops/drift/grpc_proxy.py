@@ -103,6 +103,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from modelops.drift.figures import RolloutFigures
 from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
 from modelops.drift.h2_settings import FirstSettings
+from modelops.drift.inplace import InPlaceError, InPlaceRoute
 from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
 from modelops.drift.rollout import Rollout
@@ -354,6 +355,7 @@ class _Stream:
     mirror_answer: bytes | None = None
     mirror_drop: bool = False
     split: _Split | None = None  # the candidate answers it (canary weight)
+    live: bool = False  # counted in the relay's live ModelInfer calls in flight
 
 
 @dataclass(eq=False)
@@ -390,6 +392,7 @@ class _Split:
     outcome: str | None = None  # the candidate's: ok, error, timeout, client
     answer: bytes | None = None
     task: asyncio.Task[None] | None = None
+    route: InPlaceRoute | None = None  # the candidate runs in this pod's Triton
 
 
 # -- reading frames along ---------------------------------------------------------------------
@@ -901,6 +904,9 @@ class _Observer:
 
         st.requests.reserve = reserve
         self.streams[stream] = st
+        if label == "ModelInfer":
+            st.live = True
+            relay.live += 1
         # Sent by another sidecar (a mirror, a split): never passed on again.
         if label == "ModelInfer" and not mirrored and not relay.choose_split(self, stream, st):
             relay.choose_mirror(st)
@@ -1000,6 +1006,9 @@ class _Observer:
         if st.held:
             self.relay.release(st.held)  # kept messages never answered, and partial ones
             st.held = 0
+        if st.live:
+            st.live = False
+            self.relay.live -= 1
         if st.mirror is not None:
             self.relay.end_mirror(st, answered=count and st.status == 0)
         figures = self.relay.figures
@@ -1378,8 +1387,15 @@ class GrpcProxy:
         figures: Callable[[], RolloutFigures] | None = None,
         answer: Callable[[], tuple[str, str]] | None = None,
         rollout: Rollout | None = None,
+        inplace: Callable[[], InPlaceRoute | None] | None = None,
     ) -> None:
         self.config = config
+        # The in-place candidate's route (the HTTP proxy's, one per epoch): with it,
+        # mirrors and splits go to this pod's own Triton under the candidate's model
+        # name, copies at the lower priority and shed first, and the candidate's
+        # answers are counted in its figures, as for HTTP (modelops.drift.inplace).
+        self.inplace = inplace
+        self.live = 0  # live ModelInfer calls in flight to Triton (observed ones)
         self.feeder = feeder
         # (version, epoch) that ModelInfer answers name in their metadata.
         self.answer = answer
@@ -1420,13 +1436,13 @@ class GrpcProxy:
         rollout = self.rollout
         if rollout is None or not rollout.acting or obs.client is None:
             return False
-        candidate = rollout.settings.candidate
         now = asyncio.get_running_loop().time()
-        split = rollout.choose_split(now, candidate is not None and bool(candidate.grpc))
+        split = rollout.choose_split(now, self._reachable())
         if split is None:
             return False
         if split:
             sp = _Split(rollout.figures, st.t0)
+            sp.route = self.route()
             st.split = sp
             obs.splits[stream] = sp
         return True
@@ -1434,12 +1450,19 @@ class GrpcProxy:
     def start_split(self, obs: _Observer, sp: _Split, request: bytes) -> None:
         rollout = self.rollout
         assert rollout is not None
-        candidate = rollout.settings.candidate
+        if sp.route is not None:
+            try:
+                request = sp.route.target.grpc_split_message(request)
+            except InPlaceError as exc:  # not the candidate's fault: Triton's answer stays
+                log.debug("gRPC split in place not possible: %s", exc)
+                sp.outcome = "client"
+                return
+        address = self._candidate_address()
         try:
-            assert candidate is not None and candidate.grpc
-            call = self._mirror_stub(candidate.grpc, rollout.max_answer_bytes)
+            assert address is not None
+            call = self._mirror_stub(address, rollout.max_answer_bytes)
         except Exception as exc:  # e.g. an address grpc refuses: the candidate's failure
-            log.warning("gRPC split to %r not possible: %s", candidate, exc)
+            log.warning("gRPC split to %r not possible: %s", address, exc)
             sp.outcome = "error"
             return
         task = asyncio.get_running_loop().create_task(self._split(obs, sp, call, request))
@@ -1453,22 +1476,26 @@ class GrpcProxy:
         rollout = self.rollout
         assert rollout is not None
         try:
-            sp.answer = await call(
+            answer = await call(
                 request, timeout=rollout.mirror_timeout, metadata=((SPLIT_HEADER.decode(), "1"),)
             )
-            sp.outcome = "ok"
+            sp.answer = answer if sp.route is None else sp.route.target.grpc_split_answer(answer)
+            sp.outcome, status = "ok", 200
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
+            status = status_class(code.value[0])
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                sp.outcome = "timeout"
-            elif status_class(code.value[0]) == 400:
+                sp.outcome, status = "timeout", 0
+            elif status == 400:
                 sp.outcome = "client"
             else:  # a server-side status, or its answer above the cap
                 sp.outcome = "error"
         except asyncio.CancelledError:
             raise
         except Exception:  # anything else is the candidate failing too
-            sp.outcome = "error"
+            sp.outcome, status = "error", 500
+        if sp.route is not None:  # in place: this sidecar counts the candidate's answers
+            sp.route.observe(status, time.perf_counter() - sp.t0)
         for stream, found in list(obs.splits.items()):
             if found is sp:
                 obs.split_answered(stream, sp)
@@ -1480,8 +1507,7 @@ class GrpcProxy:
         rollout = self.rollout
         if rollout is None or not rollout.acting or not rollout.mirror.percent:
             return
-        candidate = rollout.settings.candidate
-        if candidate is None or not candidate.grpc or not rollout.mirror.take():
+        if not self._reachable() or not rollout.mirror.take():
             return
         # The slot is taken now, while Triton's answer is kept: the cap bounds
         # kept answers as well as mirrors on the wire (as for HTTP).
@@ -1495,33 +1521,63 @@ class GrpcProxy:
         rollout, figures = self.rollout, st.mirror
         assert rollout is not None and figures is not None
         request, stable = st.mirror_request, st.mirror_answer
-        candidate = rollout.settings.candidate
+        address = self._candidate_address()
         if (
             not answered
             or request is None
             or stable is None
             or st.mirror_drop
-            or candidate is None
-            or not candidate.grpc
+            or address is None
             or not rollout.acting
         ):
             if answered and (st.mirror_drop or request is None or stable is None):
                 figures.mirror_dropped += 1  # above the caps, or compressed
             rollout.mirrors_ended += 1  # only successful calls mirror
             return
+        route = self.route()
+        if route is not None:
+            # The same decision as the HTTP path's: copies are shed first while the
+            # live calls in flight to this Triton reach the in-place limit.
+            if not route.target.admits(self.live):
+                figures.mirror_dropped += 1
+                rollout.mirrors_ended += 1
+                return
+            try:
+                request = route.target.grpc_mirror_message(request)
+            except InPlaceError as exc:  # a message that cannot be re-targeted: not sent
+                log.debug("gRPC mirror in place not possible: %s", exc)
+                figures.mirror_dropped += 1
+                rollout.mirrors_ended += 1
+                return
         try:
-            call = self._mirror_stub(candidate.grpc, rollout.max_answer_bytes)
+            call = self._mirror_stub(address, rollout.max_answer_bytes)
         except Exception as exc:  # e.g. an address grpc refuses
-            log.warning("gRPC mirror to %r not possible: %s", candidate.grpc, exc)
+            log.warning("gRPC mirror to %r not possible: %s", address, exc)
             figures.mirror_errors += 1
             rollout.mirrors_ended += 1
             return
         figures.mirrored += 1
         task = asyncio.get_running_loop().create_task(
-            self._mirror(call, figures, request, stable, rollout)
+            self._mirror(call, figures, request, stable, rollout, route)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def route(self) -> InPlaceRoute | None:
+        """The in-place candidate's route of the current epoch (None: separate, or none)."""
+        return self.inplace() if self.inplace is not None else None
+
+    def _candidate_address(self) -> str | None:
+        """Where the candidate's gRPC calls go: this pod's own Triton when it runs in
+        place, else the traffic file's gRPC address (None: nowhere over gRPC)."""
+        if self.route() is not None:
+            return self.config.upstream
+        assert self.rollout is not None
+        candidate = self.rollout.settings.candidate
+        return candidate.grpc if candidate is not None and candidate.grpc else None
+
+    def _reachable(self) -> bool:
+        return self._candidate_address() is not None
 
     def _mirror_stub(self, address: str, max_answer: int) -> Any:
         if address != self._channel_address:
@@ -1541,10 +1597,17 @@ class GrpcProxy:
         return self._mirror_call
 
     async def _mirror(
-        self, call: Any, figures: RolloutFigures, request: bytes, stable: bytes, rollout: Rollout
+        self,
+        call: Any,
+        figures: RolloutFigures,
+        request: bytes,
+        stable: bytes,
+        rollout: Rollout,
+        route: InPlaceRoute | None = None,
     ) -> None:
         import grpc
 
+        t0 = time.perf_counter()
         try:
             answer = await call(
                 request, timeout=rollout.mirror_timeout, metadata=((MIRROR_HEADER.decode(), "1"),)
@@ -1555,17 +1618,28 @@ class GrpcProxy:
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # its answer above the cap
+                if route is not None:
+                    route.observe(200, time.perf_counter() - t0)
                 rollout.compare(figures, Answer(stable, grpc=True), None)
                 return
             figures.mirror_errors += 1
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            timeout = code == grpc.StatusCode.DEADLINE_EXCEEDED
+            if timeout:
                 figures.mirror_timeouts += 1
+            if route is not None:  # in place: the candidate's own figures (as for HTTP)
+                route.observe(
+                    0 if timeout else status_class(code.value[0]), time.perf_counter() - t0
+                )
             rollout.mirrors_ended += 1
             return
         except Exception:  # anything else is the candidate failing too
             figures.mirror_errors += 1
+            if route is not None:
+                route.observe(500, time.perf_counter() - t0)
             rollout.mirrors_ended += 1
             return
+        if route is not None:
+            route.observe(200, time.perf_counter() - t0)
         # Counted as ended by the worker, which also compares.
         rollout.compare(figures, Answer(stable, grpc=True), Answer(answer, grpc=True))
 
