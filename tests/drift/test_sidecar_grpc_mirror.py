@@ -34,6 +34,7 @@ from tests.support.grpc_rollout import (
     rollout_doc,
     separate_candidate,
     settle,
+    stable_args,
     stable_sidecars,
 )
 
@@ -42,10 +43,7 @@ pytestmark = [pytest.mark.triton, pytest.mark.timeout(180)]
 
 @pytest.fixture
 def stable(triton, reference_path: Path, tmp_path: Path) -> Iterator[Callable[..., Sidecar]]:
-    base = [
-        "--reference", str(reference_path), "--upstream", triton.http_url, "--model", MODEL,
-        "--grpc-upstream", triton.grpc_url, "--model-version", "7", "--mirror-timeout", "1",
-    ]  # fmt: skip
+    base = stable_args(reference_path, triton, MODEL)
     with stable_sidecars(Sidecar, base, tmp_path / "traffic.json") as sidecars:
 
         def start(grpc_candidate: str, *extra: str) -> Sidecar:

@@ -130,6 +130,16 @@ def stable_sidecars(
         sidecars.close()
 
 
+def stable_args(reference: Path, triton: Any, model: str, *extra: str) -> list[str]:
+    """The stable sidecar's arguments in front of ``triton`` (a TritonServer): version 7,
+    mirrors and splits given up after 1 s."""
+    return [
+        "--reference", str(reference), "--upstream", triton.http_url, "--model", model,
+        "--grpc-upstream", triton.grpc_url, "--model-version", "7", "--mirror-timeout", "1",
+        *extra,
+    ]  # fmt: skip
+
+
 def separate_candidate(grpc_address: str, version: str = "8") -> dict[str, str]:
     """A traffic file's separate candidate with a gRPC endpoint (its HTTP one unused)."""
     return {"version": version, "http": "http://127.0.0.1:9", "grpc": grpc_address}
