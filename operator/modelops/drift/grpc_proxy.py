@@ -59,7 +59,16 @@ per-table-state cache), for issue 18:
   candidate still reaches Triton, but Triton's answer frames are held back
   and replaced by the candidate's answer (see :class:`_Split`); the decision,
   the figures and the circuit breaker are :class:`~modelops.drift.rollout.Rollout`'s,
-  shared with the HTTP proxy.
+  shared with the HTTP proxy. Every call can be split, a connection's first
+  included: the client's first SETTINGS frame tells Triton to keep no HPACK
+  table for its answers (:mod:`~modelops.drift.h2_settings`), so no answer's
+  header block changes the client's table and each can be held back;
+- in place (``placement: InPlace``): mirrors and splits go to this pod's own
+  Triton, the request message re-targeted at ``<model>.candidate`` and copies
+  at Triton's lower priority, shed first under the live limit, and counted in
+  the in-place figures: :class:`~modelops.drift.inplace.InPlaceTarget`'s
+  decisions and :class:`~modelops.drift.inplace.InPlaceRoute`'s figures, the
+  HTTP proxy's own.
 
 Only requests for the watched model are kept: its name is the message's
 first field (:func:`~modelops.drift.grpc_payload.leading_model_name`); the
