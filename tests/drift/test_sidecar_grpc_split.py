@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tests.drift.conftest import (
@@ -224,6 +225,7 @@ def test_shorter_candidate_answers_keep_the_connection_window_in_step(stable):
 
 
 FRESH = 40
+OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
 
 
 def test_the_first_call_of_every_connection_is_split_at_the_weight(stable, triton):
@@ -234,7 +236,8 @@ def test_the_first_call_of_every_connection_is_split_at_the_weight(stable, trito
     rng = np.random.default_rng(5)
     versions = []
     for _ in range(FRESH):
-        channel = grpc.insecure_channel(sc.grpc_url)
+        # A local subchannel pool: a connection of its own, not one shared in the process.
+        channel = grpc.insecure_channel(sc.grpc_url, options=[OWN_CONNECTION])
         try:
             stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
             x = rng.normal(size=(2, N_FEATURES)).astype(np.float32)
@@ -259,7 +262,11 @@ def test_the_first_call_of_every_connection_is_split_to_a_stand_in(stable):
         by_candidate = 0
         for i in range(FRESH // 2):
             x = np.full((3, N_FEATURES), i + 1, np.float32)
-            got = grpc_infer(grpc_client(sc.grpc_url), x)[:, 0]
+            client = grpcclient.InferenceServerClient(sc.grpc_url, channel_args=[OWN_CONNECTION])
+            try:
+                got = grpc_infer(client, x)[:, 0]
+            finally:
+                client.close()
             if not got.any():
                 by_candidate += 1
             else:
