@@ -5,20 +5,17 @@ traffic file. The agreeing candidate is the real Triton itself (the same
 model answers the same); the failing ones are a small grpcio server that
 answers wrongly, fails, or never answers, on demand: a real Triton cannot be
 made to do these at will, and what the sidecar sees of a candidate is
-exactly a gRPC endpoint.
+exactly a gRPC endpoint. The fixtures are shared with the split tests
+(tests/support/grpc_rollout.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 from tritonclient.grpc import service_pb2
@@ -32,91 +29,43 @@ from tests.drift.conftest import (
     grpc_stub,
     http_get,
 )
+from tests.support.grpc_rollout import (
+    StandInCandidate,
+    rollout_doc,
+    separate_candidate,
+    settle,
+    stable_args,
+    stable_sidecars,
+)
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(180)]
-
-INFER = "/inference.GRPCInferenceService/ModelInfer"
-
-
-class StandInCandidate:
-    """A gRPC candidate that answers ``wrong`` (zeros), ``unavailable``, or ``hang``s."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.calls = 0
-        self.mirror_marked = 0
-        self._release = threading.Event()
-        self.server = grpc.server(futures.ThreadPoolExecutor(8))
-        self.server.add_generic_rpc_handlers((self,))
-        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
-        self.server.start()
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        if details.method == INFER:
-            return grpc.unary_unary_rpc_method_handler(self._infer)
-        return None
-
-    def _infer(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self.calls += 1
-        self.mirror_marked += dict(context.invocation_metadata()).get("x-modelops-mirror") == "1"
-        if self.mode == "unavailable":
-            context.abort(grpc.StatusCode.UNAVAILABLE, "down")
-        if self.mode == "hang":
-            self._release.wait(10)
-        req = service_pb2.ModelInferRequest.FromString(request)
-        rows = req.inputs[0].shape[0]
-        resp = service_pb2.ModelInferResponse(model_name=req.model_name)
-        resp.outputs.add(name="OUTPUT0", datatype="FP32", shape=[rows, 1])
-        resp.raw_output_contents.append(np.zeros(rows, "<f4").tobytes() + b"")
-        return resp.SerializeToString()
-
-    def close(self) -> None:
-        self._release.set()
-        self.server.stop(0)
 
 
 @pytest.fixture
 def stable(triton, reference_path: Path, tmp_path: Path) -> Iterator[Callable[..., Sidecar]]:
-    traffic = tmp_path / "traffic.json"
-    traffic.write_text("{}")
-    started: list[Sidecar] = []
+    base = stable_args(reference_path, triton, MODEL)
+    with stable_sidecars(Sidecar, base, tmp_path / "traffic.json") as sidecars:
 
-    def start(grpc_candidate: str, *extra: str) -> Sidecar:
-        args = [
-            "--reference", str(reference_path), "--upstream", triton.http_url, "--model", MODEL,
-            "--grpc-upstream", triton.grpc_url, "--traffic-file", str(traffic),
-            "--model-version", "7", "--mirror-timeout", "1", *extra,
-        ]  # fmt: skip
-        sc = Sidecar(args).__enter__()
-        started.append(sc)
-        candidate = {"version": "8", "http": "http://127.0.0.1:9", "grpc": grpc_candidate}
-        # The model has one output column: values, not argmax, tell answers apart.
-        agreement = {"mode": "RelativeTolerance", "tolerance": 1e-4}
-        doc = {"epoch": "m", "mirrorPercent": 100, "candidate": candidate, "agreement": agreement}
-        tmp = traffic.with_name(".t")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, traffic)
-        deadline = time.monotonic() + 10
-        while _rollout(sc)["epoch"] != "m":
-            assert time.monotonic() < deadline, "traffic file not applied"
-            time.sleep(0.05)
-        return sc
+        def start(grpc_candidate: str, *extra: str) -> Sidecar:
+            # The model has one output column: values, not argmax, tell answers apart.
+            agreement = {"mode": "RelativeTolerance", "tolerance": 1e-4}
+            doc = {
+                "epoch": "m",
+                "mirrorPercent": 100,
+                "candidate": separate_candidate(grpc_candidate),
+                "agreement": agreement,
+            }
+            return sidecars.start(doc, *extra)
 
-    yield start
-    for sc in started:
-        sc.__exit__(None, None, None)
+        yield start
 
 
 def _rollout(sc: Sidecar) -> dict:
-    return json.loads(http_get(sc.admin_url + "/rollout")[1])
+    return rollout_doc(sc.admin_url)
 
 
 def _settle(sc: Sidecar, done: Callable[[dict], bool], timeout: float = 15) -> dict:
-    deadline = time.monotonic() + timeout
-    while not done(doc := _rollout(sc)):
-        assert time.monotonic() < deadline, doc
-        time.sleep(0.05)
-    return doc
+    return settle(sc.admin_url, done, timeout)
 
 
 def _calls(sc: Sidecar, n: int) -> None:

@@ -12,8 +12,6 @@ fails, or hangs on demand (a real Triton cannot be made to at will).
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +20,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tests.drift.conftest import (
@@ -31,48 +30,40 @@ from tests.drift.conftest import (
     grpc_client,
     grpc_infer,
     grpc_stub,
-    http_get,
 )
-from tests.drift.test_sidecar_grpc_mirror import StandInCandidate
+from tests.support.grpc_rollout import (
+    StandInCandidate,
+    rollout_doc,
+    separate_candidate,
+    stable_args,
+    stable_sidecars,
+)
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(180)]
 
 
 @pytest.fixture
 def stable(triton, reference_path: Path, tmp_path: Path) -> Iterator[Callable[..., Sidecar]]:
-    traffic = tmp_path / "traffic.json"
-    traffic.write_text("{}")
-    started: list[Sidecar] = []
+    base = stable_args(reference_path, triton, MODEL)
+    with stable_sidecars(Sidecar, base, tmp_path / "traffic.json") as sidecars:
 
-    def start(grpc_candidate: str, weight: float, warm: Callable[[Sidecar], None] = id) -> Sidecar:
-        """A stable sidecar splitting ``weight`` % to the candidate; ``warm`` runs
-        before the traffic file names the candidate."""
-        args = [
-            "--reference", str(reference_path), "--upstream", triton.http_url, "--model", MODEL,
-            "--grpc-upstream", triton.grpc_url, "--traffic-file", str(traffic),
-            "--model-version", "7", "--mirror-timeout", "1",
-        ]  # fmt: skip
-        sc = Sidecar(args).__enter__()
-        started.append(sc)
-        warm(sc)
-        candidate = {"version": "8", "http": "http://127.0.0.1:9", "grpc": grpc_candidate}
-        doc = {"epoch": "c", "canaryWeight": weight, "candidate": candidate}
-        tmp = traffic.with_name(".t")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, traffic)
-        deadline = time.monotonic() + 10
-        while _rollout(sc)["epoch"] != "c":
-            assert time.monotonic() < deadline, "traffic file not applied"
-            time.sleep(0.05)
-        return sc
+        def start(
+            grpc_candidate: str, weight: float, warm: Callable[[Sidecar], object] = id
+        ) -> Sidecar:
+            """A stable sidecar splitting ``weight`` % to the candidate; ``warm`` runs
+            before the traffic file names the candidate."""
+            doc = {
+                "epoch": "c",
+                "canaryWeight": weight,
+                "candidate": separate_candidate(grpc_candidate),
+            }
+            return sidecars.start(doc, warm=warm)
 
-    yield start
-    for sc in started:
-        sc.__exit__(None, None, None)
+        yield start
 
 
 def _rollout(sc: Sidecar) -> dict:
-    return json.loads(http_get(sc.admin_url + "/rollout")[1])
+    return rollout_doc(sc.admin_url)
 
 
 def _request(x: np.ndarray) -> service_pb2.ModelInferRequest:
@@ -83,9 +74,8 @@ def _request(x: np.ndarray) -> service_pb2.ModelInferRequest:
 
 
 class Connection:
-    """A generated stub on one connection, warmed by one call before the split starts:
-    the first answer on a connection fills the client's HPACK table, and such header
-    blocks are passed on as they come (that call is not split)."""
+    """A generated stub on one connection, warmed by one call before the split starts
+    (an open connection when the rollout begins; the counts below are of split calls)."""
 
     def __init__(self, *options: tuple[str, int]) -> None:
         self.stub = None
@@ -118,15 +108,14 @@ def test_the_canary_weight_of_calls_is_answered_by_a_real_triton_candidate(stabl
         np.testing.assert_allclose(out, x.sum(axis=1), rtol=1e-5)
         assert meta["x-modelops-epoch"] == "c"
         versions.append(meta["x-modelops-version"])
-    # The first call of a connection is Triton's own answer: its header blocks fill
-    # the client's HPACK table, so they cannot be held back (given up, not an error).
-    # Every later call is the candidate's.
-    assert versions == ["7"] + ["8"] * 19
+    # Every call is the candidate's, the first of each connection included (the relay
+    # tells Triton to keep no HPACK table for the client, see drift/h2_settings.py).
+    assert versions == ["8"] * 20
     doc = _rollout(sc)
-    assert doc["split"] == 38
-    assert doc["splitFallbacks"] == 2 and doc.get("splitErrors", 0) == 0
+    assert doc["split"] == 40
+    assert doc.get("splitFallbacks", 0) == 0 and doc.get("splitErrors", 0) == 0
     # Answers the candidate gave are not the stable version's figures.
-    assert doc["requests"] == 2 and doc["errors"] == 0
+    assert doc.get("requests", 0) == 0 and doc["errors"] == 0
 
 
 def test_half_the_calls_on_one_connection_go_to_the_candidate(stable):
@@ -231,5 +220,59 @@ def test_shorter_candidate_answers_keep_the_connection_window_in_step(stable):
             assert out.shape == ((1,) if meta["x-modelops-version"] == "8" else (256,))
         assert answered == {"7": CALLS // 2, "8": CALLS // 2}
         assert _rollout(sc)["split"] == CALLS // 2
+    finally:
+        candidate.close()
+
+
+FRESH = 40
+OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
+
+
+def test_the_first_call_of_every_connection_is_split_at_the_weight(stable, triton):
+    """Clients that open a connection per call (many short-lived clients, a load
+    balancer's fresh connections) are split too: each connection's only call is its
+    first, whose answer used to fill the client's HPACK table and pass unsplit."""
+    sc = stable(triton.grpc_url, 25)  # the real Triton as the candidate
+    rng = np.random.default_rng(5)
+    versions = []
+    for _ in range(FRESH):
+        # A local subchannel pool: a connection of its own, not one shared in the process.
+        channel = grpc.insecure_channel(sc.grpc_url, options=[OWN_CONNECTION])
+        try:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            x = rng.normal(size=(2, N_FEATURES)).astype(np.float32)
+            out, meta = _call(stub, x)
+        finally:
+            channel.close()
+        np.testing.assert_allclose(out, x.sum(axis=1), rtol=1e-5)
+        versions.append(meta["x-modelops-version"])
+    # The weight is a counter (evenly spread, not drawn): exactly a quarter of the calls.
+    assert versions.count("8") == FRESH // 4 and versions.count("7") == FRESH * 3 // 4
+    doc = _rollout(sc)
+    assert doc["split"] == FRESH // 4 and doc.get("splitFallbacks", 0) == 0
+    assert doc["requests"] == FRESH * 3 // 4 and doc["errors"] == 0
+
+
+def test_the_first_call_of_every_connection_is_split_to_a_stand_in(stable):
+    """The same with a candidate whose answers (zeros) are visibly not Triton's, and
+    tritonclient as the client: every connection's one call is counted."""
+    candidate = StandInCandidate("wrong")
+    try:
+        sc = stable(candidate.address, 50)
+        by_candidate = 0
+        for i in range(FRESH // 2):
+            x = np.full((3, N_FEATURES), i + 1, np.float32)
+            client = grpcclient.InferenceServerClient(sc.grpc_url, channel_args=[OWN_CONNECTION])
+            try:
+                got = grpc_infer(client, x)[:, 0]
+            finally:
+                client.close()
+            if not got.any():
+                by_candidate += 1
+            else:
+                np.testing.assert_allclose(got, x.sum(axis=1), rtol=1e-5)
+        assert by_candidate == candidate.calls == FRESH // 4
+        doc = _rollout(sc)
+        assert doc["split"] == FRESH // 4 and doc["requests"] == FRESH // 4
     finally:
         candidate.close()

@@ -417,6 +417,39 @@ def test_header_cache_follows_the_hpack_table():
     assert obs._decode(again_b)[0] == b.encode()  # not the cached meaning
 
 
+def test_blocks_without_a_table_are_cached_and_never_count_as_changing_it():
+    """Triton told the client keeps no table (drift/h2_settings.py): its answers' blocks
+    leave the table empty, each is decoded once, and a held split answer's block is
+    not a table change (so it can be held back); a block that inserts still is."""
+    from modelops.drift.grpc_proxy import _Blocks, _grpc_status
+
+    blocks = _Blocks(_grpc_status)
+    decoded = []
+    decode = blocks.decoder.decode
+    blocks.decoder.decode = lambda block, raw: decoded.append(block) or decode(block, raw=raw)
+    enc = hpack.Encoder()
+    enc.header_table_size = 0  # as Triton's encoder after the client's rewritten SETTINGS
+    head = [(":status", "200"), ("content-type", "application/grpc")]
+    first = enc.encode(head)  # starts with the size update
+    again, ok, failed = (
+        enc.encode(head),
+        enc.encode([("grpc-status", "0")]),
+        enc.encode([("grpc-status", "14")]),
+    )
+    _, changed = blocks.fields(first)
+    assert not changed
+    for _ in range(3):
+        assert blocks.read(again) is None and blocks.read(ok) == 0 and blocks.read(failed) == 14
+    assert len(decoded) == 4  # the first block, then each other one once
+    assert blocks.fields(again) == (
+        [(b":status", b"200"), (b"content-type", b"application/grpc")],
+        False,
+    )
+    inserting = hpack.Encoder().encode([("x-new", "1")])  # a table of 4096 bytes again
+    blocks.decoder.header_table_size = 4096
+    assert blocks.fields(inserting)[1] is True
+
+
 def test_kept_bytes_budget_is_shared_and_given_back():
     async def body(channel, up, offers, proxy):
         x = np.ones((8, 4), dtype=np.float32)  # a ~150-byte message

@@ -642,6 +642,7 @@ def build_grpc_proxy(args: argparse.Namespace, proxy: DriftProxy) -> GrpcProxy |
         lambda: rollout.figures,
         lambda: (rollout.own_version, rollout.settings.epoch),
         rollout,
+        lambda: proxy.inplace,  # the HTTP proxy's route: one set of in-place figures
     )
 
 

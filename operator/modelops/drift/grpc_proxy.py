@@ -59,7 +59,16 @@ per-table-state cache), for issue 18:
   candidate still reaches Triton, but Triton's answer frames are held back
   and replaced by the candidate's answer (see :class:`_Split`); the decision,
   the figures and the circuit breaker are :class:`~modelops.drift.rollout.Rollout`'s,
-  shared with the HTTP proxy.
+  shared with the HTTP proxy. Every call can be split, a connection's first
+  included: the client's first SETTINGS frame tells Triton to keep no HPACK
+  table for its answers (:mod:`~modelops.drift.h2_settings`), so no answer's
+  header block changes the client's table and each can be held back;
+- in place (``placement: InPlace``): mirrors and splits go to this pod's own
+  Triton, the request message re-targeted at ``<model>.candidate`` and copies
+  at Triton's lower priority, shed first under the live limit, and counted in
+  the in-place figures: :class:`~modelops.drift.inplace.InPlaceTarget`'s
+  decisions and :class:`~modelops.drift.inplace.InPlaceRoute`'s figures, the
+  HTTP proxy's own.
 
 Only requests for the watched model are kept: its name is the message's
 first field (:func:`~modelops.drift.grpc_payload.leading_model_name`); the
@@ -102,6 +111,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from modelops.drift.figures import RolloutFigures
 from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
+from modelops.drift.h2_settings import FirstSettings
+from modelops.drift.inplace import InPlaceError, InPlaceRoute
 from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
 from modelops.drift.rollout import Rollout
@@ -132,9 +143,8 @@ _MAX_FRAME = (1 << 24) - 1
 # Header blocks above this stop the observation of the connection (Triton's
 # own limit on header lists is far smaller).
 _MAX_HEADER_BLOCK = 256 * 1024
-# HPACK: bytes that are a whole indexed field by themselves (0x80-0xFE), and
-# how many header blocks made of them one connection remembers.
-_ONE_BYTE_INDEXED = bytes(range(0x80, 0xFF))
+# HPACK: how many header blocks that leave the table as it is one connection
+# remembers the meaning of (per direction).
 _HEADER_CACHE = 64
 # Write-buffer high water mark of each side: past it the other side's
 # reading pauses until this one drains. With one read (up to 256 KiB with
@@ -354,6 +364,7 @@ class _Stream:
     mirror_answer: bytes | None = None
     mirror_drop: bool = False
     split: _Split | None = None  # the candidate answers it (canary weight)
+    live: bool = False  # counted in the relay's live ModelInfer calls in flight
 
 
 @dataclass(eq=False)
@@ -390,6 +401,7 @@ class _Split:
     outcome: str | None = None  # the candidate's: ok, error, timeout, client
     answer: bytes | None = None
     task: asyncio.Task[None] | None = None
+    route: InPlaceRoute | None = None  # the candidate runs in this pod's Triton
 
 
 # -- reading frames along ---------------------------------------------------------------------
@@ -688,12 +700,14 @@ def _grpc_status(fields: list[tuple[bytes, bytes]]) -> int | None:
 class _Blocks:
     """One direction's HPACK decoder, and what its repeated header blocks meant.
 
-    A block made only of one-byte indexed fields (a repeated call: every field
-    already in the tables) leaves the HPACK table as it was, so its meaning only
-    changes when another block changes the table; such blocks are remembered
-    until then. This is what keeps per-call decoding cheap: a client's repeated
-    calls send the same few bytes. Every block is decoded, in order, to keep the
-    table in step.
+    A block that leaves the dynamic table as it found it (a repeated call: every
+    field already in the tables, or literals that are not indexed, which is all
+    Triton sends once told that the client's table holds nothing, see
+    :mod:`~modelops.drift.h2_settings`) means the same each time it comes while
+    the table stays as it is; such blocks are remembered until a block changes
+    the table. This is what keeps per-call decoding cheap: repeated calls and
+    answers send the same bytes. Every other block is decoded, in order, to keep
+    the table in step.
     """
 
     def __init__(self, meaning: Callable[[list[tuple[bytes, bytes]]], Any]) -> None:
@@ -704,24 +718,42 @@ class _Blocks:
         self.meaning = meaning
         self._cache: dict[bytes, Any] = {}
 
+    def _entries(self) -> tuple[int, int]:
+        # What the table holds, cheaply: an insertion puts a new tuple first
+        # (hpack's HeaderTable.add), and the one it displaces stays alive in the
+        # table, so its id cannot be reused by the new one.
+        entries = self.decoder.header_table.dynamic_entries
+        return len(entries), id(entries[0]) if entries else 0
+
     def read(self, block: bytes) -> Any:
-        indexed_only = not block.translate(None, _ONE_BYTE_INDEXED)
-        if indexed_only and block in self._cache:
-            return self._cache[block]
+        hit = self._cache.get(block)
+        if hit is not None:
+            return hit[0]
+        table = self.decoder.header_table
+        before = self._entries(), table.maxsize
         value = self.meaning(self.decoder.decode(block, raw=True))
-        if not indexed_only:
-            self._cache.clear()  # the table may have changed
-        elif len(self._cache) < _HEADER_CACHE:
-            self._cache[block] = value
+        if (self._entries(), table.maxsize) != before:
+            self._cache.clear()  # the table changed: what other blocks mean may have too
+        elif len(self._cache) < _HEADER_CACHE and not _size_update(block):
+            self._cache[block] = (value,)
         return value
 
     def fields(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Every field of a block, and whether it may have changed the table."""
-        changed = bool(block.translate(None, _ONE_BYTE_INDEXED))
+        """Every field of a block, and whether it inserted into the table (a size
+        update alone does not count: re-encoded without it, the block leaves the
+        client's decoder a table at least as large as Triton's encoder uses)."""
+        before = self._entries()
+        maxsize = self.decoder.header_table.maxsize
         fields = self.decoder.decode(block, raw=True)
-        if changed:
+        changed = self._entries() != before
+        if changed or self.decoder.header_table.maxsize != maxsize:
             self._cache.clear()
         return fields, changed
+
+
+def _size_update(block: bytes) -> bool:
+    """Whether a header block starts with a dynamic table size update (RFC 7541 6.3)."""
+    return bool(block) and block[0] & 0xE0 == 0x20
 
 
 class _Observer:
@@ -881,6 +913,9 @@ class _Observer:
 
         st.requests.reserve = reserve
         self.streams[stream] = st
+        if label == "ModelInfer":
+            st.live = True
+            relay.live += 1
         # Sent by another sidecar (a mirror, a split): never passed on again.
         if label == "ModelInfer" and not mirrored and not relay.choose_split(self, stream, st):
             relay.choose_mirror(st)
@@ -980,6 +1015,9 @@ class _Observer:
         if st.held:
             self.relay.release(st.held)  # kept messages never answered, and partial ones
             st.held = 0
+        if st.live:
+            st.live = False
+            self.relay.live -= 1
         if st.mirror is not None:
             self.relay.end_mirror(st, answered=count and st.status == 0)
         figures = self.relay.figures
@@ -1134,6 +1172,12 @@ class _Client(asyncio.Protocol):
         self.injections: list[bytes] = []
         self.upstream_injections: list[bytes] = []  # the same, for Triton
         self.reader = _FrameReader(preface=True)
+        # The client's first SETTINGS frame tells Triton to keep no HPACK table for its
+        # answers, so that a split call's answer can be held back from the connection's
+        # first call on (see modelops.drift.h2_settings).
+        self.first_settings = (
+            FirstSettings() if self.observer is not None and relay.rollout is not None else None
+        )
         self.closed = False
         # Drain: a GOAWAY waits for a frame boundary of Triton's byte stream.
         self.goaway_pending = False
@@ -1180,6 +1224,13 @@ class _Client(asyncio.Protocol):
         if up is None or up.transport is None:
             self.early.append(data)
             return
+        first = self.first_settings
+        if first is not None:
+            data = first.feed(data)
+            if first.done:
+                self.first_settings = None
+            if not data:
+                return
         up.transport.write(data)
         obs = self.observer
         if obs is not None:
@@ -1345,8 +1396,15 @@ class GrpcProxy:
         figures: Callable[[], RolloutFigures] | None = None,
         answer: Callable[[], tuple[str, str]] | None = None,
         rollout: Rollout | None = None,
+        inplace: Callable[[], InPlaceRoute | None] | None = None,
     ) -> None:
         self.config = config
+        # The in-place candidate's route (the HTTP proxy's, one per epoch): with it,
+        # mirrors and splits go to this pod's own Triton under the candidate's model
+        # name, copies at the lower priority and shed first, and the candidate's
+        # answers are counted in its figures, as for HTTP (modelops.drift.inplace).
+        self.inplace = inplace
+        self.live = 0  # live ModelInfer calls in flight to Triton (observed ones)
         self.feeder = feeder
         # (version, epoch) that ModelInfer answers name in their metadata.
         self.answer = answer
@@ -1387,13 +1445,13 @@ class GrpcProxy:
         rollout = self.rollout
         if rollout is None or not rollout.acting or obs.client is None:
             return False
-        candidate = rollout.settings.candidate
         now = asyncio.get_running_loop().time()
-        split = rollout.choose_split(now, candidate is not None and bool(candidate.grpc))
+        split = rollout.choose_split(now, self._reachable())
         if split is None:
             return False
         if split:
             sp = _Split(rollout.figures, st.t0)
+            sp.route = self.route()
             st.split = sp
             obs.splits[stream] = sp
         return True
@@ -1401,12 +1459,19 @@ class GrpcProxy:
     def start_split(self, obs: _Observer, sp: _Split, request: bytes) -> None:
         rollout = self.rollout
         assert rollout is not None
-        candidate = rollout.settings.candidate
+        if sp.route is not None:
+            try:
+                request = sp.route.target.grpc_split_message(request)
+            except InPlaceError as exc:  # not the candidate's fault: Triton's answer stays
+                log.debug("gRPC split in place not possible: %s", exc)
+                sp.outcome = "client"
+                return
+        address = self._candidate_address()
         try:
-            assert candidate is not None and candidate.grpc
-            call = self._mirror_stub(candidate.grpc, rollout.max_answer_bytes)
+            assert address is not None
+            call = self._mirror_stub(address, rollout.max_answer_bytes)
         except Exception as exc:  # e.g. an address grpc refuses: the candidate's failure
-            log.warning("gRPC split to %r not possible: %s", candidate, exc)
+            log.warning("gRPC split to %r not possible: %s", address, exc)
             sp.outcome = "error"
             return
         task = asyncio.get_running_loop().create_task(self._split(obs, sp, call, request))
@@ -1420,22 +1485,26 @@ class GrpcProxy:
         rollout = self.rollout
         assert rollout is not None
         try:
-            sp.answer = await call(
+            answer = await call(
                 request, timeout=rollout.mirror_timeout, metadata=((SPLIT_HEADER.decode(), "1"),)
             )
-            sp.outcome = "ok"
+            sp.answer = answer if sp.route is None else sp.route.target.grpc_split_answer(answer)
+            sp.outcome, status = "ok", 200
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
+            status = status_class(code.value[0])
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                sp.outcome = "timeout"
-            elif status_class(code.value[0]) == 400:
+                sp.outcome, status = "timeout", 0
+            elif status == 400:
                 sp.outcome = "client"
             else:  # a server-side status, or its answer above the cap
                 sp.outcome = "error"
         except asyncio.CancelledError:
             raise
         except Exception:  # anything else is the candidate failing too
-            sp.outcome = "error"
+            sp.outcome, status = "error", 500
+        if sp.route is not None:  # in place: this sidecar counts the candidate's answers
+            sp.route.observe(status, time.perf_counter() - sp.t0)
         for stream, found in list(obs.splits.items()):
             if found is sp:
                 obs.split_answered(stream, sp)
@@ -1447,8 +1516,7 @@ class GrpcProxy:
         rollout = self.rollout
         if rollout is None or not rollout.acting or not rollout.mirror.percent:
             return
-        candidate = rollout.settings.candidate
-        if candidate is None or not candidate.grpc or not rollout.mirror.take():
+        if not self._reachable() or not rollout.mirror.take():
             return
         # The slot is taken now, while Triton's answer is kept: the cap bounds
         # kept answers as well as mirrors on the wire (as for HTTP).
@@ -1462,33 +1530,63 @@ class GrpcProxy:
         rollout, figures = self.rollout, st.mirror
         assert rollout is not None and figures is not None
         request, stable = st.mirror_request, st.mirror_answer
-        candidate = rollout.settings.candidate
+        address = self._candidate_address()
         if (
             not answered
             or request is None
             or stable is None
             or st.mirror_drop
-            or candidate is None
-            or not candidate.grpc
+            or address is None
             or not rollout.acting
         ):
             if answered and (st.mirror_drop or request is None or stable is None):
                 figures.mirror_dropped += 1  # above the caps, or compressed
             rollout.mirrors_ended += 1  # only successful calls mirror
             return
+        route = self.route()
+        if route is not None:
+            # The same decision as the HTTP path's: copies are shed first while the
+            # live calls in flight to this Triton reach the in-place limit.
+            if not route.target.admits(self.live):
+                figures.mirror_dropped += 1
+                rollout.mirrors_ended += 1
+                return
+            try:
+                request = route.target.grpc_mirror_message(request)
+            except InPlaceError as exc:  # a message that cannot be re-targeted: not sent
+                log.debug("gRPC mirror in place not possible: %s", exc)
+                figures.mirror_dropped += 1
+                rollout.mirrors_ended += 1
+                return
         try:
-            call = self._mirror_stub(candidate.grpc, rollout.max_answer_bytes)
+            call = self._mirror_stub(address, rollout.max_answer_bytes)
         except Exception as exc:  # e.g. an address grpc refuses
-            log.warning("gRPC mirror to %r not possible: %s", candidate.grpc, exc)
+            log.warning("gRPC mirror to %r not possible: %s", address, exc)
             figures.mirror_errors += 1
             rollout.mirrors_ended += 1
             return
         figures.mirrored += 1
         task = asyncio.get_running_loop().create_task(
-            self._mirror(call, figures, request, stable, rollout)
+            self._mirror(call, figures, request, stable, rollout, route)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def route(self) -> InPlaceRoute | None:
+        """The in-place candidate's route of the current epoch (None: separate, or none)."""
+        return self.inplace() if self.inplace is not None else None
+
+    def _candidate_address(self) -> str | None:
+        """Where the candidate's gRPC calls go: this pod's own Triton when it runs in
+        place, else the traffic file's gRPC address (None: nowhere over gRPC)."""
+        if self.route() is not None:
+            return self.config.upstream
+        assert self.rollout is not None
+        candidate = self.rollout.settings.candidate
+        return candidate.grpc if candidate is not None and candidate.grpc else None
+
+    def _reachable(self) -> bool:
+        return self._candidate_address() is not None
 
     def _mirror_stub(self, address: str, max_answer: int) -> Any:
         if address != self._channel_address:
@@ -1508,10 +1606,17 @@ class GrpcProxy:
         return self._mirror_call
 
     async def _mirror(
-        self, call: Any, figures: RolloutFigures, request: bytes, stable: bytes, rollout: Rollout
+        self,
+        call: Any,
+        figures: RolloutFigures,
+        request: bytes,
+        stable: bytes,
+        rollout: Rollout,
+        route: InPlaceRoute | None = None,
     ) -> None:
         import grpc
 
+        t0 = time.perf_counter()
         try:
             answer = await call(
                 request, timeout=rollout.mirror_timeout, metadata=((MIRROR_HEADER.decode(), "1"),)
@@ -1522,17 +1627,28 @@ class GrpcProxy:
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # its answer above the cap
+                if route is not None:
+                    route.observe(200, time.perf_counter() - t0)
                 rollout.compare(figures, Answer(stable, grpc=True), None)
                 return
             figures.mirror_errors += 1
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            timeout = code == grpc.StatusCode.DEADLINE_EXCEEDED
+            if timeout:
                 figures.mirror_timeouts += 1
+            if route is not None:  # in place: the candidate's own figures (as for HTTP)
+                route.observe(
+                    0 if timeout else status_class(code.value[0]), time.perf_counter() - t0
+                )
             rollout.mirrors_ended += 1
             return
         except Exception:  # anything else is the candidate failing too
             figures.mirror_errors += 1
+            if route is not None:
+                route.observe(500, time.perf_counter() - t0)
             rollout.mirrors_ended += 1
             return
+        if route is not None:
+            route.observe(200, time.perf_counter() - t0)
         # Counted as ended by the worker, which also compares.
         rollout.compare(figures, Answer(stable, grpc=True), Answer(answer, grpc=True))
 

@@ -16,6 +16,11 @@ would put a rewrite on the hot path of every request; loading the candidate
 under its own name leaves live calls untouched, and changing ``<model>``'s
 version policy to add a version would also reload the stable version.
 
+gRPC ModelInfer calls are re-targeted the same way, in the request message
+(:mod:`modelops.drift.grpc_retarget`: ``model_name`` / ``model_version`` and
+``parameters["priority"]``), with the same shedding decision (:meth:`InPlaceTarget.admits`)
+and the same figures (:class:`InPlaceRoute`), by the gRPC relay.
+
 Mirrored copies carry Triton's request ``priority`` (:data:`MIRROR_PRIORITY`,
 the lowest of the candidate config's two levels, see
 :func:`modelops.triton.inplace.candidate_config`), so in the candidate's queue
@@ -36,6 +41,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelops.drift.figures import RolloutFigures
+from modelops.drift.grpc_retarget import (
+    MessageError,
+    model_name,
+    retarget_message,
+    with_model_name,
+)
 from modelops.drift.traffic import TrafficSettings
 
 CANDIDATE_SUFFIX = ".candidate"
@@ -161,6 +172,39 @@ class InPlaceTarget:
     def split_head(self, head: bytes) -> bytes:
         """A split (live) request's upstream head re-targeted at the candidate."""
         return retarget_head(head, self.version)
+
+    # gRPC ModelInfer: the same targets and priorities, on the request message.
+
+    def grpc_mirror_message(self, message: bytes) -> bytes:
+        """A mirrored copy's ModelInferRequest, for the candidate at the copies' priority."""
+        return self._grpc(message, MIRROR_PRIORITY if self.priority else None)
+
+    def grpc_split_message(self, message: bytes) -> bytes:
+        """A split (live) call's ModelInferRequest, for the candidate (default priority:
+        the candidate config's default level is the live one)."""
+        return self._grpc(message, None)
+
+    def grpc_split_answer(self, answer: bytes) -> bytes:
+        """The candidate's ModelInferResponse to a split call, naming the model the
+        client called (``<model>``, not ``<model>.candidate``): what the client asked
+        for, and the answer no longer than Triton's for the same call, which the gRPC
+        relay needs (the version field and the answer's metadata name the candidate)."""
+        try:
+            name = model_name(answer)
+            if name is None or not is_candidate_model(name):
+                return answer
+            return with_model_name(answer, name.removesuffix(CANDIDATE_SUFFIX))
+        except MessageError:
+            return answer  # not ours to mend: the relay judges its length
+
+    def _grpc(self, message: bytes, priority: int | None) -> bytes:
+        try:
+            name = model_name(message)
+            if not name:
+                raise InPlaceError("infer request without a model name")
+            return retarget_message(message, candidate_model(name), self.version, priority)
+        except MessageError as exc:
+            raise InPlaceError(str(exc)) from exc
 
 
 class InPlaceRoute:
