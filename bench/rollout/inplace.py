@@ -2,7 +2,7 @@
 
 1. Pods and GPUs requested during a gated rollout, InPlace vs Separate, for the
    same ModelDeployment (``--replicas`` replicas of ``--gpus`` GPUs each), from
-   the operator's own decision and rendering (render/gated.place -> Layout ->
+   the operator's own decision and rendering (render/gating/slot_plan.place -> Layout ->
    the Deployments' nvidia.com/gpu limits): the shadow phase and the promotion.
 
 2. Stable p50/p99 under a load that saturates the server, with the candidate
@@ -95,7 +95,7 @@ class TritonPythonModel:
 def gpus_requested(replicas: int, gpus: int) -> list[tuple[str, str, int, int]]:
     """(phase, placement, pods, GPUs) from the operator's decision and rendering."""
     from modelops.api.modeldeployment import ModelDeployment
-    from modelops.render.gated import place
+    from modelops.render.gating.slot_plan import place
     from modelops.render.slots import deployment_key
 
     rows = []

@@ -28,7 +28,7 @@ import pytest
 
 from modelops.api.rollout import Analysis
 from modelops.render.gating.analysis import Result, evaluate
-from modelops.render.gating.observe import merge_figures
+from modelops.render.gating.build_inputs import merge_figures
 from modelops.triton.local_server import free_ports
 from tests.drift.conftest import (
     MODEL,

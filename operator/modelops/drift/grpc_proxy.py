@@ -58,7 +58,7 @@ per-table-state cache), for issue 18:
 - the canary split: a ``ModelInfer`` the canary weight gives to the
   candidate still reaches Triton, but Triton's answer frames are held back
   and replaced by the candidate's answer (see :class:`_Split`); the decision,
-  the figures and the circuit breaker are :class:`~modelops.drift.rollout.Rollout`'s,
+  the figures and the circuit breaker are :class:`~modelops.drift.traffic_plane.Rollout`'s,
   shared with the HTTP proxy.
 
 Only requests for the watched model are kept: its name is the message's
@@ -104,8 +104,8 @@ from modelops.drift.figures import RolloutFigures
 from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
 from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
-from modelops.drift.rollout import Rollout
 from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER
+from modelops.drift.traffic_plane import Rollout
 from modelops.drift.transport import nodelay
 
 log = logging.getLogger("modelops.drift.grpc")

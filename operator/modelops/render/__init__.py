@@ -21,9 +21,9 @@ from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS, render_autoscaler
 from .children import ChildKind, child_kinds, render_children
 from .deployment import render_deployment
 from .pdb import render_pdb
-from .rollout import decide_rollout
 from .service import render_service
 from .status import derive_status, status_patch
+from .surge import decide_rollout
 
 __all__ = [
     "DEFAULT_PROMETHEUS_ADDRESS",

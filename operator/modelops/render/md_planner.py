@@ -50,17 +50,17 @@ from .children import (
 )
 from .conditions import set_condition, stamp_conditions
 from .dra import allocated_gpus, gpu_status, template_actions
-from .gated import place
 from .gating import RolloutPlan
+from .gating.slot_plan import place
 from .outcome import conclude, digest
 from .ownership import Applied, apply_actions, uid_of
 from .pdb import baseline_replicas
 from .plan import REPLICAS_MANAGER, Apply, Create, Delete, Failure, Plan
 from .projections import OWNS_REPLICAS, controller_uid
 from .retrain import plan_retrain, resolve_model_version
-from .rollout import decide_rollout
 from .slots import Layout, key_of
 from .status import derive_status
+from .surge import decide_rollout
 
 # Re-check soon while something is in motion; timing-based decisions (a surge
 # pod unschedulable for longer than surgeTimeoutSeconds) need a clock tick.

@@ -27,8 +27,8 @@ from modelops.api.modeldeployment import ModelDeployment
 from .conditions import new_condition as _cond
 from .conditions import stamp_conditions
 from .deployment import TRITON_CONTAINER
+from .deployment_view import DeploymentView
 from .meta import as_md, endpoints, selector_string
-from .observed import DeploymentView
 from .pdb import baseline_replicas
 from .pods import (
     PodProblem,

@@ -88,6 +88,7 @@ Wiring into the controller (observe -> plan -> act), per reconcile:
 
 from .agreement import answers_agree, argmax_agree, within_tolerance
 from .analysis import Check, Result, Verdict, evaluate, evaluate_eval_metric
+from .build_inputs import candidate_pods, histogram_quantile, merge_figures
 from .decide import (
     Action,
     ActionKind,
@@ -98,6 +99,7 @@ from .decide import (
     plan_steps,
     spec_digest,
 )
+from .inputs import CandidatePods, ObservedFigures, Target, VersionFigures
 from .lineage import (
     history_entry,
     hyperparameters_digest,
@@ -108,8 +110,6 @@ from .lineage import (
     source_from_training_job,
 )
 from .metrics import rollout_samples
-from .observe import candidate_pods, histogram_quantile, merge_figures
-from .observed import CandidatePods, ObservedFigures, Target, VersionFigures
 
 __all__ = [
     "Action",
