@@ -20,9 +20,10 @@ decide_restart, derive_trainingjob_status; status_patch applies to it too).
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS, render_autoscaler
 from .children import ChildKind, child_kinds, render_children
 from .deployment import render_deployment
+from .merge_patch import status_patch
 from .pdb import render_pdb
 from .service import render_service
-from .status import derive_status, status_patch
+from .status import derive_status
 from .surge import decide_rollout
 
 __all__ = [

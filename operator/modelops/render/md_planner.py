@@ -52,13 +52,14 @@ from .conditions import set_condition, stamp_conditions
 from .dra import allocated_gpus, gpu_status, template_actions
 from .gating import RolloutPlan
 from .gating.slot_plan import place
+from .keys import key_of
 from .outcome import conclude, digest
 from .ownership import Applied, apply_actions, uid_of
 from .pdb import baseline_replicas
 from .plan import REPLICAS_MANAGER, Apply, Create, Delete, Failure, Plan
 from .projections import OWNS_REPLICAS, controller_uid
 from .retrain import plan_retrain, resolve_model_version
-from .slots import Layout, key_of
+from .slots import Layout
 from .status import derive_status
 from .surge import decide_rollout
 
