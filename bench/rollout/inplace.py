@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "drift"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.support
 
 from common import (
     MODEL,
@@ -51,10 +52,10 @@ from common import (
     run_load,
     sidecar_process,
 )
+from tests.support.triton_server import TritonServer, free_ports
 
 from modelops.drift.reference import build_reference
 from modelops.triton import inplace
-from modelops.triton.local_server import TritonServer, free_ports
 
 CONFIG = f"""name: "{MODEL}"
 backend: "python"

@@ -31,11 +31,11 @@ from modelops.api.rollout import Analysis
 from modelops.render.gating import Result, evaluate, merge_figures
 from modelops.render.gating.placement import PodMemory, choose_placement
 from modelops.triton import inplace
-from modelops.triton.local_server import TritonServer, free_ports
 from modelops.triton.repository import copy_into, write_version
 from tests.drift.conftest import REPO_ROOT, http_get, wait_healthy
 from tests.support.rollout_models import CONFIG, MODEL, N_FEATURES, STABLE_PY
 from tests.support.triton import triton_factory, triton_install  # noqa: F401 - fixtures
+from tests.support.triton_server import TritonServer, free_ports
 
 GOOD_PY = STABLE_PY.replace("x[:, :3].copy()", "(x[:, :3] * 1.5 + 0.01).astype(np.float32)")
 BAD_PY = STABLE_PY.replace("x[:, :3].copy()", "(-x[:, :3]).astype(np.float32)")

@@ -10,7 +10,6 @@ MODULES = [
     "modelops.triton.layout",
     "modelops.triton.repository",
     "modelops.triton.packaging",
-    "modelops.triton.local_server",
     "modelops.triton.cli",
     "modelops.storage.cli",
     "modelops.storage.pull",

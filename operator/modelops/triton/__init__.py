@@ -1,4 +1,4 @@
-"""Triton model repositories: config rendering, packaging, versioned layout, local server.
+"""Triton model repositories: config rendering, packaging, versioned layout.
 
 - ``config``: signature + runtime settings -> ``config.pbtxt`` text (pure)
 - ``config_patch``: apply a deployment's runtime settings to an existing config (pure)
@@ -6,7 +6,6 @@
 - ``repository``: atomic, immutable numbered versions on a local filesystem
 - ``packaging``: TorchScript / ONNX file -> new model version
 - ``python_backend_model``: the python-backend ``model.py`` that serves TorchScript
-- ``local_server``: run the tritonserver binary from the nvidia-pytriton wheel
 - ``cli``: ``modelops package-model``
 
 Nothing here imports torch at module level.
