@@ -43,8 +43,8 @@ from e2e.test_gated_rollout import (
     gated_md,
     rollout_of,
 )
-from modelops.triton import inplace
-from modelops.triton.repository import copy_into, write_version
+from modelops.commands import inplace
+from modelops.modeldir.repository import copy_into, write_version
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton]
 

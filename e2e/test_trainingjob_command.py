@@ -24,7 +24,7 @@ from tests.support.operator import OperatorProcess, condition
 from tests.support.triton_server import free_port
 
 from modelops.api import constants as c
-from modelops.storage.pull import pull_model
+from modelops.commands.pull import pull_model
 
 pytestmark = [pytest.mark.cluster, pytest.mark.torch, pytest.mark.slow]
 

@@ -6,7 +6,7 @@
    the Deployments' nvidia.com/gpu limits): the shadow phase and the promotion.
 
 2. Stable p50/p99 under a load that saturates the server, with the candidate
-   loaded in the same Triton (explicit model control; modelops.triton.inplace)
+   loaded in the same Triton (explicit model control; modelops.commands.inplace)
    and the sidecar (its own process) mirroring 100% of the requests to it:
 
    - ``off``: no rollout (the candidate loaded, no copies);
@@ -54,8 +54,8 @@ from common import (
 )
 from tests.support.triton_server import TritonServer, free_ports
 
+from modelops.commands import inplace
 from modelops.drift.reference import build_reference
-from modelops.triton import inplace
 
 CONFIG = f"""name: "{MODEL}"
 backend: "python"

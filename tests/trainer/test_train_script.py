@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from modelops.api import constants as c
+from modelops.commands.pull import pull_model
 from modelops.render.training import render_job
-from modelops.storage.pull import pull_model
 from tests.support import pod_process
 from tests.support.cluster import REPO
 from tests.support.mounts import scratch_on_tmp
