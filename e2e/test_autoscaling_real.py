@@ -42,9 +42,9 @@ from tests.support.metrics import (
     write_sleepy_repository,
 )
 from tests.support.operator import OperatorProcess, condition, get_md, wait_ready
+from tests.support.triton_server import TritonServer
 
 from modelops.api.constants import LABEL_MODEL_DEPLOYMENT
-from modelops.triton.local_server import TritonServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton]
 

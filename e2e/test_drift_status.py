@@ -22,9 +22,9 @@ import tritonclient.http as httpclient
 from tests.drift.conftest import MODEL, N_FEATURES, wait_healthy, write_model_repository
 from tests.support.cluster import Cluster, wait_for
 from tests.support.operator import OperatorProcess, condition, get_md, wait_ready
+from tests.support.triton_server import TritonServer, free_port
 
 from modelops.drift.reference import build_reference
-from modelops.triton.local_server import TritonServer, free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton]
 WINDOW = 500

@@ -45,7 +45,7 @@ from e2e.test_gated_rollout import (
 )
 from modelops.api.rollout import Analysis
 from modelops.render.gating.analysis import Result, evaluate
-from modelops.render.gating.observe import merge_figures
+from modelops.render.gating.build_inputs import merge_figures
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton]
 

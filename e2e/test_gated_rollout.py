@@ -33,10 +33,10 @@ from tests.drift.conftest import wait_healthy
 from tests.support.cluster import Cluster, wait_for
 from tests.support.operator import OperatorProcess, condition, get_md, wait_ready
 from tests.support.rollout_models import CANDIDATE_PY, MODEL, N_FEATURES, STABLE_PY, write_repo
+from tests.support.triton_server import TritonServer, free_port
 
 from e2e.test_drift_status import train_as_the_pod
 from modelops.drift.reference import build_reference
-from modelops.triton.local_server import TritonServer, free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton]
 

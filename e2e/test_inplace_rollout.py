@@ -32,6 +32,7 @@ import tritonclient.http as httpclient
 from tests.support.cluster import Cluster, wait_for
 from tests.support.operator import OperatorProcess, get_md, wait_ready
 from tests.support.rollout_models import CONFIG, MODEL, N_FEATURES, STABLE_PY
+from tests.support.triton_server import TritonServer
 
 from e2e.test_gated_rollout import (
     Background,
@@ -42,9 +43,8 @@ from e2e.test_gated_rollout import (
     gated_md,
     rollout_of,
 )
-from modelops.triton import inplace
-from modelops.triton.local_server import TritonServer
-from modelops.triton.repository import copy_into, write_version
+from modelops.commands import inplace
+from modelops.modeldir.repository import copy_into, write_version
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton]
 

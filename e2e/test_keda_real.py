@@ -38,8 +38,7 @@ from tests.support.metrics import (
     forget,
 )
 from tests.support.operator import OperatorProcess, condition, get_md
-
-from modelops.triton.local_server import TritonServer
+from tests.support.triton_server import TritonServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton, pytest.mark.keda, pytest.mark.slow]
 

@@ -22,6 +22,7 @@ import pytest
 from tests.support.cluster import Cluster, wait_for
 from tests.support.operator import OperatorProcess, condition, get_md, wait_ready
 from tests.support.s3 import S3Server
+from tests.support.triton_server import TritonServer
 
 from e2e.test_gated_rollout import (  # noqa: F401 (module fixtures used by name)
     SHADOW,
@@ -34,7 +35,6 @@ from e2e.test_gated_rollout import (  # noqa: F401 (module fixtures used by name
     stable_triton,
 )
 from modelops.render.gating.lineage import manifest_digest
-from modelops.triton.local_server import TritonServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton]
 

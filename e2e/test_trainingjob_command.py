@@ -21,10 +21,10 @@ import pytest
 from tests.support import pod_process
 from tests.support.cluster import REPO, Cluster, wait_for
 from tests.support.operator import OperatorProcess, condition
+from tests.support.triton_server import free_port
 
 from modelops.api import constants as c
-from modelops.storage.pull import pull_model
-from modelops.triton.local_server import free_port
+from modelops.commands.pull import pull_model
 
 pytestmark = [pytest.mark.cluster, pytest.mark.torch, pytest.mark.slow]
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.support
 
 from common import (
     MODEL,
@@ -42,9 +43,9 @@ from common import (
     write_model_repository,
 )
 from grpc_load import grpc_sidecar_args, infer_messages, run_grpc_load
+from tests.support.triton_server import TritonServer, free_ports
 
 from modelops.drift.reference import build_reference
-from modelops.triton.local_server import TritonServer, free_ports
 
 
 def main() -> int:

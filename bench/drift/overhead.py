@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.support
 
 from common import (
     MODEL,
@@ -71,9 +72,9 @@ from common import (
     write_model_repository,
 )
 from grpc_load import grpc_sidecar_args, grpc_targets, infer_messages, run_grpc_load
+from tests.support.triton_server import TritonServer, free_ports
 
 from modelops.drift.reference import build_reference
-from modelops.triton.local_server import TritonServer, free_ports
 
 # (target name, concurrency, seconds) -> one measured run
 Load = Callable[[str, int, float], Awaitable[LoadResult]]

@@ -34,11 +34,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.support
 
 from common import get_json, machine, sidecar_process
+from tests.support.triton_server import free_ports
 
 from modelops.drift.reference import build_reference
-from modelops.triton.local_server import free_ports
 
 N_FEAT = 20
 

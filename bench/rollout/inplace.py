@@ -2,11 +2,11 @@
 
 1. Pods and GPUs requested during a gated rollout, InPlace vs Separate, for the
    same ModelDeployment (``--replicas`` replicas of ``--gpus`` GPUs each), from
-   the operator's own decision and rendering (render/gated.place -> Layout ->
+   the operator's own decision and rendering (render/gating/slot_plan.place -> Layout ->
    the Deployments' nvidia.com/gpu limits): the shadow phase and the promotion.
 
 2. Stable p50/p99 under a load that saturates the server, with the candidate
-   loaded in the same Triton (explicit model control; modelops.triton.inplace)
+   loaded in the same Triton (explicit model control; modelops.commands.inplace)
    and the sidecar (its own process) mirroring 100% of the requests to it:
 
    - ``off``: no rollout (the candidate loaded, no copies);
@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "drift"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.support
 
 from common import (
     MODEL,
@@ -51,10 +52,10 @@ from common import (
     run_load,
     sidecar_process,
 )
+from tests.support.triton_server import TritonServer, free_ports
 
+from modelops.commands import inplace
 from modelops.drift.reference import build_reference
-from modelops.triton import inplace
-from modelops.triton.local_server import TritonServer, free_ports
 
 CONFIG = f"""name: "{MODEL}"
 backend: "python"
@@ -95,7 +96,7 @@ class TritonPythonModel:
 def gpus_requested(replicas: int, gpus: int) -> list[tuple[str, str, int, int]]:
     """(phase, placement, pods, GPUs) from the operator's decision and rendering."""
     from modelops.api.modeldeployment import ModelDeployment
-    from modelops.render.gated import place
+    from modelops.render.gating.slot_plan import place
     from modelops.render.slots import deployment_key
 
     rows = []

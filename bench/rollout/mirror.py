@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "drift"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.support
 
 from common import (
     MODEL,
@@ -52,9 +53,9 @@ from common import (
     sidecar_process,
     write_model_repository,
 )
+from tests.support.triton_server import TritonServer, free_ports
 
 from modelops.drift.reference import build_reference
-from modelops.triton.local_server import TritonServer, free_ports
 
 
 def loop_cpu_seconds(pid: int) -> float:

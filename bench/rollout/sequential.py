@@ -38,7 +38,7 @@ import sys
 import numpy as np
 
 from modelops.drift.figures import LATENCY_BOUNDS
-from modelops.render.gating.observe import histogram_quantile
+from modelops.render.gating.build_inputs import histogram_quantile
 from modelops.render.gating.sequential import (
     Verdict,
     difference,

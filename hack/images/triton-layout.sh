@@ -13,7 +13,7 @@
 #
 # So the rendered pod's plain `tritonserver --model-repository=/models` needs no
 # --backend-directory. Only links: the wheel stays as pip installed it. The same
-# layout as modelops.triton.local_server.prepare_backend_directory, fixed at build time.
+# layout as tests.support.triton_server.prepare_backend_directory, fixed at build time.
 #
 #   triton-layout.sh ROOT    (ROOT: the image's root file system, "/" in a Dockerfile)
 set -eu

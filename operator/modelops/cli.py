@@ -19,9 +19,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "modelops.controllers.storage_migration",
         "rewrite modelops objects in their CRD's storage version (after an API upgrade)",
     ),
-    "pull-model": ("modelops.storage.cli", "fetch a model version into a Triton model repository"),
+    "pull-model": (
+        "modelops.commands.pull_cli",
+        "fetch a model version into a Triton model repository",
+    ),
     "pull-file": ("modelops.storage.file_cli", "copy one file from storage to a local path"),
-    "package-model": ("modelops.triton.cli", "write a TorchScript/ONNX model as a Triton model"),
+    "package-model": (
+        "modelops.commands.package_cli",
+        "write a TorchScript/ONNX model as a Triton model",
+    ),
     "drift-monitor": ("modelops.drift.cli", "run the drift-monitor sidecar in front of Triton"),
     "activator": ("modelops.wake.cli", "hold requests for models at zero and wake them"),
     "drift-reference": ("modelops.drift.reference_cli", "build drift reference statistics"),

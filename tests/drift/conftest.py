@@ -32,8 +32,8 @@ from modelops.drift import cli as drift_cli
 from modelops.drift.grpc_proxy import GrpcProxy
 from modelops.drift.proxy import DriftProxy
 from modelops.drift.reference import build_reference
-from modelops.triton.local_server import TritonServer, free_ports
 from tests.support.triton import triton_factory, triton_install  # noqa: F401 - fixtures
+from tests.support.triton_server import TritonServer, free_ports
 
 MODEL = "sum20"
 N_FEATURES = 20

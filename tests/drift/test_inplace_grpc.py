@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from modelops.commands import inplace
 from modelops.render.gating import Result
-from modelops.triton import inplace
-from modelops.triton.local_server import TritonServer, free_ports
 from tests.drift.test_inplace_rollout import (  # noqa: F401 - fixtures
     Traffic,
     batches,
@@ -35,6 +34,7 @@ from tests.drift.test_inplace_rollout import (  # noqa: F401 - fixtures
 )
 from tests.support.rollout_models import MODEL
 from tests.support.triton import triton_factory, triton_install  # noqa: F401 - fixtures
+from tests.support.triton_server import TritonServer, free_ports
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(300)]
 

@@ -3,7 +3,7 @@
 One Triton (explicit model control, ``--load-model=clf``) serves the stable
 ``clf`` version 7 (scores = the first three features). A candidate version is
 published to a file:// model store, fetched by the init container's puller under
-the sibling name ``clf.candidate`` (modelops.triton.inplace), loaded into the same
+the sibling name ``clf.candidate`` (modelops.commands.inplace), loaded into the same
 Triton, and shadowed at 100% by the sidecar (``python -m modelops.cli
 drift-monitor``, its own process) through the traffic file, as the operator
 writes it. The figures the sidecar reports are judged by the same analysis as a
@@ -28,14 +28,14 @@ import pytest
 import tritonclient.http as httpclient
 
 from modelops.api.rollout import Analysis
+from modelops.commands import inplace
+from modelops.modeldir.repository import copy_into, write_version
 from modelops.render.gating import Result, evaluate, merge_figures
 from modelops.render.gating.placement import PodMemory, choose_placement
-from modelops.triton import inplace
-from modelops.triton.local_server import TritonServer, free_ports
-from modelops.triton.repository import copy_into, write_version
 from tests.drift.conftest import REPO_ROOT, http_get, wait_healthy
 from tests.support.rollout_models import CONFIG, MODEL, N_FEATURES, STABLE_PY
 from tests.support.triton import triton_factory, triton_install  # noqa: F401 - fixtures
+from tests.support.triton_server import TritonServer, free_ports
 
 GOOD_PY = STABLE_PY.replace("x[:, :3].copy()", "(x[:, :3] * 1.5 + 0.01).astype(np.float32)")
 BAD_PY = STABLE_PY.replace("x[:, :3].copy()", "(-x[:, :3]).astype(np.float32)")

@@ -29,8 +29,8 @@ import numpy as np
 import pytest
 
 from modelops.drift.reference import build_reference
-from modelops.triton.local_server import free_ports
 from tests.drift.conftest import REPO_ROOT, http_get, metric_value, wait_healthy
+from tests.support.triton_server import free_ports
 
 pytestmark = [pytest.mark.timeout(180)]
 

@@ -18,7 +18,6 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
-from modelops.triton.local_server import free_port
 from tests.drift.conftest import (
     MODEL,
     N_FEATURES,
@@ -32,6 +31,7 @@ from tests.drift.conftest import (
     http_get,
     metric_value,
 )
+from tests.support.triton_server import free_port
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(180)]
 

@@ -25,7 +25,6 @@ import pytest
 from tritonclient.grpc import service_pb2
 
 from modelops.drift.grpc_proxy import CLIENT_FAULT_CODES
-from modelops.triton.local_server import free_ports
 from tests.drift.conftest import (
     MODEL,
     N_FEATURES,
@@ -39,6 +38,7 @@ from tests.drift.conftest import (
     http_get,
     wait_healthy,
 )
+from tests.support.triton_server import free_ports
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(180)]
 

@@ -28,8 +28,7 @@ import pytest
 
 from modelops.api.rollout import Analysis
 from modelops.render.gating.analysis import Result, evaluate
-from modelops.render.gating.observe import merge_figures
-from modelops.triton.local_server import free_ports
+from modelops.render.gating.build_inputs import merge_figures
 from tests.drift.conftest import (
     MODEL,
     N_FEATURES,
@@ -41,6 +40,7 @@ from tests.drift.conftest import (
     http_post,
     wait_healthy,
 )
+from tests.support.triton_server import free_ports
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(180)]
 

@@ -32,7 +32,6 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
-from modelops.triton.local_server import TritonServer, free_ports
 from tests.drift.conftest import (
     REPO_ROOT,
     Sidecar,
@@ -43,6 +42,7 @@ from tests.drift.conftest import (
 )
 from tests.support.rollout_models import CANDIDATE_PY, MODEL, N_FEATURES, STABLE_PY, write_repo
 from tests.support.triton import triton_factory, triton_install  # noqa: F401 - fixtures
+from tests.support.triton_server import TritonServer, free_ports
 
 
 @pytest.fixture(scope="module")

@@ -338,7 +338,7 @@ def test_bad_requests_get_tritons_errors_and_the_sidecar_keeps_serving(triton, s
 
 
 def test_triton_down_gives_502_not_a_crash(triton, sidecar_subprocess):
-    from modelops.triton.local_server import free_port
+    from tests.support.triton_server import free_port
 
     url, admin, proc = sidecar_subprocess(upstream=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(InferenceServerException) as err:

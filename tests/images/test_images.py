@@ -30,11 +30,11 @@ from typing import Any
 import pytest
 from tests.images.podman import Podman, unusable_reason
 from tests.support.models import DOUBLING_CONFIG, DOUBLING_MODEL_PY
+from tests.support.triton_server import free_ports
 
 from modelops import __version__
+from modelops.modeldir.repository import copy_into, verify_version_dir, write_version
 from modelops.storage.publish import publish_version
-from modelops.triton.local_server import free_ports
-from modelops.triton.repository import copy_into, verify_version_dir, write_version
 
 pytestmark = [pytest.mark.slow]
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from modelops.triton.local_server import free_port
 from tests.support.cluster import REPO
+from tests.support.triton_server import free_port
 
 BUILD = REPO / "hack" / "fake-gcs" / "build.sh"
 GCS_ENV_PREFIXES = ("STORAGE_EMULATOR_HOST", "GOOGLE_", "CLOUDSDK_", "MODELOPS_GCS_")

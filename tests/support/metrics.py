@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelops.triton.local_server import TritonServer
 from tests.support.cluster import REPO, Cluster
+from tests.support.triton_server import TritonServer
 
 STACK_SCRIPT = REPO / "hack" / "metrics" / "stack.sh"
 

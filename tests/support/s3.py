@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from modelops.triton.local_server import free_port
+from tests.support.triton_server import free_port
 
 S3_POLICY = {
     "Version": "2012-10-17",

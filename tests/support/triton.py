@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from modelops.triton.local_server import TritonInstall, TritonServer, find_tritonserver
+from tests.support.triton_server import TritonInstall, TritonServer, find_tritonserver
 
 TritonFactory = Callable[..., TritonServer]
 

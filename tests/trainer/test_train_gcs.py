@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from modelops.storage.pull import pull_model
+from modelops.commands.pull import pull_model
 from modelops.trainer.examples.tabular_data import SyntheticTable, make_table, write_npz
 from tests.trainer.runs import run_train, train_argv
 

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
+from modelops.commands.pull import pull_model
 from modelops.drift.reference import Reference
-from modelops.storage.pull import pull_model
+from modelops.modeldir.repository import verify_version_dir
 from modelops.triton.config_patch import RuntimeOverrides
-from modelops.triton.repository import verify_version_dir
 from tests.trainer.runs import kill_hard, run_train, start_train, train_argv
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]

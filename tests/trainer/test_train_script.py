@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from modelops.api import constants as c
+from modelops.commands.pull import pull_model
 from modelops.render.training import render_job
-from modelops.storage.pull import pull_model
-from modelops.triton.local_server import free_port
 from tests.support import pod_process
 from tests.support.cluster import REPO
 from tests.support.mounts import scratch_on_tmp
+from tests.support.triton_server import free_port
 from tests.unit.test_render_trainingjob_fixtures import tj_body
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]

@@ -9,7 +9,7 @@ import pytest
 
 from modelops.trainer import cli
 from modelops.trainer.result import save_result, success_document
-from modelops.triton.local_server import free_port
+from tests.support.triton_server import free_port
 
 torch = pytest.importorskip("torch")
 

@@ -18,10 +18,10 @@ import pytest
 import tritonclient.http as httpclient
 
 from modelops.cli import main
+from modelops.modeldir.repository import copy_into, write_version
 from modelops.storage.publish import publish_version
-from modelops.triton.local_server import TritonStartError
-from modelops.triton.repository import copy_into, write_version
 from tests.support.models import DOUBLING_CONFIG, DOUBLING_MODEL_PY
+from tests.support.triton_server import TritonStartError
 
 pytestmark = [pytest.mark.triton]
 

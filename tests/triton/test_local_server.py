@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from modelops.triton.local_server import WHEEL_TRITON_VERSION, TritonServer, TritonStartError
 from tests.support.models import write_doubling_model
+from tests.support.triton_server import WHEEL_TRITON_VERSION, TritonServer, TritonStartError
 
 pytestmark = pytest.mark.triton
 
@@ -136,7 +136,7 @@ def test_context_manager_and_temporary_work_dir(triton_install, tmp_path):
 
 
 def test_a_picked_port_taken_meanwhile_is_replaced(triton_install, tmp_path, monkeypatch):
-    import modelops.triton.local_server as local_server
+    import tests.support.triton_server as local_server
 
     (tmp_path / "repo").mkdir()
     real_free_ports = local_server.free_ports

@@ -24,10 +24,10 @@ import pytest
 import tritonclient.http as httpclient
 
 from modelops.triton.config import ModelSignature, RuntimeSettings, TensorSpec
-from modelops.triton.local_server import free_port, prepare_backend_directory
 from modelops.triton.packaging import package_torchscript
 from tests.support.models import script_linear, torch_reference
 from tests.support.mounts import scratch_on_tmp
+from tests.support.triton_server import free_port, prepare_backend_directory
 
 REPO = Path(__file__).resolve().parents[2]
 

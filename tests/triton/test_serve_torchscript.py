@@ -13,9 +13,9 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from modelops.triton.config import RuntimeSettings
-from modelops.triton.local_server import TritonServer
 from modelops.triton.packaging import package_torchscript
 from tests.support.models import LINEAR_SIGNATURE, script_linear, torch_reference
+from tests.support.triton_server import TritonServer
 
 pytestmark = [pytest.mark.triton, pytest.mark.torch]
 

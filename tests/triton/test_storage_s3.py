@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
+from modelops.commands.pull import pull_model
+from modelops.modeldir.layout import CONFIG_NAME, INDEX_NAME, MANIFEST_NAME
+from modelops.modeldir.repository import copy_into, verify_version_dir, write_version
 from modelops.storage.errors import StorageError
 from modelops.storage.publish import publish_version
-from modelops.storage.pull import pull_model
-from modelops.triton.layout import CONFIG_NAME, INDEX_NAME, MANIFEST_NAME
-from modelops.triton.local_server import free_port
-from modelops.triton.repository import copy_into, verify_version_dir, write_version
 from tests.support.models import script_linear, torch_reference
 from tests.support.s3 import S3Server
+from tests.support.triton_server import free_port
 
 
 def modelops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -283,7 +283,7 @@ def test_connection_limit():
 
 def test_upstream_down_is_unavailable():
     async def main() -> None:
-        from modelops.triton.local_server import free_port
+        from tests.support.triton_server import free_port
 
         proxy = GrpcProxy(GrpcProxyConfig(upstream=f"127.0.0.1:{free_port()}"), None)
         port = await proxy.start("127.0.0.1", 0)

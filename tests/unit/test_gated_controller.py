@@ -15,7 +15,7 @@ from typing import Any
 from modelops.api.kinds import CONFIG_MAP, DEPLOYMENT, SERVICE
 from modelops.controllers.sidecar_client import Snapshot
 from modelops.controllers.store_watcher import ListingError, StoreView
-from tests.unit.test_md_controller import KEY, NOW, Harness, replica_set_of
+from tests.unit.test_md_reconcile import KEY, NOW, Harness, replica_set_of
 from tests.unit.test_render_fixtures import md_body
 
 SHADOW = {

@@ -21,7 +21,7 @@ from typing import Any
 
 from modelops.render import md_planner
 from tests.unit.test_gated_controller import Gated, Store, started
-from tests.unit.test_md_controller import NOW
+from tests.unit.test_md_reconcile import NOW
 
 
 def template(h: Gated, name: str) -> str:

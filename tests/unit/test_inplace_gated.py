@@ -1,4 +1,4 @@
-"""placement InPlace through the gated planner (render/gated.place + render/inplace.py):
+"""placement InPlace through the gated planner (render/gating/slot_plan.place + render/inplace.py):
 the same gating core, observed and rendered for a candidate inside the serving pods."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelops.api.modeldeployment import ModelDeployment
-from modelops.render.gated import place
+from modelops.render.gating.slot_plan import place
 from modelops.render.slots import deployment_key
 from tests.unit.test_render_fixtures import deployment, md_body, pod
 

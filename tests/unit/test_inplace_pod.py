@@ -90,7 +90,7 @@ def test_in_place_init_container_pulls_the_served_version_named_in_the_traffic_f
 
 
 def test_pull_model_reads_the_served_version_from_the_traffic_file(tmp_path) -> None:
-    from modelops.storage.cli import served_version
+    from modelops.commands.pull_cli import served_version
 
     f = tmp_path / "traffic.json"
     assert served_version(f) is None  # no ConfigMap yet (optional volume)

@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelops.controllers.md_controller import Result
+from modelops.controllers.md_reconcile import Result
 from modelops.controllers.operator import Operator
 from modelops.controllers.stores import Change
 from modelops.controllers.workqueue import MonotonicClock, WorkQueue

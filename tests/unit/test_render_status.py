@@ -601,7 +601,7 @@ def test_accepts_a_parsed_model_deployment():
 
 
 def test_status_patch_is_empty_in_steady_state():
-    from modelops.render.status import status_patch
+    from modelops.render.merge_patch import status_patch
 
     s = derive(dep=deployment(), pods=[pod()])
     live = {**s, "kopf": {"progress": {}}}
@@ -609,7 +609,7 @@ def test_status_patch_is_empty_in_steady_state():
 
 
 def test_status_patch_deletes_what_is_gone_and_keeps_kopf():
-    from modelops.render.status import status_patch
+    from modelops.render.merge_patch import status_patch
 
     serving = derive(
         md_body(driftMonitor=DRIFT_SPEC),
@@ -633,7 +633,7 @@ def test_status_patch_deletes_what_is_gone_and_keeps_kopf():
 
 
 def test_status_patch_from_nothing_is_the_whole_status():
-    from modelops.render.status import status_patch
+    from modelops.render.merge_patch import status_patch
 
     s = derive(dep=deployment(), pods=[pod()])
     assert status_patch(None, s) == s

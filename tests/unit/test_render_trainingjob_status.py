@@ -11,7 +11,7 @@ import pytest
 from modelops.api.conditions import PLANNER_REASONS, TRAINING_JOB_CONDITIONS
 from modelops.api.crd import TRAINING_JOB, root_schema
 from modelops.api.trainingjob import TrainingJobStatus
-from modelops.render.status import status_patch
+from modelops.render.merge_patch import status_patch
 from modelops.render.training import derive_trainingjob_status
 from tests.unit.test_render_fixtures import GPU_MESSAGE, ts
 from tests.unit.test_render_trainingjob_fixtures import NOW, job, pod, tj_body

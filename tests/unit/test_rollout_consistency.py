@@ -1,4 +1,4 @@
-"""Figures must add up before they are summed (render/gating/observe.py) and
+"""Figures must add up before they are summed (render/gating/build_inputs.py) and
 counters are cumulative per sidecar process within an epoch (render/gating/ledger.py)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from modelops.render.gating.build_inputs import inconsistency, merge_figures
 from modelops.render.gating.ledger import post
-from modelops.render.gating.observe import inconsistency, merge_figures
 
 GOOD = {
     "epoch": "8.1",

@@ -12,8 +12,8 @@ from modelops.api.rollout import MAX_HISTORY, Analysis, EvalMetricGate
 from modelops.drift.figures import LATENCY_BOUNDS
 from modelops.render.gating import lineage
 from modelops.render.gating.analysis import Result, evaluate, evaluate_eval_metric
+from modelops.render.gating.inputs import ObservedFigures, VersionFigures
 from modelops.render.gating.metrics import METRICS, PHASES, ROLLOUT_PHASE, rollout_samples
-from modelops.render.gating.observed import ObservedFigures, VersionFigures
 
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 

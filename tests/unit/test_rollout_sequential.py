@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from modelops.drift.figures import LATENCY_BOUNDS
-from modelops.render.gating.observe import histogram_quantile
+from modelops.render.gating.build_inputs import histogram_quantile
 from modelops.render.gating.sequential import (
     Verdict,
     difference,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from modelops.commands.pull import pull_model
+from modelops.modeldir.repository import copy_into, verify_version_dir, write_version
 from modelops.storage.errors import StorageError
 from modelops.storage.publish import publish_version
-from modelops.storage.pull import pull_model
-from modelops.triton.local_server import free_port
-from modelops.triton.repository import copy_into, verify_version_dir, write_version
+from tests.support.triton_server import free_port
 
 TOKEN = "s3cr3t"
 

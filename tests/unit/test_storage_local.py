@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from modelops.cli import main
+from modelops.commands.pull import pull_model
+from modelops.modeldir.layout import CONFIG_NAME, INDEX_NAME, INSTALLED_NAME
+from modelops.modeldir.repository import copy_into, verify_version_dir, write_version
 from modelops.storage.errors import StorageError
 from modelops.storage.publish import publish_version
-from modelops.storage.pull import pull_model
 from modelops.triton.config_patch import RuntimeOverrides
-from modelops.triton.layout import CONFIG_NAME, INDEX_NAME, INSTALLED_NAME
-from modelops.triton.repository import copy_into, verify_version_dir, write_version
 
 
 def make_version(tmp_path: Path, payload: bytes, config: str = "cfg\n") -> Path:

@@ -7,13 +7,12 @@ import sys
 
 MODULES = [
     "modelops.triton.config",
-    "modelops.triton.layout",
-    "modelops.triton.repository",
+    "modelops.modeldir.layout",
+    "modelops.modeldir.repository",
     "modelops.triton.packaging",
-    "modelops.triton.local_server",
-    "modelops.triton.cli",
-    "modelops.storage.cli",
-    "modelops.storage.pull",
+    "modelops.commands.package_cli",
+    "modelops.commands.pull_cli",
+    "modelops.commands.pull",
     "modelops.storage.publish",
 ]
 

@@ -12,10 +12,10 @@ import json
 import pytest
 
 from modelops.cli import main
+from modelops.modeldir.layout import CONFIG_NAME, MANIFEST_NAME
+from modelops.modeldir.repository import verify_version_dir
 from modelops.triton.config import ModelSignature, RuntimeSettings, Target, TensorSpec
-from modelops.triton.layout import CONFIG_NAME, MANIFEST_NAME
 from modelops.triton.packaging import package_onnx, package_torchscript, python_backend_source
-from modelops.triton.repository import verify_version_dir
 
 SIG = ModelSignature(
     inputs=(TensorSpec(name="x", dtype="fp32", dims=(4,)),),

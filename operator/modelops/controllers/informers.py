@@ -5,7 +5,7 @@ threads (kube/informer.py), their changes handed to the event loop.
   watches a list of namespaces), fanned out to that resource's stores.
 - Store changes are computed on the informer's thread (under the store's
   lock) and handed to the event loop with ``call_soon_threadsafe``, where the
-  triggers (controllers/modeldeployment.py, trainingjob.py) queue work: the
+  triggers (controllers/md_triggers.py, tj_triggers.py) queue work: the
   work queue is only ever touched on the loop.
 - Barriers: a store is synced once its first list is in (for every namespace
   watched). `wait_synced(names)` is what a reconcile awaits: the

@@ -2,7 +2,7 @@
 
 The operator's own informers (controllers/informers.py) list and watch what
 it owns into stores of projections; their changes only queue keys
-(controllers/modeldeployment.py, trainingjob.py). Reconciles run here, on a
+(controllers/md_triggers.py, tj_triggers.py). Reconciles run here, on a
 WorkQueue (per-key de-duplication, delayed adds, back-off with jitter), by a
 bounded number of workers, each reconcile on a thread of a pool of the same
 size (the official kubernetes client is synchronous).
@@ -40,18 +40,18 @@ from prometheus_client import start_http_server
 
 from modelops import logs
 from modelops.api.images import ImageDefaults
-from modelops.controllers import metrics, modeldeployment, trainingjob
+from modelops.controllers import md_triggers, metrics, tj_triggers
 from modelops.controllers.conversion import ConversionWebhook, WebhookOptions
 from modelops.controllers.indexes import MD_STORES, TJ_STORES, Indexes, Key
 from modelops.controllers.informers import Informers
 from modelops.controllers.leader import LeaderElector
-from modelops.controllers.md_controller import ModelDeploymentController, Result
+from modelops.controllers.md_reconcile import ModelDeploymentController, Result
 from modelops.controllers.settings import configure, workers
 from modelops.controllers.sidecar_client import SidecarClient
 from modelops.controllers.storage_migration import migrate
 from modelops.controllers.store_watcher import StoreWatcher
 from modelops.controllers.stores import Change
-from modelops.controllers.tj_controller import TrainingJobController
+from modelops.controllers.tj_reconcile import TrainingJobController
 from modelops.controllers.workqueue import MonotonicClock, ShutDown, WorkQueue
 from modelops.kube import Kube
 from modelops.kube.errors import NotLeader, Unavailable
@@ -142,9 +142,9 @@ class Operator:
     def on_changes(self, store: str, changes: list[Change]) -> None:
         """Store changes (on the event loop) -> keys on the queue."""
         if store.startswith("tj_"):
-            trainingjob.on_changes(self, store, changes)
+            tj_triggers.on_changes(self, store, changes)
         else:
-            modeldeployment.on_changes(self, store, changes)
+            md_triggers.on_changes(self, store, changes)
 
     # -- the workers --
 

@@ -60,7 +60,7 @@ Key = tuple[str, str]
 
 class _Document(BaseModel):
     # Unknown keys are kept (a newer sidecar may add figures); known ones must have
-    # their type. Semantic checks (agreed <= compared, ...) are render/gating/observe.py's.
+    # their type. Semantic checks (agreed <= compared, ...) are render/gating/build_inputs.py's.
     model_config = ConfigDict(extra="allow")
 
 

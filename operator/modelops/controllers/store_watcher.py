@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from modelops.kube import errors as kube_errors
+from modelops.modeldir.layout import MANIFEST_NAME
 from modelops.redact import redact
 from modelops.render.gating.lineage import manifest_digest
 from modelops.storage.base import MAX_MANIFEST_BYTES
@@ -47,7 +48,6 @@ from modelops.storage.endpoints import ENDPOINTS_ENV, Origin, endpoint_allowed, 
 from modelops.storage.errors import StorageError
 from modelops.storage.stores import open_store
 from modelops.storage.uri import PvcLocation, S3Location, parse_storage_uri
-from modelops.triton.layout import MANIFEST_NAME
 
 log = logging.getLogger("modelops.store")
 Key = tuple[str, str]

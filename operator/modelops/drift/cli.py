@@ -92,12 +92,12 @@ from modelops.drift.metrics import DriftMetrics
 from modelops.drift.monitor import DriftMonitor, WindowConfig
 from modelops.drift.proxy import DriftProxy, ProxyConfig
 from modelops.drift.reference import DEFAULT_BINS, Reference, ReferenceError
-from modelops.drift.rollout import (
+from modelops.drift.source import load_reference
+from modelops.drift.traffic_plane import (
     DEFAULT_MIRROR_MAX_IN_FLIGHT,
     DEFAULT_MIRROR_TIMEOUT,
     DEFAULT_TRAFFIC_FILE,
 )
-from modelops.drift.source import load_reference
 
 log = logging.getLogger("modelops.drift")
 ENV_PREFIX = "MODELOPS_DRIFT_"

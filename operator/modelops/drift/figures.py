@@ -10,7 +10,7 @@ Writers: the event loop writes every counter except ``compared``,
 writes. One writer per field, so no increment is lost without a lock.
 
 The document's keys are the contract with the operator
-(:func:`modelops.render.gating.observe.merge_figures` reads ``requests``,
+(:func:`modelops.render.gating.build_inputs.merge_figures` reads ``requests``,
 ``errors``, ``latencyBuckets``, ``mirrored``, ``agreed``). Issue 18 adds:
 
 - ``sidecar``: a random id drawn at process start, so the operator can tell a

@@ -58,7 +58,7 @@ per-table-state cache), for issue 18:
 - the canary split: a ``ModelInfer`` the canary weight gives to the
   candidate still reaches Triton, but Triton's answer frames are held back
   and replaced by the candidate's answer (see :class:`_Split`); the decision,
-  the figures and the circuit breaker are :class:`~modelops.drift.rollout.Rollout`'s,
+  the figures and the circuit breaker are :class:`~modelops.drift.traffic_plane.Rollout`'s,
   shared with the HTTP proxy. Every call can be split, a connection's first
   included: the client's first SETTINGS frame tells Triton to keep no HPACK
   table for its answers (:mod:`~modelops.drift.h2_settings`), so no answer's
@@ -115,8 +115,8 @@ from modelops.drift.h2_settings import FirstSettings
 from modelops.drift.inplace import InPlaceError, InPlaceRoute
 from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
-from modelops.drift.rollout import Rollout
 from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER
+from modelops.drift.traffic_plane import Rollout
 from modelops.drift.transport import nodelay
 
 log = logging.getLogger("modelops.drift.grpc")

@@ -23,7 +23,7 @@ and the same figures (:class:`InPlaceRoute`), by the gRPC relay.
 
 Mirrored copies carry Triton's request ``priority`` (:data:`MIRROR_PRIORITY`,
 the lowest of the candidate config's two levels, see
-:func:`modelops.triton.inplace.candidate_config`), so in the candidate's queue
+:func:`modelops.commands.inplace.candidate_config`), so in the candidate's queue
 live split requests go first. Triton queues are per model version, so that
 priority does not order the copies against the stable version's requests; what
 protects those is the sidecar shedding copies first

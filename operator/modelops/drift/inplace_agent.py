@@ -10,7 +10,7 @@ the proxy. What the operator writes there, and what the agent does:
 - ``"candidate": {"version": "8", "inPlace": {...}}``: fetch if needed, then load
   it into Triton beside the stable model;
 - ``"promote": "8"`` (with that candidate): make it the served model
-  (:func:`modelops.triton.inplace.promote`; no restart);
+  (:func:`modelops.commands.inplace.promote`; no restart);
 - ``"served": "8"`` (no candidate): the version this pod must serve, when not the
   template's (after an in-place promotion, which leaves the template alone). A pod
   whose Triton serves another one (it promoted, then the promotion was rolled back)
@@ -20,7 +20,7 @@ the proxy. What the operator writes there, and what the agent does:
 
 What it did and what the pod has is reported through :meth:`InPlaceAgent.document`
 (``GET /rollout`` under ``agent``): the staged version and its size, the pod's
-memory (:func:`modelops.triton.inplace.memory_report`), the last error. A
+memory (:func:`modelops.commands.inplace.memory_report`), the last error. A
 failure is reported and retried on the next change or after ``retry_seconds``,
 never raised into the sidecar.
 """
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelops.triton import inplace as triton_inplace
-from modelops.triton.layout import parse_version_dir
+from modelops.commands import inplace as triton_inplace
+from modelops.modeldir.layout import parse_version_dir
 
 log = logging.getLogger("modelops.drift.inplace_agent")
 

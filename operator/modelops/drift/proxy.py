@@ -72,7 +72,7 @@ Timeouts are checked by one sweep over all connections a few times a
 second rather than a timer per request: re-arming a timer on every read
 would cost more than the rest of the hot path.
 
-Gated rollouts (:mod:`modelops.drift.rollout`; docs/rollouts.md): while the
+Gated rollouts (:mod:`modelops.drift.traffic_plane`; docs/rollouts.md): while the
 traffic file names a candidate and this sidecar is stable, an infer request
 chosen for the weighted split is sent to the candidate's pool of connections
 instead of Triton's (same framing, limits and backpressure; if the candidate
@@ -135,7 +135,8 @@ from modelops.drift.metrics import CONTENT_TYPE, DriftMetrics, classify_endpoint
 from modelops.drift.monitor import DriftMonitor
 from modelops.drift.outputs import Answer
 from modelops.drift.payload import HttpParser
-from modelops.drift.rollout import (
+from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER, TrafficSettings
+from modelops.drift.traffic_plane import (
     DEFAULT_MIRROR_MAX_IN_FLIGHT,
     DEFAULT_MIRROR_TIMEOUT,
     LoadedCache,
@@ -144,7 +145,6 @@ from modelops.drift.rollout import (
     TrafficWatcher,
     ready_versions,
 )
-from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER, TrafficSettings
 from modelops.drift.transport import nodelay
 
 log = logging.getLogger("modelops.drift.proxy")
@@ -185,7 +185,7 @@ class ProxyConfig:
     stats_max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     stats_cpu_share: float = DEFAULT_CPU_SHARE
     sample_rate: float = 1.0
-    # Gated rollouts (see modelops.drift.rollout): "" = no traffic file.
+    # Gated rollouts (see modelops.drift.traffic_plane): "" = no traffic file.
     model_version: str = ""
     traffic_file: str = ""
     mirror_max_in_flight: int = DEFAULT_MIRROR_MAX_IN_FLIGHT

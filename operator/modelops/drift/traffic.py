@@ -2,7 +2,7 @@
 
 The operator writes them into the ConfigMap ``<md>-traffic`` (key
 ``traffic.json``), mounted into every serving pod; the sidecar re-reads the
-file when it changes (:mod:`modelops.drift.rollout`). Content::
+file when it changes (:mod:`modelops.drift.traffic_plane`). Content::
 
     {"epoch": "8",
      "candidate": {"version": "8", "http": "http://fraud-b.ml.svc:8000",

@@ -289,7 +289,7 @@ class Kube:
     ) -> dict[str, Any]:
         """Merge-patch the status subresource of a custom object.
 
-        ``status`` is the merge patch of `.status` (what render.status.status_patch
+        ``status`` is the merge patch of `.status` (what render.merge_patch.status_patch
         returns): keys set to None are removed. Returns the live object.
         """
         if not kind.group:

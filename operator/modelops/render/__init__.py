@@ -1,29 +1,36 @@
-"""modelops.render: desired children and derived status, as pure functions.
+"""modelops.render: the pure half of the operator. Snapshot in, plan out.
 
-Dicts (or a parsed ModelDeployment) in, dicts out; no cluster I/O, no kopf
-(enforced by import-linter). The controller calls, per reconcile:
+Dicts (or a parsed ModelDeployment / TrainingJob) in, dicts and plans out; no
+cluster I/O, no kopf (import-linter, contract "pure-model"). The reconcile shells
+(controllers.md_reconcile, controllers.tj_reconcile) gather a snapshot, call
+one planner, and hand its Plan (render.plan) to the actuator:
 
-    md = ModelDeployment.from_body(body)
-    rollout = decide_rollout(md, deployment=..., pods=..., now=..., previous=status.rollout)
-    children = render_children(md, operator_image=..., model_version=...,
-                               replace_in_place=rollout["replaceInPlace"])
-    ... apply children, delete the owned ones no longer rendered ...
-    status = derive_status(md, deployment=..., pods=..., events=..., autoscaler=...,
-                           keda_missing=..., drift=..., now=..., previous_conditions=...,
-                           rollout=rollout)
-    patch = status_patch(live_status, status)   # {} -> write nothing
+    md_planner.plan(observed, md, applied, settings)     ModelDeployment
+    training.planner.plan(observed, tj, ...)             TrainingJob
 
-TrainingJob: see modelops.render.training (render_job, render_headless_service,
-decide_restart, derive_trainingjob_status; status_patch applies to it too).
+Three groups of modules, kept apart by import contracts (pyproject.toml):
+
+- ModelDeployment: md_planner and what it calls -- children (deployment, service,
+  autoscaler, pdb, drift_sidecar, ...), status, surge (the GPU-safe surge
+  decision), gating/ (the gated-rollout state machine, slot_plan turning it into
+  slots), inplace, traffic, retrain, wake;
+- TrainingJob: training/ (job, service, restart, status, planner);
+- shared helpers both use and which know neither kind: plan (the Plan type),
+  outcome + merge_patch (status write), ownership + keys (which child to apply,
+  by key), conditions, pods, meta, containers, placement, dra, sources, events,
+  projections.
+
+The names below are the ModelDeployment pieces most often used on their own.
 """
 
 from .autoscaler import DEFAULT_PROMETHEUS_ADDRESS, render_autoscaler
 from .children import ChildKind, child_kinds, render_children
 from .deployment import render_deployment
+from .merge_patch import status_patch
 from .pdb import render_pdb
-from .rollout import decide_rollout
 from .service import render_service
-from .status import derive_status, status_patch
+from .status import derive_status
+from .surge import decide_rollout
 
 __all__ = [
     "DEFAULT_PROMETHEUS_ADDRESS",

@@ -40,12 +40,12 @@ from .drift_sidecar import (
 )
 from .meta import as_md, child_metadata, labels, selector_labels
 from .placement import container_resources, node_selector, tolerations
+from .pods import PULL_CONTAINER
 from .slots import deployment_name
 from .sources import PodSource, pod_source
 
 MODEL_REPOSITORY = "/models"
 TRITON_CONTAINER = "triton"
-PULL_CONTAINER = "pull-model"
 
 # Big models take minutes to download and load, and Triton opens its ports
 # only after loading. The startup probe allows 30 minutes before liveness

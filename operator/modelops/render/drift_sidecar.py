@@ -23,11 +23,11 @@ from .containers import (
     http_probe,
     security_context,
 )
+from .pods import FETCH_CONTAINER
 from .slots import traffic_config_name
 from .sources import pod_source
 
 DRIFT_CONTAINER = "drift-monitor"
-FETCH_CONTAINER = "fetch-reference"
 REFERENCE_DIR = "/reference"
 OBJECT_STORE_SCHEMES = ("s3://", "gs://")
 TRAFFIC_VOLUME = "traffic"

@@ -23,7 +23,7 @@ in place:
   stable Deployment untouched (no scale-down, no new template: a promotion
   restarts nothing), no slot flip, and the traffic file names the candidate
   ``inPlace`` (``promote`` once the promotion is decided: the in-pod agent then
-  makes it the served version, modelops.triton.inplace.promote).
+  makes it the served version, modelops.commands.inplace.promote).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .gating import ActionKind, CandidatePods, RolloutPlan
 from .gating.placement import PlacementChoice, PodMemory, choose_placement, sticky
 from .slots import Layout
 
-CANDIDATE_SUFFIX = ".candidate"  # modelops.drift.inplace / modelops.triton.inplace
+CANDIDATE_SUFFIX = ".candidate"  # modelops.drift.inplace / modelops.commands.inplace
 
 
 def requested(md: ModelDeployment) -> bool:

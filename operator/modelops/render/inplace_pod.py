@@ -1,6 +1,6 @@
 """The serving pod of a ModelDeployment with ``spec.rollout.placement: InPlace``. Pure.
 
-What an in-place candidate needs from the pods that serve (modelops.triton.inplace,
+What an in-place candidate needs from the pods that serve (modelops.commands.inplace,
 modelops.drift.inplace_agent):
 
 - Triton in explicit model control, loading only the served model at start

@@ -50,17 +50,18 @@ from .children import (
 )
 from .conditions import set_condition, stamp_conditions
 from .dra import allocated_gpus, gpu_status, template_actions
-from .gated import place
 from .gating import RolloutPlan
+from .gating.slot_plan import Placement, place
+from .keys import key_of
 from .outcome import conclude, digest
 from .ownership import Applied, apply_actions, uid_of
 from .pdb import baseline_replicas
 from .plan import REPLICAS_MANAGER, Apply, Create, Delete, Failure, Plan
 from .projections import OWNS_REPLICAS, controller_uid
 from .retrain import plan_retrain, resolve_model_version
-from .rollout import decide_rollout
-from .slots import Layout, key_of
+from .slots import Layout
 from .status import derive_status
+from .surge import decide_rollout
 
 # Re-check soon while something is in motion; timing-based decisions (a surge
 # pod unschedulable for longer than surgeTimeoutSeconds) need a clock tick.
@@ -213,18 +214,50 @@ def plan(
     memo: a dict the caller keeps between calls; rendered children are reused
     from it while their inputs (spec generation, version, rollout mode) are
     the same, since rendering and hashing them is most of a plan's cost.
+
+    The phases, in order (each below as a function of its own):
+    decide (where each version runs, surge) -> render and apply the children ->
+    delete the ones no longer rendered -> keep the autoscaler's minimum ->
+    derive the status -> start a retraining -> when to look again.
     """
-    previous = obs.previous
     if obs.body["metadata"].get("deletionTimestamp"):
         # Being deleted (garbage collection takes the children): heal nothing,
         # so a child is not re-created into a namespace that is going away.
         return Plan()
     if isinstance(md, str):
-        # The CRD schema should have refused this; say so instead of rendering.
-        status = {"observedGeneration": obs.body["metadata"].get("generation")}
-        problem = Failure(c.MD_KIND, "InvalidSpec", md)  # it names the field: spec....
-        return conclude(Plan(), previous, status, [problem], obs.now)
+        return _refuse_invalid_spec(obs, md)
+    decided = _decide(obs, md)
+    out, problems, rendered = _render_and_apply(obs, md, decided, applied, settings, memo)
+    _delete_unrendered(out, obs, rendered, decided.keda_missing)
+    _keep_autoscaler_minimum(out, md, decided)
+    status = _derive_status(obs, md, decided, out)
+    _start_retraining(out, status, obs, md)
+    out.requeue_after = _look_again_after(md, status, obs, decided)
+    out.planned_events = len(out.events)
+    return conclude(out, obs.previous, status, problems, obs.now)
 
+
+@dataclass(frozen=True)
+class _Decided:
+    """What the decide phase settled, for the phases after it."""
+
+    placement: Placement
+    layout: Layout
+    deployment: Mapping[str, Any] | None  # the stable slot's live Deployment
+    rollout: dict[str, Any]  # the surge decision (status.rollout's replaceInPlace...)
+    keda_missing: bool  # autoscaling asks for KEDA, which the cluster does not serve
+
+
+def _refuse_invalid_spec(obs: Observed, md: str) -> Plan:
+    # The CRD schema should have refused this; say so instead of rendering.
+    status = {"observedGeneration": obs.body["metadata"].get("generation")}
+    problem = Failure(c.MD_KIND, "InvalidSpec", md)  # it names the field: spec....
+    return conclude(Plan(), obs.previous, status, [problem], obs.now)
+
+
+def _decide(obs: Observed, md: ModelDeployment) -> _Decided:
+    """Where each version runs (the gated rollout's slots) and the surge decision."""
+    previous = obs.previous
     placement = place(
         md,
         children=obs.children,
@@ -253,8 +286,21 @@ def plan(
     )
     if placement.decision is None:
         layout = replace(layout, stable_version=resolve_model_version(md, obs.trainings))
+    return _Decided(placement, layout, deployment, rollout, keda_missing)
+
+
+def _render_and_apply(
+    obs: Observed,
+    md: ModelDeployment,
+    decided: _Decided,
+    applied: Applied | None,
+    settings: Settings,
+    memo: dict[Any, Any] | None,
+) -> tuple[Plan, list[Failure], list[dict[str, Any]]]:
+    """The children rendered, and the applies (and DRA template replacement) they need."""
+    placement, deployment = decided.placement, decided.deployment
     rendered, rendered_digest = _render(
-        md, layout, rollout["replaceInPlace"], keda_missing, settings, memo
+        md, decided.layout, decided.rollout["replaceInPlace"], decided.keda_missing, settings, memo
     )
     out = Plan(digest=rendered_digest)
     applies, problems = apply_actions(
@@ -275,7 +321,13 @@ def plan(
         if action.key == placement.stable_key and deployment is not None and md.spec.autoscaling:
             out.applies.extend(_replicas_handover(md, deployment, action.key))
         out.applies.append(action)
+    return out, problems, rendered
 
+
+def _delete_unrendered(
+    out: Plan, obs: Observed, rendered: Sequence[Mapping[str, Any]], keda_missing: bool
+) -> None:
+    """Delete the children this ModelDeployment owns that are no longer rendered."""
     wanted = {key_of(child) for child in rendered}
     for key, live in obs.children.items():
         if key in wanted or live is None or controller_uid(live) != obs.uid:
@@ -288,21 +340,31 @@ def plan(
             Delete(kind.api_version, kind.kind, meta["namespace"], meta["name"], meta["uid"], key)
         )
 
-    handed_over = any(a.field_manager == REPLICAS_MANAGER for a in out.applies)
-    if deployment is not None and layout.autoscaler and not handed_over:
-        out.applies.extend(_restore_minimum(md, deployment, placement.stable_key))
 
+def _keep_autoscaler_minimum(out: Plan, md: ModelDeployment, decided: _Decided) -> None:
+    """Bring the Deployment back to the autoscaler's minimum unless a hand-over is under way."""
+    handed_over = any(a.field_manager == REPLICAS_MANAGER for a in out.applies)
+    if decided.deployment is not None and decided.layout.autoscaler and not handed_over:
+        out.applies.extend(_restore_minimum(md, decided.deployment, decided.placement.stable_key))
+
+
+def _derive_status(
+    obs: Observed, md: ModelDeployment, decided: _Decided, out: Plan
+) -> dict[str, Any]:
+    """The status: conditions, the rollout decision, the store listing, GPUs, loaded versions."""
+    previous = obs.previous
+    placement = decided.placement
     status = derive_status(
         md,
-        deployment=deployment,
+        deployment=decided.deployment,
         pods=placement.serving_pods,
         events=obs.events,
         autoscaler=obs.children.get(HPA.kind) or obs.children.get(SCALED_OBJECT.kind),
-        keda_missing=keda_missing,
+        keda_missing=decided.keda_missing,
         drift=obs.drift,
         now=obs.now,
         previous_conditions=previous.get("conditions"),
-        rollout=rollout,
+        rollout=decided.rollout,
     )
     if placement.decision is not None:
         _record_decision(status, placement.decision, out, previous.get("conditions"), obs.now)
@@ -319,6 +381,14 @@ def plan(
         status["loadedVersions"] = loaded_versions(obs.pods, obs.loaded)
     if previous.get("retrain"):
         status["retrain"] = previous["retrain"]
+    return status
+
+
+def _start_retraining(
+    out: Plan, status: dict[str, Any], obs: Observed, md: ModelDeployment
+) -> None:
+    """When drift closes the loop: create the retraining TrainingJob and record it."""
+    previous = obs.previous
     retrain = plan_retrain(
         md,
         drifted=_condition(status, "Drifted") == "True",
@@ -340,12 +410,18 @@ def plan(
                 f"drift detected; started TrainingJob {retrain['metadata']['name']}",
             )
         )
-    out.requeue_after = _requeue_after(md, status, obs.drift)
-    if placement.decision is not None and placement.decision.requeue_after is not None:
-        wait = placement.decision.requeue_after
-        out.requeue_after = wait if out.requeue_after is None else min(out.requeue_after, wait)
-    out.planned_events = len(out.events)
-    return conclude(out, previous, status, problems, obs.now)
+
+
+def _look_again_after(
+    md: ModelDeployment, status: Mapping[str, Any], obs: Observed, decided: _Decided
+) -> float | None:
+    """The sooner of the status's own re-check and the gated rollout's next step."""
+    requeue_after = _requeue_after(md, status, obs.drift)
+    decision = decided.placement.decision
+    if decision is not None and decision.requeue_after is not None:
+        wait = decision.requeue_after
+        requeue_after = wait if requeue_after is None else min(requeue_after, wait)
+    return requeue_after
 
 
 def revise(obs: Observed, done: Plan, failures: Sequence[Failure]) -> Plan:

@@ -10,8 +10,8 @@ from typing import Any
 
 from .conditions import force_conditions
 from .events import transition_events
+from .merge_patch import status_patch
 from .plan import Failure, Plan
-from .status import status_patch
 
 
 def conclude(

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .keys import key_of
 from .plan import Apply, Failure
 from .projections import controller_uid
-from .slots import key_of
 
 Fingerprint = tuple[Any, ...]
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .slots import key_of
+from .keys import key_of
 
 FIELD_MANAGER = "modelops"
 # A second field manager that takes over Deployment.spec.replicas at its live

@@ -16,10 +16,12 @@ from typing import Any
 from modelops.api import constants as c
 from modelops.redact import redact
 
-from .deployment import PULL_CONTAINER
-from .drift_sidecar import FETCH_CONTAINER
-
 MESSAGE_LIMIT = 1024
+# The init containers whose failures get reasons of their own. Named here, in the
+# shared pod reader, and used by the renderers (deployment, drift_sidecar), so
+# that reading a pod does not depend on one kind's rendering.
+PULL_CONTAINER = "pull-model"
+FETCH_CONTAINER = "fetch-reference"
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 # A container restarted this often without becoming ready counts as crash-looping

@@ -27,6 +27,8 @@ from typing import Any
 
 from modelops.api import constants as c
 
+from .keys import child_key
+
 SLOTS = ("a", "b")
 
 
@@ -54,22 +56,6 @@ def extra_child_names(md_name: str) -> tuple[str, ...]:
         candidate_service_name(md_name),
         traffic_config_name(md_name),
     )
-
-
-def child_key(kind: str, name: str, md_name: str) -> str:
-    """How the planner refers to a child: its kind, or Kind/name when it is not named
-    after its ModelDeployment."""
-    return kind if name == md_name else f"{kind}/{name}"
-
-
-def key_of(obj: Mapping[str, Any]) -> str:
-    """child_key of a rendered child (its ModelDeployment from the label). An object
-    without that label (a TrainingJob's child) is keyed by its kind."""
-    meta = obj.get("metadata") or {}
-    owner = (meta.get("labels") or {}).get(c.LABEL_MODEL_DEPLOYMENT)
-    if owner is None:
-        return str(obj.get("kind"))
-    return child_key(str(obj.get("kind")), str(meta.get("name")), owner)
 
 
 def deployment_key(md_name: str, slot: str) -> str:

@@ -27,8 +27,8 @@ from modelops.api.modeldeployment import ModelDeployment
 from .conditions import new_condition as _cond
 from .conditions import stamp_conditions
 from .deployment import TRITON_CONTAINER
+from .deployment_view import DeploymentView
 from .meta import as_md, endpoints, selector_string
-from .observed import DeploymentView
 from .pdb import baseline_replicas
 from .pods import (
     PodProblem,
@@ -484,37 +484,3 @@ def _drift_status(drift: Mapping[str, Any], since: str | None) -> dict[str, Any]
     if features:
         out["features"] = features
     return out
-
-
-# --- writing it ----------------------------------------------------------------------
-
-# Owned by the operator framework, never by derive_status.
-FOREIGN_KEYS = frozenset({"kopf"})
-
-
-def status_patch(previous: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON merge patch (RFC 7386) turning the live status into `desired`.
-
-    Keys derive_status no longer sets become None (deleted), which a plain
-    merge of `desired` would leave behind (e.g. servedVersion once no pod is
-    ready). Empty when nothing changed: the controller then writes nothing.
-    status.kopf is left alone.
-    """
-    return _diff(previous or {}, desired, top=True)
-
-
-def _diff(old: Mapping[str, Any], new: Mapping[str, Any], *, top: bool = False) -> dict[str, Any]:
-    patch: dict[str, Any] = {}
-    for key in old:
-        if key not in new and not (top and key in FOREIGN_KEYS):
-            patch[key] = None
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(value, Mapping) and isinstance(before, Mapping):
-            sub = _diff(before, value)
-            if sub:
-                patch[key] = sub
-        elif before != value:
-            # Lists (conditions) are replaced whole, as merge patch does.
-            patch[key] = value
-    return patch

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from modelops.modeldir.layout import MANIFEST_NAME, LayoutError, check_relative_path
 from modelops.storage.errors import StorageError
-from modelops.triton.layout import MANIFEST_NAME, LayoutError, check_relative_path
 
 
 class MissingObjectError(LookupError):

@@ -1,7 +1,7 @@
 """A model directory served over HTTP(S) by any static file server (read-only).
 
 Layout: the same tree that packaging and publishing write (see
-modelops.triton.layout), served as-is, e.g. an nginx root, an S3 static
+modelops.modeldir.layout), served as-is, e.g. an nginx root, an S3 static
 website, a GitHub Pages site, or an artifact server::
 
     GET <base>/index.json            {"versions": [1, 2, 3]}   (complete versions)
@@ -23,6 +23,7 @@ import urllib.request
 from http.client import HTTPResponse
 from pathlib import Path
 
+from modelops.modeldir.layout import INDEX_NAME, LayoutError, check_relative_path, parse_index
 from modelops.storage.base import (
     Downloaded,
     MissingObjectError,
@@ -33,7 +34,6 @@ from modelops.storage.base import (
 )
 from modelops.storage.errors import StorageError
 from modelops.storage.uri import HttpLocation
-from modelops.triton.layout import INDEX_NAME, LayoutError, check_relative_path, parse_index
 
 TOKEN_ENV = "MODELOPS_HTTP_TOKEN"
 

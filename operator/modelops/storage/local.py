@@ -5,6 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from modelops.modeldir.repository import (
+    VersionExistsError,
+    commit_version_dir,
+    fsync_tree,
+    new_staging_dir,
+    refresh_model_files,
+    version_numbers,
+)
 from modelops.storage.base import (
     Downloaded,
     MissingObjectError,
@@ -15,14 +23,6 @@ from modelops.storage.base import (
     read_chunks,
 )
 from modelops.storage.errors import StorageError
-from modelops.triton.repository import (
-    VersionExistsError,
-    commit_version_dir,
-    fsync_tree,
-    new_staging_dir,
-    refresh_model_files,
-    version_numbers,
-)
 
 
 class LocalStore:

@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from modelops.modeldir.layout import MANIFEST_NAME, LayoutError
+from modelops.modeldir.repository import ManifestMismatchError, verify_version_dir
 from modelops.storage.errors import StorageError
 from modelops.storage.stores import open_store
-from modelops.triton.layout import MANIFEST_NAME, LayoutError
-from modelops.triton.repository import ManifestMismatchError, verify_version_dir
 
 
 def publish_version(

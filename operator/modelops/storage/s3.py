@@ -21,6 +21,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from modelops.modeldir.layout import (
+    CONFIG_NAME,
+    INDEX_NAME,
+    MANIFEST_NAME,
+    parse_manifest,
+    parse_version_dir,
+    render_index,
+)
 from modelops.storage.base import (
     Downloaded,
     MissingObjectError,
@@ -33,14 +41,6 @@ from modelops.storage.base import (
 )
 from modelops.storage.errors import StorageError
 from modelops.storage.uri import S3Location
-from modelops.triton.layout import (
-    CONFIG_NAME,
-    INDEX_NAME,
-    MANIFEST_NAME,
-    parse_manifest,
-    parse_version_dir,
-    render_index,
-)
 
 CLAIM_NAME = ".modelops-claim"
 _ACCESS_CODES = {

@@ -1,6 +1,6 @@
 """Parse model storage URIs; pure, no I/O.
 
-Supported schemes (each URI names a *model directory*, see modelops.triton.layout):
+Supported schemes (each URI names a *model directory*, see modelops.modeldir.layout):
 
 * ``s3://bucket/prefix``   -- any S3-compatible store (endpoint from AWS_ENDPOINT_URL)
 * ``gs://bucket/prefix``   -- Google Cloud Storage (credentials from the environment:

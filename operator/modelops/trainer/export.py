@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
+from modelops.modeldir.layout import MANIFEST_NAME
+from modelops.modeldir.repository import write_version
 from modelops.triton.config import ModelSignature, RuntimeSettings, Target
-from modelops.triton.layout import MANIFEST_NAME
 from modelops.triton.packaging import package_torchscript
-from modelops.triton.repository import write_version
 
 MODEL_FILE = "model.pt"
 

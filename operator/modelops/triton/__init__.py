@@ -1,13 +1,11 @@
-"""Triton model repositories: config rendering, packaging, versioned layout, local server.
+"""Triton model repositories: config rendering and packaging.
 
 - ``config``: signature + runtime settings -> ``config.pbtxt`` text (pure)
 - ``config_patch``: apply a deployment's runtime settings to an existing config (pure)
-- ``layout``: the on-storage layout, manifests, version selection (pure)
-- ``repository``: atomic, immutable numbered versions on a local filesystem
 - ``packaging``: TorchScript / ONNX file -> new model version
 - ``python_backend_model``: the python-backend ``model.py`` that serves TorchScript
-- ``local_server``: run the tritonserver binary from the nvidia-pytriton wheel
-- ``cli``: ``modelops package-model``
 
-Nothing here imports torch at module level.
+The versioned directory format is :mod:`modelops.modeldir`; the commands that also
+need the stores (``pull-model``, ``package-model``, in-place candidates) are in
+:mod:`modelops.commands`. Nothing here imports torch at module level.
 """

@@ -20,6 +20,7 @@ import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelops.modeldir.repository import copy_into, write_version
 from modelops.triton.config import (
     MODEL_FILENAMES,
     ModelSignature,
@@ -27,7 +28,6 @@ from modelops.triton.config import (
     Target,
     render_config,
 )
-from modelops.triton.repository import copy_into, write_version
 
 TORCHSCRIPT_PARAMETER = "torchscript_file"
 TORCHSCRIPT_FILENAME = "model.pt"

@@ -8,70 +8,42 @@ status.history keeps the lineage. Nothing here does I/O (import-linter keeps
 render/ pure); docs/rollouts.md describes the design for users.
 
 Modules:
-    observed   the inputs: Target, CandidatePods, ObservedFigures, VersionFigures
-    observe    builders of those inputs: candidate_pods (from pod objects), merge_figures
-               (from the sidecars' per-pod summaries; the contract is in its docstring)
-    analysis   the gates -> Verdict with each figure against its threshold
-    decide     decide_gated_rollout -> RolloutPlan (the state machine)
-    agreement  answers_agree: stable vs candidate outputs (numpy), for the data plane
-    lineage    status.history entries from TrainingJobs, bounded newest-first push
-    metrics    Prometheus metric names and samples derived from status.rollout
+    inputs        the decision's inputs: Target, CandidatePods, ObservedFigures, VersionFigures
+    build_inputs  builders of those inputs: candidate_pods (from pod objects), merge_figures
+                  (from the sidecars' per-pod summaries; the contract is in its docstring)
+    ledger        per-sidecar baselines, so counters survive a sidecar restart
+    analysis      the gates -> Verdict with each figure against its threshold
+    sequential    anytime-valid sequential verdicts on rates
+    decide        decide_gated_rollout -> RolloutPlan (the state machine)
+    placement     InPlace or a slot of its own for the candidate (choose_placement)
+    slot_plan     place(): from the planner's snapshot to the decision and the slot Layout
+    agreement     answers_agree: stable vs candidate outputs (numpy), for the data plane
+    lineage       status.history entries from TrainingJobs, bounded newest-first push
+    metrics       Prometheus metric names and samples derived from status.rollout
 
-Wiring into the controller (observe -> plan -> act), per reconcile:
+Wiring, per reconcile (observe -> plan -> act):
 
-  Observe
-    target      Target(version, source, checksum): the version the spec asks for,
-                resolved ONCE to a number (never "latest", which raises ValueError;
-                while it cannot be resolved, pass the stable version). Resolve it from
-                the succeeded TrainingJobs (render.retrain.resolve_model_version) or
-                the storage listing, and record it. source: from
-                lineage.source_from_training_job(tj_body) when a TrainingJob
-                published it, lineage.pinned_source() when spec.model.version
-                pins it, lineage.latest_source() otherwise; checksum =
-                lineage.manifest_digest(<the version's SHA256SUMS bytes>) when known.
-    candidate   observe.candidate_pods(pods, model_version=target.version, desired=...,
-                events=..., complete=...): CandidatePods for the pods running
-                target.version: desired and ready counts; the scheduler's message and PodScheduled
-                lastTransitionTime of an unschedulable one; `problem` = the
-                container_problem() message of a pod that cannot recover
-                (CrashLoopBackOff, ModelPullFailed, ImagePullBackOff);
-                `complete` = DeploymentView.complete of the Deployment rendering
-                target.version (strategy Direct and first versions).
-    figures     observe.merge_figures(stable_summaries, candidate_summaries): the
-                sidecars' per-pod figures summed (counters since the candidate
-                started serving; p99 from the summed latency histograms); None
-                before the candidate serves.
-    replicas    spec.replicas, or the HPA's current desired count when autoscaled.
-    serving     status.servedVersion (only used to adopt a stable version once).
-    previous    status.rollout; history: status.history; now: the clock.
+  Observe   controllers.md_reconcile reads the pods from its stores and each
+            sidecar's per-pod figures through controllers.sidecar_client (off the
+            reconcile path; the last good answer is used), and passes them in the
+            planner's snapshot (md_planner.Observed).
 
-  Plan
-    plan = decide_gated_rollout(md, target=..., previous=..., history=..., figures=...,
-                                candidate=..., replicas=..., serving=..., now=...)
+  Plan      md_planner.plan calls slot_plan.place once. place resolves the
+            Target ONCE to a number (never "latest"; from the pinned version, the
+            TrainingJob that published it, or the store listing), builds
+            CandidatePods and ObservedFigures (build_inputs), takes
+            decide_gated_rollout(...) and turns the RolloutPlan into a
+            render.slots.Layout: which version each slot's Deployment runs with
+            how many replicas, which pods the Service selects, and the sidecars'
+            traffic settings (render.traffic, the <md>-traffic ConfigMap).
 
-  Act (declarative parts every reconcile; they are idempotent)
-    - Stable Deployment renders plan.stable_version. Its replicas are the spec's
-      (or the autoscaler's) unless plan.stable_replicas is a number (a promotion
-      retiring old pods): then set spec.replicas to it and keep the autoscaler
-      off that Deployment until the promotion completes.
-    - plan.candidate_version None: delete the candidate Deployment (if any).
-      Otherwise render it with that version and plan.candidate_replicas. Name
-      the two Deployments by *slot* rather than by role (e.g. <name>-a, <name>-b,
-      with the version in the pod template): promotion then flips which slot is
-      stable in status without touching the candidate's pods (no restart), and
-      the old stable slot is deleted when COMPLETE_PROMOTION arrives.
-    - Tell the data plane plan.mirror_percent and plan.canary_weight (the sidecar
-      in front of the stable pods mirrors/splits to the candidate Service).
-    - Write plan.status into status.rollout (merge decide_rollout's
-      replaceInPlace/reason for the Direct path) and plan.history into
-      status.history, in the same status patch, before or with the actions'
-      effects: status is the commit point a restarted operator resumes from.
-    - Emit plan.events as Events on the ModelDeployment (RolledBack and
-      CandidateStalled are Warning).
-    - plan.stalled not None: Stalled=True with reason CandidateUnschedulable and
-      that message; Ready stays as the stable version's pods make it (a
-      candidate never turns Ready False).
-    - Requeue after plan.requeue_after seconds when it is not None.
+  Act       md_planner renders the Layout's children; plan.status goes into
+            status.rollout and plan.history into status.history in the same
+            status patch, before or with the actions' effects (status is the
+            commit point a restarted operator resumes from); plan.events become
+            Events; the actuator (controllers.actuator) writes it all.
+            Slots are named by letter, not role (render/slots.py), so promotion
+            flips which slot is stable without restarting the candidate's pods.
 
   Actions (the transition this reconcile; for logs and counters, not state)
     DIRECT              a Direct rolling update of the single Deployment started
@@ -88,6 +60,7 @@ Wiring into the controller (observe -> plan -> act), per reconcile:
 
 from .agreement import answers_agree, argmax_agree, within_tolerance
 from .analysis import Check, Result, Verdict, evaluate, evaluate_eval_metric
+from .build_inputs import candidate_pods, histogram_quantile, merge_figures
 from .decide import (
     Action,
     ActionKind,
@@ -98,6 +71,7 @@ from .decide import (
     plan_steps,
     spec_digest,
 )
+from .inputs import CandidatePods, ObservedFigures, Target, VersionFigures
 from .lineage import (
     history_entry,
     hyperparameters_digest,
@@ -108,8 +82,6 @@ from .lineage import (
     source_from_training_job,
 )
 from .metrics import rollout_samples
-from .observe import candidate_pods, histogram_quantile, merge_figures
-from .observed import CandidatePods, ObservedFigures, Target, VersionFigures
 
 __all__ = [
     "Action",

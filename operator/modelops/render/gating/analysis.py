@@ -16,7 +16,7 @@ from typing import Any
 
 from modelops.api.rollout import Analysis, EvalMetricGate
 
-from .observed import ObservedFigures
+from .inputs import ObservedFigures
 from .sequential import Verdict as Seq
 from .sequential import difference, quantile_ratio
 

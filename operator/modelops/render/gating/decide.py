@@ -45,7 +45,7 @@ from ..pods import format_time, parse_time, resolve_int_or_percent, truncate
 from ..retrain import parse_go_duration
 from . import lineage
 from .analysis import Result, Verdict, combine, evaluate, evaluate_eval_metric, figures_status
-from .observed import CandidatePods, ObservedFigures, Target
+from .inputs import CandidatePods, ObservedFigures, Target
 
 # How often figures are re-read while analysis runs, and pods looked at while waiting.
 ANALYSIS_INTERVAL_S = 15.0

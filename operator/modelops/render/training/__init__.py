@@ -1,4 +1,7 @@
-"""TrainingJob children and status, as pure functions. The controller, per reconcile::
+"""TrainingJob children and status, as pure functions.
+
+``planner.plan`` takes every decision of a reconcile (controllers.tj_reconcile
+is its shell); in outline, the order it follows::
 
     tj = TrainingJob.from_body(body)
     status = body.get("status") or {}

@@ -27,8 +27,8 @@ from typing import Any
 from modelops.api.trainingjob import TrainingJob
 
 from ..pods import get, parse_time
+from .job_view import PERMANENT_REASONS, JobView, failed_pods, is_terminal, pods_of_job
 from .names import as_tj
-from .observed import PERMANENT_REASONS, JobView, failed_pods, is_terminal, pods_of_job
 
 DEADLINE_REASON = "DeadlineExceeded"
 

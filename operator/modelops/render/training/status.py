@@ -35,8 +35,7 @@ from ..pods import (
     truncate,
     unschedulable,
 )
-from .names import as_tj, job_name
-from .observed import (
+from .job_view import (
     JobView,
     describe_failure,
     failed_pods,
@@ -45,6 +44,7 @@ from .observed import (
     pods_of_job,
     trainer_result,
 )
+from .names import as_tj, job_name
 from .restart import DEADLINE_REASON, may_restart, permanent_failure
 from .situations import Situation, conditions_of
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from .deployment_view import DeploymentView
 from .meta import as_md
-from .observed import DeploymentView
 from .pdb import baseline_replicas
 from .pods import live, pod_name, resolve_int_or_percent, template_hash, unschedulable
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from modelops.modeldir.layout import LayoutError
+from modelops.modeldir.repository import VersionExistsError
 from modelops.storage.errors import StorageError
 from modelops.storage.publish import publish_version
 from modelops.triton.config import ModelSignature, RuntimeSettings, Target, TensorSpec
-from modelops.triton.layout import LayoutError
 from modelops.triton.packaging import PackagedModel, package_onnx, package_torchscript
-from modelops.triton.repository import VersionExistsError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from modelops.triton.layout import CONFIG_NAME, INDEX_NAME, MANIFEST_NAME
-from modelops.triton.repository import (
+from modelops.modeldir.layout import CONFIG_NAME, INDEX_NAME, MANIFEST_NAME
+from modelops.modeldir.repository import (
     ManifestMismatchError,
     VersionExistsError,
     copy_into,

@@ -24,25 +24,17 @@ from typing import Any
 
 from modelops.api.modeldeployment import ModelDeployment
 
-from . import inplace
-from .drift_sidecar import gated as is_gated
-from .gating import (
-    ActionKind,
-    ObservedFigures,
-    RolloutPlan,
-    Target,
-    candidate_pods,
-    decide_gated_rollout,
-    merge_figures,
-    pinned_source,
-    source_from_training_job,
-)
-from .gating.decide import GATED_PHASES
-from .observed import DeploymentView
-from .pdb import baseline_replicas
-from .retrain import resolve_model_version
-from .slots import SLOTS, Layout, deployment_key, other, slot_of_pod
-from .traffic import traffic_settings
+from .. import inplace
+from ..deployment_view import DeploymentView
+from ..drift_sidecar import gated as is_gated
+from ..pdb import baseline_replicas
+from ..retrain import resolve_model_version
+from ..slots import SLOTS, Layout, deployment_key, other, slot_of_pod
+from ..traffic import traffic_settings
+from .build_inputs import candidate_pods, merge_figures
+from .decide import GATED_PHASES, ActionKind, RolloutPlan, decide_gated_rollout
+from .inputs import ObservedFigures, Target
+from .lineage import pinned_source, source_from_training_job
 
 
 @dataclass(frozen=True)

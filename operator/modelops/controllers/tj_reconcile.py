@@ -16,7 +16,7 @@ from modelops.api import constants as c
 from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator
 from modelops.controllers.indexes import Indexes, Key
-from modelops.controllers.md_controller import Result
+from modelops.controllers.md_reconcile import Result
 from modelops.kube import KubeApi
 from modelops.render.ownership import Applied
 from modelops.render.training import planner

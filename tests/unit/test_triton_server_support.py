@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops.triton.local_server import (
+from tests.support.triton_server import (
     STUB_NAME,
     TritonError,
     TritonInstall,

@@ -26,6 +26,10 @@ Three things make the wheel's server runnable outside pytriton:
   makes it pick up the virtual environment (``pyvenv.cfg``) and therefore its
   site-packages (numpy, torch) -- this is also how pytriton does it.
 
+Test and dev tooling, so it lives here and not in the package: the runtime
+image lays out the same backend directory once, at build time
+(hack/images/triton-layout.sh), and runs the plain ``tritonserver``.
+
 Set ``MODELOPS_TRITONSERVER_ROOT`` (or pass ``root=``) to use a Triton
 installed with the NGC image layout (``bin/``, ``lib/``, ``backends/``) instead.
 """

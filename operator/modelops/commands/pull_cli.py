@@ -19,9 +19,9 @@ import json
 import sys
 from pathlib import Path
 
+from modelops.commands.pull import pull_model
 from modelops.redact import redact
 from modelops.storage.errors import StorageError
-from modelops.storage.pull import pull_model
 from modelops.storage.uri import PVC_MOUNT_ROOT_ENV
 from modelops.triton.config_patch import GPU_KINDS, RuntimeOverrides
 

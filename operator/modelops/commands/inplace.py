@@ -8,7 +8,7 @@ Layout in the model repository Triton serves from (``--model-control-mode=explic
     <repo>/<model>.candidate/config.pbtxt, .../8/...               the candidate
 
 The candidate is fetched by the same puller as the init container
-(:func:`modelops.storage.pull.pull_model`, under the sibling name), and its config
+(:func:`modelops.commands.pull.pull_model`, under the sibling name), and its config
 is rewritten by :func:`candidate_config` (its own name, a ``specific`` version policy
 naming only the candidate, two priority levels). Why a sibling name rather than a
 second version of ``<model>``: see :mod:`modelops.drift.inplace`.
@@ -40,9 +40,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelops.modeldir.layout import CONFIG_NAME, parse_version_dir
+from modelops.modeldir.repository import fsync_dir, write_file_atomic
 from modelops.triton.config_patch import ConfigError, _parse, _render
-from modelops.triton.layout import CONFIG_NAME, parse_version_dir
-from modelops.triton.repository import fsync_dir, write_file_atomic
 
 CANDIDATE_SUFFIX = ".candidate"  # the same as modelops.drift.inplace.CANDIDATE_SUFFIX
 SOURCE_CONFIG = "config.source.pbtxt"  # the candidate's config as published
@@ -101,7 +101,7 @@ def pull_candidate(
 ) -> tuple[Path, int]:
     """Fetch ``version`` from ``uri`` with the init container's puller under the
     candidate's name and stage it. Returns (model dir, bytes of the version's files)."""
-    from modelops.storage.pull import pull_model
+    from modelops.commands.pull import pull_model
 
     result = pull_model(
         uri,

@@ -11,7 +11,7 @@ import pytest
 
 from modelops.api.kinds import DEPLOYMENT, HPA, SERVICE
 from modelops.controllers import indexes as ix
-from modelops.controllers.md_controller import ModelDeploymentController
+from modelops.controllers.md_reconcile import ModelDeploymentController
 from modelops.kube import KubeApi
 from modelops.render.md_planner import Settings
 from tests.support.fake_kube import FakeKube

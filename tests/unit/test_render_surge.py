@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelops.render.rollout import decide_rollout
+from modelops.render.surge import decide_rollout
 from tests.unit.test_render_fixtures import GPU_MESSAGE, NOW, deployment, md_body, pod
 
 OLD = pod("fraud-7d9f8c6b5-x2x4q", version="3")

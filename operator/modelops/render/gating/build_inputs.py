@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..pods import container_problem, is_ready, live, pod_name, unschedulable, version
-from .observed import CandidatePods, ObservedFigures, VersionFigures
+from .inputs import CandidatePods, ObservedFigures, VersionFigures
 
 
 def candidate_pods(

@@ -26,6 +26,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelops.modeldir.layout import (
+    CONFIG_NAME,
+    INSTALLED_NAME,
+    MANIFEST_NAME,
+    LayoutError,
+    parse_manifest,
+    parse_version_dir,
+    parse_version_request,
+    select_version,
+)
+from modelops.modeldir.repository import (
+    STAGING_PREFIX,
+    ManifestMismatchError,
+    fsync_dir,
+    fsync_tree,
+    new_staging_dir,
+    seal_version_dir,
+    verify_version_dir,
+    write_file_atomic,
+)
 from modelops.storage.base import MAX_MANIFEST_BYTES, MissingObjectError, ModelStore, contained
 from modelops.storage.errors import StorageError
 from modelops.storage.stores import open_store
@@ -36,26 +56,6 @@ from modelops.triton.config_patch import (
     config_runtime,
     format_matches,
     patch_config,
-)
-from modelops.triton.layout import (
-    CONFIG_NAME,
-    INSTALLED_NAME,
-    MANIFEST_NAME,
-    LayoutError,
-    parse_manifest,
-    parse_version_dir,
-    parse_version_request,
-    select_version,
-)
-from modelops.triton.repository import (
-    STAGING_PREFIX,
-    ManifestMismatchError,
-    fsync_dir,
-    fsync_tree,
-    new_staging_dir,
-    seal_version_dir,
-    verify_version_dir,
-    write_file_atomic,
 )
 
 

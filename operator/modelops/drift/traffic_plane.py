@@ -41,7 +41,7 @@ from modelops.drift.traffic import (
     parse_traffic,
 )
 
-log = logging.getLogger("modelops.drift.rollout")
+log = logging.getLogger("modelops.drift.traffic_plane")
 
 DEFAULT_TRAFFIC_FILE = "/etc/modelops/traffic/traffic.json"
 DEFAULT_MIRROR_MAX_IN_FLIGHT = 16

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelops.triton.layout import (
+from modelops.modeldir.layout import (
     LayoutError,
     parse_index,
     parse_manifest,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from modelops.render.gating.observe import (
+from modelops.render.gating.build_inputs import (
     candidate_pods,
     histogram_quantile,
     merge_figures,

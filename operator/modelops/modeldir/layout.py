@@ -14,7 +14,7 @@ checksum source and the completion marker: a version directory without it is
 still being written (or was abandoned) and is never selected. Version
 directories are immutable once complete; a new model is always version N+1.
 
-Everything here is pure; I/O lives in :mod:`modelops.triton.repository` (local
+Everything here is pure; I/O lives in :mod:`modelops.modeldir.repository` (local
 disk) and :mod:`modelops.storage` (remote stores).
 """
 

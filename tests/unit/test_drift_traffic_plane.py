@@ -17,7 +17,6 @@ from modelops.drift.outputs import (
     parse_infer_response,
     read_answer,
 )
-from modelops.drift.rollout import CompareWorker, Rollout, TrafficWatcher, ready_versions
 from modelops.drift.traffic import (
     NO_ROLLOUT,
     Agreement,
@@ -27,6 +26,7 @@ from modelops.drift.traffic import (
     TrafficSettings,
     parse_traffic,
 )
+from modelops.drift.traffic_plane import CompareWorker, Rollout, TrafficWatcher, ready_versions
 
 FULL = {
     "epoch": "8",
@@ -248,7 +248,7 @@ def test_figures_accumulate_prometheus_style() -> None:
 
 
 def test_merge_figures_reads_the_document() -> None:
-    from modelops.render.gating.observe import merge_figures
+    from modelops.render.gating.build_inputs import merge_figures
 
     stable = RolloutFigures("8")
     for _ in range(100):

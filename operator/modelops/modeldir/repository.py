@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from modelops.triton.layout import (
+from modelops.modeldir.layout import (
     CONFIG_NAME,
     INDEX_NAME,
     MANIFEST_NAME,

@@ -9,7 +9,7 @@ from typing import Any
 
 from modelops.api.kinds import JOB, SERVICE, TRAINING_JOB
 from modelops.controllers import indexes as ix
-from modelops.controllers.tj_controller import TrainingJobController
+from modelops.controllers.tj_reconcile import TrainingJobController
 from tests.support.fake_kube import FakeKube
 from tests.unit.test_render_trainingjob_fixtures import tj_body
 
