@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from modelops.modeldir.layout import MANIFEST_NAME, LayoutError, check_relative_path
+from modelops.modeldir.layout import (
+    MANIFEST_NAME,
+    LayoutError,
+    check_relative_path,
+    parse_version_dir,
+)
 from modelops.storage.errors import StorageError
 
 
@@ -42,6 +47,23 @@ def check_listing_size(count: int, where: str) -> None:
 class VersionListing:
     complete: list[int]  # versions with a manifest: the only ones a pull may select
     all: list[int]  # every numbered version, including ones still being written
+
+
+def listing_from_keys(keys: Iterable[str]) -> VersionListing:
+    """The versions in a flat object listing (keys relative to the model directory):
+    every numbered directory with at least one object, complete when it has its
+    manifest. Object stores have no directories, so this is how S3 and GCS list."""
+    every: set[int] = set()
+    complete: set[int] = set()
+    for key in keys:
+        head, _, rest = key.partition("/")
+        number = parse_version_dir(head)
+        if number is None or not rest:
+            continue
+        every.add(number)
+        if rest == MANIFEST_NAME:
+            complete.add(number)
+    return VersionListing(complete=sorted(complete), all=sorted(every))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from modelops.modeldir.layout import (
     INDEX_NAME,
     MANIFEST_NAME,
     parse_manifest,
-    parse_version_dir,
     render_index,
 )
 from modelops.storage.base import (
@@ -39,6 +38,7 @@ from modelops.storage.base import (
     capped,
     check_listing_size,
     claim_version,
+    listing_from_keys,
     manifest_last,
 )
 from modelops.storage.errors import StorageError
@@ -174,17 +174,7 @@ class GcsStore:
             return names
 
     def list_versions(self) -> VersionListing:
-        every: set[int] = set()
-        complete: set[int] = set()
-        for key in self._keys():
-            head, _, rest = key.partition("/")
-            number = parse_version_dir(head)
-            if number is None or not rest:
-                continue
-            every.add(number)
-            if rest == MANIFEST_NAME:
-                complete.add(number)
-        return VersionListing(complete=sorted(complete), all=sorted(every))
+        return listing_from_keys(self._keys())
 
     def read_bytes(self, relative: str, limit: int | None = None) -> bytes:
         with self._errors("reading", relative):

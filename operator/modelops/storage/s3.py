@@ -26,7 +26,6 @@ from modelops.modeldir.layout import (
     INDEX_NAME,
     MANIFEST_NAME,
     parse_manifest,
-    parse_version_dir,
     render_index,
 )
 from modelops.storage.base import (
@@ -37,6 +36,7 @@ from modelops.storage.base import (
     check_listing_size,
     claim_version,
     copy_hashing,
+    listing_from_keys,
     manifest_last,
 )
 from modelops.storage.errors import StorageError
@@ -183,17 +183,7 @@ class S3Store:
         return keys
 
     def list_versions(self) -> VersionListing:
-        every: set[int] = set()
-        complete: set[int] = set()
-        for key in self._keys():
-            head, _, rest = key.partition("/")
-            number = parse_version_dir(head)
-            if number is None or not rest:
-                continue
-            every.add(number)
-            if rest == MANIFEST_NAME:
-                complete.add(number)
-        return VersionListing(complete=sorted(complete), all=sorted(every))
+        return listing_from_keys(self._keys())
 
     def read_bytes(self, relative: str, limit: int | None = None) -> bytes:
         with self._errors("reading", relative):
