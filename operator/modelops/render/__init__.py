@@ -3,7 +3,7 @@
 Dicts (or a parsed ModelDeployment) in, dicts out; no cluster I/O, no kopf
 (enforced by import-linter). The controller calls, per reconcile:
 
-    md = ModelDeployment.from_body(body)
+    md = read_model_deployment(body)  # modelops.api.intake: v1alpha1 + pod controls
     rollout = decide_rollout(md, deployment=..., pods=..., now=..., previous=status.rollout)
     children = render_children(md, operator_image=..., model_version=...,
                                replace_in_place=rollout["replaceInPlace"])

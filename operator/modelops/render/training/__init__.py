@@ -1,6 +1,6 @@
 """TrainingJob children and status, as pure functions. The controller, per reconcile::
 
-    tj = TrainingJob.from_body(body)
+    tj = read_training_job(body)  # modelops.api.intake: v1alpha1 + pod controls
     status = body.get("status") or {}
     restarts = status.get("restarts") or 0  # latest_attempt(jobs) if status was lost
     apply(render_headless_service(tj))

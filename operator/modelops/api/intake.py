@@ -1,0 +1,128 @@
+"""Where the operator reads a ModelDeployment or TrainingJob body into what the planners read.
+
+The planners and renderers read the v1alpha1 models. v1beta1 adds pod
+controls v1alpha1 cannot hold; read as v1alpha1, an object carries them in the
+annotation api/conversion.py writes (BETA_FIELDS). So every body, whichever
+version it was read in, is converted to v1beta1 with api/conversion.py (which
+restores the annotation's fields) and the pod controls are taken from that
+form; the v1alpha1 model is parsed from the v1alpha1 form as before. The
+result is the v1alpha1 model with `pod_controls` attached.
+
+Refused here (pydantic ValidationError, with the field's location), because
+nothing else can: a volumeMount naming no volume of spec.volumes. The CRD's
+schema refuses it at apply time for v1beta1 writes, but fields that travel in
+the annotation of a v1alpha1 write are not validated by the v1beta1 schema.
+
+Pure: conversion and parsing, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+from . import constants as c
+from .base import plain
+from .conversion import V1ALPHA1, V1BETA1, to_v1alpha1, to_v1beta1, version_of
+from .modeldeployment import ModelDeployment
+from .pod_controls import PodControls
+from .trainingjob import TrainingJob
+from .v1beta1 import modeldeployment as beta_md
+from .v1beta1 import trainingjob as beta_tj
+
+
+def _forms(body: Mapping[str, Any], kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(v1alpha1 form, v1beta1 form). A body without a modelops apiVersion (tests,
+    templates) is read as v1alpha1, as it always was."""
+    data = {**plain(body), "kind": kind}
+    if version_of(data) == V1BETA1:
+        return to_v1alpha1(data), data
+    alpha = {**data, "apiVersion": f"{c.GROUP}/{V1ALPHA1}"}
+    return alpha, to_v1beta1(alpha)
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    return [item.to_dict() for item in items or []]
+
+
+def _check_mounts(controls: PodControls, title: str) -> None:
+    """Each mount names one of the user's volumes (the operator's are not theirs to mount)."""
+    names = {v["name"] for v in controls.volumes}
+    path = controls.mounts_path.split(".")[1:]  # without "spec"
+    errors = [
+        InitErrorDetails(
+            type=PydanticCustomError(
+                "unknown_volume",
+                "{name} names no volume of spec.volumes",
+                {"name": mount["name"]},
+            ),
+            loc=("spec", *path, i, "name"),
+            input=mount["name"],
+        )
+        for i, mount in enumerate(controls.volume_mounts)
+        if mount["name"] not in names
+    ]
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+
+
+def _scheduling(scheduling: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    if scheduling is None:
+        return None, []
+    affinity = scheduling.affinity.to_dict() if scheduling.affinity else None
+    return affinity or None, _dicts(scheduling.topology_spread_constraints)
+
+
+def _metadata(meta: Any) -> tuple[dict[str, str], dict[str, str]]:
+    if meta is None:
+        return {}, {}
+    return dict(meta.labels or {}), dict(meta.annotations or {})
+
+
+def read_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
+    """The v1alpha1 model with its pod controls; raises pydantic.ValidationError."""
+    alpha, beta = _forms(body, c.MD_KIND)
+    md = ModelDeployment.from_body(alpha)
+    spec = beta_md.ModelDeployment.from_body(beta).spec
+    labels, annotations = _metadata(spec.pod_metadata)
+    affinity, spread = _scheduling(spec.scheduling)
+    controls = PodControls(
+        kind=c.MD_KIND,
+        labels=labels,
+        annotations=annotations,
+        image_pull_secrets=_dicts(spec.image_pull_secrets),
+        volumes=_dicts(spec.volumes),
+        volume_mounts=_dicts(spec.runtime.volume_mounts),
+        env=_dicts(spec.runtime.env),
+        affinity=affinity,
+        topology_spread_constraints=spread,
+        cpu_limit=None if spec.resources.cpu_limit is None else str(spec.resources.cpu_limit),
+    )
+    _check_mounts(controls, c.MD_KIND)
+    return md.model_copy(update={"pod_controls": controls})
+
+
+def read_training_job(body: Mapping[str, Any]) -> TrainingJob:
+    """The v1alpha1 model with its pod controls; raises pydantic.ValidationError."""
+    alpha, beta = _forms(body, c.TJ_KIND)
+    tj = TrainingJob.from_body(alpha)
+    spec = beta_tj.TrainingJob.from_body(beta).spec
+    labels, annotations = _metadata(spec.pod_metadata)
+    affinity, spread = _scheduling(spec.scheduling)
+    cpu_limit = spec.resources.cpu_limit
+    controls = PodControls(
+        kind=c.TJ_KIND,
+        labels=labels,
+        annotations=annotations,
+        image_pull_secrets=_dicts(spec.image_pull_secrets),
+        volumes=_dicts(spec.volumes),
+        volume_mounts=_dicts(spec.volume_mounts),
+        env=_dicts(spec.env),
+        affinity=affinity,
+        topology_spread_constraints=spread,
+        cpu_limit=None if cpu_limit is None else str(cpu_limit),
+    )
+    _check_mounts(controls, c.TJ_KIND)
+    return tj.model_copy(update={"pod_controls": controls})
