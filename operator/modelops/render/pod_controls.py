@@ -23,7 +23,7 @@ user's entry that would replace or shadow one of them is refused
 volume or variable that quietly goes missing breaks the user's container in a
 way no condition would explain. The planners turn the refusal into the
 InvalidSpec condition and apply nothing. Keys the operator or the workload
-controllers own (its `modelops.io` domain, the Deployment's pod-template-hash,
+controllers own (the `modelops.io/` prefix, the Deployment's pod-template-hash,
 the Job controller's labels) are refused even where this template does not set
 them yet, so a refusal never depends on the rollout's state.
 
@@ -57,11 +57,14 @@ class PodControlsCollision(ValueError):
 
 
 def _owned_key(key: str) -> bool:
-    """A key of the operator's domain (modelops.io/..., *.modelops.io/...) or a controller's."""
-    prefix, _, _ = key.rpartition("/")
-    if prefix == c.GROUP or prefix.endswith("." + c.GROUP):
-        return True
-    return key in CONTROLLER_KEYS or key.startswith(CONTROLLER_PREFIXES)
+    """A key of the operator's prefix (modelops.io/...) or a workload controller's.
+    Subdomains (e.g. sim.modelops.io/, which the test cluster's KWOK stages read) stay
+    the user's: the operator writes none."""
+    return (
+        key.startswith(c.GROUP + "/")
+        or key in CONTROLLER_KEYS
+        or key.startswith(CONTROLLER_PREFIXES)
+    )
 
 
 def _merge_keys(ours: dict[str, str], theirs: Mapping[str, str], field: str) -> dict[str, str]:
