@@ -447,3 +447,59 @@ def test_a_colliding_training_spec_creates_no_job_and_says_why():
     stalled = next(x for x in out.status["conditions"] if x["type"] == "Stalled")
     assert stalled["reason"] == "InvalidSpec"
     assert "spec.podMetadata.labels[app.kubernetes.io/instance]" in stalled["message"]
+
+
+# --- the apply-time lists stay in step with the renderers --------------------------------
+
+DRIFT = {"enabled": True, "reference": {"uri": "s3://models/fraud/reference.npz"}}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {"driftMonitor": DRIFT},
+        {"driftMonitor": {**DRIFT, "reference": {"uri": "pvc://claim/ref.npz"}}},
+        {"model": {"storageUri": "pvc://claim/m", "version": "1"}},
+        {"rollout": {"strategy": "Shadow", "placement": "InPlace", "maxSurge": 1}},
+        {
+            "model": {"storageUri": "pvc://claim/m", "version": "1"},
+            "rollout": {"strategy": "Shadow", "placement": "InPlace"},
+        },
+    ],
+)
+def test_the_schema_reserves_every_volume_and_triton_mount_the_operator_renders(spec):
+    from modelops.api.v1beta1 import pod
+
+    (dep, *_) = (
+        render_slots(md_body(**spec))
+        if spec.get("rollout")
+        else [
+            next(
+                ch
+                for ch in render_children(md_body(**spec), operator_image="op:1", model_version="3")
+                if ch["kind"] == "Deployment"
+            )
+        ]
+    )
+    template = dep["spec"]["template"]
+    assert {v["name"] for v in template["spec"]["volumes"]} <= set(pod.SERVING_VOLUMES)
+    triton = containers(template)[TRITON_CONTAINER]
+    assert {m["mountPath"] for m in triton["volumeMounts"]} <= set(pod.SERVING_MOUNT_PATHS)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {"command": ["python", "train.py"], "entrypoint": "modelops.trainer.examples.tabular"},
+        {"dataset": {"uri": "pvc://data/x"}, "output": {"storageUri": "pvc://out/y"}},
+    ],
+)
+def test_the_schema_reserves_every_volume_and_trainer_mount_the_operator_renders(spec):
+    from modelops.api.v1beta1 import pod
+
+    template = render_job(tj_body(**spec), attempt=0)["spec"]["template"]
+    assert {v["name"] for v in template["spec"]["volumes"]} <= set(pod.TRAINING_VOLUMES)
+    trainer = containers(template)[TRAINER_CONTAINER]
+    assert {m["mountPath"] for m in trainer["volumeMounts"]} <= set(pod.TRAINING_MOUNT_PATHS)
