@@ -398,15 +398,15 @@ def test_cpu_limit_is_apart_from_the_request_and_spread_keeps_a_given_selector()
 
 
 def test_a_colliding_serving_spec_is_refused_with_a_condition_and_nothing_applied():
-    body = to_v1alpha1(beta_md(volumes=[{"name": "shm", "emptyDir": {}}]))
-    body["spec"].pop("runtime")  # no mount of it: the volume name alone collides
-    body = to_v1alpha1(to_v1beta1(body))
+    beta = beta_md()
+    beta["spec"]["volumes"].append({"name": "shm", "emptyDir": {}})  # the operator's /dev/shm
+    body = to_v1alpha1(beta)  # through the annotation: the v1beta1 schema never saw it
     children = cluster(md_body())
     out = md_plan(body, children, record(children, md_body()))
     assert not out.applies and not out.deletes
     stalled = next(x for x in out.status["conditions"] if x["type"] == "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec"
-    assert stalled["message"].startswith("spec.volumes[0].name: shm is a volume of the operator's")
+    assert stalled["message"].startswith("spec.volumes[2].name: shm is a volume of the operator's")
 
 
 # --- training pods ------------------------------------------------------------------------
@@ -503,3 +503,52 @@ def test_the_schema_reserves_every_volume_and_trainer_mount_the_operator_renders
     assert {v["name"] for v in template["spec"]["volumes"]} <= set(pod.TRAINING_VOLUMES)
     trainer = containers(template)[TRAINER_CONTAINER]
     assert {m["mountPath"] for m in trainer["volumeMounts"]} <= set(pod.TRAINING_MOUNT_PATHS)
+
+
+# --- the retraining TrainingJob a ModelDeployment starts --------------------------------
+
+
+def test_the_retraining_job_carries_the_templates_pod_controls():
+    from modelops.render.retrain import plan_retrain
+    from tests.unit.test_render_fixtures import NOW
+
+    template = to_v1beta1(tj_body())["spec"]
+    template.update(copy.deepcopy(CONTROLS))
+    template["volumeMounts"] = copy.deepcopy(MOUNTS)
+    beta = beta_md(
+        driftMonitor={
+            "enabled": True,
+            "reference": {"uri": "s3://models/fraud/reference.npz"},
+            "retrain": {"trainingJobTemplate": template},
+        }
+    )
+    for body in (beta, to_v1alpha1(beta)):
+        md = read_model_deployment(body)
+        created = plan_retrain(md, drifted=True, previous=None, trainings=[], now=NOW)
+        assert created is not None and created["apiVersion"] == "modelops.io/v1alpha1"
+        assert "imagePullSecrets" not in created["spec"]  # v1alpha1 has no home for it
+        controls = read_training_job(created).pod_controls
+        assert controls.image_pull_secrets == [{"name": "registry"}]
+        assert (
+            controls.volume_mounts == MOUNTS
+            and controls.labels == CONTROLS["podMetadata"]["labels"]
+        )
+        job = render_job(created, attempt=0)
+        assert job["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+
+
+def test_a_retraining_template_without_pod_controls_is_written_as_before():
+    from modelops.render.retrain import plan_retrain
+    from tests.unit.test_render_fixtures import NOW
+
+    body = md_body(
+        driftMonitor={
+            "enabled": True,
+            "reference": {"uri": "s3://models/fraud/reference.npz"},
+            "retrain": {"trainingJobTemplate": tj_body()["spec"]},
+        }
+    )
+    created = plan_retrain(
+        read_model_deployment(body), drifted=True, previous=None, trainings=[], now=NOW
+    )
+    assert created is not None and "annotations" not in created["metadata"]

@@ -101,6 +101,10 @@ def read_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
         cpu_limit=None if spec.resources.cpu_limit is None else str(spec.resources.cpu_limit),
     )
     _check_mounts(controls, c.MD_KIND)
+    retrain = spec.drift_monitor.retrain if spec.drift_monitor else None
+    if retrain is not None:
+        template = plain(retrain.training_job_template)
+        controls = controls.model_copy(update={"training_job_template": template})
     return md.model_copy(update={"pod_controls": controls})
 
 

@@ -38,6 +38,9 @@ class PodControls(BaseModel):
     affinity: dict[str, Any] | None = None
     topology_spread_constraints: list[dict[str, Any]] = Field(default_factory=list)
     cpu_limit: str | None = None
+    # ModelDeployment: spec.driftMonitor.retrain.trainingJobTemplate in its v1beta1 form,
+    # so the retraining TrainingJob carries the template's pod controls too.
+    training_job_template: dict[str, Any] | None = None
 
     # Where each control sits in the object (the v1beta1 spelling), for messages.
     @property
