@@ -552,3 +552,30 @@ def test_a_retraining_template_without_pod_controls_is_written_as_before():
         read_model_deployment(body), drifted=True, previous=None, trainings=[], now=NOW
     )
     assert created is not None and "annotations" not in created["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "loc"),
+    [
+        # Through the annotation the v1beta1 schema never sees hostPath; parsing would drop
+        # it and leave a bare volume (an emptyDir on the API server): refused instead.
+        (
+            lambda s: s["volumes"].append({"name": "host", "hostPath": {"path": "/"}}),
+            ("spec", "volumes", 2),
+        ),
+        (
+            lambda s: s["volumes"].append({"name": "two", "emptyDir": {}, "secret": {}}),
+            ("spec", "volumes", 2),
+        ),
+        (
+            lambda s: s["runtime"]["env"].append({"name": "X", "valueFrom": {}}),
+            ("spec", "runtime", "env", 2, "valueFrom"),
+        ),
+    ],
+)
+def test_intake_refuses_what_the_v1beta1_schema_would_have(edit, loc):
+    beta = beta_md()
+    edit(beta["spec"])
+    with pytest.raises(ValidationError) as err:
+        read_model_deployment(to_v1alpha1(beta))
+    assert err.value.errors()[0]["loc"] == loc

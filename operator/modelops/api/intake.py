@@ -9,9 +9,11 @@ form; the v1alpha1 model is parsed from the v1alpha1 form as before. The
 result is the v1alpha1 model with `pod_controls` attached.
 
 Refused here (pydantic ValidationError, with the field's location), because
-nothing else can: a volumeMount naming no volume of spec.volumes. The CRD's
-schema refuses it at apply time for v1beta1 writes, but fields that travel in
-the annotation of a v1alpha1 write are not validated by the v1beta1 schema.
+nothing else would: a volume without exactly one allowed source (hostPath
+included), a volumeMount naming no volume of spec.volumes, a valueFrom without
+exactly one source. The CRD's schema refuses them at apply time for v1beta1
+writes, but fields that travel in the annotation of a v1alpha1 write are not
+validated by the v1beta1 schema.
 
 Pure: conversion and parsing, no I/O.
 """
@@ -30,6 +32,7 @@ from .modeldeployment import ModelDeployment
 from .pod_controls import PodControls
 from .trainingjob import TrainingJob
 from .v1beta1 import modeldeployment as beta_md
+from .v1beta1 import pod as beta_pod
 from .v1beta1 import trainingjob as beta_tj
 
 
@@ -47,23 +50,37 @@ def _dicts(items: Any) -> list[dict[str, Any]]:
     return [item.to_dict() for item in items or []]
 
 
-def _check_mounts(controls: PodControls, title: str) -> None:
-    """Each mount names one of the user's volumes (the operator's are not theirs to mount)."""
+def _error(kind: str, message: str, loc: tuple[str | int, ...], value: Any) -> InitErrorDetails:
+    return InitErrorDetails(
+        type=PydanticCustomError(kind, message),
+        loc=loc,
+        input=value,
+    )
+
+
+def _check(controls: PodControls, title: str) -> None:
+    """The v1beta1 schema's rules on the pod controls that parsing alone does not keep
+    (fields from a v1alpha1 write's annotation met no v1beta1 schema): each volume has
+    exactly one allowed source (an unknown one, e.g. hostPath, is dropped by parsing and
+    would leave a bare volume the API server turns into an emptyDir), each mount names
+    one of the user's volumes, each valueFrom names exactly one source."""
+    errors = []
+    for i, volume in enumerate(controls.volumes):
+        if sum(1 for s in beta_pod.VOLUME_SOURCES if s in volume) != 1:
+            text = "a volume needs exactly one source: " + ", ".join(beta_pod.VOLUME_SOURCES)
+            errors.append(_error("volume_source", text, ("spec", "volumes", i), volume["name"]))
     names = {v["name"] for v in controls.volumes}
-    path = controls.mounts_path.split(".")[1:]  # without "spec"
-    errors = [
-        InitErrorDetails(
-            type=PydanticCustomError(
-                "unknown_volume",
-                "{name} names no volume of spec.volumes",
-                {"name": mount["name"]},
-            ),
-            loc=("spec", *path, i, "name"),
-            input=mount["name"],
-        )
-        for i, mount in enumerate(controls.volume_mounts)
-        if mount["name"] not in names
-    ]
+    mounts = tuple(controls.mounts_path.split(".")[1:])  # without "spec"
+    for i, mount in enumerate(controls.volume_mounts):
+        if mount["name"] not in names:
+            text = f"{mount['name']} names no volume of spec.volumes"
+            errors.append(_error("unknown_volume", text, ("spec", *mounts, i, "name"), mount))
+    env = tuple(controls.env_path.split(".")[1:])
+    for i, var in enumerate(controls.env or []):
+        source = var.get("valueFrom")
+        if source is not None and len(source) != 1:
+            text = "valueFrom needs exactly one of secretKeyRef and configMapKeyRef"
+            errors.append(_error("value_from", text, ("spec", *env, i, "valueFrom"), var))
     if errors:
         raise ValidationError.from_exception_data(title, errors)
 
@@ -100,7 +117,7 @@ def read_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
         topology_spread_constraints=spread,
         cpu_limit=None if spec.resources.cpu_limit is None else str(spec.resources.cpu_limit),
     )
-    _check_mounts(controls, c.MD_KIND)
+    _check(controls, c.MD_KIND)
     retrain = spec.drift_monitor.retrain if spec.drift_monitor else None
     if retrain is not None:
         template = plain(retrain.training_job_template)
@@ -128,5 +145,5 @@ def read_training_job(body: Mapping[str, Any]) -> TrainingJob:
         topology_spread_constraints=spread,
         cpu_limit=None if cpu_limit is None else str(cpu_limit),
     )
-    _check_mounts(controls, c.TJ_KIND)
+    _check(controls, c.TJ_KIND)
     return tj.model_copy(update={"pod_controls": controls})
