@@ -579,3 +579,46 @@ def test_intake_refuses_what_the_v1beta1_schema_would_have(edit, loc):
     with pytest.raises(ValidationError) as err:
         read_model_deployment(to_v1alpha1(beta))
     assert err.value.errors()[0]["loc"] == loc
+
+
+def _corpus() -> list[dict[str, Any]]:
+    from tests.unit.test_api_conversion import _alpha_corpus
+
+    out = []
+    variants = [
+        md_body(runtime={"env": [{"name": "A", "value": "1"}, {"name": "B", "value": ""}]}),
+        md_body(driftMonitor={**DRIFT, "retrain": {"trainingJobTemplate": tj_body()["spec"]}}),
+        md_body(rollout={"strategy": "Canary", "maxSurge": 1}),
+        tj_body(
+            podMetadata={"labels": {"team": "a"}, "annotations": {"x/y": "z"}},
+            env=[{"name": "E", "value": "1"}],
+        ),
+    ]
+    for obj in [*_alpha_corpus(), *variants]:
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("name", "x")
+        meta.update(namespace="ml", uid="u-1", generation=1)
+        out.append(obj)
+    return out
+
+
+def test_a_v1alpha1_body_without_the_annotation_skips_the_conversion_and_renders_the_same():
+    """The fast path (no v1beta1-only field to read) against the conversion, over every
+    sample and documented object: the same pod controls and the same pods."""
+    corpus = _corpus()
+    assert len(corpus) >= 10
+    for obj in corpus:
+        forced = copy.deepcopy(obj)
+        forced["metadata"]["annotations"] = {BETA_FIELDS: "[]"}  # nothing saved: the slow path
+        if obj["kind"] == c.MD_KIND:
+            fast, slow = read_model_deployment(obj), read_model_deployment(forced)
+            assert fast.pod_controls == slow.pod_controls.model_copy(
+                update={"training_job_template": None}
+            ), obj["metadata"]["name"]
+            kw: dict[str, Any] = {"operator_image": "op:1", "model_version": "3"}
+            assert render_children(fast, **kw) == render_children(slow, **kw)
+        else:
+            fast_tj, slow_tj = read_training_job(obj), read_training_job(forced)
+            assert fast_tj.pod_controls == slow_tj.pod_controls, obj["metadata"]["name"]
+            assert render_job(fast_tj) == render_job(slow_tj)
