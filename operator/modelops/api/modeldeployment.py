@@ -32,6 +32,7 @@ from .base import (
     sub_object,
     validations,
 )
+from .pod_controls import PodControls
 from .rollout import MAX_HISTORY, HistoryEntry, Rollout, RolloutStatus
 from .types import Condition, EnvVar, SecretReference, Toleration
 
@@ -867,6 +868,8 @@ class ModelDeployment(ParsedObject):
     """A parsed ModelDeployment: metadata the renderers need plus the typed spec."""
 
     spec: ModelDeploymentSpec
+    # The v1beta1 pod controls, attached by api/intake.py (empty when parsed otherwise).
+    pod_controls: PodControls = Field(default_factory=PodControls)
 
     @property
     def model_name(self) -> str:

@@ -44,6 +44,7 @@ from .modeldeployment import (
     Resources,
     Scheduling,
 )
+from .pod_controls import PodControls
 from .types import Condition, EnvVar, SecretReference
 
 # Floor of spec.ttlSecondsAfterFinished: the operator must see how an attempt
@@ -535,6 +536,8 @@ class TrainingJob(ParsedObject):
     """A parsed TrainingJob: metadata the renderers need plus the typed spec."""
 
     spec: TrainingJobSpec
+    # The v1beta1 pod controls, attached by api/intake.py (empty when parsed otherwise).
+    pod_controls: PodControls = Field(default_factory=lambda: PodControls(kind=c.TJ_KIND))
 
     @property
     def model_name(self) -> str:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelops.api import constants as c
+from modelops.api.conversion import BETA_FIELDS
 from modelops.api.modeldeployment import ModelDeployment
 from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator, Outcome
@@ -309,9 +310,12 @@ class ModelDeploymentController:
         seen.intersection_update(sources.ignored)
 
     def _parse(self, key: Key, body: Mapping[str, Any]) -> ModelDeployment | str:
-        """Parsed once per spec generation: status-only changes reuse it."""
+        """Parsed once per spec generation: status-only changes reuse it. The pod controls
+        a v1alpha1 write carries in its annotation (api/intake.py) move no generation,
+        so the annotation is part of the stamp."""
         meta = body["metadata"]
-        stamp = (meta.get("uid"), meta.get("generation"))
+        beta_fields = (meta.get("annotations") or {}).get(BETA_FIELDS)
+        stamp = (meta.get("uid"), meta.get("generation"), beta_fields)
         cached = self._parsed.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]

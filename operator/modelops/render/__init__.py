@@ -8,6 +8,8 @@ one planner, and hand its Plan (render.plan) to the actuator:
     md_planner.plan(observed, md, applied, settings)     ModelDeployment
     training.planner.plan(observed, tj, ...)             TrainingJob
 
+    (bodies are read by modelops.api.intake: the v1alpha1 model + pod controls)
+
 Three groups of modules, kept apart by import contracts (pyproject.toml):
 
 - ModelDeployment: md_planner and what it calls -- children (deployment, service,

@@ -40,6 +40,7 @@ from .drift_sidecar import (
 )
 from .meta import as_md, child_metadata, labels, selector_labels
 from .placement import container_resources, node_selector, tolerations
+from .pod_controls import apply_pod_controls
 from .pods import PULL_CONTAINER
 from .slots import deployment_name
 from .sources import PodSource, pod_source
@@ -118,6 +119,12 @@ def render_deployment(
         }
     )
     apply_to_pod(md, spec["template"]["spec"], spec["template"], TRITON_CONTAINER)  # DRA GPUs
+    # The user's pod controls last, over the complete template, so that the
+    # operator's own entries are known and win (a collision is refused).
+    # A spread constraint counts the ModelDeployment's pods of both slots by default.
+    apply_pod_controls(
+        spec["template"], md.pod_controls, container=TRITON_CONTAINER, own_pods=selector_labels(md)
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -320,6 +327,10 @@ def _triton_container(md: ModelDeployment, default_image: str) -> dict[str, Any]
         container["lifecycle"] = prestop_sleep(TRITON_PRESTOP_SECONDS)
     if runtime.image_pull_policy:
         container["imagePullPolicy"] = runtime.image_pull_policy
-    if runtime.env:
-        container["env"] = [e.to_dict() for e in runtime.env]
+    # Through the intake (api/intake.py) the v1beta1 env, valueFrom entries included.
+    env = md.pod_controls.env
+    if env is None:
+        env = [e.to_dict() for e in runtime.env or []]
+    if env:
+        container["env"] = [dict(e) for e in env]
     return container

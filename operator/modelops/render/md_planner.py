@@ -34,6 +34,7 @@ import pydantic
 from modelops.api import constants as c
 from modelops.api.base import plain
 from modelops.api.conditions import CONDITIONS
+from modelops.api.intake import read_model_deployment
 from modelops.api.kinds import kind_of
 from modelops.api.modeldeployment import MAX_LOADED_PODS, MAX_LOADED_VERSIONS, ModelDeployment
 from modelops.api.recheck import describe, violations
@@ -57,6 +58,7 @@ from .outcome import conclude, digest
 from .ownership import Applied, apply_actions, uid_of
 from .pdb import baseline_replicas
 from .plan import REPLICAS_MANAGER, Apply, Create, Delete, Failure, Plan
+from .pod_controls import PodControlsCollision
 from .projections import OWNS_REPLICAS, controller_uid
 from .retrain import plan_retrain, resolve_model_version
 from .slots import Layout
@@ -158,7 +160,7 @@ def parse(body: Mapping[str, Any]) -> ModelDeployment | str:
     """The typed object, or what is wrong with it, fields named: the first validation
     error, or the CRD rules it breaks (modelops.api.recheck)."""
     try:
-        md = ModelDeployment.from_body(body)
+        md = read_model_deployment(body)
     except pydantic.ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -227,7 +229,14 @@ def plan(
     if isinstance(md, str):
         return _refuse_invalid_spec(obs, md)
     decided = _decide(obs, md)
-    out, problems, rendered = _render_and_apply(obs, md, decided, applied, settings, memo)
+    try:
+        out, problems, rendered = _render_and_apply(obs, md, decided, applied, settings, memo)
+    except PodControlsCollision as err:
+        # The operator's own entries win: the user's colliding one is refused and
+        # the children stay as they are (render/pod_controls.py).
+        status = {"observedGeneration": obs.body["metadata"].get("generation")}
+        failure = Failure(c.MD_KIND, "InvalidSpec", str(err))
+        return conclude(Plan(), obs.previous, status, [failure], obs.now)
     _delete_unrendered(out, obs, rendered, decided.keda_missing)
     _keep_autoscaler_minimum(out, md, decided)
     status = _derive_status(obs, md, decided, out)
@@ -468,6 +477,8 @@ def _render(
     key = (
         md.metadata.uid,
         md.metadata.generation,
+        # Pod controls read from the annotation of a v1alpha1 write move no generation.
+        md.pod_controls.cache_key(),
         layout.cache_key(),
         replace_in_place,
         keda_missing,

@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelops.api import constants as c
+from modelops.api.intake import read_model_deployment
 from modelops.api.modeldeployment import ModelDeployment
 
 
 def as_md(md: ModelDeployment | Mapping[str, Any]) -> ModelDeployment:
-    """Accept either a parsed ModelDeployment or the raw object (e.g. kopf's body)."""
-    return md if isinstance(md, ModelDeployment) else ModelDeployment.from_body(md)
+    """Accept either a parsed ModelDeployment or the raw object (e.g. kopf's body), read
+    through the one intake (v1alpha1 or v1beta1, pod controls attached)."""
+    return md if isinstance(md, ModelDeployment) else read_model_deployment(md)
 
 
 def selector_labels(md: ModelDeployment) -> dict[str, str]:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelops.api import constants as c
+from modelops.api.conversion import BETA_FIELDS, to_v1alpha1
 from modelops.api.modeldeployment import ModelDeployment
 
 from .meta import owner_reference
@@ -89,7 +90,7 @@ def plan_retrain(
     name = md.name[: _TJ_NAME_LIMIT - len(suffix)].rstrip("-") + suffix
     spec = dict(monitor.retrain.training_job_template)
     spec["modelDeploymentRef"] = {"name": md.name}
-    return {
+    body = {
         "apiVersion": c.API_VERSION,
         "kind": c.TJ_KIND,
         "metadata": {
@@ -101,6 +102,26 @@ def plan_retrain(
         },
         "spec": spec,
     }
+    carried = _beta_fields(md, body)
+    if carried is not None:
+        body["metadata"]["annotations"] = {BETA_FIELDS: carried}
+    return body
+
+
+def _beta_fields(md: ModelDeployment, body: Mapping[str, Any]) -> str | None:
+    """The template's v1beta1-only fields (its pod controls), as the conversion's annotation
+    of the v1alpha1 TrainingJob written here; the API server (or the operator's intake)
+    restores them. None when the template has none."""
+    template = md.pod_controls.training_job_template
+    if template is None:
+        return None
+    beta = {
+        **body,
+        "apiVersion": f"{c.GROUP}/v1beta1",
+        "spec": {**template, "modelDeploymentRef": {"name": md.name}},
+    }
+    annotations = to_v1alpha1(beta).get("metadata", {}).get("annotations") or {}
+    return annotations.get(BETA_FIELDS)
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:

@@ -143,7 +143,9 @@ class Runtime(a.Runtime):
         + ", ".join(c.RESERVED_ENV_NAMES)
         + " are reserved.",
     )
-    volume_mounts: list[pod.VolumeMount] | None = pod.volume_mounts_field("Triton")
+    volume_mounts: list[pod.VolumeMount] | None = pod.volume_mounts_field(
+        "Triton", pod.SERVING_MOUNT_PATHS
+    )
 
 
 class Resources(a.Resources):
@@ -410,6 +412,12 @@ class DriftMonitor(a.DriftMonitor):
 
 class ModelDeploymentSpec(a.ModelDeploymentSpec):
     __doc__ = a.ModelDeploymentSpec.__doc__
+    model_config = ConfigDict(
+        json_schema_extra=pod.with_rules(
+            a.ModelDeploymentSpec.model_config.get("json_schema_extra"),
+            pod.mounts_name_volumes("self.runtime.volumeMounts", ".runtime.volumeMounts"),
+        )
+    )
 
     model: ModelSource = Field(description="The model to serve.")
     runtime: Runtime = sub_object(Runtime, "Triton Inference Server settings.")
@@ -432,10 +440,10 @@ class ModelDeploymentSpec(a.ModelDeploymentSpec):
     pod_metadata: pod.PodMetadata | None = Field(
         default=None,
         description="Extra labels and annotations of the Triton pods (e.g. cost allocation, "
-        "service-mesh opt-outs). The operator's own keys win on a clash.",
+        "service-mesh opt-outs). A key the operator sets with another value is refused.",
     )
     image_pull_secrets: list[pod.LocalObjectReference] | None = pod.IMAGE_PULL_SECRETS_FIELD
-    volumes: list[pod.Volume] | None = pod.volumes_field("Triton")
+    volumes: list[pod.Volume] | None = pod.volumes_field("Triton", pod.SERVING_VOLUMES)
 
 
 class ServedVersion(ApiModel):

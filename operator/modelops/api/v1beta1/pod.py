@@ -11,6 +11,8 @@ mount that collides with the operator's own.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
@@ -147,8 +149,30 @@ class Volume(ApiModel):
 
 RESERVED_VOLUME_PREFIX = "modelops-"
 
+# What the operator puts in its pods, refused to users at apply time (the
+# renderers check the rendered template again: render/pod_controls.py; a unit test
+# keeps these lists a superset of what they render).
+SERVING_VOLUMES = ("models", "shm", "scratch", "model-source", "drift-reference", "traffic")
+SERVING_MOUNT_PATHS = ("/models", "/dev/shm", "/tmp", "/mnt/model")
+TRAINING_VOLUMES = ("checkpoints", "dataset", "output", "model-output", "shm", "scratch")
+TRAINING_MOUNT_PATHS = (
+    "/checkpoints",
+    "/mnt/dataset",
+    "/mnt/output",
+    c.SCRIPT_OUTPUT_DIR,
+    "/dev/shm",
+    "/tmp",
+)
+# Pod label / annotation keys the operator or the workload controllers own.
+RESERVED_KEY_PREFIXES = (f"{c.GROUP}/", "batch.kubernetes.io/")
+RESERVED_KEYS = ("pod-template-hash", "job-name", "controller-uid")
 
-def volumes_field(what: str) -> Any:
+
+def _cel_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{i}'" for i in items) + "]"
+
+
+def volumes_field(what: str, reserved: tuple[str, ...]) -> Any:
     return Field(
         default=None,
         max_length=32,
@@ -156,14 +180,18 @@ def volumes_field(what: str) -> Any:
             "name",
             **validations(
                 cel(
-                    f"self.all(v, !v.name.startsWith('{RESERVED_VOLUME_PREFIX}'))",
-                    f"volume names starting with {RESERVED_VOLUME_PREFIX} are the operator's",
+                    f"self.all(v, !v.name.startsWith('{RESERVED_VOLUME_PREFIX}') "
+                    f"&& !(v.name in {_cel_list(reserved)}))",
+                    f"volume names starting with {RESERVED_VOLUME_PREFIX} and "
+                    + ", ".join(reserved)
+                    + f" are the operator's in the {what} pods",
                 ),
             ),
         ),
         description=f"Extra volumes of the {what} pods (core/v1 Volume; sources: "
         + ", ".join(VOLUME_SOURCES)
-        + "). Mount them with volumeMounts.",
+        + "). Mount them with volumeMounts. Names starting with "
+        f"{RESERVED_VOLUME_PREFIX} and " + ", ".join(reserved) + " are the operator's.",
     )
 
 
@@ -189,13 +217,53 @@ class VolumeMount(ApiModel):
     )
 
 
-def volume_mounts_field(container: str) -> Any:
+def volume_mounts_field(container: str, reserved: tuple[str, ...]) -> Any:
+    # A path equal to one of the operator's, beneath one, or above one (it would hide it).
+    overlap = (
+        f"{_cel_list(reserved)}.exists(p, m.mountPath == p || m.mountPath.startsWith(p + '/') "
+        "|| p.startsWith(m.mountPath.endsWith('/') ? m.mountPath : m.mountPath + '/'))"
+    )
     return Field(
         default=None,
         max_length=32,
-        json_schema_extra=map_list("mountPath"),
-        description=f"Mounts of spec.volumes into the {container} container.",
+        json_schema_extra=map_list(
+            "mountPath",
+            **validations(
+                cel(
+                    f"self.all(m, !{overlap})",
+                    f"mountPath may not be, contain or lie under the operator's mounts in the "
+                    f"{container} container: " + ", ".join(reserved),
+                ),
+            ),
+        ),
+        description=f"Mounts of spec.volumes into the {container} container (only there: the "
+        "operator's other containers get none). Not at, above or under the operator's own "
+        "mounts: " + ", ".join(reserved) + ".",
     )
+
+
+def mounts_name_volumes(mounts: str, field_path: str) -> dict[str, str]:
+    """The spec-level rule: each mount names one of spec.volumes (the operator's volumes
+    are not the user's to mount)."""
+    return cel(
+        f"!has({mounts}) || {mounts}.all(m, has(self.volumes) "
+        "&& self.volumes.exists(v, v.name == m.name))",
+        "each volumeMount must name a volume of spec.volumes",
+        field_path=field_path,
+    )
+
+
+def with_rules(inherited: Any, *rules: dict[str, str]) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` of a subclass: its base's (a dict or a function), plus rules."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        if callable(inherited):
+            inherited(schema)
+        elif inherited:
+            schema.update(copy.deepcopy(inherited))
+        schema.setdefault("x-kubernetes-validations", []).extend(rules)
+
+    return extra
 
 
 class Affinity(ApiModel):
@@ -244,8 +312,27 @@ class TopologySpreadConstraint(ApiModel):
     )
 
 
+def _no_reserved_keys(field: str) -> dict[str, str]:
+    prefixes = " || ".join(f"k.startsWith('{p}')" for p in RESERVED_KEY_PREFIXES)
+    return cel(
+        f"!has(self.{field}) || self.{field}.all(k, !({prefixes} || k in "
+        f"{_cel_list(RESERVED_KEYS)}))",
+        f"{field} keys starting with "
+        + ", ".join(RESERVED_KEY_PREFIXES)
+        + " and "
+        + ", ".join(RESERVED_KEYS)
+        + " are the operator's or its controllers'",
+        field_path=f".{field}",
+    )
+
+
 class PodMetadata(ApiModel):
-    """Labels and annotations copied onto every pod; the operator's own keys win on a clash."""
+    """Labels and annotations copied onto every pod. A key the operator sets on the pods
+    with another value is refused (condition Stalled, reason InvalidSpec, naming it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(_no_reserved_keys("labels"), _no_reserved_keys("annotations"))
+    )
 
     labels: dict[str, Annotated[str, Field(max_length=63, description="A label value.")]] | None = (
         Field(default=None, max_length=32, description="Labels added to the pods.")

@@ -148,22 +148,31 @@ _TrainingJobSpec = derive(
                 pod.PodMetadata | None,
                 Field(
                     default=None,
-                    description="Extra labels and annotations for the worker pods. The "
-                    "operator's own keys win on a clash.",
+                    description="Extra labels and annotations for the worker pods. A key "
+                    "the operator sets with another value is refused.",
                 ),
             )
         },
     },
     add={
         "image_pull_secrets": (list[pod.LocalObjectReference] | None, pod.IMAGE_PULL_SECRETS_FIELD),
-        "volumes": (list[pod.Volume] | None, pod.volumes_field("worker")),
-        "volume_mounts": (list[pod.VolumeMount] | None, pod.volume_mounts_field("trainer")),
+        "volumes": (list[pod.Volume] | None, pod.volumes_field("worker", pod.TRAINING_VOLUMES)),
+        "volume_mounts": (
+            list[pod.VolumeMount] | None,
+            pod.volume_mounts_field("trainer", pod.TRAINING_MOUNT_PATHS),
+        ),
     },
 )
 
 
 class TrainingJobSpec(_TrainingJobSpec):  # type: ignore[valid-type,misc]
     __doc__ = a.TrainingJobSpec.__doc__
+    model_config = ConfigDict(
+        json_schema_extra=pod.with_rules(
+            _TrainingJobSpec.model_config.get("json_schema_extra"),
+            pod.mounts_name_volumes("self.volumeMounts", ".volumeMounts"),
+        )
+    )
 
     @property
     def active_deadline_seconds(self) -> int | None:

@@ -3,7 +3,7 @@
 ``planner.plan`` takes every decision of a reconcile (controllers.tj_reconcile
 is its shell); in outline, the order it follows::
 
-    tj = TrainingJob.from_body(body)
+    tj = read_training_job(body)  # modelops.api.intake: v1alpha1 + pod controls
     status = body.get("status") or {}
     restarts = status.get("restarts") or 0  # latest_attempt(jobs) if status was lost
     apply(render_headless_service(tj))

@@ -36,6 +36,7 @@ from ..containers import (
 )
 from ..dra import claim_pod
 from ..placement import container_resources, node_selector, tolerations
+from ..pod_controls import apply_pod_controls
 from ..pods import get
 from ..sources import PodSource, pod_source
 from .gpu_claims import render_claim_template
@@ -46,6 +47,7 @@ from .names import (
     job_name,
     labels,
     master_addr,
+    selector_labels,
     service_name,
 )
 
@@ -129,6 +131,10 @@ def render_job(
     }
     template = job_spec["template"]
     claim_pod(render_claim_template(tj), template["spec"], template, TRAINER_CONTAINER)  # DRA
+    # The user's pod controls last: the operator's entries win, a collision is refused.
+    apply_pod_controls(
+        template, tj.pod_controls, container=TRAINER_CONTAINER, own_pods=selector_labels(tj)
+    )
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
 
 
@@ -380,7 +386,13 @@ def _env(tj: TrainingJob, attempt: int, dataset: PodSource) -> list[dict[str, An
             {"name": "MODELOPS_DATASET_URI", "value": dataset.uri},
             {"name": "MODELOPS_CHECKPOINT_DIR", "value": CHECKPOINT_DIR},
         ]
-    user = [e.to_dict() for e in spec.env or []]
+    # Through the intake (api/intake.py) the v1beta1 env, valueFrom entries included.
+    controls_env = tj.pod_controls.env
+    user = (
+        [dict(e) for e in controls_env]
+        if controls_env is not None
+        else [e.to_dict() for e in spec.env or []]
+    )
     if not any(e["name"] == "PYTHONUNBUFFERED" for e in user):
         # Unbuffered output keeps the log tail (FallbackToLogsOnError) current.
         env.append({"name": "PYTHONUNBUFFERED", "value": "1"})

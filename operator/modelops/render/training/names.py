@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelops.api import constants as c
+from modelops.api.intake import read_training_job
 from modelops.api.trainingjob import TrainingJob
 
 from ..meta import controller_reference
@@ -23,8 +24,9 @@ SERVICE_SUFFIX = "-workers"
 
 
 def as_tj(tj: TrainingJob | Mapping[str, Any]) -> TrainingJob:
-    """Accept either a parsed TrainingJob or the raw object (e.g. kopf's body)."""
-    return tj if isinstance(tj, TrainingJob) else TrainingJob.from_body(tj)
+    """Accept either a parsed TrainingJob or the raw object (e.g. kopf's body), read
+    through the one intake (v1alpha1 or v1beta1, pod controls attached)."""
+    return tj if isinstance(tj, TrainingJob) else read_training_job(tj)
 
 
 def job_name(tj: TrainingJob, attempt: int) -> str:

@@ -20,6 +20,7 @@ import pydantic
 
 from modelops.api import constants as c
 from modelops.api.base import plain
+from modelops.api.intake import read_training_job
 from modelops.api.kinds import RESOURCE_CLAIM_TEMPLATE
 from modelops.api.recheck import describe, violations
 from modelops.api.trainingjob import TrainingJob
@@ -28,6 +29,7 @@ from ..dra import template_actions
 from ..outcome import conclude, digest
 from ..ownership import Applied, apply_actions
 from ..plan import Create, Delete, Failure, Patch, Plan
+from ..pod_controls import PodControlsCollision
 from ..projections import controller_uid
 from .gpu_claims import render_claim_template
 from .job import render_job, suspend_patch
@@ -68,7 +70,7 @@ def parse(body: Mapping[str, Any]) -> TrainingJob | str:
     """The typed object, or what is wrong with it, fields named: the first validation
     error, or the CRD rules it breaks (modelops.api.recheck)."""
     try:
-        tj = TrainingJob.from_body(body)
+        tj = read_training_job(body)
     except pydantic.ValidationError as err:
         first = err.errors()[0]
         return ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
@@ -135,14 +137,20 @@ def plan(
         )
     if job is None and not is_finished(status):
         elapsed = elapsed_seconds(status, obs.now)
-        job_body = render_job(
-            tj,
-            attempt=restarts,
-            elapsed_seconds=elapsed,
-            image=trainer_image,
-            earlier_jobs=obs.jobs,
-        )
-        out.creates.append(Create(job_body))
+        try:
+            job_body = render_job(
+                tj,
+                attempt=restarts,
+                elapsed_seconds=elapsed,
+                image=trainer_image,
+                earlier_jobs=obs.jobs,
+            )
+        except PodControlsCollision as err:
+            # The operator's own entries win: no Job with the user's colliding one
+            # (render/pod_controls.py); the next edit of the spec brings it.
+            problems.append(Failure(c.TJ_KIND, "InvalidSpec", str(err)))
+        else:
+            out.creates.append(Create(job_body))
     elif job is not None and (suspend := suspend_patch(tj, job)):
         meta = job["metadata"]
         out.patches.append(Patch("batch/v1", "Job", meta["namespace"], meta["name"], suspend))
