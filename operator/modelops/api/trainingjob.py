@@ -427,7 +427,8 @@ class TrainingJobSpec(ApiModel):
     pod_metadata: PodMetadata | None = Field(
         default=None,
         description="Extra labels and annotations for the worker pods (e.g. cost allocation, "
-        "sidecar injection opt-outs). The operator's own keys win on a clash.",
+        "sidecar injection opt-outs). A key the operator sets itself, given another value, "
+        "is refused (Stalled, InvalidSpec).",
     )
     service_account_name: str | None = Field(
         default=None,
