@@ -21,26 +21,25 @@ import pytest
 from tests.support.cluster import Cluster, wait_for
 from tests.support.keda import NOT_CACHED, Keda, cached_build
 from tests.support.metrics import MetricsStack
-from tests.support.operator import OperatorProcess, condition, get_md
+from tests.support.operator import OperatorProcess
 from tests.support.project_images import ProjectImages
 from tests.support.real_node import RealNode
 from tests.support.real_sample import NAME, credentials_secret, publish_model
 from tests.support.s3 import S3Server
 from tests.support.wake import (
-    ACTIVATOR_ACCOUNT,
     ActivatorProcess,
-    account_kubeconfig,
-    install_activator_rbac,
     no_pods,
     run_burst,
+    running_activator,
     slice_exists,
     wake_sample,
+    waking_operator,
+    zero_reason,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.torch, pytest.mark.keda, pytest.mark.slow]
 
 COOLDOWN_S = 20
-ENV = ("MODELOPS_ACTIVATOR_URL", "MODELOPS_PROMETHEUS_ADDRESS")
 
 
 @pytest.fixture(scope="module")
@@ -61,45 +60,24 @@ def keda(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def activator(
     installed: Cluster, real_node: RealNode, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ActivatorProcess]:
-    work = tmp_path_factory.mktemp("activator")
-    install_activator_rbac(installed)
-    proc = ActivatorProcess(
-        kubeconfig=account_kubeconfig(installed, ACTIVATOR_ACCOUNT, work / "kubeconfig"),
-        host=real_node.host_ip,
-        log_path=work / "activator.log",
-    ).start()
-    try:
+    with running_activator(
+        installed, real_node.host_ip, tmp_path_factory.mktemp("activator")
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")
 def keda_wake_operator(
     operator: OperatorProcess, activator: ActivatorProcess, metrics_stack: MetricsStack
 ) -> Iterator[OperatorProcess]:
-    before = {k: operator.extra_env.get(k) for k in ENV}
-    operator.stop()
-    operator.extra_env[ENV[0]] = activator.url
-    operator.extra_env[ENV[1]] = metrics_stack.prometheus_url
-    operator.start()
-    try:
-        yield operator
-    finally:
-        operator.stop()
-        for key, value in before.items():
-            if value is None:
-                operator.extra_env.pop(key, None)
-            else:
-                operator.extra_env[key] = value
-        operator.start()
+    with waking_operator(
+        operator, activator, MODELOPS_PROMETHEUS_ADDRESS=metrics_stack.prometheus_url
+    ) as op:
+        yield op
 
 
 def at_zero(cluster: Cluster, namespace: str) -> bool:
-    cond = condition(get_md(cluster, namespace, NAME), "ScaledToZero")
-    return (cond.get("status"), cond.get("reason")) == ("True", "WakeOnRequest") and no_pods(
-        cluster, namespace
-    )
+    return zero_reason(cluster, namespace) == "True/WakeOnRequest" and no_pods(cluster, namespace)
 
 
 @pytest.mark.skipif(
