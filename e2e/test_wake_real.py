@@ -10,15 +10,13 @@ pod sending a burst of HTTP inference through the Service's DNS name.
 
 What stands in for what: the model is taken to zero with `kubectl scale
 --replicas=0`, which is what KEDA does after its cooldown; KEDA itself is not
-run here (a cold build of it takes tens of minutes; e2e/test_keda_real.py runs
-it when cached). The hold timeout's 503 is covered with real HTTP on both sides
-in tests/unit/test_wake_activator.py: here a cold start's length on a loaded
-2-core machine would make a timeout short enough to test race the wake itself.
+run here (a cold build of it takes tens of minutes; e2e/test_wake_keda_real.py
+runs it when cached). The hold timeout is tested with an activator whose timeout
+(2 s) no cold start can beat.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,15 +49,6 @@ from tests.support.wake import (
 
 pytestmark = [pytest.mark.cluster, pytest.mark.torch, pytest.mark.slow]
 
-# The real-pod tests have not yet run green: on the machine they were written on,
-# the disk filled (other builds) and the real node's kubelet reported DiskPressure
-# and refused the runtime image (ENOSPC while importing it), so they run only when
-# asked until someone sees them pass; the RBAC test below always runs.
-REAL_WAKE = pytest.mark.skipif(
-    os.environ.get("MODELOPS_E2E_WAKE") != "1",
-    reason="real-pod wake e2e not yet seen green (real node under DiskPressure when written); "
-    "MODELOPS_E2E_WAKE=1 runs it",
-)
 QUEUE_LIMIT = 8
 BEYOND = 4  # requests past the queue limit in the same burst
 RETRY_AFTER_S = 5
@@ -117,7 +106,6 @@ def sleeping(
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-@REAL_WAKE
 def test_a_burst_at_zero_is_held_and_all_of_it_answered_once_a_replica_is_ready(
     cluster: Cluster,
     sleeping: str,
@@ -211,7 +199,6 @@ def print_breakdown(
     print(f"requests lost: {lost}")
 
 
-@REAL_WAKE
 def test_back_at_zero_the_activator_returns_to_the_path(
     cluster: Cluster, sleeping: str, activator: ActivatorProcess
 ):
@@ -226,6 +213,50 @@ def test_back_at_zero_the_activator_returns_to_the_path(
         timeout=60,
         what="ScaledToZero True/WakeOnRequest",
     )
+
+
+def test_a_request_held_past_the_timeout_gets_503_with_retry_after(
+    cluster: Cluster,
+    sleeping: str,
+    activator: ActivatorProcess,
+    real_node: RealNode,
+    project_images: ProjectImages,
+    tmp_path: Path,
+):
+    """At zero again (the test above), an activator whose hold timeout (2 s) is
+    shorter than any cold start: the held requests are answered 503 with
+    Retry-After when it runs out, through kube-proxy as the client sees it, and
+    the wake it started goes on."""
+    namespace = sleeping
+    activator.stop()  # one activator per Service: they would share its slice
+    with running_activator(
+        cluster, real_node.host_ip, tmp_path, timeout_s=2, retry_after_s=RETRY_AFTER_S
+    ) as impatient:
+        wait_for(
+            lambda: impatient.url.rsplit(":", 1)[1] in own_slice_ports(cluster, namespace),
+            timeout=60,
+            what="the slice to name the new activator",
+        )
+        burst = run_burst(
+            cluster, namespace, real_node, project_images.operator, f"{NAME}.{namespace}.svc", 2
+        )
+        results = burst["r"]
+        assert [(r[0], r[1]) for r in results] == [(503, str(RETRY_AFTER_S))] * 2, results
+        # Held for the timeout, not refused at once, and not much longer.
+        assert all(2 <= r[4] < 30 for r in results), results
+        # The wake went on: the Deployment was asked for a replica.
+        wait_for(
+            lambda: zero_reason(cluster, namespace) in ("False/Waking", "False/Serving"),
+            timeout=60,
+            what="ScaledToZero to leave WakeOnRequest",
+        )
+
+
+def own_slice_ports(cluster: Cluster, namespace: str) -> str:
+    return cluster.kubectl(
+        "get", "endpointslice", "-n", namespace, f"{NAME}-wake",
+        "-o", "jsonpath={.ports[*].port}", check=False,
+    ).stdout  # fmt: skip
 
 
 def test_the_manifest_grants_what_the_activator_uses(installed: Cluster, tmp_path: Path):
