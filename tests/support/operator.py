@@ -47,11 +47,12 @@ def install(cluster: Cluster) -> None:
 
 
 def service_account_kubeconfig(
-    cluster: Cluster, path: Path, account: tuple[str, str] = SERVICE_ACCOUNT
+    cluster: Cluster, path: Path, account: tuple[str, str] | None = None
 ) -> Path:
     """A kubeconfig that authenticates as a ServiceAccount (namespace, name):
-    the operator's unless told otherwise."""
-    namespace, name = account
+    SERVICE_ACCOUNT (the operator's, looked up at call time: tests patch it)
+    unless told otherwise."""
+    namespace, name = account or SERVICE_ACCOUNT
     token = cluster.kubectl(
         "create", "token", name, "-n", namespace, "--duration=6h"
     ).stdout.strip()
