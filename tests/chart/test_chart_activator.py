@@ -147,6 +147,14 @@ def test_namespaced_install_grants_the_activator_a_role_per_namespace(helm: Helm
     assert args[args.index("--namespace") :] == ["--namespace", "team-a", "--namespace", "team-b"]
 
 
+@pytest.mark.parametrize("sets", [[], ["watchNamespaces={team-a,team-b}"]])
+def test_lint_with_the_activator_is_clean_even_strict(helm: Helm, sets: list[str]):
+    args = [a for s in ["activator.enabled=true", *sets] for a in ("--set", s)]
+    proc = helm.run("lint", "--strict", str(CHART), *args, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout, proc.stdout
+
+
 @pytest.mark.parametrize("value", ["yes", "1"])
 def test_schema_refuses_other_enabled_values(helm: Helm, value: str):
     assert "activator" in helm.template_error(f"activator.enabled={value}")
