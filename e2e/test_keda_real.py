@@ -37,7 +37,7 @@ from tests.support.metrics import (
     attribute,
     forget,
 )
-from tests.support.operator import OperatorProcess, condition, get_md
+from tests.support.operator import OperatorProcess, condition, get_md, restarted_with
 from tests.support.triton_server import TritonServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton, pytest.mark.keda, pytest.mark.slow]
@@ -66,19 +66,8 @@ def keda_operator(
 ) -> Iterator[OperatorProcess]:
     """The session's operator, restarted to render the local Prometheus into
     KEDA's triggers (MODELOPS_PROMETHEUS_ADDRESS, read at start), then restored."""
-    before = operator.extra_env.get(PROMETHEUS_ENV)
-    operator.stop()
-    operator.extra_env[PROMETHEUS_ENV] = metrics_stack.prometheus_url
-    operator.start()
-    try:
-        yield operator
-    finally:
-        operator.stop()
-        if before is None:
-            operator.extra_env.pop(PROMETHEUS_ENV, None)
-        else:
-            operator.extra_env[PROMETHEUS_ENV] = before
-        operator.start()
+    with restarted_with(operator, {PROMETHEUS_ENV: metrics_stack.prometheus_url}) as op:
+        yield op
 
 
 @pytest.fixture(scope="module")

@@ -19,54 +19,36 @@ from typing import Any
 import pytest
 from tests.support.cluster import Cluster, wait_for
 from tests.support.keda import host_address
-from tests.support.operator import OperatorProcess, condition, get_md
+from tests.support.operator import OperatorProcess
 from tests.support.wake import (
-    ACTIVATOR_ACCOUNT,
     ActivatorProcess,
-    account_kubeconfig,
-    install_activator_rbac,
+    running_activator,
+    slice_exists,
+    waking_operator,
+    zero_reason,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 NAME = "sleepy"
-ENV = "MODELOPS_ACTIVATOR_URL"
 
 
 @pytest.fixture(scope="module")
 def activator(
     installed: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ActivatorProcess]:
+    # A slice may not name a loopback address: this machine's own.
     work = tmp_path_factory.mktemp("activator")
-    install_activator_rbac(installed)
-    proc = ActivatorProcess(
-        kubeconfig=account_kubeconfig(installed, ACTIVATOR_ACCOUNT, work / "kubeconfig"),
-        host=host_address(),  # a slice may not name a loopback address
-        log_path=work / "activator.log",
-    ).start()
-    try:
+    with running_activator(installed, host_address(), work) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")
 def wake_operator(
     operator: OperatorProcess, activator: ActivatorProcess
 ) -> Iterator[OperatorProcess]:
-    before = operator.extra_env.get(ENV)
-    operator.stop()
-    operator.extra_env[ENV] = activator.url
-    operator.start()
-    try:
-        yield operator
-    finally:
-        operator.stop()
-        if before is None:
-            operator.extra_env.pop(ENV, None)
-        else:
-            operator.extra_env[ENV] = before
-        operator.start()
+    with waking_operator(operator, activator) as op:
+        yield op
 
 
 def sleepy_md() -> dict[str, Any]:
@@ -91,18 +73,6 @@ def replicas(cluster: Cluster, namespace: str) -> int | None:
     return cluster.apps.read_namespaced_deployment(NAME, namespace).spec.replicas
 
 
-def own_slice(cluster: Cluster, namespace: str) -> bool:
-    out = cluster.kubectl(
-        "get", "endpointslice", "-n", namespace, f"{NAME}-wake", "-o", "name", check=False
-    )
-    return out.returncode == 0
-
-
-def zero_reason(cluster: Cluster, namespace: str) -> str:
-    cond = condition(get_md(cluster, namespace, NAME), "ScaledToZero")
-    return f"{cond.get('status')}/{cond.get('reason')}"
-
-
 def test_at_zero_the_activator_joins_the_service_wakes_the_model_and_leaves(
     cluster: Cluster, wake_operator: OperatorProcess, activator: ActivatorProcess, namespace: str
 ):
@@ -119,13 +89,15 @@ def test_at_zero_the_activator_joins_the_service_wakes_the_model_and_leaves(
     assert service.metadata.annotations["modelops.io/wake-deployment"] == NAME
     # KEDA's scale to zero, by hand (KEDA is not run here).
     cluster.kubectl("scale", "deployment", NAME, "-n", namespace, "--replicas=0")
-    wait_for(lambda: own_slice(cluster, namespace), timeout=60, what="the activator's slice")
+    wait_for(
+        lambda: slice_exists(cluster, namespace, NAME), timeout=60, what="the activator's slice"
+    )
     live = cluster.kubectl(
         "get", "endpointslice", "-n", namespace, f"{NAME}-wake", "-o", "jsonpath={.endpoints}"
     ).stdout
     assert activator.host in live
     wait_for(
-        lambda: zero_reason(cluster, namespace) == "True/WakeOnRequest",
+        lambda: zero_reason(cluster, namespace, NAME) == "True/WakeOnRequest",
         timeout=60,
         what="ScaledToZero True/WakeOnRequest",
     )
@@ -152,9 +124,9 @@ def test_at_zero_the_activator_joins_the_service_wakes_the_model_and_leaves(
     )
     assert seen
     # KWOK's pod turns Ready: the activator leaves the path, status says Serving.
-    wait_for(lambda: not own_slice(cluster, namespace), timeout=90, what="the slice to go")
+    wait_for(lambda: not slice_exists(cluster, namespace, NAME), timeout=90, what="the slice to go")
     wait_for(
-        lambda: zero_reason(cluster, namespace) == "False/Serving",
+        lambda: zero_reason(cluster, namespace, NAME) == "False/Serving",
         timeout=60,
         what="ScaledToZero False/Serving",
     )

@@ -10,16 +10,13 @@ pod sending a burst of HTTP inference through the Service's DNS name.
 
 What stands in for what: the model is taken to zero with `kubectl scale
 --replicas=0`, which is what KEDA does after its cooldown; KEDA itself is not
-run here (a cold build of it takes tens of minutes; e2e/test_keda_real.py runs
-it when cached). The hold timeout's 503 is covered with real HTTP on both sides
-in tests/unit/test_wake_activator.py: here a cold start's length on a loaded
-2-core machine would make a timeout short enough to test race the wake itself.
+run here (a cold build of it takes tens of minutes; e2e/test_wake_keda_real.py
+runs it when cached). The hold timeout is tested with an activator whose timeout
+(2 s) no cold start can beat.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from tests.support.cluster import Cluster, wait_for
-from tests.support.operator import OperatorProcess, condition, get_md, wait_ready
+from tests.support.operator import OperatorProcess, wait_ready
 from tests.support.project_images import ProjectImages
 from tests.support.real_node import RealNode
 from tests.support.real_sample import NAME, credentials_secret, publish_model
@@ -36,32 +33,25 @@ from tests.support.s3 import S3Server
 from tests.support.wake import (
     ACTIVATOR_ACCOUNT,
     ActivatorProcess,
-    account_kubeconfig,
+    Reasons,
     install_activator_rbac,
     no_pods,
     pod_timeline,
     run_burst,
+    running_activator,
     scale_deployment,
     serving_pod,
     slice_exists,
     wake_sample,
+    waking_operator,
+    zero_reason,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.torch, pytest.mark.slow]
 
-# The real-pod tests have not yet run green: on the machine they were written on,
-# the disk filled (other builds) and the real node's kubelet reported DiskPressure
-# and refused the runtime image (ENOSPC while importing it), so they run only when
-# asked until someone sees them pass; the RBAC test below always runs.
-REAL_WAKE = pytest.mark.skipif(
-    os.environ.get("MODELOPS_E2E_WAKE") != "1",
-    reason="real-pod wake e2e not yet seen green (real node under DiskPressure when written); "
-    "MODELOPS_E2E_WAKE=1 runs it",
-)
 QUEUE_LIMIT = 8
 BEYOND = 4  # requests past the queue limit in the same burst
 RETRY_AFTER_S = 5
-ACTIVATOR_ENV = "MODELOPS_ACTIVATOR_URL"
 
 
 @pytest.fixture(scope="module")
@@ -73,41 +63,23 @@ def published(pod_store: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
 def activator(
     installed: Cluster, real_node: RealNode, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ActivatorProcess]:
-    work = tmp_path_factory.mktemp("activator")
-    install_activator_rbac(installed)
-    kubeconfig = account_kubeconfig(installed, ACTIVATOR_ACCOUNT, work / "kubeconfig")
-    proc = ActivatorProcess(
-        kubeconfig=kubeconfig,
-        host=real_node.host_ip,
-        log_path=work / "activator.log",
+    with running_activator(
+        installed,
+        real_node.host_ip,
+        tmp_path_factory.mktemp("activator"),
         queue_limit=QUEUE_LIMIT,
         timeout_s=300,
         retry_after_s=RETRY_AFTER_S,
-    ).start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")
 def wake_operator(
     operator: OperatorProcess, activator: ActivatorProcess
 ) -> Iterator[OperatorProcess]:
-    """The session's operator, restarted with the activator's address, then restored."""
-    before = operator.extra_env.get(ACTIVATOR_ENV)
-    operator.stop()
-    operator.extra_env[ACTIVATOR_ENV] = activator.url
-    operator.start()
-    try:
-        yield operator
-    finally:
-        operator.stop()
-        if before is None:
-            operator.extra_env.pop(ACTIVATOR_ENV, None)
-        else:
-            operator.extra_env[ACTIVATOR_ENV] = before
-        operator.start()
+    with waking_operator(operator, activator) as op:
+        yield op
 
 
 @pytest.fixture(scope="module")
@@ -134,40 +106,6 @@ def sleeping(
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-def zero_reason(cluster: Cluster, namespace: str) -> str:
-    cond = condition(get_md(cluster, namespace, NAME), "ScaledToZero")
-    return f"{cond.get('status')}/{cond.get('reason')}"
-
-
-class Reasons:
-    """ScaledToZero's reasons as the status goes through them, polled every 0.5 s."""
-
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self.cluster, self.namespace = cluster, namespace
-        self.seen: list[str] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Reasons:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                reason = zero_reason(self.cluster, self.namespace)
-            except Exception:  # a transient API error: the next poll reads again
-                reason = ""
-            if reason and (not self.seen or self.seen[-1] != reason):
-                self.seen.append(reason)
-            self.stopping.wait(0.5)
-
-
-@REAL_WAKE
 def test_a_burst_at_zero_is_held_and_all_of_it_answered_once_a_replica_is_ready(
     cluster: Cluster,
     sleeping: str,
@@ -189,6 +127,11 @@ def test_a_burst_at_zero_is_held_and_all_of_it_answered_once_a_replica_is_ready(
     with Reasons(cluster, namespace) as reasons:
         burst = run_burst(
             cluster, namespace, real_node, project_images.operator, host, QUEUE_LIMIT + BEYOND
+        )
+        wait_for(
+            lambda: reasons.seen[-1:] == ["False/Serving"],
+            timeout=60,
+            what="ScaledToZero False/Serving",
         )
     results = burst["r"]
     statuses = [r[0] for r in results]
@@ -214,17 +157,13 @@ def test_a_burst_at_zero_is_held_and_all_of_it_answered_once_a_replica_is_ready(
         assert r[4] < slowest_held
     wake = activator.activity(namespace, NAME)["lastWake"]
     assert wake["scaledAfterS"] is not None and wake["readyAfterS"] >= wake["scaledAfterS"]
-    assert "False/Waking" in reasons.seen, reasons.seen
+    # The status went through the wake in order, without flapping.
+    assert reasons.seen == ["True/WakeOnRequest", "False/Waking", "False/Serving"], reasons.seen
     print_breakdown(cluster, namespace, answered, wake, lost=QUEUE_LIMIT - len(answered))
 
     # With a replica ready the activator leaves the path: its slice goes, and
     # requests reach the pod without it (it forwards none of them).
     wait_for(lambda: not slice_exists(cluster, namespace), timeout=60, what="the slice to go")
-    wait_for(
-        lambda: zero_reason(cluster, namespace) == "False/Serving",
-        timeout=60,
-        what="ScaledToZero False/Serving",
-    )
     forwarded = activator.activity(namespace, NAME)["forwarded"]
     again = run_burst(cluster, namespace, real_node, project_images.operator, host, 3)
     assert [r[0] for r in again["r"]] == [200] * 3
@@ -260,7 +199,6 @@ def print_breakdown(
     print(f"requests lost: {lost}")
 
 
-@REAL_WAKE
 def test_back_at_zero_the_activator_returns_to_the_path(
     cluster: Cluster, sleeping: str, activator: ActivatorProcess
 ):
@@ -275,6 +213,50 @@ def test_back_at_zero_the_activator_returns_to_the_path(
         timeout=60,
         what="ScaledToZero True/WakeOnRequest",
     )
+
+
+def test_a_request_held_past_the_timeout_gets_503_with_retry_after(
+    cluster: Cluster,
+    sleeping: str,
+    activator: ActivatorProcess,
+    real_node: RealNode,
+    project_images: ProjectImages,
+    tmp_path: Path,
+):
+    """At zero again (the test above), an activator whose hold timeout (2 s) is
+    shorter than any cold start: the held requests are answered 503 with
+    Retry-After when it runs out, through kube-proxy as the client sees it, and
+    the wake it started goes on."""
+    namespace = sleeping
+    activator.stop()  # one activator per Service: they would share its slice
+    with running_activator(
+        cluster, real_node.host_ip, tmp_path, timeout_s=2, retry_after_s=RETRY_AFTER_S
+    ) as impatient:
+        wait_for(
+            lambda: impatient.url.rsplit(":", 1)[1] in own_slice_ports(cluster, namespace),
+            timeout=60,
+            what="the slice to name the new activator",
+        )
+        burst = run_burst(
+            cluster, namespace, real_node, project_images.operator, f"{NAME}.{namespace}.svc", 2
+        )
+        results = burst["r"]
+        assert [(r[0], r[1]) for r in results] == [(503, str(RETRY_AFTER_S))] * 2, results
+        # Held for the timeout, not refused at once, and not much longer.
+        assert all(2 <= r[4] < 30 for r in results), results
+        # The wake went on: the Deployment was asked for a replica.
+        wait_for(
+            lambda: zero_reason(cluster, namespace) in ("False/Waking", "False/Serving"),
+            timeout=60,
+            what="ScaledToZero to leave WakeOnRequest",
+        )
+
+
+def own_slice_ports(cluster: Cluster, namespace: str) -> str:
+    return cluster.kubectl(
+        "get", "endpointslice", "-n", namespace, f"{NAME}-wake",
+        "-o", "jsonpath={.ports[*].port}", check=False,
+    ).stdout  # fmt: skip
 
 
 def test_the_manifest_grants_what_the_activator_uses(installed: Cluster, tmp_path: Path):

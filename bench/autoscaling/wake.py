@@ -25,7 +25,6 @@ Run: .venv/bin/python bench/autoscaling/wake.py [--runs 1]
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -47,6 +46,4 @@ FIGURES = {
 }
 
 if __name__ == "__main__":
-    # The bench asks for the real-pod test, which e2e runs only when asked.
-    os.environ.setdefault("MODELOPS_E2E_WAKE", "1")
     sys.exit(main(TEST, FIGURES, "bench/autoscaling/wake.py", default_runs=1))

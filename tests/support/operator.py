@@ -7,6 +7,7 @@ ClusterRole in manifests/install/rbac.yaml is enough.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,9 +46,13 @@ def install(cluster: Cluster) -> None:
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(INSTALL / name))
 
 
-def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
-    """A kubeconfig that authenticates as the operator's ServiceAccount."""
-    namespace, name = SERVICE_ACCOUNT
+def service_account_kubeconfig(
+    cluster: Cluster, path: Path, account: tuple[str, str] | None = None
+) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount (namespace, name):
+    SERVICE_ACCOUNT (the operator's, looked up at call time: tests patch it)
+    unless told otherwise."""
+    namespace, name = account or SERVICE_ACCOUNT
     token = cluster.kubectl(
         "create", "token", name, "-n", namespace, "--duration=6h"
     ).stdout.strip()
@@ -216,3 +222,23 @@ def condition(md: dict, ctype: str) -> dict:
 
 def now() -> float:
     return time.monotonic()
+
+
+@contextlib.contextmanager
+def restarted_with(operator: OperatorProcess, env: Mapping[str, str]) -> Iterator[OperatorProcess]:
+    """The operator restarted with `env` added (settings it reads at start, such as
+    MODELOPS_ACTIVATOR_URL), then restarted as it was before."""
+    before = {key: operator.extra_env.get(key) for key in env}
+    operator.stop()
+    operator.extra_env.update(env)
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+        for key, value in before.items():
+            if value is None:
+                operator.extra_env.pop(key, None)
+            else:
+                operator.extra_env[key] = value
+        operator.start()

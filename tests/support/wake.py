@@ -2,18 +2,22 @@
 with the RBAC of manifests/activator/, the sample with KEDA's scale-to-zero
 autoscaling, and a client pod that sends a burst through the Service.
 
-Shared by e2e/test_wake_real.py and bench/autoscaling/wake.py.
+Shared by e2e/test_wake_control.py, e2e/test_wake_real.py,
+e2e/test_wake_keda_real.py and bench/autoscaling/wake.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,12 +26,20 @@ from typing import Any
 import yaml
 
 from tests.support.cluster import REPO, Cluster, wait_for
-from tests.support.operator import free_port
+from tests.support.operator import (
+    OperatorProcess,
+    condition,
+    free_port,
+    get_md,
+    restarted_with,
+    service_account_kubeconfig,
+)
 from tests.support.real_node import RealNode
 from tests.support.real_sample import NAME, REPORT, pod_output, sample_for_the_real_node
 
 ACTIVATOR_MANIFEST = REPO / "manifests" / "activator" / "activator.yaml"
 ACTIVATOR_ACCOUNT = ("modelops-system", "modelops-activator")
+ACTIVATOR_ENV = "MODELOPS_ACTIVATOR_URL"
 
 
 def install_activator_rbac(cluster: Cluster) -> None:
@@ -37,29 +49,6 @@ def install_activator_rbac(cluster: Cluster) -> None:
     for doc in docs:
         if doc["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
             cluster.apply(doc)
-
-
-def account_kubeconfig(cluster: Cluster, account: tuple[str, str], path: Path) -> Path:
-    namespace, name = account
-    token = cluster.kubectl(
-        "create", "token", name, "-n", namespace, "--duration=6h"
-    ).stdout.strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-    entry = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [entry],
-                "users": [{"name": name, "user": {"token": token}}],
-                "contexts": [{"name": name, "context": {"cluster": entry["name"], "user": name}}],
-                "current-context": name,
-            }
-        )
-    )
-    return path
 
 
 @dataclass
@@ -140,6 +129,67 @@ class ActivatorProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+@contextlib.contextmanager
+def running_activator(
+    cluster: Cluster, host: str, work: Path, **settings: Any
+) -> Iterator[ActivatorProcess]:
+    """`modelops activator` serving on `host`, with the RBAC of manifests/activator/
+    (its ServiceAccount's token), stopped on exit. `settings`: ActivatorProcess's
+    queue_limit, timeout_s, retry_after_s."""
+    install_activator_rbac(cluster)
+    kubeconfig = service_account_kubeconfig(cluster, work / "kubeconfig", ACTIVATOR_ACCOUNT)
+    proc = ActivatorProcess(
+        kubeconfig=kubeconfig, host=host, log_path=work / "activator.log", **settings
+    ).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def waking_operator(
+    operator: OperatorProcess, activator: ActivatorProcess, **env: str
+) -> contextlib.AbstractContextManager[OperatorProcess]:
+    """The session's operator restarted to mark models that may reach zero for
+    `activator` (MODELOPS_ACTIVATOR_URL, read at start), with `env` besides."""
+    return restarted_with(operator, {ACTIVATOR_ENV: activator.url, **env})
+
+
+def zero_reason(cluster: Cluster, namespace: str, name: str = NAME) -> str:
+    """ScaledToZero's `status/reason` ("/" before the operator wrote it)."""
+    cond = condition(get_md(cluster, namespace, name), "ScaledToZero")
+    return f"{cond.get('status')}/{cond.get('reason')}"
+
+
+class Reasons:
+    """ScaledToZero's reasons in the order the status goes through them (polled
+    every 0.2 s from a thread while the `with` block runs)."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str = NAME) -> None:
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+        self.seen: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Reasons:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                reason = zero_reason(self.cluster, self.namespace, self.name)
+            except Exception:  # a transient API error: the next poll reads again
+                reason = ""
+            if reason and (not self.seen or self.seen[-1] != reason):
+                self.seen.append(reason)
+            self.stopping.wait(0.2)
 
 
 def wake_sample(namespace: str, node: RealNode, cooldown_s: int = 20) -> dict[str, Any]:
@@ -290,9 +340,10 @@ def serving_pod(cluster: Cluster, namespace: str) -> Any | None:
     return pods[0] if pods else None
 
 
-def slice_exists(cluster: Cluster, namespace: str) -> bool:
+def slice_exists(cluster: Cluster, namespace: str, name: str = NAME) -> bool:
+    """The activator's own EndpointSlice is in the Service `name` (it is in the path)."""
     out = cluster.kubectl(
-        "get", "endpointslice", "-n", namespace, f"{NAME}-wake", "-o", "name", check=False
+        "get", "endpointslice", "-n", namespace, f"{name}-wake", "-o", "name", check=False
     )
     return out.returncode == 0
 

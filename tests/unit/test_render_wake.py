@@ -11,10 +11,12 @@ from modelops.render.wake import (
     ACTIVATOR_MANAGER,
     ANNOTATION_WAKE_DEPLOYMENT,
     LABEL_WAKE,
+    WakeTarget,
     activator_slice,
     deployment_owned_by,
     ready_upstreams,
     scaled_to_zero_condition,
+    slice_points_at,
     slice_wanted,
     wake_enabled,
     wake_target,
@@ -204,3 +206,11 @@ def test_status_shows_scaled_to_zero_and_waking():
             previous_conditions=None,
         )["conditions"]
     }
+
+
+def test_slice_points_at_only_its_own_address_and_port():
+    own = activator_slice(WakeTarget("ml", "fraud", "svc-uid", "fraud", MD_UID), "10.1.2.3", 8080)
+    assert slice_points_at(own, "10.1.2.3", 8080)
+    assert not slice_points_at(own, "10.1.2.4", 8080)
+    assert not slice_points_at(own, "10.1.2.3", 8081)
+    assert not slice_points_at({}, "10.1.2.3", 8080)

@@ -211,3 +211,22 @@ def test_holder_counts_recent_activity_for_keda():
 def test_host_name_strips_the_port():
     assert host_name("Fraud.ML:8000") == "fraud.ml"
     assert host_name("fraud") == "fraud"
+
+
+def test_a_slice_left_by_an_activator_elsewhere_is_re_pointed_at_this_one():
+    """An activator restarted on another address (a rescheduled pod) finds the
+    slice of its former self and takes it over, rather than leaving the model's
+    traffic going to an address nobody serves."""
+
+    async def main() -> None:
+        cluster = MemoryCluster()
+        cluster.own = activator_slice(TARGET, "10.0.0.99", 8080)
+        runner, _, url = await activator_server(cluster)
+        try:
+            port = int(url.rsplit(":", 1)[1])
+            assert [a for e in cluster.own["endpoints"] for a in e["addresses"]] == ["127.0.0.1"]
+            assert [p["port"] for p in cluster.own["ports"]] == [port]
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())

@@ -198,6 +198,22 @@ def activator_slice(target: WakeTarget, ip: str, port: int) -> dict[str, Any]:
     }
 
 
+def slice_points_at(live: Mapping[str, Any], ip: str, port: int) -> bool:
+    """The activator's slice sends the Service to `ip`:`port` (and nowhere else).
+
+    False for a slice left by an activator that has since moved (a rescheduled
+    pod has a new IP): it must be re-pointed, or the model's traffic goes to an
+    address nobody serves."""
+    ports = [p.get("port") for p in live.get("ports") or [] if isinstance(p, Mapping)]
+    addresses = [
+        a
+        for ep in live.get("endpoints") or []
+        if isinstance(ep, Mapping)
+        for a in ep.get("addresses") or []
+    ]
+    return ports == [port] and addresses == [ip]
+
+
 def slice_wanted(upstreams: list[tuple[str, int]]) -> bool:
     """The activator stays in the path only while no pod's endpoint is ready."""
     return not upstreams

@@ -28,7 +28,13 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from modelops.render.wake import WakeTarget, ready_upstreams, slice_name, slice_wanted
+from modelops.render.wake import (
+    WakeTarget,
+    ready_upstreams,
+    slice_name,
+    slice_points_at,
+    slice_wanted,
+)
 
 from .cluster import WakeCluster
 from .holder import Holder, QueueFull, WakeTimeout
@@ -133,9 +139,11 @@ class Activator:
             ),
             None,
         )
+        s = self.settings
         if slice_wanted(upstreams):
-            if own is None:
-                s = self.settings
+            # Also when the slice names another address: one this activator had
+            # before it was restarted elsewhere.
+            if own is None or not slice_points_at(own, s.advertise_ip, s.advertise_port):
                 await asyncio.to_thread(
                     self.cluster.put_slice, target, s.advertise_ip, s.advertise_port
                 )

@@ -24,7 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--advertise-port", type=int, default=None, help="default: the --listen port"
     )
-    parser.add_argument("--namespace", default=None, help="only this namespace (default: all)")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="only this namespace; repeat for several (default: every namespace)",
+    )
     parser.add_argument("--queue-limit", type=int, default=100, help="held requests per model")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a request is held")
     parser.add_argument("--retry-after", type=int, default=5, help="Retry-After of a 503, seconds")
@@ -44,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
         retry_after_s=args.retry_after,
         sync_s=args.sync_interval,
     )
-    activator = Activator(WakeCluster(Kube(), args.namespace), settings)
+    activator = Activator(WakeCluster(Kube(), tuple(args.namespace)), settings)
     web.run_app(activator.app(), host=host or "0.0.0.0", port=int(port), print=None)
     return 0

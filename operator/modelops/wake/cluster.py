@@ -28,14 +28,19 @@ FIELD_MANAGER = "modelops-activator"
 class WakeCluster:
     """Marked Services, their EndpointSlices, the activator's own slice, scale-ups."""
 
-    def __init__(self, kube: Kube, namespace: str | None = None) -> None:
+    def __init__(self, kube: Kube, namespaces: tuple[str, ...] = ()) -> None:
         self.kube = kube
-        self.namespace = namespace  # None: every namespace
+        # Empty: every namespace (a ClusterRole); else only these (a Role in
+        # each, as a namespaced install of the chart grants).
+        self.namespaces = namespaces
 
     def targets(self) -> list[WakeTarget]:
-        services, _ = self.kube.list_objects(
-            SERVICE, self.namespace, label_selector=f"{LABEL_WAKE}={WAKE_ON}"
-        )
+        services: list[dict[str, Any]] = []
+        for namespace in self.namespaces or (None,):
+            items, _ = self.kube.list_objects(
+                SERVICE, namespace, label_selector=f"{LABEL_WAKE}={WAKE_ON}"
+            )
+            services += items
         return [t for s in services if (t := wake_target(s)) is not None]
 
     def slices(self, target: WakeTarget) -> list[dict[str, Any]]:
