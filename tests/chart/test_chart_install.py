@@ -197,6 +197,12 @@ class PodProcess:
     def __init__(self, deployment: Any, kubeconfig: Path, log: Path) -> None:
         (container,) = deployment.spec.template.spec.containers
         self.args = list(container.args)
+        # Every replica serves the conversion webhook on the same port in its pod;
+        # processes of one host each need their own.
+        self.webhook_port: int | None = None
+        if "--conversion-webhook-port" in self.args:
+            self.webhook_port = free_port()
+            self.args[self.args.index("--conversion-webhook-port") + 1] = str(self.webhook_port)
         self.env = {e.name: e.value for e in container.env if e.value is not None}
         # The downward API's pod name and namespace, as the kubelet would set them.
         pod_fields = {
