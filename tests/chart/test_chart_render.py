@@ -251,9 +251,9 @@ def test_name_overrides_rename_objects_but_keep_the_app_label(helm: Helm):
     find(docs, "Role", "platform-ml-operator-leader-election")
     find(docs, "Service", "platform-ml-webhook")
     # The ServiceMonitor's job name (and so OperatorDown) comes from this label.
-    assert find(docs, "Service", "platform-ml-operator-metrics")["metadata"]["labels"]["app.kubernetes.io/name"] == (
-        "modelops-operator"
-    )
+    assert find(docs, "Service", "platform-ml-operator-metrics")["metadata"]["labels"][
+        "app.kubernetes.io/name"
+    ] == ("modelops-operator")
 
 
 def test_default_pod_meets_pod_security_restricted(default):
@@ -860,9 +860,11 @@ def test_notes_print_the_sample_of_this_release(helm: Helm, cluster: Cluster):
 def test_webhook_service_reaches_every_replica_on_9443_and_matches_the_manifests(default):
     plain = find(manifests(), "Service", "modelops-webhook")
     chart = find(default, "Service", "modelops-webhook")
-    assert chart["spec"]["ports"] == plain["spec"]["ports"] == [
-        {"name": "webhook", "port": 443, "targetPort": "webhook"}
-    ]
+    assert (
+        chart["spec"]["ports"]
+        == plain["spec"]["ports"]
+        == [{"name": "webhook", "port": 443, "targetPort": "webhook"}]
+    )
     deployment = find(default, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     # Every replica, leader or standby: the selector names no role.

@@ -104,7 +104,10 @@ class HostWebhook:
         return hook
 
     def client_config(self) -> dict[str, str]:
-        return {"url": self.url, "caBundle": base64.b64encode(self.bundle.ca_bundle.encode()).decode()}
+        return {
+            "url": self.url,
+            "caBundle": base64.b64encode(self.bundle.ca_bundle.encode()).decode(),
+        }
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -173,7 +176,10 @@ def put_crd(cluster: Cluster, crd: dict) -> None:
                 raise
             api.create_custom_resource_definition(crd)
             return
-        body = {**crd, "metadata": {**crd["metadata"], "resourceVersion": live.metadata.resource_version}}
+        body = {
+            **crd,
+            "metadata": {**crd["metadata"], "resourceVersion": live.metadata.resource_version},
+        }
         try:
             api.replace_custom_resource_definition(name, body)
             return
@@ -205,7 +211,9 @@ def wait_converting(cluster: Cluster, timeout: float = 60) -> None:
             return False
         return True
 
-    wait_for(converts, timeout=timeout, interval=0.3, what="the API server converting modelops objects")
+    wait_for(
+        converts, timeout=timeout, interval=0.3, what="the API server converting modelops objects"
+    )
 
 
 # -- the Service form ----------------------------------------------------------------

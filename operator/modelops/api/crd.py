@@ -365,7 +365,9 @@ def service_client_config(
     namespace: str = WEBHOOK_NAMESPACE, name: str = WEBHOOK_SERVICE
 ) -> dict[str, Any]:
     """The clientConfig of a webhook behind a Service (port 443, path /convert)."""
-    return {"service": {"namespace": namespace, "name": name, "path": "/convert", "port": WEBHOOK_PORT}}
+    return {
+        "service": {"namespace": namespace, "name": name, "path": "/convert", "port": WEBHOOK_PORT}
+    }
 
 
 def shipped_crd(kind: KindSpec) -> dict[str, Any]:
