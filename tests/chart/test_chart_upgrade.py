@@ -223,11 +223,19 @@ def test_upgrade_from_the_real_previous_release_with_the_documented_command(
                 timeout=120,
                 what=f"the storage migration; log:\n{op.tail()}",
             )
-            # The old object reads the same through v1alpha1, and as v1beta1.
+            # The old object reads through v1alpha1 as the same manifest applied now
+            # reads (the new CRD's defaults apply on read too), and as v1beta1.
             after = cluster.custom.get_namespaced_custom_object(
                 "modelops.io", "v1alpha1", apps, "modeldeployments", "legacy"
             )
-            assert after["spec"] == before["spec"]
+            now = cluster.custom.create_namespaced_custom_object(
+                "modelops.io", "v1alpha1", apps, "modeldeployments",
+                {**legacy, "metadata": {"name": "legacy-now"}}, dry_run="All",
+            )  # fmt: skip
+            assert after["spec"] == now["spec"]
+            assert after["spec"]["rollout"]["surgeTimeoutSeconds"] == (
+                before["spec"]["rollout"]["surgeTimeoutSeconds"]
+            )
             beta = cluster.custom.get_namespaced_custom_object(
                 "modelops.io", "v1beta1", apps, "modeldeployments", "legacy"
             )

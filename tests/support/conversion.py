@@ -254,7 +254,16 @@ def route_service_to_host(cluster: Cluster, namespace: str, service: str, ports:
         )
 
 
-def convert_directly(port: int, server_name: str, ca_pem: str) -> dict:
+def use_service(cluster: Cluster, namespace: str, service: str) -> None:
+    """The session's CRDs converted through `service` (the chart's form) instead of the
+    harness's URL, without a caBundle: the operator behind the Service patches in its
+    own. `install_crds` goes back."""
+    config = {"service": {"namespace": namespace, "name": service, "path": "/convert", "port": 443}}
+    for crd in shipped_crds():
+        put_crd(cluster, with_client_config(crd, config))
+
+
+def convert_directly(port: int, server_name: str, ca_pem: str, address: str = "127.0.0.1") -> dict:
     """A ConversionReview sent to one webhook replica (not through the Service),
     verified against `ca_pem` under the Service's name: that replica answers."""
     import http.client
@@ -280,7 +289,7 @@ def convert_directly(port: int, server_name: str, ca_pem: str) -> dict:
     deadline = time.monotonic() + 30
     while True:
         try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock = socket.create_connection((address, port), timeout=5)
             break
         except OSError:
             if time.monotonic() > deadline:
