@@ -233,8 +233,9 @@ def test_upgrade_from_the_real_previous_release_with_the_documented_command(
                 {**legacy, "metadata": {"name": "legacy-now"}}, dry_run="All",
             )  # fmt: skip
             assert after["spec"] == now["spec"]
-            assert after["spec"]["rollout"]["surgeTimeoutSeconds"] == (
-                before["spec"]["rollout"]["surgeTimeoutSeconds"]
+            assert (
+                after["spec"]["rollout"]["surgeTimeoutSeconds"]
+                == (before["spec"]["rollout"]["surgeTimeoutSeconds"])
             )
             beta = cluster.custom.get_namespaced_custom_object(
                 "modelops.io", "v1beta1", apps, "modeldeployments", "legacy"

@@ -145,14 +145,19 @@ def with_client_config(crd: dict, config: dict) -> dict:
     return crd
 
 
-def install_crds(cluster: Cluster) -> None:
-    """The modelops CRDs on `cluster`, converting through the harness's webhook, and
-    Established; returns once the API server converts through it."""
+def harness_crds(cluster: Cluster) -> list[dict]:
+    """What `install_crds` installs: crds/ reached through the harness's webhook (or
+    the v1alpha1-only CRDs, MODELOPS_SINGLE_VERSION_CRDS=1)."""
     if single_version():
-        wanted = [build_crd(kind) for kind in KINDS]
-    else:
-        config = host_webhook(cluster).client_config()
-        wanted = [with_client_config(crd, config) for crd in shipped_crds()]
+        return [build_crd(kind) for kind in KINDS]
+    config = host_webhook(cluster).client_config()
+    return [with_client_config(crd, config) for crd in shipped_crds()]
+
+
+def install_crds(cluster: Cluster, crds: list[dict] | None = None) -> None:
+    """The modelops CRDs on `cluster` (`harness_crds`, or these variants of them), each
+    replaced whole, Established; returns once the API server converts through them."""
+    wanted = harness_crds(cluster) if crds is None else crds
     for crd in wanted:
         put_crd(cluster, crd)
     cluster.kubectl(
