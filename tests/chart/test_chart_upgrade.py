@@ -269,12 +269,14 @@ def test_upgrade_from_the_real_previous_release_with_the_documented_command(
 
             op.stop()
             h.run("uninstall", name, "-n", ns, "--wait")
-            # resource-policy keep: the CRDs stay, and so does every object of them.
+            # resource-policy keep: the CRDs stay, and so does every object of them
+            # (read in the storage version: with the operator gone, nothing converts).
             for name_ in MODELOPS_CRDS:
                 assert crd(cluster, name_)["metadata"]["name"] == name_
-            assert cluster.custom.get_namespaced_custom_object(
-                "modelops.io", "v1alpha1", apps, "modeldeployments", "with-new-field"
-            )
+            for md_name in ("with-new-field", "legacy"):
+                assert cluster.custom.get_namespaced_custom_object(
+                    "modelops.io", "v1beta1", apps, "modeldeployments", md_name
+                )
             assert not h.run("list", "-n", ns, "-q").stdout.strip()
     except AssertionError as err:
         logs = "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in processes)
