@@ -63,12 +63,13 @@ def test_operator_with_only_namespaced_roles_serves_its_namespaces_only(
         )  # fmt: skip
         operator = f"{name}-operator"
         # Nothing cluster-scoped that writes is bound to the operator: only the reader
-        # (the tenant roles are aggregated into edit/view for users).
+        # (the tenant roles are aggregated into edit/view for users) and the conversion
+        # webhook's caBundle in the two modelops CRDs, by name.
         bindings = cluster.kubectl(
             "get", "clusterrolebinding", "-l", f"app.kubernetes.io/instance={name}",
             "-o", "jsonpath={.items[*].roleRef.name}",
         ).stdout.split()  # fmt: skip
-        assert bindings == [f"{operator}-cluster-reader"]
+        assert sorted(bindings) == [f"{operator}-cluster-reader", f"{operator}-webhook"]
         # The NetworkPolicies were accepted where the workloads run.
         policies = cluster.kubectl("get", "networkpolicy", "-n", watched, "-o", "name").stdout
         assert f"{name}-serving" in policies and f"{name}-training" in policies

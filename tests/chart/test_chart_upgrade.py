@@ -232,6 +232,10 @@ def test_upgrade_from_the_real_previous_release_with_the_documented_command(
                 "modelops.io", "v1alpha1", apps, "modeldeployments",
                 {**legacy, "metadata": {"name": "legacy-now"}}, dry_run="All",
             )  # fmt: skip
+            # 0.1.0's CRD defaulted the Triton image into the object; the conversion
+            # keeps what was stored.
+            assert after["spec"]["runtime"]["image"] == before["spec"]["runtime"]["image"]
+            now["spec"]["runtime"]["image"] = before["spec"]["runtime"]["image"]
             assert after["spec"] == now["spec"]
             assert (
                 after["spec"]["rollout"]["surgeTimeoutSeconds"]
