@@ -79,7 +79,9 @@ def test_operator_with_only_namespaced_roles_serves_its_namespaces_only(
         kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
         deployment = cluster.apps.read_namespaced_deployment(operator, name)
         process = PodProcess(deployment, kubeconfig, tmp_path / "operator.log")
-        assert process.args[-2:] == ["--namespace", watched]
+        at = process.args.index("--namespace")
+        assert process.args[at : at + 2] == ["--namespace", watched]
+        assert process.args.count("--namespace") == 1
 
         sample = yaml.safe_load(SAMPLE.read_text())
         cluster.apply(sample, watched)
