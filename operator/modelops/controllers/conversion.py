@@ -27,6 +27,9 @@ log = logging.getLogger("modelops.conversion")
 # How often each replica looks at the Secret (renewal by any replica, rotation due).
 REFRESH_S = 600.0
 DEFAULT_CRDS = (f"{c.MD_PLURAL}.{c.GROUP}", f"{c.TJ_PLURAL}.{c.GROUP}")
+# The write-log identity of the webhook's client (MODELOPS_LOG_WRITES): its writes
+# are every replica's, not the leader's.
+WEBHOOK_IDENTITY = "conversion-webhook"
 
 
 @dataclass(frozen=True)
