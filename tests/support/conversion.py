@@ -16,7 +16,9 @@ v1alpha1, objects are stored as v1beta1) is converted, and a test busy in
 Python must not hold those up.
 
 MODELOPS_SINGLE_VERSION_CRDS=1 installs the v1alpha1-only CRDs instead (no
-webhook), as before v1beta1 was shipped.
+webhook), as before v1beta1 was shipped: a fallback for a fresh cluster only
+(the API server refuses a v1alpha1-only CRD once objects were stored as
+v1beta1), and the tests of v1beta1 itself then fail.
 
 `route_service_to_host` is the other form, the chart's: the API server calls the
 webhook through a Service, whose endpoint is an operator process on this host
