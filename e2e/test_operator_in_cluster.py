@@ -24,6 +24,7 @@ on the same objects would fight) and started again afterwards.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import signal
@@ -40,9 +41,12 @@ import pytest
 import yaml
 from tests.chart.helm import CHART, Helm, build_helm
 from tests.support.cluster import Cluster, fresh_namespace, wait_for
+from tests.support.conversion import convert_directly, install_crds, use_service, wait_converting
 from tests.support.operator import _WRITE, OperatorProcess, Write, get_md, wait_ready
 from tests.support.project_images import build_images, import_images
 from tests.support.real_node import TOLERATION, RealNode
+
+from modelops.controllers.conversion import WEBHOOK_IDENTITY
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -113,12 +117,16 @@ class LogFollower:
 
 
 def _parse_writes(text: str) -> list[Write]:
+    """The writes of the reconciler. Those of the conversion webhook (its certificate
+    Secret, the CRDs' caBundle) are left out: every replica makes them, leader or
+    not, by design (controllers/conversion.py)."""
     out = []
     for line in text.splitlines():
         found = _WRITE.search(line)
         if found:
             verb, kind, obj, who, at = found.groups()
-            out.append(Write(verb, kind, obj, who, float(at)))
+            if who != WEBHOOK_IDENTITY:
+                out.append(Write(verb, kind, obj, who, float(at)))
     return out
 
 
@@ -229,7 +237,8 @@ def test_two_replicas_from_the_chart_on_a_real_node_fail_over_without_double_wri
         "nodeSelector": {"kubernetes.io/hostname": real_node.name},
         "tolerations": [TOLERATION],
         "watchNamespaces": [namespace],
-        # The CRDs are the session's (applied by the `installed` fixture).
+        # The CRDs are the session's (applied by the `installed` fixture), switched
+        # below to this release's webhook Service.
         "crds": {"install": False},
         "operator": {"env": [{"name": "MODELOPS_LOG_WRITES", "value": "true"}]},
     }
@@ -239,6 +248,11 @@ def test_two_replicas_from_the_chart_on_a_real_node_fail_over_without_double_wri
     # True from the first try on: a failed install leaves a release to uninstall too.
     installed_release = True
     try:
+        # The chart's form of the CRDs: conversions through the release's webhook
+        # Service to the pods on the real node, which make their certificate and
+        # patch its CA in (no caBundle until they do: nothing reads modelops objects
+        # meanwhile, the local operator is stopped).
+        use_service(cluster, release_namespace, f"{release}-webhook")
         started = time.monotonic()
         proc = helm.run(
             "install", release, str(CHART), "--namespace", release_namespace,
@@ -283,6 +297,17 @@ def test_two_replicas_from_the_chart_on_a_real_node_fail_over_without_double_wri
             LogFollower(cluster, release_namespace, name, tmp_path / f"{name}.log")
             for name in by_name
         ]
+
+        # The API server converts through the Service, and each replica, leader or
+        # standby, answers conversions on its pod IP with the Secret's certificate.
+        wait_converting(cluster, timeout=120)
+        secret = cluster.core.read_namespaced_secret(f"{release}-webhook-cert", release_namespace)
+        ca = base64.b64decode(secret.data["ca.crt"]).decode()
+        for name, pod in by_name.items():
+            answer = convert_directly(
+                9443, f"{release}-webhook.{release_namespace}.svc", ca, pod.status.pod_ip
+            )
+            assert answer["response"]["result"]["status"] == "Success", (name, answer)
 
         # One holder of the chart's Lease, one of the two pods: a write to the API
         # server through the `kubernetes` Service from inside the pod.
@@ -411,3 +436,4 @@ def test_two_replicas_from_the_chart_on_a_real_node_fail_over_without_double_wri
             follower.stop()
         if installed_release:
             helm.run("uninstall", release, "--namespace", release_namespace, check=False)
+        install_crds(cluster)  # the harness's webhook again, for the rest of the session

@@ -13,14 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
-from tests.support.cluster import REPO, Cluster, wait_for
+from tests.support.cluster import Cluster, wait_for
+from tests.support.conversion import harness_crds, install_crds
 from tests.support.operator import OperatorProcess, condition
 
 pytestmark = pytest.mark.cluster
-
-CRDS = sorted((REPO / "crds").glob("*.yaml"))
-MANAGER = "modelops-e2e-old-crd"
 
 
 def _without_cel(node: Any) -> Any:
@@ -32,16 +29,13 @@ def _without_cel(node: Any) -> Any:
 
 
 def _apply_crds(cluster: Cluster, docs: list[dict[str, Any]]) -> None:
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", f"--field-manager={MANAGER}",
-        "-f", "-", input=yaml.safe_dump_all(docs),
-    )  # fmt: skip
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    # Replaced whole, with the session's conversion webhook (tests/support/conversion.py).
+    install_crds(cluster, docs)
 
 
 @pytest.fixture
 def crds_without_cel(cluster: Cluster) -> Iterator[None]:
-    real = [yaml.safe_load(p.read_text()) for p in CRDS]
+    real = harness_crds(cluster)
     _apply_crds(cluster, [_without_cel(copy.deepcopy(d)) for d in real])
     try:
         yield
@@ -89,8 +83,7 @@ def test_objects_stored_without_the_cel_rules_are_refused_naming_the_field(
     cluster.apply(md, namespace)
     cluster.apply(tj, namespace)
     # The rules are back; the stored objects are not re-validated by the API server.
-    crds = [yaml.safe_load(p.read_text()) for p in CRDS]
-    _apply_crds(cluster, crds)
+    _apply_crds(cluster, harness_crds(cluster))
 
     live_md = _stalled(cluster, namespace, "modeldeployments", "old-md")
     message = condition(live_md, "Stalled")["message"]

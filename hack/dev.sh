@@ -35,12 +35,20 @@ KUBECONFIG=$op_kubeconfig kubectl config use-context operator >/dev/null
 if [ -f "$state/operator.pid" ] && kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
   kill "$(cat "$state/operator.pid")" && sleep 1
 fi
+# The CRDs convert v1alpha1 <-> v1beta1 through the operator's webhook: an
+# operator on this host serves it on this port and points the CRDs' URL at it
+# (the API server is a process of this host too).
+webhook_port=${MODELOPS_WEBHOOK_PORT:-19443}
 # Pods on the real node run the images built here (make images); pods on the
 # simulated nodes pull nothing.
 version=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("modelops"))')
 KUBECONFIG=$op_kubeconfig MODELOPS_METRICS_PORT=${MODELOPS_METRICS_PORT:-18080} \
   MODELOPS_IMAGE=localhost/modelops-operator:$version MODELOPS_TRITON_IMAGE=localhost/modelops-runtime:$version \
-  nohup .venv/bin/modelops run --standalone --liveness "" > "$state/operator.log" 2>&1 &
+  POD_NAMESPACE=modelops-system \
+  nohup .venv/bin/modelops run --standalone --liveness "" \
+    --conversion-webhook-port "$webhook_port" --conversion-webhook-host 127.0.0.1 \
+    --conversion-webhook-url "https://127.0.0.1:$webhook_port/convert" \
+    > "$state/operator.log" 2>&1 &
 echo $! > "$state/operator.pid"
 
 # The metrics path: Prometheus and prometheus-adapter (custom.metrics.k8s.io),

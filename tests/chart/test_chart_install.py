@@ -11,6 +11,7 @@ install never meets the modelops-system install of e2e/ or another run.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -32,6 +33,7 @@ import yaml
 import tests.support.operator as operator_support
 from tests.chart.helm import CHART, Helm
 from tests.support.cluster import REPO, Cluster, fresh_namespace, wait_for
+from tests.support.conversion import convert_directly
 from tests.support.operator import (
     OperatorProcess,
     free_port,
@@ -197,6 +199,12 @@ class PodProcess:
     def __init__(self, deployment: Any, kubeconfig: Path, log: Path) -> None:
         (container,) = deployment.spec.template.spec.containers
         self.args = list(container.args)
+        # Every replica serves the conversion webhook on the same port in its pod;
+        # processes of one host each need their own.
+        self.webhook_port: int | None = None
+        if "--conversion-webhook-port" in self.args:
+            self.webhook_port = free_port()
+            self.args[self.args.index("--conversion-webhook-port") + 1] = str(self.webhook_port)
         self.env = {e.name: e.value for e in container.env if e.value is not None}
         # The downward API's pod name and namespace, as the kubelet would set them.
         pod_fields = {
@@ -276,6 +284,21 @@ def test_two_replicas_command_lines_give_one_leader_and_a_standby_that_takes_ove
         )
         assert second.alive(), "a standby must pass its liveness probe"
         assert not second.logged("leading: reconciling"), second.tail()
+        # Both replicas answer conversions (the webhook Service sends the API server
+        # to either), with the certificate the first made in the release's Secret,
+        # valid for the Service's name.
+        secret = release.cluster.core.read_namespaced_secret(
+            f"{release.name}-webhook-cert", release.namespace
+        )
+        ca = base64.b64decode(secret.data["ca.crt"]).decode()
+        for process in (first, second):
+            assert process.webhook_port is not None
+            answer = convert_directly(
+                process.webhook_port, f"{release.name}-webhook.{release.namespace}.svc", ca
+            )
+            assert answer["response"]["result"]["status"] == "Success", answer
+            (converted,) = answer["response"]["convertedObjects"]
+            assert converted["spec"]["activeDeadline"] == "2h"
 
         # The leader stops (an upgrade's rolling update): it hands the Lease
         # back and the standby takes it at its next look, well within the lease.

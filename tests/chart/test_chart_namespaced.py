@@ -63,12 +63,13 @@ def test_operator_with_only_namespaced_roles_serves_its_namespaces_only(
         )  # fmt: skip
         operator = f"{name}-operator"
         # Nothing cluster-scoped that writes is bound to the operator: only the reader
-        # (the tenant roles are aggregated into edit/view for users).
+        # (the tenant roles are aggregated into edit/view for users) and the conversion
+        # webhook's caBundle in the two modelops CRDs, by name.
         bindings = cluster.kubectl(
             "get", "clusterrolebinding", "-l", f"app.kubernetes.io/instance={name}",
             "-o", "jsonpath={.items[*].roleRef.name}",
         ).stdout.split()  # fmt: skip
-        assert bindings == [f"{operator}-cluster-reader"]
+        assert sorted(bindings) == [f"{operator}-cluster-reader", f"{operator}-webhook"]
         # The NetworkPolicies were accepted where the workloads run.
         policies = cluster.kubectl("get", "networkpolicy", "-n", watched, "-o", "name").stdout
         assert f"{name}-serving" in policies and f"{name}-training" in policies
@@ -78,7 +79,9 @@ def test_operator_with_only_namespaced_roles_serves_its_namespaces_only(
         kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
         deployment = cluster.apps.read_namespaced_deployment(operator, name)
         process = PodProcess(deployment, kubeconfig, tmp_path / "operator.log")
-        assert process.args[-2:] == ["--namespace", watched]
+        at = process.args.index("--namespace")
+        assert process.args[at : at + 2] == ["--namespace", watched]
+        assert process.args.count("--namespace") == 1
 
         sample = yaml.safe_load(SAMPLE.read_text())
         cluster.apply(sample, watched)

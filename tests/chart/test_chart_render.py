@@ -96,7 +96,9 @@ def test_default_install_has_exactly_the_objects_of_the_plain_manifests(default)
     assert sorted(objname(d) for d in default) == sorted(expected)
 
 
-@pytest.mark.parametrize("name", ["modelops-operator", "modelops-edit", "modelops-view"])
+@pytest.mark.parametrize(
+    "name", ["modelops-operator", "modelops-operator-webhook", "modelops-edit", "modelops-view"]
+)
 def test_cluster_roles_have_exactly_the_rules_of_the_manifests(default, name):
     plain = find(manifests(), "ClusterRole", name)
     chart = find(default, "ClusterRole", name)
@@ -116,14 +118,18 @@ def test_tenant_roles_aggregate_into_the_built_in_roles(default):
 
 def test_tenant_roles_can_be_left_out(helm: Helm):
     roles = of_kind(helm.template("rbac.tenantRoles=false"), "ClusterRole")
-    assert [r["metadata"]["name"] for r in roles] == ["modelops-operator"]
+    assert [r["metadata"]["name"] for r in roles] == [
+        "modelops-operator",
+        "modelops-operator-webhook",
+    ]
 
 
 def test_binding_and_service_account_match_the_plain_manifests(default):
-    plain = find(manifests(), "ClusterRoleBinding")
-    chart = find(default, "ClusterRoleBinding")
-    assert chart["roleRef"] == plain["roleRef"]
-    assert chart["subjects"] == plain["subjects"]
+    for name in ("modelops-operator", "modelops-operator-webhook"):
+        plain = find(manifests(), "ClusterRoleBinding", name)
+        chart = find(default, "ClusterRoleBinding", name)
+        assert chart["roleRef"] == plain["roleRef"]
+        assert chart["subjects"] == plain["subjects"]
     sa = find(default, "ServiceAccount")
     assert (sa["metadata"]["namespace"], sa["metadata"]["name"]) == (
         plain["subjects"][0]["namespace"],
@@ -168,9 +174,8 @@ def test_operator_deployment_matches_the_plain_manifest(default):
 
 
 def test_metrics_service_matches_the_plain_manifest(default):
-    plain = find(manifests(), "Service")
-    chart = find(default, "Service")
-    assert chart["metadata"]["name"] == plain["metadata"]["name"]
+    plain = find(manifests(), "Service", "modelops-operator-metrics")
+    chart = find(default, "Service", "modelops-operator-metrics")
     assert chart["spec"]["ports"] == plain["spec"]["ports"]
     pod_labels = find(default, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert matches(chart["spec"]["selector"], pod_labels)
@@ -179,8 +184,14 @@ def test_metrics_service_matches_the_plain_manifest(default):
 
 
 def test_leader_election_role_and_pdb_match_the_plain_manifests(default):
-    for kind in ("Role", "RoleBinding", "PodDisruptionBudget"):
-        plain, chart = find(manifests(), kind), find(default, kind)
+    for kind, name in (
+        ("Role", "modelops-operator-leader-election"),
+        ("RoleBinding", "modelops-operator-leader-election"),
+        ("Role", "modelops-operator-webhook"),
+        ("RoleBinding", "modelops-operator-webhook"),
+        ("PodDisruptionBudget", None),
+    ):
+        plain, chart = find(manifests(), kind, name), find(default, kind, name)
         assert chart["metadata"]["name"] == plain["metadata"]["name"], kind
         for key in ("rules", "roleRef", "subjects"):
             if key in plain:
@@ -219,12 +230,13 @@ def test_cluster_scoped_names_carry_the_release(helm: Helm):
     one = helm.template(release="team-a", namespace="a")
     two = helm.template(release="team-b", namespace="b")
     for kind in ("ClusterRoleBinding",):
-        a, b = find(one, kind)["metadata"]["name"], find(two, kind)["metadata"]["name"]
+        a = find(one, kind, "team-a-modelops-operator")["metadata"]["name"]
+        b = find(two, kind, "team-b-modelops-operator")["metadata"]["name"]
         assert a != b and "team-a" in a and "team-b" in b, (kind, a, b)
-    for suffix in ("operator", "edit", "view"):
+    for suffix in ("operator", "operator-webhook", "edit", "view"):
         find(one, "ClusterRole", f"team-a-modelops-{suffix}")
         find(two, "ClusterRole", f"team-b-modelops-{suffix}")
-    binding = find(one, "ClusterRoleBinding")
+    binding = find(one, "ClusterRoleBinding", "team-a-modelops-operator")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "team-a-modelops-operator", "namespace": "a"}
     ]
@@ -236,11 +248,12 @@ def test_name_overrides_rename_objects_but_keep_the_app_label(helm: Helm):
     assert find(docs, "Deployment")["metadata"]["name"] == "prod-mlops-operator"
     docs = helm.template("fullnameOverride=platform-ml", release="prod")
     find(docs, "ClusterRole", "platform-ml-operator")
-    assert find(docs, "Role")["metadata"]["name"] == "platform-ml-operator-leader-election"
+    find(docs, "Role", "platform-ml-operator-leader-election")
+    find(docs, "Service", "platform-ml-webhook")
     # The ServiceMonitor's job name (and so OperatorDown) comes from this label.
-    assert find(docs, "Service")["metadata"]["labels"]["app.kubernetes.io/name"] == (
-        "modelops-operator"
-    )
+    assert find(docs, "Service", "platform-ml-operator-metrics")["metadata"]["labels"][
+        "app.kubernetes.io/name"
+    ] == ("modelops-operator")
 
 
 def test_default_pod_meets_pod_security_restricted(default):
@@ -309,7 +322,8 @@ def test_one_replica_needs_no_leader_election_but_two_do(helm: Helm):
     docs = helm.template("replicaCount=1", "leaderElection.enabled=false")
     args = container(find(docs, "Deployment"))["args"]
     assert not [a for a in args if a.startswith("--leader-elect")]
-    assert not of_kind(docs, "PodDisruptionBudget") and not of_kind(docs, "Role")
+    assert not of_kind(docs, "PodDisruptionBudget")
+    assert [r["metadata"]["name"] for r in of_kind(docs, "Role")] == ["modelops-operator-webhook"]
     err = helm.template_error("leaderElection.enabled=false")
     assert "replicaCount 2 needs leaderElection.enabled" in err
     err = helm.template_error("leaderElection.renewDeadline=15")
@@ -356,7 +370,7 @@ def test_custom_image_resources_and_operator_settings(helm: Helm, tmp_path: Path
         "requests": {"cpu": "250m", "memory": "300Mi"},
         "limits": {"memory": "1Gi"},
     }
-    assert c["args"][0] == "run" and c["args"][-1] == "--verbose"
+    assert c["args"][0] == "run" and "--verbose" in c["args"]
     assert env(deployment) == {
         "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
         "POD_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
@@ -389,7 +403,8 @@ def test_existing_service_account(helm: Helm):
     docs = helm.template("serviceAccount.create=false", "serviceAccount.name=ops-sa")
     assert not of_kind(docs, "ServiceAccount")
     assert find(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops-sa"
-    assert find(docs, "ClusterRoleBinding")["subjects"][0]["name"] == "ops-sa"
+    for binding in of_kind(docs, "ClusterRoleBinding"):
+        assert binding["subjects"][0]["name"] == "ops-sa"
     err = helm.template_error("serviceAccount.create=false")
     assert "serviceAccount.name is required" in err
 
@@ -447,7 +462,7 @@ def test_monitoring_with_labels_follows_deploy_monitoring(helm: Helm):
         assert obj["kind"] == source["kind"]
         spec, expected = dict(obj["spec"]), dict(source["spec"])
         if obj["kind"] == "ServiceMonitor":
-            service = find(docs, "Service")
+            service = find(docs, "Service", "prod-modelops-operator-metrics")
             assert spec.pop("selector") == {"matchLabels": service["spec"]["selector"]}
             assert matches(
                 spec_selector := service["spec"]["selector"], service["metadata"]["labels"]
@@ -721,14 +736,26 @@ def test_namespaced_install_has_a_role_per_namespace_and_no_cluster_write(helm: 
     lease_role = find(of_kind(docs, "Role"), "Role", "modelops-operator-leader-election")
     assert lease_role["metadata"]["namespace"] == DEFAULT_NAMESPACE
     # What stays cluster-scoped for the operator only reads (the tenant roles are
-    # aggregated into edit/view for users, not bound to the operator).
+    # aggregated into edit/view for users, not bound to the operator), but for the
+    # conversion webhook's caBundle in the two modelops CRDs, by name. The storage
+    # migration's patch of every object is left out (an admin's job here).
     bound = {b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding")}
-    assert bound == {"modelops-operator-cluster-reader"}
-    (cluster_role,) = [d for d in of_kind(docs, "ClusterRole") if d["metadata"]["name"] in bound]
-    for rule in cluster_role["rules"]:
+    assert bound == {"modelops-operator-cluster-reader", "modelops-operator-webhook"}
+    reader = find(of_kind(docs, "ClusterRole"), "ClusterRole", "modelops-operator-cluster-reader")
+    for rule in reader["rules"]:
         assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+    webhook = find(of_kind(docs, "ClusterRole"), "ClusterRole", "modelops-operator-webhook")
+    for rule in webhook["rules"]:
+        assert rule["apiGroups"] == ["apiextensions.k8s.io"], rule
+        assert rule["resourceNames"] == [
+            "modeldeployments.modelops.io",
+            "trainingjobs.modelops.io",
+        ], rule
+    assert "--no-migrate-storage" in container(find(docs, "Deployment"))["args"]
     args = container(find(docs, "Deployment"))["args"]
-    assert args[args.index("--namespace") :] == ["--namespace", "team-a", "--namespace", "team-b"]
+    assert args[args.index("--namespace") :][:4] == [
+        "--namespace", "team-a", "--namespace", "team-b",
+    ]  # fmt: skip
 
 
 def test_network_policies_are_off_by_default_and_need_namespaces(default, helm: Helm):
@@ -827,3 +854,59 @@ def test_notes_print_the_sample_of_this_release(helm: Helm, cluster: Cluster):
     body = notes.split("-f - <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
     sample = REPO / "manifests" / "samples" / "modeldeployment.yaml"
     assert yaml.safe_load(body) == yaml.safe_load(sample.read_text())
+
+
+# --- the conversion webhook ------------------------------------------------------------
+
+
+def test_webhook_service_reaches_every_replica_on_9443_and_matches_the_manifests(default):
+    plain = find(manifests(), "Service", "modelops-webhook")
+    chart = find(default, "Service", "modelops-webhook")
+    assert (
+        chart["spec"]["ports"]
+        == plain["spec"]["ports"]
+        == [{"name": "webhook", "port": 443, "targetPort": "webhook"}]
+    )
+    deployment = find(default, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    # Every replica, leader or standby: the selector names no role.
+    assert matches(chart["spec"]["selector"], pod_labels)
+    assert "modelops.io/peering-role" not in chart["spec"]["selector"]
+    c = container(deployment)
+    assert {"name": "webhook", "containerPort": 9443} in c["ports"]
+    args = c["args"]
+    assert args[args.index("--conversion-webhook-port") + 1] == "9443"
+    assert args[args.index("--conversion-webhook-service") + 1] == "modelops-webhook"
+    assert args[args.index("--conversion-webhook-secret") + 1] == "modelops-webhook-cert"
+    assert "--no-migrate-storage" not in args
+    # Ready only once the webhook answers.
+    assert c["readinessProbe"]["httpGet"] == {
+        "path": "/healthz",
+        "port": "webhook",
+        "scheme": "HTTPS",
+    }
+    # The Secret it writes, by name where RBAC allows one.
+    role = find(default, "Role", "modelops-operator-webhook")
+    assert {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [
+        "modelops-webhook-cert"], "verbs": ["get", "patch"]} in role["rules"]  # fmt: skip
+
+
+def test_crds_convert_through_the_releases_own_service(helm: Helm):
+    docs = helm.template(release="team-a", namespace="ml-platform")
+    service = find(docs, "Service", "team-a-modelops-webhook")
+    assert service["metadata"]["namespace"] == "ml-platform"
+    for crd in of_kind(docs, "CustomResourceDefinition"):
+        webhook = crd["spec"]["conversion"]["webhook"]
+        assert crd["spec"]["conversion"]["strategy"] == "Webhook"
+        assert webhook["clientConfig"] == {
+            "service": {
+                "namespace": "ml-platform",
+                "name": "team-a-modelops-webhook",
+                "path": "/convert",
+                "port": 443,
+            }
+        }
+        storage = [v["name"] for v in crd["spec"]["versions"] if v["storage"]]
+        assert storage == ["v1beta1"]
+    args = container(find(docs, "Deployment"))["args"]
+    assert args[args.index("--conversion-webhook-service") + 1] == "team-a-modelops-webhook"

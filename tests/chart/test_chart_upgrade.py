@@ -30,11 +30,11 @@ from modelops.api import constants as c
 from tests.chart.helm import CHART, Helm
 from tests.chart.test_chart_install import PodProcess, rbac_denials
 from tests.support.cluster import REPO, Cluster, fresh_namespace, wait_for
+from tests.support.conversion import install_crds, route_service_to_host, wait_converting
 from tests.support.operator import service_account_kubeconfig, wait_ready
 
 pytestmark = pytest.mark.cluster
 
-CRDS = REPO / "crds"
 MD_CRD = "modeldeployments.modelops.io"
 MODELOPS_CRDS = (MD_CRD, "trainingjobs.modelops.io")
 SAMPLE = REPO / "manifests" / "samples" / "modeldeployment.yaml"
@@ -64,16 +64,13 @@ def release_namespace(cluster: Cluster) -> Iterator[str]:
 
 
 def release_the_crds(cluster: Cluster) -> None:
-    """Back to the state the rest of the session expects: the current CRDs, owned by
-    no release (so the next `helm install` is not refused)."""
-    for crd in MODELOPS_CRDS:
-        cluster.kubectl("annotate", "crd", crd, *(f"{k}-" for k in HELM_OWNERSHIP), check=False)
-        cluster.kubectl(
-            "label", "crd", crd, "app.kubernetes.io/managed-by-",
-            "app.kubernetes.io/instance-", "app.kubernetes.io/version-", "helm.sh/chart-",
-            check=False,
-        )  # fmt: skip
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+    """Back to the state the rest of the session expects: the current CRDs with the
+    harness's webhook, owned by no release (so the next `helm install` is not
+    refused). install_crds replaces them whole, Helm's annotations and labels too."""
+    install_crds(cluster)
+    for name in MODELOPS_CRDS:
+        live = crd(cluster, name)["metadata"]
+        assert not set(HELM_OWNERSHIP) & set(live.get("annotations") or {}), live
 
 
 def crd(cluster: Cluster, name: str) -> dict[str, Any]:
@@ -149,17 +146,20 @@ def operator_env(cluster: Cluster, namespace: str, release: str) -> dict[str, st
 
 
 def test_upgrade_from_the_real_previous_release_with_the_documented_command(
-    cluster: Cluster, helm: Helm, tmp_path: Path
+    cluster: Cluster, helm: Helm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     h = chart_helm(cluster, helm)
     old, old_version = released_chart(tmp_path)
     # The cluster as that release left it: its CRDs from the chart's crds/ directory
-    # (Helm installs those once and never upgrades them, so they are applied here,
-    # replacing whatever CRDs this test session installed before).
+    # (Helm installs those once and never upgrades them, so they are applied here).
+    # The session's CRDs go first: they store v1beta1, which a v1alpha1-only CRD
+    # cannot replace (status.storedVersions must stay served).
+    cluster.kubectl("delete", "crd", *MODELOPS_CRDS, "--ignore-not-found", "--wait=true")
     for path in sorted((old / "crds").glob("modelops.io_*.yaml")):
-        name = yaml.safe_load(path.read_text())["metadata"]["name"]
-        exists = cluster.kubectl("get", "crd", name, check=False).returncode == 0
-        cluster.kubectl("replace" if exists else "create", "-f", str(path))
+        cluster.kubectl("create", "-f", str(path))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    *(f"crd/{n}" for n in MODELOPS_CRDS))  # fmt: skip
+    processes: list[PodProcess] = []
     try:
         with (
             release_namespace(cluster) as ns,
@@ -178,6 +178,13 @@ def test_upgrade_from_the_real_previous_release_with_the_documented_command(
             )  # fmt: skip
             assert refused.returncode != 0, refused.stdout
             assert "analysis" in refused.stderr, refused.stderr
+            # An object of the old release, stored as v1alpha1.
+            legacy = yaml.safe_load(SAMPLE.read_text())
+            legacy["metadata"]["name"] = "legacy"
+            cluster.apply(legacy, apps)
+            before = cluster.custom.get_namespaced_custom_object(
+                "modelops.io", "v1alpha1", apps, "modeldeployments", "legacy"
+            )
 
             # Exactly the command docs/install.md gives for an upgrade from 0.1.0.
             h.run(
@@ -186,6 +193,60 @@ def test_upgrade_from_the_real_previous_release_with_the_documented_command(
                 "--wait", "--timeout", "90s",
             )  # fmt: skip
             live = crd(cluster, MD_CRD)
+            # Both versions served, v1beta1 stored, converted by this release's webhook.
+            assert {v["name"]: v["storage"] for v in live["spec"]["versions"]} == {
+                "v1alpha1": False,
+                "v1beta1": True,
+            }
+            webhook = f"{name}-webhook"
+            assert live["spec"]["conversion"]["webhook"]["clientConfig"]["service"] == {
+                "namespace": ns, "name": webhook, "path": "/convert", "port": 443,
+            }  # fmt: skip
+            # The operator as the new Deployment runs it, its webhook the Service's
+            # endpoint (the chart's pods on KWOK's nodes run nothing: scaled to 0).
+            cluster.kubectl("scale", "deployment", f"{name}-operator", "-n", ns, "--replicas=0")
+            monkeypatch.setattr(operator_support, "SERVICE_ACCOUNT", (ns, f"{name}-operator"))
+            kubeconfig = service_account_kubeconfig(cluster, tmp_path / "kubeconfig")
+            deployment = cluster.apps.read_namespaced_deployment(f"{name}-operator", ns)
+            op = PodProcess(deployment, kubeconfig, tmp_path / "operator.log")
+            processes.append(op)
+            assert op.webhook_port is not None
+            route_service_to_host(cluster, ns, webhook, [op.webhook_port])
+            # It made its CA, patched it into the CRDs, and the API server converts
+            # through the Service; then it migrated the old objects to v1beta1.
+            wait_converting(cluster, timeout=120)
+            wait_for(
+                lambda: all(
+                    crd(cluster, n)["status"]["storedVersions"] == ["v1beta1"]
+                    for n in MODELOPS_CRDS
+                ),
+                timeout=120,
+                what=f"the storage migration; log:\n{op.tail()}",
+            )
+            # The old object reads through v1alpha1 as the same manifest applied now
+            # reads (the new CRD's defaults apply on read too), and as v1beta1.
+            after = cluster.custom.get_namespaced_custom_object(
+                "modelops.io", "v1alpha1", apps, "modeldeployments", "legacy"
+            )
+            now = cluster.custom.create_namespaced_custom_object(
+                "modelops.io", "v1alpha1", apps, "modeldeployments",
+                {**legacy, "metadata": {"name": "legacy-now"}}, dry_run="All",
+            )  # fmt: skip
+            # 0.1.0's CRD defaulted the Triton image into the object; the conversion
+            # keeps what was stored.
+            assert after["spec"]["runtime"]["image"] == before["spec"]["runtime"]["image"]
+            now["spec"]["runtime"]["image"] = before["spec"]["runtime"]["image"]
+            assert after["spec"] == now["spec"]
+            assert (
+                after["spec"]["rollout"]["surgeTimeoutSeconds"]
+                == (before["spec"]["rollout"]["surgeTimeoutSeconds"])
+            )
+            beta = cluster.custom.get_namespaced_custom_object(
+                "modelops.io", "v1beta1", apps, "modeldeployments", "legacy"
+            )
+            assert before["spec"]["model"]["format"] == "torchscript"
+            assert beta["spec"]["model"]["format"] == "TorchScript"
+            assert beta["spec"]["model"]["storageUri"] == before["spec"]["model"]["storageUri"]
             assert "analysis" in rollout_properties(cluster)
             assert live["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
             assert live["metadata"]["annotations"]["meta.helm.sh/release-name"] == name
@@ -210,16 +271,26 @@ def test_upgrade_from_the_real_previous_release_with_the_documented_command(
                 f"modelops-{chart_version(CHART)}",
             ]
 
+            op.stop()
             h.run("uninstall", name, "-n", ns, "--wait")
-            # resource-policy keep: the CRDs stay, and so does every object of them.
+            # resource-policy keep: the CRDs stay, and so does every object of them
+            # (read in the storage version: with the operator gone, nothing converts).
             for name_ in MODELOPS_CRDS:
                 assert crd(cluster, name_)["metadata"]["name"] == name_
-            assert cluster.custom.get_namespaced_custom_object(
-                "modelops.io", "v1alpha1", apps, "modeldeployments", "with-new-field"
-            )
+            for md_name in ("with-new-field", "legacy"):
+                assert cluster.custom.get_namespaced_custom_object(
+                    "modelops.io", "v1beta1", apps, "modeldeployments", md_name
+                )
             assert not h.run("list", "-n", ns, "-q").stdout.strip()
+    except AssertionError as err:
+        logs = "\n".join(f"--- {p.log.name}\n{p.tail()}" for p in processes)
+        raise AssertionError(f"{err}\n{logs}") from None
     finally:
+        for process in processes:
+            process.stop()
         release_the_crds(cluster)
+    for process in processes:
+        assert not rbac_denials(process.log)
 
 
 def test_the_previous_release_is_older_or_the_unreleased_base():

@@ -80,8 +80,11 @@ def test_sample_applies_for_real(crds: Cluster, namespace: str, sample):
     for doc in yaml.safe_load_all(sample.read_text()):
         if not is_object(doc):
             continue
+        # In the sample's own version: kubectl's default is the preferred one, v1beta1.
+        group, version = doc["apiVersion"].split("/")
+        resource = f"{doc['kind'].lower()}s.{version}.{group}"
         live = crds.kubectl(
-            "get", doc["kind"].lower(), doc["metadata"]["name"], "-n", namespace, "-o", "json"
+            "get", resource, doc["metadata"]["name"], "-n", namespace, "-o", "json"
         ).stdout
         stored = json.loads(live)
         # What the sample says is what is stored (defaults may add to it).

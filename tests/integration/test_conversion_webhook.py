@@ -1,10 +1,10 @@
 """The conversion webhook the operator serves, with the real API server calling it.
 
-The kinds are installed under a group of their own per test module
-(<random>.conversion.modelops.io): the session's other tests keep the
-v1alpha1-only CRDs of crds/, and breaking this group's webhook on purpose
-(the migration test does) touches nobody else. The webhook is the operator's
-own code (controllers/conversion.py: certificate in a Secret, caBundle
+The kinds are installed under a group of their own per test
+(<random>.conversion.modelops.io): breaking this group's webhook on purpose
+(the migration test does) touches nobody else. The last test uses the shipped
+CRDs of crds/ themselves, as the whole session does (tests/support/conversion.py).
+The webhook is the operator's own code (controllers/conversion.py: certificate in a Secret, caBundle
 patched into the CRDs, HTTPS server), run in this process on 127.0.0.1 where
 the local kube-apiserver reaches it by URL; in a cluster the chart's Service
 takes the URL's place.
@@ -30,7 +30,8 @@ from modelops.controllers.storage_migration import migrate
 from modelops.kube import Kube
 from modelops.webhook.certs import _certs
 from tests.support.cluster import Cluster, fresh_namespace, wait_for
-from tests.support.operator import OperatorProcess, free_port
+from tests.support.conversion import install_crds, shipped_crds
+from tests.support.operator import OperatorProcess, free_port, install
 
 pytestmark = pytest.mark.cluster
 
@@ -526,3 +527,60 @@ def test_the_operator_process_serves_the_webhook_and_migrates_at_start(
             op.stop()
     finally:
         group.delete()
+
+
+def test_the_shipped_crds_store_v1alpha1_writes_as_v1beta1(cluster: Cluster, namespace: str):
+    """crds/ as installed for every test (only the clientConfig swapped for the
+    harness's URL): a v1alpha1 write is stored as v1beta1 and reads back unchanged
+    through both versions."""
+    install(cluster)
+    api = kubernetes.client.ApiextensionsV1Api(cluster.api_client)
+    shipped = {crd["metadata"]["name"]: crd for crd in shipped_crds()}
+    for name, crd in shipped.items():
+        live = cluster.api_client.sanitize_for_serialization(
+            api.read_custom_resource_definition(name)
+        )
+        assert live["spec"]["versions"] == crd["spec"]["versions"], name
+        assert live["spec"]["conversion"]["strategy"] == "Webhook"
+        assert "url" in live["spec"]["conversion"]["webhook"]["clientConfig"]
+
+    def create(obj: dict) -> dict:
+        kind = MODEL_DEPLOYMENT if obj["kind"] == c.MD_KIND else TRAINING_JOB
+        return cluster.custom.create_namespaced_custom_object(
+            c.GROUP, "v1alpha1", namespace, kind.plural, obj
+        )
+
+    def get(kind, name: str, version: str) -> dict:
+        return cluster.custom.get_namespaced_custom_object(
+            c.GROUP, version, namespace, kind.plural, name
+        )
+
+    md, tj = create(md_v1alpha1("fraud")), create(tj_v1alpha1("train"))
+    assert get(MODEL_DEPLOYMENT, "fraud", "v1alpha1")["spec"] == md["spec"]
+    assert get(TRAINING_JOB, "train", "v1alpha1")["spec"] == tj["spec"]
+    assert get(MODEL_DEPLOYMENT, "fraud", "v1beta1")["spec"]["autoscaling"]["engine"] == "KEDA"
+
+    # Stored as v1beta1: with the webhook unreachable, v1beta1 reads still work (no
+    # conversion from storage), v1alpha1 reads do not.
+    try:
+        for name in shipped:
+            cluster.kubectl(
+                "patch", "crd", name, "--type=merge", "-p",
+                f'{{"spec":{{"conversion":{{"webhook":{{"clientConfig":{{"url":"{DEAD_URL}"}}}}}}}}}}',
+            )  # fmt: skip
+
+        def alpha_fails() -> bool:
+            try:
+                get(MODEL_DEPLOYMENT, "fraud", "v1alpha1")
+            except kubernetes.client.ApiException:
+                return True
+            return False
+
+        wait_for(alpha_fails, timeout=60, what="the dead webhook taking effect")
+        assert get(MODEL_DEPLOYMENT, "fraud", "v1beta1")["spec"]["rollout"]["surgeTimeout"] == (
+            "1m30s"
+        )
+        assert get(TRAINING_JOB, "train", "v1beta1")["spec"]["activeDeadline"] == "2h"
+    finally:
+        install_crds(cluster)  # the harness's URL back, for the rest of the session
+    assert get(TRAINING_JOB, "train", "v1alpha1")["spec"] == tj["spec"]

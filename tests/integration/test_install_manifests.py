@@ -8,7 +8,8 @@ object whose CRD the same command creates. This test starts a
 cluster of its own (the session's cluster has the CRDs already, which would
 hide the problem), runs the line, runs the operator with the Deployment's own
 command line and a token of its ServiceAccount, and checks that it takes the
-leader Lease (RBAC for it included) and serves the sample.
+leader Lease (RBAC for it included), serves the conversion webhook the CRDs name
+(its Service routed to the process) and serves the sample.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import yaml
 
 from tests.chart.test_chart_install import PodProcess, rbac_denials
 from tests.support.cluster import CLUSTER_SCRIPT, REPO, Cluster, wait_for
+from tests.support.conversion import route_service_to_host, wait_converting
 from tests.support.operator import service_account_kubeconfig, wait_ready
 
 pytestmark = pytest.mark.cluster
@@ -78,8 +80,15 @@ def test_the_documented_line_installs_everything_in_one_go(fresh: Cluster, tmp_p
     # ServiceAccount: it takes the Lease and serves the sample.
     kubeconfig = service_account_kubeconfig(fresh, tmp_path / "operator.kubeconfig")
     deployment = fresh.apps.read_namespaced_deployment("modelops-operator", "modelops-system")
+    # The CRDs convert through Service modelops-webhook; its endpoint is this
+    # process's webhook (the Deployment's pods on KWOK's nodes run nothing).
+    fresh.kubectl("scale", "deployment", "modelops-operator", "-n", "modelops-system",
+                  "--replicas=0")  # fmt: skip
     operator = PodProcess(deployment, kubeconfig, tmp_path / "operator.log")
     try:
+        assert operator.webhook_port is not None
+        route_service_to_host(fresh, "modelops-system", "modelops-webhook", [operator.webhook_port])
+        wait_converting(fresh, timeout=120)
         assert "--leader-elect" in operator.args
         holder = wait_for(
             lambda: _lease_holder(fresh),
@@ -103,7 +112,10 @@ def test_the_documented_line_installs_everything_in_one_go(fresh: Cluster, tmp_p
         triton = next(c for c in serving.spec.template.spec.containers if c.name == "triton")
         assert triton.image == operator.env["MODELOPS_TRITON_IMAGE"]
 
-        # The same line again (an upgrade in place) changes nothing and fails nothing.
+        # The same line again (an upgrade in place) changes nothing and fails nothing
+        # (the replicas as written first: another value would be a conflict).
+        fresh.kubectl("scale", "deployment", "modelops-operator", "-n", "modelops-system",
+                      "--replicas=2")  # fmt: skip
         again = run_line(fresh)
         assert again.returncode == 0, again.stdout + again.stderr
     finally:

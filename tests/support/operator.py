@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from tests.support.cluster import REPO, Cluster, wait_for
+from tests.support.conversion import install_crds
 
 INSTALL = REPO / "manifests" / "install"
 CRDS = REPO / "crds"
@@ -33,15 +34,9 @@ SERVICE_ACCOUNT = ("modelops-system", "modelops-operator")
 
 def install(cluster: Cluster) -> None:
     """CRDs, namespace, RBAC and tenant roles (not the operator Deployment: the tests
-    run the operator as a local process)."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "--all",
-    )
+    run the operator as a local process). The CRDs are crds/ with this process's
+    conversion webhook in place of the operator's Service (tests/support/conversion.py)."""
+    install_crds(cluster)
     for name in ("namespace.yaml", "rbac.yaml", "tenant-roles.yaml"):
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(INSTALL / name))
 

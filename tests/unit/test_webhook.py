@@ -119,3 +119,64 @@ def test_reload_serves_the_new_certificate(server):
         ca.flush()
         status, _ = _post((srv, ssl.create_default_context(cafile=ca.name)), b"[]")
     assert status == 200
+
+
+# --- which CRDs a replica patches -------------------------------------------------------
+
+
+def _crd(name: str, client_config: dict) -> dict:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {"conversion": {"strategy": "Webhook", "webhook": {"clientConfig": client_config}}},
+    }
+
+
+def _service(namespace: str, name: str) -> dict:
+    return {"service": {"namespace": namespace, "name": name, "path": "/convert", "port": 443}}
+
+
+def test_a_replica_patches_only_the_crds_that_name_its_own_service():
+    from modelops.api.kinds import CUSTOM_RESOURCE_DEFINITION
+    from modelops.controllers.conversion import ConversionWebhook, WebhookOptions
+    from tests.support.fake_kube import FakeKube
+
+    kube = FakeKube()
+    kube.put(_crd("mine.example.io", _service("ops", "modelops-webhook")))
+    # Another install's Service, and a URL (an operator outside the cluster, the
+    # test harness): our CA there would break their conversions.
+    kube.put(_crd("theirs.example.io", _service("team-b", "modelops-webhook")))
+    kube.put(_crd("url.example.io", {"url": "https://127.0.0.1:9443/convert"}))
+    names = ("mine.example.io", "theirs.example.io", "url.example.io")
+    bundle = certs.renewed(None, HOSTS, NOW)
+    assert bundle is not None
+    hook = ConversionWebhook(
+        kube,  # type: ignore[arg-type]
+        WebhookOptions("ops", "cert", HOSTS, service=("ops", "modelops-webhook"), crds=names),
+    )
+    assert hook.patch_crds(bundle) == ["mine.example.io"]
+    assert hook.patch_crds(bundle) == []  # already there: no write
+
+    def config(name: str) -> dict:
+        live = kube.live(CUSTOM_RESOURCE_DEFINITION, None, name)
+        assert live is not None
+        return live["spec"]["conversion"]["webhook"]["clientConfig"]
+
+    assert "caBundle" in config("mine.example.io")
+    assert "caBundle" not in config("theirs.example.io")
+    assert "caBundle" not in config("url.example.io")
+
+    # With --conversion-webhook-url (`make dev`), the operator takes every CRD it is
+    # given over: its URL replaces the Service reference.
+    outside = ConversionWebhook(
+        kube,  # type: ignore[arg-type]
+        WebhookOptions(
+            "ops", "cert", HOSTS, url="https://127.0.0.1:19443/convert", crds=("mine.example.io",)
+        ),
+    )
+    assert outside.patch_crds(bundle) == ["mine.example.io"]
+    assert config("mine.example.io") == {
+        "url": "https://127.0.0.1:19443/convert",
+        "caBundle": config("mine.example.io")["caBundle"],
+    }

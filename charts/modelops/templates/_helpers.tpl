@@ -28,6 +28,11 @@ Kubernetes names are at most 63 characters; the longest suffix added below is
 {{- printf "%s-operator" (include "modelops.fullname" .) -}}
 {{- end -}}
 
+{{/* The conversion webhook's Service; its certificate's Secret is <this>-cert. */}}
+{{- define "modelops.webhookName" -}}
+{{- printf "%s-webhook" (include "modelops.fullname" .) -}}
+{{- end -}}
+
 {{- define "modelops.namespace" -}}
 {{- default .Release.Namespace .Values.namespace.name -}}
 {{- end -}}

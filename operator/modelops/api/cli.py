@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .crd import KINDS, build_versioned_crd, crd_files, to_yaml
+from .crd import KINDS, build_versioned_crd, crd_files, service_client_config, to_yaml
 from .docs import api_reference
 
 
@@ -50,7 +50,7 @@ def versioned_crds(service: str) -> str:
     namespace, _, name = service.partition("/")
     if not namespace or not name:
         raise SystemExit("--conversion-webhook-service: expected NAMESPACE/NAME")
-    config = {"service": {"namespace": namespace, "name": name, "path": "/convert", "port": 443}}
+    config = service_client_config(namespace, name)
     return "".join(to_yaml(build_versioned_crd(kind, config)) for kind in KINDS)
 
 

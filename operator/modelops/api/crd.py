@@ -353,9 +353,32 @@ def build_crd(kind: KindSpec) -> dict[str, Any]:
     }
 
 
+# Where the shipped CRDs send conversions: the operator's webhook Service of
+# manifests/install (the chart renders its own release's Service and namespace
+# in their place, templates/crds.yaml). The operator patches in the caBundle.
+WEBHOOK_NAMESPACE = "modelops-system"
+WEBHOOK_SERVICE = "modelops-webhook"
+WEBHOOK_PORT = 443
+
+
+def service_client_config(
+    namespace: str = WEBHOOK_NAMESPACE, name: str = WEBHOOK_SERVICE
+) -> dict[str, Any]:
+    """The clientConfig of a webhook behind a Service (port 443, path /convert)."""
+    return {
+        "service": {"namespace": namespace, "name": name, "path": "/convert", "port": WEBHOOK_PORT}
+    }
+
+
+def shipped_crd(kind: KindSpec) -> dict[str, Any]:
+    """The CRD as shipped: v1alpha1 and v1beta1 served, v1beta1 stored, converted by
+    the operator's webhook Service."""
+    return build_versioned_crd(kind, service_client_config())
+
+
 def crds() -> list[dict[str, Any]]:
     """Every CRD of the project, in a fixed order."""
-    return [build_crd(kind) for kind in KINDS]
+    return [shipped_crd(kind) for kind in KINDS]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -379,4 +402,4 @@ def to_yaml(obj: dict[str, Any]) -> str:
 
 def crd_files() -> dict[str, str]:
     """File name -> YAML text of every CRD, as written to crds/."""
-    return {kind.file_name: to_yaml(build_crd(kind)) for kind in KINDS}
+    return {kind.file_name: to_yaml(shipped_crd(kind)) for kind in KINDS}

@@ -184,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             port=args.conversion_webhook_port,
             url=args.conversion_webhook_url,
+            service=(own, args.conversion_webhook_service),
             crds=tuple(args.conversion_webhook_crd) or DEFAULT_CRDS,
         )
     options = operator.Options(

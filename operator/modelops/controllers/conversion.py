@@ -27,6 +27,9 @@ log = logging.getLogger("modelops.conversion")
 # How often each replica looks at the Secret (renewal by any replica, rotation due).
 REFRESH_S = 600.0
 DEFAULT_CRDS = (f"{c.MD_PLURAL}.{c.GROUP}", f"{c.TJ_PLURAL}.{c.GROUP}")
+# The write-log identity of the webhook's client (MODELOPS_LOG_WRITES): its writes
+# are every replica's, not the leader's.
+WEBHOOK_IDENTITY = "conversion-webhook"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ class WebhookOptions:
     # the CRD's own clientConfig (the chart's Service reference) and patches only
     # the caBundle.
     url: str | None = None
+    # (namespace, name) of the Service the CRDs name in a cluster. A CRD whose
+    # clientConfig names another Service (another install of the operator) or a
+    # URL is left alone: patching our CA into it would break that install's
+    # conversions. None: every CRD of `crds` is ours.
+    service: tuple[str, str] | None = None
 
 
 def _utcnow() -> dt.datetime:
@@ -128,9 +136,14 @@ class ConversionWebhook:
             if conversion.get("strategy") != "Webhook":
                 continue  # a v1alpha1-only CRD (before the upgrade): nothing to serve
             config = (conversion.get("webhook") or {}).get("clientConfig") or {}
-            want = {"caBundle": ca}
+            if not self._ours(config):
+                continue
+            want: dict[str, str | None] = {"caBundle": ca}
             if self.options.url:
                 want["url"] = self.options.url
+                # url and service are exclusive; null removes it in a merge patch.
+                if config.get("service") is not None:
+                    want["service"] = None
             if all(config.get(k) == v for k, v in want.items()):
                 continue
             self.kube.merge_patch(
@@ -141,6 +154,19 @@ class ConversionWebhook:
             )
             changed.append(crd_name)
         return changed
+
+    def _ours(self, config: dict) -> bool:
+        """Whether a CRD's clientConfig leads to this webhook."""
+        service = config.get("service")
+        if self.options.url:
+            # An operator outside the cluster (`make dev`) takes the CRDs over:
+            # its URL replaces the Service reference (want() below).
+            return True
+        if self.options.service is None:
+            return True
+        if service is None:
+            return False
+        return (service.get("namespace"), service.get("name")) == self.options.service
 
     # -- the server ---------------------------------------------------------------
 

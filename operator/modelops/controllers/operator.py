@@ -41,7 +41,7 @@ from prometheus_client import start_http_server
 from modelops import logs
 from modelops.api.images import ImageDefaults
 from modelops.controllers import md_triggers, metrics, tj_triggers
-from modelops.controllers.conversion import ConversionWebhook, WebhookOptions
+from modelops.controllers.conversion import WEBHOOK_IDENTITY, ConversionWebhook, WebhookOptions
 from modelops.controllers.indexes import MD_STORES, TJ_STORES, Indexes, Key
 from modelops.controllers.informers import Informers
 from modelops.controllers.leader import LeaderElector
@@ -384,7 +384,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Any,
 def start_webhook(options: WebhookOptions) -> ConversionWebhook:
     """Serve the conversion webhook and keep its certificate fresh. Its own client: every
     replica serves it, so its writes are not fenced by the leader's Lease."""
-    webhook = ConversionWebhook(Kube(), options)
+    kube = Kube()
+    # Its writes (the certificate Secret, the CRDs' caBundle, never a reconciled
+    # object) are every replica's, so the write log names them apart from the leader's.
+    kube.identity = WEBHOOK_IDENTITY
+    webhook = ConversionWebhook(kube, options)
     webhook.start()
     webhook.run_refresh()
     return webhook

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import ssl
 import tempfile
 import threading
@@ -85,7 +86,6 @@ class ConversionServer:
     """The webhook's HTTPS server on its own threads; `start`, `reload`, `stop`."""
 
     def __init__(self, host: str, port: int, cert_pem: str, key_pem: str) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="modelops-webhook-")
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.reload(cert_pem, key_pem)
@@ -100,12 +100,7 @@ class ConversionServer:
 
     def reload(self, cert_pem: str, key_pem: str) -> None:
         """Serve this pair from the next connection on."""
-        cert = Path(self._dir.name) / "tls.crt"
-        key = Path(self._dir.name) / "tls.key"
-        cert.write_text(cert_pem)
-        key.touch(mode=0o600)
-        key.write_text(key_pem)
-        self._context.load_cert_chain(cert, key)
+        _load_cert_chain(self._context, cert_pem, key_pem)
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -118,4 +113,27 @@ class ConversionServer:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._dir.cleanup()
+
+
+def _load_cert_chain(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
+    """load_cert_chain reads files only. The operator's pod has a read-only root and
+    no writable volume, so the pair goes into anonymous memory files (memfd), read
+    through /proc; a temporary directory where there is no memfd_create."""
+    if not hasattr(os, "memfd_create"):
+        with tempfile.TemporaryDirectory(prefix="modelops-webhook-") as tmp:
+            cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+            cert.write_text(cert_pem)
+            key.touch(mode=0o600)
+            key.write_text(key_pem)
+            context.load_cert_chain(cert, key)
+        return
+    fds = []
+    try:
+        for name, text in (("tls.crt", cert_pem), ("tls.key", key_pem)):
+            fd = os.memfd_create(name, os.MFD_CLOEXEC)
+            fds.append(fd)
+            os.write(fd, text.encode())
+        context.load_cert_chain(*(f"/proc/self/fd/{fd}" for fd in fds))
+    finally:
+        for fd in fds:
+            os.close(fd)
