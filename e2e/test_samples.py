@@ -225,6 +225,7 @@ def test_the_training_sample_retrains_and_the_gated_sample_promotes_on_evidence(
                 lambda r: r.get("stable") == "2" and r.get("phase") == "Idle",
                 timeout=600,
                 what="the retrained version promoted",
+                since=watch.matched + 1,
             )
     assert set(watch.ready[ready_since:]) <= {"True"}, "Ready dropped during the rollout"
     assert {"Shadow", "Canary"} <= set(watch.phases), watch.phases

@@ -42,6 +42,8 @@ class RolloutWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch-{name}", daemon=True)
         self._watch: kubernetes.watch.Watch | None = None
+        # The index of the rollout the last wait returned.
+        self.matched = -1
 
     def __enter__(self) -> RolloutWatch:
         self._thread.start()
@@ -68,17 +70,27 @@ class RolloutWatch:
         decided on."""
         return next((r for r in reversed(self.rollouts) if r.get("phase") == phase), None)
 
-    def wait(self, predicate: Callable[[Rollout], bool], timeout: float, what: str = "") -> Rollout:
-        """The first recorded rollout (from the start of the watch) that satisfies
-        ``predicate``; fails after ``timeout`` seconds with the last one seen."""
+    def wait(
+        self,
+        predicate: Callable[[Rollout], bool],
+        timeout: float,
+        what: str = "",
+        *,
+        since: int = 0,
+    ) -> Rollout:
+        """The first recorded rollout from index ``since`` on (0: the start of the watch)
+        that satisfies ``predicate``; fails after ``timeout`` seconds with the last one
+        seen. ``matched`` is then its index: pass ``matched + 1`` as ``since`` to wait
+        for what comes after it (not for a state the object had before)."""
         deadline = time.monotonic() + timeout
-        checked = 0
+        checked = since
         with self._cond:
             while True:
-                for r in self.rollouts[checked:]:
+                for i, r in enumerate(self.rollouts[checked:], start=checked):
                     if predicate(r):
+                        self.matched = i
                         return r
-                checked = len(self.rollouts)
+                checked = max(checked, len(self.rollouts))
                 left = deadline - time.monotonic()
                 if left <= 0:
                     last = self.rollouts[-1] if self.rollouts else None
