@@ -19,12 +19,26 @@ def _gates(md: dict) -> dict[str, tuple[str, str, str]]:
     return {g[0]: g[1:] for g in view.gates(md)}
 
 
-def test_each_configured_gate_shows_its_figure_threshold_and_result(md):
+def test_each_configured_gate_shows_the_state_its_sequential_test_decides_on(md):
     gates = _gates(md)
     assert gates["minRequests"] == ("812 requests", ">= 500", "pass")
-    assert gates["maxErrorRateIncrease"][1:] == ("<= 0.005", "pass")
-    assert gates["maxLatencyP99Ratio"] == ("-", "<= 1.3x", "waiting")
-    assert gates["minAgreement"] == ("0.982 over 812 compared", ">= 0.97", "pass")
+    assert gates["maxErrorRateIncrease"] == (
+        "+0.000245 (between -0.00302 and 0.0129)",
+        "<= 0.005 at 95%",
+        "waiting (~2526 more)",
+    )
+    # Not the point p99 ratio: the share of requests slower than 1.3x the stable p99,
+    # which the latency gate (sequential.quantile_ratio) bounds by 1%.
+    assert gates["maxLatencyP99Ratio"] == (
+        "0% slower (p99 ratio 1.07)",
+        "<= 1% slower than 1.3x stable p99, at 95%",
+        "waiting (~221 more)",
+    )
+    assert gates["minAgreement"] == (
+        "0.982 over 812 compared (between 0.959 and 0.994)",
+        ">= 0.97 at 95%",
+        "waiting (~1909 more)",
+    )
     assert gates["evalMetric valAccuracy"] == (
         "0.931 vs stable 0.927",
         "regression <= 0.005",
@@ -32,19 +46,70 @@ def test_each_configured_gate_shows_its_figure_threshold_and_result(md):
     )
 
 
+def _hist(n: int, seconds: float) -> tuple[tuple[float, int], ...]:
+    from modelops.drift.figures import LATENCY_BOUNDS
+
+    return tuple((b, n if seconds <= b else 0) for b in (*LATENCY_BOUNDS, float("inf")))
+
+
+def _judged(md: dict, stable_s: float, cand_s: float, cand_errors: int, agreed: int) -> dict:
+    """The verdict the operator's own analysis writes for these figures (so the rows are
+    checked against the real sentences, not hand-written ones)."""
+    from modelops.render.gating.inputs import ObservedFigures, VersionFigures
+
+    from modelops.render.gating.analysis import evaluate
+
+    n = 3000
+    figures = ObservedFigures(
+        stable=VersionFigures(
+            requests=20000, errors=0, latency_p99_s=stable_s, latency_buckets=_hist(20000, stable_s)
+        ),
+        candidate=VersionFigures(
+            requests=n, errors=cand_errors, latency_p99_s=cand_s, latency_buckets=_hist(n, cand_s)
+        ),
+        mirrored=n,
+        agreed=agreed,
+    )
+    verdict = evaluate(view.analysis_spec(md), figures, mirroring=True)
+    analysis = md["status"]["rollout"]["analysis"]
+    analysis["verdict"] = verdict.text
+    analysis["mirrored"] = n
+    analysis["candidate"] = {"requests": n, "errors": cand_errors}
+    return md
+
+
+def test_decided_gates_show_the_bound_they_were_decided_on(md):
+    gates = _gates(_judged(md, stable_s=0.03, cand_s=0.03, cand_errors=0, agreed=3000))
+    assert gates["maxErrorRateIncrease"][0].startswith("+0 (at most ")
+    assert gates["maxErrorRateIncrease"][2] == "pass"
+    assert gates["maxLatencyP99Ratio"] == (
+        "<= 1% slower (p99 ratio 1)",
+        "<= 1% slower than 1.3x stable p99, at 95%",
+        "pass",
+    )
+    assert gates["minAgreement"][0].startswith("1 over 3000 compared (at least ")
+    assert gates["minAgreement"][2] == "pass"
+
+
 def test_a_figure_past_its_threshold_fails(md):
-    md["status"]["rollout"]["analysis"]["agreement"] = 0.9
-    md["status"]["rollout"]["analysis"]["candidate"]["errors"] = 40
+    # Every candidate request ~10x slower, 10% errors, 20% disagreement.
+    md = _judged(md, stable_s=0.003, cand_s=0.03, cand_errors=300, agreed=2400)
     md["status"]["rollout"]["candidateSource"]["metrics"]["valAccuracy"] = 0.9
     gates = _gates(md)
-    assert gates["minAgreement"][2] == "FAIL"
-    assert gates["maxErrorRateIncrease"][2] == "FAIL"
+    verdict = md["status"]["rollout"]["analysis"]["verdict"]
+    assert gates["minAgreement"][2] == "FAIL", verdict
+    assert gates["maxErrorRateIncrease"][2] == "FAIL", verdict
+    assert gates["maxLatencyP99Ratio"][2] == "FAIL", verdict
+    assert gates["maxLatencyP99Ratio"][0].startswith("> 1% slower"), verdict
     assert gates["evalMetric valAccuracy"][2] == "FAIL"
 
 
 def test_below_min_requests_every_live_gate_waits(md):
     md["status"]["rollout"]["analysis"]["candidate"]["requests"] = 100
     md["status"]["rollout"]["analysis"]["mirrored"] = 100
+    md["status"]["rollout"]["analysis"]["verdict"] = (
+        "100/500 requests (minRequests); 100/500 mirrored requests compared (minRequests)"
+    )
     gates = _gates(md)
     assert {gates[g][2] for g in ("minRequests", "maxErrorRateIncrease", "minAgreement")} == {
         "waiting"

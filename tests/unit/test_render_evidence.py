@@ -56,6 +56,8 @@ def pod(
     created: str = OLD,
     deleting: bool = False,
     slot_label: str | None = None,
+    rs_name: str | None = None,
+    kind: str = "ReplicaSet",
 ) -> dict[str, Any]:
     labels = {"modelops.io/model-deployment": "m"}
     if template_hash:
@@ -67,7 +69,9 @@ def pod(
         "uid": f"uid-{name}",
         "labels": labels,
         "creationTimestamp": created,
-        "ownerReferences": [{"kind": "ReplicaSet", "uid": owner, "controller": True}]
+        "ownerReferences": [
+            {"kind": kind, "name": rs_name or f"name-of-{owner}", "uid": owner, "controller": True}
+        ]
         if owner
         else [],
     }
@@ -106,7 +110,21 @@ REPLICA_SETS = [
         (pod("stranger", "rs-elsewhere"), "ignored", None),  # owned by something else
         (pod("copied-rs", "rs-copy"), "ignored", None),  # a ReplicaSet not of our Deployment
         (pod("wrong-hash", "rs-a", "zzz"), "ignored", None),  # not the ReplicaSet's template
-        (pod("just-made", "rs-not-seen-yet", created=NEW), "skipped", None),  # watch lag
+        # A new pod of our ReplicaSet that the watch has not delivered yet: its controller
+        # is named "<slot Deployment>-<its pod-template-hash>" (watch lag, deferred).
+        (pod("just-made", "rs-not-seen-yet", created=NEW, rs_name="m-aaa"), "skipped", None),
+        (pod("just-made-b", "rs-b-new", "ccc", created=NEW, rs_name="m-b-ccc"), "skipped", None),
+        # An attacker's own ReplicaSet (never listed: it need not carry our labels), seen
+        # the moment its pod is: foreign at once, whatever its age.
+        (pod("own-rs", "rs-attacker", created=NEW, rs_name="fraud-rs"), "ignored", None),
+        # Named after our Deployment but not for this pod's template hash.
+        (pod("near-name", "rs-attacker", created=NEW, rs_name="m-zzz"), "ignored", None),
+        # Named like no slot at all (slots are a and b).
+        (pod("no-slot", "rs-attacker", "ccc", created=NEW, rs_name="m-c-ccc"), "ignored", None),
+        # No pod-template-hash: the Deployment controller always sets one.
+        (pod("no-hash", "rs-attacker", None, created=NEW, rs_name="m-"), "ignored", None),
+        # Not even a ReplicaSet (a Job, a StatefulSet carrying the labels).
+        (pod("a-job", "job-1", created=NEW, rs_name="m-aaa", kind="Job"), "ignored", None),
         (pod("old-revision", "rs-old", "old"), "skipped", None),  # mid rolling update
         (pod("unready", "rs-a", ready=False), "skipped", None),
         (pod("rolled-back", "rs-gone", "ggg"), "skipped", None),  # garbage collection pending
@@ -146,7 +164,7 @@ def test_a_pod_waiting_for_its_replica_set_is_looked_at_again_when_its_grace_end
     operator never sees): the owner check asks to be run again when the grace ends, so
     the pod is then named as foreign."""
     made = (NOW - timedelta(seconds=20)).isoformat().replace("+00:00", "Z")
-    pods = [pod("just-made", "rs-not-seen-yet", created=made), pod("a-1", "rs-a")]
+    pods = [pod("just-made", "rs-not-seen-yet", created=made, rs_name="m-aaa"), pod("a-1", "rs-a")]
     sources = evidence_sources("m", pods, REPLICA_SETS, CHILDREN, now=NOW)
     assert "just-made" in sources.skipped
     assert sources.recheck_after_s == pytest.approx(41.0)  # 60 s grace, less 20, plus 1
@@ -154,3 +172,38 @@ def test_a_pod_waiting_for_its_replica_set_is_looked_at_again_when_its_grace_end
     assert "just-made" in later.ignored and later.recheck_after_s is None
     settled = evidence_sources("m", [pod("a-1", "rs-a")], REPLICA_SETS, CHILDREN, now=NOW)
     assert settled.recheck_after_s is None
+
+
+def test_a_pod_deferred_for_its_replica_set_is_judged_by_its_owner_uid_once_listed() -> None:
+    """The grace only covers watch lag: as soon as the ReplicaSet is listed its owner uid
+    decides, either way."""
+    new_pod = pod("fresh", "rs-a2", "a2a", created=NEW, rs_name="m-a2a")
+    before = evidence_sources("m", [new_pod], REPLICA_SETS, CHILDREN, now=NOW)
+    assert "fresh" in before.skipped and before.recheck_after_s is not None
+    ours = replica_set("m-a2a", "rs-a2", "dep-a", "a2a", dep="m")
+    listed = evidence_sources("m", [new_pod], [*REPLICA_SETS, ours], CHILDREN, now=NOW)
+    assert listed.trusted == {"fresh": "a"} and listed.recheck_after_s is None
+    theirs = replica_set("m-a2a", "rs-a2", "someone-elses-deployment", "a2a")
+    listed = evidence_sources("m", [new_pod], [*REPLICA_SETS, theirs], CHILDREN, now=NOW)
+    assert "fresh" in listed.ignored
+
+
+def test_a_foreign_pod_is_named_at_first_sight_without_a_recheck() -> None:
+    sources = evidence_sources(
+        "m",
+        [pod("own-rs", "rs-x", created=NEW, rs_name="fraud-rs")],
+        REPLICA_SETS,
+        CHILDREN,
+        now=NOW,
+    )
+    assert "fraud-rs" in sources.ignored["own-rs"]
+    assert sources.recheck_after_s is None
+
+
+def test_a_new_candidate_pod_seen_before_its_deployment_is_deferred_not_named() -> None:
+    """The watches of Deployments and pods are separate streams: a new candidate's pod
+    can arrive before its slot Deployment does, and is ours."""
+    only_a = {"Deployment": CHILDREN["Deployment"]}
+    early = pod("cand-1", "rs-b-new", "ccc", created=NEW, rs_name="m-b-ccc")
+    sources = evidence_sources("m", [early], REPLICA_SETS, only_a, now=NOW)
+    assert "cand-1" in sources.skipped and not sources.ignored

@@ -125,6 +125,8 @@ class World:
     replicas: int = 3
     serving: str | None = "7"
     plans: list[RolloutPlan] = field(default_factory=list)
+    # version -> metrics it was published with (the store's sealed metrics.json)
+    recorded: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def tick(
         self,
@@ -145,6 +147,7 @@ class World:
             replicas=self.replicas,
             serving=self.serving,
             now=T0 + timedelta(minutes=minutes),
+            recorded_metrics=self.recorded,
         )
         self.status, self.history = plan.status, plan.history
         self.plans.append(plan)
@@ -670,7 +673,7 @@ def _with_stable_lineage(metrics: dict[str, float] | None) -> list[dict[str, Any
             "RolledBack",
             "eval metric accuracy missing: TrainingJob fraud-retrain-3 did not report it",
         ),
-        ({"accuracy": 0.5}, None, "Waiting", "the stable version has no accuracy to compare"),
+        ({"accuracy": 0.5}, None, "Waiting", "the stable version has no accuracy recorded"),
     ],
 )
 def test_eval_metric_gate_is_judged_before_any_pod_starts(
@@ -684,6 +687,34 @@ def test_eval_metric_gate_is_judged_before_any_pod_starts(
     if phase == "RolledBack":
         assert plan.candidate_version is None and ActionKind.START_CANDIDATE not in kinds(plan)
         assert plan.history[0]["source"]["trainingJob"]["name"] == "fraud-retrain-3"
+
+
+@pytest.mark.parametrize(
+    ("history_metrics", "published", "phase", "text"),
+    [
+        # A stable version published by hand (no TrainingJob lineage) with its metrics
+        # sealed in the version: the candidate is compared with them.
+        (None, {"accuracy": 0.97}, "RolledBack", "vs stable 0.97 (0.03 worse"),
+        (None, {"accuracy": 0.9}, "Waiting", "vs stable 0.9 (0.04 better"),
+        # The lineage's own metrics come first; the published file only fills a gap.
+        ({"accuracy": 0.9}, {"accuracy": 0.99}, "Waiting", "vs stable 0.9 (0.04 better"),
+        # Published metrics without the gate's metric: nothing to compare with.
+        (None, {"loss": 0.3}, "Waiting", "the stable version has no accuracy recorded"),
+    ],
+)
+def test_eval_metric_gate_compares_with_the_metrics_the_stable_version_was_published_with(
+    history_metrics, published, phase, text
+):
+    source = {**TJ_SOURCE, "metrics": {"accuracy": 0.94}}
+    w = World(
+        GATED_EVAL,
+        target=Target("8", source),
+        history=_with_stable_lineage(history_metrics),
+        recorded={"7": published},
+    )
+    plan = w.tick(0, CandidatePods())
+    assert plan.status["phase"] == phase, plan.status
+    assert text in (plan.status.get("message", "") + plan.status["analysis"]["verdict"])
 
 
 def test_eval_metric_lower_is_better():

@@ -388,3 +388,49 @@ def test_rollout_samples_without_status_say_idle():
     assert phases["Idle"] == 1.0 and sum(phases.values()) == 1.0
     step = [v for m, _, v in samples if m == "modelops_rollout_step"]
     assert step == [-1.0]
+
+
+# --- the metrics a version was published with (its sealed metrics.json) ------------------
+
+
+def _sealed(data: bytes, name: str = "metrics.json") -> bytes:
+    import hashlib
+
+    return f"{'0' * 64}  model.pt\n{hashlib.sha256(data).hexdigest()}  {name}\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "manifest", "expected"),
+    [
+        # The trainer's document: its flat summary under "metrics"; non-numbers dropped.
+        (
+            b'{"format": "modelops.trainer.metrics", "metrics": '
+            b'{"valAccuracy": 0.9, "epochs": 5, "note": "x", "flag": true}}',
+            None,
+            {"valAccuracy": 0.9, "epochs": 5.0},
+        ),
+        (b'{"valAccuracy": 0.8}', None, {"valAccuracy": 0.8}),  # flat
+        (b'{"valAccuracy": 0.8}', b"", None),  # the manifest does not seal it
+        (b'{"valAccuracy": 0.8}', _sealed(b'{"valAccuracy": 0.1}'), None),  # altered since
+        (b"[1, 2]", None, None),  # not an object
+        (b"{not json", None, None),
+        (b'{"valAccuracy": NaN}', None, None),
+        (b'{"x": "' + b"a" * (300 * 1024) + b'"}', None, None),  # over the size cap
+    ],
+)
+def test_recorded_metrics(data: bytes, manifest: bytes | None, expected):
+    manifest = _sealed(data) if manifest is None else manifest
+    assert lineage.recorded_metrics(manifest, data) == expected
+
+
+def test_recorded_metrics_fill_a_source_without_its_own():
+    published = {"valAccuracy": 0.9}
+    assert lineage.with_recorded_metrics(None, published) == {
+        "kind": "Latest",
+        "metrics": published,
+    }
+    pinned = lineage.with_recorded_metrics({"kind": "PinnedBySpec"}, published)
+    assert pinned == {"kind": "PinnedBySpec", "metrics": published}
+    own = {"kind": "TrainingJob", "metrics": {"valAccuracy": 0.5}}
+    assert lineage.with_recorded_metrics(own, published) == own
+    assert lineage.with_recorded_metrics(None, None) is None

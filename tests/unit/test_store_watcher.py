@@ -316,3 +316,36 @@ def test_a_manifest_or_listing_past_its_bound_is_refused_not_read(
     with pytest.raises(StorageError) as err:
         s3.list_versions()
     assert err.value.reason == "ListingTooLarge"
+
+
+def test_the_metrics_a_version_was_published_with_are_read_when_its_manifest_seals_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """`modelops package-model --metrics` seals metrics.json into the version; the watcher
+    reads it back for the versions it is asked about (what the evalMetric gate compares a
+    candidate with when the stable version has no TrainingJob lineage). A metrics.json
+    the manifest does not seal (added afterwards, or altered) is not believed."""
+    from modelops.cli import main
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"torchscript bytes")  # packaging never loads it
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"valAccuracy": 0.91, "valLoss": 0.3}')
+    store = tmp_path / "store" / "fraud"
+    common = ["--name", "fraud", "--input", "x:fp32:4", "--output", "y:fp32:2", "--kind", "cpu"]
+    publish_to = ["--publish", f"file://{store}"]
+    assert main(["package-model", str(model), *common, "--metrics", str(metrics), *publish_to]) == 0
+    assert main(["package-model", str(model), *common, *publish_to]) == 0  # version 2: none
+    capsys.readouterr()
+    (store / "2" / "metrics.json").write_text('{"valAccuracy": 0.99}')  # not sealed: ignored
+    watcher, done = watcher_with_signal(interval_s=3600)
+    uri = f"file://{store}"
+    try:
+        watcher.view("ml", "m", uri, want=["1", "2"])
+        assert done.wait(5)
+        view = watcher.view("ml", "m", uri, want=["1", "2"])
+        assert view is not None and view.newest == "2"
+        assert view.metrics == {"1": {"valAccuracy": 0.91, "valLoss": 0.3}}
+        assert view.as_observed()["metrics"] == {"1": {"valAccuracy": 0.91, "valLoss": 0.3}}
+    finally:
+        watcher.close()

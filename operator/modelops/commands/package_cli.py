@@ -14,19 +14,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from modelops.modeldir.layout import LayoutError
-from modelops.modeldir.repository import VersionExistsError
+from modelops.modeldir.layout import MANIFEST_NAME, LayoutError
+from modelops.modeldir.repository import VersionExistsError, write_version
 from modelops.storage.errors import StorageError
 from modelops.storage.publish import publish_version
 from modelops.triton.config import ModelSignature, RuntimeSettings, Target, TensorSpec
 from modelops.triton.packaging import PackagedModel, package_onnx, package_torchscript
+
+# What the trainer names it too (modelops.trainer.metrics); the operator reads it back
+# for the evalMetric gate (modelops.render.gating.lineage.recorded_metrics).
+METRICS_NAME = "metrics.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URI",
         help="also publish the version as the next version at s3://, gs://, file:// or pvc://",
     )
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        metavar="FILE",
+        help='JSON object of the model\'s evaluation metrics ({"valAccuracy": 0.91, ...}, '
+        "the names a TrainingJob reports), sealed into the version as metrics.json: what a "
+        "gated rollout's evalMetric compares the next candidate with",
+    )
 
 
 def _signature(args: argparse.Namespace) -> ModelSignature:
@@ -111,10 +126,54 @@ def _package(args: argparse.Namespace, repository: Path) -> PackagedModel:
     )
 
 
+def _metrics_file(path: Path) -> bytes:
+    """--metrics: a flat JSON object of finite numbers, as metrics.json content."""
+    try:
+        document = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"--metrics {path}: not JSON ({err})") from None
+    if not isinstance(document, dict) or not document:
+        raise ValueError(f"--metrics {path}: must be a JSON object of metric name -> number")
+    for name, value in document.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"--metrics {path}: {name} must be a finite number, got {value!r}")
+    return (json.dumps({"metrics": document}, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _package_with_metrics(
+    args: argparse.Namespace, repository: Path, scratch: Path, metrics: bytes
+) -> PackagedModel:
+    """Package into scratch, then write the version into ``repository`` with metrics.json
+    beside the model, sealed in one write (a file added after SHA256SUMS would fail
+    verification), as the trainer does (modelops.trainer.export)."""
+    built = _package(args, scratch / "build")
+
+    def populate(staging: Path) -> None:
+        for source in built.version_dir.rglob("*"):
+            relative = source.relative_to(built.version_dir)
+            if source.is_file() and relative.as_posix() != MANIFEST_NAME:
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, staging / relative)
+        (staging / METRICS_NAME).write_bytes(metrics)
+
+    model_dir = repository / built.name
+    number = write_version(model_dir, populate, version=args.version)
+    return replace(built, version=number, model_dir=model_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="modelops-package-") as scratch:
-            packaged = _package(args, args.repository or Path(scratch))
+            repository = args.repository or Path(scratch) / "repository"
+            if args.metrics is not None:
+                metrics = _metrics_file(args.metrics)
+                packaged = _package_with_metrics(args, repository, Path(scratch), metrics)
+            else:
+                packaged = _package(args, repository)
             result: dict[str, object] = {
                 "name": packaged.name,
                 "version": packaged.version,

@@ -42,7 +42,13 @@ from dataclasses import dataclass, field, replace
 from modelops.kube import errors as kube_errors
 from modelops.modeldir.layout import MANIFEST_NAME
 from modelops.redact import redact
-from modelops.render.gating.lineage import manifest_digest
+from modelops.render.gating.lineage import (
+    MAX_METRICS_FILE_BYTES,
+    METRICS_FILE,
+    listed_digest,
+    manifest_digest,
+    recorded_metrics,
+)
 from modelops.storage.base import MAX_MANIFEST_BYTES
 from modelops.storage.endpoints import ENDPOINTS_ENV, Origin, endpoint_allowed, parse_allowlist
 from modelops.storage.errors import StorageError
@@ -79,9 +85,14 @@ class StoreView:
     newest: str | None = None
     digests: Mapping[str, str] = field(default_factory=dict)
     error: ListingError | None = None
+    # version -> the metrics it was published with (its sealed metrics.json), for the
+    # versions asked about that have one (lineage.recorded_metrics).
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def as_observed(self) -> dict[str, object]:
         observed: dict[str, object] = {"newest": self.newest, "digests": dict(self.digests)}
+        if self.metrics:
+            observed["metrics"] = {v: dict(m) for v, m in self.metrics.items()}
         if self.error is not None:
             observed["error"] = {"reason": self.error.reason, "message": self.error.message}
         return observed
@@ -271,13 +282,17 @@ class StoreWatcher:
             complete = sorted(int(v) for v in listing.complete)
             newest = str(complete[-1]) if complete else None
             digests: dict[str, str] = {}
+            recorded: dict[str, dict[str, float]] = {}
             for version in {*wanted, *([newest] if newest else [])}:
                 if int(version) in complete:
                     manifest = store.read_bytes(  # type: ignore[attr-defined]
                         f"{version}/{MANIFEST_NAME}", limit=MAX_MANIFEST_BYTES
                     )
                     digests[version] = manifest_digest(manifest)
-            view = StoreView(newest, digests)
+                    metrics = _published_metrics(store, version, manifest)
+                    if metrics:
+                        recorded[version] = metrics
+            view = StoreView(newest, digests, metrics=recorded)
         except _Failed as err:
             failure = _error(err.reason, str(err), env)
         except StorageError as err:
@@ -307,6 +322,21 @@ class StoreWatcher:
                     entry.view, entry.failures = view, 0
         if changed and self.on_ready is not None:
             self.on_ready(key)
+
+
+def _published_metrics(store: object, version: str, manifest: bytes) -> dict[str, float] | None:
+    """The version's sealed metrics.json, when its manifest lists one (a version without
+    it, or one whose file does not match the manifest, has none)."""
+    if listed_digest(manifest, METRICS_FILE) is None:
+        return None
+    try:
+        data = store.read_bytes(  # type: ignore[attr-defined]
+            f"{version}/{METRICS_FILE}", limit=MAX_METRICS_FILE_BYTES
+        )
+    except (StorageError, LookupError, OSError):
+        # Missing or unreadable: the gate then has nothing recorded to compare with.
+        return None
+    return recorded_metrics(manifest, data)
 
 
 class _Failed(Exception):

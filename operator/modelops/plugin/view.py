@@ -4,11 +4,16 @@ Pure: every function takes the object as the API server returns it (a dict)
 and returns text or a patch, so the output is tested without a cluster and
 the shell (modelops.plugin.cli) only reads and writes. Figures come from
 status.rollout.analysis (what the operator saw at its last evaluation) and
-thresholds from spec.rollout.analysis; nothing is re-measured here.
+thresholds from spec.rollout.analysis; nothing is re-measured here. The live
+gates are sequential tests (modelops.render.gating.sequential): their rows show
+the state each test decided on (the bound of its confidence sequence, its
+estimate, the samples it still needs), read from the gate's own sentence in
+status.rollout.analysis.verdict, not a point figure the gate does not use.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -88,46 +93,122 @@ def gates(md: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             "pass" if enough else "waiting",
         )
     ]
+    sentences = _gate_sentences(figures.get("verdict") or "")
+    sure = f"{_num(100 * spec.confidence)}%"
     if spec.max_error_rate_increase is not None:
-        c_rate, s_rate = _rate(cand), _rate(stable)
-        if c_rate is None or s_rate is None or not enough:
-            rows.append(
-                ("maxErrorRateIncrease", "-", f"<= {_num(spec.max_error_rate_increase)}", "waiting")
-            )
+        limit = f"<= {_num(spec.max_error_rate_increase)} at {sure}"
+        said = sentences.get("maxErrorRateIncrease")
+        if said is not None:
+            rows.append(("maxErrorRateIncrease", _error_rate_state(said), limit, _result(said)))
+        elif not enough:
+            rows.append(("maxErrorRateIncrease", "-", limit, "waiting"))
         else:
-            increase = max(c_rate - s_rate, 0.0)
-            ok = increase <= spec.max_error_rate_increase + 1e-12
-            rows.append(
-                (
-                    "maxErrorRateIncrease",
-                    f"+{_num(increase)} ({_num(c_rate)} vs {_num(s_rate)})",
-                    f"<= {_num(spec.max_error_rate_increase)}",
-                    "pass" if ok else "FAIL",
-                )
-            )
+            rows.append(("maxErrorRateIncrease", _rate_figure(cand, stable), limit, "waiting"))
     if spec.max_latency_p99_ratio is not None:
-        c_p99, s_p99 = cand.get("latencyP99Seconds"), stable.get("latencyP99Seconds")
-        limit = f"<= {_num(spec.max_latency_p99_ratio)}x"
-        if c_p99 is None or not s_p99 or not enough:
+        # What the latency gate decides on (sequential.quantile_ratio): the share of the
+        # candidate's requests slower than limit x the stable p99, against 1%.
+        ratio = _num(spec.max_latency_p99_ratio)
+        limit = f"<= 1% slower than {ratio}x stable p99, at {sure}"
+        said = sentences.get("maxLatencyP99Ratio")
+        if said is not None:
+            rows.append(("maxLatencyP99Ratio", _latency_state(said), limit, _result(said)))
+        else:
             rows.append(("maxLatencyP99Ratio", "-", limit, "waiting"))
-        else:
-            ratio = c_p99 / s_p99
-            ok = ratio <= spec.max_latency_p99_ratio + 1e-12
-            figure = f"{_num(ratio)}x ({_num(c_p99)}s vs {_num(s_p99)}s)"
-            rows.append(("maxLatencyP99Ratio", figure, limit, "pass" if ok else "FAIL"))
     if spec.min_agreement is not None:
-        agreement = figures.get("agreement")
         mirrored = int(figures.get("mirrored") or 0)
-        limit = f">= {_num(spec.min_agreement)}"
-        if agreement is None or mirrored < spec.min_requests:
-            rows.append(("minAgreement", f"{mirrored} compared", limit, "waiting"))
+        limit = f">= {_num(spec.min_agreement)} at {sure}"
+        said = sentences.get("minAgreement")
+        if said is not None:
+            rows.append(("minAgreement", _agreement_state(said, mirrored), limit, _result(said)))
         else:
-            ok = agreement >= spec.min_agreement - 1e-12
-            figure = f"{_num(agreement)} over {mirrored} compared"
-            rows.append(("minAgreement", figure, limit, "pass" if ok else "FAIL"))
+            rows.append(("minAgreement", f"{mirrored} compared", limit, "waiting"))
     if spec.eval_metric is not None:
         rows.append(_eval_metric_row(md, spec))
     return rows
+
+
+# The sentence each live gate writes into status.rollout.analysis.verdict
+# (modelops.render.gating.analysis), told apart by the spec field it names.
+_GATES = ("maxErrorRateIncrease", "maxLatencyP99Ratio", "minAgreement")
+
+
+def _gate_sentences(verdict: str) -> dict[str, str]:
+    """The verdict split into its gates' sentences ("; " outside parentheses), keyed by
+    the gate each names. A gate waiting for minRequests names none of them."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(verdict):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and verdict.startswith("; ", i):
+            parts.append(verdict[start:i])
+            start = i + 2
+    parts.append(verdict[start:])
+    out: dict[str, str] = {}
+    for part in parts:
+        gate = next((g for g in _GATES if f" {g} " in part), None)
+        if gate is not None and gate not in out:
+            out[gate] = part
+    return out
+
+
+def _result(sentence: str) -> str:
+    """pass, FAIL, or waiting with the gate's own samples still needed."""
+    if "not decided yet" in sentence:
+        found = re.search(r"about (\d+) more (?:compared )?requests to decide", sentence)
+        return f"waiting (~{found.group(1)} more)" if found else "waiting"
+    if re.search(r" (?:>|<) (?:max|min)[A-Z]", sentence):
+        return "FAIL"
+    return "pass"
+
+
+def _error_rate_state(sentence: str) -> str:
+    """The increase and its confidence-sequence bound(s), as the gate decided on them."""
+    increase = re.search(r"increase (\S+)", sentence)
+    head = f"+{increase.group(1)}" if increase else "-"
+    between = re.search(r"between (\S+) and (\S+) at", sentence)
+    bound = re.search(r"\((at (?:most|least) \S+) at", sentence)
+    if between:
+        return f"{head} (between {between.group(1)} and {between.group(2)})"
+    if bound:
+        return f"{head} ({bound.group(1)})"
+    return head
+
+
+def _latency_state(sentence: str) -> str:
+    """The slow share the sequential latency test decides on, with the point p99 ratio
+    for orientation."""
+    ratio = re.search(r"ratio (\S+) (?:vs|<=|>) maxLatencyP99Ratio", sentence)
+    point = f" (p99 ratio {ratio.group(1)})" if ratio else ""
+    share = re.search(r"\((\S+)% of its requests slower", sentence)
+    if share:
+        return f"{share.group(1)}% slower{point}"
+    if "at most 1% of its requests" in sentence:
+        return f"<= 1% slower{point}"
+    if "more than 1% of its requests" in sentence:
+        return f"> 1% slower{point}"
+    if "not measured" in sentence:
+        return "not measured yet"
+    return "-"
+
+
+def _agreement_state(sentence: str, mirrored: int) -> str:
+    """Agreement and its bound beyond the noise floor, as the gate decided on them."""
+    value = re.search(r"agreement (\S+)", sentence)
+    head = f"{value.group(1)} over {mirrored} compared" if value else f"{mirrored} compared"
+    between = re.search(r"between (\S+) and (\S+) at", sentence)
+    bound = re.search(r"\((at (?:most|least) \S+) beyond", sentence)
+    if between:
+        return f"{head} (between {between.group(1)} and {between.group(2)})"
+    if bound:
+        return f"{head} ({bound.group(1)})"
+    return head
+
+
+def _rate_figure(cand: Mapping[str, Any], stable: Mapping[str, Any]) -> str:
+    c_rate, s_rate = _rate(cand), _rate(stable)
+    if c_rate is None or s_rate is None:
+        return "-"
+    return f"+{_num(max(c_rate - s_rate, 0.0))} ({_num(c_rate)} vs {_num(s_rate)})"
 
 
 def _rate(figures: Mapping[str, Any]) -> float | None:

@@ -14,8 +14,11 @@ and the ReplicaSet is that Deployment's *current* one (its
 `deployment.kubernetes.io/revision` equals the Deployment's, and the pod's
 `pod-template-hash` equals the ReplicaSet's), and the pod is ready and not
 being deleted. Pods of an older revision (mid rolling update) serve an old
-template: they are left out too, as are pods whose ReplicaSet is not known yet
-(the next reconcile, a moment later, has it).
+template: they are left out too. A pod whose controller is not a listed
+ReplicaSet is foreign at first sight unless its controller is named as our
+Deployment controller names its ReplicaSets (``<slot Deployment>-<the pod's
+pod-template-hash>``): only such a pod is deferred, for a grace, until the
+watch delivers its ReplicaSet (whose owner uid then decides).
 
 The slot a pod's figures count for comes from the owner chain, never from
 its `modelops.io/slot` label.
@@ -68,6 +71,44 @@ def _names_a_slot(rs: Mapping[str, Any], md_name: str) -> bool:
     return any(r.get("kind") == "Deployment" and r.get("name") in names for r in refs)
 
 
+def _could_be_ours(md_name: str, pod: Mapping[str, Any], deployments: set[str]) -> str | None:
+    """Why a pod whose controller is not a listed ReplicaSet is foreign at first sight,
+    or None when it may be a new pod of one of our ReplicaSets that the watch has not
+    delivered yet.
+
+    Ours are created by the Deployment controller: the pod's controller is a
+    ReplicaSet named "<slot Deployment>-<the pod's pod-template-hash>". Anything else
+    (another kind, another name, no template hash) cannot become ours when its
+    ReplicaSet is listed, so it is named at once rather than after the grace: an
+    attacker's own ReplicaSet, which need not carry our labels and so is never listed,
+    is caught from the first look. ReplicaSet names are unique in a namespace, so one
+    named like ours that the watch later lists is judged by its owner uid.
+    """
+    ref = next(
+        (
+            r
+            for r in (pod.get("metadata") or {}).get("ownerReferences") or []
+            if r.get("controller")
+        ),
+        {},
+    )
+    kind, rs_name = ref.get("kind"), ref.get("name")
+    if kind is None and rs_name is None:
+        # A projection without kind and name (an older operator's cache): judged by the
+        # grace as before.
+        return None
+    if kind != "ReplicaSet":
+        return f"its controller {kind} {rs_name} is not a ReplicaSet of {md_name}"
+    pod_hash = template_hash(pod)
+    if pod_hash and any(rs_name == f"{d}-{pod_hash}" for d in deployments):
+        return None
+    names = ", ".join(f"{d}-{pod_hash}" for d in sorted(deployments))
+    return (
+        f"its controller {kind} {rs_name} is not a ReplicaSet of {md_name} (the ones its "
+        f"pod-template-hash {pod_hash!r} allows: {names})"
+    )
+
+
 def _revision(obj: Mapping[str, Any] | None) -> str | None:
     return (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(REVISION)
 
@@ -90,9 +131,11 @@ def evidence_sources(
     replica_sets: the ReplicaSets found by the same label (projections with uid,
     controller ref, pod-template-hash label and revision annotation); children: the
     planner's child map (slot Deployments under render.slots.deployment_key). A pod
-    whose controller is not a known ReplicaSet is skipped for ``grace`` after its
-    creation (the ReplicaSet's watch event may come a moment after the pod's), and
-    ignored as foreign after that.
+    whose controller is not a known ReplicaSet is ignored as foreign at once unless
+    that controller is named like one of our slot Deployments' ReplicaSets for the
+    pod's template; such a pod is skipped for ``grace`` after its creation (the
+    ReplicaSet's watch event may come a moment after the pod's), and ignored as
+    foreign after that.
     """
     slot_by_deployment: dict[str, tuple[str, Mapping[str, Any]]] = {}
     for slot in SLOTS:
@@ -101,6 +144,11 @@ def evidence_sources(
         if deployment is not None and uid:
             slot_by_deployment[uid] = (slot, deployment)
     rs_by_uid = {uid: rs for rs in replica_sets if (uid := _uid(rs))}
+    # The Deployment controller names a ReplicaSet "<deployment>-<pod-template-hash>":
+    # the prefixes a new pod's not-yet-listed ReplicaSet may have. Every slot, not only
+    # the Deployments listed: a new candidate's pod may come through the watch before
+    # its Deployment does.
+    owned_rs_names = {deployment_name(md_name, slot) for slot in SLOTS}
 
     trusted: dict[str, str] = {}
     ignored: dict[str, str] = {}
@@ -117,11 +165,16 @@ def evidence_sources(
             # A ReplicaSet the watch has not delivered yet (a new pod, for a moment), or a
             # controller that is not one of this ModelDeployment's ReplicaSets at all.
             created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+            could_be = _could_be_ours(md_name, pod, owned_rs_names)
             if (pod.get("metadata") or {}).get("deletionTimestamp"):
                 # Its ReplicaSet went first: a retired slot's pod draining (on a real node
                 # that takes the grace period). Asked nothing either way; not a stranger.
                 skipped[name] = "being deleted, its ReplicaSet gone"
+            elif could_be is not None:
+                ignored[name] = could_be
             elif now is not None and created is not None and now - created < grace:
+                # Named like our slot Deployment's ReplicaSet for this pod's template:
+                # deferred until the ReplicaSet is listed (its owner uid then decides).
                 skipped[name] = "its ReplicaSet is not known yet"
                 left = (grace - (now - created)).total_seconds() + 1.0
                 recheck = left if recheck is None else min(recheck, left)

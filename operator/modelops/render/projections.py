@@ -155,10 +155,12 @@ def project_pod(body: Mapping[str, Any]) -> dict[str, Any]:
         if k in annotations
     }
     out_meta = _pick(meta, ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"))
-    owner = controller_uid(body)
-    if owner:
-        # The owner check of evidence (render/evidence.py) follows the controller chain.
-        out_meta["ownerReferences"] = [{"uid": owner, "controller": True}]
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            # The owner check of evidence (render/evidence.py) follows the controller
+            # chain; kind and name judge a controller whose ReplicaSet is not listed.
+            out_meta["ownerReferences"] = [_pick(ref, ("uid", "controller", "kind", "name"))]
+            break
     if kept_labels:
         out_meta["labels"] = kept_labels
     if kept_annotations:

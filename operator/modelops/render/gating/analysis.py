@@ -173,6 +173,7 @@ def _error_rate(
         text = (
             f"{head} (between {_num(d.lower)} and {_num(d.upper)} at {sure}) vs "
             f"maxErrorRateIncrease {_num(limit)} {evidence}: not decided yet"
+            + _still_needed(d.needed, "requests", parenthesised=True)
         )
     else:
         ok = d.verdict is Seq.PASS
@@ -193,6 +194,16 @@ def _error_rate(
             + "; minRequests waived)"
         )
     return Check("maxErrorRateIncrease", _RESULT[d.verdict], text, d.needed)
+
+
+def _still_needed(needed: int | None, what: str, *, parenthesised: bool = False) -> str:
+    """A pending sequential gate's own "samples still needed" (each gate's, so that a
+    reader of status, `kubectl modelops status` included, sees which gate waits for
+    what); nothing when no verdict is in sight at the current figures."""
+    if needed is None or needed <= 0:
+        return ""
+    words = f"about {needed} more {what} to decide"
+    return f" ({words})" if parenthesised else f"; {words}"
 
 
 def _unmeasured(who: str) -> Check:
@@ -219,7 +230,7 @@ def _latency(
     if r.verdict is Seq.PENDING:
         text = (
             f"{head} vs maxLatencyP99Ratio {_num(limit)} {evidence}: not decided yet "
-            f"({slow}; at most 1% may be)"
+            f"({slow}; at most 1% may be{_still_needed(r.needed, 'requests')})"
         )
     elif r.verdict is Seq.PASS:
         text = (
@@ -265,6 +276,7 @@ def _agreement(figures: ObservedFigures, limit: float, alpha: float, sure: str) 
         text = (
             f"agreement {_num(agreement)} (beyond the noise floor between {_num(low)} and "
             f"{_num(high)} at {sure}) vs minAgreement {_num(limit)} {over}: not decided yet"
+            + _still_needed(d.needed, "compared requests", parenthesised=True)
         )
     else:
         ok = d.verdict is Seq.PASS
@@ -300,10 +312,16 @@ def evaluate_eval_metric(
         )
     stable = ((stable_source or {}).get("metrics") or {}).get(name)
     if stable is None:
+        # Nothing to regress from: neither its lineage (a TrainingJob's report) nor the
+        # version itself (a sealed metrics.json, `package-model --metrics`) records the
+        # metric. The gate cannot judge a regression and says so; the live gates
+        # (errors, latency, agreement) still judge the candidate. docs/rollouts.md.
         return Check(
             "evalMetric",
             Result.PASS,
-            f"eval metric {name} {_num(cand)}: the stable version has no {name} to compare with",
+            f"eval metric {name} {_num(cand)}: the stable version has no {name} recorded "
+            "(no TrainingJob report, no metrics.json published with it): no regression "
+            "to judge",
         )
     worse_by = stable - cand if gate.direction == "HigherIsBetter" else cand - stable
     ok = worse_by <= gate.max_regression + 1e-12

@@ -187,6 +187,7 @@ def decide_gated_rollout(
     replicas: int,
     serving: str | None,
     now: datetime,
+    recorded_metrics: Mapping[str, Mapping[str, float]] | None = None,
 ) -> RolloutPlan:
     """The next rollout state and what to do about it.
 
@@ -199,15 +200,17 @@ def decide_gated_rollout(
     should serve with now (spec.replicas, or the autoscaler's desired count).
     serving: the version the ready pods serve (status.servedVersion); only used
     when status.rollout has no stable version yet (an object from before gated
-    rollouts, or a first version still starting).
+    rollouts, or a first version still starting). recorded_metrics: version -> the
+    metrics it was published with (its sealed metrics.json, read from the store), which
+    the evalMetric gate compares with when the stable version's lineage has none.
     """
     if not target.version.isdigit():
         # "latest" must be resolved once by the controller (one version per status); when
         # it cannot be yet, pass the stable version as the target: nothing changes.
         raise ValueError(f"target version must be a resolved number, not {target.version!r}")
-    return _Decision(as_md(md), target, previous, history, figures, candidate, replicas, now).run(
-        serving
-    )
+    decision = _Decision(as_md(md), target, previous, history, figures, candidate, replicas, now)
+    decision.recorded_metrics = dict(recorded_metrics or {})
+    return decision.run(serving)
 
 
 class _Decision:
@@ -235,6 +238,7 @@ class _Decision:
         self.steps = plan_steps(self.spec)
         self.events: list[RolloutEvent] = []
         self.actions: list[Action] = []
+        self.recorded_metrics: dict[str, Mapping[str, float]] = {}
 
     # -- entry -------------------------------------------------------------------------
 
@@ -802,8 +806,13 @@ class _Decision:
         return text
 
     def _stable_source(self, stable: str) -> Mapping[str, Any] | None:
+        """What the evalMetric gate compares with: the stable version's lineage source,
+        completed with the metrics it was published with when the lineage has none (a
+        first version, or one published by hand with `package-model --metrics`)."""
         entry = lineage.find(self.history, stable)
-        return entry.get("source") if entry else None
+        return lineage.with_recorded_metrics(
+            entry.get("source") if entry else None, self.recorded_metrics.get(stable)
+        )
 
     def _source_fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {"candidateSource": dict(self.target.source or {"kind": "Latest"})}

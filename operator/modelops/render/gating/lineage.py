@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,60 @@ def source_from_training_job(body: Mapping[str, Any]) -> dict[str, Any]:
         # Bounded like TrainingJob.status.metrics; sorted so the entry is deterministic.
         source["metrics"] = {k: float(metrics[k]) for k in sorted(metrics)[:MAX_METRICS]}
     return source
+
+
+# A version's metrics file, as the trainer writes it (modelops.trainer.metrics) and
+# `modelops package-model --metrics` publishes it; read by the operator for the
+# evalMetric gate when the lineage has no metrics for the stable version.
+METRICS_FILE = "metrics.json"
+MAX_METRICS_FILE_BYTES = 256 * 1024
+
+
+def listed_digest(manifest: bytes, path: str) -> str | None:
+    """The sha256 hex a SHA256SUMS manifest lists for ``path`` (None: not listed)."""
+    for line in manifest.decode("utf-8", "replace").splitlines():
+        digest_hex, _, name = line.strip().partition("  ")
+        if name.lstrip("*") == path and len(digest_hex) == 64:
+            return digest_hex.lower()
+    return None
+
+
+def recorded_metrics(manifest: bytes, data: bytes) -> dict[str, float] | None:
+    """The metrics a version was published with: its ``metrics.json`` (the trainer's
+    document, whose ``metrics`` holds the flat summary, or a flat ``{name: number}``),
+    only when the version's manifest lists that file with this content (what the
+    manifest seals is what was judged), at most MAX_METRICS_FILE_BYTES, numbers only,
+    at most MAX_METRICS names. None when any of that does not hold."""
+    if len(data) > MAX_METRICS_FILE_BYTES:
+        return None
+    if listed_digest(manifest, METRICS_FILE) != hashlib.sha256(data).hexdigest():
+        return None
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    flat = document.get("metrics") if isinstance(document.get("metrics"), dict) else document
+    out: dict[str, float] = {}
+    for name in sorted(flat):
+        value = flat[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if isinstance(name, str) and 0 < len(name) <= 63 and math.isfinite(value):
+            out[name] = float(value)
+    return dict(list(out.items())[:MAX_METRICS]) or None
+
+
+def with_recorded_metrics(
+    source: Mapping[str, Any] | None, metrics: Mapping[str, float] | None
+) -> dict[str, Any] | None:
+    """A lineage source completed with the metrics its version was published with, when
+    the source records none itself (a version published by hand or by a TrainingJob
+    that is gone): what the evalMetric gate compares a candidate with."""
+    if not metrics or (source and source.get("metrics")):
+        return dict(source) if source is not None else None
+    return {**(source or {"kind": "Latest"}), "metrics": dict(metrics)}
 
 
 def pinned_source() -> dict[str, Any]:

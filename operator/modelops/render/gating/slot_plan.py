@@ -236,6 +236,7 @@ def place(
         target=target,
         previous=prev_rollout,
         history=previous.get("history"),
+        recorded_metrics=(store or {}).get("metrics"),
         figures=_figures(
             figures,
             in_slot,
