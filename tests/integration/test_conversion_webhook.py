@@ -584,3 +584,24 @@ def test_the_shipped_crds_store_v1alpha1_writes_as_v1beta1(cluster: Cluster, nam
     finally:
         install_crds(cluster)  # the harness's URL back, for the rest of the session
     assert get(TRAINING_JOB, "train", "v1alpha1")["spec"] == tj["spec"]
+
+
+def test_the_evidence_still_needed_is_kept_by_both_versions(cluster: Cluster, namespace: str):
+    """What a pending analysis writes (render/gating/decide.py): about how many more
+    requests and how long at the rate so far. The schema must keep both, through
+    either version, or status would not say what the docs promise."""
+    install(cluster)
+    plural = MODEL_DEPLOYMENT.plural
+    cluster.custom.create_namespaced_custom_object(
+        c.GROUP, "v1alpha1", namespace, plural, md_v1alpha1("pending")
+    )
+    analysis = {"requestsNeeded": 331, "etaSeconds": 113, "verdict": "latency: waiting"}
+    cluster.custom.patch_namespaced_custom_object_status(
+        c.GROUP, "v1alpha1", namespace, plural, "pending",
+        {"status": {"rollout": {"phase": "Shadow", "candidate": "2", "analysis": analysis}}},
+    )  # fmt: skip
+    for version in ("v1alpha1", "v1beta1"):
+        got = cluster.custom.get_namespaced_custom_object(
+            c.GROUP, version, namespace, plural, "pending"
+        )["status"]["rollout"]["analysis"]
+        assert (got.get("requestsNeeded"), got.get("etaSeconds")) == (331, 113), (version, got)

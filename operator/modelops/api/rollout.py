@@ -499,6 +499,18 @@ class AnalysisFigures(ApiModel):
         description="The stable version's agreement with itself on mirrored requests (the "
         "noise floor), when the sidecars measure it.",
     )
+    requests_needed: int | None = Field(
+        default=None,
+        ge=0,
+        description="While no verdict is reached: about how many more candidate requests the "
+        "undecided gates need at the figures so far.",
+    )
+    eta_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="While no verdict is reached: requestsNeeded at the step's request rate "
+        "so far, in seconds (absent while no request reaches the candidate).",
+    )
     refused: str | None = Field(
         default=None,
         max_length=1024,
