@@ -55,9 +55,8 @@ def _hist(n: int, seconds: float) -> tuple[tuple[float, int], ...]:
 def _judged(md: dict, stable_s: float, cand_s: float, cand_errors: int, agreed: int) -> dict:
     """The verdict the operator's own analysis writes for these figures (so the rows are
     checked against the real sentences, not hand-written ones)."""
-    from modelops.render.gating.inputs import ObservedFigures, VersionFigures
-
     from modelops.render.gating.analysis import evaluate
+    from modelops.render.gating.inputs import ObservedFigures, VersionFigures
 
     n = 3000
     figures = ObservedFigures(
