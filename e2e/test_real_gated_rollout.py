@@ -22,6 +22,7 @@ client sends a few per second on this 2-core machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.request
@@ -207,22 +208,18 @@ def rollout_of(md: dict[str, Any]) -> dict[str, Any]:
     return (md.get("status") or {}).get("rollout") or {}
 
 
-@pytest.fixture(scope="module")
-def served(
-    cluster: Cluster,
-    operator: OperatorProcess,
-    real_node: RealNode,
-    project_images: ProjectImages,
-    pod_store: S3Server,
-    tmp_path_factory: pytest.TempPathFactory,
+@contextlib.contextmanager
+def serving_version_one(
+    cluster: Cluster, real_node: RealNode, pod_store: S3Server, work: Path, rollout: dict[str, Any]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Version 1 served on the real node with a Shadow strategy, pinned by spec."""
-    publish_model(pod_store, tmp_path_factory.mktemp("v1"), seed=11)
-    namespace = f"realgate-{int(time.time()) % 100000}"
+    """Version 1 of the sample served by one pod on the real node, pinned by spec, its
+    rollouts as ``rollout`` says; (namespace, body), the namespace deleted afterwards."""
+    publish_model(pod_store, work, seed=11)
+    namespace = f"realgate-{int(time.time() * 1000) % 10**8}"
     cluster.kubectl("create", "namespace", namespace)
     body = sample_for_the_real_node(namespace, real_node)
     body["spec"]["model"]["version"] = "1"
-    body["spec"]["rollout"] = {**body["spec"]["rollout"], **SHADOW}
+    body["spec"]["rollout"] = {**body["spec"]["rollout"], **rollout}
     # One replica, not scaled: there is no metrics adapter for the queue-time metric
     # here, and the 2-core machine holds one stable and one candidate pod.
     body["spec"].pop("autoscaling", None)
@@ -247,6 +244,21 @@ def served(
         yield namespace, body
     finally:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def served(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    real_node: RealNode,
+    project_images: ProjectImages,
+    pod_store: S3Server,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Version 1 served on the real node with a Shadow strategy, pinned by spec."""
+    work = tmp_path_factory.mktemp("v1")
+    with serving_version_one(cluster, real_node, pod_store, work, SHADOW) as served:
+        yield served
 
 
 def publish_version(store: S3Server, work: Path, seed: int) -> str:
