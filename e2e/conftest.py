@@ -3,6 +3,7 @@ run as a local process, against the session's cluster."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from tests.support.operator import (
     install,
     service_account_kubeconfig,
 )
+from tests.support.real_node import Unavailable, find_real_node
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +59,19 @@ def local_image(name: str) -> str:
     return f"localhost/modelops-{name}:{importlib.metadata.version('modelops')}"
 
 
+def store_endpoints(cluster: Cluster) -> str:
+    """The S3 endpoints the tests' credentials Secrets name: moto on loopback, and moto
+    on the real node's host address (tests/support/real_sample.py's pod store), any port."""
+    endpoints = ["http://127.0.0.1"]
+    # No real node (or a broken one, which its own tests report): its store is unused.
+    with contextlib.suppress(Unavailable, AssertionError):
+        endpoints.append(f"http://{find_real_node(cluster).host_ip}")
+    return ",".join(endpoints)
+
+
 @pytest.fixture(scope="session")
 def operator(
+    installed: Cluster,
     operator_kubeconfig: Path,
     tmp_path_factory: pytest.TempPathFactory,
     sidecar_map: Path,
@@ -72,8 +85,8 @@ def operator(
             # A version written into a store by hand is found within seconds, not a
             # minute (e2e/test_latest_store.py).
             "MODELOPS_STORE_INTERVAL_SECONDS": "2",
-            # The moto endpoint the tests' Secrets name (any port on loopback).
-            "MODELOPS_STORE_ENDPOINTS": "http://127.0.0.1",
+            # The moto endpoints the tests' Secrets name (the operator refuses others).
+            "MODELOPS_STORE_ENDPOINTS": store_endpoints(installed),
             # What pods on the real node run (hack/images/build.sh, imported by the
             # project_images fixture); pods on KWOK's nodes never pull anything.
             "MODELOPS_IMAGE": local_image("operator"),

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 from tests.support.cluster import Cluster, wait_for
 from tests.support.keda import NOT_CACHED, Keda, cached_build
 from tests.support.metrics import MetricsStack
@@ -77,6 +78,18 @@ def keda_wake_operator(
         yield op
 
 
+def scaled_object(cluster: Cluster, namespace: str) -> dict[str, Any] | None:
+    """The model's ScaledObject; None until the operator has created it."""
+    try:
+        return cluster.custom.get_namespaced_custom_object(
+            "keda.sh", "v1alpha1", namespace, "scaledobjects", NAME
+        )
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+
+
 def at_zero(cluster: Cluster, namespace: str) -> bool:
     return zero_reason(cluster, namespace) == "True/WakeOnRequest" and no_pods(cluster, namespace)
 
@@ -104,11 +117,7 @@ def test_keda_takes_a_woken_model_back_to_zero_after_the_cooldown(
         cluster.apply(credentials_secret(namespace, pod_store))
         cluster.apply(wake_sample(namespace, real_node, cooldown_s=COOLDOWN_S))
         so: dict[str, Any] = wait_for(
-            lambda: cluster.custom.get_namespaced_custom_object(
-                "keda.sh", "v1alpha1", namespace, "scaledobjects", NAME
-            ),
-            timeout=120,
-            what="the ScaledObject",
+            lambda: scaled_object(cluster, namespace), timeout=120, what="the ScaledObject"
         )
         assert [t["type"] for t in so["spec"]["triggers"]] == ["prometheus", "metrics-api"]
         # Idle from the start: KEDA takes it to zero.
