@@ -42,9 +42,14 @@ webhook_port=${MODELOPS_WEBHOOK_PORT:-19443}
 # Pods on the real node run the images built here (make images); pods on the
 # simulated nodes pull nothing.
 version=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("modelops"))')
+# The real-node sample's model store (moto) listens on the node's host address: the
+# operator lists a store a Secret names only at an allowed endpoint (docs/security.md).
+host_ip=$(hack/node/node.sh info "$name" 2>/dev/null \
+  | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin).get("host_ip") or "")' \
+  2>/dev/null || true)
 KUBECONFIG=$op_kubeconfig MODELOPS_METRICS_PORT=${MODELOPS_METRICS_PORT:-18080} \
   MODELOPS_IMAGE=localhost/modelops-operator:$version MODELOPS_TRITON_IMAGE=localhost/modelops-runtime:$version \
-  POD_NAMESPACE=modelops-system \
+  POD_NAMESPACE=modelops-system MODELOPS_STORE_ENDPOINTS="http://127.0.0.1${host_ip:+,http://$host_ip}" \
   nohup .venv/bin/modelops run --standalone --liveness "" \
     --conversion-webhook-port "$webhook_port" --conversion-webhook-host 127.0.0.1 \
     --conversion-webhook-url "https://127.0.0.1:$webhook_port/convert" \
