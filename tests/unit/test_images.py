@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from modelops.api import constants as c
+from modelops.api.conversion import to_v1alpha1, to_v1beta1
 from modelops.api.images import (
     ImageDefaults,
     is_unset,
@@ -200,3 +201,30 @@ def test_an_explicit_trainer_image_beats_default_and_earlier_attempts():
     assert trainer_of(render_job(body, attempt=1, image=NEW_TRAINER, earlier_jobs=[earlier])) == (
         PINNED
     )
+
+
+# --- v1beta1 keeps every image it holds (issue #20) ------------------------------------
+
+
+def test_a_v1beta1_runtime_image_equal_to_a_former_default_is_served():
+    """v1alpha1 reads its former schema default as unset; v1beta1 never had that default,
+    so the same value there was written by someone and the pods get it."""
+    alpha = md_body(runtime={"image": OLD_TRITON, "instancesPerGpu": 1})
+    assert render(alpha, NEW_TRITON)[0] == NEW_TRITON
+    beta = to_v1beta1(without_runtime_image(alpha))
+    beta["spec"]["runtime"]["image"] = OLD_TRITON
+    assert render(beta, NEW_TRITON)[0] == OLD_TRITON
+    # The same object read through v1alpha1 (the value in the conversion's annotation).
+    assert render(to_v1alpha1(beta), NEW_TRITON)[0] == OLD_TRITON
+    # And without an image, v1beta1 follows the operator's default like v1alpha1.
+    del beta["spec"]["runtime"]["image"]
+    assert render(beta, NEW_TRITON)[0] == NEW_TRITON
+
+
+def test_a_v1beta1_trainer_image_equal_to_a_former_default_is_used():
+    alpha = tj_body(image=OLD_TRAINER)
+    assert trainer_of(render_job(alpha, image=NEW_TRAINER)) == NEW_TRAINER
+    beta = to_v1beta1(alpha)
+    beta["spec"]["image"] = OLD_TRAINER
+    assert trainer_of(render_job(beta, image=NEW_TRAINER)) == OLD_TRAINER
+    assert trainer_of(render_job(to_v1alpha1(beta), image=NEW_TRAINER)) == OLD_TRAINER

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from modelops.api.conditions import CONDITIONS, PASSTHROUGH
+from modelops.api.conversion import to_v1beta1
 from modelops.api.crd import MODEL_DEPLOYMENT, root_schema
 from modelops.api.modeldeployment import ModelDeploymentStatus
 from modelops.render.status import derive_status
@@ -263,6 +264,22 @@ def test_unschedulable_within_grace_is_not_ready_yet_but_not_stalled():
     assert summary(s)["Ready"] == "False/WaitingForNode"
     assert summary(s)["Stalled"] == "False/AsExpected"
     assert summary(s)["Reconciling"] == "True/ScalingUp"
+
+
+@pytest.mark.parametrize(
+    ("surge", "scheduling", "stalled"), [("10m", "1m", "True"), ("30s", "10m", "False")]
+)
+def test_v1beta1_scheduling_timeout_is_the_grace_before_unschedulable(surge, scheduling, stalled):
+    """v1beta1 split surgeTimeoutSeconds: the Stalled grace is schedulingTimeout's,
+    whatever surgeTimeout (the switch to in-place replacement) says."""
+    body = to_v1beta1(md_body())
+    body["spec"]["rollout"].update(surgeTimeout=surge, schedulingTimeout=scheduling)
+    s = derive(
+        body,
+        dep=deployment(ready=0, available=0),
+        pods=[pod(unschedulable=GPU_MESSAGE, unschedulable_for=120)],
+    )
+    assert summary(s)["Stalled"].startswith(stalled + "/")
 
 
 @pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff"])

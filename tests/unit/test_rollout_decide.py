@@ -542,7 +542,7 @@ def test_candidate_waiting_too_long_turns_stalled_once():
     pods = CandidatePods(desired=1, ready=0, unschedulable=GPU_MESSAGE, unschedulable_since=T0)
     plan = w.tick(5, pods)
     assert plan.status["phase"] == "Waiting" and plan.status["stalled"] is True
-    assert plan.stalled and "longer than surgeTimeoutSeconds 60" in plan.stalled
+    assert plan.stalled and "longer than its scheduling timeout 60s" in plan.stalled
     assert GPU_MESSAGE in plan.stalled and "stable version 7 keeps serving" in plan.stalled
     assert ActionKind.STALL in kinds(plan)
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", "CandidateStalled")]
@@ -995,3 +995,52 @@ def test_a_crash_looping_new_stable_rolls_the_promotion_back_at_once():
     assert plan.status["phase"] == "RolledBack"
     assert "promotion failed, new pods fail: CrashLoopBackOff" in plan.status["message"]
     assert plan.candidate_version is None and plan.stable_replicas is None
+
+
+def _stalled_after(obj: dict[str, Any], waited_s: float) -> bool:
+    """Whether a candidate that found no node for `waited_s` turns the rollout Stalled."""
+    first = decide_gated_rollout(
+        obj,
+        target=Target("8", {"kind": "Latest"}),
+        previous={"phase": "Idle", "stable": "7"},
+        history=[],
+        figures=None,
+        candidate=CandidatePods(desired=1, ready=0),
+        replicas=3,
+        serving="7",
+        now=T0,
+    )
+    pods = CandidatePods(desired=1, ready=0, unschedulable=GPU_MESSAGE, unschedulable_since=T0)
+    plan = decide_gated_rollout(
+        obj,
+        target=Target("8", {"kind": "Latest"}),
+        previous=first.status,
+        history=first.history,
+        figures=None,
+        candidate=pods,
+        replicas=3,
+        serving="7",
+        now=T0 + timedelta(seconds=waited_s),
+    )
+    return plan.stalled is not None
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "waited_s", "stalled"),
+    [
+        ({"surgeTimeoutSeconds": 600}, 40, False),  # v1alpha1: one field means both
+        ({"surgeTimeoutSeconds": 600}, 700, True),
+        ({"surgeTimeout": "10m", "schedulingTimeout": "30s"}, 40, True),
+        ({"surgeTimeout": "30s", "schedulingTimeout": "10m"}, 40, False),
+        ({"surgeTimeout": "30s", "schedulingTimeout": "10m"}, 700, True),
+    ],
+)
+def test_the_scheduling_timeout_decides_a_waiting_candidates_stall(
+    timeouts: dict[str, Any], waited_s: float, stalled: bool
+):
+    """v1beta1 split surgeTimeoutSeconds: schedulingTimeout (not surgeTimeout) is how
+    long a candidate may wait for a node before the rollout is Stalled."""
+    obj = body({**SHADOW, **timeouts})
+    if "surgeTimeout" in timeouts:
+        obj["apiVersion"] = "modelops.io/v1beta1"
+    assert _stalled_after(obj, waited_s) is stalled

@@ -25,6 +25,7 @@ from .modeldeployment import ROOT_VALIDATIONS, ModelDeploymentSpec, ModelDeploym
 from .structural import model_schema
 from .v1beta1 import modeldeployment as beta_md
 from .v1beta1 import trainingjob as beta_tj
+from .v1beta1.wording import reword_schema
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,9 @@ def root_schema(kind: KindSpec, version: str = c.VERSION) -> dict[str, Any]:
     }
     if kind.root_validations:
         schema["x-kubernetes-validations"] = list(kind.root_validations)
+    if version == V1BETA1:
+        # The prose v1beta1 inherits names v1alpha1's fields and enum spellings.
+        schema = reword_schema(schema)
     return schema
 
 

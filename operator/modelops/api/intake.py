@@ -126,13 +126,19 @@ def read_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
         affinity=affinity,
         topology_spread_constraints=spread,
         cpu_limit=None if spec.resources.cpu_limit is None else str(spec.resources.cpu_limit),
+        image=spec.runtime.image,
     )
     _check(controls, c.MD_KIND)
     retrain = spec.drift_monitor.retrain if spec.drift_monitor else None
     if retrain is not None:
         template = plain(retrain.training_job_template)
         controls = controls.model_copy(update={"training_job_template": template})
-    return md.model_copy(update={"pod_controls": controls})
+    # v1beta1 split surgeTimeoutSeconds in two; the v1alpha1 model keeps surgeTimeout's
+    # half, and schedulingTimeout's travels beside it.
+    scheduling = spec.rollout.scheduling_timeout_seconds
+    return md.model_copy(
+        update={"pod_controls": controls, "scheduling_timeout_override": scheduling}
+    )
 
 
 def read_training_job(body: Mapping[str, Any]) -> TrainingJob:
@@ -160,6 +166,7 @@ def read_training_job(body: Mapping[str, Any]) -> TrainingJob:
         affinity=affinity,
         topology_spread_constraints=spread,
         cpu_limit=None if cpu_limit is None else str(cpu_limit),
+        image=spec.image,
     )
     _check(controls, c.TJ_KIND)
     return tj.model_copy(update={"pod_controls": controls})

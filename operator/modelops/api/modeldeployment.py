@@ -870,6 +870,17 @@ class ModelDeployment(ParsedObject):
     spec: ModelDeploymentSpec
     # The v1beta1 pod controls, attached by api/intake.py (empty when parsed otherwise).
     pod_controls: PodControls = Field(default_factory=PodControls)
+    # v1beta1's spec.rollout.schedulingTimeout in seconds, attached by api/intake.py.
+    # None (a v1alpha1 object): surgeTimeoutSeconds means it too, as v1alpha1 says.
+    scheduling_timeout_override: int | None = None
+
+    @property
+    def scheduling_timeout_seconds(self) -> int:
+        """How long a pod may wait for a node before the object turns Stalled
+        (Unschedulable, or CandidateUnschedulable for a gated candidate)."""
+        if self.scheduling_timeout_override is not None:
+            return self.scheduling_timeout_override
+        return self.spec.rollout.surge_timeout_seconds
 
     @property
     def model_name(self) -> str:

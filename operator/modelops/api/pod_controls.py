@@ -38,6 +38,10 @@ class PodControls(BaseModel):
     affinity: dict[str, Any] | None = None
     topology_spread_constraints: list[dict[str, Any]] = Field(default_factory=list)
     cpu_limit: str | None = None
+    # The main container's image as v1beta1 holds it (runtime.image / spec.image): kept
+    # whatever its value, a former schema default included, which v1alpha1 reads as
+    # unset (api/images.py). None: the v1alpha1 field decides, as it always did.
+    image: str | None = None
     # ModelDeployment: spec.driftMonitor.retrain.trainingJobTemplate in its v1beta1 form,
     # so the retraining TrainingJob carries the template's pod controls too.
     training_job_template: dict[str, Any] | None = None

@@ -303,7 +303,7 @@ def _triton_container(md: ModelDeployment, default_image: str) -> dict[str, Any]
         ports = [p for p in ports if p["name"] != "grpc"]  # not reachable from outside the pod
     container: dict[str, Any] = {
         "name": TRITON_CONTAINER,
-        "image": triton_image(runtime.image, default_image),
+        "image": md.pod_controls.image or triton_image(runtime.image, default_image),
         "command": ["tritonserver"],
         "args": args,
         "ports": ports,

@@ -207,7 +207,7 @@ class _Context:
             problem = container_problem(pod, self.events)
             if problem is not None:
                 return problem
-        grace = self.md.spec.rollout.surge_timeout_seconds
+        grace = self.md.scheduling_timeout_seconds
         if self.waiting and self.waiting[1] >= grace and not self.replace_in_place:
             # After the grace period a missing node is a real stall; before it
             # the cluster autoscaler or the replace-in-place switch may help.

@@ -427,11 +427,11 @@ class _Decision:
             since = pods.unschedulable_since or parse_time(state.get("waitingSince")) or self.now
             state["waitingSince"] = format_time(since)
             waited = (self.now - since).total_seconds()
-            limit = self.spec.surge_timeout_seconds
+            limit = self.md.scheduling_timeout_seconds
             if waited >= limit:
                 stalled_text = (
                     f"candidate version {version} has waited {int(waited)}s for a node, longer "
-                    f"than surgeTimeoutSeconds {limit}: {pods.unschedulable}; stable version "
+                    f"than its scheduling timeout {limit}s: {pods.unschedulable}; stable version "
                     f"{stable} keeps serving and is not scaled down for it"
                 )
                 state["stalled"] = True

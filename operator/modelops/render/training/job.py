@@ -167,7 +167,7 @@ def _image(
     )
     if earlier:
         default = image_of(earlier[-1]) or default
-    return trainer_image(tj.spec.image, default)
+    return tj.pod_controls.image or trainer_image(tj.spec.image, default)
 
 
 def image_of(job: Mapping[str, Any]) -> str | None:
