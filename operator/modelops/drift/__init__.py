@@ -12,11 +12,19 @@ Pure (no I/O, numpy only):
 - :mod:`~modelops.drift.payload` -- KServe v2 request bodies (JSON and Triton's
   binary tensors) to feature rows;
 - :mod:`~modelops.drift.http1` -- HTTP/1.1 message framing for the proxy
-  (request heads through llhttp, the strictness checks in Python).
+  (request heads through llhttp, the strictness checks in Python);
+- :mod:`~modelops.drift.request_head` -- what the proxy derives from a request
+  head's bytes (framing, infer call, head sent upstream), computed once per head.
 
 I/O:
 
-- :mod:`~modelops.drift.proxy` -- the asyncio HTTP proxy and the admin endpoints;
+- :mod:`~modelops.drift.proxy` -- the asyncio HTTP proxy: client side and server;
+- :mod:`~modelops.drift.upstream_pool` -- the proxy's keep-alive connections to
+  Triton (and to a rollout's candidate) and their pools;
+- :mod:`~modelops.drift.mirror` -- a rollout's mirrored HTTP requests to the
+  candidate, their answers kept for the comparison;
+- :mod:`~modelops.drift.admin_endpoints` -- ``/metrics``, ``/drift``,
+  ``/drift/histograms``, ``/healthz``, ``/rollout`` on the admin port;
 - :mod:`~modelops.drift.feeder` -- the statistics worker thread and its queue,
   bounded in bytes and in CPU, between any front end and the monitor;
 - :mod:`~modelops.drift.metrics` -- Prometheus metrics in their own registry;

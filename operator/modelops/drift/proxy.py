@@ -1,4 +1,4 @@
-"""The KServe v2 HTTP proxy in front of Triton, and the sidecar's own endpoints.
+"""The KServe v2 HTTP proxy in front of Triton: its configuration, client side and server.
 
 Hot path: plain asyncio protocols driven by callbacks (no task, no future
 per request) and :mod:`modelops.drift.http1` framing. A request's head is
@@ -31,8 +31,9 @@ within a sum of configured limits:
   event loop (:mod:`modelops.drift.feeder`); decompression stops at
   ``stats_max_bytes``;
 - the caches of parsed heads (request heads, Triton's response heads, the
-  heads sent to clients; see ``_Parsed``) and the worker's layout plans hold
-  at most 256 entries of at most 4 KiB keys each: under 5 MiB together.
+  heads sent to clients; see :class:`~modelops.drift.request_head.ParsedHead`)
+  and the worker's layout plans hold at most 256 entries of at most 4 KiB
+  keys each: under 5 MiB together.
 
 With the defaults (256 clients, 64 MiB buffered, 16 MiB statistics queue,
 1 MiB statistics cap) the bound is about 60 MiB of interpreter, numpy and
@@ -77,40 +78,46 @@ traffic file names a candidate and this sidecar is stable, an infer request
 chosen for the weighted split is sent to the candidate's pool of connections
 instead of Triton's (same framing, limits and backpressure; if the candidate
 cannot be connected to, Triton answers), and one chosen for mirroring keeps a
-copy of Triton's answer as it streams to the client, then a ``_Mirror`` sends
-the request to the candidate and hands both answers to the comparison
-worker. Mirrors are bounded by ``mirror_max_in_flight`` (counted from the
-choice to the end of the comparison) and ``stats_max_bytes`` per body and
-answer: 16 x 3 MiB with the defaults, on top of the bound above. Every infer
-exchange ends in the per-epoch figures of ``GET /rollout``.
+copy of Triton's answer as it streams to the client, then a
+:class:`~modelops.drift.mirror.Mirror` sends the request to the candidate and
+hands both answers to the comparison worker. Mirrors are bounded by
+``mirror_max_in_flight`` (counted from the choice to the end of the
+comparison) and ``stats_max_bytes`` per body and answer: 16 x 3 MiB with the
+defaults, on top of the bound above. Every infer exchange ends in the
+per-epoch figures of ``GET /rollout``.
 
 The sidecar's own endpoints (``/metrics``, ``/drift``, ``/healthz``, ``/rollout``)
-are a small aiohttp app on a separate port: not on the hot path, and never mixed
-with Triton's URL space.
+are a small aiohttp app on a separate port (:mod:`modelops.drift.admin_endpoints`):
+not on the hot path, and never mixed with Triton's URL space.
+
+This module holds :class:`ProxyConfig`, the client side (``_Downstream``: reading
+requests within the limits above, choosing split or mirror, relaying the answer,
+the timeout checks) and :class:`DriftProxy` (servers, sweep, drain, the candidate's
+pool, statistics). The rest is one concern per module:
+:mod:`~modelops.drift.request_head` (what a request head's bytes say, cached),
+:mod:`~modelops.drift.upstream_pool` (connections to Triton and their pools),
+:mod:`~modelops.drift.mirror` (mirrored requests) and
+:mod:`~modelops.drift.admin_endpoints`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
-import re
 import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any, cast
 
-from aiohttp import web
-
+from modelops.drift.admin_endpoints import AdminEndpoints
 from modelops.drift.feeder import (
     DEFAULT_CPU_SHARE,
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_QUEUE_BYTES,
     StatsFeeder,
 )
-from modelops.drift.figures import SIDECAR_ID
 from modelops.drift.http1 import (
     MAX_HEAD_BYTES,
     ChunkedDecoder,
@@ -118,52 +125,42 @@ from modelops.drift.http1 import (
     ProtocolError,
     RequestHead,
     RequestLine,
-    check_request_head,
     client_response_head,
     find_bare_line_break,
-    keep_alive,
-    parse_head,
-    parse_request,
-    parse_status_line,
-    request_framing,
-    response_framing,
     simple_response,
-    upstream_request_head,
 )
 from modelops.drift.inplace import InPlaceRoute, in_place_route
-from modelops.drift.metrics import CONTENT_TYPE, DriftMetrics, classify_endpoint
+from modelops.drift.metrics import DriftMetrics
+from modelops.drift.mirror import Mirror, answer_fields, start_mirror
 from modelops.drift.monitor import DriftMonitor
 from modelops.drift.outputs import Answer
-from modelops.drift.payload import HttpParser
+from modelops.drift.request_head import HEAD_CACHE, HEAD_CACHE_BYTES, INFER_PATH, ParsedHead
 from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER, TrafficSettings
 from modelops.drift.traffic_plane import (
     DEFAULT_MIRROR_MAX_IN_FLIGHT,
     DEFAULT_MIRROR_TIMEOUT,
-    LoadedCache,
     Rollout,
     RolloutCollector,
     TrafficWatcher,
-    ready_versions,
 )
 from modelops.drift.transport import nodelay
+from modelops.drift.upstream_pool import (
+    BODY,
+    CLOSED,
+    COALESCE_LIMIT,
+    HEAD,
+    IDLE,
+    WAIT,
+    WRITE_HIGH,
+    WRITE_LOW,
+    Pool,
+    Upstream,
+)
 
 log = logging.getLogger("modelops.drift.proxy")
 
-_INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
-# Bodies above this are written separately from their head instead of being
-# concatenated (a copy) into one write.
-_COALESCE_LIMIT = 64 * 1024
-# Transport write buffer: pause the other side above HIGH, resume below LOW.
-_WRITE_HIGH = 64 * 1024
-_WRITE_LOW = 16 * 1024
-
-# Client connection phases.
-_IDLE, _HEAD, _BODY, _WAIT, _CLOSED = range(5)
-# Fields added to what goes to the candidate (replacing the head's final CRLF).
+# Field added to what goes to the candidate (replacing the head's final CRLF).
 _SPLIT_FIELD = b"X-Modelops-Split: 1\r\n\r\n"
-_MIRROR_FIELD = b"X-Modelops-Mirror: 1\r\n\r\n"
-# Triton's repository index read for GET /rollout (a few hundred bytes per model).
-_INDEX_LIMIT = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -205,487 +202,12 @@ class ProxyConfig:
         return max(0.02, min(0.5, shortest / 5))
 
 
-# Request heads remembered with what the proxy derived from them, and the largest kept.
-_HEAD_CACHE = 256
-_HEAD_CACHE_BYTES = 4096
-_UNSET: Any = object()
-
-
-class _Parsed:
-    """A request head and everything the proxy derives from its bytes alone.
-
-    Clients send the same head bytes again and again (tritonclient's heads
-    differ only when the body length does), and what the proxy reads from a
-    head depends on nothing but those bytes, so it is computed once per
-    distinct head and kept (:attr:`DriftProxy.heads`, bounded): llhttp, the
-    smuggling checks, framing, the head sent upstream and the statistics
-    parser are skipped for a head seen before. A head that fails a check is
-    never kept, so it fails again every time.
-    """
-
-    __slots__ = (
-        "close",
-        "endpoint",
-        "expect",
-        "framing",
-        "head",
-        "infer",
-        "line",
-        "parser",
-        "remaining",
-        "up_head",
-        "up_length",
-    )
-
-    def __init__(self, raw: bytes) -> None:
-        line, head = parse_request(raw)
-        self.endpoint = classify_endpoint(line.path)
-        check_request_head(line, head)
-        self.framing, self.remaining = request_framing(head)
-        self.line, self.head = line, head
-        self.close = not keep_alive(line.version, head)
-        expect = head.get(b"expect")
-        self.expect = expect is not None and expect.lower() == b"100-continue"
-        # An inference call (KServe v2 infer over POST): the only requests that
-        # count in rollout figures, are mirrored or split, and feed statistics.
-        self.infer = line.method == "POST" and _INFER_PATH.match(line.path) is not None
-        self.up_length = -1
-        self.up_head = b""
-        self.parser: HttpParser | None = _UNSET
-
-    def upstream_head(self, body_length: int) -> bytes:
-        if body_length != self.up_length:
-            self.up_head = upstream_request_head(self.line, self.head, body_length)
-            self.up_length = body_length
-        return self.up_head
-
-    def stats_parser(self, model: str | None, max_bytes: int) -> HttpParser | None:
-        """The statistics parser of this head's bodies; None: not the watched model."""
-        parser = self.parser
-        if parser is _UNSET:
-            parser = None
-            m = _INFER_PATH.match(self.line.path)
-            if m is not None and (model is None or urllib.parse.unquote(m.group(1)) == model):
-                hl = self.head.get(b"inference-header-content-length")
-                try:
-                    header_length = int(hl) if hl is not None else None
-                except ValueError:
-                    header_length = -1  # becomes a "decode" skip, off the hot path
-                enc = self.head.get(b"content-encoding")
-                encoding = enc.decode("latin-1") if enc else None
-                parser = HttpParser(header_length, encoding, max_bytes)
-            self.parser = parser
-        return parser
-
-
-# Response heads from Triton (and the candidate) by (bytes, request method):
-# (head, status, framing, length, reusable). Pure functions of those bytes,
-# kept like request heads (see _Parsed); Triton's heads repeat exactly.
-_RESPONSE_HEADS: dict[tuple[bytes, str], tuple[Head, int, str, int, bool]] = {}
 # (Triton's head, close, chunked) -> the head the client gets.
 _CLIENT_HEADS: dict[tuple[bytes, bool, bool, bytes], bytes] = {}
 
 
 def _error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
-
-
-def _answer_fields(head: Head, framing: str) -> tuple[int | None, str | None, bool]:
-    """(Inference-Header-Content-Length, Content-Encoding, chunked) of a response head."""
-    hl = head.get(b"inference-header-content-length")
-    try:
-        header_length = int(hl) if hl is not None else None
-    except ValueError:
-        header_length = -1  # unreadable: the comparison says so, off the loop
-    enc = head.get(b"content-encoding")
-    return header_length, enc.decode("latin-1") if enc else None, framing == "chunked"
-
-
-# -- the Triton side -----------------------------------------------------------------
-
-
-class _Upstream(asyncio.Protocol):
-    """One keep-alive connection to Triton carrying one exchange at a time.
-
-    It parses the response and hands it, piece by piece, to its current
-    ``owner`` (the client connection the exchange belongs to).
-    """
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.owner: _Downstream | _Mirror | None = None
-        self.pool: _Pool | None = None  # the pool it belongs to (Triton's or the candidate's)
-        self.alive = True
-        self.reusable = True
-        self.reused = False
-        self.buf = bytearray()
-        self.last = 0.0  # loop time of the last byte from Triton (or of the request)
-        self.got_bytes = False
-        self.method = "GET"
-        self.head: Head | None = None
-        self.status = 0
-        self.framing = "length"
-        self.remaining = 0
-        self.decoder: ChunkedDecoder | None = None
-        self.reading_paused = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport, hence the cast.
-        self.transport = t = cast(asyncio.Transport, transport)
-        nodelay(t)
-        t.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.alive = False
-        owner = self.owner
-        if owner is not None:
-            if self.framing == "close" and self.head is not None:
-                self._done()  # a close-delimited body ends here
-            else:
-                owner.upstream_failed(self, "closed")
-
-    # Backpressure: Triton not reading our request body -> stop reading the client.
-    def pause_writing(self) -> None:
-        if self.owner is not None:
-            self.owner.pause_client_reading()
-
-    def resume_writing(self) -> None:
-        if self.owner is not None:
-            self.owner.resume_client_reading()
-
-    def pause(self) -> None:
-        if not self.reading_paused and self.transport is not None and self.alive:
-            self.reading_paused = True
-            self.transport.pause_reading()
-
-    def resume(self) -> None:
-        if self.reading_paused and self.transport is not None and self.alive:
-            self.reading_paused = False
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        self.alive = False
-        self.owner = None
-        if self.transport is not None:
-            self.transport.close()
-
-    def begin(self, owner: _Downstream | _Mirror, method: str, now: float) -> None:
-        self.owner, self.method, self.last = owner, method, now
-        self.head, self.decoder, self.got_bytes = None, None, False
-        self.framing, self.remaining = "length", 0
-        self.buf.clear()
-
-    def data_received(self, data: bytes) -> None:
-        owner = self.owner
-        if owner is None:
-            self.close()  # bytes nobody asked for: this connection is out of sync
-            return
-        self.got_bytes = True
-        self.last = owner.clock()
-        try:
-            if self.head is None:
-                self._on_head_data(data)
-            else:
-                self._on_body_data(data)
-        except ProtocolError as err:
-            self.reusable = False
-            owner.upstream_failed(self, "protocol", err.message)
-
-    def _on_head_data(self, data: bytes) -> None:
-        buf = self.buf
-        if buf:
-            buf += data
-            data = bytes(buf)
-            buf.clear()
-        while True:
-            i = data.find(b"\r\n\r\n")
-            if i < 0:
-                if len(data) > MAX_HEAD_BYTES:
-                    raise ProtocolError(502, "response head from Triton too large")
-                buf += data
-                return
-            raw = data[:i]
-            data = data[i + 4 :]
-            known = _RESPONSE_HEADS.get((raw, self.method))
-            if known is not None:
-                head, status, framing, remaining, reusable = known
-                break
-            head = parse_head(raw)
-            status = parse_status_line(head.start)
-            if not 100 <= status < 200:
-                framing, remaining = response_framing(head, status, self.method)
-                reusable = keep_alive(head.start[:8], head) and framing != "close"
-                if len(raw) <= _HEAD_CACHE_BYTES:
-                    if len(_RESPONSE_HEADS) >= _HEAD_CACHE:
-                        _RESPONSE_HEADS.clear()
-                    _RESPONSE_HEADS[(raw, self.method)] = (
-                        head, status, framing, remaining, reusable
-                    )  # fmt: skip
-                break  # 1xx are interim: the real response follows
-        self.head, self.status = head, status
-        self.framing, self.remaining, self.reusable = framing, remaining, reusable
-        owner = self.owner
-        assert owner is not None
-        out = owner.response_head(head, self.framing)
-        if self.framing == "length":
-            n = self.remaining
-            if len(data) >= n:
-                if len(data) > n:
-                    self.reusable = False  # more than it announced: do not trust it again
-                    data = data[:n]
-                if n <= _COALESCE_LIMIT:
-                    owner.send(out + data, b"")
-                else:
-                    owner.send(out, data)
-                self._done()
-                return
-            self.remaining -= len(data)
-            owner.send(out, data)
-            return
-        if self.framing == "chunked":
-            self.decoder = ChunkedDecoder(keep_body=False)
-        owner.send(out, b"")
-        if data:
-            self._on_body_data(data)
-
-    def _on_body_data(self, data: bytes) -> None:
-        owner = self.owner
-        assert owner is not None
-        if self.framing == "length":
-            n = self.remaining
-            if len(data) >= n:
-                if len(data) > n:
-                    self.reusable = False
-                owner.send(data[:n] if len(data) > n else data, b"")
-                self._done()
-            else:
-                self.remaining = n - len(data)
-                owner.send(data, b"")
-        elif self.framing == "chunked":
-            assert self.decoder is not None
-            used = self.decoder.feed(data)
-            owner.send(data[:used] if used < len(data) else data, b"")
-            if self.decoder.done:
-                if used < len(data):
-                    self.reusable = False
-                self._done()
-        else:
-            owner.send(data, b"")
-
-    def _done(self) -> None:
-        owner, self.owner = self.owner, None
-        self.resume()
-        if owner is not None:
-            owner.exchange_done(self)
-
-
-class _Pool:
-    """Idle keep-alive connections to Triton and a cap on all of them."""
-
-    def __init__(
-        self, host: str, port: int, limit: int, connect_timeout: float, url: str = ""
-    ) -> None:
-        self.host, self.port = host, port
-        self.url = url or f"http://{host}:{port}"
-        self.retired = False  # replaced (a new candidate): connections close when released
-        self.limit = limit
-        self.connect_timeout = connect_timeout
-        self.idle: list[_Upstream] = []
-        self.active = 0
-        self.waiters: collections.deque[_Downstream] = collections.deque()
-
-    def try_acquire(self) -> _Upstream | None:
-        """An idle connection, or None (then ``connect`` or wait)."""
-        while self.idle:
-            conn = self.idle.pop()
-            if conn.alive:
-                conn.reusable, conn.reused = True, True
-                self.active += 1
-                return conn
-        return None
-
-    def reserve(self) -> bool:
-        """Take a slot for a new connection; False when all ``limit`` are in use."""
-        if self.active + len(self.idle) >= self.limit:
-            return False
-        self.active += 1
-        return True
-
-    async def connect(self) -> _Upstream:
-        """A new connection, in a slot taken with ``reserve``."""
-        loop = asyncio.get_running_loop()
-        try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(_Upstream, self.host, self.port), self.connect_timeout
-            )
-        except BaseException:
-            self.active -= 1
-            self._wake()
-            raise
-        conn.reused = False
-        conn.pool = self
-        return conn
-
-    def release(self, conn: _Upstream) -> None:
-        self.active -= 1
-        conn.owner = None
-        if conn.alive and conn.reusable and not self.retired:
-            self.idle.append(conn)
-        else:
-            conn.close()
-        self._wake()
-
-    def _wake(self) -> None:
-        """Give a freed connection or slot to the first client still waiting."""
-        while self.waiters and (self.idle or self.active + len(self.idle) < self.limit):
-            waiter = self.waiters.popleft()
-            if waiter.phase == _WAIT and waiter.up is None:
-                waiter.start_upstream()
-                break
-
-    def close(self) -> None:
-        for conn in self.idle:
-            conn.close()
-        self.idle.clear()
-
-
-# -- mirrored requests ---------------------------------------------------------------------
-
-
-class _Mirror:
-    """One copy of an infer request sent to the candidate; its answer is kept for comparison.
-
-    It owns its candidate connection the way a client connection does (the
-    same ``_Upstream`` calls it back) but writes nowhere: the client got the
-    stable answer already. Ends by queuing the comparison, or by counting a
-    mirror error (non-200, failure, ``mirror_timeout``).
-    """
-
-    def __init__(
-        self,
-        proxy: DriftProxy,
-        pool: _Pool,
-        request: bytes,
-        body: bytes,
-        stable: Answer,
-        self_compare: bool = False,
-    ) -> None:
-        self.proxy = proxy
-        self.pool = pool
-        self.self_compare = self_compare  # to this pod's own Triton: the noise floor
-        self.figures = proxy.rollout.figures  # this epoch's, even if it ends in the next
-        self.request, self.body, self.stable = request, body, stable
-        assert proxy._loop is not None
-        self.clock = proxy._loop.time
-        self.started = self.clock()
-        self.up: _Upstream | None = None
-        self.capture = bytearray()
-        self.too_large = False
-        self.answer: tuple[int | None, str | None, bool] = (None, None, False)
-        self.retried = False
-        self.ended = False
-
-    def start(self) -> None:
-        conn = self.pool.try_acquire()
-        if conn is not None:
-            self._send(conn)
-        elif self.pool.reserve():
-            task = asyncio.get_running_loop().create_task(self._connect())
-            self.proxy._tasks.add(task)
-            task.add_done_callback(self.proxy._tasks.discard)
-        else:
-            self._end(0)
-
-    async def _connect(self) -> None:
-        try:
-            conn = await self.pool.connect()
-        except (OSError, TimeoutError):
-            self._end(0)
-            return
-        if self.ended:  # timed out meanwhile
-            self.proxy._pool_release(conn)
-            return
-        self._send(conn)
-
-    def _send(self, conn: _Upstream) -> None:
-        assert conn.transport is not None
-        self.up = conn
-        conn.begin(self, "POST", self.clock())
-        conn.transport.writelines([self.request, self.body])
-
-    # -- what _Upstream calls ----------------------------------------------------------
-
-    def response_head(self, head: Head, framing: str) -> bytes:
-        self.answer = _answer_fields(head, framing)
-        return b""
-
-    def send(self, first: bytes, second: bytes) -> None:
-        if self.too_large:
-            return
-        if len(self.capture) + len(first) + len(second) > self.proxy.config.stats_max_bytes:
-            self.too_large = True
-            self.capture = bytearray()
-            return
-        self.capture += first
-        self.capture += second
-
-    def exchange_done(self, conn: _Upstream) -> None:
-        self.up = None
-        self.proxy._pool_release(conn)
-        self._end(conn.status)
-
-    def upstream_failed(self, conn: _Upstream, kind: str, detail: str = "") -> None:
-        self.up = None
-        conn.owner = None
-        retry = kind == "closed" and conn.reused and not conn.got_bytes and not self.retried
-        conn.reusable = False
-        self.proxy._pool_release(conn)
-        if retry and not self.ended:
-            self.retried = True  # a pooled connection the candidate had closed
-            self.capture = bytearray()
-            self.start()
-            return
-        self._end(0)
-
-    def pause_client_reading(self) -> None:
-        pass  # the body is in memory already: nothing to hold back
-
-    def resume_client_reading(self) -> None:
-        pass
-
-    # -- the end -------------------------------------------------------------------------
-
-    def check_timeout(self, now: float) -> None:
-        if not self.ended and now - self.started > self.proxy.rollout.mirror_timeout:
-            if not self.self_compare:
-                self.figures.mirror_timeouts += 1
-            up, self.up = self.up, None
-            if up is not None:
-                up.owner = None
-                up.reusable = False
-                up.close()
-                self.proxy._pool_release(up)
-            self._end(0)
-
-    def _end(self, status: int) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        proxy = self.proxy
-        proxy._mirrors.discard(self)
-        rollout = proxy.rollout
-        if proxy.inplace is not None and not self.self_compare:
-            proxy.inplace.observe(status, self.clock() - self.started)
-        if status == 200:
-            # Counted as ended by the worker, which may say "not compared".
-            candidate = None if self.too_large else Answer(bytes(self.capture), *self.answer)
-            rollout.compare(self.figures, self.stable, candidate, self.self_compare)
-        else:
-            if not self.self_compare:
-                self.figures.mirror_errors += 1
-            rollout.mirrors_ended += 1
-        self.request = self.body = b""
-        self.capture = bytearray()
 
 
 # -- the client side -------------------------------------------------------------------
@@ -701,18 +223,18 @@ class _Downstream(asyncio.Protocol):
         self.clock = proxy._loop.time
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
-        self.phase = _IDLE
+        self.phase = IDLE
         self.since = proxy.now  # start of the current phase (loop time)
         self.last = self.since  # last byte from the client
         self.reading_paused = False  # by us, for backpressure
         self.write_blocked_at: float | None = None  # the client stopped reading
-        self.up: _Upstream | None = None
+        self.up: Upstream | None = None
         self.close_after = False
         self.response_started = False
         # the request being read / proxied
         self.line: RequestLine | None = None
         self.head: RequestHead | None = None
-        self.parsed: _Parsed | None = None
+        self.parsed: ParsedHead | None = None
         self.framing = "length"
         self.remaining = 0  # body bytes still to come (length framing)
         self.decoder: ChunkedDecoder | None = None
@@ -726,7 +248,7 @@ class _Downstream(asyncio.Protocol):
         self.endpoint = "other"
         # Gated rollout, set only while the rollout acts (see _route):
         self.routed = False  # this request was considered for split / mirror
-        self.split_pool: _Pool | None = None  # the candidate answers it
+        self.split_pool: Pool | None = None  # the candidate answers it
         self.split_failed = False  # the candidate answered 5xx: its answer is dropped
         self.self_compare = False  # the captured answer is compared with a second own one
         self.capture: bytearray | None = None  # Triton's answer, kept for a mirror
@@ -743,14 +265,14 @@ class _Downstream(asyncio.Protocol):
             proxy.rejected("connections")
             t.write(proxy.unavailable("too many connections"))
             t.close()
-            self.phase = _CLOSED
+            self.phase = CLOSED
             return
         nodelay(t)
-        t.set_write_buffer_limits(_WRITE_HIGH, _WRITE_LOW)
+        t.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
         proxy._clients.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.phase = _CLOSED
+        self.phase = CLOSED
         self.proxy._clients.discard(self)
         self._unreserve()
         if self.capture is not None:  # the client left before the answer ended
@@ -763,14 +285,14 @@ class _Downstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         phase = self.phase
-        if phase == _CLOSED:
+        if phase == CLOSED:
             return
         self.last = self.clock()
-        if self.streaming_body and phase == _WAIT:
+        if self.streaming_body and phase == WAIT:
             self._stream_body(data)
             return
         self.buf += data
-        if phase == _WAIT:
+        if phase == WAIT:
             if len(self.buf) > MAX_HEAD_BYTES:
                 self.pause_client_reading()  # a pipelining client far ahead of us
             return
@@ -786,17 +308,17 @@ class _Downstream(asyncio.Protocol):
         self.write_blocked_at = None
         if self.up is not None:
             self.up.resume()
-        elif self.phase == _IDLE and self.buf:  # pipelined requests held back meanwhile
+        elif self.phase == IDLE and self.buf:  # pipelined requests held back meanwhile
             self.resume_client_reading()
             self._advance()
 
     def pause_client_reading(self) -> None:
-        if not self.reading_paused and self.phase != _CLOSED and self.transport is not None:
+        if not self.reading_paused and self.phase != CLOSED and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
 
     def resume_client_reading(self) -> None:
-        if self.reading_paused and self.phase != _CLOSED and self.transport is not None:
+        if self.reading_paused and self.phase != CLOSED and self.transport is not None:
             self.reading_paused = False
             self.last = self.clock()
             self.transport.resume_reading()
@@ -804,13 +326,13 @@ class _Downstream(asyncio.Protocol):
     # -- output --------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if self.phase != _CLOSED and self.transport is not None:
+        if self.phase != CLOSED and self.transport is not None:
             self.transport.write(data)
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-        self.phase = _CLOSED
+        self.phase = CLOSED
 
     def fail(self, status: int, message: str, *extra: bytes) -> None:
         """Answer with the proxy's own error and close the connection."""
@@ -824,7 +346,7 @@ class _Downstream(asyncio.Protocol):
 
     def _advance(self) -> None:
         try:
-            if self.phase != _BODY and not self._read_head():
+            if self.phase != BODY and not self._read_head():
                 return
             self._read_body()
         except ProtocolError as err:
@@ -836,8 +358,8 @@ class _Downstream(asyncio.Protocol):
             del buf[:2]
         if not buf:
             return False
-        if self.phase == _IDLE:
-            self.phase, self.since = _HEAD, self.clock()
+        if self.phase == IDLE:
+            self.phase, self.since = HEAD, self.clock()
             self.endpoint = "other"
         i = buf.find(b"\r\n\r\n")
         if i < 0 or i > MAX_HEAD_BYTES:
@@ -850,9 +372,9 @@ class _Downstream(asyncio.Protocol):
         heads = self.proxy.heads
         parsed = heads.get(raw)
         if parsed is None:
-            parsed = _Parsed(raw)
-            if len(raw) <= _HEAD_CACHE_BYTES:
-                if len(heads) >= _HEAD_CACHE:
+            parsed = ParsedHead(raw)
+            if len(raw) <= HEAD_CACHE_BYTES:
+                if len(heads) >= HEAD_CACHE:
                     heads.clear()  # many distinct heads: start over rather than grow
                 heads[raw] = parsed
         line, head = parsed.line, parsed.head
@@ -862,7 +384,7 @@ class _Downstream(asyncio.Protocol):
         self.framing, self.remaining = parsed.framing, parsed.remaining
         self.line, self.head = line, head
         self.t0 = time.perf_counter()
-        self.phase, self.since = _BODY, self.clock()
+        self.phase, self.since = BODY, self.clock()
         self.decoder, self.streaming_body, self.streamed, self.body = None, False, False, b""
         self.close_after = parsed.close
         self.response_started = False
@@ -889,7 +411,7 @@ class _Downstream(asyncio.Protocol):
 
     def _route(self, line: RequestLine, head: RequestHead) -> None:
         """Split this infer request to the candidate, or keep its answer for a mirror."""
-        if line.method != "POST" or _INFER_PATH.match(line.path) is None:
+        if line.method != "POST" or INFER_PATH.match(line.path) is None:
             return
         if head.get(MIRROR_HEADER) is not None or head.get(SPLIT_HEADER) is not None:
             return  # sent by another sidecar: never passed on again
@@ -939,7 +461,7 @@ class _Downstream(asyncio.Protocol):
         """Move the body along; sends the request to Triton once it is complete."""
         buf = self.buf
         if self.streaming_body:
-            self.phase = _WAIT
+            self.phase = WAIT
             self.start_upstream()
             return
         if self.decoder is None:
@@ -969,7 +491,7 @@ class _Downstream(asyncio.Protocol):
                 return
             self.body = bytes(d.body)
             self.decoder = None
-        self.phase = _WAIT
+        self.phase = WAIT
         self.start_upstream()  # the rest of buf waits for this exchange to finish
 
     def _stream_body(self, data: bytes) -> None:
@@ -1008,23 +530,23 @@ class _Downstream(asyncio.Protocol):
         proxy._tasks.add(task)
         task.add_done_callback(proxy._tasks.discard)
 
-    async def _connect(self, pool: _Pool) -> None:
+    async def _connect(self, pool: Pool) -> None:
         try:
             conn = await pool.connect()
         except (OSError, TimeoutError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "timeout"
-            if self.split_pool is not None and self.phase == _WAIT:
+            if self.split_pool is not None and self.phase == WAIT:
                 # The candidate cannot be reached: this pod's Triton answers instead.
                 self._split_failed(timeout=reason == "timeout")
                 return
             self._finish_error(502, f"Triton at {pool.url} is unreachable: {reason}")
             return
-        if self.phase != _WAIT:  # the client went away meanwhile
+        if self.phase != WAIT:  # the client went away meanwhile
             self.proxy._pool_release(conn)
             return
         self._send_request(conn)
 
-    def _send_request(self, conn: _Upstream) -> None:
+    def _send_request(self, conn: Upstream) -> None:
         assert self.line is not None and self.head is not None and conn.transport is not None
         self.up = conn
         conn.begin(self, self.line.method, self.clock())
@@ -1043,7 +565,7 @@ class _Downstream(asyncio.Protocol):
         head = parsed.upstream_head(len(body))
         if self.split_pool is not None:
             head = self._split_head(head)
-        if len(body) > _COALESCE_LIMIT:
+        if len(body) > COALESCE_LIMIT:
             conn.transport.writelines([head, body])
         else:
             conn.transport.write(head + body)
@@ -1086,13 +608,13 @@ class _Downstream(asyncio.Protocol):
             out = client_response_head(head, close=key[1], chunked=key[2])
             if fields:
                 out = out[:-2] + fields + b"\r\n"
-            if len(head.raw) <= _HEAD_CACHE_BYTES:
-                if len(_CLIENT_HEADS) >= _HEAD_CACHE:
+            if len(head.raw) <= HEAD_CACHE_BYTES:
+                if len(_CLIENT_HEADS) >= HEAD_CACHE:
                     _CLIENT_HEADS.clear()
                 _CLIENT_HEADS[key] = out
         if self.capture is not None:
             self.capture_skip = len(out)
-            self.capture_answer = _answer_fields(head, framing)
+            self.capture_answer = answer_fields(head, framing)
         return out
 
     def _capture(self, first: bytes, second: bytes) -> None:
@@ -1114,7 +636,7 @@ class _Downstream(asyncio.Protocol):
 
     def send(self, first: bytes, second: bytes) -> None:
         t = self.transport
-        if self.phase == _CLOSED or t is None or self.split_failed:
+        if self.phase == CLOSED or t is None or self.split_failed:
             return
         if self.capture is not None:
             self._capture(first, second)
@@ -1126,7 +648,7 @@ class _Downstream(asyncio.Protocol):
         elif first:
             t.write(first)
 
-    def exchange_done(self, conn: _Upstream) -> None:
+    def exchange_done(self, conn: Upstream) -> None:
         status = conn.status
         if self.streaming_body:  # Triton answered without reading the whole body
             conn.reusable = False
@@ -1142,7 +664,7 @@ class _Downstream(asyncio.Protocol):
             self.proxy.sample(parsed, self.body, self.streamed)
         self._end_request(status)
 
-    def upstream_failed(self, conn: _Upstream, kind: str, detail: str = "") -> None:
+    def upstream_failed(self, conn: Upstream, kind: str, detail: str = "") -> None:
         """Triton closed, broke the protocol or timed out before the response ended."""
         self.up = None
         conn.owner = None
@@ -1153,13 +675,13 @@ class _Downstream(asyncio.Protocol):
         conn.reusable = False
         self.proxy._pool_release(conn)
         upstream = self.split_pool.url if self.split_pool is not None else self.cfg.upstream
-        if retry and self.phase == _WAIT and not self.retried:
+        if retry and self.phase == WAIT and not self.retried:
             self.retried = True
             self.start_upstream()
             return
         if (
             self.split_pool is not None
-            and self.phase == _WAIT
+            and self.phase == WAIT
             and not self.response_started
             and not self.streamed
         ):
@@ -1189,7 +711,7 @@ class _Downstream(asyncio.Protocol):
         self.start_upstream()
 
     def _finish_error(self, status: int, message: str) -> None:
-        if self.phase == _CLOSED:
+        if self.phase == CLOSED:
             return
         if self.response_started or self.streaming_body:
             self.close_after = True  # too late for an error response: cut the connection
@@ -1210,10 +732,10 @@ class _Downstream(asyncio.Protocol):
         self._unreserve()
         self.body = b""
         self.retried = self.streaming_body = False
-        if self.close_after or self.phase == _CLOSED or proxy.draining:
+        if self.close_after or self.phase == CLOSED or proxy.draining:
             self.close()
             return
-        self.phase, self.since = _IDLE, self.clock()
+        self.phase, self.since = IDLE, self.clock()
         if self.write_blocked_at is not None:
             # The client is not reading its responses: take no new request
             # until it does (resume_writing), so responses cannot pile up.
@@ -1239,8 +761,8 @@ class _Downstream(asyncio.Protocol):
                 if answer is not None and status == 200:
                     assert self.line is not None and self.head is not None
                     stable = Answer(bytes(self.capture), *answer)
-                    self.proxy.start_mirror(
-                        self.line, self.head, self.body, stable, self.self_compare
+                    start_mirror(
+                        self.proxy, self.line, self.head, self.body, stable, self.self_compare
                     )
                 else:
                     rollout.mirrors_ended += 1  # only successful requests mirror
@@ -1253,28 +775,28 @@ class _Downstream(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         cfg = self.cfg
-        if self.phase == _CLOSED:
+        if self.phase == CLOSED:
             return
         blocked = self.write_blocked_at
         if blocked is not None and now - blocked > cfg.body_timeout:
             self.proxy.timed_out("client_read")
             # abort, not close: close would wait for the client to read what is buffered.
             # connection_lost then releases the upstream connection (not for reuse).
-            self.phase = _CLOSED
+            self.phase = CLOSED
             if self.transport is not None:
                 self.transport.abort()
             return
         phase = self.phase
-        if phase == _IDLE:
+        if phase == IDLE:
             if now - self.since > cfg.idle_timeout:
                 self.proxy.timed_out("idle")
                 self.fail(408, "idle connection closed")
-        elif phase == _HEAD:
+        elif phase == HEAD:
             if now - self.since > cfg.header_timeout:
                 self.proxy.timed_out("header")
                 self.fail(408, f"request head not received within {cfg.header_timeout:g}s")
         elif (
-            phase == _BODY or (self.streaming_body and not self.reading_paused)
+            phase == BODY or (self.streaming_body and not self.reading_paused)
         ) and now - self.last > cfg.body_timeout:
             self.proxy.timed_out("body")
             if self.up is not None:
@@ -1283,7 +805,7 @@ class _Downstream(asyncio.Protocol):
                 self.close()
             else:
                 self.fail(408, f"request body stalled for {cfg.body_timeout:g}s")
-        if self.phase == _WAIT:
+        if self.phase == WAIT:
             up = self.up
             if up is None or up.reading_paused:
                 return
@@ -1318,9 +840,9 @@ class DriftProxy:
             max_payload_bytes=config.stats_max_bytes,
             cpu_share=config.stats_cpu_share,
         )
-        self._pool: _Pool | None = None
+        self._pool: Pool | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._admin: web.AppRunner | None = None
+        self.admin = AdminEndpoints(self)  # /metrics, /drift, /healthz, /rollout
         self._clients: set[_Downstream] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.TimerHandle | None = None
@@ -1328,7 +850,7 @@ class DriftProxy:
         self.buffered = 0  # request body bytes held, all connections together
         self.now = 0.0  # loop time, refreshed by the sweep and on each read
         self.retry_after = b"Retry-After: %d" % config.retry_after
-        self.heads: dict[bytes, _Parsed] = {}  # see _Parsed
+        self.heads: dict[bytes, ParsedHead] = {}  # see ParsedHead
         self.draining = False  # SIGTERM received: every connection closes after its response
         # Gated rollouts: settings from the traffic file, figures for GET /rollout.
         self.rollout = Rollout(
@@ -1340,11 +862,10 @@ class DriftProxy:
         )
         self.rollout.on_change.append(self._candidate_changed)
         self.traffic = TrafficWatcher(config.traffic_file, self.rollout.apply)
-        self.candidate_pool: _Pool | None = None
+        self.candidate_pool: Pool | None = None
         self.inplace: InPlaceRoute | None = None  # the candidate runs in this pod's Triton
         self.agent: Any = None  # modelops.drift.inplace_agent.InPlaceAgent, set by the CLI
-        self._mirrors: set[_Mirror] = set()
-        self._loaded = LoadedCache()
+        self._mirrors: set[Mirror] = set()
         metrics.registry.register(RolloutCollector(self.rollout))
 
     # -- lifecycle -----------------------------------------------------------
@@ -1360,19 +881,14 @@ class DriftProxy:
         loop = self._loop = asyncio.get_running_loop()
         cfg = self.config
         self.now = loop.time()
-        self._pool = _Pool(*self._address, cfg.max_connections, cfg.connect_timeout, cfg.upstream)
+        self._pool = Pool(*self._address, cfg.max_connections, cfg.connect_timeout, cfg.upstream)
         self.traffic.start(loop)
         self.feeder.start()
         self._server = await loop.create_server(
             self._protocol, host, port, reuse_address=True, backlog=1024
         )
         bound = self._server.sockets[0].getsockname()[1]
-        self._admin = web.AppRunner(self.admin_app(), access_log=None, handle_signals=False)
-        await self._admin.setup()
-        site = web.TCPSite(self._admin, admin_host or host, admin_port, reuse_address=True)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []  # the port when admin_port == 0
-        admin_bound = sockets[0].getsockname()[1] if sockets else admin_port
+        admin_bound = await self.admin.start(admin_host or host, admin_port)
         self._sweep()
         return bound, admin_bound
 
@@ -1408,7 +924,7 @@ class DriftProxy:
         deadline = loop.time() + grace
         while True:
             for client in list(self._clients):
-                if client.phase == _IDLE and not client.buf:
+                if client.phase == IDLE and not client.buf:
                     client.close()
                 else:
                     client.close_after = True
@@ -1433,9 +949,7 @@ class DriftProxy:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._admin is not None:
-            await self._admin.cleanup()
-            self._admin = None
+        await self.admin.stop()
         self.traffic.stop()
         await self.feeder.stop()
         if self._pool is not None:
@@ -1445,7 +959,7 @@ class DriftProxy:
 
     # -- helpers for the connections ----------------------------------------------
 
-    def _pool_release(self, conn: _Upstream) -> None:
+    def _pool_release(self, conn: Upstream) -> None:
         pool = conn.pool or self._pool
         if pool is not None:
             pool.release(conn)
@@ -1470,47 +984,12 @@ class DriftProxy:
         if address is not None:
             assert settings.candidate is not None
             cfg = self.config
-            self.candidate_pool = _Pool(
+            self.candidate_pool = Pool(
                 *address,
                 cfg.max_connections,
                 cfg.connect_timeout,
                 settings.candidate.http or cfg.upstream,
             )
-
-    def start_mirror(
-        self,
-        line: RequestLine,
-        head: RequestHead,
-        body: bytes,
-        stable: Answer,
-        self_compare: bool = False,
-    ) -> None:
-        """Send a copy of a request the stable Triton answered with 200 to the candidate
-        (``self_compare``: to the same Triton once more, for the noise floor)."""
-        rollout = self.rollout
-        pool = self._pool if self_compare else self.candidate_pool
-        if pool is None or not rollout.acting:
-            rollout.mirrors_ended += 1  # the rollout ended while this request was in flight
-            return
-        if len(body) > self.config.stats_max_bytes:
-            # A chunked body is known whole only now: above the cap it is not mirrored.
-            rollout.figures.mirror_dropped += 1
-            rollout.mirrors_ended += 1
-            return
-        # Its slot was taken when the request was chosen (_Downstream._route).
-        request = upstream_request_head(line, head, len(body))[:-2] + _MIRROR_FIELD
-        if self.inplace is not None and not self_compare:
-            assert self._pool is not None
-            if not self.inplace.target.admits(self._pool.active):
-                rollout.figures.mirror_dropped += 1  # shed first: live requests are queued
-                rollout.mirrors_ended += 1
-                return
-            request, body = self.inplace.target.mirror_request(request, body)
-        mirror = _Mirror(self, pool, request, body, stable, self_compare)
-        if not self_compare:
-            rollout.figures.mirrored += 1
-        self._mirrors.add(mirror)
-        mirror.start()
 
     def unavailable(self, why: str) -> bytes:
         return simple_response(
@@ -1523,7 +1002,7 @@ class DriftProxy:
     def timed_out(self, reason: str) -> None:
         self.metrics.timeouts.labels(reason).inc()
 
-    def sample(self, parsed: _Parsed, body: bytes, streamed: bool) -> None:
+    def sample(self, parsed: ParsedHead, body: bytes, streamed: bool) -> None:
         """Offer a successful infer request's body to the statistics (hot path: an
         append to the feeder's queue; the parser is the head's, built once)."""
         parser = parsed.stats_parser(self.config.model, self.config.stats_max_bytes)
@@ -1533,84 +1012,3 @@ class DriftProxy:
             self.feeder.skip("too_large")
             return
         self.feeder.offer(body, parser)
-
-    # -- admin endpoints ----------------------------------------------------------
-
-    def admin_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/drift", self._drift)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/rollout", self._rollout)
-        app.router.add_get("/drift/histograms", self._histograms)
-        return app
-
-    async def _histograms(self, request: web.Request) -> web.Response:
-        return web.json_response(self.monitor.histograms(SIDECAR_ID))
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        m = self.metrics
-        m.queue_depth_m.set(self.feeder.queued)
-        m.connections.set(len(self._clients))
-        m.buffered_bytes.set(self.buffered)
-        return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE})
-
-    def summary(self) -> dict[str, Any]:
-        doc = self.monitor.summary(self.config.model or "")
-        doc["samples"].update(
-            {
-                "dropped": self.feeder.dropped,
-                "skipped": sum(self.feeder.skipped.values()),
-                "queued": self.feeder.queued,
-            }
-        )
-        return doc
-
-    async def _drift(self, request: web.Request) -> web.Response:
-        return web.json_response(self.summary())
-
-    async def loaded_versions(self) -> dict[str, list[str]]:
-        """Model -> READY versions from Triton's repository index, cached for 10 s."""
-        cache = self._loaded
-        loop = asyncio.get_running_loop()
-        if cache.value is not None and loop.time() - cache.at < cache.ttl:
-            return cache.value
-        host, port = self._address
-        try:
-            async with asyncio.timeout(2.0):
-                reader, writer = await asyncio.open_connection(host, port)
-                try:
-                    writer.write(
-                        b"POST /v2/repository/index HTTP/1.1\r\nHost: %s\r\n"
-                        b"Content-Length: 2\r\nConnection: close\r\n\r\n{}" % host.encode()
-                    )
-                    raw = b""
-                    while len(raw) < _INDEX_LIMIT and (chunk := await reader.read(65536)):
-                        raw += chunk
-                finally:
-                    writer.close()
-            head, _, body = raw.partition(b"\r\n\r\n")
-            if b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
-                raise ValueError(head.split(b"\r\n", 1)[0].decode("latin-1"))
-            if b"transfer-encoding: chunked" in head.lower():
-                decoder = ChunkedDecoder()
-                decoder.feed(body)
-                body = bytes(decoder.body)
-            value = ready_versions(json.loads(body))
-        except (OSError, TimeoutError, ValueError, ProtocolError) as exc:
-            log.debug("repository index of %s: %s", self.config.upstream, exc)
-            value = cache.value if cache.value is not None else {}
-        cache.value, cache.at = value, loop.time()
-        return value
-
-    async def _rollout(self, request: web.Request) -> web.Response:
-        loaded = await self.loaded_versions()
-        doc = self.rollout.document(loaded)
-        if self.inplace is not None:
-            doc["inPlace"] = self.inplace.document(loaded)
-        if self.agent is not None:
-            doc["agent"] = self.agent.document()
-        return web.json_response(doc)
-
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "features": len(self.monitor.names)})
