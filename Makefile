@@ -73,7 +73,8 @@ kind-up: controlplane ## a kind cluster with fake GPU nodes (needs a Docker engi
 	@hack/kind.sh $(CLUSTER)
 
 .PHONY: images
-images: ## build (or reuse) the operator, runtime and trainer OCI images without Docker (prints images.json)
+images: ## install mmdebstrap and podman (Debian, if missing), build (or reuse) the operator, runtime and trainer OCI images without Docker (prints images.json)
+	@hack/images/install-deps.sh
 	@hack/images/build.sh all
 
 .PHONY: helm
