@@ -4,12 +4,5 @@
 # hack/node/install-deps.sh installs for kube-proxy). Idempotent: nothing is
 # fetched when it is there.
 set -euo pipefail
-[ -x /usr/sbin/ipset ] && exit 0
-if [ "$(id -u)" != 0 ]; then
-  echo "netpol-deps: ipset missing; run as root (apt-get install ipset)" >&2
-  exit 1
-fi
-echo "netpol-deps: installing ipset" >&2
-export DEBIAN_FRONTEND=noninteractive
-install() { apt-get install -y -qq --no-install-recommends ipset >&2; }
-install || { apt-get update -qq >&2 && install; }
+. "$(dirname "$0")/../lib/debian-packages.sh"
+install_missing netpol-deps ipset=/usr/sbin/ipset
