@@ -288,32 +288,36 @@ def main() -> int:
         kubeconfig=Path(up.stdout.strip().splitlines()[-1]), bin_dir=_bin_dir_if_built()
     )
     os.environ["PATH"] = f"{cluster.bin_dir}{os.pathsep}{os.environ['PATH']}"
+    flags = " --memory-breakdown" if args.memory_breakdown else ""
+    print(f"command: .venv/bin/python bench/operator/scale.py --sizes {args.sizes}{flags}")
+    # Each row as soon as its size is measured: a large size takes tens of minutes, and
+    # the smaller sizes' rows are worth having if it is stopped.
+    print(
+        f"{'N':>6} {'all Ready s':>12} {'floor s':>9} {'ratio':>6} {'op CPU s':>9} "
+        f"{'CPU ms/MD':>10} {'peak RSS MiB':>13} {'API req/MD':>11} {'idle writes':>12} "
+        f"{'idle reads/s/1k':>16} {'churn lag p99 s':>16} {'churn recovery s':>17}",
+        flush=True,
+    )
+    rows = []
     try:
         install(cluster)
         add_nodes(cluster)
-        rows = []
         with tempfile.TemporaryDirectory() as tmp:
             for n in sizes:
-                rows.append(run_size(cluster, n, Path(tmp), args.memory_breakdown))
+                r = run_size(cluster, n, Path(tmp), args.memory_breakdown)
+                rows.append(r)
+                print(
+                    f"{r['n']:>6} {r['all_ready_s']:>12.1f} {r['floor_s']:>9.1f} "
+                    f"{r['ratio']:>6.2f} {r['cpu_s']:>9.1f} {r['cpu_ms_per_md']:>10.0f} "
+                    f"{r['peak_rss_mib']:>13.0f} {r['requests_per_md']:>11.1f} "
+                    f"{r['idle_writes']:>12.0f} {r['idle_reads_per_s_per_1000']:>16.2f} "
+                    f"{r['churn_lag_p99_s']:>16.2f} {r['churn_recovered_s']:>17.1f}",
+                    flush=True,
+                )
     finally:
         if not args.keep_cluster:
             subprocess.run([str(CLUSTER_SCRIPT), "down", CLUSTER_NAME], capture_output=True)
 
-    flags = " --memory-breakdown" if args.memory_breakdown else ""
-    print(f"command: .venv/bin/python bench/operator/scale.py --sizes {args.sizes}{flags}")
-    print(
-        f"{'N':>6} {'all Ready s':>12} {'floor s':>9} {'ratio':>6} {'op CPU s':>9} "
-        f"{'CPU ms/MD':>10} {'peak RSS MiB':>13} {'API req/MD':>11} {'idle writes':>12} "
-        f"{'idle reads/s/1k':>16} {'churn lag p99 s':>16} {'churn recovery s':>17}"
-    )
-    for r in rows:
-        print(
-            f"{r['n']:>6} {r['all_ready_s']:>12.1f} {r['floor_s']:>9.1f} {r['ratio']:>6.2f} "
-            f"{r['cpu_s']:>9.1f} {r['cpu_ms_per_md']:>10.0f} {r['peak_rss_mib']:>13.0f} "
-            f"{r['requests_per_md']:>11.1f} {r['idle_writes']:>12.0f} "
-            f"{r['idle_reads_per_s_per_1000']:>16.2f} {r['churn_lag_p99_s']:>16.2f} "
-            f"{r['churn_recovered_s']:>17.1f}"
-        )
     for r in rows:
         if r["memory"]:
             print(f"\nmemory after all Ready, N={r['n']} (tracemalloc, top sites):")
