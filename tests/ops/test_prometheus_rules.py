@@ -343,13 +343,14 @@ def test_monitors_select_the_rendered_pods_and_ports():
     assert endpoint["port"] == "metrics" and endpoint["honorLabels"] is True
     for doc in docs:
         assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    # ... and the operator's Service in the plain install manifests.
+    # ... and the operator's Service in the plain install manifests: exactly one Service
+    # matches the ServiceMonitor's selector (the conversion webhook's must not, or
+    # Prometheus would scrape its TLS port as metrics).
     install = yaml.safe_load_all((REPO / "manifests" / "install" / "operator.yaml").read_text())
-    (service,) = [d for d in install if d and d["kind"] == "Service"]
+    services = [d for d in install if d and d["kind"] == "Service"]
+    wanted = operator["spec"]["selector"]["matchLabels"].items()
+    (service,) = [s for s in services if wanted <= (s["metadata"].get("labels") or {}).items()]
     assert service["metadata"]["namespace"] == operator["metadata"]["namespace"]
-    assert (
-        operator["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    )
     assert "metrics" in {p["name"] for p in service["spec"]["ports"]}
     assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "modelops-operator"
 
