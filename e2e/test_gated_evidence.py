@@ -46,6 +46,7 @@ from e2e.test_gated_rollout import (
 from modelops.api.rollout import Analysis
 from modelops.render.gating.analysis import Result, evaluate
 from modelops.render.gating.build_inputs import merge_figures
+from modelops.render.gating.decide import ANALYSIS_INTERVAL_S
 
 pytestmark = [pytest.mark.cluster, pytest.mark.triton]
 
@@ -314,13 +315,23 @@ class Abuse(Background):
         self.refused += 400 <= status < 500
 
 
+# Where a candidate is judged; the figures of these looks are what a verdict follows.
+ANALYSIS_PHASES = ("Shadow", "Canary")
+
+
 def judged_on(watch: RolloutWatch, candidate: str) -> dict[str, Any]:
     """The last status.rollout.analysis with figures written while ``candidate`` was judged
-    (the watch saw every status write, so this is the look the verdict followed)."""
+    (the watch saw every status write; the verdict followed this look or a later one that
+    the promotion wrote over).
+
+    Only looks of the analysis phases count: once Promoting, the sidecars count a new
+    epoch and a look may show its figures from zero for the same candidate."""
     looks = [
         r["analysis"]
         for r in watch.rollouts
-        if r.get("candidate") == candidate and (r.get("analysis") or {}).get("stable")
+        if r.get("candidate") == candidate
+        and r.get("phase") in ANALYSIS_PHASES
+        and ((r.get("analysis") or {}).get("stable") or {}).get("requests")
     ]
     assert looks, f"no analysis with figures written; phases {watch.phases}"
     return looks[-1]
@@ -339,11 +350,13 @@ def test_gets_and_requests_triton_refuses_do_not_move_a_verdict(
     version shows no errors for the abuse (which, counted, would have hidden a
     candidate's own errors behind the stable version's)."""
     name = "abused"
-    # 300 requests and 15 s in the step: the verdict cannot come before looks with figures
-    # are written (with one replica a passing look completes the promotion at once,
-    # leaving no analysis in status), however fast or slow the machine is; the watch sees
-    # every status write, so the last look before the promotion is what it was decided on.
-    rollout = {**SHADOW, "shadow": {"mirrorPercent": 50, "requests": 300, "duration": "15s"}}
+    # With one replica a passing look completes the promotion at once, leaving no
+    # analysis in status, so the step lasts longer than one analysis interval: the look
+    # after the first interval cannot end it and is written with its figures, whatever
+    # the machine's speed. The watch sees every status write; the last look written in
+    # Shadow is what the test reads.
+    duration = f"{int(ANALYSIS_INTERVAL_S * 2.5)}s"
+    rollout = {**SHADOW, "shadow": {"mirrorPercent": 50, "requests": 300, "duration": duration}}
     traffic = sidecars["1"].traffic_file
     with (
         Abuse(sidecars["1"].url, traffic) as abuse,

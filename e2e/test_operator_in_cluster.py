@@ -56,6 +56,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 FAILOVER_BOUND_S = 45.0
 # The chart's leaderElection.leaseDuration: a standby that saw no release waits this long.
 LEASE_DURATION_S = 15.0
+# How long a write may meet a conversion webhook replica that was killed a moment before
+# (the kubelet and kube-proxy take it out of the Service within seconds).
+WEBHOOK_RETRY_S = 30.0
 
 
 def md(name: str, memory: str = "128Mi") -> dict[str, Any]:
@@ -166,11 +169,28 @@ def _sigkill(namespace: str, pod: str) -> None:
 
 
 def _change(cluster: Cluster, namespace: str, memory: str) -> None:
-    """A spec change of the ModelDeployment `served` that only a leader can follow."""
-    cluster.custom.patch_namespaced_custom_object(
-        "modelops.io", "v1alpha1", namespace, "modeldeployments", "served",
-        {"spec": {"resources": {"memory": memory}}},
-    )  # fmt: skip
+    """A spec change of the ModelDeployment `served` that only a leader can follow.
+
+    The write goes through the conversion webhook (v1beta1 is stored), which both
+    replicas serve behind one Service. Right after a replica's container is killed, a
+    conversion the Service sends to it fails (connection reset) until the kubelet marks
+    the pod unready and kube-proxy drops it, and the API server does not retry a
+    webhook: the client gets a 500 naming the webhook. It retries, as kubectl users and
+    GitOps controllers do; any other failure, or one that lasts, fails the test."""
+    deadline = time.monotonic() + WEBHOOK_RETRY_S
+    while True:
+        try:
+            cluster.custom.patch_namespaced_custom_object(
+                "modelops.io", "v1alpha1", namespace, "modeldeployments", "served",
+                {"spec": {"resources": {"memory": memory}}},
+            )  # fmt: skip
+            return
+        except kubernetes.client.ApiException as err:
+            transient = err.status == 500 and "conversion webhook" in (err.body or "")
+            if not transient or time.monotonic() > deadline:
+                raise
+            print(f"conversion webhook unavailable, retrying: {(err.body or '')[:200]}")
+            time.sleep(1.0)
 
 
 def _memory(cluster: Cluster, namespace: str) -> str:
