@@ -38,6 +38,8 @@ GOOD = {
         ({"requests": -1}, "requests -1 is not a count"),
         ({"errors": 1.5}, "errors 1.5 is not a count"),
         ({"mirrored": True}, "mirrored True is not a count"),
+        # Every counter of the /rollout document is checked, the breaker's trips included.
+        ({"breakerTrips": -2}, "breakerTrips -2 is not a count"),
         ({"agreed": 19}, "agreed 19 > compared 18"),
         ({"compared": 20}, "compared 21 > mirrored 20"),  # compared + notCompared
         ({"mirrorErrors": 21}, "mirrorErrors 21 > mirrored 20"),

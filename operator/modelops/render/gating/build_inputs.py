@@ -30,6 +30,7 @@ from typing import Any
 
 from ..pods import container_problem, is_ready, live, pod_name, unschedulable, version
 from .inputs import CandidatePods, ObservedFigures, VersionFigures
+from .ledger import COUNTERS
 
 
 def candidate_pods(
@@ -93,25 +94,6 @@ def histogram_quantile(q: float, buckets: Mapping[str | float, int]) -> float | 
 
 Summaries = Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]]
 
-# Counters a document may carry; each is a non-negative int when present.
-_COUNTERS = (
-    "requests",
-    "errors",
-    "clientErrors",
-    "mirrored",
-    "compared",
-    "agreed",
-    "notCompared",
-    "mirrorDropped",
-    "mirrorErrors",
-    "mirrorTimeouts",
-    "split",
-    "splitErrors",
-    "splitFallbacks",
-    "splitTimeouts",
-    "selfCompared",
-    "selfAgreed",
-)
 # part <= whole, for every document: (part, whole).
 _SUBSETS = (
     ("agreed", "compared"),
@@ -140,7 +122,7 @@ def inconsistency(summary: Mapping[str, Any]) -> str | None:
     """Why one sidecar's figures cannot be true (None when they add up): a counter that is
     not a non-negative integer, a part larger than its whole (agreed > compared, compared >
     mirrored, errors > requests, ...), a latency histogram that is not cumulative."""
-    for key in _COUNTERS:
+    for key in COUNTERS:  # each a non-negative int when present
         value = summary.get(key)
         if value is None:
             continue
