@@ -70,6 +70,15 @@ if [ -f "$state/triton-per-pod.pid" ] && kill -0 "$(cat "$state/triton-per-pod.p
 fi
 
 kubectl create namespace modelops-demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# The CRDs store v1beta1 and the sample is v1alpha1: writing it needs the conversion
+# webhook, which answers once the operator serves it and has pointed the CRDs at it
+# (a few seconds after its start). A server-side dry run goes through the conversion
+# and writes nothing; the real apply below says what is wrong if it never answers.
+for _ in $(seq 120); do
+  kubectl apply --server-side --dry-run=server -n modelops-demo \
+    -f manifests/samples/modeldeployment.yaml >/dev/null 2>&1 && break
+  sleep 0.5
+done
 kubectl apply --server-side -n modelops-demo -f manifests/samples/modeldeployment.yaml >/dev/null
 nohup .venv/bin/python -m tests.support.metrics --kubeconfig "$kubeconfig" \
   --namespace modelops-demo --model-deployment fraud-detector --targets "$metrics_state/targets" \
