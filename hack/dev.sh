@@ -13,7 +13,29 @@ kubeconfig=$(hack/cluster/cluster.sh up "$name")
 bin=$(hack/controlplane/build.sh)
 export KUBECONFIG=$kubeconfig PATH=$bin:$PATH
 
-kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
+# The CRDs convert v1alpha1 <-> v1beta1 through the operator's webhook: an
+# operator on this host serves it on this port (the API server is a process of
+# this host too). The shipped CRDs name the Service of an in-cluster operator;
+# this one's URL goes in their place (a CRD holds exactly one of the two, and
+# the operator adds its CA bundle once it serves).
+webhook_port=${MODELOPS_WEBHOOK_PORT:-19443}
+webhook_url="https://127.0.0.1:$webhook_port/convert"
+.venv/bin/python - "$webhook_url" crds/*.yaml <<'PY' | kubectl apply --server-side --force-conflicts -f - >/dev/null
+import sys
+
+import yaml
+
+url, *paths = sys.argv[1:]
+crds = []
+for path in paths:
+    with open(path) as f:
+        crd = yaml.safe_load(f)
+    conversion = crd["spec"].get("conversion") or {}
+    if conversion.get("strategy") == "Webhook":
+        conversion["webhook"]["clientConfig"] = {"url": url}
+    crds.append(crd)
+print(yaml.safe_dump_all(crds, sort_keys=False))
+PY
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 for f in namespace rbac tenant-roles; do
   kubectl apply --server-side --force-conflicts -f "manifests/install/$f.yaml" >/dev/null
@@ -35,10 +57,6 @@ KUBECONFIG=$op_kubeconfig kubectl config use-context operator >/dev/null
 if [ -f "$state/operator.pid" ] && kill -0 "$(cat "$state/operator.pid")" 2>/dev/null; then
   kill "$(cat "$state/operator.pid")" && sleep 1
 fi
-# The CRDs convert v1alpha1 <-> v1beta1 through the operator's webhook: an
-# operator on this host serves it on this port and points the CRDs' URL at it
-# (the API server is a process of this host too).
-webhook_port=${MODELOPS_WEBHOOK_PORT:-19443}
 # Pods on the real node run the images built here (make images); pods on the
 # simulated nodes pull nothing.
 version=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("modelops"))')
@@ -52,7 +70,7 @@ KUBECONFIG=$op_kubeconfig MODELOPS_METRICS_PORT=${MODELOPS_METRICS_PORT:-18080} 
   POD_NAMESPACE=modelops-system MODELOPS_STORE_ENDPOINTS="http://127.0.0.1${host_ip:+,http://$host_ip}" \
   nohup .venv/bin/modelops run --standalone --liveness "" \
     --conversion-webhook-port "$webhook_port" --conversion-webhook-host 127.0.0.1 \
-    --conversion-webhook-url "https://127.0.0.1:$webhook_port/convert" \
+    --conversion-webhook-url "$webhook_url" \
     > "$state/operator.log" 2>&1 &
 echo $! > "$state/operator.pid"
 
@@ -71,8 +89,8 @@ fi
 
 kubectl create namespace modelops-demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 # The CRDs store v1beta1 and the sample is v1alpha1: writing it needs the conversion
-# webhook, which answers once the operator serves it and has pointed the CRDs at it
-# (a few seconds after its start). A server-side dry run goes through the conversion
+# webhook, which answers once the operator serves it and has put its CA bundle in the
+# CRDs (a few seconds after its start). A server-side dry run goes through the conversion
 # and writes nothing; the real apply below says what is wrong if it never answers.
 for _ in $(seq 120); do
   kubectl apply --server-side --dry-run=server -n modelops-demo \
