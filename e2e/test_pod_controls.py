@@ -24,11 +24,11 @@ import pytest
 from tests.support.cluster import Cluster, wait_for
 from tests.support.operator import OperatorProcess, condition, get_md
 
+from e2e.test_modeldeployment import H100, md
 from modelops.api.conversion import BETA_FIELDS, to_v1alpha1, to_v1beta1
 
 pytestmark = pytest.mark.cluster
 
-H100 = "NVIDIA-H100-80GB-HBM3"
 LABELS = {"team": "fraud", "cost-center": "42"}
 ANNOTATIONS = {"example.com/owner": "ml-platform"}
 PULL_SECRETS = [{"name": "registry"}]
@@ -94,20 +94,6 @@ def controls(spec: dict[str, Any]) -> None:
         "topologySpreadConstraints": [copy.deepcopy(SPREAD)],
     }
     spec["resources"]["cpuLimit"] = "2"
-
-
-def md(name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "modelops.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"storageUri": f"file:///models/{name}", "version": "1"},
-            "resources": {"gpu": {"count": 1, "product": H100}, "cpu": "1", "memory": "2Gi"},
-        },
-    }
-    body["spec"].update(spec)
-    return body
 
 
 def beta_md(name: str) -> dict[str, Any]:
