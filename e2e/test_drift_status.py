@@ -145,6 +145,8 @@ def test_drift_seen_by_the_sidecar_becomes_a_drifted_condition(
     )
     assert condition(calm, "Drifted")["status"] == "False"
     assert calm["status"]["drift"]["score"] < 0.2
+    judged = _windows_after_a_crash(cluster, operator, namespace, client, rng)
+    print(f"windows judged before the crash: {judged[0]}, first after it: {judged[1]}")
 
     send(client, rng, 2 * WINDOW, shift=1.0)
 
@@ -163,6 +165,37 @@ def test_drift_seen_by_the_sidecar_becomes_a_drifted_condition(
         namespace, field_selector="involvedObject.name=watched,reason=DriftDetected"
     ).items
     assert events
+
+
+def _windows_after_a_crash(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    namespace: str,
+    client: httpclient.InferenceServerClient,
+    rng: np.random.Generator,
+) -> tuple[int, int]:
+    """The operator SIGKILLed and started again goes on numbering the merged windows
+    from status.drift (the false-alarm budget is spent over them), and judges none of
+    the rows it judged before: the first decision after the restart is window k + 1,
+    where a restart that forgot would judge everything again as window 1."""
+
+    def windows() -> int:
+        return int(get_md(cluster, namespace, "watched")["status"]["drift"].get("windows") or 0)
+
+    start = windows()
+    send(client, rng, WINDOW)  # at least one more window: k >= 2, so 1 cannot pass for k + 1
+    wait_for(lambda: windows() > start, timeout=60, what="one more merged window")
+    operator.kill()
+    drift = get_md(cluster, namespace, "watched")["status"]["drift"]
+    k = int(drift["windows"])
+    assert k >= 2 and drift["reference"] and drift["sidecars"], drift
+    operator.start()
+    deadline = time.monotonic() + 120
+    while (now := windows()) == k and time.monotonic() < deadline:
+        send(client, rng, WINDOW // 5)
+        time.sleep(0.5)
+    assert now == k + 1, f"first window after the restart numbered {now}, not {k + 1}"
+    return k, now
 
 
 def train_as_the_pod(

@@ -254,8 +254,16 @@ def run_size(
 
     lag_p99, recovered = churn(cluster, md_ns, n, op)
     op.stop()
+    # Wait for the deletions: a next, larger size measured while thousands of
+    # objects are still being garbage-collected would have a slower floor.
     for ns in (floor_ns, md_ns):
         cluster.kubectl("delete", "namespace", ns, "--wait=false")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and any(
+        cluster.kubectl("get", "namespace", ns, check=False).returncode == 0
+        for ns in (floor_ns, md_ns)
+    ):
+        time.sleep(2.0)
     return {
         "n": n,
         "all_ready_s": elapsed,

@@ -17,7 +17,17 @@ import pytest
 from modelops.drift.detectors import DetectorConfig
 from modelops.drift.monitor import DriftMonitor, WindowConfig
 from modelops.drift.reference import build_reference
-from modelops.render.drift_merge import MergedDrift, Refused, detector_config, parse, step
+from modelops.api.modeldeployment import DriftStatus
+from modelops.render.drift_merge import (
+    MAX_REMEMBERED,
+    MergedDrift,
+    Refused,
+    detector_config,
+    parse,
+    resume,
+    step,
+)
+from modelops.render.status import drift_status
 
 N_FEATURES = 20
 WINDOW = 1000
@@ -178,3 +188,132 @@ def test_detector_config_follows_the_spec_like_the_sidecar_flags():
     assert detector_config("psi", 0.3).psi_threshold == 0.3
     assert detector_config("js", 0.1).js_threshold == 0.1
     assert detector_config("ks", 0.01).ks_alpha == 0.01
+
+
+def _written(state: MergedDrift) -> dict:
+    """status.drift as the operator writes it from ``state``'s last decision, checked
+    against the API's schema and round-tripped through JSON like a read from the server."""
+    assert state.result is not None
+    doc = json.loads(json.dumps(drift_status(state.result, None)))
+    DriftStatus.model_validate(doc)
+    return doc
+
+
+def test_a_restarted_operator_goes_on_from_status_without_a_fresh_budget_or_a_row_counted_twice(
+    reference,
+):
+    """Windows are numbered on from status (the alpha spent per window keeps shrinking),
+    and the sidecars' rows up to the restart are not judged again."""
+    rng = np.random.default_rng(8)
+    a, b = _sidecar(reference), _sidecar(reference)
+    cfg = DetectorConfig()
+    state = MergedDrift()
+    for _ in range(5):
+        a.add(rng.normal(size=(WINDOW // 2, N_FEATURES)))
+        b.add(rng.normal(size=(WINDOW // 2, N_FEATURES)))
+        state = step(
+            state, {"p": _doc(a, "a"), "q": _doc(b, "b")}, config=cfg, window=WINDOW, now=NOW
+        )
+    assert state.windows == 5
+    written = _written(state)
+    assert (written["windows"], written["sidecars"]) == (5, ["a", "b"])
+    # Rows that were pending when the operator died.
+    a.add(rng.normal(size=(300, N_FEATURES)))
+    docs = {"p": _doc(a, "a"), "q": _doc(b, "b")}
+
+    # What a restart did before: window 1 again, and 5,300 rows judged again at once.
+    forgetful = step(MergedDrift(), docs, config=cfg, window=WINDOW, now=NOW)
+    assert forgetful.result is not None and forgetful.result["windows"] == 1
+    assert forgetful.result["samples"] == 5 * WINDOW + 300
+
+    resumed = resume(written)
+    assert resumed.result is not None and resumed.result["drifted"] is False
+    state = step(resumed, docs, config=cfg, window=WINDOW, now=NOW)
+    assert state.pending is not None and state.pending.rows == 0  # baselines only
+    assert state.result == resumed.result  # status unchanged until the next window
+    a.add(rng.normal(size=(WINDOW // 2, N_FEATURES)))
+    b.add(rng.normal(size=(WINDOW // 2, N_FEATURES)))
+    state = step(state, {"p": _doc(a, "a"), "q": _doc(b, "b")}, config=cfg, window=WINDOW, now=NOW)
+    assert state.result is not None
+    assert (state.result["windows"], state.result["samples"]) == (6, WINDOW)
+    assert state.result["windowAlpha"] == pytest.approx(cfg.window_alpha(6))
+    # A sidecar started after the restart is new: everything it reports counts.
+    c = _sidecar(reference)
+    c.add(rng.normal(size=(200, N_FEATURES)))
+    state = step(state, {"p": _doc(a, "a"), "r": _doc(c, "c")}, config=cfg, window=WINDOW, now=NOW)
+    assert state.pending is not None and state.pending.rows == 200
+
+
+def test_a_resumed_drift_stays_drifted_and_a_new_reference_starts_over(reference):
+    rows = _quantiles(WINDOW, 1)
+    rows[:, 3] += 0.5
+    a = _sidecar(reference)
+    a.add(rows)
+    cfg = DetectorConfig()
+    state = step(MergedDrift(), {"p": _doc(a, "a")}, config=cfg, window=WINDOW, now=NOW)
+    assert state.result is not None and state.result["drifted"] is True
+    resumed = resume(_written(state))
+    assert resumed.drifted and resumed.since == NOW and resumed.windows == 1
+    assert resumed.result is not None and "f3" in resumed.result["features"]
+
+    # The replicas now bin against another reference (a new model version): the
+    # resumed windows were judged against the old one, so the count starts over.
+    other = build_reference(_quantiles(100_000, 9) * 2.0, bins=20)
+    fresh = DriftMonitor(other, DetectorConfig(), WindowConfig(size=WINDOW))
+    fresh.add(_quantiles(WINDOW, 2) * 2.0)
+    state = step(resumed, {"p": _doc(fresh, "a")}, config=cfg, window=WINDOW, now=NOW)
+    assert state.result is not None and state.result["windows"] == 1
+    assert state.result["drifted"] is False and state.result["samples"] == WINDOW
+
+
+def test_status_that_cannot_be_the_operators_is_not_resumed(reference):
+    """Status can be patched by anyone allowed to: each field is checked, and a status
+    written before decisions were resumable starts a fresh state."""
+    a = _sidecar(reference)
+    a.add(np.random.default_rng(2).normal(size=(WINDOW, N_FEATURES)))
+    state = step(
+        MergedDrift(), {"p": _doc(a, "a")}, config=DetectorConfig(), window=WINDOW, now=NOW
+    )
+    good = _written(state)
+    cases = {
+        "windows": {"windows": -1},
+        "windows ": {"windows": 10**12},
+        "windows  ": {"windows": True},
+        "reference": {"reference": 7},
+        "sidecars": {"sidecars": "a"},
+        "sidecars ": {"sidecars": [f"s{i}" for i in range(MAX_REMEMBERED + 1)]},
+        "sidecars  ": {"sidecars": ["x" * 65]},
+        "score": {"score": "high"},
+    }
+    for what, change in cases.items():
+        with pytest.raises(Refused, match=what.strip()):
+            resume(good | change)
+    assert resume({"score": 0.1, "drifted": False}) == MergedDrift()
+    assert resume(None) == MergedDrift()
+
+
+def test_a_sidecar_back_after_a_readiness_blip_adds_only_its_new_rows(reference):
+    rng = np.random.default_rng(11)
+    a, b = _sidecar(reference), _sidecar(reference)
+    cfg = DetectorConfig()
+    a.add(rng.normal(size=(400, N_FEATURES)))
+    b.add(rng.normal(size=(100, N_FEATURES)))
+    state = step(
+        MergedDrift(), {"p": _doc(a, "a"), "q": _doc(b, "b")}, config=cfg, window=WINDOW, now=NOW
+    )
+    assert state.pending is not None and state.pending.rows == 500
+    # Pod p is not ready for one poll; its sidecar keeps its counters.
+    b.add(rng.normal(size=(100, N_FEATURES)))
+    state = step(state, {"q": _doc(b, "b")}, config=cfg, window=WINDOW, now=NOW)
+    a.add(rng.normal(size=(50, N_FEATURES)))
+    state = step(state, {"p": _doc(a, "a"), "q": _doc(b, "b")}, config=cfg, window=WINDOW, now=NOW)
+    assert state.pending is not None and state.pending.rows == 650
+    # Memory stays bounded: old departed sidecars are dropped, the oldest first.
+    for i in range(MAX_REMEMBERED + 5):
+        m = _sidecar(reference)
+        m.add(rng.normal(size=(1, N_FEATURES)))
+        state = step(
+            state, {"p": _doc(a, "a"), f"x{i}": _doc(m, f"x{i}")}, config=cfg, window=10**9, now=NOW
+        )
+    assert len(state.seen) == MAX_REMEMBERED
+    assert "a" in state.seen and "b" not in state.seen and "x0" not in state.seen

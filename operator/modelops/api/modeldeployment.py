@@ -731,6 +731,26 @@ class DriftStatus(ApiModel):
         max_length=32,
         description="Scores of the most drifted features, highest first (at most 32).",
     )
+    windows: int | None = Field(
+        default=None,
+        ge=0,
+        description="Merged windows judged against this reference. The false-alarm budget is "
+        "spent over them, so a restarted operator goes on from here instead of from 1.",
+    )
+    reference: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Digest of the reference the windows were judged against; a new one "
+        "starts the count over.",
+    )
+    sidecars: list[Annotated[str, Field(max_length=64, description="A sidecar id.")]] | None = (
+        Field(
+            default=None,
+            max_length=64,
+            description="Drift monitors whose rows were judged up to the last window; after an "
+            "operator restart their next report is a baseline, so no row is counted twice.",
+        )
+    )
 
 
 class RetrainStatus(ApiModel):

@@ -185,7 +185,8 @@ class ModelDeploymentController:
                 events = md_planner.events_about(key[1], listed)
             monitor = md.spec.drift_monitor
             if self.sidecars is not None and monitor is not None and monitor.enabled:
-                drift = self._merged_drift(key, monitor, trusted, now)
+                resumed = (body.get("status") or {}).get("drift")
+                drift = self._merged_drift(key, monitor, trusted, now, resumed)
             rollout = (body.get("status") or {}).get("rollout") or {}
             if self.store is not None and _lists_store(md):
                 # Every version under `latest` is judged, whoever published it; and the
@@ -269,14 +270,27 @@ class ModelDeploymentController:
             )
 
     def _merged_drift(
-        self, key: Key, monitor: Any, trusted: list[Mapping[str, Any]], now: datetime
+        self,
+        key: Key,
+        monitor: Any,
+        trusted: list[Mapping[str, Any]],
+        now: datetime,
+        written: Any,
     ) -> Mapping[str, Any] | None:
         """One drift decision on the replicas' merged histograms (render/drift_merge.py):
-        the last poll's documents are folded in (a poll seen twice adds nothing)."""
+        the last poll's documents are folded in (a poll seen twice adds nothing). The
+        first time after a start, the state goes on from ``written`` (status.drift)."""
         assert self.sidecars is not None
+        state = self._drift.get(key)
+        if state is None:
+            try:
+                state = drift_merge.resume(written if isinstance(written, Mapping) else None)
+            except drift_merge.Refused as err:
+                log.warning("%s/%s: drift state in status not resumed: %s", *key, err)
+                state = drift_merge.MergedDrift()
         snapshot = self.sidecars.histograms(key[0], key[1], trusted)
         merged = drift_merge.step(
-            self._drift.get(key, drift_merge.MergedDrift()),
+            state,
             snapshot.documents,
             config=drift_merge.detector_config(monitor.method, monitor.threshold),
             window=monitor.window,

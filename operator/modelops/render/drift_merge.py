@@ -17,22 +17,32 @@ from 1 in ``MergedDrift.windows``; with ``ksz`` window ``k`` gets the spent
 share ``ks_alpha / (2.11 (k+1) ln(k+1)^2)`` (detectors.DetectorConfig), so a
 stationary fleet raises a false alarm with probability at most ``ks_alpha``
 (0.001 by default) over the whole life of this state, however many replicas
-and windows; the state lives in the operator's memory, so the bound holds
-per operator start and ModelDeployment. The sidecars' own per-replica
-decisions play no part.
+and windows. The sidecars' own per-replica decisions play no part.
+
+Operator restarts: what the next decision needs is written into
+status.drift at each decision (`windows`, the reference's digest and the
+sidecars whose counts were judged) and read back by `resume`. Without it a
+restarted operator would number windows from 1 again, and every restart
+would hand a stationary fleet a fresh alpha budget. A resumed sidecar's
+first report is its new baseline (its rows up to the last decision were
+judged; those after it were pending in the lost memory and are dropped,
+never counted twice).
 
 Counters are cumulative per sidecar process (``sidecar`` id, new on every
 start): the new counts of a sidecar are its counters minus those seen last
 time under the same id; a new id starts from zero (everything it reports is
 new); counters that go backwards under one id are refused (the sidecar is
 re-based and its counts skipped). Sidecars are keyed by id, so two pods
-reporting one sidecar count once. A pod whose reference differs from the one
+reporting one sidecar count once; a sidecar that no pod reports for a
+while (a readiness blip) is remembered, so its return adds only its new
+rows (the last ``MAX_REMEMBERED`` sidecars are kept). A pod whose reference differs from the one
 most replicas report is refused; when the reference itself changes (a new
 reference or model version) the state starts over.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -46,6 +56,13 @@ from modelops.drift.detectors import DetectorConfig, evaluate
 # would make one merge expensive; the client's size cap bounds the rest.
 MAX_FEATURES = 4096
 MAX_BINS = 4096
+# Sidecars whose last counters are kept: the replicas, plus those gone for a while.
+# Far above a ModelDeployment's replica count; bounds the state and status.drift.
+MAX_REMEMBERED = 64
+# A sidecar id as figures.SIDECAR_ID makes it (16 hex digits); status allows up to this.
+MAX_SIDECAR_ID = 64
+# Window numbers above this are not a real monitor's (a window a second for 30 years).
+MAX_WINDOWS = 10**9
 
 
 class Refused(ValueError):
@@ -68,6 +85,11 @@ class RefView:
 
     def __hash__(self) -> int:
         return hash(self.key)
+
+    @property
+    def digest(self) -> str:
+        """A stable name of this reference (status.drift.reference), across processes."""
+        return hashlib.sha256(repr(self.key).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -203,6 +225,10 @@ class MergedDrift:
     since: str | None = None
     result: Mapping[str, Any] | None = None  # the last decision (status.drift's input)
     refused: Mapping[str, str] = field(default_factory=dict)  # pod -> why, last step
+    # Set by `resume` until the first step: the reference digest the resumed windows
+    # were judged against, and the sidecars whose first report is a baseline.
+    resumed_reference: str | None = None
+    rebase: frozenset[str] = frozenset()
 
 
 def _zero(ref: RefView) -> Counters:
@@ -248,7 +274,9 @@ def step(
         if state.reference is not None and votes.get(state.reference) == top
         else next(view for view, count in votes.items() if count == top)
     )
-    if chosen != state.reference:
+    if state.reference is None and state.resumed_reference == chosen.digest:
+        state = replace(state, reference=chosen)  # carried over an operator restart
+    elif chosen != state.reference:
         state = MergedDrift(reference=chosen)
     seen = dict(state.seen)
     pending = state.pending if state.pending is not None else _zero(chosen)
@@ -261,19 +289,29 @@ def step(
         if sidecar in live:
             continue  # two pods, one sidecar: counted once
         live.add(sidecar)
-        before = seen.get(sidecar)
+        before = seen.pop(sidecar, None)
+        seen[sidecar] = counters  # (re)inserted last: the most recently reported
+        if before is None and sidecar in state.rebase:
+            continue  # judged up to the last decision before a restart: a baseline
         new = counters if before is None else counters.minus(before)
-        seen[sidecar] = counters
         if new is None:
             refused[pod] = "counters went backwards without a new sidecar id"
             continue
         if new.rows:
             pending = pending + new
             contributed.add(sidecar)
-    # Sidecars that no pod reports any more are forgotten (their counts are merged).
-    seen = {s: c for s, c in seen.items() if s in live}
+    # Sidecars no pod reports now are kept while there is room (oldest report first
+    # out): one that comes back after a readiness blip must not be counted again.
+    for sidecar in [s for s in seen if s not in live][: max(0, len(seen) - MAX_REMEMBERED)]:
+        del seen[sidecar]
     out = replace(
-        state, seen=seen, pending=pending, pending_sidecars=frozenset(contributed), refused=refused
+        state,
+        seen=seen,
+        pending=pending,
+        pending_sidecars=frozenset(contributed),
+        refused=refused,
+        resumed_reference=None,
+        rebase=frozenset(),
     )
     if pending.rows < window:
         return out
@@ -324,6 +362,9 @@ def _decide(
         "windows": k,
         "windowAlpha": ev.alpha,
         "driftedFeatures": ev.drifted_features,
+        # What a restarted operator resumes from (status.drift; see `resume`).
+        "reference": ref.digest,
+        "sidecars": sorted(state.seen),
     }
     if since is not None:
         result["since"] = since
@@ -339,6 +380,60 @@ def _decide(
     )
 
 
+def resume(drift: Mapping[str, Any] | None, *, confirm_windows: int = 1) -> MergedDrift:
+    """The state a restarted operator goes on from: status.drift as this module's
+    decisions wrote it. Status can be edited by anyone allowed to patch it, so every
+    field is checked (a bad one refuses the whole, and the caller starts over); a
+    resumed state is used only while the replicas report the same reference."""
+    if not drift:
+        return MergedDrift()
+    windows = drift.get("windows")
+    reference = drift.get("reference")
+    sidecars = drift.get("sidecars")
+    if windows is None and reference is None and sidecars is None:
+        return MergedDrift()  # written before decisions were resumable
+    windows = _count(windows, "status.drift.windows")
+    if windows > MAX_WINDOWS:
+        raise Refused("status.drift.windows: above any real monitor's")
+    if not isinstance(reference, str) or not 0 < len(reference) <= 64:
+        raise Refused("status.drift.reference: not a reference digest")
+    if (
+        not isinstance(sidecars, list)
+        or len(sidecars) > MAX_REMEMBERED
+        or not all(isinstance(s, str) and 0 < len(s) <= MAX_SIDECAR_ID for s in sidecars)
+    ):
+        raise Refused(f"status.drift.sidecars: not a list of at most {MAX_REMEMBERED} ids")
+    drifted = drift.get("drifted") is True
+    since = drift.get("since") if drifted and isinstance(drift.get("since"), str) else None
+    features = drift.get("features") if isinstance(drift.get("features"), list) else []
+    score = drift.get("score")
+    result: dict[str, Any] = {
+        "score": _real(score, "status.drift.score") if score is not None else None,
+        "drifted": drifted,
+        "features": {
+            f["name"]: f["score"]
+            for f in features
+            if isinstance(f, Mapping)
+            and isinstance(f.get("name"), str)
+            and isinstance(f.get("score"), int | float)
+        },
+        "windows": windows,
+        "reference": reference,
+        "sidecars": sorted(sidecars),
+    }
+    if since is not None:
+        result["since"] = since
+    return MergedDrift(
+        windows=windows,
+        streak=confirm_windows if drifted else 0,
+        drifted=drifted,
+        since=since,
+        result=result,
+        resumed_reference=reference,
+        rebase=frozenset(sidecars),
+    )
+
+
 def detector_config(method: str, threshold: float | None) -> DetectorConfig:
     """The sidecar's detector for a spec's method and threshold (as drift/cli.py
     builds it from the same flags the sidecar is rendered with)."""
@@ -348,4 +443,13 @@ def detector_config(method: str, threshold: float | None) -> DetectorConfig:
     return DetectorConfig(method=method, **{key: threshold})
 
 
-__all__ = ["Counters", "MergedDrift", "RefView", "Refused", "detector_config", "parse", "step"]
+__all__ = [
+    "Counters",
+    "MergedDrift",
+    "RefView",
+    "Refused",
+    "detector_config",
+    "parse",
+    "resume",
+    "step",
+]

@@ -124,7 +124,7 @@ def derive_status(
     status["endpoints"] = endpoints(md)
     if drift_enabled and drift is not None:
         since = next((c["lastTransitionTime"] for c in stamped if c["type"] == "Drifted"), None)
-        status["drift"] = _drift_status(drift, since)
+        status["drift"] = drift_status(drift, since)
     if rollout is not None:
         status["rollout"] = {
             k: rollout[k] for k in ("replaceInPlace", "reason") if rollout.get(k) is not None
@@ -467,7 +467,9 @@ def _drifted(md: ModelDeployment, drift: Mapping[str, Any] | None) -> dict[str, 
     return _cond("Drifted", False, "NoDrift", f"no input drift ({measured})")
 
 
-def _drift_status(drift: Mapping[str, Any], since: str | None) -> dict[str, Any]:
+def drift_status(drift: Mapping[str, Any], since: str | None) -> dict[str, Any]:
+    """status.drift from a drift decision (render/drift_merge.py's result); ``since``:
+    when the Drifted condition turned True, used when the decision has no time."""
     out: dict[str, Any] = {}
     if drift.get("score") is not None:
         out["score"] = round(float(drift["score"]), 4)
@@ -483,4 +485,8 @@ def _drift_status(drift: Mapping[str, Any], since: str | None) -> dict[str, Any]
     features = _features(drift)
     if features:
         out["features"] = features
+    # What a restarted operator resumes its decision from (render/drift_merge.resume).
+    for resumable in ("windows", "reference", "sidecars"):
+        if drift.get(resumable) is not None:
+            out[resumable] = drift[resumable]
     return out
