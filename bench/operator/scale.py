@@ -120,8 +120,10 @@ def ready_deployments(cluster: Cluster, namespace: str) -> int:
 
 
 def ready_mds(cluster: Cluster, namespace: str) -> int:
+    # The storage version: a v1alpha1 list would have the conversion webhook convert
+    # every object on every poll, load that the operator under test would pay for.
     items = cluster.custom.list_namespaced_custom_object(
-        "modelops.io", "v1alpha1", namespace, "modeldeployments"
+        "modelops.io", "v1beta1", namespace, "modeldeployments"
     )["items"]
     return sum(
         1

@@ -14,10 +14,10 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
+from modelops.api.modeldeployment import DriftStatus
 from modelops.drift.detectors import DetectorConfig
 from modelops.drift.monitor import DriftMonitor, WindowConfig
 from modelops.drift.reference import build_reference
-from modelops.api.modeldeployment import DriftStatus
 from modelops.render.drift_merge import (
     MAX_REMEMBERED,
     MergedDrift,

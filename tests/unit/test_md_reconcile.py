@@ -3,6 +3,7 @@ call: each scenario's call count is its API budget."""
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -292,3 +293,37 @@ def test_dra_on_a_cluster_that_does_not_serve_it_applies_nothing():
     assert h.kube.count("apply") == 0
     stalled = next(c for c in h.status()["conditions"] if c["type"] == "Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "DRANotServed")
+
+
+def test_a_store_behind_our_status_write_causes_no_second_write_or_event():
+    """A reconcile woken before the watch delivered our last status patch (a pod event,
+    a requeue) decides on what the patch returned: it does not derive the same
+    transition again from the older status, nor post its events twice
+    (controllers/own_status.py)."""
+    h = Harness(md_body(model={"storageUri": "s3://models/fraud", "version": "3"}))
+    h.reconcile()
+    h.serve()
+    stale = copy.deepcopy(h.kube.live(ix_kind("ModelDeployment"), *KEY))
+    h.reconcile()
+    assert h.ready() == ("True", "Serving")
+    assert h.kube.count("patch_status") == 1 and h.kube.count("create_event") >= 1
+
+    def reconcile_with_stale_store() -> None:
+        views = views_of(h.kube)
+        views["md_index"][KEY] = [ix.md_index(namespace="ml", name="fraud", body=stale)[KEY]]
+        h.controller.indexes = ix.Indexes(views)
+        h.kube.reset_calls()
+        h.controller.reconcile(KEY)
+
+    reconcile_with_stale_store()
+    assert h.kube.count("patch_status") == 0, h.kube.calls
+    assert h.kube.count("create_event") == 0, h.kube.calls
+    # A controller that has not written (a restart) believes the store, as it must.
+    h.controller = ModelDeploymentController(
+        kube=h.kube,
+        indexes=ix.Indexes({}),
+        settings=Settings(operator_image="modelops:test"),
+        clock=lambda: NOW,
+    )
+    reconcile_with_stale_store()
+    assert h.kube.count("patch_status") == 1

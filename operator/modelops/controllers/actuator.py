@@ -44,7 +44,13 @@ class Outcome:
     failures: list[Failure] = field(default_factory=list)
     # kind -> fingerprint of the child as our apply left it (for the next plan).
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
-    status_resource_version: str | None = None
+    # What the status patch returned (the object as our write left it), if one was written.
+    status_object: Mapping[str, Any] | None = None
+
+    @property
+    def status_resource_version(self) -> str | None:
+        meta = (self.status_object or {}).get("metadata") or {}
+        return meta.get("resourceVersion")
 
 
 @dataclass
@@ -93,7 +99,7 @@ class Actuator:
                 live = self.kube.patch_status(
                     kind_of_object(owner), meta["namespace"], meta["name"], plan.status_patch
                 )
-                out.status_resource_version = (live.get("metadata") or {}).get("resourceVersion")
+                out.status_object = live
             except NotFound:
                 return  # deleted meanwhile: nothing left to tell
             except KubeError as err:

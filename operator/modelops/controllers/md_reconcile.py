@@ -23,6 +23,7 @@ from modelops.api.modeldeployment import ModelDeployment
 from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator, Outcome
 from modelops.controllers.indexes import Indexes, Key
+from modelops.controllers.own_status import OwnStatus
 from modelops.controllers.sidecar_client import SidecarClient
 from modelops.controllers.store_watcher import StoreWatcher, listable
 from modelops.kube import KubeApi
@@ -34,6 +35,7 @@ from modelops.render.gating.ledger import PodLedger, post
 from modelops.render.ownership import Applied, reverts_after
 from modelops.render.plan import Plan
 from modelops.render.pods import format_time
+from modelops.render.projections import project_custom_object
 from modelops.render.slots import SLOTS, deployment_key
 
 KIND = c.MD_KIND
@@ -64,7 +66,8 @@ class ModelDeploymentController:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _applied: dict[Key, Applied] = field(default_factory=dict)
     _parsed: dict[Key, tuple[tuple[Any, Any], ModelDeployment | str]] = field(default_factory=dict)
-    _own_status: dict[Key, str] = field(default_factory=dict)
+    # Our last status write per object, used until the store has caught up with it.
+    _own_status: OwnStatus = field(default_factory=OwnStatus)
     # Per ModelDeployment: rendered children by their inputs (only one worker
     # handles a key at a time, so no lock is needed).
     _renders: dict[Key, dict[Any, Any]] = field(default_factory=dict)
@@ -90,7 +93,7 @@ class ModelDeploymentController:
     def forget(self, key: Key) -> None:
         self._applied.pop(key, None)
         self._parsed.pop(key, None)
-        self._own_status.pop(key, None)
+        self._own_status.forget(key)
         self._renders.pop(key, None)
         self._ignored.pop(key, None)
         self._ledgers.pop(key, None)
@@ -106,7 +109,7 @@ class ModelDeploymentController:
 
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
         """Whether this version of the object is the one our last status patch made."""
-        return resource_version is not None and self._own_status.get(key) == resource_version
+        return self._own_status.is_own_write(key, resource_version)
 
     def known_keys(self) -> list[Key]:
         return self.indexes.keys("md_index")
@@ -114,10 +117,11 @@ class ModelDeploymentController:
     # -- the reconcile --
 
     def reconcile(self, key: Key) -> Result:
-        body = self.indexes.model_deployment(key)
-        if body is None:
+        stored = self.indexes.model_deployment(key)
+        if stored is None:
             self.forget(key)  # deleted: the children go by garbage collection
             return Result()
+        body = self._own_status.current(key, stored)
         with metrics.RECONCILE_DURATION.labels(KIND).time():
             md = self._parse(key, body)
             obs = self.observe(body, md)
@@ -132,7 +136,7 @@ class ModelDeploymentController:
             if outcome.failures:
                 plan = md_planner.revise(obs, plan, outcome.failures)
             self.actuator.finish(plan, body, outcome)
-            self._remember(key, plan, outcome, obs.now)
+            self._remember(key, body, plan, outcome, obs.now)
             metrics.export_conditions(KIND, *key, plan.status.get("conditions") or [])
             if plan.status.get("rollout") is not None:
                 metrics.export_rollout(*key, plan.status["rollout"])
@@ -337,9 +341,11 @@ class ModelDeploymentController:
         self._parsed[key] = (stamp, md)
         return md
 
-    def _remember(self, key: Key, plan: Plan, outcome: Outcome, now: datetime) -> None:
-        if outcome.status_resource_version:
-            self._own_status[key] = outcome.status_resource_version
+    def _remember(
+        self, key: Key, body: Mapping[str, Any], plan: Plan, outcome: Outcome, now: datetime
+    ) -> None:
+        if outcome.status_object is not None:
+            self._own_status.remember(key, body, project_custom_object(outcome.status_object))
         previous = self._applied.get(key)
         fingerprints = dict(previous.fingerprints) if previous else {}
         fingerprints.update(outcome.fingerprints)

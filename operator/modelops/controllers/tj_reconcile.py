@@ -17,8 +17,10 @@ from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator
 from modelops.controllers.indexes import Indexes, Key
 from modelops.controllers.md_reconcile import Result
+from modelops.controllers.own_status import OwnStatus
 from modelops.kube import KubeApi
 from modelops.render.ownership import Applied
+from modelops.render.projections import project_custom_object
 from modelops.render.training import planner
 from modelops.render.training.names import SERVICE_SUFFIX
 
@@ -33,21 +35,22 @@ class TrainingJobController:
     trainer_image: str = c.DEFAULT_TRAINER_IMAGE
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _applied: dict[Key, Applied] = field(default_factory=dict)
-    _own_status: dict[Key, str] = field(default_factory=dict)
+    # Our last status write per object, used until the store has caught up with it.
+    _own_status: OwnStatus = field(default_factory=OwnStatus)
 
     def __post_init__(self) -> None:
         self.actuator = Actuator(self.kube, KIND)
 
     def forget(self, key: Key) -> None:
         self._applied.pop(key, None)
-        self._own_status.pop(key, None)
+        self._own_status.forget(key)
         metrics.forget(KIND, *key)
 
     def known_keys(self) -> list[Key]:
         return self.indexes.keys("tj_index")
 
     def is_own_write(self, key: Key, resource_version: str | None) -> bool:
-        return resource_version is not None and self._own_status.get(key) == resource_version
+        return self._own_status.is_own_write(key, resource_version)
 
     def model_deployment_of(self, key: Key) -> Key | None:
         """The ModelDeployment a TrainingJob feeds (its result may be the version to serve)."""
@@ -56,10 +59,11 @@ class TrainingJobController:
         return (key[0], ref) if ref else None
 
     def reconcile(self, key: Key) -> Result:
-        body = self.indexes.training_job(key)
-        if body is None:
+        stored = self.indexes.training_job(key)
+        if stored is None:
             self.forget(key)
             return Result()
+        body = self._own_status.current(key, stored)
         with metrics.RECONCILE_DURATION.labels(KIND).time():
             tj = planner.parse(body)
             obs = planner.Observed(
@@ -75,8 +79,8 @@ class TrainingJobController:
             if outcome.failures:
                 plan = planner.revise(obs, plan, outcome.failures)
             self.actuator.finish(plan, body, outcome)
-            if outcome.status_resource_version:
-                self._own_status[key] = outcome.status_resource_version
+            if outcome.status_object is not None:
+                self._own_status.remember(key, body, project_custom_object(outcome.status_object))
             if not outcome.failures:
                 previous = self._applied.get(key)
                 fingerprints = dict(previous.fingerprints) if previous else {}
