@@ -374,13 +374,14 @@ def _conversation(model: str) -> tuple[bytes, bytes, list[bytes]]:
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 9, 13, 4096])
 def test_frame_reader_follows_any_split(chunk, event_loop_kind):
-    from modelops.drift.grpc_proxy import _FrameReader, _Observer
+    from modelops.drift.grpc_proxy import _Observer
+    from modelops.drift.h2_wire import FrameReader
 
     client, server, watched = _conversation("fraud")
     offers = Offers()
     proxy = GrpcProxy(GrpcProxyConfig(model="fraud"), offers, CollectorRegistry())
     obs = _Observer(proxy)
-    creader, sreader = _FrameReader(preface=True), _FrameReader(preface=False)
+    creader, sreader = FrameReader(preface=True), FrameReader(preface=False)
     for i in range(0, len(client), chunk):
         creader.feed(client[i : i + chunk], obs.requests)
     for i in range(0, len(server), chunk):
@@ -393,11 +394,12 @@ def test_frame_reader_follows_any_split(chunk, event_loop_kind):
 
 
 def test_frame_reader_stops_on_a_stream_that_is_not_http2():
-    from modelops.drift.grpc_proxy import _FrameReader, _ObserveError, _Observer
+    from modelops.drift.grpc_proxy import _Observer
+    from modelops.drift.h2_wire import FrameReader, ObserveError
 
     obs = _Observer(GrpcProxy(GrpcProxyConfig(), Offers(), CollectorRegistry()))
-    with pytest.raises(_ObserveError):
-        _FrameReader(preface=True).feed(b"GET / HTTP/1.1\r\n\r\n", obs.requests)
+    with pytest.raises(ObserveError):
+        FrameReader(preface=True).feed(b"GET / HTTP/1.1\r\n\r\n", obs.requests)
 
 
 def test_header_cache_follows_the_hpack_table():
@@ -421,9 +423,9 @@ def test_blocks_without_a_table_are_cached_and_never_count_as_changing_it():
     """Triton told the client keeps no table (drift/h2_settings.py): its answers' blocks
     leave the table empty, each is decoded once, and a held split answer's block is
     not a table change (so it can be held back); a block that inserts still is."""
-    from modelops.drift.grpc_proxy import _Blocks, _grpc_status
+    from modelops.drift.h2_wire import Blocks, grpc_status
 
-    blocks = _Blocks(_grpc_status)
+    blocks = Blocks(grpc_status)
     decoded = []
     decode = blocks.decoder.decode
     blocks.decoder.decode = lambda block, raw: decoded.append(block) or decode(block, raw=raw)
@@ -470,7 +472,7 @@ def test_kept_bytes_budget_is_shared_and_given_back():
 
 
 def test_kept_bytes_budget_refuses_what_does_not_fit():
-    from modelops.drift.grpc_proxy import _Messages
+    from modelops.drift.h2_wire import Messages
 
     budget = {"left": 100}
 
@@ -480,7 +482,7 @@ def test_kept_bytes_budget_refuses_what_does_not_fit():
         budget["left"] -= n
         return True
 
-    m = _Messages(True, 1000, reserve)
+    m = Messages(True, 1000, reserve)
     out: list = []
     m.feed(memoryview(b"\x00\x00\x00\x00\x50" + b"a" * 80), out)  # fits: kept
     m.feed(memoryview(b"\x00\x00\x00\x00\x50" + b"b" * 80), out)  # does not: head only
@@ -555,10 +557,11 @@ def _frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
 
 
 def _relay_server_side(proxy: GrpcProxy, client: bytes, server: bytes, chunk: int) -> bytes:
-    from modelops.drift.grpc_proxy import _FrameReader, _Observer
+    from modelops.drift.grpc_proxy import _Observer
+    from modelops.drift.h2_wire import FrameReader
 
     obs = _Observer(proxy)
-    creader, sreader = _FrameReader(preface=True), _FrameReader(preface=False)
+    creader, sreader = FrameReader(preface=True), FrameReader(preface=False)
     for i in range(0, len(client), chunk):
         creader.feed(client[i : i + chunk], obs.requests)
     out: list = []
@@ -606,22 +609,23 @@ def test_without_metadata_the_bytes_pass_unchanged():
 
 
 def test_a_reader_that_gives_up_still_passes_every_byte():
-    from modelops.drift.grpc_proxy import _FrameReader, _ObserveError, _Observer
+    from modelops.drift.grpc_proxy import _Observer
+    from modelops.drift.h2_wire import FrameReader, ObserveError
 
     client, _, _ = _conversation("fraud")
     proxy = GrpcProxy(
         GrpcProxyConfig(model="fraud"), Offers(), CollectorRegistry(), answer=lambda: ("7", "")
     )
     obs = _Observer(proxy)
-    creader = _FrameReader(preface=True)
+    creader = FrameReader(preface=True)
     creader.feed(client, obs.requests)
     # A header block of stream 1 cut by a read, then a CONTINUATION of another stream.
     enc = hpack.Encoder()
     block = enc.encode([(":status", "200")])
     bad = _frame(0x4, 0, 0, b"") + _frame(0x1, 0, 1, block) + _frame(0x9, 0x4, 3, b"\x88")
-    sreader, out = _FrameReader(preface=False), []
+    sreader, out = FrameReader(preface=False), []
     sreader.feed(bad[:12], obs.responses, out)
-    with pytest.raises(_ObserveError):
+    with pytest.raises(ObserveError):
         sreader.feed(bad[12:], obs.responses, out)
     assert b"".join(bytes(p) for p in out) == bad
 

@@ -20,12 +20,10 @@ the target is 150 us. See bench/drift/overhead.py.
 
 Reading along: the relay parses the HTTP/2 frames it copies (frame headers
 only, except where it looks), and decodes the client's header blocks with
-HPACK (``hpack``, the decoder of the python-hyper HTTP/2 stack; every block
-must be decoded, in order, to keep its table in step) to learn each stream's
-method. For ``ModelInfer`` and ``ModelStreamInfer`` streams it collects the
-request messages (gRPC length-prefixed, possibly split over DATA frames) and,
-when Triton's answer shows the request succeeded, offers the message bytes
-to the statistics feeder, which parses them in its worker thread
+HPACK to learn each stream's method. For ``ModelInfer`` and
+``ModelStreamInfer`` streams it collects the request messages and, when
+Triton's answer shows the request succeeded, offers the message bytes to the
+statistics feeder, which parses them in its worker thread
 (:mod:`~modelops.drift.grpc_payload`):
 
 - ``ModelInfer``: Triton sends a response message only with an OK status
@@ -48,9 +46,9 @@ per-table-state cache), for issue 18:
   a reset, a deadline the client gave up on). Other methods never count;
 - the first header block of each ``ModelInfer`` answer (headers, or trailers
   of an error answer) gains ``x-modelops-version`` / ``x-modelops-epoch``,
-  appended as HPACK literals *without indexing*: they leave the client's
-  table untouched, so Triton's encoder and the client's decoder stay in step.
-  Only that frame is held back until whole; every other byte passes as read;
+  appended as HPACK literals *without indexing*, which leave the client's
+  table untouched. Only that frame is held back until whole; every other
+  byte passes as read;
 - drain (SIGTERM): each client gets a GOAWAY (last stream 2^31-1, NO_ERROR:
   no new streams, every open one served) inserted between two of Triton's
   frames; a connection closes once its streams have all ended.
@@ -73,9 +71,10 @@ per-table-state cache), for issue 18:
 Only requests for the watched model are kept: its name is the message's
 first field (:func:`~modelops.drift.grpc_payload.leading_model_name`); the
 rare message whose name cannot be read that way is kept and the parser
-checks it. Header blocks of repeated calls (a few indexed bytes) are
-decoded once per HPACK table state, so reading along costs about 35 us per
-``ModelInfer`` on the development machine (replayed captured traffic).
+checks it. Header blocks of repeated calls are decoded once per HPACK table
+state (:class:`~modelops.drift.h2_wire.Blocks`), so reading along costs
+about 35 us per ``ModelInfer`` on the development machine (replayed
+captured traffic).
 
 Bounds: the relay holds no message; what it buffers is bounded by the
 transports' write-buffer limits (reading from one side pauses while the
@@ -91,6 +90,13 @@ Message size and concurrent-stream limits are Triton's own (its HTTP/2
 SETTINGS reach the client unchanged); memory here does not grow with
 either. Anything the reader cannot follow (a malformed frame, an HPACK
 error) stops the observation of that connection, never the relay.
+
+This module holds the relay: the two sides of each connection, what is done
+with the frames read along (the streams watched, their messages, the split
+calls' answers held back and put together), mirrors and splits to the
+candidate, and what it counts (its metrics, the rollout figures). The bytes
+themselves (HTTP/2 frames, HPACK, gRPC message framing, and why each is read
+or written the way it is) are :mod:`~modelops.drift.h2_wire`'s.
 """
 
 from __future__ import annotations
@@ -98,7 +104,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -112,6 +117,30 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from modelops.drift.figures import RolloutFigures
 from modelops.drift.grpc_payload import leading_model_name, model_infer_parser
 from modelops.drift.h2_settings import FirstSettings
+from modelops.drift.h2_wire import (
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY_FRAME,
+    HEADERS,
+    MAX_HEADER_BLOCK,
+    PADDED,
+    PRIORITY,
+    RST_STREAM,
+    Blocks,
+    FrameReader,
+    Messages,
+    Msg,
+    ObserveError,
+    answer_metadata,
+    data_frames,
+    grown,
+    grpc_status,
+    header_frames,
+    literal,
+    window_update,
+)
 from modelops.drift.inplace import InPlaceError, InPlaceRoute
 from modelops.drift.outputs import Answer
 from modelops.drift.payload import Parser, decode_body
@@ -127,37 +156,15 @@ MODEL_STREAM_INFER = f"/{SERVICE}/ModelStreamInfer".encode()
 _PATH_LABELS = {MODEL_INFER: "ModelInfer", MODEL_STREAM_INFER: "ModelStreamInfer"}
 METHOD_LABELS = ("ModelInfer", "ModelStreamInfer", "other")
 
-_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-# HTTP/2 frame types and flags (RFC 9113 section 6).
-_DATA, _HEADERS, _RST_STREAM, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0x0, 0x1, 0x3, 0x7, 0x8, 0x9
-_END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
 # Triton's DATA held back for one split call at most (below the 64 KiB initial
 # stream window); a longer answer passes on, unsplit.
 _SPLIT_HOLD_MAX = 32 * 1024
-# The frames of a split call's answer that are held back (see _Split).
-_HELD_TYPES = frozenset({_DATA, _HEADERS, _CONTINUATION, _RST_STREAM})
-# A frame header: 24-bit length (as 16 + 8 bits), type, flags, stream id (with its reserved bit).
-_FRAME_HEAD = struct.Struct(">HBBBL")
-# Largest frame payload either peer may send (SETTINGS_MAX_FRAME_SIZE's ceiling).
-_MAX_FRAME = (1 << 24) - 1
-# Header blocks above this stop the observation of the connection (Triton's
-# own limit on header lists is far smaller).
-_MAX_HEADER_BLOCK = 256 * 1024
-# HPACK: how many header blocks that leave the table as it is one connection
-# remembers the meaning of (per direction).
-_HEADER_CACHE = 64
 # Write-buffer high water mark of each side: past it the other side's
 # reading pauses until this one drains. With one read (up to 256 KiB with
 # uvloop) on top, a connection buffers at most ~0.6 MiB, both ways together.
 _WRITE_HIGH = 64 * 1024
-# The client's SETTINGS_MAX_FRAME_SIZE is not followed: a header frame grows
-# by the answer's metadata only while it stays within the protocol's default.
-_DEFAULT_MAX_FRAME = 16384
 # Drain: a connection with no open stream is closed after this quiet time.
 _DRAIN_QUIET = 0.2
-# Graceful shutdown (RFC 9113 section 6.8): "no new streams", every stream the
-# client opened is still served (last stream id 2^31-1, NO_ERROR).
-_GOAWAY_FRAME = struct.pack(">HBBBLLL", 0, 8, _GOAWAY, 0, 0, 0x7FFFFFFF, 0)
 # gRPC status codes that are the caller's fault (counted in clientErrors, not
 # errors): INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED,
 # FAILED_PRECONDITION, OUT_OF_RANGE, UNAUTHENTICATED.
@@ -173,39 +180,6 @@ def status_class(grpc_status: int | None) -> int:
     if grpc_status == 0:
         return 200
     return 400 if grpc_status in CLIENT_FAULT_CODES else 500
-
-
-def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([first | value])
-    out, value = bytearray([first | limit]), value - limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _literal(name: bytes, value: bytes) -> bytes:
-    # "Literal Header Field without Indexing, new name" (RFC 7541 6.2.2): it
-    # leaves the client's HPACK table untouched, so Triton's encoder and the
-    # client's decoder stay in step although the relay added it.
-    return b"\x00" + _hpack_int(len(name), 7, 0) + name + _hpack_int(len(value), 7, 0) + value
-
-
-def _visible(value: str) -> bytes:
-    return "".join(c for c in value if "!" <= c <= "~").encode("ascii")
-
-
-def answer_metadata(version: str, epoch: str) -> bytes:
-    """``x-modelops-version`` / ``x-modelops-epoch`` as HPACK bytes for a ModelInfer answer."""
-    out = b""
-    if version:
-        out += _literal(b"x-modelops-version", _visible(version))
-    if epoch:
-        out += _literal(b"x-modelops-epoch", _visible(epoch))
-    return out
 
 
 class Feeder(Protocol):
@@ -263,89 +237,12 @@ class GrpcMetrics:
         self._calls[method].inc()
 
 
-class _ObserveError(Exception):
-    """The byte stream is not HTTP/2 as expected: stop reading along (keep relaying)."""
-
-
-# -- gRPC messages inside DATA frames ---------------------------------------------------
-
-
-# (payload, compressed, over cap): payload is the message (or, over the cap,
-# its first bytes) when kept, else the message's first byte (None if empty).
-_Msg = tuple[bytes | int | None, bool, bool]
-_HEAD_KEEP = 256  # bytes kept of a message over the cap: enough for its model name
-
-
-class _Messages:
-    """Splits a stream's DATA bytes into gRPC messages (5-byte prefix, then the message).
-
-    With ``keep`` the message bytes are collected (all of a message up to
-    ``cap`` bytes, the first few of a larger one); without, only each
-    message's first byte is noted.
-    """
-
-    __slots__ = (
-        "_body", "_compressed", "_first", "_need", "_over", "_prefix", "cap", "keep", "reserve",
-    )  # fmt: skip
-
-    def __init__(self, keep: bool, cap: int, reserve: Callable[[int], bool] | None = None) -> None:
-        self.keep, self.cap = keep, cap
-        self.reserve = reserve  # asked before keeping a message of n bytes
-        self._prefix = bytearray()
-        self._need = 0  # bytes of the current message still to come
-        self._body = bytearray()
-        self._first: int | None = None
-        self._compressed = False
-        self._over = False
-
-    def feed(self, data: memoryview, out: list[_Msg]) -> None:
-        i, n = 0, len(data)
-        while i < n:
-            if self._need == 0:
-                take = min(5 - len(self._prefix), n - i)
-                self._prefix += data[i : i + take]
-                i += take
-                if len(self._prefix) < 5:
-                    return
-                self._compressed = self._prefix[0] == 1
-                self._need = int.from_bytes(self._prefix[1:5], "big")
-                self._over = self.keep and (
-                    self._need > self.cap
-                    or (self.reserve is not None and not self.reserve(self._need))
-                )
-                self._first = None
-                self._body = bytearray()
-                self._prefix.clear()
-                if self._need == 0:
-                    self._emit(out)
-                continue
-            take = min(self._need, n - i)
-            if self._first is None:
-                self._first = data[i]
-            if self.keep:
-                if not self._over:
-                    self._body += data[i : i + take]
-                elif len(self._body) < _HEAD_KEEP:
-                    self._body += data[i : i + min(take, _HEAD_KEEP - len(self._body))]
-            self._need -= take
-            i += take
-            if self._need == 0:
-                self._emit(out)
-
-    def _emit(self, out: list[_Msg]) -> None:
-        if self.keep:
-            out.append((bytes(self._body), self._compressed, self._over))
-        else:
-            out.append((self._first, self._compressed, False))
-        self._body = bytearray()
-
-
 @dataclass
 class _Stream:
     method: str
     encoding: str | None
-    requests: _Messages
-    responses: _Messages
+    requests: Messages
+    responses: Messages
     # Request messages waiting for their response: the message, (message,
     # grpc-encoding) when compressed, b"" when too large, None when not watched.
     pending: deque[bytes | tuple[bytes, str] | None] = field(default_factory=deque)
@@ -404,231 +301,6 @@ class _Split:
     route: InPlaceRoute | None = None  # the candidate runs in this pod's Triton
 
 
-# -- reading frames along ---------------------------------------------------------------------
-
-
-class _FrameReader:
-    """Incremental HTTP/2 frame splitter for one direction of a connection.
-
-    Payloads are collected only for the frames ``want.wanted`` asks for; the
-    DATA of a wanted frame goes to ``want.data`` piece by piece as it
-    arrives, never buffered here.
-    """
-
-    __slots__ = (
-        "_buf", "_flags", "_head", "_held", "_keep", "_length", "_preface", "_raw", "_remaining",
-        "_rewritten", "_stream", "_swallow", "_target", "_type", "frames", "swallowing",
-    )  # fmt: skip
-
-    def __init__(self, preface: bool) -> None:
-        self._preface = len(_PREFACE) if preface else 0
-        self._head = bytearray()
-        self._remaining = 0  # payload bytes of the current frame still to come; 0: a header next
-        self._type = self._flags = self._stream = 0
-        self._buf = bytearray()
-        self._keep = False
-        # Rewriting (the Triton side only, with ``out``): metadata appended to
-        # the frame being read (b"": none), the rewritten frame once read, and
-        # the bytes of earlier reads not yet passed on (a frame head cut by a
-        # read's end, or a frame to rewrite, until it is whole).
-        self._target = b""
-        self._rewritten: bytes | None = None
-        self._held = bytearray()
-        self.frames = 0  # frames read: after the first, Triton's preface is through
-        # Streams whose frames are held back whole (split calls, the Triton side with
-        # ``out`` only): each such frame goes to ``want.held``, which says what to pass
-        # on in its place. Empty: nothing is looked up.
-        self.swallowing: dict[int, Any] = {}
-        self._swallow = False
-        self._raw = bytearray()
-        self._length = 0
-
-    def at_boundary(self) -> bool:
-        """Between two frames, with nothing held back: a frame may be inserted here."""
-        return self._remaining == 0 and not self._head and not self._held and self.frames > 0
-
-    def feed(self, data: bytes, want: _Wants, out: list[bytes | memoryview] | None = None) -> None:
-        """Read ``data`` along. With ``out``, the bytes to pass on are appended to it
-        instead of being passed on by the caller: the same bytes, except that the
-        header blocks ``want.target`` names grow by its metadata, and that a frame
-        head or a frame to rewrite cut by the end of ``data`` waits for the next
-        read. If reading fails, ``out`` still gets every byte, unchanged."""
-        mv = memoryview(data)
-        i, n = 0, len(data)
-        emit = 0  # with out: data[emit:] (after self._held) is not in out yet
-        if self._preface:
-            take = min(self._preface, n)
-            start = len(_PREFACE) - self._preface
-            if mv[:take] != _PREFACE[start : start + take]:
-                raise _ObserveError("not an HTTP/2 client preface")
-            self._preface -= take
-            i = take
-        try:
-            while i < n:
-                if self._remaining == 0:
-                    hstart = i
-                    began_here = not self._head
-                    if began_here and n - i >= 9:  # a whole frame header in this chunk
-                        hi, lo, ftype, flags, sid = _FRAME_HEAD.unpack_from(data, i)
-                        i += 9
-                    else:
-                        take = min(9 - len(self._head), n - i)
-                        self._head += mv[i : i + take]
-                        i += take
-                        if len(self._head) < 9:
-                            if out is not None:  # keep the cut head back
-                                if began_here:
-                                    if self._held:
-                                        out.append(bytes(self._held))
-                                    out.append(mv[emit:hstart])
-                                    self._held = bytearray(mv[hstart:n])
-                                else:
-                                    self._held += mv[emit:n]
-                                emit = n
-                            return
-                        hi, lo, ftype, flags, sid = _FRAME_HEAD.unpack_from(self._head)
-                        self._head = bytearray()
-                    self.frames += 1
-                    length = (hi << 8) | lo
-                    self._start(length, ftype, flags, sid, want)
-                    if out is not None:
-                        if self._target or self._swallow:
-                            # Hold the frame back from its head on, until it is whole.
-                            if hstart > emit:
-                                out.append(mv[emit:hstart])
-                                emit = hstart
-                        elif not began_here and self._held:
-                            out.append(bytes(self._held))  # the cut head of a plain frame
-                            self._held = bytearray()
-                    if length == 0:
-                        self._end(want)
-                else:
-                    take = min(self._remaining, n - i)
-                    if self._keep:
-                        if self._type == _DATA:
-                            want.data(self._stream, mv[i : i + take])
-                        else:
-                            self._buf += mv[i : i + take]
-                    if self._swallow:
-                        self._raw += mv[i : i + take]
-                    self._remaining -= take
-                    i += take
-                    if self._remaining == 0:
-                        self._end(want)
-                if self._rewritten is not None:
-                    if out is not None:
-                        out.append(self._rewritten)
-                        self._held = bytearray()
-                        emit = i
-                    self._rewritten = None
-        except BaseException:
-            if out is not None:
-                if self._held:
-                    out.append(bytes(self._held))
-                out.append(mv[emit:])
-                self._held = bytearray()
-            raise
-        if out is not None:
-            if self._target or self._swallow:
-                self._held += mv[emit:n]
-            else:
-                if self._held:
-                    out.append(bytes(self._held))
-                    self._held = bytearray()
-                out.append(mv[emit:n])
-
-    def _start(self, length: int, ftype: int, flags: int, sid: int, want: _Wants) -> None:
-        if length > _MAX_FRAME:
-            raise _ObserveError("frame too large")
-        self._type, self._flags, self._stream = ftype, flags, sid & 0x7FFFFFFF
-        self._remaining = self._length = length
-        self._keep = want.wanted(ftype, flags, self._stream)
-        swallowing = self.swallowing
-        # WINDOW_UPDATEs always pass at once: the client may need them to send the rest
-        # of the request that Triton's answer (and so the release of the held frames)
-        # waits for.
-        self._swallow = bool(swallowing) and self._stream in swallowing and ftype in _HELD_TYPES
-        if self._swallow:
-            self._raw = bytearray(_FRAME_HEAD.pack(length >> 8, length & 0xFF, ftype, flags, sid))
-        if self._keep and ftype != _DATA and length > _MAX_HEADER_BLOCK:
-            raise _ObserveError("control frame too large to follow")
-        if ftype == _DATA and self._keep and flags & _PADDED:
-            raise _ObserveError("padded DATA")  # gRPC peers do not pad; not worth following
-        if (
-            self._keep
-            and flags & _END_HEADERS
-            and ftype in (_HEADERS, _CONTINUATION)
-            and not self._swallow
-        ):
-            self._target = want.target(self._stream)
-
-    def _end(self, want: _Wants) -> None:
-        if self._swallow:
-            self._swallow = False
-            self._end_frame(want)
-            raw, self._raw = bytes(self._raw), bytearray()
-            self._rewritten = want.held(self._type, self._flags, self._stream, raw, self._length)
-            return
-        self._end_frame(want)
-
-    def _end_frame(self, want: _Wants) -> None:
-        if self._keep and self._type != _DATA:
-            buf, self._buf = self._buf, bytearray()
-            want.frame(self._type, self._flags, self._stream, buf)
-            if self._target:
-                self._rewritten = _grown(self._type, self._flags, self._stream, buf, self._target)
-                self._target = b""
-        elif self._type == _DATA and self._flags & _END_STREAM:
-            want.frame(_DATA, self._flags, self._stream, b"")
-
-
-def _grown(ftype: int, flags: int, stream: int, payload: bytes | bytearray, extra: bytes) -> bytes:
-    """A header frame (the last of its block) with ``extra`` appended to its block."""
-    body = memoryview(payload)
-    new_flags = flags
-    if ftype == _HEADERS and flags & _PADDED:  # the padding goes: allowed, and simpler
-        pad = body[0]
-        body = body[1 : len(body) - pad]
-        new_flags &= ~_PADDED
-    length = len(body) + len(extra)
-    if length > _DEFAULT_MAX_FRAME:  # unchanged: the client may not take a larger frame
-        n = len(payload)
-        return _FRAME_HEAD.pack(n >> 8, n & 0xFF, ftype, flags, stream) + bytes(payload)
-    return _FRAME_HEAD.pack(length >> 8, length & 0xFF, ftype, new_flags, stream) + body + extra
-
-
-def _header_frames(stream: int, block: bytes, end_stream: bool) -> bytes:
-    """A header block as HEADERS (+ CONTINUATION) frames within the default frame size."""
-    out = bytearray()
-    first = True
-    while True:
-        piece, block = block[:_DEFAULT_MAX_FRAME], block[_DEFAULT_MAX_FRAME:]
-        flags = (_END_HEADERS if not block else 0) | (_END_STREAM if first and end_stream else 0)
-        n = len(piece)
-        out += _FRAME_HEAD.pack(
-            n >> 8, n & 0xFF, _HEADERS if first else _CONTINUATION, flags, stream
-        )
-        out += piece
-        first = False
-        if not block:
-            return bytes(out)
-
-
-def _data_frames(stream: int, message: bytes) -> bytes:
-    """``message`` in DATA frames within the default frame size (unpadded: grpc-core
-    refuses padded DATA)."""
-    out = bytearray()
-    for i in range(0, len(message), _DEFAULT_MAX_FRAME):
-        piece = message[i : i + _DEFAULT_MAX_FRAME]
-        out += _FRAME_HEAD.pack(len(piece) >> 8, len(piece) & 0xFF, _DATA, 0, stream) + piece
-    return bytes(out)
-
-
-def _window_update(increment: int) -> bytes:
-    """A connection-level WINDOW_UPDATE (stream 0)."""
-    return _FRAME_HEAD.pack(0, 4, _WINDOW_UPDATE, 0, 0) + increment.to_bytes(4, "big")
-
-
 def _assemble(stream: int, sp: _Split, body: bytes | None, meta: bytes) -> bytes:
     """Triton's held frames for the client, in order: header blocks re-encoded as
     literals without indexing (the first one with ``meta``) unless kept raw, DATA as
@@ -639,9 +311,9 @@ def _assemble(stream: int, sp: _Split, body: bytes | None, meta: bytes) -> bytes
     first_block = True
     data_done = False
     for ftype, flags, raw in sp.frames:
-        if ftype in (_HEADERS, _CONTINUATION):
+        if ftype in (HEADERS, CONTINUATION):
             current.append((ftype, flags, raw))
-            if not flags & _END_HEADERS:
+            if not flags & END_HEADERS:
                 continue
             fields = next(blocks, None)
             extra = meta if first_block else b""
@@ -649,31 +321,22 @@ def _assemble(stream: int, sp: _Split, body: bytes | None, meta: bytes) -> bytes
             if fields is None:  # passed as Triton sent it (with the metadata appended)
                 if extra:
                     lt, lf, lraw = current[-1]
-                    current[-1] = (lt, lf, _grown(lt, lf, stream, lraw[9:], extra))
+                    current[-1] = (lt, lf, grown(lt, lf, stream, lraw[9:], extra))
                 out += b"".join(r for _, _, r in current)
             else:
-                block = b"".join(_literal(n, v) for n, v in fields) + extra
-                out += _header_frames(stream, block, bool(current[0][1] & _END_STREAM))
+                block = b"".join(literal(n, v) for n, v in fields) + extra
+                out += header_frames(stream, block, bool(current[0][1] & END_STREAM))
             current = []
-        elif ftype == _DATA and body is not None:
+        elif ftype == DATA and body is not None:
             if not data_done:
-                out += _data_frames(stream, body)
+                out += data_frames(stream, body)
                 data_done = True
         else:
             out += raw
     return bytes(out)
 
 
-class _Wants(Protocol):
-    def wanted(self, ftype: int, flags: int, stream: int) -> bool: ...
-
-    def data(self, stream: int, chunk: memoryview) -> None: ...
-
-    def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None: ...
-
-    def target(self, stream: int) -> bytes: ...
-
-    def held(self, ftype: int, flags: int, stream: int, raw: bytes, length: int) -> bytes: ...
+# -- reading along: what is done with the frames read ------------------------------------------
 
 
 def _request_fields(fields: list[tuple[bytes, bytes]]) -> tuple[bytes | None, bytes | None, bool]:
@@ -689,83 +352,16 @@ def _request_fields(fields: list[tuple[bytes, bytes]]) -> tuple[bytes | None, by
     return path, encoding, forwarded
 
 
-def _grpc_status(fields: list[tuple[bytes, bytes]]) -> int | None:
-    status = None
-    for name, value in fields:
-        if name == b"grpc-status":
-            status = int(value) if value.isdigit() else 2  # unparsable: UNKNOWN
-    return status
-
-
-class _Blocks:
-    """One direction's HPACK decoder, and what its repeated header blocks meant.
-
-    A block that leaves the dynamic table as it found it (a repeated call: every
-    field already in the tables, or literals that are not indexed, which is all
-    Triton sends once told that the client's table holds nothing, see
-    :mod:`~modelops.drift.h2_settings`) means the same each time it comes while
-    the table stays as it is; such blocks are remembered until a block changes
-    the table. This is what keeps per-call decoding cheap: repeated calls and
-    answers send the same bytes. Every other block is decoded, in order, to keep
-    the table in step.
-    """
-
-    def __init__(self, meaning: Callable[[list[tuple[bytes, bytes]]], Any]) -> None:
-        self.decoder = hpack.Decoder()
-        # The client's encoder may use the table size Triton allows; Triton
-        # enforces its own limit, so any size it accepts is followed here.
-        self.decoder.max_allowed_table_size = 1 << 20
-        self.meaning = meaning
-        self._cache: dict[bytes, Any] = {}
-
-    def _entries(self) -> tuple[int, int]:
-        # What the table holds, cheaply: an insertion puts a new tuple first
-        # (hpack's HeaderTable.add), and the one it displaces stays alive in the
-        # table, so its id cannot be reused by the new one.
-        entries = self.decoder.header_table.dynamic_entries
-        return len(entries), id(entries[0]) if entries else 0
-
-    def read(self, block: bytes) -> Any:
-        hit = self._cache.get(block)
-        if hit is not None:
-            return hit[0]
-        table = self.decoder.header_table
-        before = self._entries(), table.maxsize
-        value = self.meaning(self.decoder.decode(block, raw=True))
-        if (self._entries(), table.maxsize) != before:
-            self._cache.clear()  # the table changed: what other blocks mean may have too
-        elif len(self._cache) < _HEADER_CACHE and not _size_update(block):
-            self._cache[block] = (value,)
-        return value
-
-    def fields(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Every field of a block, and whether it inserted into the table (a size
-        update alone does not count: re-encoded without it, the block leaves the
-        client's decoder a table at least as large as Triton's encoder uses)."""
-        before = self._entries()
-        maxsize = self.decoder.header_table.maxsize
-        fields = self.decoder.decode(block, raw=True)
-        changed = self._entries() != before
-        if changed or self.decoder.header_table.maxsize != maxsize:
-            self._cache.clear()
-        return fields, changed
-
-
-def _size_update(block: bytes) -> bool:
-    """Whether a header block starts with a dynamic table size update (RFC 7541 6.3)."""
-    return bool(block) and block[0] & 0xE0 == 0x20
-
-
 class _Observer:
     """What one connection's reader does with the frames: the streams worth a look."""
 
     def __init__(self, relay: GrpcProxy) -> None:
         self.relay = relay
         self.streams: dict[int, _Stream] = {}
-        self.requests_hpack = _Blocks(_request_fields)
+        self.requests_hpack = Blocks(_request_fields)
         # Triton's header blocks, decoded too: their grpc-status tells a
         # client's fault from a server's (the same caching as the client's).
-        self.responses_hpack = _Blocks(_grpc_status)
+        self.responses_hpack = Blocks(grpc_status)
         self.open: set[int] = set()  # streams of any method not ended yet (for the drain)
         # ModelInfer calls the candidate answers (stream -> split); the Triton side's
         # reader holds their frames back (it shares this dict).
@@ -792,7 +388,7 @@ class _Observer:
             st.headed = True
             if status is not None:
                 st.status = status
-        if flags & _END_STREAM:
+        if flags & END_STREAM:
             self.open.discard(stream)
             self.close_stream(stream)
 
@@ -814,7 +410,7 @@ class _Observer:
         if sp is None:
             return raw
         sp.frames.append((ftype, flags, raw))
-        if ftype == _DATA:
+        if ftype == DATA:
             sp.data_len += length
             # Held DATA is bounded: within the kept-bytes budget, and below the 64 KiB
             # stream window every gRPC client grants at least (past the window Triton
@@ -825,7 +421,7 @@ class _Observer:
                 sp.reserved += length
         if sp.give_up:
             return self.finish_split(stream, sp, give_up=True)
-        if ftype == _RST_STREAM or stream not in self.streams:  # Triton's answer is complete
+        if ftype == RST_STREAM or stream not in self.streams:  # Triton's answer is complete
             sp.triton_done = True
             if sp.outcome is not None:
                 return self.finish_split(stream, sp)
@@ -847,7 +443,7 @@ class _Observer:
         body = None
         if not give_up and sp.outcome == "ok" and sp.status == 0 and sp.answer is not None:
             message = b"\x00" + len(sp.answer).to_bytes(4, "big") + sp.answer
-            ends_in_data = any(f == _DATA and fl & _END_STREAM for f, fl, _ in sp.frames)
+            ends_in_data = any(f == DATA and fl & END_STREAM for f, fl, _ in sp.frames)
             if len(message) <= sp.data_len and not ends_in_data:
                 body = message
             elif not ends_in_data:
@@ -859,7 +455,7 @@ class _Observer:
                 # Triton counted its longer DATA against the client's connection window,
                 # the client will give back only what it got: the difference is given
                 # back to Triton here, so that both keep the same account.
-                self.client.inject_upstream(_window_update(sp.data_len - len(body)))
+                self.client.inject_upstream(window_update(sp.data_len - len(body)))
             candidate = rollout.settings.candidate
             meta = answer_metadata(candidate.version if candidate else "", rollout.settings.epoch)
         else:
@@ -897,12 +493,12 @@ class _Observer:
             or (relay.feeder is None and relay.figures is None)
             or stream in self.streams
             or len(self.streams) >= relay.config.max_observed_streams
-            or flags & _END_STREAM
+            or flags & END_STREAM
         ):
             return
         cap = relay.config.stats_max_bytes
         enc = encoding.decode("latin-1") if encoding else None
-        st = _Stream(label, enc, _Messages(True, cap), _Messages(False, 0))
+        st = _Stream(label, enc, Messages(True, cap), Messages(False, 0))
         st.t0 = time.perf_counter()
 
         def reserve(n: int) -> bool:
@@ -920,7 +516,7 @@ class _Observer:
         if label == "ModelInfer" and not mirrored and not relay.choose_split(self, stream, st):
             relay.choose_mirror(st)
 
-    def request_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
+    def request_messages(self, st: _Stream, msgs: list[Msg]) -> None:
         relay = self.relay
         sp = st.split
         if sp is not None and sp.task is None and sp.outcome is None:
@@ -954,7 +550,7 @@ class _Observer:
             else:
                 st.pending.append(payload)
 
-    def response_messages(self, st: _Stream, msgs: list[_Msg]) -> None:
+    def response_messages(self, st: _Stream, msgs: list[Msg]) -> None:
         st.answered = True
         if st.mirror is not None:
             for payload, compressed, over in msgs:
@@ -1046,7 +642,7 @@ class _Side:
 
     def __init__(self, obs: _Observer) -> None:
         self.obs = obs
-        self._out: list[_Msg] = []
+        self._out: list[Msg] = []
         self._block = bytearray()
         self._block_stream = 0
         self._block_flags = 0
@@ -1058,25 +654,25 @@ class _Side:
         raise NotImplementedError
 
     def frame(self, ftype: int, flags: int, stream: int, payload: bytes | bytearray) -> None:
-        if ftype == _HEADERS:
+        if ftype == HEADERS:
             block = memoryview(payload)
-            if flags & _PADDED:
+            if flags & PADDED:
                 pad = block[0]
                 block = block[1 : len(block) - pad]
-            if flags & _PRIORITY:
+            if flags & PRIORITY:
                 block = block[5:]
-            if flags & _END_HEADERS:
+            if flags & END_HEADERS:
                 self.block(stream, flags, block.tobytes())
             else:
                 self._block = bytearray(block)
                 self._block_stream, self._block_flags = stream, flags
-        elif ftype == _CONTINUATION:
+        elif ftype == CONTINUATION:
             if stream != self._block_stream:
-                raise _ObserveError("CONTINUATION out of sequence")
+                raise ObserveError("CONTINUATION out of sequence")
             self._block += payload
-            if len(self._block) > _MAX_HEADER_BLOCK:
-                raise _ObserveError("header block too large")
-            if flags & _END_HEADERS:
+            if len(self._block) > MAX_HEADER_BLOCK:
+                raise ObserveError("header block too large")
+            if flags & END_HEADERS:
                 block, self._block = bytes(self._block), bytearray()
                 self.block(stream, self._block_flags, block)
         else:
@@ -1087,11 +683,11 @@ class _ClientSide(_Side):
     """Frames from the client: header blocks (always), DATA of observed streams."""
 
     def wanted(self, ftype: int, flags: int, stream: int) -> bool:
-        if ftype in (_HEADERS, _CONTINUATION):
+        if ftype in (HEADERS, CONTINUATION):
             return True
-        if ftype == _DATA:
+        if ftype == DATA:
             return stream in self.obs.streams
-        return ftype == _RST_STREAM
+        return ftype == RST_STREAM
 
     def data(self, stream: int, chunk: memoryview) -> None:
         st = self.obs.streams.get(stream)
@@ -1110,7 +706,7 @@ class _ClientSide(_Side):
         self.obs.on_headers(stream, flags, block)
 
     def other(self, ftype: int, flags: int, stream: int) -> None:
-        if ftype == _RST_STREAM:
+        if ftype == RST_STREAM:
             obs = self.obs
             obs.open.discard(stream)
             obs.client_reset(stream)
@@ -1124,9 +720,9 @@ class _ServerSide(_Side):
     """Frames from Triton: header blocks and resets (always), DATA of observed streams."""
 
     def wanted(self, ftype: int, flags: int, stream: int) -> bool:
-        if ftype == _DATA:
+        if ftype == DATA:
             return stream in self.obs.streams
-        return ftype in (_HEADERS, _CONTINUATION, _RST_STREAM)
+        return ftype in (HEADERS, CONTINUATION, RST_STREAM)
 
     def target(self, stream: int) -> bytes:
         return self.obs.target(stream)
@@ -1148,7 +744,7 @@ class _ServerSide(_Side):
         self.obs.on_response_headers(stream, flags, block)
 
     def other(self, ftype: int, flags: int, stream: int) -> None:
-        if ftype == _RST_STREAM or flags & _END_STREAM:  # a reset, or DATA ending the stream
+        if ftype == RST_STREAM or flags & END_STREAM:  # a reset, or DATA ending the stream
             obs = self.obs
             obs.open.discard(stream)
             obs.close_stream(stream)
@@ -1171,7 +767,7 @@ class _Client(asyncio.Protocol):
         # for a frame boundary of Triton's byte stream.
         self.injections: list[bytes] = []
         self.upstream_injections: list[bytes] = []  # the same, for Triton
-        self.reader = _FrameReader(preface=True)
+        self.reader = FrameReader(preface=True)
         # The client's first SETTINGS frame tells Triton to keep no HPACK table for its
         # answers, so that a split call's answer can be held back from the connection's
         # first call on (see modelops.drift.h2_settings).
@@ -1236,7 +832,7 @@ class _Client(asyncio.Protocol):
         if obs is not None:
             try:
                 self.reader.feed(data, obs.requests)
-            except (_ObserveError, hpack.HPACKError, ValueError, IndexError) as exc:
+            except (ObserveError, hpack.HPACKError, ValueError, IndexError) as exc:
                 self.relay.observation_lost(exc)
                 self.observer = None
                 if obs.splits:  # answers held back that can no longer be put together
@@ -1295,7 +891,7 @@ class _Client(asyncio.Protocol):
     def send_goaway(self) -> None:
         self.goaway_pending = False
         self.goaway_sent = True
-        self.write(_GOAWAY_FRAME)
+        self.write(GOAWAY_FRAME)
 
     def inject_upstream(self, data: bytes) -> None:
         """Frames of our own for Triton, written between two of the client's frames."""
@@ -1326,7 +922,7 @@ class _Upstream(asyncio.Protocol):
     def __init__(self, client: _Client) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
-        self.reader = _FrameReader(preface=False)
+        self.reader = FrameReader(preface=False)
         if client.observer is not None:
             self.reader.swallowing = client.observer.splits
 
@@ -1346,7 +942,7 @@ class _Upstream(asyncio.Protocol):
         out: list[bytes | memoryview] = []
         try:
             self.reader.feed(data, obs.responses, out)
-        except (_ObserveError, hpack.HPACKError, ValueError, IndexError) as exc:
+        except (ObserveError, hpack.HPACKError, ValueError, IndexError) as exc:
             client.relay.observation_lost(exc)
             client.observer = None
             if obs.splits:  # answers held back that can no longer be put together
@@ -1523,7 +1119,7 @@ class GrpcProxy:
         if rollout.mirror_slot():
             rollout.mirrors_started += 1
             st.mirror = rollout.figures
-            st.responses = _Messages(True, rollout.max_answer_bytes)
+            st.responses = Messages(True, rollout.max_answer_bytes)
 
     def end_mirror(self, st: _Stream, answered: bool) -> None:
         """The stream ended: send the request to the candidate when Triton answered OK."""
