@@ -19,7 +19,6 @@ It starts its own cluster (`modelops-bench-failover`) and deletes it afterwards.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,8 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import add_nodes, create_all, md, ready_mds, wait_count  # noqa: E402
-from tests.support.cluster import CLUSTER_SCRIPT, Cluster, _bin_dir_if_built  # noqa: E402
+from scale import add_nodes, bench_cluster, create_all, md, ready_mds, wait_count  # noqa: E402
+from tests.support.cluster import CLUSTER_SCRIPT, Cluster  # noqa: E402
 from tests.support.operator import OperatorProcess, install  # noqa: E402
 
 CLUSTER_NAME = "modelops-bench-failover"
@@ -155,13 +154,7 @@ def main() -> int:
     parser.add_argument("--keep-cluster", action="store_true")
     args = parser.parse_args()
 
-    up = subprocess.run(
-        [str(CLUSTER_SCRIPT), "up", CLUSTER_NAME], capture_output=True, text=True, check=True
-    )
-    cluster = Cluster(
-        kubeconfig=Path(up.stdout.strip().splitlines()[-1]), bin_dir=_bin_dir_if_built()
-    )
-    os.environ["PATH"] = f"{cluster.bin_dir}{os.pathsep}{os.environ['PATH']}"
+    cluster = bench_cluster(CLUSTER_NAME)
     namespace = f"failover-{args.n}"
     try:
         install(cluster)
