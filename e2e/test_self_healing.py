@@ -42,6 +42,17 @@ def warnings_about(cluster: Cluster, namespace: str, name: str) -> dict[str, str
     return {e["reason"]: e["message"] for e in events if e["type"] == "Warning"}
 
 
+def warned(cluster: Cluster, namespace: str, name: str, *reasons: str) -> None:
+    """Wait for a Warning with one of ``reasons``. The reconcile that heals applies the
+    child before it writes status and posts the event, so right after the heal Ready
+    can still be the True from before: the event is waited for, not read once."""
+    wait_for(
+        lambda: set(reasons) & warnings_about(cluster, namespace, name).keys(),
+        timeout=HEAL_LIMIT_S,
+        what=f"a Warning {' or '.join(reasons)} about {name}",
+    )
+
+
 def heal(
     cluster: Cluster, namespace: str, name: str, healed: Callable[[], bool]
 ) -> tuple[float, set[tuple[str, str]]]:
@@ -89,14 +100,13 @@ def test_deleted_child_is_recreated(cluster, namespace, serving, kind, spec):
         return bool(live) and live["metadata"]["uid"] != before
 
     heal(cluster, namespace, name, recreated)
-    wait_ready(cluster, namespace, name)
     if kind == "deployment":
         # Nothing served until the new Deployment's pods were up: Ready said so, with a
         # Warning. Which reason depends on whether a reconcile looked while the Deployment
         # was gone (DeploymentMissing) or only once its replacement existed with no pod
         # available yet (InsufficientReplicas); both say nothing serves.
-        warnings = warnings_about(cluster, namespace, name)
-        assert {"DeploymentMissing", "InsufficientReplicas"} & warnings.keys(), warnings
+        warned(cluster, namespace, name, "DeploymentMissing", "InsufficientReplicas")
+    wait_ready(cluster, namespace, name)
 
 
 def test_deployment_scaled_to_zero_is_restored_and_never_reported_serving(
@@ -110,13 +120,13 @@ def test_deployment_scaled_to_zero_is_restored_and_never_reported_serving(
         name,
         lambda: kubectl_json(cluster, namespace, "deployment", name)["spec"]["replicas"] == 1,
     )
-    live = wait_ready(cluster, namespace, name)
-    assert live["status"]["servedVersion"] == "1"
     # While it was at zero, Ready said so: the transition to False is recorded as an
     # event. (Its message is "scaled to 0 replicas outside the operator", or "0/1
     # replicas available" when the pods' deletion was seen before the scale; the
     # wording is unit-tested in tests/unit/test_md_planner.py.)
-    assert "InsufficientReplicas" in warnings_about(cluster, namespace, name)
+    warned(cluster, namespace, name, "InsufficientReplicas")
+    live = wait_ready(cluster, namespace, name)
+    assert live["status"]["servedVersion"] == "1"
 
 
 def test_scaled_to_zero_under_an_hpa_is_brought_back_to_min_replicas(cluster, namespace, serving):
@@ -128,8 +138,8 @@ def test_scaled_to_zero_under_an_hpa_is_brought_back_to_min_replicas(cluster, na
         name,
         lambda: kubectl_json(cluster, namespace, "deployment", name)["spec"]["replicas"] >= 2,
     )
+    warned(cluster, namespace, name, "InsufficientReplicas")
     wait_ready(cluster, namespace, name)
-    assert "InsufficientReplicas" in warnings_about(cluster, namespace, name)
 
 
 @pytest.mark.parametrize(
