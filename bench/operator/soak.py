@@ -61,8 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import kubernetes  # noqa: E402
 import urllib3  # noqa: E402
-from scale import add_nodes, create_all, md  # noqa: E402
-from tests.support.cluster import CLUSTER_SCRIPT, Cluster, _bin_dir_if_built  # noqa: E402
+from scale import add_nodes, bench_cluster, create_all, md  # noqa: E402
+from tests.support.cluster import CLUSTER_SCRIPT, Cluster  # noqa: E402
 from tests.support.operator import OperatorProcess, install  # noqa: E402
 
 CLUSTER_NAME = "modelops-bench-soak"
@@ -580,18 +580,7 @@ def main() -> int:
     parser.add_argument("--keep-cluster", action="store_true")
     args = parser.parse_args()
 
-    env = dict(os.environ, MODELOPS_REAL_NODES="0")
-    up = subprocess.run(
-        [str(CLUSTER_SCRIPT), "up", CLUSTER_NAME],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
-    cluster = Cluster(
-        kubeconfig=Path(up.stdout.strip().splitlines()[-1]), bin_dir=_bin_dir_if_built()
-    )
-    os.environ["PATH"] = f"{cluster.bin_dir}{os.pathsep}{os.environ['PATH']}"
+    cluster = bench_cluster(CLUSTER_NAME)
     try:
         install(cluster)
         add_nodes(cluster)

@@ -47,11 +47,6 @@ class Outcome:
     # What the status patch returned (the object as our write left it), if one was written.
     status_object: Mapping[str, Any] | None = None
 
-    @property
-    def status_resource_version(self) -> str | None:
-        meta = (self.status_object or {}).get("metadata") or {}
-        return meta.get("resourceVersion")
-
 
 @dataclass
 class Actuator:

@@ -35,9 +35,9 @@ new); counters that go backwards under one id are refused (the sidecar is
 re-based and its counts skipped). Sidecars are keyed by id, so two pods
 reporting one sidecar count once; a sidecar that no pod reports for a
 while (a readiness blip) is remembered, so its return adds only its new
-rows (the last ``MAX_REMEMBERED`` sidecars are kept). A pod whose reference differs from the one
-most replicas report is refused; when the reference itself changes (a new
-reference or model version) the state starts over.
+rows (the last ``MAX_REMEMBERED`` sidecars are kept). A pod whose reference
+differs from the one most replicas report is refused; when the reference
+itself changes (a new reference or model version) the state starts over.
 """
 
 from __future__ import annotations
