@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
-from modelops.api.kinds import CUSTOM_RESOURCE_DEFINITION, SCALED_OBJECT
+from modelops.api.conversion import BETA_FIELDS, to_v1alpha1
+from modelops.api.kinds import CUSTOM_RESOURCE_DEFINITION, MODEL_DEPLOYMENT_STORED, SCALED_OBJECT
 from modelops.controllers.indexes import MD_STORES, TJ_STORES
 from modelops.controllers.informers import Informers
 from modelops.controllers.stores import Change
 from modelops.kube import errors
+from modelops.render.projections import project_custom_object
 from tests.support.fake_kube import FakeKube
 
 NS = "ml"
@@ -115,5 +117,41 @@ async def _late_crd(kube: FakeKube) -> None:
         kube.reset_calls()
         await asyncio.sleep(0.2)
         assert kube.count(kind="ScaledObject") == 0  # no informer left polling it
+    finally:
+        hub.informers.stop()
+
+
+def test_modeldeployments_are_watched_stored_and_read_converted(kube: FakeKube):
+    asyncio.run(_stored_version(kube))
+
+
+async def _stored_version(kube: FakeKube) -> None:
+    # The operator lists and watches the storage version, so the API server
+    # converts nothing; the store holds the v1alpha1 form the planners read,
+    # made by the conversion webhook's own functions.
+    stored = {
+        "apiVersion": "modelops.io/v1beta1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "fraud", "namespace": NS},
+        "spec": {
+            "model": {"name": "fraud", "storageUri": "s3://models/fraud"},
+            "podMetadata": {"labels": {"team": "risk"}},
+        },
+        "status": {"servedVersions": [{"version": "3"}, {"version": "4"}]},
+    }
+    kube.put(stored)
+    hub = Hub(kube)
+    hub.informers.start()
+    try:
+        async with asyncio.timeout(5):
+            await hub.informers.wait_synced(MD_STORES)
+        # The fake keeps each version apart: found only through a v1beta1 list.
+        read = hub.informers.stores["md_index"].get((NS, "fraud"))
+        read = read[0] if isinstance(read, list) else read
+        assert read["apiVersion"] == "modelops.io/v1alpha1"
+        assert read["status"]["servedVersion"] == "3,4"
+        assert BETA_FIELDS in read["metadata"]["annotations"]  # podMetadata, kept losslessly
+        live = kube.get(MODEL_DEPLOYMENT_STORED, NS, "fraud")
+        assert read == to_v1alpha1(project_custom_object(live))
     finally:
         hub.informers.stop()

@@ -12,7 +12,13 @@ from modelops.render import child_kinds
 
 def test_kinds_are_unique_by_type_and_by_resource():
     assert len({(k.api_version, k.kind) for k in kinds.KINDS}) == len(kinds.KINDS)
-    assert len({(k.group, k.plural) for k in kinds.KINDS}) == len(kinds.KINDS)
+    assert len({(k.group, k.version, k.plural) for k in kinds.KINDS}) == len(kinds.KINDS)
+    # Only modelops' own resources are registered in two versions: the one the
+    # planners read and the storage version the operator watches.
+    resources = [(k.group, k.plural) for k in kinds.KINDS]
+    twice = {r for r in resources if resources.count(r) > 1}
+    assert twice == {("modelops.io", "modeldeployments"), ("modelops.io", "trainingjobs")}
+    assert kinds.MODEL_DEPLOYMENT_STORED.version == "v1beta1"
 
 
 @pytest.mark.parametrize(

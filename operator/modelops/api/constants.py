@@ -9,6 +9,9 @@ from __future__ import annotations
 GROUP = "modelops.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+# The version objects are stored in (api/crd.py), and the one the operator
+# watches (api/kinds.py); VERSION is the one its planners read.
+STORAGE_VERSION = "v1beta1"
 
 MD_KIND = "ModelDeployment"
 MD_PLURAL = "modeldeployments"

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelops.api import constants as c
+from modelops.api.conversion import to_v1alpha1, version_of
 from modelops.api.kinds import (
     CONFIG_MAP,
     DEPLOYMENT,
     HPA,
     JOB,
-    MODEL_DEPLOYMENT,
+    MODEL_DEPLOYMENT_STORED,
     PDB,
     POD,
     REPLICA_SET,
@@ -38,7 +39,7 @@ from modelops.api.kinds import (
     RESOURCE_CLAIM_TEMPLATE,
     SCALED_OBJECT,
     SERVICE,
-    TRAINING_JOB,
+    TRAINING_JOB_STORED,
     Kind,
 )
 from modelops.controllers.stores import IndexFn, Select, Store
@@ -71,8 +72,19 @@ def _md_key(namespace: str, labels: Mapping[str, str]) -> Key:
 # -- index functions: object -> {key: projection} ---------------------------------------
 
 
+def as_read(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A ModelDeployment or TrainingJob as the reconciles read it: projected, in v1alpha1.
+
+    The objects are watched in their storage version (api/kinds.py) and
+    converted here, once per event, by the functions the conversion webhook
+    serves, so the store holds exactly what a v1alpha1 watch would deliver.
+    """
+    projected = p.project_custom_object(body)
+    return to_v1alpha1(projected) if version_of(projected) == c.STORAGE_VERSION else projected
+
+
 def md_index(namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict:
-    return {(namespace, name): p.project_custom_object(body)}
+    return {(namespace, name): as_read(body)}
 
 
 def _child_index(name: str, project: Callable[[Mapping[str, Any]], dict]) -> Callable[..., dict]:
@@ -106,14 +118,15 @@ md_replicasets = _child_index("md_replicasets", p.project_replica_set)
 
 
 def tj_index(namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict:
-    return {(namespace, name): p.project_custom_object(body)}
+    return {(namespace, name): as_read(body)}
 
 
 def tj_by_md(namespace: str, name: str, spec: Mapping[str, Any], **_: Any) -> dict | None:
     """TrainingJobs by the ModelDeployment they feed: (namespace, md name) -> tj name.
 
     A ModelDeployment reconcile reads its trainings through this, instead of
-    scanning every TrainingJob of the cluster."""
+    scanning every TrainingJob of the cluster. spec.modelDeploymentRef is
+    spelled the same in both versions, so the stored form is read as it is."""
     ref = (spec.get("modelDeploymentRef") or {}).get("name")
     return {(namespace, ref): name} if ref else None
 
@@ -173,9 +186,9 @@ class Watch:
 
 
 WATCHES: tuple[Watch, ...] = (
-    Watch(MODEL_DEPLOYMENT, "", (StoreSpec("md_index", md_index, {}),)),
+    Watch(MODEL_DEPLOYMENT_STORED, "", (StoreSpec("md_index", md_index, {}),)),
     Watch(
-        TRAINING_JOB,
+        TRAINING_JOB_STORED,
         "",
         (StoreSpec("tj_index", tj_index, {}), StoreSpec("tj_by_md", tj_by_md, {})),
     ),

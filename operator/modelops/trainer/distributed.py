@@ -8,6 +8,7 @@ on CPU. Everything here is called by every rank, in the same order.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -73,7 +74,28 @@ def init_distributed(env: Mapping[str, str] | None = None) -> DistContext:
     return context
 
 
+def leave_together() -> None:
+    """Wait until every rank is done before any of them tears its process group down.
+
+    Rank 0 exports and publishes after the last epoch while the others have
+    nothing left to do. A rank that destroyed its gloo group and exited then
+    was once seen aborting in gloo's threads (SIGABRT, "terminate called
+    without an active exception") while its peer was still connected, which
+    torchrun turns into a failed run. Only on success: after a failure the
+    agent stops the other workers anyway.
+    """
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def shutdown() -> None:
+    """Release the process group while the interpreter is fully alive.
+
+    DDP's reducer holds the group through reference cycles; collecting them
+    here frees gloo's worker threads now instead of during interpreter
+    finalization, where freeing tensors they hold can abort the process.
+    """
+    gc.collect()
     if dist.is_initialized():
         dist.destroy_process_group()
 

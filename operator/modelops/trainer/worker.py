@@ -32,6 +32,7 @@ from modelops.trainer.distributed import (
     DistContext,
     broadcast_from_main,
     init_distributed,
+    leave_together,
     shutdown,
 )
 from modelops.trainer.export import MODEL_FILE, build_version, trace_for_serving
@@ -88,6 +89,13 @@ def run_worker(args: argparse.Namespace) -> int:
         context = init_distributed()
         try:
             _train(args, context)
+            try:
+                leave_together()
+            except Exception:
+                # Only a peer's failure breaks the final barrier, and that peer
+                # writes the reason; writing ours would overwrite it.
+                log.exception("a peer failed after this rank finished")
+                return 1
         finally:
             shutdown()
     except Exception as err:
