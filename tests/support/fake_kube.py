@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from modelops.api.conversion import convert
 from modelops.api.kinds import KINDS, SCALED_OBJECT, SECRET, Kind, kind_of_object
 from modelops.kube import errors
 
@@ -80,6 +81,8 @@ class FakeKube:
         # A watch with nothing new waits this long before it ends (the real one
         # waits for its timeout): informer threads in tests do not spin.
         self.watch_wait_s = 0.0
+        # Objects per list page when the caller does not say (Kube's default).
+        self.list_page_size = 500
         # (resourceVersion, type, kind, object copy): what a watch replays.
         self.history: list[tuple[int, str, Kind | None, dict[str, Any]]] = []
         self.compacted = 0
@@ -259,14 +262,34 @@ class FakeKube:
         self, kind: Kind, namespace: str | None, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any]:
         self._record("patch_status", kind, namespace, name)
-        key = (kind, namespace, name)
+        key = self._key_in_any_version(kind, namespace, name)
         live = self._existing(key)
-        patched = _merge(live, {"status": dict(status)}, delete_nulls=True)
+        # As the API server does for a resource served in two versions: the patch
+        # applies to the object in the version asked for, which is kept in the
+        # version it was written in (the fake stores what it was given).
+        asked = convert(live, kind.api_version) if key[0] != kind else live
+        patched = _merge(asked, {"status": dict(status)}, delete_nulls=True)
         patched["metadata"]["generation"] = live["metadata"].get("generation", 1)
         patched["metadata"]["resourceVersion"] = str(self._bump())
-        self.objects[key] = patched
-        self._emit("MODIFIED", kind, patched)
+        kept = convert(patched, key[0].api_version) if key[0] != kind else patched
+        self.objects[key] = kept
+        self._emit("MODIFIED", key[0], kept)
         return copy.deepcopy(patched)
+
+    def _key_in_any_version(
+        self, kind: Kind, namespace: str | None, name: str
+    ) -> tuple[Kind, str | None, str]:
+        """The object's key, also when it was written through another version of
+        the same resource (modelops' own kinds are served in two)."""
+        key = (kind, namespace, name)
+        if key in self.objects:
+            return key
+        siblings = [
+            (other, namespace, name)
+            for other in KINDS
+            if (other.group, other.plural) == (kind.group, kind.plural) and other != kind
+        ]
+        return next((k for k in siblings if k in self.objects), key)
 
     def list_events(self, namespace: str, field_selector: str) -> list[dict[str, Any]]:
         self._record("list", _EVENT_KIND, namespace, None)
@@ -358,6 +381,27 @@ class FakeKube:
             and _selected(obj, field_selector)
         ]
         return items, str(self._current_rv())
+
+    def list_pages(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        page_size: int | None = None,
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """`list_objects` in pages as Kube.list_pages hands them on (one request
+        recorded per page; the version comes with the last page)."""
+        page_size = page_size or self.list_page_size
+        items, version = self.list_objects(
+            kind, namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        pages = [items[i : i + page_size] for i in range(0, len(items), page_size)] or [[]]
+        for i, page in enumerate(pages):
+            if i:
+                self._record("list", kind, namespace, None)
+            yield page, version if i == len(pages) - 1 else ""
 
     def watch_objects(
         self,

@@ -291,6 +291,21 @@ def a_watch_from_the_lists_version_sees_later_changes_only(kube: Any, ns: str) -
 
 
 @scenario
+def a_list_is_handed_on_page_by_page_with_its_version_last(kube: Any, ns: str) -> None:
+    for name in ("one", "two", "three"):
+        kube.apply(service(ns, name, team="a"))
+    pages = kube.list_pages(SERVICE, ns, label_selector="team=a", page_size=2)
+    first, version = next(pages)
+    # The first page is there before the rest is asked for, without a version yet.
+    assert len(first) == 2 and version == ""
+    rest = list(pages)
+    assert [len(items) for items, _ in rest] == [1] and rest[-1][1]
+    names = {i["metadata"]["name"] for i in first + rest[0][0]}
+    assert names == {"one", "two", "three"}
+    assert (rest[0][0][0]["apiVersion"], rest[0][0][0]["kind"]) == ("v1", "Service")
+
+
+@scenario
 def a_lease_is_updated_only_from_the_version_read(kube: Any, ns: str) -> None:
     lease = {
         "apiVersion": "coordination.k8s.io/v1",

@@ -261,3 +261,66 @@ def test_an_edit_of_an_object_without_generation_is_a_change():
     store.upsert(svc)
     edited = {**svc, "metadata": {**svc["metadata"], "resourceVersion": "2"}}
     assert store.upsert(edited) == [Change((NS, "fraud"), MODIFIED, "2")]
+
+
+def test_a_list_reaches_the_store_page_by_page():
+    # Only projections are kept: a store takes each object as its page arrives,
+    # so the informer never holds a whole list of full bodies.
+    kube = FakeKube()
+    kube.list_page_size = 1
+    for name in ("a", "b", "c"):
+        kube.put(pod(name))
+    requests_when_seen: list[int] = []
+
+    class Counting(Recorder):
+        def replace(self, namespace, objects):
+            def counted():
+                for obj in objects:
+                    requests_when_seen.append(kube.count("list", "Pod"))
+                    yield obj
+
+            super().replace(namespace, counted())
+
+    sink = Counting()
+    inf = informer(kube, sink)
+    assert inf.sync_once() == 0
+    assert requests_when_seen == [1, 2, 3]
+    assert names(sink) == ["a", "b", "c"] and sink.store.synced
+    assert inf.resource_version  # the version came with the last page
+
+
+def test_a_list_that_fails_half_way_drops_nothing_and_the_next_list_does():
+    kube = FakeKube()
+    for name in ("a", "b"):
+        kube.put(pod(name))
+    sink = Recorder()
+    inf = informer(kube, sink)
+    assert inf.sync_once() == 0
+    sink.take()
+    # Meanwhile b is deleted and c created; the next list fails on its second page.
+    kube.remove(POD, NS, "b")
+    kube.put(pod("c"))
+    kube.list_page_size = 1
+    inf.resource_version = ""
+    armed = []
+
+    class FailsAfterFirstPage(Recorder):
+        def replace(self, namespace, objects):
+            def arm():
+                for obj in objects:
+                    if not armed:
+                        armed.append(True)
+                        kube.fail(errors.Unavailable("Unreachable", "reset", 0), verb="list")
+                    yield obj
+
+            sink.replace(namespace, arm())
+
+    inf.sink = FailsAfterFirstPage()
+    assert inf.sync_once() > 0  # backing off
+    # b was not in the part of the list that came: it is not taken for deleted.
+    assert names(sink) == ["a", "b"] and sink.take() == []
+    assert inf.resource_version == ""
+    inf.sink = sink
+    assert inf.sync_once() == 0
+    assert names(sink) == ["a", "c"]
+    assert {(c.type) for c in sink.take()} == {DELETED, ADDED}

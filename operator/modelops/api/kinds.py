@@ -43,7 +43,7 @@ TRAINING_JOB = Kind(c.API_VERSION, c.TJ_KIND, c.TJ_PLURAL)
 # watches: read in any other version, every object of a list and every watch
 # event goes through the conversion webhook, and the API server's cache of that
 # version falls behind during a creation storm (measured at 3,000 objects: a
-# restart's list refused for 4 minutes with "Too large resource version").
+# restart's list refused for almost 5 minutes: "Too large resource version").
 # The operator converts in-process (controllers/indexes.py).
 MODEL_DEPLOYMENT_STORED = Kind(f"{c.GROUP}/{c.STORAGE_VERSION}", c.MD_KIND, c.MD_PLURAL)
 TRAINING_JOB_STORED = Kind(f"{c.GROUP}/{c.STORAGE_VERSION}", c.TJ_KIND, c.TJ_PLURAL)

@@ -34,6 +34,10 @@ from modelops.kube.informer import Informer, WatchApi
 
 log = logging.getLogger("modelops.informers")
 
+# A list's changes are handed to the loop every this many objects (a list page's
+# worth), so the first reconciles start while a big list is still arriving.
+DELIVER_EVERY = 500
+
 # Called on the event loop with the store's name and what changed in it.
 OnChanges = Callable[[str, list[Change]], None]
 # Called on the event loop when an optional CRD appears (True) or goes (False).
@@ -49,13 +53,29 @@ class _FanOut:
         self._stores = stores
         self._listed: set[str | None] = set()
 
-    def replace(self, namespace: str | None, objects: list[dict[str, Any]]) -> None:
+    def replace(self, namespace: str | None, objects: Iterable[dict[str, Any]]) -> None:
+        # Each object goes to every store as it arrives, and the changes are handed
+        # on page by page; only the complete list drops what it did not contain.
+        relists = [(store, store.relist(namespace)) for store in self._stores]
+        pending: dict[str, list[Change]] = {store.name: [] for store in self._stores}
+        for count, obj in enumerate(objects, 1):
+            for store, relist in relists:
+                pending[store.name].extend(relist.add(obj))
+            if count % DELIVER_EVERY == 0:
+                self._deliver(pending)
         self._listed.add(namespace)
-        for store in self._stores:
-            changes = store.replace(namespace, objects)
+        for store, relist in relists:
+            pending[store.name].extend(relist.finish())
             # Synced once every namespace this watch covers has been listed.
             store.synced = self._listed >= set(self._hub.namespaces)
-            self._hub.deliver(store.name, changes)
+        self._deliver(pending, final=True)
+
+    def _deliver(self, pending: dict[str, list[Change]], *, final: bool = False) -> None:
+        # The final hand-off goes even without changes: it wakes the barriers.
+        for name, changes in pending.items():
+            if changes or final:
+                self._hub.deliver(name, changes)
+                pending[name] = []
 
     def event(self, type_: str, obj: Mapping[str, Any]) -> None:
         for store in self._stores:
@@ -74,8 +94,8 @@ class _CrdSink:
         self._hub = hub
         self._watch = watch
 
-    def replace(self, namespace: str | None, objects: list[dict[str, Any]]) -> None:
-        self._hub.crd_seen(self._watch, present=bool(objects))
+    def replace(self, namespace: str | None, objects: Iterable[dict[str, Any]]) -> None:
+        self._hub.crd_seen(self._watch, present=next(iter(objects), None) is not None)
 
     def event(self, type_: str, obj: Mapping[str, Any]) -> None:
         self._hub.crd_seen(self._watch, present=type_ != "DELETED")

@@ -22,7 +22,7 @@ from modelops.api.conversion import BETA_FIELDS
 from modelops.api.modeldeployment import ModelDeployment
 from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator, Outcome
-from modelops.controllers.indexes import Indexes, Key
+from modelops.controllers.indexes import Indexes, Key, as_read
 from modelops.controllers.own_status import OwnStatus
 from modelops.controllers.sidecar_client import SidecarClient
 from modelops.controllers.store_watcher import StoreWatcher, listable
@@ -35,7 +35,6 @@ from modelops.render.gating.ledger import PodLedger, post
 from modelops.render.ownership import Applied, reverts_after
 from modelops.render.plan import Plan
 from modelops.render.pods import format_time
-from modelops.render.projections import project_custom_object
 from modelops.render.slots import SLOTS, deployment_key
 
 KIND = c.MD_KIND
@@ -345,7 +344,7 @@ class ModelDeploymentController:
         self, key: Key, body: Mapping[str, Any], plan: Plan, outcome: Outcome, now: datetime
     ) -> None:
         if outcome.status_object is not None:
-            self._own_status.remember(key, body, project_custom_object(outcome.status_object))
+            self._own_status.remember(key, body, as_read(outcome.status_object))
         previous = self._applied.get(key)
         fingerprints = dict(previous.fingerprints) if previous else {}
         fingerprints.update(outcome.fingerprints)

@@ -103,17 +103,15 @@ class Store:
 
     def replace(self, namespace: str | None, objects: Iterable[Mapping[str, Any]]) -> list[Change]:
         """A full list of ``namespace`` (None: of every namespace): what is not in it is gone."""
+        relist = self.relist(namespace)
         changes: list[Change] = []
-        with self._lock:
-            seen: set[ObjectKey] = set()
-            for obj in objects:
-                seen.add(_object_key(obj))
-                changes.extend(self._upsert(obj))
-            for okey in [k for k in self._objects if namespace in (None, k[0])]:
-                if okey not in seen:
-                    changes.extend(self._drop(okey, None))
-            self.synced = True
-        return changes
+        for obj in objects:
+            changes.extend(relist.add(obj))
+        return changes + relist.finish()
+
+    def relist(self, namespace: str | None) -> Relist:
+        """A full list of ``namespace`` taken in as it arrives (see `Relist`)."""
+        return Relist(self, namespace)
 
     def clear(self, namespace: str | None = None) -> list[Change]:
         """Forget every object (of ``namespace``): its kind is no longer served.
@@ -158,6 +156,13 @@ class Store:
             changes.append(Change(key, MODIFIED, version))
         return changes
 
+    def _drop_unseen(self, namespace: str | None, seen: set[ObjectKey]) -> list[Change]:
+        changes: list[Change] = []
+        for okey in [k for k in self._objects if namespace in (None, k[0])]:
+            if okey not in seen:
+                changes.extend(self._drop(okey, None))
+        return changes
+
     def _drop(self, okey: ObjectKey, version: str | None) -> list[Change]:
         old = self._objects.pop(okey, None)
         if old is None:
@@ -169,3 +174,30 @@ class Store:
             if not siblings:
                 del self._by_key[key]
         return [Change(key, DELETED, version)]
+
+
+class Relist:
+    """A full list entering a store one object at a time, so that the store, not the
+    list, holds the objects: only the projection of each body is kept.
+
+    Each object is upserted as it comes (it is a real state of that object, so a
+    reconcile that reads the store meanwhile sees nothing false); what the list
+    did not contain is dropped by `finish`, and only then, so a list that failed
+    half-way drops nothing. `finish` also marks the store synced.
+    """
+
+    def __init__(self, store: Store, namespace: str | None) -> None:
+        self._store = store
+        self._namespace = namespace
+        self._seen: set[ObjectKey] = set()
+
+    def add(self, obj: Mapping[str, Any]) -> list[Change]:
+        self._seen.add(_object_key(obj))
+        with self._store._lock:
+            return self._store._upsert(obj)
+
+    def finish(self) -> list[Change]:
+        with self._store._lock:
+            changes = self._store._drop_unseen(self._namespace, self._seen)
+            self._store.synced = True
+        return changes

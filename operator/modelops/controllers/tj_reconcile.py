@@ -15,12 +15,11 @@ from typing import Any
 from modelops.api import constants as c
 from modelops.controllers import metrics
 from modelops.controllers.actuator import Actuator
-from modelops.controllers.indexes import Indexes, Key
+from modelops.controllers.indexes import Indexes, Key, as_read
 from modelops.controllers.md_reconcile import Result
 from modelops.controllers.own_status import OwnStatus
 from modelops.kube import KubeApi
 from modelops.render.ownership import Applied
-from modelops.render.projections import project_custom_object
 from modelops.render.training import planner
 from modelops.render.training.names import SERVICE_SUFFIX
 
@@ -80,7 +79,7 @@ class TrainingJobController:
                 plan = planner.revise(obs, plan, outcome.failures)
             self.actuator.finish(plan, body, outcome)
             if outcome.status_object is not None:
-                self._own_status.remember(key, body, project_custom_object(outcome.status_object))
+                self._own_status.remember(key, body, as_read(outcome.status_object))
             if not outcome.failures:
                 previous = self._applied.get(key)
                 fingerprints = dict(previous.fingerprints) if previous else {}

@@ -386,13 +386,40 @@ class Kube:
         page_size: int = LIST_PAGE_SIZE,
     ) -> tuple[list[dict[str, Any]], str]:
         """Every object of ``kind`` (in ``namespace``, or all namespaces with None) that
-        the selectors match, and the list's resourceVersion to watch from.
-
-        Paged (``limit``/``continue``), so one answer never holds a big fleet's pods;
-        the pages of one list are one consistent snapshot. NotFound: the cluster does
-        not serve the kind (yet). Gone: a page's continue token expired (list again).
-        """
+        the selectors match, and the list's resourceVersion to watch from (see
+        `list_pages`, which this gathers)."""
         items: list[dict[str, Any]] = []
+        version = ""
+        for page, page_version in self.list_pages(
+            kind,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            page_size=page_size,
+        ):
+            items.extend(page)
+            version = page_version  # "" until the last page
+        return items, version
+
+    def list_pages(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """The list, one page at a time: (objects, the list's resourceVersion on its
+        last page, "" before).
+
+        Paged (``limit``/``continue``), so one answer never holds a big fleet's pods,
+        and handed on page by page, so a caller that keeps projections never holds
+        every full body at once (an operator restart at 3,000 ModelDeployments lists
+        six resources of 3,000 objects together). The pages of one list are one
+        consistent snapshot. NotFound: the cluster does not serve the kind (yet).
+        Gone: a page's continue token expired (list again).
+        """
         token = ""
         while True:
             query = [("limit", str(page_size))]
@@ -404,16 +431,18 @@ class Kube:
                 query.append(("continue", token))
             API_REQUESTS.labels("list").inc()
             page = self._request("GET", _collection_path(kind, namespace), query=query)
-            for item in page.get("items") or []:
+            items = page.get("items") or []
+            for item in items:
                 # The items of a list carry no apiVersion and kind (the list
                 # does); a watched object does. Stores see one shape.
                 item.setdefault("apiVersion", kind.api_version)
                 item.setdefault("kind", kind.kind)
-                items.append(item)
             meta = page.get("metadata") or {}
             token = meta.get("continue") or ""
             if not token:
-                return items, str(meta.get("resourceVersion") or "")
+                yield items, str(meta.get("resourceVersion") or "")
+                return
+            yield items, ""
 
     def watch_objects(
         self,

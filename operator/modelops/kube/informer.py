@@ -3,9 +3,10 @@
 An `Informer` keeps a `Sink` (the pure store of controllers/stores.py, behind
 whatever notifies the work queue) in step with the API server:
 
-- it lists (paged) and hands the whole snapshot to ``sink.replace``: the sink
-  drops what is gone, so a relist after an outage also reports deletes missed
-  meanwhile;
+- it lists (paged) and hands the snapshot to ``sink.replace`` page by page (a
+  sink keeps projections, so no more than one page of full bodies is held):
+  the sink drops what is gone, so a relist after an outage also reports
+  deletes missed meanwhile;
 - it watches from the list's resourceVersion with bookmarks on: the API server
   sends the version it reached even when nothing of ours changed, so a watch
   resumed after its timeout starts from a recent version and is not answered
@@ -29,7 +30,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,14 +57,14 @@ WATCH_TIMEOUT_S = 300
 class WatchApi(Protocol):
     """What an informer needs of modelops.kube (`Kube` and the fake both have it)."""
 
-    def list_objects(
+    def list_pages(
         self,
         kind: Kind,
         namespace: str | None,
         *,
         label_selector: str = "",
         field_selector: str = "",
-    ) -> tuple[list[dict[str, Any]], str]: ...
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]: ...
 
     def watch_objects(
         self,
@@ -80,14 +81,35 @@ class WatchApi(Protocol):
 class Sink(Protocol):
     """Where an informer's findings go (called on the informer's thread)."""
 
-    def replace(self, namespace: str | None, objects: list[dict[str, Any]]) -> None:
-        """A full list: these are all the objects (of this namespace, None: all)."""
+    def replace(self, namespace: str | None, objects: Iterable[dict[str, Any]]) -> None:
+        """A full list: these are all the objects (of this namespace, None: all).
+
+        ``objects`` arrive as the list's pages do and are read once: a sink keeps
+        what it needs of each and lets the body go. Should a later page fail, the
+        error comes out of the iteration and the list is not complete: the sink
+        must not take what it did not see for gone."""
 
     def event(self, type_: str, obj: Mapping[str, Any]) -> None:
         """ADDED, MODIFIED or DELETED, in the order the API server sent them."""
 
     def absent(self, namespace: str | None) -> None:
         """The cluster does not serve the kind: nothing of it exists."""
+
+
+class _Listed:
+    """A list's objects as its pages arrive; after the last page, the list's
+    resourceVersion and how many objects it had."""
+
+    def __init__(self, pages: Iterator[tuple[list[dict[str, Any]], str]]) -> None:
+        self._pages = pages
+        self.resource_version = ""
+        self.count = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for items, version in self._pages:
+            self.count += len(items)
+            self.resource_version = version
+            yield from items
 
 
 @dataclass
@@ -149,18 +171,21 @@ class Informer:
         return 0.0
 
     def _list(self) -> None:
-        objects, version = self.api.list_objects(
+        pages = self.api.list_pages(
             self.kind,
             self.namespace,
             label_selector=self.label_selector,
             field_selector=self.field_selector,
         )
+        listed = _Listed(pages)
+        self.sink.replace(self.namespace, listed)
+        for _ in listed:
+            pass  # a sink that stopped reading early: the version comes with the last page
         if self.is_absent:
-            log.info("%s: now served; %d objects", self.name, len(objects))
+            log.info("%s: now served; %d objects", self.name, listed.count)
             RELISTS.labels(self.name, "absent").inc()
         self.is_absent = False
-        self.sink.replace(self.namespace, objects)
-        self.resource_version = version
+        self.resource_version = listed.resource_version
 
     def _watch(self) -> None:
         stream = self.api.watch_objects(
