@@ -237,8 +237,8 @@ def test_own_status_write_is_recognised_so_its_echo_is_not_reconciled():
     h = Harness(md_body())
     h.reconcile()
     rv = h.kube.live(ix_kind("ModelDeployment"), *KEY)["metadata"]["resourceVersion"]
-    assert h.controller.is_own_write(KEY, rv)
-    assert not h.controller.is_own_write(KEY, "another")
+    assert h.controller.delivered(KEY, rv)
+    assert not h.controller.delivered(KEY, "another")
 
 
 DRA_GPU = {

@@ -37,7 +37,7 @@ class Controller:
     def forget(self, key: Any) -> None:
         pass
 
-    def is_own_write(self, key: Any, version: Any) -> bool:
+    def delivered(self, key: Any, version: Any) -> bool:
         return False
 
     def model_deployment_of(self, key: Any) -> None:

@@ -52,3 +52,15 @@ def test_no_write_or_a_long_unseen_run_keeps_nothing():
     assert own.current(KEY, v1) is v1
     own.forget(KEY)
     assert not own.is_own_write(KEY, str(MAX_UNSEEN_WRITES + 2))
+
+
+def test_the_kept_object_is_let_go_once_the_store_has_caught_up():
+    own = OwnStatus()
+    v1 = obj("1", "Pending")
+    own.remember(KEY, v1, obj("2", "Serving"))
+    # A change the write followed (delivered late) keeps it; our write's echo does not.
+    assert not own.delivered(KEY, "1")
+    assert own.current(KEY, v1)["status"]["reason"] == "Serving"
+    assert own.delivered(KEY, "2")
+    assert own._pending == {}  # nothing kept until the next write
+    assert own.current(KEY, v1) is v1

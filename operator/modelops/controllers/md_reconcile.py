@@ -106,9 +106,10 @@ class ModelDeploymentController:
         if self.store is not None:
             self.store.forget(*key)
 
-    def is_own_write(self, key: Key, resource_version: str | None) -> bool:
-        """Whether this version of the object is the one our last status patch made."""
-        return self._own_status.is_own_write(key, resource_version)
+    def delivered(self, key: Key, resource_version: str | None) -> bool:
+        """The store now holds this version of the object; True when it is the one our
+        last status patch made (its echo: nothing to reconcile)."""
+        return self._own_status.delivered(key, resource_version)
 
     def known_keys(self) -> list[Key]:
         return self.indexes.keys("md_index")

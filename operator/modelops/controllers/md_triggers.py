@@ -24,7 +24,7 @@ def on_changes(operator: Operator, store: str, changes: list[Change]) -> None:
         for change in changes:
             if change.type == DELETED:
                 operator.md_deleted(change.key)
-            elif not operator.md.is_own_write(change.key, change.resource_version):
+            elif not operator.md.delivered(change.key, change.resource_version):
                 operator.enqueue_md(change.key)
         return
     # A child of a ModelDeployment (md_pods, md_deployments, md_scaled_objects, ...).

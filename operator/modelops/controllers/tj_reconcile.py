@@ -48,8 +48,9 @@ class TrainingJobController:
     def known_keys(self) -> list[Key]:
         return self.indexes.keys("tj_index")
 
-    def is_own_write(self, key: Key, resource_version: str | None) -> bool:
-        return self._own_status.is_own_write(key, resource_version)
+    def delivered(self, key: Key, resource_version: str | None) -> bool:
+        """As ModelDeploymentController.delivered."""
+        return self._own_status.delivered(key, resource_version)
 
     def model_deployment_of(self, key: Key) -> Key | None:
         """The ModelDeployment a TrainingJob feeds (its result may be the version to serve)."""

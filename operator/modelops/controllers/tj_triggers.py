@@ -21,7 +21,7 @@ def on_changes(operator: Operator, store: str, changes: list[Change]) -> None:
             md = operator.tj.model_deployment_of(change.key)
             if md is not None:
                 operator.enqueue_md(md, child=True)
-            if not operator.tj.is_own_write(change.key, change.resource_version):
+            if not operator.tj.delivered(change.key, change.resource_version):
                 operator.enqueue_tj(change.key)
         return
     if store == "tj_by_md":
