@@ -61,6 +61,7 @@ class _Fault:
     name: str | None
     error: errors.KubeError
     times: int
+    skip: int = 0  # matching calls let through first
 
 
 class FakeKube:
@@ -137,9 +138,11 @@ class FakeKube:
         kind: str | None = None,
         name: str | None = None,
         times: int = 1,
+        skip: int = 0,
     ) -> None:
-        """Make the next ``times`` matching calls raise ``error`` (after being recorded)."""
-        self._faults.append(_Fault(verb, kind, name, error, times))
+        """Make the next ``times`` matching calls raise ``error`` (after being recorded),
+        after letting ``skip`` of them through (a list failing on its second page)."""
+        self._faults.append(_Fault(verb, kind, name, error, times, skip))
 
     def count(self, verb: str | None = None, kind: str | None = None) -> int:
         """Recorded calls, all or of one verb and/or kind (the kind's name, e.g. "Service")."""
@@ -511,6 +514,9 @@ class FakeKube:
                 and fault.kind in (None, kind_name)
                 and fault.name in (None, name)
             ):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.times -= 1
                 raise fault.error
 

@@ -155,3 +155,36 @@ async def _stored_version(kube: FakeKube) -> None:
         assert read == to_v1alpha1(project_custom_object(live))
     finally:
         hub.informers.stop()
+
+
+def test_what_a_failed_list_brought_in_is_still_reported(kube: FakeKube):
+    asyncio.run(_failed_list(kube))
+
+
+async def _failed_list(kube: FakeKube) -> None:
+    # Two pods, one per page; the second page fails once. The first pod is in the
+    # store after the failed list, and its owner must be queued then: the next,
+    # complete list finds it unchanged and reports nothing for it.
+    kube.list_page_size = 1
+    for name, owner in (("a", "fraud"), ("b", "churn")):
+        kube.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": NS,
+                    "labels": {**MANAGED, "modelops.io/model-deployment": owner},
+                },
+            }
+        )
+    kube.fail(errors.Unavailable("Unreachable", "reset", 0), verb="list", kind="Pod", skip=1)
+    hub = Hub(kube)
+    hub.informers.start()
+    try:
+        await hub.until(lambda: hub.informers.synced(["md_pods"]))
+        added = {c.key for s, c in hub.changes if s == "md_pods" and c.type == "ADDED"}
+        assert added == {(NS, "churn"), (NS, "fraud")}
+        assert kube.count("list", "Pod") >= 3  # a failed list of two pages, then a complete one
+    finally:
+        hub.informers.stop()

@@ -58,11 +58,18 @@ class _FanOut:
         # on page by page; only the complete list drops what it did not contain.
         relists = [(store, store.relist(namespace)) for store in self._stores]
         pending: dict[str, list[Change]] = {store.name: [] for store in self._stores}
-        for count, obj in enumerate(objects, 1):
-            for store, relist in relists:
-                pending[store.name].extend(relist.add(obj))
-            if count % DELIVER_EVERY == 0:
-                self._deliver(pending)
+        try:
+            for count, obj in enumerate(objects, 1):
+                for store, relist in relists:
+                    pending[store.name].extend(relist.add(obj))
+                if count % DELIVER_EVERY == 0:
+                    self._deliver(pending)
+        except Exception:
+            # The list failed on a later page, but what came before it is in the
+            # stores: the loop hears of it now, or a complete list, finding those
+            # objects unchanged, would never queue their owners.
+            self._deliver(pending)
+            raise
         self._listed.add(namespace)
         for store, relist in relists:
             pending[store.name].extend(relist.finish())
