@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from modelops.api.conversion import convert
 from modelops.api.kinds import KINDS, SCALED_OBJECT, SECRET, Kind, kind_of_object
 from modelops.kube import errors
 
@@ -265,34 +264,14 @@ class FakeKube:
         self, kind: Kind, namespace: str | None, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any]:
         self._record("patch_status", kind, namespace, name)
-        key = self._key_in_any_version(kind, namespace, name)
+        key = (kind, namespace, name)
         live = self._existing(key)
-        # As the API server does for a resource served in two versions: the patch
-        # applies to the object in the version asked for, which is kept in the
-        # version it was written in (the fake stores what it was given).
-        asked = convert(live, kind.api_version) if key[0] != kind else live
-        patched = _merge(asked, {"status": dict(status)}, delete_nulls=True)
+        patched = _merge(live, {"status": dict(status)}, delete_nulls=True)
         patched["metadata"]["generation"] = live["metadata"].get("generation", 1)
         patched["metadata"]["resourceVersion"] = str(self._bump())
-        kept = convert(patched, key[0].api_version) if key[0] != kind else patched
-        self.objects[key] = kept
-        self._emit("MODIFIED", key[0], kept)
+        self.objects[key] = patched
+        self._emit("MODIFIED", kind, patched)
         return copy.deepcopy(patched)
-
-    def _key_in_any_version(
-        self, kind: Kind, namespace: str | None, name: str
-    ) -> tuple[Kind, str | None, str]:
-        """The object's key, also when it was written through another version of
-        the same resource (modelops' own kinds are served in two)."""
-        key = (kind, namespace, name)
-        if key in self.objects:
-            return key
-        siblings = [
-            (other, namespace, name)
-            for other in KINDS
-            if (other.group, other.plural) == (kind.group, kind.plural) and other != kind
-        ]
-        return next((k for k in siblings if k in self.objects), key)
 
     def list_events(self, namespace: str, field_selector: str) -> list[dict[str, Any]]:
         self._record("list", _EVENT_KIND, namespace, None)

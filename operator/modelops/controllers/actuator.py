@@ -19,15 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelops import logs
-from modelops.api.kinds import (
-    MODEL_DEPLOYMENT,
-    MODEL_DEPLOYMENT_STORED,
-    TRAINING_JOB,
-    TRAINING_JOB_STORED,
-    Kind,
-    kind_of,
-    kind_of_object,
-)
+from modelops.api.kinds import kind_of, kind_of_object
 from modelops.controllers import metrics
 from modelops.kube import KubeApi
 from modelops.kube.errors import (
@@ -38,7 +30,6 @@ from modelops.kube.errors import (
     PreconditionFailed,
     Unavailable,
 )
-from modelops.render.merge_patch import storage_status_patch
 from modelops.render.ownership import Fingerprint, fingerprint, foreign
 from modelops.render.plan import Apply, Failure, Plan
 from modelops.render.projections import controller_uid
@@ -99,9 +90,15 @@ class Actuator:
             extra={"decision": plan.decision},
         )
         if plan.status_patch:
-            kind, patch = status_write(owner, plan.status_patch)
             try:
-                live = self.kube.patch_status(kind, meta["namespace"], meta["name"], patch)
+                # In the version the object was read in, not the stored one: an object
+                # written in v1alpha1 may hold fields the v1beta1 schema refuses (they
+                # travel in an annotation), and a status write is validated against the
+                # whole object, so a v1beta1 status write could never say why it is
+                # refused (e2e/test_pod_controls.py).
+                live = self.kube.patch_status(
+                    kind_of_object(owner), meta["namespace"], meta["name"], plan.status_patch
+                )
                 out.status_object = live
             except NotFound:
                 return  # deleted meanwhile: nothing left to tell
@@ -226,17 +223,3 @@ def _failure(kind: str, err: KubeError) -> Failure:
         f"{kind}: {err.message}",
         transient=isinstance(err, Unavailable),
     )
-
-
-_STORED = {MODEL_DEPLOYMENT: MODEL_DEPLOYMENT_STORED, TRAINING_JOB: TRAINING_JOB_STORED}
-
-
-def status_write(owner: Mapping[str, Any], patch: Mapping[str, Any]) -> tuple[Kind, dict[str, Any]]:
-    """Where and what to write for a status patch derived from the v1alpha1 ``owner``:
-    a modelops kind's status is written in its storage version (no conversion
-    webhook call), anything else as it is."""
-    kind = kind_of_object(owner)
-    stored = _STORED.get(kind)
-    if stored is None:
-        return kind, dict(patch)
-    return stored, storage_status_patch(owner, patch)
