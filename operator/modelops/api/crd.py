@@ -290,7 +290,7 @@ def build_versioned_crd(
     webhook_client_config: Mapping[str, Any],
     *,
     group: str = c.GROUP,
-    storage: str = V1BETA1,
+    storage: str = c.STORAGE_VERSION,
 ) -> dict[str, Any]:
     """The CRD serving v1alpha1 and v1beta1, converted by the operator's webhook.
 
