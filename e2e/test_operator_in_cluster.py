@@ -11,8 +11,11 @@ through the chart's Lease.
 
 Two failovers, each followed by a spec change only a leader can carry out:
 a crash (the leader's container SIGKILLed: no Lease release, the standby waits
-the Lease out) and the leader's pod deleted with grace period 0 (the kubelet
-still sends SIGTERM and the leader hands the Lease back). Every write is
+the Lease out) and the leader's pod deleted as a drain or a rollout deletes it,
+with its grace period (the kubelet sends SIGTERM and the leader hands the Lease
+back). Not with grace period 0: that removes the pod object at once, and with it
+the validity of the pod-bound ServiceAccount token the release is written with
+(a 401 whenever the API server's token cache has expired). Every write is
 logged with the writer's Lease identity and wall time (``MODELOPS_LOG_WRITES``
 through the chart's ``operator.env``); the pods run on this machine, so their
 clocks are the test's, and no object may be written by two leaders. The
@@ -90,7 +93,7 @@ def release_namespace(cluster: Cluster) -> Iterator[str]:
 
 class LogFollower:
     """``kubectl logs -f`` of one pod into a file, started while the pod lives: a
-    pod deleted with grace period 0 takes its logs with it."""
+    deleted pod takes its logs with it."""
 
     def __init__(self, cluster: Cluster, namespace: str, pod: str, path: Path) -> None:
         self.path = path
@@ -400,11 +403,11 @@ def test_two_replicas_from_the_chart_on_a_real_node_fail_over_without_double_wri
             what="the crashed container restarted",
         )
 
-        # 2. The leader's pod deleted with grace period 0: the kubelet still sends
-        # SIGTERM (and SIGKILL 2 s later), and the leader hands the Lease back on
-        # its way out.
+        # 2. The leader's pod deleted with its grace period, as a drain or a
+        # rollout deletes it: the kubelet sends SIGTERM, and the leader hands the
+        # Lease back on its way out, while its pod (and so its token) still exists.
         deleted_at = time.time()
-        cluster.core.delete_namespaced_pod(standby, release_namespace, grace_period_seconds=0)
+        cluster.core.delete_namespaced_pod(standby, release_namespace)
         _change(cluster, namespace, "256Mi")
 
         def third_leader() -> tuple[str, list[Write]] | None:
@@ -423,7 +426,7 @@ def test_two_replicas_from_the_chart_on_a_real_node_fail_over_without_double_wri
         third_first = min(w.at for w in third_writes)
         handover = third_first - deleted_at
         print(
-            f"failover after the leader pod's deletion (grace 0) -> new leader's first write: "
+            f"failover after the leader pod's deletion -> new leader's first write: "
             f"{handover:.1f}s ({second_holder} -> {third_holder})"
         )
         # Sooner than any takeover without a release (a lease duration): the
