@@ -8,8 +8,8 @@ the comparison or a counted mirror error) and :func:`answer_fields` (the
 header fields of an answer the comparison needs, stable or candidate).
 
 Not here: choosing which requests are mirrored or split and keeping the
-stable answer as it streams to the client (the proxy's client side,
-:mod:`modelops.drift.proxy`), the candidate's pool of connections (the proxy,
+stable answer as it streams to the client (:mod:`modelops.drift.routed_request`),
+the candidate's pool of connections (the proxy,
 on each traffic-file change), the comparison itself and the figures
 (:mod:`modelops.drift.traffic_plane`). The gRPC relay mirrors through its own
 grpcio client (:mod:`modelops.drift.grpc_proxy`).
@@ -62,7 +62,7 @@ def start_mirror(
         rollout.figures.mirror_dropped += 1
         rollout.mirrors_ended += 1
         return
-    # Its slot was taken when the request was chosen (proxy._Downstream._route).
+    # Its slot was taken when the request was chosen (routed_request.route).
     request = upstream_request_head(line, head, len(body))[:-2] + MIRROR_FIELD
     if proxy.inplace is not None and not self_compare:
         assert proxy._pool is not None

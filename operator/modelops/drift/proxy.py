@@ -91,11 +91,13 @@ are a small aiohttp app on a separate port (:mod:`modelops.drift.admin_endpoints
 not on the hot path, and never mixed with Triton's URL space.
 
 This module holds :class:`ProxyConfig`, the client side (``_Downstream``: reading
-requests within the limits above, choosing split or mirror, relaying the answer,
-the timeout checks) and :class:`DriftProxy` (servers, sweep, drain, the candidate's
-pool, statistics). The rest is one concern per module:
+requests within the limits above, relaying each to Triton or the candidate and
+the answer back, the timeout checks) and :class:`DriftProxy` (servers, sweep,
+drain, the candidate's pool, statistics). The rest is one concern per module:
 :mod:`~modelops.drift.request_head` (what a request head's bytes say, cached),
 :mod:`~modelops.drift.upstream_pool` (connections to Triton and their pools),
+:mod:`~modelops.drift.routed_request` (the rollout's choice for one infer request:
+split, mirror or noise floor, and the answer kept for the mirror),
 :mod:`~modelops.drift.mirror` (mirrored requests) and
 :mod:`~modelops.drift.admin_endpoints`.
 """
@@ -131,11 +133,11 @@ from modelops.drift.http1 import (
 )
 from modelops.drift.inplace import InPlaceRoute, in_place_route
 from modelops.drift.metrics import DriftMetrics
-from modelops.drift.mirror import Mirror, answer_fields, start_mirror
+from modelops.drift.mirror import Mirror
 from modelops.drift.monitor import DriftMonitor
-from modelops.drift.outputs import Answer
-from modelops.drift.request_head import HEAD_CACHE, HEAD_CACHE_BYTES, INFER_PATH, ParsedHead
-from modelops.drift.traffic import MIRROR_HEADER, SPLIT_HEADER, TrafficSettings
+from modelops.drift.request_head import HEAD_CACHE, HEAD_CACHE_BYTES, ParsedHead, parsed_head
+from modelops.drift.routed_request import RoutedRequest, route
+from modelops.drift.traffic import TrafficSettings
 from modelops.drift.traffic_plane import (
     DEFAULT_MIRROR_MAX_IN_FLIGHT,
     DEFAULT_MIRROR_TIMEOUT,
@@ -202,8 +204,35 @@ class ProxyConfig:
         return max(0.02, min(0.5, shortest / 5))
 
 
-# (Triton's head, close, chunked) -> the head the client gets.
-_CLIENT_HEADS: dict[tuple[bytes, bool, bool, bytes], bytes] = {}
+# (Triton's head, close, chunked, fields added) -> the head the client gets.
+_ClientHeadKey = tuple[bytes, bool, bool, bytes]
+_CLIENT_HEADS: dict[_ClientHeadKey, bytes] = {}
+
+
+def _client_head(head: Head, key: _ClientHeadKey) -> bytes:
+    """Triton's response head as the client gets it, made and kept (bounded)."""
+    _, close, chunked, fields = key
+    out = client_response_head(head, close=close, chunked=chunked)
+    if fields:
+        out = out[:-2] + fields + b"\r\n"
+    if len(head.raw) <= HEAD_CACHE_BYTES:
+        if len(_CLIENT_HEADS) >= HEAD_CACHE:
+            _CLIENT_HEADS.clear()  # many distinct heads: start over rather than grow
+        _CLIENT_HEADS[key] = out
+    return out
+
+
+def _upstream_error(
+    kind: str, detail: str, upstream: str, timeout: float, got_bytes: bool
+) -> tuple[int, str]:
+    """The status and message for a client whose request Triton failed (``kind``:
+    timeout, protocol or closed; see ``Upstream``)."""
+    if kind == "timeout":
+        return 504, f"Triton at {upstream} did not answer in time ({timeout:g}s)"
+    if kind == "protocol":
+        return 502, f"Triton at {upstream}: {detail}"
+    mid = " mid-response" if got_bytes else ""
+    return 502, f"Triton at {upstream}: Triton closed the connection{mid}"
 
 
 def _error_body(message: str) -> bytes:
@@ -246,14 +275,10 @@ class _Downstream(asyncio.Protocol):
         self.reserved = 0  # bytes counted in proxy.buffered for this request
         self.t0 = 0.0
         self.endpoint = "other"
-        # Gated rollout, set only while the rollout acts (see _route):
-        self.routed = False  # this request was considered for split / mirror
+        # Gated rollout, set only for an infer request while the rollout acts:
+        self.routed: RoutedRequest | None = None  # the rollout's choice for it
         self.split_pool: Pool | None = None  # the candidate answers it
         self.split_failed = False  # the candidate answered 5xx: its answer is dropped
-        self.self_compare = False  # the captured answer is compared with a second own one
-        self.capture: bytearray | None = None  # Triton's answer, kept for a mirror
-        self.capture_skip = 0  # response head bytes at the start of the next send
-        self.capture_answer: Answer | None = None  # header fields of the captured answer
 
     # -- asyncio callbacks ------------------------------------------------------------
 
@@ -275,9 +300,8 @@ class _Downstream(asyncio.Protocol):
         self.phase = CLOSED
         self.proxy._clients.discard(self)
         self._unreserve()
-        if self.capture is not None:  # the client left before the answer ended
-            self.capture = None
-            self.proxy.rollout.mirrors_ended += 1
+        if self.routed is not None:
+            self.routed.abandon()
         up, self.up = self.up, None
         if up is not None:
             up.reusable = False  # the response has nowhere to go
@@ -369,14 +393,7 @@ class _Downstream(asyncio.Protocol):
                 raise ProtocolError(400, "bare CR or LF in the request head")
             return False
         raw = bytes(buf[: i + 4])
-        heads = self.proxy.heads
-        parsed = heads.get(raw)
-        if parsed is None:
-            parsed = ParsedHead(raw)
-            if len(raw) <= HEAD_CACHE_BYTES:
-                if len(heads) >= HEAD_CACHE:
-                    heads.clear()  # many distinct heads: start over rather than grow
-                heads[raw] = parsed
+        parsed = self.proxy.heads.get(raw) or parsed_head(self.proxy.heads, raw)
         line, head = parsed.line, parsed.head
         self.parsed = parsed
         self.endpoint = parsed.endpoint
@@ -403,46 +420,19 @@ class _Downstream(asyncio.Protocol):
         elif self.remaining:
             self._reserve(self.remaining)
         if parsed.infer and proxy.rollout.acting:
-            self._route(line, head)
+            routed = self.routed = route(
+                proxy.rollout,
+                head,
+                candidate_reachable=proxy.candidate_pool is not None,
+                streamed=self.streamed,
+                now=self.clock(),
+            )
+            if routed is not None and routed.split:
+                self.split_pool = proxy.candidate_pool
         has_body = self.framing == "chunked" or self.remaining > 0
         if parsed.expect and has_body and not buf:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return True
-
-    def _route(self, line: RequestLine, head: RequestHead) -> None:
-        """Split this infer request to the candidate, or keep its answer for a mirror."""
-        if line.method != "POST" or INFER_PATH.match(line.path) is None:
-            return
-        if head.get(MIRROR_HEADER) is not None or head.get(SPLIT_HEADER) is not None:
-            return  # sent by another sidecar: never passed on again
-        proxy = self.proxy
-        rollout = proxy.rollout
-        self.routed = True
-        split = rollout.choose_split(self.clock(), proxy.candidate_pool is not None)
-        if split is not None:
-            if split:
-                self.split_pool = proxy.candidate_pool
-            return
-        if rollout.mirror.percent and rollout.mirror.take():
-            if self.streaming_body:
-                rollout.figures.mirror_dropped += 1  # body above the stats cap: not held
-                return
-            # The slot is taken now, while Triton's answer is being kept: the cap
-            # bounds kept answers as well as mirrors on the wire.
-            if rollout.mirror_slot():
-                rollout.mirrors_started += 1
-                self.capture = bytearray()
-            return
-        if (
-            rollout.self_compare.percent
-            and rollout.self_compare.take()
-            and not self.streaming_body
-            and rollout.mirror_slot()
-        ):
-            # The noise floor: the same call once more to this pod's own Triton.
-            rollout.mirrors_started += 1
-            self.capture = bytearray()
-            self.self_compare = True
 
     def _reserve(self, n: int) -> None:
         proxy = self.proxy
@@ -603,43 +593,17 @@ class _Downstream(asyncio.Protocol):
             elif b"\r\nx-modelops-version:" not in head.lower:
                 fields = rollout.candidate_fields
         key = (head.raw, self.close_after, framing == "chunked", fields)
-        out = _CLIENT_HEADS.get(key)
-        if out is None:
-            out = client_response_head(head, close=key[1], chunked=key[2])
-            if fields:
-                out = out[:-2] + fields + b"\r\n"
-            if len(head.raw) <= HEAD_CACHE_BYTES:
-                if len(_CLIENT_HEADS) >= HEAD_CACHE:
-                    _CLIENT_HEADS.clear()
-                _CLIENT_HEADS[key] = out
-        if self.capture is not None:
-            self.capture_skip = len(out)
-            self.capture_answer = answer_fields(head, framing)
+        out = _CLIENT_HEADS.get(key) or _client_head(head, key)
+        if self.routed is not None:
+            self.routed.response_head(head, framing, len(out))
         return out
-
-    def _capture(self, first: bytes, second: bytes) -> None:
-        """Keep the bytes of Triton's answer for the mirror's comparison (bounded)."""
-        cap = self.capture
-        assert cap is not None
-        skip = self.capture_skip
-        if skip:
-            self.capture_skip = max(0, skip - len(first))
-            first = first[skip:]
-        if len(cap) + len(first) + len(second) > self.cfg.stats_max_bytes:
-            self.capture = None  # too large to compare: the mirror is not sent
-            rollout = self.proxy.rollout
-            rollout.figures.mirror_dropped += 1
-            rollout.mirrors_ended += 1
-            return
-        cap += first
-        cap += second
 
     def send(self, first: bytes, second: bytes) -> None:
         t = self.transport
         if self.phase == CLOSED or t is None or self.split_failed:
             return
-        if self.capture is not None:
-            self._capture(first, second)
+        if self.routed is not None:
+            self.routed.keep(first, second, self.cfg.stats_max_bytes)
         if second:
             if first:
                 t.writelines([first, second])
@@ -687,17 +651,8 @@ class _Downstream(asyncio.Protocol):
         ):
             self._split_failed(timeout=kind == "split_timeout")
             return
-        if kind == "timeout":
-            status = 504
-            msg = f"Triton at {upstream} did not answer in time ({self.cfg.upstream_timeout:g}s)"
-        elif kind == "protocol":
-            status, msg = 502, f"Triton at {upstream}: {detail}"
-        else:
-            status = 502
-            msg = f"Triton at {upstream}: Triton closed the connection" + (
-                " mid-response" if got_bytes else ""
-            )
-        self._finish_error(status, msg)
+        timeout = self.cfg.upstream_timeout
+        self._finish_error(*_upstream_error(kind, detail, upstream, timeout, got_bytes))
 
     def _split_failed(self, timeout: bool) -> None:
         """The candidate failed a split request (5xx, reset, no answer in time):
@@ -725,8 +680,13 @@ class _Downstream(asyncio.Protocol):
         proxy.metrics.observe_request(status, self.endpoint, seconds)
         parsed = self.parsed
         if parsed is not None and parsed.infer:
-            if self.routed:
-                self._end_routed(status, seconds)
+            routed = self.routed
+            if routed is not None:
+                assert self.line is not None and self.head is not None
+                request = (self.line, self.head, self.body)
+                by_candidate = self.split_pool is not None
+                routed.end(proxy, status, seconds, request, by_candidate=by_candidate)
+                self.routed = self.split_pool = None
             else:
                 proxy.rollout.figures.observe(status, seconds)
         self._unreserve()
@@ -744,32 +704,6 @@ class _Downstream(asyncio.Protocol):
         self.resume_client_reading()
         if self.buf:
             self._advance()
-
-    def _end_routed(self, status: int, seconds: float) -> None:
-        rollout = self.proxy.rollout
-        figures = rollout.figures
-        if self.split_pool is not None:
-            # The candidate answered (a 5xx or no answer fell back to this pod's
-            # Triton in _split_failed and does not end here).
-            rollout.split_answered()
-            if self.proxy.inplace is not None:
-                self.proxy.inplace.observe(status, seconds)
-        else:
-            figures.observe(status, seconds)
-            answer = self.capture_answer
-            if self.capture is not None:
-                if answer is not None and status == 200:
-                    assert self.line is not None and self.head is not None
-                    stable = Answer(bytes(self.capture), *answer)
-                    start_mirror(
-                        self.proxy, self.line, self.head, self.body, stable, self.self_compare
-                    )
-                else:
-                    rollout.mirrors_ended += 1  # only successful requests mirror
-        self.routed = self.self_compare = False
-        self.split_pool = None
-        self.capture = self.capture_answer = None
-        self.capture_skip = 0
 
     # -- timeouts (called by the proxy's sweep) ------------------------------------
 

@@ -99,3 +99,14 @@ class ParsedHead:
                 parser = HttpParser(header_length, encoding, max_bytes)
             self.parser = parser
         return parser
+
+
+def parsed_head(cache: dict[bytes, ParsedHead], raw: bytes) -> ParsedHead:
+    """``raw``'s ParsedHead, made and kept in ``cache`` (bounded: cleared when full,
+    so many distinct heads start it over rather than grow it)."""
+    parsed = ParsedHead(raw)
+    if len(raw) <= HEAD_CACHE_BYTES:
+        if len(cache) >= HEAD_CACHE:
+            cache.clear()
+        cache[raw] = parsed
+    return parsed
