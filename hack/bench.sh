@@ -8,6 +8,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   runs=(
     "bench/operator/scale.py --sizes 50"
     "bench/operator/failover.py --n 20"
+    "bench/operator/soak.py --minutes 2 --base 20 --rate 1"
     "bench/drift/overhead.py --seconds 2 --rounds 1"
     "bench/drift/grpc_mirror.py --seconds 2"
     "bench/drift/http_parser.py --iterations 20000 --repeat 2"
@@ -31,8 +32,11 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   )
 else
   runs=(
-    "bench/operator/scale.py --sizes 100,1000"
-    "bench/operator/failover.py --n 200"
+    # Issue 21's sizes: hours on a 2-core machine (about 50 min for the scale
+    # runs, 20 for the failover, 35 for the soak).
+    "bench/operator/scale.py --sizes 1000,3000"
+    "bench/operator/failover.py --n 3000"
+    "bench/operator/soak.py --minutes 30 --base 200 --rate 2"
     "bench/drift/overhead.py"
     "bench/drift/grpc_mirror.py"
     "bench/drift/http_parser.py"
