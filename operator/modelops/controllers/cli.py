@@ -16,6 +16,7 @@ from modelops.controllers.conversion import (
     hosts_from,
     service_hosts,
 )
+from modelops.controllers.malloc_arenas import limit_malloc_arenas
 from modelops.render.lease import LeaseConfig
 
 
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     operator.IMAGE_DEFAULTS = ImageDefaults(triton=args.triton_image, trainer=args.trainer_image)
 
     logs.configure(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    limit_malloc_arenas(os.environ)  # before the reconcile pool's threads exist
     trace_path = os.environ.get("MODELOPS_TRACEMALLOC")
     if trace_path:
         _trace_memory_to(trace_path)
