@@ -20,9 +20,13 @@ NO_PROXY = cast(Any, SimpleNamespace(inplace=None))
 
 
 def _rollout(
-    mirror: float = 0.0, weight: float = 0.0, self_compare: float = 0.0, in_flight: int = 16
+    mirror: float = 0.0,
+    weight: float = 0.0,
+    self_compare: float = 0.0,
+    in_flight: int = 16,
+    max_answer: int = 1024,
 ) -> Rollout:
-    rollout = Rollout("7", mirror_max_in_flight=in_flight)
+    rollout = Rollout("7", mirror_max_in_flight=in_flight, max_answer_bytes=max_answer)
     rollout.apply(
         TrafficSettings(
             epoch="8",
@@ -54,22 +58,22 @@ def test_a_mirrored_request_keeps_the_answer_past_its_head() -> None:
     client_head = b"HTTP/1.1 200 OK\r\n\r\n"
     routed.response_head(Head(ANSWER_HEAD), "length", len(client_head))
     # The client's head and the first body bytes can come in one write.
-    routed.keep(client_head + b"ab", b"", limit=1024)
-    routed.keep(b"c", b"d", limit=1024)
+    routed.keep(client_head + b"ab", b"")
+    routed.keep(b"c", b"d")
     assert bytes(routed.capture or b"") == b"abcd"
     assert routed.answer == (2, None, False)
 
 
 def test_an_answer_above_the_cap_drops_the_mirror_and_frees_its_slot() -> None:
-    rollout = _rollout(mirror=100)
+    rollout = _rollout(mirror=100, max_answer=16)
     routed = _route(rollout)
     assert routed is not None
     routed.response_head(Head(ANSWER_HEAD), "length", 0)
-    routed.keep(b"x" * 10, b"", limit=16)
-    routed.keep(b"x" * 10, b"", limit=16)
+    routed.keep(b"x" * 10, b"")
+    routed.keep(b"x" * 10, b"")
     assert routed.capture is None
     assert rollout.figures.mirror_dropped == 1 and rollout.mirrors_in_flight == 0
-    routed.keep(b"more", b"", limit=16)  # nothing kept any more, nothing counted twice
+    routed.keep(b"more", b"")  # nothing kept any more, nothing counted twice
     assert rollout.figures.mirror_dropped == 1
 
 

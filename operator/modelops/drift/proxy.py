@@ -603,7 +603,7 @@ class _Downstream(asyncio.Protocol):
         if self.phase == CLOSED or t is None or self.split_failed:
             return
         if self.routed is not None:
-            self.routed.keep(first, second, self.cfg.stats_max_bytes)
+            self.routed.keep(first, second)
         if second:
             if first:
                 t.writelines([first, second])

@@ -88,8 +88,9 @@ class RoutedRequest:
             self.capture_skip = client_head_bytes
             self.answer = answer_fields(head, framing)
 
-    def keep(self, first: bytes, second: bytes, limit: int) -> None:
-        """Keep what the client is sent of Triton's answer, past its head (bounded)."""
+    def keep(self, first: bytes, second: bytes) -> None:
+        """Keep what the client is sent of Triton's answer, past its head, up to the
+        rollout's ``max_answer_bytes`` (the sidecar's ``stats_max_bytes``)."""
         cap = self.capture
         if cap is None:
             return
@@ -97,7 +98,7 @@ class RoutedRequest:
         if skip:
             self.capture_skip = max(0, skip - len(first))
             first = first[skip:]
-        if len(cap) + len(first) + len(second) > limit:
+        if len(cap) + len(first) + len(second) > self.rollout.max_answer_bytes:
             self.capture = None  # too large to compare: the mirror is not sent
             self.rollout.figures.mirror_dropped += 1
             self.rollout.mirrors_ended += 1
